@@ -1,0 +1,66 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from api import problems
+from api.routes import audit, health
+from api.runtime import Runtime, open_runtime
+from api.settings import Settings
+
+log = logging.getLogger("shanakht.api")
+
+
+def _checkpoint_once(runtime: Runtime) -> None:
+    with runtime.sessions() as session, session.begin():
+        runtime.audit_log(session).checkpoint_if_grown()
+
+
+async def _checkpoint_forever(runtime: Runtime, interval: float) -> None:
+    """Sign a checkpoint whenever the log has grown, so there is always a recent one to hold.
+
+    A failure (the database restarting, say) is logged and retried at the next tick; it must
+    not take the API down with it.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(_checkpoint_once, runtime)
+        except Exception:
+            log.exception("automatic audit checkpoint failed")
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    """Build the app on `runtime`, or on one opened from the environment's settings."""
+    runtime = runtime or open_runtime(Settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        interval = runtime.settings.audit_checkpoint_interval
+        task = asyncio.create_task(_checkpoint_forever(runtime, interval)) if interval else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(
+        title="Shanakht",
+        version="0.1.0",
+        summary="Digital identity, document locker and signatures, on one audit log.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(audit.router)
+    return app

@@ -1,0 +1,35 @@
+"""FastAPI dependencies: the runtime, a database session per request, the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from api.runtime import Runtime
+from audit import AuditLog
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    """One transaction per request: committed when the handler returns, rolled back on error."""
+    with runtime.sessions() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_audit_log(runtime: RuntimeDep, session: SessionDep) -> AuditLog:
+    return runtime.audit_log(session)
+
+
+AuditLogDep = Annotated[AuditLog, Depends(get_audit_log)]

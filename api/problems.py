@@ -1,0 +1,84 @@
+"""RFC 9457 problem details: the one shape every error leaves the service in.
+
+Domain packages raise their own exceptions and know nothing of HTTP; this table is where each
+becomes a status code. Nothing from the request is echoed back, so no input (which may carry
+personal data) travels into an error body or the logs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from audit import AuditError, EntryError, NoteError, ProofError, ProofRequestError, TamperError
+
+log = logging.getLogger("shanakht.api")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# Most specific first: the first class an exception is an instance of decides its status.
+DOMAIN_STATUS: list[tuple[type[Exception], int, str]] = [
+    (ProofRequestError, 400, "The proof asked for cannot exist"),
+    (ProofError, 400, "The proof does not verify"),
+    (NoteError, 400, "The signed note is not valid"),
+    (EntryError, 400, "The audit entry is not valid"),
+    (TamperError, 500, "The audit log failed an integrity check"),
+    (AuditError, 500, "The audit log could not answer"),
+]
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra: object) -> JSONResponse:
+    body: dict[str, object] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _status_for(exc: Exception) -> tuple[int, str]:
+    for cls, status, title in DOMAIN_STATUS:
+        if isinstance(exc, cls):
+            return status, title
+    return 500, "Internal error"
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    status, title = _status_for(exc)
+    if status >= 500:
+        log.error("%s: %s", type(exc).__name__, exc)
+        return problem(status, title)
+    return problem(status, title, str(exc))
+
+
+async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {"location": ".".join(str(part) for part in err["loc"]), "message": err["msg"]}
+        for err in exc.errors()
+    ]
+    return problem(
+        400, "The request is malformed", "See `errors` for each bad field.", errors=errors
+    )
+
+
+async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    response = problem(exc.status_code, str(exc.detail))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled %s", type(exc).__name__)
+    return problem(500, "Internal error", "The error was logged; please try again later.")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    for cls, _status, _title in DOMAIN_STATUS:
+        app.add_exception_handler(cls, _domain_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,5 @@
+"""Every domain package's tables, for Alembic: one metadata per package, one migration history."""
+
+from audit.models import metadata as audit_metadata
+
+target_metadata = [audit_metadata]

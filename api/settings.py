@@ -1,0 +1,73 @@
+"""Configuration, from environment variables prefixed `SHANAKHT_` (the README has the table)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHANAKHT_", frozen=True, extra="ignore")
+
+    env: Literal["development", "production"] = Field(
+        "development",
+        description="`production` refuses to start without a master key and a database URL.",
+    )
+    data_dir: Path = Field(
+        Path("var"),
+        description="Where the embedded default keeps its database, keys and objects.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default: a SQLite file in the data directory. "
+        "PostgreSQL: `postgresql+psycopg://user:pass@host/db`.",
+    )
+    master_key: SecretStr | None = Field(
+        None,
+        description="Base64 of 32 random bytes that encrypt every key at rest. Development "
+        "generates one into the data directory; production requires it.",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The URL citizens and relying parties reach the service at.",
+    )
+    audit_origin: str | None = Field(
+        None,
+        description="The audit log's name in its checkpoints and key; default: the public "
+        "URL's host and `/audit`.",
+    )
+    audit_checkpoint_interval: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between automatic checkpoints while the log grows; 0 turns them off.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Level of the service's own log."
+    )
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.env == "production":
+            if self.master_key is None:
+                raise ValueError("SHANAKHT_MASTER_KEY is required when SHANAKHT_ENV=production")
+            if self.database_url is None:
+                raise ValueError("SHANAKHT_DATABASE_URL is required when SHANAKHT_ENV=production")
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'shanakht.db').resolve()}"
+
+    @cached_property
+    def resolved_audit_origin(self) -> str:
+        if self.audit_origin:
+            return self.audit_origin
+        host = urlsplit(self.public_url).netloc or "localhost"
+        return f"{host}/audit"

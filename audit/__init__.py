@@ -1,0 +1,42 @@
+"""The shared tamper-evident audit log: canonical entries, hash chain, Merkle tree, checkpoints.
+
+Every service writes here; nobody, not even the service, can change what was written without
+`audit verify` or an outside holder of a signed checkpoint noticing. This package imports no
+other Shanakht package.
+"""
+
+from audit.checkpoint import Checkpoint
+from audit.entry import AuditEntry, AuditEvent
+from audit.errors import (
+    AuditError,
+    EntryError,
+    NoteError,
+    ProofError,
+    ProofRequestError,
+    TamperError,
+)
+from audit.note import NoteSigner, NoteVerifier
+from audit.pseudonym import pseudonym
+from audit.services import AuditLog, ConsistencyProof, InclusionProof, SignedCheckpoint
+from audit.verify import VerifyReport, verify_log
+
+__all__ = [
+    "AuditEntry",
+    "AuditError",
+    "AuditEvent",
+    "AuditLog",
+    "Checkpoint",
+    "ConsistencyProof",
+    "EntryError",
+    "InclusionProof",
+    "NoteError",
+    "NoteSigner",
+    "NoteVerifier",
+    "ProofError",
+    "ProofRequestError",
+    "SignedCheckpoint",
+    "TamperError",
+    "VerifyReport",
+    "pseudonym",
+    "verify_log",
+]

@@ -1,0 +1,129 @@
+"""Audit entries: what happened, to whom, by whom, why, stored as canonical JSON.
+
+The fields follow the access-log columns of the province's data policy (system, PII fields,
+who, when, reason, output): `actor` is who, `time` is when, `purpose` is the reason,
+`resource` and `details` say what was touched and returned, `outcome` how it ended.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from audit.canonical import JsonValue, canonical_json
+from audit.errors import EntryError
+
+OUTCOMES = frozenset({"success", "failure", "denied"})
+
+# A CNIC written with or without its dashes. Entries name people by pseudonym only; a string
+# shaped like a CNIC anywhere in an entry is refused, as a last guard against a caller that
+# forgot to pseudonymise.
+_CNIC_SHAPE = re.compile(r"(?<!\d)(?:\d{5}-\d{7}-\d|\d{13})(?!\d)")
+
+_ACTION_SHAPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+_FIELDS = ("action", "actor", "details", "outcome", "purpose", "resource", "seq", "subject", "time")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds, so entries sort and compare as text."""
+    if moment.tzinfo is None:
+        raise EntryError("audit times must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """What a service asks the log to record; the log adds the sequence number and time."""
+
+    actor: str
+    action: str
+    outcome: str = "success"
+    subject: str | None = None
+    resource: str | None = None
+    purpose: str | None = None
+    details: dict[str, JsonValue] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.actor:
+            raise EntryError("an audit event needs an actor")
+        if not _ACTION_SHAPE.match(self.action):
+            raise EntryError(f"action {self.action!r} is not a dotted lower-case name")
+        if self.outcome not in OUTCOMES:
+            raise EntryError(f"outcome must be one of {sorted(OUTCOMES)}, not {self.outcome!r}")
+        for name in ("subject", "resource", "purpose"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise EntryError(f"{name} must be a string or None")
+        if not isinstance(self.details, dict):
+            raise EntryError("details must be a JSON object")
+        for text in _strings([self.actor, self.subject, self.resource, self.purpose, self.details]):
+            if _CNIC_SHAPE.search(text):
+                raise EntryError("an audit entry must name people by pseudonym, never by CNIC")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An event as it stands in the log, at its sequence number."""
+
+    seq: int
+    time: str
+    event: AuditEvent
+
+    def to_json(self) -> dict[str, JsonValue]:
+        e = self.event
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "actor": e.actor,
+            "action": e.action,
+            "subject": e.subject,
+            "resource": e.resource,
+            "purpose": e.purpose,
+            "outcome": e.outcome,
+            "details": e.details,
+        }
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_json())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AuditEntry:
+        """Parse and validate stored bytes; they must be exactly the canonical form."""
+        try:
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise EntryError(f"entry is not JSON: {exc}") from exc
+        if not isinstance(obj, dict) or tuple(sorted(obj)) != _FIELDS:
+            raise EntryError(f"entry must hold exactly the fields {', '.join(_FIELDS)}")
+        seq = obj["seq"]
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise EntryError("entry seq must be a non-negative integer")
+        if not isinstance(obj["time"], str):
+            raise EntryError("entry time must be a string")
+        event = AuditEvent(
+            actor=obj["actor"],
+            action=obj["action"],
+            outcome=obj["outcome"],
+            subject=obj["subject"],
+            resource=obj["resource"],
+            purpose=obj["purpose"],
+            details=obj["details"],
+        )
+        entry = cls(seq=seq, time=obj["time"], event=event)
+        if entry.to_bytes() != data:
+            raise EntryError("entry is not in canonical JSON form")
+        return entry

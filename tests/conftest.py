@@ -1,0 +1,76 @@
+"""Shared fixtures: a fresh database per test, SQLite by default, PostgreSQL when
+SHANAKHT_DATABASE_URL names one (as `.ci/run` does on its second pass)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from api.migrate import upgrade
+from api.runtime import Runtime, open_runtime
+from api.settings import Settings
+
+POSTGRES_URL = os.environ.get("SHANAKHT_DATABASE_URL", "")
+
+
+def pytest_report_header() -> str:
+    backend = make_url(POSTGRES_URL).get_backend_name() if POSTGRES_URL else "sqlite"
+    return f"shanakht database backend: {backend}"
+
+
+@pytest.fixture
+def backend() -> str:
+    return "postgresql" if POSTGRES_URL else "sqlite"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A database of its own for each test: a SQLite file, or a PostgreSQL schema."""
+    if not POSTGRES_URL:
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "var",
+        database_url=database_url,
+        audit_checkpoint_interval=0,
+        public_url="https://shanakht.test",
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    runtime = open_runtime(settings)
+    upgrade(runtime.engine)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def cli_env(settings: Settings) -> dict[str, str]:
+    """Environment for running the CLI against this test's data directory and database."""
+    return {
+        "SHANAKHT_DATA_DIR": str(settings.data_dir),
+        "SHANAKHT_DATABASE_URL": str(settings.database_url),
+        "SHANAKHT_PUBLIC_URL": settings.public_url,
+    }

@@ -1,0 +1,126 @@
+"""The public audit endpoints, checked the way an outside verifier would check them."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.database import create_db_engine
+from api.runtime import Runtime
+from audit import Checkpoint, NoteVerifier, merkle
+from tests.unit.audit.helpers import append
+
+PROBLEM = "application/problem+json"
+
+
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def _checkpoint(client: TestClient) -> Checkpoint:
+    """Fetch key and checkpoint and check the signature, trusting nothing else the server says."""
+    key = client.get("/audit/key")
+    assert key.status_code == 200
+    verifier = NoteVerifier.parse(key.text.strip())
+    note = client.get("/audit/checkpoint")
+    assert note.status_code == 200
+    assert note.headers["content-type"].startswith("text/plain")
+    return Checkpoint.open(note.text, verifier, "shanakht.test/audit")
+
+
+def test_key_and_checkpoint_verify(client: TestClient, runtime: Runtime) -> None:
+    append(runtime, 5)
+    checkpoint = _checkpoint(client)
+    assert checkpoint.size == 5
+    assert client.get("/audit/key").text.startswith("shanakht.test/audit+")
+
+
+def test_inclusion_proofs_verify_against_the_signed_checkpoint(
+    client: TestClient, runtime: Runtime
+) -> None:
+    append(runtime, 13)
+    checkpoint = _checkpoint(client)
+    for index in (0, 6, 12):
+        response = client.get(f"/audit/proofs/inclusion?index={index}&size={checkpoint.size}")
+        assert response.status_code == 200
+        assert "immutable" in response.headers["cache-control"]
+        body = response.json()
+        merkle.verify_inclusion(
+            _b64(body["leaf_hash"]),
+            index,
+            checkpoint.size,
+            [_b64(p) for p in body["proof"]],
+            checkpoint.root,
+        )
+
+
+def test_consistency_proofs_link_two_checkpoints(client: TestClient, runtime: Runtime) -> None:
+    append(runtime, 6)
+    old = _checkpoint(client)
+    append(runtime, 9)
+    with runtime.sessions() as session, session.begin():
+        runtime.audit_log(session).checkpoint()
+    new = _checkpoint(client)
+    assert (old.size, new.size) == (6, 15)
+    body = client.get(f"/audit/proofs/consistency?from={old.size}&to={new.size}").json()
+    merkle.verify_consistency(
+        old.size, new.size, old.root, new.root, [_b64(p) for p in body["proof"]]
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/audit/proofs/inclusion?index=0&size=0",
+        "/audit/proofs/inclusion?index=4&size=4",
+        "/audit/proofs/inclusion?index=0&size=99",
+        "/audit/proofs/inclusion?index=x&size=4",
+        "/audit/proofs/inclusion?index=1.5&size=4",
+        "/audit/proofs/inclusion?size=4",
+        "/audit/proofs/inclusion?index=-1&size=4",
+        "/audit/proofs/inclusion?index=0&size=99999999999999999999999999",
+        "/audit/proofs/consistency?from=3&to=2",
+        "/audit/proofs/consistency?from=0&to=2",
+        "/audit/proofs/consistency?from=a&to=2",
+        "/audit/proofs/consistency?from=1&to=50",
+        "/audit/proofs/consistency?to=2",
+    ],
+)
+def test_malformed_proof_queries_get_a_400_problem(
+    client: TestClient, runtime: Runtime, query: str
+) -> None:
+    append(runtime, 4)
+    response = client.get(query)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == 400
+    assert body["title"]
+    assert "Traceback" not in response.text
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "storage": "ok"}
+
+
+def test_readiness_fails_when_the_database_is_gone(
+    client: TestClient, runtime: Runtime, backend: str
+) -> None:
+    missing = "no_such_database_here" if backend == "postgresql" else "/nonexistent/dir/db"
+    runtime.engine.dispose()
+    runtime.engine = create_db_engine(runtime.engine.url.set(database=missing))
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["checks"]["database"] != "ok"
+
+
+def test_unknown_paths_are_problems_too(client: TestClient) -> None:
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM
