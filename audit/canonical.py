@@ -38,7 +38,17 @@ def _check(value: Any, path: str) -> None:
     raise EntryError(f"{path}: {type(value).__name__} has no canonical JSON form")
 
 
+def check_json(value: Any) -> None:
+    """Raise EntryError unless `value` has an exact canonical JSON form."""
+    _check(value, "$")
+
+
+def encode_checked(value: Any) -> bytes:
+    """Encode a value `check_json` has already accepted, without walking it again."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def canonical_json(value: Any) -> bytes:
     """Encode `value` canonically, refusing anything without an exact JSON form."""
-    _check(value, "$")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    check_json(value)
+    return encode_checked(value)

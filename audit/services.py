@@ -50,6 +50,16 @@ class ConsistencyProof:
     proof: list[bytes]
 
 
+# Statements built once: an append runs three of them, and building them anew each time costs
+# more than executing them on SQLite.
+_LOCK_HEAD = (
+    select(head.c.size, head.c.chain, head.c.frontier).where(head.c.id == HEAD_ID).with_for_update()
+)
+_READ_HEAD = select(head.c.size, head.c.frontier).where(head.c.id == HEAD_ID)
+_INSERT_ENTRIES = insert(entries)
+_MOVE_HEAD = update(head).where(head.c.id == HEAD_ID)
+
+
 def subtree_location(subtree: Subtree) -> tuple[int, int]:
     """Where a complete subtree's hash is stored: (seq of its last leaf, slot in that row)."""
     level, index = subtree
@@ -84,11 +94,8 @@ class AuditLog:
             return []
         # Locking the head row serialises appenders: on PostgreSQL a row lock, on SQLite the
         # write lock every transaction takes at BEGIN IMMEDIATE (see api.database).
-        size, chain, frontier_blob = self._session.execute(
-            select(head.c.size, head.c.chain, head.c.frontier)
-            .where(head.c.id == HEAD_ID)
-            .with_for_update()
-        ).one()
+        connection = self._session.connection()
+        size, chain, frontier_blob = connection.execute(_LOCK_HEAD).one()
         frontier = Frontier.from_bytes(size, frontier_blob)
         time = format_time(self._clock())
         written: list[AuditEntry] = []
@@ -103,11 +110,9 @@ class AuditLog:
                 {"seq": entry.seq, "entry": data, "chain": chain, "hashes": b"".join(completed)}
             )
             written.append(entry)
-        self._session.execute(insert(entries), rows)
-        self._session.execute(
-            update(head)
-            .where(head.c.id == HEAD_ID)
-            .values(size=frontier.size, chain=chain, frontier=frontier.to_bytes())
+        connection.execute(_INSERT_ENTRIES, rows)
+        connection.execute(
+            _MOVE_HEAD, {"size": frontier.size, "chain": chain, "frontier": frontier.to_bytes()}
         )
         return written
 
@@ -180,9 +185,7 @@ class AuditLog:
 
     def checkpoint(self) -> SignedCheckpoint:
         """Sign and record a checkpoint of the log as it stands."""
-        size, frontier_blob = self._session.execute(
-            select(head.c.size, head.c.frontier).where(head.c.id == HEAD_ID)
-        ).one()
+        size, frontier_blob = self._session.execute(_READ_HEAD).one()
         checkpoint = Checkpoint(self.origin, size, Frontier.from_bytes(size, frontier_blob).root())
         signed = SignedCheckpoint(checkpoint, checkpoint.sign(self._signer), self._clock())
         self._session.execute(

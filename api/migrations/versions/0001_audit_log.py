@@ -24,10 +24,19 @@ def _seq() -> sa.types.TypeEngine:
 def upgrade() -> None:
     op.create_table(
         "audit_entries",
-        sa.Column("seq", _seq(), primary_key=True, autoincrement=False, comment="leaf index"),
-        sa.Column("entry", sa.LargeBinary(), nullable=False, comment="canonical JSON"),
-        sa.Column("chain", sa.LargeBinary(32), nullable=False),
-        sa.Column("hashes", sa.LargeBinary(), nullable=False),
+        sa.Column(
+            "seq", _seq(), primary_key=True, autoincrement=False, comment="leaf index, from 0"
+        ),
+        sa.Column("entry", sa.LargeBinary(), nullable=False, comment="canonical JSON of the entry"),
+        sa.Column(
+            "chain", sa.LargeBinary(32), nullable=False, comment="SHA-256(previous chain || leaf)"
+        ),
+        sa.Column(
+            "hashes",
+            sa.LargeBinary(),
+            nullable=False,
+            comment="leaf hash, then the hash of each complete subtree that ends at this leaf",
+        ),
         sa.PrimaryKeyConstraint("seq", name="pk_audit_entries"),
     )
     head = op.create_table(
@@ -35,7 +44,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("chain", sa.LargeBinary(32), nullable=False),
-        sa.Column("frontier", sa.LargeBinary(), nullable=False),
+        sa.Column(
+            "frontier", sa.LargeBinary(), nullable=False, comment="roots of the maximal subtrees"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_audit_head"),
         sa.CheckConstraint("id = 1", name="ck_audit_head_single_row"),
     )
@@ -44,7 +55,7 @@ def upgrade() -> None:
         sa.Column("id", _seq(), primary_key=True, autoincrement=True),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("root", sa.LargeBinary(32), nullable=False),
-        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False, comment="the C2SP signed note as published"),
         sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_audit_checkpoints"),
     )

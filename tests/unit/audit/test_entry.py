@@ -74,6 +74,8 @@ def test_a_pseudonym_is_accepted_where_the_cnic_was_not() -> None:
         {"outcome": "maybe"},
         {"details": ["not", "an", "object"]},
         {"purpose": 5},
+        {"action": None},
+        {"actor": ["system"]},
     ],
 )
 def test_malformed_events_are_refused(fields: dict) -> None:

@@ -1,0 +1,6 @@
+"""Run every benchmark: `python -m bench` (what `make bench` does)."""
+
+from bench import audit_log
+
+if __name__ == "__main__":
+    audit_log.main()
