@@ -19,7 +19,7 @@ from audit.checkpoint import Checkpoint
 from audit.entry import AuditEntry, AuditEvent, format_time
 from audit.errors import AuditError, ProofRequestError
 from audit.merkle import HASH_SIZE, Frontier, Range, Subtree
-from audit.models import GENESIS_CHAIN, HEAD_ID, checkpoints, entries, head
+from audit.models import HEAD_ID, checkpoints, entries, head
 from audit.note import NoteSigner
 
 Clock = Callable[[], datetime]
@@ -70,7 +70,9 @@ class AuditLog:
     """The append-only log of one deployment, used inside the caller's transaction.
 
     Appends join the caller's transaction, so a recorded action and its audit entry commit
-    together or not at all; the caller commits.
+    together or not at all; the caller commits. An append holds the head's lock until that
+    commit, which is what keeps sequence numbers gap-free, so callers append last, just before
+    they commit, to keep other writers waiting as briefly as possible.
     """
 
     def __init__(self, session: Session, *, signer: NoteSigner, clock: Clock) -> None:
@@ -224,7 +226,3 @@ class AuditLog:
 def _note_text(note: str) -> str:
     return note[: note.rfind("\n\n") + 1]
 
-
-def genesis_head() -> dict[str, object]:
-    """The head row of an empty log, inserted by the first migration."""
-    return {"id": HEAD_ID, "size": 0, "chain": GENESIS_CHAIN, "frontier": b""}
