@@ -225,4 +225,3 @@ class AuditLog:
 
 def _note_text(note: str) -> str:
     return note[: note.rfind("\n\n") + 1]
-
