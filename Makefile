@@ -20,9 +20,10 @@ run: $(STAMP)  ## set up, migrate and serve on http://127.0.0.1:8000
 test: $(STAMP)  ## set up and run the whole test suite
 	$(BIN)/pytest
 
-lint: $(STAMP)  ## ruff lint and format check
+lint: $(STAMP)  ## ruff lint, format check, and strict type checks of the packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

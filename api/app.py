@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from api import problems
+from api.middleware import SecurityHeaders
 from api.routes import audit, health
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
@@ -60,6 +61,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.add_middleware(SecurityHeaders)
     problems.install(app)
     app.include_router(health.router)
     app.include_router(audit.router)

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 import click
 from pydantic import ValidationError
@@ -47,7 +48,7 @@ class _FlatGroup(click.Group):
                 formatter.write(f"{'':{formatter.current_indent}}{name:<{width}}  {text}\n")
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> None:
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     click.echo(f"shanakht: {message}", err=True)
     sys.exit(code)
 

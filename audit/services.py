@@ -55,6 +55,7 @@ class ConsistencyProof:
 _LOCK_HEAD = (
     select(head.c.size, head.c.chain, head.c.frontier).where(head.c.id == HEAD_ID).with_for_update()
 )
+_READ_SIZE = select(head.c.size).where(head.c.id == HEAD_ID)
 _READ_HEAD = select(head.c.size, head.c.frontier).where(head.c.id == HEAD_ID)
 _INSERT_ENTRIES = insert(entries)
 _MOVE_HEAD = update(head).where(head.c.id == HEAD_ID)
@@ -121,7 +122,8 @@ class AuditLog:
     # -- reading ---------------------------------------------------------------------------
 
     def size(self) -> int:
-        return self._session.execute(select(head.c.size).where(head.c.id == HEAD_ID)).scalar_one()
+        size: int = self._session.execute(_READ_SIZE).scalar_one()
+        return size
 
     def entry(self, seq: int) -> AuditEntry:
         data = self._session.execute(

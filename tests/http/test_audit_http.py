@@ -124,3 +124,11 @@ def test_unknown_paths_are_problems_too(client: TestClient) -> None:
     response = client.get("/no/such/page")
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/no/such/page", "/audit/proofs/inclusion?size=x"])
+def test_every_response_carries_the_security_headers(client: TestClient, path: str) -> None:
+    headers = client.get(path).headers
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "no-referrer"

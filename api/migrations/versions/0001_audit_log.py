@@ -17,7 +17,7 @@ APPEND_ONLY = ("audit_entries", "audit_checkpoints")
 MESSAGE = "the audit log is append-only"
 
 
-def _seq() -> sa.types.TypeEngine:
+def _seq() -> sa.types.TypeEngine[int]:
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from audit import merkle
 from audit.errors import ProofError
 
-VECTORS = Path(__file__).resolve().parents[4] / "shared" / "vectors" / "rfc6962"
+# A copy of ../shared/vectors/rfc6962 (transparency-dev test data, Apache 2.0; see its README).
+VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "rfc6962"
 
 # The eight leaves of the RFC 6962 test suites and the roots of their first n (n = 0..8).
 LEAVES = [bytes.fromhex(h) for h in ("", "00", "10", "2021", "3031", "40414243",
