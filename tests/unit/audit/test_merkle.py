@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pymerkle import InmemoryTree
 
 from audit import merkle
 from audit.errors import ProofError
@@ -150,3 +151,12 @@ def test_proof_hashes_of_the_wrong_length_are_refused() -> None:
     proof = merkle.inclusion_proof(leaves, 1)
     with pytest.raises(ProofError, match="32-byte"):
         merkle.verify_inclusion(leaves[1], 1, 4, [*proof[:-1], proof[-1][:31]], merkle.root(leaves))
+
+
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=200))
+def test_roots_agree_with_an_independent_implementation(data: list[bytes]) -> None:
+    """pymerkle builds the same RFC 9162 tree by its own code; our roots must equal its."""
+    peer = InmemoryTree(algorithm="sha256")
+    for item in data:
+        peer.append_entry(item)
+    assert merkle.root([merkle.leaf_hash(item) for item in data]) == peer.get_root()
