@@ -21,8 +21,8 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
-    """One transaction per request: committed when the handler returns, rolled back on error."""
-    with runtime.sessions() as session, session.begin():
+    """One transaction per request (see `Runtime.transaction` for what an error keeps)."""
+    with runtime.transaction() as session:
         yield session
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,22 @@ class Runtime:
 
     def audit_log(self, session: Session) -> AuditLog:
         return AuditLog(session, signer=self.audit_signer, clock=self.clock)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: committed on success, rolled back on error, except for errors
+        that say the refusal must leave a record (a counted failed login, its audit entry)."""
+        with self.sessions() as session:
+            session.begin()
+            try:
+                yield session
+            except Exception as exc:
+                if getattr(exc, "keep_transaction", False):
+                    session.commit()
+                else:
+                    session.rollback()
+                raise
+            session.commit()
 
     def check_database(self) -> None:
         """Raise StartupError unless the database answers."""

@@ -1,5 +1,6 @@
 """Every domain package's tables, for Alembic: one metadata per package, one migration history."""
 
 from audit.models import metadata as audit_metadata
+from identity.models import metadata as identity_metadata
 
-target_metadata = [audit_metadata]
+target_metadata = [audit_metadata, identity_metadata]

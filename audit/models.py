@@ -12,13 +12,14 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
-    DateTime,
     Integer,
     LargeBinary,
     MetaData,
     Table,
     Text,
 )
+
+from audit.sqltypes import UtcDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -64,7 +65,7 @@ checkpoints = Table(
     Column("size", BigInteger, nullable=False, index=True),
     Column("root", LargeBinary(32), nullable=False),
     Column("note", Text, nullable=False, comment="the C2SP signed note as published"),
-    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("issued_at", UtcDateTime(), nullable=False),
 )
 
 HEAD_ID = 1

@@ -1,0 +1,183 @@
+"""Citizen accounts as the rest of the package reads them: sealed rows opened into objects."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from identity.errors import AccountExists
+from identity.models import citizens
+from identity.nadra import Address, CitizenRecord, Gender
+from identity.sealing import Sealer
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What NADRA verified about a citizen, as the service keeps it."""
+
+    cnic: str
+    full_name: str
+    father_or_husband_name: str
+    date_of_birth: date
+    gender: Gender
+    address: Address
+
+    @classmethod
+    def from_record(cls, record: CitizenRecord) -> Profile:
+        return cls(
+            cnic=record.cnic,
+            full_name=record.full_name,
+            father_or_husband_name=record.father_or_husband_name,
+            date_of_birth=record.date_of_birth,
+            gender=record.gender,
+            address=record.address,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        a = self.address
+        return {
+            "cnic": self.cnic,
+            "full_name": self.full_name,
+            "father_or_husband_name": self.father_or_husband_name,
+            "date_of_birth": self.date_of_birth.isoformat(),
+            "gender": self.gender.value,
+            "address": {
+                "line": a.line,
+                "city": a.city,
+                "district": a.district,
+                "province": a.province,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Profile:
+        return cls(
+            cnic=data["cnic"],
+            full_name=data["full_name"],
+            father_or_husband_name=data["father_or_husband_name"],
+            date_of_birth=date.fromisoformat(data["date_of_birth"]),
+            gender=Gender(data["gender"]),
+            address=Address(**data["address"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: str
+    pseudonym: str
+    profile: Profile
+    mobile: str
+    password_hash: str
+    password_changed_at: datetime
+    failed_logins: int
+    locked_until: datetime | None
+    status: str
+
+
+def _profile_context(citizen_id: str) -> str:
+    return f"citizen:{citizen_id}:profile"
+
+
+def _mobile_context(citizen_id: str) -> str:
+    return f"citizen:{citizen_id}:mobile"
+
+
+class Accounts:
+    """Reads and creates citizen rows; sealing and unsealing happen only here."""
+
+    def __init__(self, session: Session, sealer: Sealer) -> None:
+        self._session = session
+        self._sealer = sealer
+
+    def _open(self, row: Row[Any]) -> Account:
+        profile = Profile.from_json(self._sealer.open_json(row.profile, _profile_context(row.id)))
+        mobile = self._sealer.open(row.mobile, _mobile_context(row.id)).decode()
+        return Account(
+            id=row.id,
+            pseudonym=row.pseudonym,
+            profile=profile,
+            mobile=mobile,
+            password_hash=row.password_hash,
+            password_changed_at=row.password_changed_at,
+            failed_logins=row.failed_logins,
+            locked_until=row.locked_until,
+            status=row.status,
+        )
+
+    def by_pseudonym(self, pseudonym: str, *, for_update: bool = False) -> Account | None:
+        query = select(citizens).where(citizens.c.pseudonym == pseudonym)
+        if for_update:
+            query = query.with_for_update()
+        row = self._session.execute(query).one_or_none()
+        return self._open(row) if row is not None else None
+
+    def by_id(self, citizen_id: str) -> Account | None:
+        row = self._session.execute(
+            select(citizens).where(citizens.c.id == citizen_id)
+        ).one_or_none()
+        return self._open(row) if row is not None else None
+
+    def exists(self, pseudonym: str) -> bool:
+        found = self._session.execute(
+            select(citizens.c.id).where(citizens.c.pseudonym == pseudonym)
+        ).first()
+        return found is not None
+
+    def create(
+        self, *, pseudonym: str, profile: Profile, mobile: str, password_hash: str, now: datetime
+    ) -> str:
+        citizen_id = uuid.uuid4().hex
+        values = {
+            "id": citizen_id,
+            "pseudonym": pseudonym,
+            "profile": self._sealer.seal_json(profile.to_json(), _profile_context(citizen_id)),
+            "mobile": self._sealer.seal(mobile.encode(), _mobile_context(citizen_id)),
+            "password_hash": password_hash,
+            "password_changed_at": now,
+            "failed_logins": 0,
+            "locked_until": None,
+            "status": "active",
+            "created_at": now,
+        }
+        try:
+            with self._session.begin_nested():
+                self._session.execute(insert(citizens).values(**values))
+        except IntegrityError:
+            # Two registrations for one CNIC raced; the unique pseudonym let one through.
+            raise AccountExists("an account already exists for this CNIC") from None
+        return citizen_id
+
+    def set_password(self, citizen_id: str, password_hash: str, *, now: datetime) -> None:
+        """A new password also lifts a lockout: the citizen has just proved who they are."""
+        self._session.execute(
+            update(citizens)
+            .where(citizens.c.id == citizen_id)
+            .values(
+                password_hash=password_hash,
+                password_changed_at=now,
+                failed_logins=0,
+                locked_until=None,
+            )
+        )
+
+    def record_failure(
+        self, citizen_id: str, failed_logins: int, locked_until: datetime | None
+    ) -> None:
+        self._session.execute(
+            update(citizens)
+            .where(citizens.c.id == citizen_id)
+            .values(failed_logins=failed_logins, locked_until=locked_until)
+        )
+
+    def record_success(self, citizen_id: str, password_hash: str | None) -> None:
+        """Clear the failure count; store a rehashed password when its parameters were old."""
+        values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        self._session.execute(update(citizens).where(citizens.c.id == citizen_id).values(**values))

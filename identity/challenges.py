@@ -1,0 +1,119 @@
+"""One-time-code challenges: a code sent by SMS, proved within minutes and a few tries.
+
+The browser holds only the challenge id, an unguessable token; the code travels by SMS. The
+database keeps an HMAC of the code (under a service key, bound to the challenge id), so a
+read of the table does not hand out live codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from identity.errors import ChallengeFailed, WrongCode
+from identity.models import challenges
+from identity.policy import IdentityPolicy
+from identity.sealing import Sealer
+
+CODE_DIGITS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    id: str
+    purpose: str
+    pseudonym: str
+    payload: dict[str, Any]
+
+
+def new_code() -> str:
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+class Challenges:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        code_key: bytes,
+        sealer: Sealer,
+        policy: IdentityPolicy,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._session = session
+        self._code_key = code_key
+        self._sealer = sealer
+        self._policy = policy
+        self._clock = clock
+
+    def _mac(self, challenge_id: str, code: str) -> bytes:
+        return hmac.new(self._code_key, f"{challenge_id}:{code}".encode(), hashlib.sha256).digest()
+
+    def create(self, purpose: str, pseudonym: str, payload: dict[str, Any], code: str) -> str:
+        challenge_id = secrets.token_urlsafe(24)
+        now = self._clock()
+        self._session.execute(
+            insert(challenges).values(
+                id=challenge_id,
+                purpose=purpose,
+                pseudonym=pseudonym,
+                code_hash=self._mac(challenge_id, code),
+                attempts=0,
+                payload=self._sealer.seal_json(payload, f"challenge:{challenge_id}"),
+                created_at=now,
+                expires_at=now + self._policy.code_ttl,
+            )
+        )
+        return challenge_id
+
+    def _live_row(self, challenge_id: str, purpose: str) -> Any:
+        row = self._session.execute(
+            select(challenges)
+            .where(challenges.c.id == challenge_id, challenges.c.purpose == purpose)
+            .with_for_update()
+        ).one_or_none()
+        if row is None or row.consumed_at is not None or row.expires_at <= self._clock():
+            raise ChallengeFailed("this code has expired or was already used; start again")
+        return row
+
+    def verify(self, challenge_id: str, purpose: str, code: str) -> None:
+        """Check `code`; each wrong try counts, and the last one burns the challenge."""
+        row = self._live_row(challenge_id, purpose)
+        if row.verified_at is not None:
+            return
+        if row.attempts >= self._policy.code_attempts:
+            raise ChallengeFailed("too many wrong codes; start again")
+        if hmac.compare_digest(row.code_hash, self._mac(challenge_id, code.strip())):
+            now = self._clock()
+            self._session.execute(
+                update(challenges)
+                .where(challenges.c.id == challenge_id)
+                .values(verified_at=now, expires_at=now + self._policy.verified_ttl)
+            )
+            return
+        attempts = row.attempts + 1
+        self._session.execute(
+            update(challenges).where(challenges.c.id == challenge_id).values(attempts=attempts)
+        )
+        raise WrongCode(attempts_left=self._policy.code_attempts - attempts)
+
+    def consume(self, challenge_id: str, purpose: str) -> Challenge:
+        """Take a verified challenge's payload, once."""
+        row = self._live_row(challenge_id, purpose)
+        if row.verified_at is None:
+            raise ChallengeFailed("enter the code sent to your mobile first")
+        self._session.execute(
+            update(challenges)
+            .where(challenges.c.id == challenge_id)
+            .values(consumed_at=self._clock())
+        )
+        payload = self._sealer.open_json(row.payload, f"challenge:{challenge_id}")
+        return Challenge(challenge_id, purpose, row.pseudonym, payload)

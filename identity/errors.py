@@ -1,0 +1,72 @@
+"""The identity package's exceptions.
+
+Several of them deliberately say less than the code knows: an outsider must not learn from an
+error whether a CNIC or a mobile number has an account.
+"""
+
+
+class IdentityError(Exception):
+    """Base of every identity error."""
+
+
+class InvalidCnic(IdentityError):
+    """A CNIC that is not 13 digits of the right shape; refused before any registry call."""
+
+
+class InvalidMobile(IdentityError):
+    """Not a Pakistani mobile number (+92 3xx xxxxxxx); refused before any registry call."""
+
+
+class RegistryUnavailable(IdentityError):
+    """NADRA did not answer in time or is down: the citizen should try again later."""
+
+
+class WeakPassword(IdentityError):
+    """A new password breaks the policy; `failures` says what to change, one item per rule."""
+
+    def __init__(self, failures: list[str]) -> None:
+        super().__init__("; ".join(failures))
+        self.failures = failures
+
+
+class DetailsNotVerified(IdentityError):
+    """NADRA did not confirm the card details (not found or mismatched: the same answer for
+    both), or the mobile number is not registered to the CNIC."""
+
+
+class CardNotValid(IdentityError):
+    """NADRA knows the card but it is expired, cancelled or its holder deceased."""
+
+
+class ChallengeFailed(IdentityError):
+    """A one-time-code ticket is unknown, expired, used up or out of attempts: start again."""
+
+
+class WrongCode(IdentityError):
+    """The one-time code does not match; the attempt is counted, so the caller must commit."""
+
+    keep_transaction = True
+
+    def __init__(self, attempts_left: int) -> None:
+        super().__init__(f"the code is not right; {attempts_left} attempts left")
+        self.attempts_left = attempts_left
+
+
+class AccountExists(IdentityError):
+    """Registration found an account for this CNIC. Only said after the one-time code proved the
+    caller holds the mobile registered to that CNIC."""
+
+
+class InvalidCredentials(IdentityError):
+    """The CNIC and password do not open an account: wrong password, unknown CNIC and locked
+    account all give this one answer. The failure is recorded, so the caller must commit."""
+
+    keep_transaction = True
+
+
+class TooManyAttempts(IdentityError):
+    """Throttled: too many attempts for this account or from this address; retry later."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many attempts; try again in {retry_after} seconds")
+        self.retry_after = retry_after

@@ -1,0 +1,147 @@
+"""Password login: throttled, locked out after repeated failures, silent about who exists.
+
+Every refusal a stranger can provoke looks the same: unknown CNIC, wrong password and locked
+account all raise InvalidCredentials after the same argon2 work. The holder of a locked account
+learns of it by SMS, to the number NADRA and the telco tied to their CNIC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from audit import AuditEvent, AuditLog, pseudonym
+from audit.canonical import JsonValue
+from identity.accounts import Account, Accounts
+from identity.cnic import normalise_cnic
+from identity.errors import InvalidCnic, InvalidCredentials
+from identity.passwords import PasswordHasher
+from identity.policy import IdentityPolicy
+from identity.sealing import Sealer
+from identity.sms import SmsGateway, SmsUnavailable
+from identity.throttle import Throttle
+
+# Levels of assurance, carried to e-services as `acr`.
+ACR_LOW = "urn:shanakht:loa:low"
+ACR_SUBSTANTIAL = "urn:shanakht:loa:substantial"
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    citizen_id: str
+    pseudonym: str
+    acr: str
+    password_expired: bool
+
+
+class PasswordLogin:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        sms: SmsGateway,
+        hasher: PasswordHasher,
+        sealer: Sealer,
+        pseudonym_key: bytes,
+        audit: AuditLog,
+        policy: IdentityPolicy,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._sms = sms
+        self._hasher = hasher
+        self._pseudonym_key = pseudonym_key
+        self._audit = audit
+        self._policy = policy
+        self._clock = clock
+        self._accounts = Accounts(session, sealer)
+        self._throttle = Throttle(session, clock)
+
+    def login(self, cnic_text: str, password: str, *, client: str) -> LoginResult:
+        """Check a CNIC and password; raise InvalidCredentials (to be committed) on any failure."""
+        try:
+            cnic = normalise_cnic(cnic_text)
+        except InvalidCnic:
+            self._hasher.verify(None, password)  # the same time as any other refusal
+            raise InvalidCredentials("the CNIC or password is not right") from None
+        subject = pseudonym(cnic, key=self._pseudonym_key)
+        # (1) Throttles first: a refused attempt costs no hashing and counts nothing.
+        self._throttle.hit(f"login:address:{client}", self._policy.per_address)
+        self._throttle.hit(f"login:account:{subject}", self._policy.per_account)
+        # (2) One argon2 verification whatever the account's state, so timing tells nothing.
+        account = self._accounts.by_pseudonym(subject, for_update=True)
+        stored = account.password_hash if account and account.status == "active" else None
+        matches = self._hasher.verify(stored, password)
+        now = self._clock()
+        locked = (
+            account is not None and account.locked_until is not None and account.locked_until > now
+        )
+        if account is None or stored is None or locked or not matches:
+            raise self._refusal(account, subject, client, locked=locked, now=now)
+        # (3) Success: clear failures, upgrade an old hash, note an expired password.
+        rehash = (
+            self._hasher.hash(password)
+            if self._hasher.needs_rehash(account.password_hash)
+            else None
+        )
+        self._accounts.record_success(account.id, rehash)
+        expiry = self._policy.password_expiry
+        expired = expiry is not None and account.password_changed_at + expiry <= now
+        self._audit.append(
+            AuditEvent(
+                actor=f"citizen:{subject}",
+                action="identity.login",
+                subject=subject,
+                details={"method": "password", "acr": ACR_LOW, "client": client},
+            )
+        )
+        return LoginResult(account.id, subject, ACR_LOW, expired)
+
+    def _refusal(
+        self, account: Account | None, subject: str, client: str, *, locked: bool, now: datetime
+    ) -> InvalidCredentials:
+        """Record a failed login (and a lockout it causes); return the one answer for all."""
+        details: dict[str, JsonValue] = {"method": "password", "client": client}
+        if account is not None and not locked and account.status == "active":
+            failures = account.failed_logins + 1
+            lock_until = None
+            if failures >= self._policy.lockout_threshold:
+                lock_until = now + self._policy.lockout
+                self._lockout(account, subject, failures)
+            self._accounts.record_failure(account.id, failures, lock_until)
+            details["failures"] = failures
+        elif locked:
+            details["reason"] = "locked"
+        else:
+            details["reason"] = "no such account"
+        self._audit.append(
+            AuditEvent(
+                actor="anonymous",
+                action="identity.login",
+                subject=subject,
+                outcome="failure",
+                details=details,
+            )
+        )
+        return InvalidCredentials("the CNIC or password is not right")
+
+    def _lockout(self, account: Account, subject: str, failures: int) -> None:
+        minutes = int(self._policy.lockout.total_seconds() // 60)
+        self._audit.append(
+            AuditEvent(
+                actor="system",
+                action="identity.account.locked",
+                subject=subject,
+                details={"failures": failures, "minutes": minutes},
+            )
+        )
+        # The lockout stands and is logged whether or not the courtesy notice gets through.
+        with contextlib.suppress(SmsUnavailable):
+            self._sms.send(
+                account.mobile,
+                f"Shanakht: your account was locked after {failures} failed logins. It opens "
+                f"again in {minutes} minutes, or reset your password now.",
+            )

@@ -1,0 +1,129 @@
+"""Passwords: the province's policy, checked on every new password, and argon2id hashing.
+
+The policy (Punjab Digital Policy, Annexure 10) asks for at least 8 characters mixing upper
+case, lower case, digits and special characters. Composition alone lets `Password@123`
+through, so a password is also refused when, stripped of its decoration (case, leading and
+trailing digits and symbols, common letter-for-symbol swaps), it is one of the most used
+passwords, or when zxcvbn judges it easy to guess given the citizen's own details.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import argon2
+from zxcvbn import zxcvbn
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+from identity.errors import WeakPassword
+
+MIN_LENGTH = 8
+MAX_LENGTH = 128  # long enough for any passphrase, short enough that hashing cannot be abused
+COMMON_COUNT = 10_000
+PERSONAL_MIN = 4  # shorter name parts ("ali") occur inside too many ordinary words
+MIN_ZXCVBN_SCORE = 2  # "somewhat guessable" at worst: at least 10^8 guesses
+
+_LEET = str.maketrans({"@": "a", "4": "a", "0": "o", "1": "i", "!": "i", "3": "e", "$": "s",
+                       "5": "s", "7": "t", "+": "t"})  # fmt: skip
+_DECORATION = string.digits + string.punctuation + " "
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    return frozenset(FREQUENCY_LISTS["passwords"][:COMMON_COUNT])
+
+
+def _base_words(password: str) -> set[str]:
+    lower = password.lower()
+    return {lower, lower.strip(_DECORATION), lower.translate(_LEET).strip(_DECORATION)}
+
+
+def personal_words(*values: str) -> list[str]:
+    """The words of a citizen's own details (names, CNIC groups, mobile), for zxcvbn to
+    penalise: it matches whole tokens, so "Ahmed Khan" must reach it as "ahmed" and "khan"."""
+    words: set[str] = set()
+    for value in values:
+        for part in value.replace("-", " ").replace("+", " ").split():
+            words.add(part.lower())
+            if part.isdigit() and len(part) > 5:
+                words.update({part[:5], part[5:12], part[-7:]})
+    return sorted(w for w in words if len(w) >= 3)
+
+
+def policy_failures(password: str, user_inputs: Sequence[str] = ()) -> list[str]:
+    """Every rule `password` breaks, in words a citizen can act on; empty when it passes."""
+    failures = []
+    if len(password) < MIN_LENGTH:
+        failures.append(f"use at least {MIN_LENGTH} characters")
+    if len(password) > MAX_LENGTH:
+        failures.append(f"use at most {MAX_LENGTH} characters")
+    if not any(c.isupper() for c in password):
+        failures.append("add an upper-case letter")
+    if not any(c.islower() for c in password):
+        failures.append("add a lower-case letter")
+    if not any(c.isdigit() for c in password):
+        failures.append("add a digit")
+    if all(c.isalnum() for c in password):
+        failures.append("add a special character such as @ # $ %")
+    if failures:
+        return failures
+    if _base_words(password) & _common_passwords():
+        return ["this is one of the most common passwords; choose another"]
+    lowered = password.lower()
+    plain = lowered.translate(_LEET)
+    if any(w in lowered or w in plain for w in user_inputs if len(w) >= PERSONAL_MIN):
+        return ["leave your name, CNIC and mobile number out of your password"]
+    strength = zxcvbn(password, user_inputs=list(user_inputs))
+    if strength["score"] < MIN_ZXCVBN_SCORE:
+        return ["this password is easy to guess; make it longer or less predictable"]
+    return []
+
+
+def check_password(password: str, user_inputs: Sequence[str] = ()) -> None:
+    """Raise WeakPassword, listing what to change, unless `password` meets the policy."""
+    failures = policy_failures(password, user_inputs)
+    if failures:
+        raise WeakPassword(failures)
+
+
+@dataclass(frozen=True, slots=True)
+class HashParameters:
+    """argon2id cost. The default is Keycloak's: 7 MiB, 5 iterations, one lane."""
+
+    time_cost: int = 5
+    memory_kib: int = 7 * 1024
+    parallelism: int = 1
+
+
+class PasswordHasher:
+    """argon2id through argon2-cffi, with a dummy hash to spend the same time on unknown users."""
+
+    def __init__(self, parameters: HashParameters = HashParameters()) -> None:
+        self._hasher = argon2.PasswordHasher(
+            time_cost=parameters.time_cost,
+            memory_cost=parameters.memory_kib,
+            parallelism=parameters.parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=argon2.Type.ID,
+        )
+        self._dummy = self._hasher.hash("not a password anyone has: " + "x" * 16)
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, encoded: str | None, password: str) -> bool:
+        """True if `password` matches; for a missing account (None) spend the same time, False."""
+        try:
+            return self._hasher.verify(encoded or self._dummy, password) and encoded is not None
+        except argon2.exceptions.VerificationError:
+            return False
+        except argon2.exceptions.InvalidHashError:
+            return False
+
+    def needs_rehash(self, encoded: str) -> bool:
+        """True when the stored hash is weaker than today's parameters (rehash at next login)."""
+        return self._hasher.check_needs_rehash(encoded)

@@ -1,0 +1,34 @@
+"""The tunable numbers of the identity service, in one place, with the reasons for each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """At most `attempts` in any fixed window of `window`."""
+
+    attempts: int
+    window: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityPolicy:
+    # One-time codes: six digits, a few minutes, a few tries (1 in 200,000 to guess).
+    code_ttl: timedelta = timedelta(minutes=5)
+    code_attempts: int = 5
+    # After the code, the citizen has this long to choose a password.
+    verified_ttl: timedelta = timedelta(minutes=15)
+    # The province's policy: passwords expire; repeated failures lock the account.
+    password_expiry: timedelta | None = timedelta(days=90)
+    lockout_threshold: int = 5
+    lockout: timedelta = timedelta(minutes=15)
+    # Throttles answer 429 before any hashing: per account against guessing one password,
+    # per client address against spraying one password over many accounts.
+    per_account: Limit = Limit(10, timedelta(minutes=15))
+    per_address: Limit = Limit(100, timedelta(minutes=15))
+    # Registration and reset each cost a NADRA query and an SMS: throttle per CNIC and address.
+    per_cnic_enrolment: Limit = Limit(5, timedelta(hours=1))
+    per_address_enrolment: Limit = Limit(30, timedelta(hours=1))
