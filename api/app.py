@@ -6,15 +6,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.staticfiles import StaticFiles
 
 from api import problems
 from api.middleware import SecurityHeaders
-from api.routes import audit, health
+from api.routes import account, audit, enrol, health, oidc, signin
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
+from api.web import CsrfRejected, render
 
 log = logging.getLogger("shanakht.api")
 
@@ -63,6 +66,23 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.add_middleware(SecurityHeaders)
     problems.install(app)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(health.router)
     app.include_router(audit.router)
+    app.include_router(oidc.router)
+    app.include_router(signin.router)
+    app.include_router(account.router)
+    app.include_router(enrol.router)
+
+    @app.exception_handler(CsrfRejected)
+    async def _csrf(request: Request, exc: CsrfRejected) -> Response:
+        return render(
+            request,
+            runtime,
+            "message.html",
+            status_code=403,
+            heading="Please try again",
+            message=str(exc).capitalize() + ".",
+        )
+
     return app

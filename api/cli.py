@@ -8,17 +8,25 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import StartupError
-from api.migrate import upgrade
+from api.migrate import prepare
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
-from audit import AuditError, TamperError, verify_log
+from audit import AuditError, AuditEvent, TamperError, verify_log
+from identity.oidc.clients import (
+    CLIENT_SECRET_BASIC,
+    ESERVICE,
+    PRIVATE_KEY_JWT,
+    SERVICE,
+    ClientConfigError,
+    NewClient,
+)
 
 EXIT_TAMPERED = 1
 EXIT_USAGE = 2
@@ -78,7 +86,7 @@ def _runtime() -> Iterator[Runtime]:
 
 def _migrate(runtime: Runtime) -> None:
     runtime.check_database()
-    upgrade(runtime.engine)
+    prepare(runtime)
 
 
 @click.group(cls=_FlatGroup)
@@ -177,3 +185,149 @@ def audit_prove(seq: int) -> None:
             "verifier_key": runtime.audit_signer.verifier_key,
         }
         click.echo(json.dumps(bundle, indent=2, ensure_ascii=False))
+
+
+@main.group()
+def clients() -> None:
+    """E-services and department systems registered with the OpenID Connect provider."""
+
+
+@clients.command("add")
+@click.argument("client_id")
+@click.option("--name", required=True, help="What citizens see on the consent page.")
+@click.option(
+    "--kind",
+    type=click.Choice([ESERVICE, SERVICE]),
+    default=ESERVICE,
+    show_default=True,
+    help="An e-service signs citizens in; a department system calls APIs as itself.",
+)
+@click.option(
+    "--auth",
+    "auth_method",
+    type=click.Choice([PRIVATE_KEY_JWT, CLIENT_SECRET_BASIC]),
+    default=PRIVATE_KEY_JWT,
+    show_default=True,
+)
+@click.option("--jwks", "jwks_file", type=click.File(), help="The client's public JWKS (file).")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Exact redirect URI.")
+@click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True)
+@click.option("--scope", "scopes", multiple=True, help="A scope it may ask for (repeat).")
+@click.option("--backchannel-logout-uri", help="Where its back-channel logout tokens go.")
+@click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default="RS256")
+@click.option("--require-par", is_flag=True, help="FAPI 2.0: requests must be pushed.")
+@click.option("--require-dpop", is_flag=True, help="FAPI 2.0: tokens must be DPoP-bound.")
+def clients_add(
+    client_id: str,
+    name: str,
+    kind: str,
+    auth_method: str,
+    jwks_file: Any,
+    redirect_uris: tuple[str, ...],
+    post_logout_uris: tuple[str, ...],
+    scopes: tuple[str, ...],
+    backchannel_logout_uri: str | None,
+    id_token_alg: str,
+    require_par: bool,
+    require_dpop: bool,
+) -> None:
+    """Register a client; prints its secret once when it uses client_secret_basic."""
+    try:
+        jwks = json.load(jwks_file) if jwks_file else None
+    except ValueError as exc:
+        _fail(f"the JWKS file is not JSON: {exc}")
+    new = NewClient(
+        id=client_id,
+        name=name,
+        kind=kind,
+        auth_method=auth_method,
+        redirect_uris=redirect_uris,
+        post_logout_redirect_uris=post_logout_uris,
+        scopes=scopes or (("openid", "profile") if kind == ESERVICE else ()),
+        jwks=jwks,
+        backchannel_logout_uri=backchannel_logout_uri,
+        id_token_alg=id_token_alg,
+        require_par=require_par,
+        require_dpop=require_dpop,
+    )
+    with _runtime() as runtime:
+        _migrate(runtime)
+        try:
+            with runtime.transaction() as session:
+                client, secret = runtime.provider(session).clients.add(new)
+        except ClientConfigError as exc:
+            _fail(str(exc))
+        click.echo(f"registered {client.id} ({client.kind}, {client.auth_method})")
+        if secret:
+            click.echo(f"client secret (shown once, keep it safe): {secret}")
+
+
+@clients.command("list")
+def clients_list() -> None:
+    """List registered clients, one line each."""
+    with _runtime() as runtime:
+        _migrate(runtime)
+        with runtime.transaction() as session:
+            for c in runtime.provider(session).clients.all():
+                click.echo(
+                    f"{c.id}\t{c.kind}\t{c.auth_method}\t{' '.join(sorted(c.scopes))}\t{c.name}"
+                )
+
+
+@clients.command("remove")
+@click.argument("client_id")
+def clients_remove(client_id: str) -> None:
+    """Remove a client, with its consents and tokens."""
+    with _runtime() as runtime:
+        _migrate(runtime)
+        with runtime.transaction() as session:
+            removed = runtime.provider(session).clients.remove(client_id)
+        if not removed:
+            _fail(f"no client {client_id!r}")
+        click.echo(f"removed {client_id}")
+
+
+@main.group()
+def keys() -> None:
+    """The provider's token-signing keys."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Make new signing keys; old ones stay in the JWKS until their tokens expire."""
+    with _runtime() as runtime:
+        _migrate(runtime)
+        with runtime.transaction() as session:
+            kids = runtime.provider(session).keys.rotate()
+            runtime.audit_log(session).append(
+                AuditEvent(
+                    actor="admin:cli", action="identity.keys.rotated", details={"kids": kids}
+                )
+            )
+        click.echo("new signing keys: " + ", ".join(kids))
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List signing keys: kid, algorithm, created, retired."""
+    with _runtime() as runtime:
+        _migrate(runtime)
+        with runtime.transaction() as session:
+            for k in runtime.provider(session).keys.all():
+                retired = k.retired_at.isoformat() if k.retired_at else "in use"
+                click.echo(f"{k.kid}\t{k.alg}\t{k.created_at.isoformat()}\t{retired}")
+
+
+@main.group()
+def dev() -> None:
+    """Development helpers for the simulated NADRA and SMS gateway."""
+
+
+@dev.command("outbox")
+@click.option("--to", help="Only messages to this number (E.164).")
+def dev_outbox(to: str | None) -> None:
+    """Print the development SMS outbox (one-time codes included)."""
+    with _runtime() as runtime:
+        for message in runtime.identity.sms.messages():
+            if to is None or message.to == to:
+                click.echo(f"{message.sent_at}\t{message.to}\t{message.text}")

@@ -34,3 +34,10 @@ def get_audit_log(runtime: RuntimeDep, session: SessionDep) -> AuditLog:
 
 
 AuditLogDep = Annotated[AuditLog, Depends(get_audit_log)]
+
+
+def settle(session: Session, exc: Exception) -> None:
+    """For a route that answers an error itself: undo the request's writes, unless the error
+    says they must stand (see `Runtime.transaction`)."""
+    if not getattr(exc, "keep_transaction", False):
+        session.rollback()

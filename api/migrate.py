@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+from api.runtime import Runtime
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -23,3 +25,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def prepare(runtime: Runtime) -> None:
+    """Everything a fresh data directory needs before serving: the schema, then signing keys."""
+    upgrade(runtime.engine)
+    with runtime.transaction() as session:
+        runtime.provider(session).keys.ensure()

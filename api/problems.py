@@ -15,6 +15,22 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audit import AuditError, EntryError, NoteError, ProofError, ProofRequestError, TamperError
+from identity.errors import (
+    AccountExists,
+    CardNotValid,
+    ChallengeFailed,
+    DetailsNotVerified,
+    IdentityError,
+    InvalidCnic,
+    InvalidCredentials,
+    InvalidMobile,
+    RegistryUnavailable,
+    TooManyAttempts,
+    WeakPassword,
+    WrongCode,
+)
+from identity.oidc.errors import OAuthError
+from identity.sms import SmsUnavailable
 
 log = logging.getLogger("shanakht.api")
 
@@ -22,12 +38,25 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 # Most specific first: the first class an exception is an instance of decides its status.
 DOMAIN_STATUS: list[tuple[type[Exception], int, str]] = [
+    (InvalidCnic, 400, "The CNIC is not valid"),
+    (InvalidMobile, 400, "The mobile number is not valid"),
+    (WrongCode, 400, "The code is not right"),
+    (InvalidCredentials, 401, "The CNIC or password is not right"),
+    (AccountExists, 409, "There is already an account"),
+    (ChallengeFailed, 410, "The code has expired or was used; start again"),
+    (WeakPassword, 422, "The password does not meet the policy"),
+    (DetailsNotVerified, 422, "The details do not match the card"),
+    (CardNotValid, 422, "The card is not valid"),
+    (TooManyAttempts, 429, "Too many attempts"),
+    (RegistryUnavailable, 503, "NADRA is not answering; try again later"),
+    (SmsUnavailable, 503, "The SMS service is not answering; try again later"),
     (ProofRequestError, 400, "The proof asked for cannot exist"),
     (ProofError, 400, "The proof does not verify"),
     (NoteError, 400, "The signed note is not valid"),
     (EntryError, 400, "The audit entry is not valid"),
     (TamperError, 500, "The audit log failed an integrity check"),
     (AuditError, 500, "The audit log could not answer"),
+    (IdentityError, 500, "The identity service could not answer"),
 ]
 
 
@@ -48,10 +77,23 @@ def _status_for(exc: Exception) -> tuple[int, str]:
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     status, title = _status_for(exc)
-    if status >= 500:
+    if status >= 500 and status != 503:
         log.error("%s: %s", type(exc).__name__, exc)
         return problem(status, title)
-    return problem(status, title, str(exc))
+    response = problem(status, title, str(exc))
+    if isinstance(exc, TooManyAttempts):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+async def _oauth_error(_request: Request, exc: Exception) -> JSONResponse:
+    """OAuth endpoints answer in RFC 6749's error JSON, not problem details."""
+    assert isinstance(exc, OAuthError)  # noqa: S101 (registered for OAuthError only)
+    return JSONResponse(
+        {"error": exc.error, "error_description": exc.description},
+        status_code=exc.status,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -79,6 +121,7 @@ async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OAuthError, _oauth_error)
     for cls, _status, _title in DOMAIN_STATUS:
         app.add_exception_handler(cls, _domain_error)
     app.add_exception_handler(Exception, _unexpected_error)

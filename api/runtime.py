@@ -6,8 +6,9 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,9 +19,22 @@ from api.errors import StartupError
 from api.keystore import LocalKeyStore, development_master_key, parse_master_key
 from api.settings import Settings
 from audit import AuditLog, NoteSigner, NoteVerifier
+from identity.enrolment import Enrolment
+from identity.login import PasswordLogin
+from identity.nadra import MockNadra, NadraRegistry, ensure_registry
+from identity.oidc.logout import HttpLogoutNotifier, LogoutNotifier
+from identity.oidc.provider import Provider, ProviderConfig
+from identity.passwords import PasswordHasher
+from identity.policy import IdentityPolicy
+from identity.sealing import Sealer
+from identity.second_factor import SmsSecondFactor
+from identity.sms import OutboxSmsGateway
 
 AUDIT_CHECKPOINT_KEY = "audit-checkpoint"
 AUDIT_PSEUDONYM_KEY = "audit-pseudonym"
+IDENTITY_SEAL_KEY = "identity-seal"
+IDENTITY_CODE_KEY = "identity-codes"
+IDENTITY_PAIRWISE_KEY = "identity-pairwise"
 
 
 def utc_now() -> datetime:
@@ -39,6 +53,21 @@ def prepare_data_dir(path: Path) -> Path:
 
 
 @dataclass
+class IdentityParts:
+    """The identity service's collaborators that outlive a request."""
+
+    sms: OutboxSmsGateway
+    hasher: PasswordHasher
+    sealer: Sealer
+    code_key: bytes
+    pairwise_key: bytes
+    policy: IdentityPolicy
+    notifier: LogoutNotifier
+    nadra_file: Path
+    nadra_options: dict[str, Any]
+
+
+@dataclass
 class Runtime:
     settings: Settings
     engine: Engine
@@ -46,7 +75,69 @@ class Runtime:
     keys: LocalKeyStore
     audit_signer: NoteSigner
     pseudonym_key: bytes
+    identity: IdentityParts
     clock: Callable[[], datetime] = utc_now
+    _nadra: NadraRegistry | None = None
+
+    @property
+    def nadra(self) -> NadraRegistry:
+        """The (simulated) registry, loaded on first use: most commands never need it."""
+        if self._nadra is None:
+            ensure_registry(self.identity.nadra_file)
+            self._nadra = MockNadra.from_file(
+                self.identity.nadra_file,
+                today=lambda: self.clock().date(),
+                **self.identity.nadra_options,
+            )
+        return self._nadra
+
+    def enrolment(self, session: Session) -> Enrolment:
+        parts = self.identity
+        return Enrolment(
+            session,
+            nadra=self.nadra,
+            sms=parts.sms,
+            hasher=parts.hasher,
+            sealer=parts.sealer,
+            pseudonym_key=self.pseudonym_key,
+            code_key=parts.code_key,
+            audit=self.audit_log(session),
+            policy=parts.policy,
+            clock=self.clock,
+        )
+
+    def password_login(self, session: Session) -> PasswordLogin:
+        parts = self.identity
+        return PasswordLogin(
+            session,
+            sms=parts.sms,
+            hasher=parts.hasher,
+            sealer=parts.sealer,
+            pseudonym_key=self.pseudonym_key,
+            audit=self.audit_log(session),
+            policy=parts.policy,
+            clock=self.clock,
+        )
+
+    def second_factor(self, session: Session) -> SmsSecondFactor:
+        parts = self.identity
+        return SmsSecondFactor(
+            session,
+            sms=parts.sms,
+            sealer=parts.sealer,
+            code_key=parts.code_key,
+            audit=self.audit_log(session),
+            policy=parts.policy,
+            clock=self.clock,
+        )
+
+    def provider(self, session: Session) -> Provider:
+        config = ProviderConfig(
+            issuer=self.settings.resolved_issuer,
+            sealer=self.identity.sealer,
+            pairwise_key=self.identity.pairwise_key,
+        )
+        return Provider(session, config, audit=self.audit_log(session), clock=self.clock)
 
     @property
     def audit_verifier(self) -> NoteVerifier:
@@ -99,6 +190,22 @@ def open_runtime(settings: Settings) -> Runtime:
     except (SQLAlchemyError, ValueError) as exc:
         raise StartupError(f"SHANAKHT_DATABASE_URL is not usable: {_first_line(exc)}") from None
     signer = NoteSigner(settings.resolved_audit_origin, keys.ed25519(AUDIT_CHECKPOINT_KEY))
+    expiry = settings.password_expiry_days
+    identity = IdentityParts(
+        sms=OutboxSmsGateway(data_dir / "sms-outbox.jsonl", clock=utc_now),
+        hasher=PasswordHasher(),
+        sealer=Sealer(keys.secret(IDENTITY_SEAL_KEY)),
+        code_key=keys.secret(IDENTITY_CODE_KEY),
+        pairwise_key=keys.secret(IDENTITY_PAIRWISE_KEY),
+        policy=IdentityPolicy(password_expiry=timedelta(days=expiry) if expiry else None),
+        notifier=HttpLogoutNotifier(),
+        nadra_file=data_dir / "nadra" / "registry.jsonl",
+        nadra_options={
+            "latency": settings.nadra_latency,
+            "failure_rate": settings.nadra_failure_rate,
+            "outage": settings.nadra_outage,
+        },
+    )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -106,4 +213,5 @@ def open_runtime(settings: Settings) -> Runtime:
         keys=keys,
         audit_signer=signer,
         pseudonym_key=keys.secret(AUDIT_PSEUDONYM_KEY),
+        identity=identity,
     )

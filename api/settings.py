@@ -41,6 +41,21 @@ class Settings(BaseSettings):
         description="The audit log's name in its checkpoints and key; default: the public "
         "URL's host and `/audit`.",
     )
+    issuer: str | None = Field(
+        None,
+        description="The OpenID Connect issuer URL; default: the public URL. Never taken from "
+        "a request's Host header.",
+    )
+    password_expiry_days: int = Field(
+        90, ge=0, description="Days a password lasts before it must be changed; 0: no expiry."
+    )
+    nadra_latency: float = Field(
+        0.0, ge=0, description="Simulated NADRA: seconds each call takes (2 s or more times out)."
+    )
+    nadra_failure_rate: float = Field(
+        0.0, ge=0, le=1, description="Simulated NADRA: share of calls that fail at random."
+    )
+    nadra_outage: bool = Field(False, description="Simulated NADRA: every call fails.")
     audit_checkpoint_interval: float = Field(
         60.0,
         ge=0,
@@ -64,6 +79,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'shanakht.db').resolve()}"
+
+    @cached_property
+    def resolved_issuer(self) -> str:
+        return (self.issuer or self.public_url).rstrip("/")
+
+    @cached_property
+    def secure_cookies(self) -> bool:
+        return urlsplit(self.public_url).scheme == "https"
 
     @cached_property
     def resolved_audit_origin(self) -> str:

@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from audit.canonical import JsonValue, check_json, encode_checked
 from audit.errors import EntryError
@@ -52,7 +53,8 @@ class AuditEvent:
     subject: str | None = None
     resource: str | None = None
     purpose: str | None = None
-    details: dict[str, JsonValue] = field(default_factory=dict)
+    # Checked at run time (check_json below): any JSON value but floats, keyed by strings.
+    details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("actor", "action", "outcome"):

@@ -151,6 +151,13 @@ class Enrolment:
         self._record("identity.password_reset.started", subject, proven=False)
         return challenge_id
 
+    def expired_password_ticket(self, citizen_id: str, pseudonym: str) -> str:
+        """A reset ticket for a citizen who just proved their (expired) password: the change
+        page uses it instead of a code, since the password itself was the proof."""
+        challenge_id = self._challenges.create(RESET, pseudonym, {"citizen_id": citizen_id}, "")
+        self._challenges.verify(challenge_id, RESET, "")
+        return challenge_id
+
     def complete_reset(self, challenge_id: str, password: str) -> str:
         challenge = self._challenges.consume(challenge_id, RESET)
         citizen_id = challenge.payload["citizen_id"]

@@ -7,13 +7,16 @@ pseudonym, the same one the audit log names them by, so "entries about me" is a 
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
 )
 
 from audit.models import NAMING_CONVENTION
@@ -62,3 +65,133 @@ throttles = Table(
 )
 
 Index("ix_identity_challenges_expires_at", challenges.c.expires_at)
+
+# -- OpenID Connect provider ------------------------------------------------------------------
+
+signing_keys = Table(
+    "identity_signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(8), nullable=False, comment="RS256 | ES256"),
+    Column("private_key", LargeBinary, nullable=False, comment="sealed PKCS#8 PEM"),
+    Column("public_jwk", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("retired_at", UtcDateTime(), nullable=True, comment="no longer signs; still in JWKS"),
+)
+
+clients = Table(
+    "identity_clients",
+    metadata,
+    Column("id", String(64), primary_key=True, comment="client_id"),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False, comment="eservice | service"),
+    Column("auth_method", String(32), nullable=False),
+    Column("secret_hash", LargeBinary(32), nullable=True, comment="SHA-256 of a random secret"),
+    Column("jwks", Text, nullable=True, comment="public keys for private_key_jwt"),
+    Column("redirect_uris", Text, nullable=False, comment="JSON list, matched exactly"),
+    Column("post_logout_redirect_uris", Text, nullable=False, comment="JSON list"),
+    Column("scopes", Text, nullable=False, comment="space-separated scopes it may ask for"),
+    Column("backchannel_logout_uri", String(500), nullable=True),
+    Column("id_token_alg", String(8), nullable=False),
+    Column("require_par", Boolean, nullable=False),
+    Column("require_dpop", Boolean, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+used_assertions = Table(
+    "identity_used_assertions",
+    metadata,
+    Column("jti", String(200), primary_key=True, comment="client_id and jti: replay guard"),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
+)
+
+auth_requests = Table(
+    "identity_auth_requests",
+    metadata,
+    Column("id", String(ID), primary_key=True, comment="also the PAR request_uri"),
+    Column("client_id", String(64), ForeignKey("identity_clients.id", ondelete="CASCADE")),
+    Column("params", Text, nullable=False, comment="the validated request, JSON"),
+    Column("pushed", Boolean, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
+
+sessions = Table(
+    "identity_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True, comment="SHA-256 of the cookie, hex"),
+    Column("sid", String(ID), nullable=False, unique=True, comment="public id, in tokens"),
+    Column("citizen_id", String(ID), ForeignKey("identity_citizens.id"), nullable=False),
+    Column("acr", String(64), nullable=False),
+    Column("amr", Text, nullable=False, comment="JSON list"),
+    Column("auth_time", UtcDateTime(), nullable=False),
+    Column("client_address", String(64), nullable=False),
+    Column("user_agent", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_seen", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("ended_at", UtcDateTime(), nullable=True),
+    Column("ended_reason", String(32), nullable=True),
+    Index("ix_identity_sessions_citizen_id", "citizen_id"),
+)
+
+session_clients = Table(
+    "identity_session_clients",
+    metadata,
+    Column("session_id", String(64), ForeignKey("identity_sessions.id"), primary_key=True),
+    Column(
+        "client_id",
+        String(64),
+        ForeignKey("identity_clients.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+)
+
+grants = Table(
+    "identity_grants",
+    metadata,
+    Column("citizen_id", String(ID), ForeignKey("identity_citizens.id"), primary_key=True),
+    Column(
+        "client_id",
+        String(64),
+        ForeignKey("identity_clients.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("scopes", Text, nullable=False, comment="space-separated scopes consented to"),
+    Column("granted_at", UtcDateTime(), nullable=False),
+)
+
+codes = Table(
+    "identity_codes",
+    metadata,
+    Column("id", String(64), primary_key=True, comment="SHA-256 of the code, hex"),
+    Column("client_id", String(64), ForeignKey("identity_clients.id", ondelete="CASCADE")),
+    Column("session_id", String(64), ForeignKey("identity_sessions.id"), nullable=False),
+    Column("params", Text, nullable=False, comment="redirect_uri, scope, nonce, PKCE, acr"),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("used_at", UtcDateTime(), nullable=True),
+)
+
+tokens = Table(
+    "identity_tokens",
+    metadata,
+    Column(
+        "id",
+        String(64),
+        primary_key=True,
+        comment="jti of an access token, or SHA-256 hex of a refresh token",
+    ),
+    Column("kind", String(8), nullable=False, comment="access | refresh"),
+    Column("family", String(ID), nullable=False, comment="all tokens from one code"),
+    Column("client_id", String(64), ForeignKey("identity_clients.id", ondelete="CASCADE")),
+    Column("citizen_id", String(ID), nullable=True),
+    Column("session_id", String(64), nullable=True),
+    Column("scope", Text, nullable=False),
+    Column("dpop_jkt", String(64), nullable=True, comment="DPoP key thumbprint it is bound to"),
+    Column("issued_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("used_at", UtcDateTime(), nullable=True, comment="refresh: rotated"),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Index("ix_identity_tokens_family", "family"),
+    Index("ix_identity_tokens_session_id", "session_id"),
+)

@@ -31,7 +31,19 @@ def test_help_lists_every_command_with_one_line_each() -> None:
     out = subprocess.run([SHANAKHT, "--help"], capture_output=True, text=True, check=True).stdout
     commands = out.split("Commands:")[1].strip().splitlines()
     names = [line.strip().split("  ")[0] for line in commands]
-    assert names == ["audit checkpoint", "audit prove", "audit verify", "db upgrade", "serve"]
+    assert names == [
+        "audit checkpoint",
+        "audit prove",
+        "audit verify",
+        "clients add",
+        "clients list",
+        "clients remove",
+        "db upgrade",
+        "dev outbox",
+        "keys list",
+        "keys rotate",
+        "serve",
+    ]
 
 
 def test_db_upgrade_creates_the_data_directory(tmp_path: Path, cli_env: dict[str, str]) -> None:

@@ -1,0 +1,393 @@
+"""OpenID Connect and OAuth 2.0 endpoints. The decisions are `identity.oidc`'s; this module
+reads requests, writes responses, and renders errors the way each endpoint must."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from api.deps import RuntimeDep, SessionDep, settle
+from api.runtime import Runtime
+from api.web import SESSION_COOKIE, cookie_name, render
+from identity.login import ACR_LOW, ACR_SUBSTANTIAL
+from identity.oidc.authorize import (
+    CONSENT,
+    LOGIN,
+    PAR_PREFIX,
+    PUSHED_TTL,
+    STEP_UP,
+    AuthorizationRequest,
+    ErrorRedirect,
+)
+from identity.oidc.claims import SCOPE_CLAIMS
+from identity.oidc.clients import ASSERTION_ALGORITHMS, CITIZEN_SCOPES, Client
+from identity.oidc.dpop import ALGORITHMS as DPOP_ALGORITHMS
+from identity.oidc.errors import (
+    InvalidClient,
+    InvalidDpopProof,
+    InvalidRequest,
+    InvalidToken,
+    OAuthError,
+    UnsupportedGrantType,
+    UntrustedRedirect,
+)
+from identity.oidc.provider import Provider
+
+router = APIRouter(tags=["openid connect"])
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def oauth_error(exc: OAuthError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """RFC 6749 5.2 error JSON."""
+    return JSONResponse(
+        {"error": exc.error, "error_description": exc.description},
+        status_code=exc.status,
+        headers={**NO_STORE, **(headers or {})},
+    )
+
+
+def with_query(uri: str, params: dict[str, str | None]) -> str:
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query += [(k, v) for k, v in params.items() if v is not None]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def error_redirect(runtime: Runtime, exc: ErrorRedirect) -> RedirectResponse:
+    target = with_query(
+        exc.redirect_uri,
+        {
+            "error": exc.error.error,
+            "error_description": exc.error.description,
+            "state": exc.state,
+            "iss": runtime.settings.resolved_issuer,
+        },
+    )
+    return RedirectResponse(target, status_code=303)
+
+
+def untrusted(request: Request, runtime: Runtime, exc: UntrustedRedirect) -> Response:
+    return render(
+        request,
+        runtime,
+        "message.html",
+        status_code=400,
+        heading="This sign-in link is not valid",
+        message=f"{exc.description}. Go back to the e-service and start again.",
+    )
+
+
+# -- discovery and keys ------------------------------------------------------------------------
+
+
+@router.get("/.well-known/openid-configuration")
+@router.get("/.well-known/oauth-authorization-server")
+def discovery(runtime: RuntimeDep) -> dict[str, Any]:
+    """OpenID Connect Discovery 1.0 and RFC 8414 metadata (one document serves both)."""
+    iss = runtime.settings.resolved_issuer
+    auth_methods = ["private_key_jwt", "client_secret_basic"]
+    return {
+        "issuer": iss,
+        "authorization_endpoint": f"{iss}/oauth/authorize",
+        "pushed_authorization_request_endpoint": f"{iss}/oauth/par",
+        "token_endpoint": f"{iss}/oauth/token",
+        "userinfo_endpoint": f"{iss}/oauth/userinfo",
+        "jwks_uri": f"{iss}/oauth/jwks",
+        "introspection_endpoint": f"{iss}/oauth/introspect",
+        "revocation_endpoint": f"{iss}/oauth/revoke",
+        "end_session_endpoint": f"{iss}/logout",
+        "scopes_supported": sorted(CITIZEN_SCOPES),
+        "claims_supported": sorted(
+            {"sub", "iss", "aud", "acr", "amr", "auth_time", "sid"}
+            | {c for claims in SCOPE_CLAIMS.values() for c in claims}
+        ),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "code_challenge_methods_supported": ["S256"],
+        "acr_values_supported": [ACR_LOW, ACR_SUBSTANTIAL],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": True,
+        "require_request_uri_registration": False,
+        "claims_parameter_supported": False,
+    }
+
+
+@router.get("/oauth/jwks")
+def jwks(runtime: RuntimeDep, session: SessionDep) -> JSONResponse:
+    keys = runtime.provider(session).keys.published()
+    return JSONResponse({"keys": keys}, headers={"Cache-Control": "public, max-age=300"})
+
+
+# -- authorization -----------------------------------------------------------------------------
+
+
+def continue_authorization(
+    request: Request,
+    runtime: Runtime,
+    provider: Provider,
+    request_id: str,
+    auth: AuthorizationRequest,
+) -> Response:
+    """Send the browser to what the request still needs, or back to the client with a code."""
+    sso = provider.sessions.current(request.cookies.get(cookie_name(runtime, SESSION_COOKIE)))
+    try:
+        missing = provider.authorizer.needs(auth, sso)
+    except ErrorRedirect as exc:
+        provider.authorizer.forget(request_id)
+        return error_redirect(runtime, exc)
+    pages = {LOGIN: "/login", STEP_UP: "/login/second-factor", CONSENT: "/consent"}
+    if missing is not None:
+        return RedirectResponse(f"{pages[missing]}?{urlencode({'request': request_id})}", 303)
+    assert sso is not None  # noqa: S101 (needs() returns LOGIN when there is no session)
+    issued = provider.authorizer.issue_code(auth, sso)
+    provider.authorizer.forget(request_id)
+    target = with_query(
+        issued.redirect_uri,
+        {"code": issued.code, "state": issued.state, "iss": runtime.settings.resolved_issuer},
+    )
+    return RedirectResponse(target, status_code=303)
+
+
+async def _params(request: Request) -> dict[str, str]:
+    if request.method == "POST":
+        form = await request.form()
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    return dict(request.query_params)
+
+
+@router.api_route("/oauth/authorize", methods=["GET", "POST"], response_model=None)
+async def authorize(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+    """OpenID Connect Core 3.1.2: the browser arrives here from an e-service."""
+    params = await _params(request)
+    provider = runtime.provider(session)
+    try:
+        if "request_uri" in params:
+            auth = provider.authorizer.pushed(params)
+        else:
+            auth = provider.authorizer.parse(params)
+    except UntrustedRedirect as exc:
+        return untrusted(request, runtime, exc)
+    except ErrorRedirect as exc:
+        return error_redirect(runtime, exc)
+    request_id = provider.authorizer.store(auth)
+    return continue_authorization(request, runtime, provider, request_id, auth)
+
+
+@router.get("/oauth/authorize/resume", response_model=None)
+def resume(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    request_id: Annotated[str, Query(alias="request")] = "",
+) -> Response:
+    """Where the login, second-factor and consent pages send the browser when done."""
+    provider = runtime.provider(session)
+    try:
+        auth = provider.authorizer.load(request_id)
+    except UntrustedRedirect as exc:
+        return untrusted(request, runtime, exc)
+    return continue_authorization(request, runtime, provider, request_id, auth)
+
+
+# -- client-authenticated endpoints ----------------------------------------------------------
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidClient("malformed Basic credentials") from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise InvalidClient("malformed Basic credentials")
+    # RFC 6749 2.3.1: both parts are form-urlencoded before being joined.
+    return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
+
+
+async def _authenticated(request: Request, provider: Provider) -> tuple[Client, dict[str, str]]:
+    form = await request.form()
+    params = {k: v for k, v in form.items() if isinstance(v, str)}
+    client = provider.clients.authenticate(
+        basic=_basic_credentials(request),
+        form_client_id=params.get("client_id"),
+        assertion_type=params.get("client_assertion_type"),
+        assertion=params.get("client_assertion"),
+        audiences=[provider.token_endpoint, provider.issuer, str(request.url)],
+    )
+    return client, params
+
+
+def _dpop(request: Request, provider: Provider, url: str) -> str | None:
+    proofs = request.headers.getlist("dpop")
+    if not proofs:
+        return None
+    if len(proofs) > 1:
+        raise InvalidDpopProof("send one DPoP proof")
+    return provider.dpop.verify(proofs[0], method=request.method, url=url)
+
+
+def _challenge_header(request: Request) -> dict[str, str]:
+    return (
+        {"WWW-Authenticate": 'Basic realm="shanakht"'} if "authorization" in request.headers else {}
+    )
+
+
+@router.post("/oauth/token", response_model=None)
+async def token(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+    provider = runtime.provider(session)
+    try:
+        client, params = await _authenticated(request, provider)
+        jkt = _dpop(request, provider, provider.token_endpoint)
+        grant_type = params.get("grant_type")
+        if grant_type == "authorization_code":
+            result = provider.tokens.exchange_code(
+                client,
+                code=params.get("code", ""),
+                redirect_uri=params.get("redirect_uri", ""),
+                code_verifier=params.get("code_verifier", ""),
+                dpop_jkt=jkt,
+            )
+        elif grant_type == "refresh_token":
+            result = provider.tokens.refresh(
+                client,
+                refresh_token=params.get("refresh_token", ""),
+                scope=params.get("scope"),
+                dpop_jkt=jkt,
+            )
+        elif grant_type == "client_credentials":
+            result = provider.tokens.client_credentials(
+                client, scope=params.get("scope"), dpop_jkt=jkt
+            )
+        else:
+            raise UnsupportedGrantType(
+                "grant_type is authorization_code, refresh_token or client_credentials"
+            )
+    except InvalidClient as exc:
+        settle(session, exc)
+        return oauth_error(exc, _challenge_header(request))
+    except OAuthError as exc:
+        settle(session, exc)
+        return oauth_error(exc)
+    return JSONResponse(result.to_json(), headers=NO_STORE)
+
+
+@router.post("/oauth/par", response_model=None)
+async def pushed_authorization(
+    request: Request, runtime: RuntimeDep, session: SessionDep
+) -> Response:
+    """RFC 9126: the client sends its request over a back channel and gets a request_uri."""
+    provider = runtime.provider(session)
+    try:
+        client, params = await _authenticated(request, provider)
+        if params.get("client_id", client.id) != client.id:
+            raise InvalidRequest("client_id does not match the authenticated client")
+        params["client_id"] = client.id
+        jkt = _dpop(request, provider, f"{provider.issuer}/oauth/par")
+        if jkt is not None:
+            if params.get("dpop_jkt", jkt) != jkt:
+                raise InvalidRequest("dpop_jkt does not match the DPoP proof")
+            params["dpop_jkt"] = jkt
+        auth = provider.authorizer.parse(params, pushed=True)
+    except InvalidClient as exc:
+        settle(session, exc)
+        return oauth_error(exc, _challenge_header(request))
+    except (UntrustedRedirect, ErrorRedirect) as exc:
+        session.rollback()
+        error = exc.error if isinstance(exc, ErrorRedirect) else InvalidRequest(exc.description)
+        return oauth_error(error)
+    except OAuthError as exc:
+        settle(session, exc)
+        return oauth_error(exc)
+    request_id = provider.authorizer.store(auth, pushed=True)
+    return JSONResponse(
+        {"request_uri": PAR_PREFIX + request_id, "expires_in": int(PUSHED_TTL.total_seconds())},
+        status_code=201,
+        headers=NO_STORE,
+    )
+
+
+@router.post("/oauth/introspect", response_model=None)
+async def introspect(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+    provider = runtime.provider(session)
+    try:
+        client, params = await _authenticated(request, provider)
+    except InvalidClient as exc:
+        settle(session, exc)
+        return oauth_error(exc, _challenge_header(request))
+    except OAuthError as exc:
+        settle(session, exc)
+        return oauth_error(exc)
+    if not params.get("token"):
+        return oauth_error(InvalidRequest("token is required"))
+    return JSONResponse(provider.tokens.introspect(client, params["token"]), headers=NO_STORE)
+
+
+@router.post("/oauth/revoke", response_model=None)
+async def revoke(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+    provider = runtime.provider(session)
+    try:
+        client, params = await _authenticated(request, provider)
+    except InvalidClient as exc:
+        settle(session, exc)
+        return oauth_error(exc, _challenge_header(request))
+    except OAuthError as exc:
+        settle(session, exc)
+        return oauth_error(exc)
+    if not params.get("token"):
+        return oauth_error(InvalidRequest("token is required"))
+    provider.tokens.revoke(client, params["token"])
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@router.api_route("/oauth/userinfo", methods=["GET", "POST"], response_model=None)
+def userinfo(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+    """OpenID Connect Core 5.3, with Bearer (RFC 6750) or DPoP (RFC 9449 7) tokens."""
+    provider = runtime.provider(session)
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    try:
+        if scheme.lower() not in ("bearer", "dpop") or not value:
+            raise InvalidToken("an access token is required")
+        access = provider.tokens.verify_access_token(value.strip())
+        if access.dpop_jkt:
+            if scheme.lower() != "dpop":
+                raise InvalidToken("this token is DPoP-bound; send it with a DPoP proof")
+            proofs = request.headers.getlist("dpop")
+            if len(proofs) != 1:
+                raise InvalidDpopProof("one DPoP proof is required")
+            url = f"{provider.issuer}/oauth/userinfo"
+            jkt = provider.dpop.verify(
+                proofs[0], method=request.method, url=url, access_token=value.strip()
+            )
+            if jkt != access.dpop_jkt:
+                raise InvalidToken("the DPoP proof is by another key")
+        elif scheme.lower() != "bearer":
+            raise InvalidToken("this token is a Bearer token")
+        claims = provider.tokens.userinfo(access)
+    except OAuthError as exc:
+        settle(session, exc)
+        kind = "DPoP" if scheme.lower() == "dpop" else "Bearer"
+        challenge = f'{kind} error="{exc.error}", error_description="{exc.description}"'
+        return oauth_error(exc, {"WWW-Authenticate": challenge})
+    return JSONResponse(claims, headers=NO_STORE)

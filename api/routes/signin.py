@@ -1,0 +1,427 @@
+"""The pages a citizen sees while signing in: login, second factor, consent, logout.
+
+Each POST checks the CSRF token first. Every refusal a stranger can provoke renders the same
+words; throttling answers 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, BackgroundTasks, Form, Query, Request, Response
+from fastapi.responses import RedirectResponse
+
+from api.deps import RuntimeDep, SessionDep, settle
+from api.routes.oidc import continue_authorization, untrusted, with_query
+from api.runtime import Runtime
+from api.web import SESSION_COOKIE, check_csrf, client_address, cookie_name, render, set_cookie
+from audit import AuditEvent
+from identity.errors import ChallengeFailed, InvalidCredentials, TooManyAttempts, WrongCode
+from identity.oidc.authorize import AuthorizationRequest
+from identity.oidc.errors import AccessDenied, UntrustedRedirect
+from identity.oidc.logout import LogoutNotice
+from identity.oidc.provider import Provider
+from identity.oidc.sessions import EndedSession, SsoSession
+from identity.second_factor import AMR
+
+router = APIRouter(tags=["sign-in pages"], include_in_schema=False)
+
+SCOPE_TEXT = {
+    "openid": "to know it is you (an identifier for this e-service only)",
+    "profile": "your name and your father's or husband's name",
+    "cnic": "your CNIC number",
+    "birthdate": "your date of birth",
+    "gender": "your gender",
+    "address": "your address",
+    "phone": "your verified mobile number",
+    "roles": "your roles as an officer of a department",
+}
+
+FormText = Annotated[str, Form()]
+
+
+def _current(request: Request, runtime: Runtime, provider: Provider) -> SsoSession | None:
+    return provider.sessions.current(request.cookies.get(cookie_name(runtime, SESSION_COOKIE)))
+
+
+def _pending(provider: Provider, request_id: str) -> AuthorizationRequest | None:
+    if not request_id:
+        return None
+    return provider.authorizer.load(request_id)
+
+
+def _next(request_id: str) -> str:
+    return (
+        f"/oauth/authorize/resume?{urlencode({'request': request_id})}"
+        if request_id
+        else "/account"
+    )
+
+
+def deliver(runtime: Runtime, notices: list[LogoutNotice]) -> None:
+    """Back-channel logout, after the commit: each e-service hears once, failures are logged."""
+    for notice in notices:
+        runtime.identity.notifier.deliver(notice)
+
+
+def end_sessions(
+    runtime: Runtime, provider: Provider, ended: list[EndedSession], reason: str
+) -> list[LogoutNotice]:
+    notices: list[LogoutNotice] = []
+    for one in ended:
+        account = provider.accounts.by_id(one.citizen_id)
+        subject = account.pseudonym if account else "unknown"
+        notices += provider.logout.notices(one, subject=subject, reason=reason)
+    return notices
+
+
+# -- login -------------------------------------------------------------------------------------
+
+
+@router.get("/login", response_model=None)
+def login_page(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    request_id: Annotated[str, Query(alias="request")] = "",
+) -> Response:
+    provider = runtime.provider(session)
+    try:
+        pending = _pending(provider, request_id)
+    except UntrustedRedirect as exc:
+        return untrusted(request, runtime, exc)
+    client = provider.clients.get(pending.client_id) if pending else None
+    return render(
+        request,
+        runtime,
+        "login.html",
+        request_id=request_id,
+        client_name=client.name if client else None,
+    )
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    cnic: FormText,
+    password: FormText,
+    csrf: Annotated[str, Form()] = "",
+    request_id: Annotated[str, Form(alias="request")] = "",
+) -> Response:
+    check_csrf(request, runtime, csrf)
+    try:
+        result = runtime.password_login(session).login(
+            cnic, password, client=client_address(request)
+        )
+    except InvalidCredentials as exc:
+        settle(session, exc)
+        return render(
+            request,
+            runtime,
+            "login.html",
+            status_code=401,
+            request_id=request_id,
+            cnic=cnic,
+            error="The CNIC or password is not right, or the account is locked for "
+            "a while. Check both, or use 'Forgot password'.",
+        )
+    except TooManyAttempts as exc:
+        settle(session, exc)
+        response = render(
+            request,
+            runtime,
+            "login.html",
+            status_code=429,
+            request_id=request_id,
+            cnic=cnic,
+            error=f"Too many attempts. Try again in {exc.retry_after} seconds.",
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    if result.password_expired:
+        ticket = runtime.enrolment(session).expired_password_ticket(
+            result.citizen_id, result.pseudonym
+        )
+        return render(
+            request,
+            runtime,
+            "password.html",
+            ticket=ticket,
+            action=f"/reset/password?{urlencode({'next': _next(request_id)})}",
+            heading="Your password has expired: choose a new one",
+        )
+    provider = runtime.provider(session)
+    previous = _current(request, runtime, provider)
+    notices: list[LogoutNotice] = []
+    if previous is not None:
+        # A new login in this browser replaces the old session (no session fixation).
+        ended = provider.sessions.end(previous.id, "replaced")
+        notices = end_sessions(runtime, provider, [ended] if ended else [], "replaced")
+    token, _sso = provider.sessions.create(
+        result.citizen_id,
+        acr=result.acr,
+        amr=["pwd"],
+        client_address=client_address(request),
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    onward = RedirectResponse(_next(request_id), status_code=303)
+    set_cookie(onward, runtime, SESSION_COOKIE, token, samesite="lax")
+    tasks = BackgroundTasks()
+    tasks.add_task(deliver, runtime, notices)
+    onward.background = tasks
+    return onward
+
+
+# -- second factor (step-up) ---------------------------------------------------------------
+
+
+@router.get("/login/second-factor", response_model=None)
+def second_factor_page(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    request_id: Annotated[str, Query(alias="request")] = "",
+) -> Response:
+    provider = runtime.provider(session)
+    sso = _current(request, runtime, provider)
+    account = provider.accounts.by_id(sso.citizen_id) if sso else None
+    if sso is None or account is None:
+        return RedirectResponse(f"/login?{urlencode({'request': request_id})}", 303)
+    ticket = runtime.second_factor(session).start(account)
+    action = f"/login/second-factor?{urlencode({'request': request_id})}"
+    return render(request, runtime, "code.html", ticket=ticket, action=action)
+
+
+@router.post("/login/second-factor", response_model=None)
+def second_factor(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    ticket: FormText,
+    code: FormText,
+    csrf: Annotated[str, Form()] = "",
+    request_id: Annotated[str, Query(alias="request")] = "",
+) -> Response:
+    check_csrf(request, runtime, csrf)
+    provider = runtime.provider(session)
+    sso = _current(request, runtime, provider)
+    if sso is None:
+        return RedirectResponse(f"/login?{urlencode({'request': request_id})}", 303)
+    try:
+        acr = runtime.second_factor(session).finish(ticket, code, citizen_id=sso.citizen_id)
+    except (WrongCode, ChallengeFailed) as exc:
+        settle(session, exc)
+        action = f"/login/second-factor?{urlencode({'request': request_id})}"
+        return render(
+            request,
+            runtime,
+            "code.html",
+            status_code=400,
+            ticket=ticket,
+            action=action,
+            error=str(exc),
+        )
+    provider.sessions.step_up(sso.id, acr=acr, amr=AMR)
+    return RedirectResponse(_next(request_id), status_code=303)
+
+
+# -- consent -----------------------------------------------------------------------------------
+
+
+@router.get("/consent", response_model=None)
+def consent_page(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    request_id: Annotated[str, Query(alias="request")] = "",
+) -> Response:
+    provider = runtime.provider(session)
+    try:
+        pending = provider.authorizer.load(request_id)
+    except UntrustedRedirect as exc:
+        return untrusted(request, runtime, exc)
+    client = provider.clients.get(pending.client_id)
+    return render(
+        request,
+        runtime,
+        "consent.html",
+        request_id=request_id,
+        client_name=client.name if client else pending.client_id,
+        scopes=[SCOPE_TEXT[s] for s in pending.scopes if s in SCOPE_TEXT],
+    )
+
+
+@router.post("/consent", response_model=None)
+def consent(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    decision: FormText,
+    csrf: Annotated[str, Form()] = "",
+    request_id: Annotated[str, Form(alias="request")] = "",
+) -> Response:
+    check_csrf(request, runtime, csrf)
+    provider = runtime.provider(session)
+    try:
+        pending = provider.authorizer.load(request_id)
+    except UntrustedRedirect as exc:
+        return untrusted(request, runtime, exc)
+    sso = _current(request, runtime, provider)
+    if sso is None:
+        return RedirectResponse(f"/login?{urlencode({'request': request_id})}", 303)
+    account = provider.accounts.by_id(sso.citizen_id)
+    subject = account.pseudonym if account else None
+    audit = runtime.audit_log(session)
+    if decision != "allow":
+        provider.authorizer.forget(request_id)
+        audit.append(
+            AuditEvent(
+                actor=f"citizen:{subject}",
+                action="identity.consent.denied",
+                subject=subject,
+                resource=f"client:{pending.client_id}",
+            )
+        )
+        error = AccessDenied("the citizen did not allow it")
+        target = with_query(
+            pending.redirect_uri,
+            {
+                "error": error.error,
+                "error_description": error.description,
+                "state": pending.state,
+                "iss": runtime.settings.resolved_issuer,
+            },
+        )
+        return RedirectResponse(target, status_code=303)
+    scopes = [s for s in pending.scopes if s != "openid"]
+    provider.grants.grant(sso.citizen_id, pending.client_id, scopes)
+    audit.append(
+        AuditEvent(
+            actor=f"citizen:{subject}",
+            action="identity.consent.granted",
+            subject=subject,
+            resource=f"client:{pending.client_id}",
+            details={"scopes": " ".join(scopes)},
+        )
+    )
+    return continue_authorization(request, runtime, provider, request_id, pending)
+
+
+# -- logout ------------------------------------------------------------------------------------
+
+
+def _logout_target(
+    provider: Provider,
+    client_id: str | None,
+    post_logout_redirect_uri: str | None,
+    state: str | None,
+) -> str | None:
+    """Only a post-logout URI registered for the named client is followed (no open redirect)."""
+    if not post_logout_redirect_uri or not client_id:
+        return None
+    client = provider.clients.get(client_id)
+    if client is None or post_logout_redirect_uri not in client.post_logout_redirect_uris:
+        return None
+    return with_query(post_logout_redirect_uri, {"state": state})
+
+
+@router.get("/logout", response_model=None)
+def logout_page(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    id_token_hint: str | None = None,
+    post_logout_redirect_uri: str | None = None,
+    state: str | None = None,
+    client_id: str | None = None,
+) -> Response:
+    """RP-initiated logout: with an ID token of this very session, sign out at once; otherwise
+    ask, since a link alone must not be able to sign anyone out."""
+    provider = runtime.provider(session)
+    sso = _current(request, runtime, provider)
+    hinted = provider.tokens.session_of_id_token(id_token_hint) if id_token_hint else None
+    if hinted is not None:
+        client_id = client_id or hinted[0]
+    if sso is not None and hinted is not None and hinted[1] == sso.sid:
+        return _sign_out(
+            request, runtime, provider, sso, client_id, post_logout_redirect_uri, state
+        )
+    if sso is None:
+        target = _logout_target(provider, client_id, post_logout_redirect_uri, state)
+        if target:
+            return RedirectResponse(target, status_code=303)
+        return render(
+            request,
+            runtime,
+            "message.html",
+            heading="Signed out",
+            message="You are not signed in to Shanakht.",
+        )
+    return render(
+        request,
+        runtime,
+        "logout.html",
+        post_logout_redirect_uri=post_logout_redirect_uri,
+        state=state,
+        client_id=client_id,
+    )
+
+
+@router.post("/logout", response_model=None)
+def logout(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    csrf: Annotated[str, Form()] = "",
+    post_logout_redirect_uri: Annotated[str, Form()] = "",
+    state: Annotated[str, Form()] = "",
+    client_id: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, runtime, csrf)
+    provider = runtime.provider(session)
+    sso = _current(request, runtime, provider)
+    return _sign_out(
+        request,
+        runtime,
+        provider,
+        sso,
+        client_id or None,
+        post_logout_redirect_uri or None,
+        state or None,
+    )
+
+
+def _sign_out(
+    request: Request,
+    runtime: Runtime,
+    provider: Provider,
+    sso: SsoSession | None,
+    client_id: str | None,
+    post_logout_redirect_uri: str | None,
+    state: str | None,
+) -> Response:
+    notices: list[LogoutNotice] = []
+    if sso is not None:
+        ended = provider.sessions.end(sso.id, "logout")
+        notices = end_sessions(runtime, provider, [ended] if ended else [], "logout")
+    target = _logout_target(provider, client_id, post_logout_redirect_uri, state)
+    response: Response
+    if target:
+        response = RedirectResponse(target, status_code=303)
+    else:
+        response = render(
+            request,
+            runtime,
+            "message.html",
+            heading="Signed out",
+            message="You are signed out of Shanakht and of every e-service you "
+            "used in this session.",
+        )
+    response.delete_cookie(cookie_name(runtime, SESSION_COOKIE), path="/")
+    tasks = BackgroundTasks()
+    tasks.add_task(deliver, runtime, notices)
+    response.background = tasks
+    return response

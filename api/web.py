@@ -1,0 +1,88 @@
+"""Server-rendered pages: templates, cookies and CSRF, in one place.
+
+Cookies are `__Host-` prefixed when the service runs on https (bound to this host, Secure,
+Path=/), HttpOnly, and SameSite=Lax for the session (it must survive the top-level redirect
+back from an e-service) and Strict for the CSRF token. Every form carries the CSRF token,
+compared in constant time with the cookie (double submit), so another site cannot post a
+login, a consent or a logout in the citizen's name.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from api.runtime import Runtime
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+SESSION_COOKIE = "shanakht_session"
+CSRF_COOKIE = "shanakht_csrf"
+
+# Pages may load only what the service itself serves; nothing may frame them.
+PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' https: "
+    "http://127.0.0.1:* http://localhost:*; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class CsrfRejected(Exception):
+    """A form came without the CSRF token this browser was given."""
+
+
+def cookie_name(runtime: Runtime, base: str) -> str:
+    return f"__Host-{base}" if runtime.settings.secure_cookies else base
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def csrf_token(request: Request, runtime: Runtime) -> str:
+    """This browser's CSRF token (made on first use; set on the response by `render`)."""
+    existing = request.cookies.get(cookie_name(runtime, CSRF_COOKIE))
+    token = existing or getattr(request.state, "new_csrf", None)
+    if token is None:
+        token = secrets.token_urlsafe(24)
+        request.state.new_csrf = token
+    return token
+
+
+def check_csrf(request: Request, runtime: Runtime, submitted: str | None) -> None:
+    expected = request.cookies.get(cookie_name(runtime, CSRF_COOKIE))
+    if not expected or not submitted or not hmac.compare_digest(expected, submitted):
+        raise CsrfRejected("the form has expired; reload the page and try again")
+
+
+def set_cookie(response: Response, runtime: Runtime, base: str, value: str, **options: Any) -> None:
+    response.set_cookie(
+        cookie_name(runtime, base),
+        value,
+        httponly=True,
+        secure=runtime.settings.secure_cookies,
+        path="/",
+        **options,
+    )
+
+
+def render(
+    request: Request,
+    runtime: Runtime,
+    template: str,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    csrf = csrf_token(request, runtime)
+    response = TEMPLATES.TemplateResponse(
+        request, template, {"csrf": csrf, **context}, status_code=status_code
+    )
+    response.headers["Content-Security-Policy"] = PAGE_CSP
+    response.headers["Cache-Control"] = "no-store"
+    if getattr(request.state, "new_csrf", None):
+        set_cookie(response, runtime, CSRF_COOKIE, csrf, samesite="strict")
+    return response

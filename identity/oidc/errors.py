@@ -1,0 +1,84 @@
+"""OAuth 2.0 / OpenID Connect errors, each with its protocol code and HTTP status.
+
+The codes come from RFC 6749 section 5.2 and 4.1.2.1, OpenID Connect Core 3.1.2.6, RFC 7009,
+RFC 9126 and RFC 9449. The api layer renders them as OAuth error JSON at the token endpoint,
+as a redirect to the client when the redirect URI is trusted, and as a page otherwise.
+"""
+
+from __future__ import annotations
+
+from identity.errors import IdentityError
+
+
+class OAuthError(IdentityError):
+    error = "invalid_request"
+    status = 400
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed (RFC 6749 5.2): 401 at the token endpoint."""
+
+    error = "invalid_client"
+    status = 401
+
+
+class InvalidGrant(OAuthError):
+    """The code or refresh token is no good. What was recorded on the way (a burnt code, a
+    revoked token family, the audit entry) must stand, so the caller commits."""
+
+    error = "invalid_grant"
+    keep_transaction = True
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class UnsupportedResponseType(OAuthError):
+    error = "unsupported_response_type"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+
+
+class AccessDenied(OAuthError):
+    error = "access_denied"
+
+
+class LoginRequired(OAuthError):
+    error = "login_required"
+
+
+class ConsentRequired(OAuthError):
+    error = "consent_required"
+
+
+class InvalidToken(OAuthError):
+    """RFC 6750 3.1: the bearer token is expired, revoked or malformed."""
+
+    error = "invalid_token"
+    status = 401
+
+
+class InvalidDpopProof(OAuthError):
+    error = "invalid_dpop_proof"
+    status = 400
+
+
+class UntrustedRedirect(OAuthError):
+    """The client or redirect URI is unknown: never redirect, show the citizen a page."""
+
+    error = "invalid_request"

@@ -1,0 +1,138 @@
+"""The provider's token-signing keys: RS256 (which OpenID Connect requires) and ES256.
+
+Keys live in the database, sealed, so every replica signs with the same ones and a rotation
+done by `shanakht keys rotate` on one machine reaches all. A rotated key stops signing at once
+but stays in the JWKS for `OVERLAP`, longer than any token it signed lives, so tokens already
+issued keep verifying.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet, RSAKey
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from identity.models import signing_keys
+from identity.sealing import Sealer
+
+ALGORITHMS = ("RS256", "ES256")
+OVERLAP = timedelta(days=1)
+RSA_BITS = 2048  # NIST SP 800-57: fine to 2030; keys rotate long before. 3072 signs 3x slower
+
+SigningKey = RSAKey | ECKey
+
+# Parsed private keys by kid. A kid names one key for ever, so the cache never goes stale.
+_parsed: dict[str, SigningKey] = {}
+
+
+def _generate(alg: str) -> SigningKey:
+    if alg == "RS256":
+        return RSAKey.generate_key(RSA_BITS, private=True)
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", private=True)
+    raise ValueError(f"no signing algorithm {alg}")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    kid: str
+    alg: str
+    created_at: datetime
+    retired_at: datetime | None
+
+
+class SigningKeys:
+    def __init__(self, session: Session, sealer: Sealer, clock: Callable[[], datetime]) -> None:
+        self._session = session
+        self._sealer = sealer
+        self._clock = clock
+
+    def _create(self, alg: str) -> str:
+        key = _generate(alg)
+        kid = key.thumbprint()
+        public = {**key.as_dict(private=False), "kid": kid, "alg": alg, "use": "sig"}
+        self._session.execute(
+            insert(signing_keys).values(
+                kid=kid,
+                alg=alg,
+                private_key=self._sealer.seal(key.as_pem(private=True), f"signing-key:{kid}"),
+                public_jwk=json.dumps(public, sort_keys=True),
+                created_at=self._clock(),
+            )
+        )
+        return kid
+
+    def ensure(self) -> None:
+        """Make a key for each algorithm that has none in service (first start)."""
+        active = set(
+            self._session.execute(
+                select(signing_keys.c.alg).where(signing_keys.c.retired_at.is_(None))
+            ).scalars()
+        )
+        for alg in ALGORITHMS:
+            if alg not in active:
+                self._create(alg)
+
+    def rotate(self) -> list[str]:
+        """Retire every signing key and make new ones; return the new kids."""
+        self._session.execute(
+            update(signing_keys)
+            .where(signing_keys.c.retired_at.is_(None))
+            .values(retired_at=self._clock())
+        )
+        return [self._create(alg) for alg in ALGORITHMS]
+
+    def all(self) -> list[KeyInfo]:
+        rows = self._session.execute(
+            select(
+                signing_keys.c.kid,
+                signing_keys.c.alg,
+                signing_keys.c.created_at,
+                signing_keys.c.retired_at,
+            ).order_by(signing_keys.c.created_at)
+        )
+        return [KeyInfo(*row) for row in rows]
+
+    def _private(self, kid: str, alg: str, sealed: bytes) -> SigningKey:
+        key = _parsed.get(kid)
+        if key is None:
+            pem = self._sealer.open(sealed, f"signing-key:{kid}")
+            key = RSAKey.import_key(pem) if alg == "RS256" else ECKey.import_key(pem)
+            _parsed[kid] = key
+        return key
+
+    def current(self, alg: str) -> tuple[str, SigningKey]:
+        row = self._session.execute(
+            select(signing_keys.c.kid, signing_keys.c.private_key)
+            .where(signing_keys.c.alg == alg, signing_keys.c.retired_at.is_(None))
+            .order_by(signing_keys.c.created_at.desc())
+            .limit(1)
+        ).one_or_none()
+        if row is None:
+            raise LookupError(f"no {alg} signing key: run `shanakht db upgrade`")
+        return row.kid, self._private(row.kid, alg, row.private_key)
+
+    def sign(self, claims: dict[str, Any], *, alg: str, typ: str = "JWT") -> str:
+        kid, key = self.current(alg)
+        return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key, algorithms=[alg])
+
+    def published(self) -> list[dict[str, Any]]:
+        """Public JWKs of the keys that sign now or signed within the overlap."""
+        cutoff = self._clock() - OVERLAP
+        rows = self._session.execute(
+            select(signing_keys.c.public_jwk, signing_keys.c.retired_at).order_by(
+                signing_keys.c.created_at.desc()
+            )
+        )
+        return [json.loads(jwk) for jwk, retired in rows if retired is None or retired > cutoff]
+
+    def key_set(self) -> KeySet:
+        """The published keys, for verifying tokens this provider signed."""
+        return KeySet.import_key_set({"keys": self.published()})

@@ -1,0 +1,72 @@
+"""The provider's services for one database session, built in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from audit import AuditLog
+from identity.accounts import Accounts
+from identity.oidc.authorize import Authorizer
+from identity.oidc.clients import ClientRegistry
+from identity.oidc.dpop import DpopVerifier
+from identity.oidc.grants import Grants
+from identity.oidc.keys import SigningKeys
+from identity.oidc.logout import LogoutTokens
+from identity.oidc.sessions import Sessions
+from identity.oidc.tokens import TokenService
+from identity.sealing import Sealer
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    issuer: str
+    sealer: Sealer
+    pairwise_key: bytes
+
+
+class Provider:
+    def __init__(
+        self,
+        session: Session,
+        config: ProviderConfig,
+        *,
+        audit: AuditLog,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.issuer = config.issuer
+        self.accounts = Accounts(session, config.sealer)
+        self.keys = SigningKeys(session, config.sealer, clock)
+        self.clients = ClientRegistry(session, clock)
+        self.grants = Grants(session, clock)
+        self.sessions = Sessions(session, clock)
+        self.dpop = DpopVerifier(session, clock)
+        self.authorizer = Authorizer(
+            session, clients=self.clients, grants=self.grants, sessions=self.sessions, clock=clock
+        )
+        self.tokens = TokenService(
+            session,
+            keys=self.keys,
+            sessions=self.sessions,
+            grants=self.grants,
+            accounts=self.accounts,
+            issuer=config.issuer,
+            pairwise_key=config.pairwise_key,
+            audit=audit,
+            clock=clock,
+        )
+        self.logout = LogoutTokens(
+            clients=self.clients,
+            keys=self.keys,
+            issuer=config.issuer,
+            pairwise_key=config.pairwise_key,
+            audit=audit,
+            clock=clock,
+        )
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.issuer}/oauth/token"

@@ -1,0 +1,216 @@
+"""Single sign-on sessions: one per browser, shared by every e-service the citizen visits.
+
+The cookie holds a random token; the table keeps only its SHA-256, so a read of the table
+cannot be replayed as a cookie. Ending a session (logout, expiry, "sign out everywhere", a
+lockout) revokes every token issued in it and returns the e-services to notify by back-channel
+logout, which is how one sign-out ends every e-service's session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from identity.models import session_clients, sessions, tokens
+
+IDLE_TIMEOUT = timedelta(hours=2)
+MAX_LIFETIME = timedelta(hours=12)
+TOUCH_EVERY = timedelta(minutes=5)  # last_seen is written at most this often
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SsoSession:
+    id: str
+    sid: str
+    citizen_id: str
+    acr: str
+    amr: tuple[str, ...]
+    auth_time: datetime
+    client_address: str
+    user_agent: str
+    created_at: datetime
+    last_seen: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EndedSession:
+    """What a session's end leaves to do: tell these e-services, for this citizen and sid."""
+
+    sid: str
+    citizen_id: str
+    client_ids: tuple[str, ...]
+
+
+def _from_row(row: Any) -> SsoSession:
+    return SsoSession(
+        id=row.id,
+        sid=row.sid,
+        citizen_id=row.citizen_id,
+        acr=row.acr,
+        amr=tuple(json.loads(row.amr)),
+        auth_time=row.auth_time,
+        client_address=row.client_address,
+        user_agent=row.user_agent,
+        created_at=row.created_at,
+        last_seen=row.last_seen,
+        expires_at=row.expires_at,
+    )
+
+
+class Sessions:
+    def __init__(self, session: Session, clock: Callable[[], datetime]) -> None:
+        self._db = session
+        self._clock = clock
+
+    def create(
+        self,
+        citizen_id: str,
+        *,
+        acr: str,
+        amr: Sequence[str],
+        client_address: str,
+        user_agent: str,
+    ) -> tuple[str, SsoSession]:
+        """Start a session; return the cookie token (shown once) and the session."""
+        token = secrets.token_urlsafe(32)
+        now = self._clock()
+        values = {
+            "id": _hash(token),
+            "sid": uuid.uuid4().hex,
+            "citizen_id": citizen_id,
+            "acr": acr,
+            "amr": json.dumps(list(amr)),
+            "auth_time": now,
+            "client_address": client_address[:64],
+            "user_agent": user_agent[:200],
+            "created_at": now,
+            "last_seen": now,
+            "expires_at": now + IDLE_TIMEOUT,
+        }
+        self._db.execute(insert(sessions).values(**values))
+        return token, _from_row(SimpleNamespace(**values))
+
+    def current(self, token: str | None) -> SsoSession | None:
+        """The live session a cookie names, sliding its idle timeout; None if ended or expired."""
+        if not token:
+            return None
+        row = self._db.execute(
+            select(sessions).where(sessions.c.id == _hash(token), sessions.c.ended_at.is_(None))
+        ).one_or_none()
+        now = self._clock()
+        if row is None or row.expires_at <= now:
+            return None
+        found = _from_row(row)
+        if now - found.last_seen >= TOUCH_EVERY:
+            expires = min(now + IDLE_TIMEOUT, found.created_at + MAX_LIFETIME)
+            self._db.execute(
+                update(sessions)
+                .where(sessions.c.id == found.id)
+                .values(last_seen=now, expires_at=expires)
+            )
+        return found
+
+    def by_sid(self, sid: str) -> SsoSession | None:
+        row = self._db.execute(
+            select(sessions).where(sessions.c.sid == sid, sessions.c.ended_at.is_(None))
+        ).one_or_none()
+        return _from_row(row) if row is not None else None
+
+    def is_live(self, session_id: str) -> bool:
+        row = self._db.execute(
+            select(sessions.c.expires_at).where(
+                sessions.c.id == session_id, sessions.c.ended_at.is_(None)
+            )
+        ).one_or_none()
+        return row is not None and row.expires_at > self._clock()
+
+    def step_up(self, session_id: str, *, acr: str, amr: Sequence[str]) -> None:
+        self._db.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id)
+            .values(acr=acr, amr=json.dumps(list(amr)), auth_time=self._clock())
+        )
+
+    def join(self, session_id: str, client_id: str) -> None:
+        """Note that an e-service got tokens in this session, so its end reaches it."""
+        present = self._db.execute(
+            select(session_clients.c.client_id).where(
+                session_clients.c.session_id == session_id,
+                session_clients.c.client_id == client_id,
+            )
+        ).first()
+        if present is None:
+            self._db.execute(
+                insert(session_clients).values(session_id=session_id, client_id=client_id)
+            )
+
+    def active_for(self, citizen_id: str) -> list[SsoSession]:
+        rows = self._db.execute(
+            select(sessions)
+            .where(
+                sessions.c.citizen_id == citizen_id,
+                sessions.c.ended_at.is_(None),
+                sessions.c.expires_at > self._clock(),
+            )
+            .order_by(sessions.c.created_at.desc())
+        )
+        return [_from_row(row) for row in rows]
+
+    def end(self, session_id: str, reason: str) -> EndedSession | None:
+        """End one session and revoke its tokens; None if it had already ended."""
+        now = self._clock()
+        row = self._db.execute(
+            select(sessions.c.sid, sessions.c.citizen_id)
+            .where(sessions.c.id == session_id, sessions.c.ended_at.is_(None))
+            .with_for_update()
+        ).one_or_none()
+        if row is None:
+            return None
+        self._db.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id)
+            .values(ended_at=now, ended_reason=reason)
+        )
+        self._db.execute(
+            update(tokens)
+            .where(tokens.c.session_id == session_id, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        client_ids = self._db.execute(
+            select(session_clients.c.client_id).where(session_clients.c.session_id == session_id)
+        ).scalars()
+        return EndedSession(row.sid, row.citizen_id, tuple(sorted(client_ids)))
+
+    def end_all(self, citizen_id: str, reason: str) -> list[EndedSession]:
+        ids = self._db.execute(
+            select(sessions.c.id).where(
+                sessions.c.citizen_id == citizen_id, sessions.c.ended_at.is_(None)
+            )
+        ).scalars()
+        ended = [self.end(session_id, reason) for session_id in list(ids)]
+        return [e for e in ended if e is not None]
+
+    def end_expired(self) -> list[EndedSession]:
+        """The sweeper: end sessions whose time is up, so their e-services hear of it."""
+        ids = self._db.execute(
+            select(sessions.c.id).where(
+                sessions.c.ended_at.is_(None), sessions.c.expires_at <= self._clock()
+            )
+        ).scalars()
+        ended = [self.end(session_id, "expired") for session_id in list(ids)]
+        return [e for e in ended if e is not None]

@@ -1,0 +1,502 @@
+"""The token endpoint's grants, and the checks on tokens presented back to us.
+
+- Access tokens are JWTs (RFC 9068, `typ: at+jwt`, ES256) with a row each, so revocation,
+  introspection and logout take effect at once although the token itself is self-contained.
+- Refresh tokens are opaque and rotate on every use; a rotated token used again means it was
+  copied, so the whole family from that login is revoked (OAuth 2.0 Security BCP 4.14).
+- A code used twice likewise revokes what the first use issued (RFC 6749 4.1.2).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from audit import AuditEvent, AuditLog
+from identity.accounts import Accounts
+from identity.models import citizens, codes, tokens
+from identity.oidc.claims import pairwise_subject, released_claims
+from identity.oidc.clients import ESERVICE, SERVICE, Client
+from identity.oidc.errors import (
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    InvalidToken,
+    UnauthorizedClient,
+)
+from identity.oidc.grants import Grants
+from identity.oidc.keys import SigningKeys
+from identity.oidc.sessions import Sessions
+
+ACCESS_TTL = timedelta(minutes=10)
+ID_TOKEN_TTL = timedelta(minutes=10)
+REFRESH_TTL = timedelta(hours=12)  # no longer than a session lives; logout revokes it anyway
+ACCESS_ALG = "ES256"
+_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+
+
+def _sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _half_hash(value: str) -> str:
+    """at_hash: the left half of SHA-256, base64url (OpenID Connect Core 3.1.3.6)."""
+    digest = hashlib.sha256(value.encode()).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None
+    id_token: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "access_token": self.access_token,
+            "token_type": self.token_type,
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+        if self.refresh_token:
+            body["refresh_token"] = self.refresh_token
+        if self.id_token:
+            body["id_token"] = self.id_token
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """A verified access token, as a resource (userinfo, the locker API) sees it."""
+
+    jti: str
+    client_id: str
+    citizen_id: str | None
+    subject: str
+    scopes: frozenset[str]
+    dpop_jkt: str | None
+
+
+class TokenService:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        keys: SigningKeys,
+        sessions: Sessions,
+        grants: Grants,
+        accounts: Accounts,
+        issuer: str,
+        pairwise_key: bytes,
+        audit: AuditLog,
+        clock: Callable[[], datetime],
+        roles: Callable[[str], list[dict[str, str]]] = lambda _citizen: [],
+    ) -> None:
+        self._db = session
+        self._keys = keys
+        self._sessions = sessions
+        self._grants = grants
+        self._accounts = accounts
+        self._issuer = issuer
+        self._pairwise_key = pairwise_key
+        self._audit = audit
+        self._clock = clock
+        self._roles = roles
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def subject(self, client_id: str, citizen_id: str) -> str:
+        return pairwise_subject(self._pairwise_key, client_id, citizen_id)
+
+    def _pseudonym(self, citizen_id: str) -> str | None:
+        found: str | None = self._db.execute(
+            select(citizens.c.pseudonym).where(citizens.c.id == citizen_id)
+        ).scalar_one_or_none()
+        return found
+
+    def _record(
+        self, action: str, client: Client, citizen_id: str | None, outcome: str = "success"
+    ) -> None:
+        subject = self._pseudonym(citizen_id) if citizen_id else None
+        self._audit.append(
+            AuditEvent(
+                actor=f"client:{client.id}",
+                action=action,
+                subject=subject,
+                outcome=outcome,
+                details={},
+            )
+        )
+
+    def _access_token(
+        self,
+        client: Client,
+        *,
+        citizen_id: str | None,
+        session_id: str | None,
+        family: str,
+        scopes: Sequence[str],
+        dpop_jkt: str | None,
+    ) -> str:
+        now = self._clock()
+        jti = uuid.uuid4().hex
+        claims: dict[str, Any] = {
+            "iss": self._issuer,
+            "aud": self._issuer,
+            "sub": self.subject(client.id, citizen_id) if citizen_id else client.id,
+            "client_id": client.id,
+            "scope": " ".join(scopes),
+            "jti": jti,
+            "iat": int(now.timestamp()),
+            "exp": int((now + ACCESS_TTL).timestamp()),
+        }
+        if dpop_jkt:
+            claims["cnf"] = {"jkt": dpop_jkt}
+        self._db.execute(
+            insert(tokens).values(
+                id=jti,
+                kind="access",
+                family=family,
+                client_id=client.id,
+                citizen_id=citizen_id,
+                session_id=session_id,
+                scope=" ".join(scopes),
+                dpop_jkt=dpop_jkt,
+                issued_at=now,
+                expires_at=now + ACCESS_TTL,
+            )
+        )
+        return self._keys.sign(claims, alg=ACCESS_ALG, typ="at+jwt")
+
+    def _refresh_token(
+        self,
+        client: Client,
+        *,
+        citizen_id: str,
+        session_id: str,
+        family: str,
+        scopes: Sequence[str],
+        dpop_jkt: str | None,
+    ) -> str:
+        token = secrets.token_urlsafe(32)
+        now = self._clock()
+        self._db.execute(
+            insert(tokens).values(
+                id=_sha256_hex(token),
+                kind="refresh",
+                family=family,
+                client_id=client.id,
+                citizen_id=citizen_id,
+                session_id=session_id,
+                scope=" ".join(scopes),
+                dpop_jkt=dpop_jkt,
+                issued_at=now,
+                expires_at=now + REFRESH_TTL,
+            )
+        )
+        return token
+
+    def _revoke_family(self, family: str) -> None:
+        self._db.execute(
+            update(tokens)
+            .where(tokens.c.family == family, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=self._clock())
+        )
+
+    # -- grants ------------------------------------------------------------------------------
+
+    def exchange_code(
+        self,
+        client: Client,
+        *,
+        code: str,
+        redirect_uri: str,
+        code_verifier: str,
+        dpop_jkt: str | None,
+    ) -> TokenResponse:
+        """authorization_code (RFC 6749 4.1.3, RFC 7636 4.6, OpenID Connect Core 3.1.3)."""
+        if client.kind != ESERVICE:
+            raise UnauthorizedClient("this client may not use the authorization code grant")
+        code_id = _sha256_hex(code)
+        row = self._db.execute(
+            select(codes).where(codes.c.id == code_id).with_for_update()
+        ).one_or_none()
+        if row is None or row.client_id != client.id:
+            raise InvalidGrant("the code is not valid")
+        if row.used_at is not None:
+            # (1) A code replayed: whoever used it first may be an attacker; revoke all of it.
+            self._revoke_family(code_id)
+            self._record("identity.token.code_reused", client, None, "denied")
+            raise InvalidGrant("the code was already used")
+        params = json.loads(row.params)
+        self._db.execute(update(codes).where(codes.c.id == code_id).values(used_at=self._clock()))
+        if row.expires_at <= self._clock():
+            raise InvalidGrant("the code has expired")
+        # (2) Same redirect URI as the request, and the PKCE verifier that hashes to the challenge.
+        if redirect_uri != params["redirect_uri"]:
+            raise InvalidGrant("redirect_uri differs from the authorization request")
+        if not _VERIFIER.match(code_verifier or ""):
+            raise InvalidGrant("a code_verifier of 43 to 128 characters is required")
+        challenge = (
+            base64.urlsafe_b64encode(hashlib.sha256(code_verifier.encode()).digest())
+            .rstrip(b"=")
+            .decode()
+        )
+        if not hmac.compare_digest(challenge, params["code_challenge"]):
+            raise InvalidGrant("the code_verifier does not match the code_challenge")
+        # (3) A code bound to a DPoP key is redeemed only with a proof by that key.
+        if params.get("dpop_jkt") and params["dpop_jkt"] != dpop_jkt:
+            raise InvalidGrant("the code is bound to another DPoP key")
+        if client.require_dpop and not dpop_jkt:
+            raise InvalidRequest("this client must use DPoP")
+        # (4) The login must still stand.
+        if not self._sessions.is_live(row.session_id):
+            raise InvalidGrant("the sign-in session has ended")
+        citizen_id = params["citizen_id"]
+        scopes = params["scopes"]
+        common = {"citizen_id": citizen_id, "family": code_id, "scopes": scopes}
+        access = self._access_token(client, session_id=row.session_id, dpop_jkt=dpop_jkt, **common)
+        refresh = self._refresh_token(
+            client, session_id=row.session_id, dpop_jkt=dpop_jkt, **common
+        )
+        id_token = self._id_token(client, params, access)
+        self._record("identity.token.issued", client, citizen_id)
+        return TokenResponse(
+            access_token=access,
+            token_type="DPoP" if dpop_jkt else "Bearer",
+            expires_in=int(ACCESS_TTL.total_seconds()),
+            scope=" ".join(scopes),
+            refresh_token=refresh,
+            id_token=id_token,
+        )
+
+    def _id_token(self, client: Client, params: dict[str, Any], access_token: str) -> str:
+        now = self._clock()
+        claims: dict[str, Any] = {
+            "iss": self._issuer,
+            "sub": self.subject(client.id, params["citizen_id"]),
+            "aud": client.id,
+            "azp": client.id,
+            "iat": int(now.timestamp()),
+            "exp": int((now + ID_TOKEN_TTL).timestamp()),
+            "auth_time": params["auth_time"],
+            "acr": params["acr"],
+            "amr": params["amr"],
+            "sid": params["sid"],
+            "at_hash": _half_hash(access_token),
+        }
+        if params.get("nonce"):
+            claims["nonce"] = params["nonce"]
+        return self._keys.sign(claims, alg=client.id_token_alg)
+
+    def refresh(
+        self, client: Client, *, refresh_token: str, scope: str | None, dpop_jkt: str | None
+    ) -> TokenResponse:
+        """refresh_token (RFC 6749 6), rotated, with reuse detection."""
+        token_id = _sha256_hex(refresh_token)
+        row = self._db.execute(
+            select(tokens)
+            .where(tokens.c.id == token_id, tokens.c.kind == "refresh")
+            .with_for_update()
+        ).one_or_none()
+        if row is None or row.client_id != client.id:
+            raise InvalidGrant("the refresh token is not valid")
+        if row.revoked_at is not None:
+            raise InvalidGrant("the refresh token was revoked")
+        if row.used_at is not None:
+            self._revoke_family(row.family)
+            self._record("identity.token.refresh_reused", client, row.citizen_id, "denied")
+            raise InvalidGrant("the refresh token was already used; its whole grant is revoked")
+        if row.expires_at <= self._clock():
+            raise InvalidGrant("the refresh token has expired")
+        if row.dpop_jkt and row.dpop_jkt != dpop_jkt:
+            raise InvalidGrant("the refresh token is bound to another DPoP key")
+        if row.session_id is None or not self._sessions.is_live(row.session_id):
+            raise InvalidGrant("the sign-in session has ended")
+        granted = row.scope.split()
+        scopes = scope.split() if scope else granted
+        if not set(scopes) <= set(granted):
+            raise InvalidScope("a refresh cannot widen the scope")
+        self._db.execute(
+            update(tokens).where(tokens.c.id == token_id).values(used_at=self._clock())
+        )
+        common = {
+            "citizen_id": row.citizen_id,
+            "session_id": row.session_id,
+            "family": row.family,
+            "dpop_jkt": row.dpop_jkt,
+        }
+        access = self._access_token(client, scopes=scopes, **common)
+        new_refresh = self._refresh_token(client, scopes=granted, **common)
+        self._record("identity.token.refreshed", client, row.citizen_id)
+        return TokenResponse(
+            access_token=access,
+            token_type="DPoP" if row.dpop_jkt else "Bearer",
+            expires_in=int(ACCESS_TTL.total_seconds()),
+            scope=" ".join(scopes),
+            refresh_token=new_refresh,
+        )
+
+    def client_credentials(
+        self, client: Client, *, scope: str | None, dpop_jkt: str | None
+    ) -> TokenResponse:
+        """client_credentials (RFC 6749 4.4), for department systems acting as themselves."""
+        if client.kind != SERVICE:
+            raise UnauthorizedClient("only department systems may use client_credentials")
+        scopes = scope.split() if scope else sorted(client.scopes)
+        if not set(scopes) <= client.scopes:
+            raise InvalidScope(f"not allowed: {' '.join(sorted(set(scopes) - client.scopes))}")
+        if client.require_dpop and not dpop_jkt:
+            raise InvalidRequest("this client must use DPoP")
+        access = self._access_token(
+            client,
+            citizen_id=None,
+            session_id=None,
+            family=uuid.uuid4().hex,
+            scopes=scopes,
+            dpop_jkt=dpop_jkt,
+        )
+        self._record("identity.token.issued", client, None)
+        return TokenResponse(
+            access_token=access,
+            token_type="DPoP" if dpop_jkt else "Bearer",
+            expires_in=int(ACCESS_TTL.total_seconds()),
+            scope=" ".join(scopes),
+        )
+
+    # -- tokens presented back ---------------------------------------------------------------
+
+    def verify_access_token(self, token: str) -> AccessToken:
+        """Our signature, our issuer, not expired, not revoked, its session still live."""
+        try:
+            decoded = jwt.decode(token, self._keys.key_set(), algorithms=[ACCESS_ALG])
+        except (JoseError, ValueError):
+            raise InvalidToken("the access token is not valid") from None
+        if decoded.header.get("typ") != "at+jwt":
+            raise InvalidToken("that is not an access token")
+        claims = decoded.claims
+        now = int(self._clock().timestamp())
+        if claims.get("iss") != self._issuer or not isinstance(claims.get("exp"), int):
+            raise InvalidToken("the access token is not valid")
+        if claims["exp"] <= now:
+            raise InvalidToken("the access token has expired")
+        row = self._db.execute(
+            select(tokens).where(tokens.c.id == str(claims.get("jti")), tokens.c.kind == "access")
+        ).one_or_none()
+        if row is None or row.revoked_at is not None:
+            raise InvalidToken("the access token was revoked")
+        if row.session_id is not None and not self._sessions.is_live(row.session_id):
+            raise InvalidToken("the sign-in session has ended")
+        return AccessToken(
+            jti=row.id,
+            client_id=row.client_id,
+            citizen_id=row.citizen_id,
+            subject=str(claims["sub"]),
+            scopes=frozenset(row.scope.split()),
+            dpop_jkt=row.dpop_jkt,
+        )
+
+    def userinfo(self, access: AccessToken) -> dict[str, Any]:
+        """OpenID Connect Core 5.3: the consented claims of the token's citizen."""
+        if access.citizen_id is None or "openid" not in access.scopes:
+            raise InvalidToken("this token does not speak for a citizen")
+        account = self._accounts.by_id(access.citizen_id)
+        if account is None or account.status != "active":
+            raise InvalidToken("the account is no longer active")
+        granted = self._grants.scopes(access.citizen_id, access.client_id)
+        scopes = access.scopes & (granted | {"openid"})
+        claims = released_claims(account, scopes, self._roles(access.citizen_id))
+        return {"sub": access.subject, **claims}
+
+    def introspect(self, client: Client, token: str) -> dict[str, Any]:
+        """RFC 7662: what a token is, told only to the client it was issued to."""
+        row = self._find(token)
+        now = self._clock()
+        if (
+            row is None
+            or row.client_id != client.id
+            or row.revoked_at is not None
+            or row.expires_at <= now
+            or (row.kind == "refresh" and row.used_at is not None)
+            or (row.session_id is not None and not self._sessions.is_live(row.session_id))
+        ):
+            return {"active": False}
+        body: dict[str, Any] = {
+            "active": True,
+            "iss": self._issuer,
+            "client_id": row.client_id,
+            "scope": row.scope,
+            "token_type": "refresh_token" if row.kind == "refresh" else "access_token",
+            "iat": int(row.issued_at.timestamp()),
+            "exp": int(row.expires_at.timestamp()),
+            "sub": self.subject(row.client_id, row.citizen_id) if row.citizen_id else row.client_id,
+        }
+        if row.dpop_jkt:
+            body["cnf"] = {"jkt": row.dpop_jkt}
+        return body
+
+    def revoke(self, client: Client, token: str) -> None:
+        """RFC 7009: revoke a token of this client (a refresh token takes its family along).
+
+        Unknown tokens and other clients' tokens are answered the same way, with success.
+        """
+        row = self._find(token)
+        if row is None or row.client_id != client.id:
+            return
+        if row.kind == "refresh":
+            self._revoke_family(row.family)
+        else:
+            self._db.execute(
+                update(tokens).where(tokens.c.id == row.id).values(revoked_at=self._clock())
+            )
+        self._record("identity.token.revoked", client, row.citizen_id)
+
+    def session_of_id_token(self, id_token: str) -> tuple[str, str] | None:
+        """(client id, sid) of an ID token we issued, expired or not: the logout hint.
+
+        Expiry does not matter here (OpenID Connect RP-Initiated Logout 1.0, section 2): a
+        citizen may sign out long after signing in. The signature and issuer do.
+        """
+        try:
+            claims = jwt.decode(
+                id_token, self._keys.key_set(), algorithms=["RS256", "ES256"]
+            ).claims
+        except (JoseError, ValueError):
+            return None
+        aud, sid = claims.get("aud"), claims.get("sid")
+        if (
+            claims.get("iss") != self._issuer
+            or not isinstance(aud, str)
+            or not isinstance(sid, str)
+        ):
+            return None
+        return aud, sid
+
+    def _find(self, token: str) -> Any:
+        """The row of an access token (by its jti) or a refresh token (by its hash)."""
+        if token.count(".") == 2:
+            try:
+                claims = jwt.decode(token, self._keys.key_set(), algorithms=[ACCESS_ALG]).claims
+            except (JoseError, ValueError):
+                return None
+            key = str(claims.get("jti"))
+        else:
+            key = _sha256_hex(token)
+        return self._db.execute(select(tokens).where(tokens.c.id == key)).one_or_none()

@@ -1,0 +1,208 @@
+"""Helpers for driving the provider over HTTP as a browser and as e-services would."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from fastapi.testclient import TestClient
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+
+from api.runtime import Runtime
+from identity.enrolment import REGISTER
+from identity.nadra import CardDetails, CitizenRecord
+from identity.oidc.clients import CLIENT_SECRET_BASIC, ESERVICE, NewClient
+
+ISSUER = "https://shanakht.test"
+PASSWORD = "Kinnow#Orchard2026"
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    return verifier, challenge.rstrip(b"=").decode()
+
+
+@dataclass
+class RelyingParty:
+    """An e-service or department system, with the keys it registered."""
+
+    client_id: str
+    redirect_uri: str
+    key: RSAKey | None = None
+    secret: str | None = None
+    used_jtis: list[str] = field(default_factory=list)
+
+    def assertion(self, audience: str = f"{ISSUER}/oauth/token", **overrides: Any) -> str:
+        assert self.key is not None
+        now = int(time.time())
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": audience,
+            "jti": uuid.uuid4().hex,
+            "iat": now,
+            "exp": now + 60,
+            **overrides,
+        }
+        return jwt.encode({"alg": "RS256", "kid": self.key.kid}, claims, self.key)
+
+    def auth(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(form fields, headers) that authenticate this client at the token endpoint."""
+        if self.secret is not None:
+            basic = base64.b64encode(f"{self.client_id}:{self.secret}".encode()).decode()
+            return {}, {"Authorization": f"Basic {basic}"}
+        return {
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": self.assertion(),
+        }, {}
+
+
+def register_client(
+    runtime: Runtime,
+    client_id: str,
+    *,
+    kind: str = ESERVICE,
+    secret: bool = False,
+    scopes: tuple[str, ...] = ("openid", "profile", "cnic", "birthdate", "address", "phone"),
+    **options: Any,
+) -> RelyingParty:
+    redirect = f"https://{client_id}.example/callback"
+    key = None if secret else RSAKey.generate_key(2048, parameters={"kid": f"{client_id}-1"})
+    new = NewClient(
+        id=client_id,
+        name=f"The {client_id} service",
+        kind=kind,
+        auth_method=CLIENT_SECRET_BASIC if secret else "private_key_jwt",
+        redirect_uris=(redirect,) if kind == ESERVICE else (),
+        post_logout_redirect_uris=(f"https://{client_id}.example/signed-out",)
+        if kind == ESERVICE
+        else (),
+        scopes=scopes if kind == ESERVICE else ("locker.fetch",),
+        jwks={"keys": [key.as_dict(private=False)]} if key else None,
+        **options,
+    )
+    with runtime.transaction() as session:
+        _client, issued_secret = runtime.provider(session).clients.add(new)
+    return RelyingParty(client_id, redirect, key=key, secret=issued_secret)
+
+
+def register_citizen(runtime: Runtime, record: CitizenRecord, password: str = PASSWORD) -> str:
+    details = CardDetails(
+        cnic=record.cnic,
+        full_name=record.full_name,
+        father_or_husband_name=record.father_or_husband_name,
+        date_of_birth=record.date_of_birth,
+        card_issue_date=record.card_issue_date,
+    )
+    mobile = record.mobile_numbers[0]
+    with runtime.transaction() as session:
+        ticket = runtime.enrolment(session).start_registration(details, mobile, client="test")
+    message = runtime.identity.sms.last_to(mobile)
+    assert message is not None
+    code = re.search(r"\b(\d{6})\b", message.text).group(1)  # type: ignore[union-attr]
+    with runtime.transaction() as session:
+        runtime.enrolment(session).verify_code(ticket, REGISTER, code)
+        return runtime.enrolment(session).complete_registration(ticket, password)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has a CSRF field"
+    return found.group(1)
+
+
+def query_of(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+@dataclass
+class Browser:
+    """A TestClient used as a citizen's browser: cookies kept, redirects followed by hand."""
+
+    client: TestClient
+
+    def authorize(self, rp: RelyingParty, **params: str) -> tuple[Any, str]:
+        verifier, challenge = pkce()
+        query = {
+            "response_type": "code",
+            "client_id": rp.client_id,
+            "redirect_uri": rp.redirect_uri,
+            "scope": "openid profile",
+            "state": secrets.token_urlsafe(8),
+            "nonce": secrets.token_urlsafe(8),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            **params,
+        }
+        response = self.client.get(f"/oauth/authorize?{urlencode(query)}", follow_redirects=False)
+        return response, verifier
+
+    def follow(self, response: Any) -> Any:
+        location = response.headers["location"]
+        if location.startswith("https://") and not location.startswith(ISSUER):
+            return response  # back at the relying party
+        return self.client.get(location.removeprefix(ISSUER), follow_redirects=False)
+
+    def login(self, page: Any, cnic: str, password: str = PASSWORD) -> Any:
+        request_id = query_of(str(page.url)).get("request", "")
+        return self.client.post(
+            "/login",
+            data={
+                "cnic": cnic,
+                "password": password,
+                "csrf": csrf_of(page.text),
+                "request": request_id,
+            },
+            follow_redirects=False,
+        )
+
+    def consent(self, page: Any, decision: str = "allow") -> Any:
+        request_id = query_of(str(page.url))["request"]
+        return self.client.post(
+            "/consent",
+            data={"decision": decision, "csrf": csrf_of(page.text), "request": request_id},
+            follow_redirects=False,
+        )
+
+    def sign_in(self, rp: RelyingParty, cnic: str, **params: str) -> tuple[dict[str, str], str]:
+        """The whole front channel: authorize, log in if asked, consent if asked; return the
+        callback's query and the PKCE verifier."""
+        response, verifier = self.authorize(rp, **params)
+        for _ in range(6):
+            location = response.headers.get("location", "")
+            if location.startswith(rp.redirect_uri):
+                return query_of(location), verifier
+            page = self.follow(response)
+            if page.status_code != 200:
+                response = page
+                continue
+            if "/login" in str(page.url) and 'name="password"' in page.text:
+                response = self.login(page, cnic)
+            elif "/consent" in str(page.url):
+                response = self.consent(page)
+            else:
+                raise AssertionError(f"unexpected page {page.url}: {page.text[:300]}")
+        raise AssertionError("no redirect back to the relying party")
+
+
+def token(
+    client: TestClient, rp: RelyingParty, headers: dict[str, str] | None = None, **form: str
+) -> Any:
+    auth_form, auth_headers = rp.auth()
+    return client.post(
+        "/oauth/token", data={**auth_form, **form}, headers={**auth_headers, **(headers or {})}
+    )
+
+
+def verify_jwt(client: TestClient, value: str) -> dict[str, Any]:
+    keys = KeySet.import_key_set(client.get("/oauth/jwks").json())
+    return dict(jwt.decode(value, keys, algorithms=["RS256", "ES256"]).claims)
