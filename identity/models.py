@@ -182,7 +182,7 @@ tokens = Table(
         comment="jti of an access token, or SHA-256 hex of a refresh token",
     ),
     Column("kind", String(8), nullable=False, comment="access | refresh"),
-    Column("family", String(ID), nullable=False, comment="all tokens from one code"),
+    Column("family", String(64), nullable=False, comment="all tokens from one code"),
     Column("client_id", String(64), ForeignKey("identity_clients.id", ondelete="CASCADE")),
     Column("citizen_id", String(ID), nullable=True),
     Column("session_id", String(64), nullable=True),

@@ -140,7 +140,7 @@ def upgrade() -> None:
         ),
         sa.Column("kind", sa.String(length=8), nullable=False, comment="access | refresh"),
         sa.Column(
-            "family", sa.String(length=32), nullable=False, comment="all tokens from one code"
+            "family", sa.String(length=64), nullable=False, comment="all tokens from one code"
         ),
         sa.Column("client_id", sa.String(length=64), nullable=True),
         sa.Column("citizen_id", sa.String(length=32), nullable=True),

@@ -1,0 +1,483 @@
+"""The checks an attacker would probe: redirects, PKCE, code and refresh replay, client
+authentication, token lifetimes, CSRF, and what ends when a session ends."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+import pytest
+from fastapi.testclient import TestClient
+from joserfc import jwt
+
+from api.runtime import Runtime
+from identity.nadra import SCENARIOS, read_registry
+from tests.http.oidc_kit import (
+    ISSUER,
+    Browser,
+    RelyingParty,
+    pkce,
+    query_of,
+    register_citizen,
+    register_client,
+    token,
+    verify_jwt,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def citizen(oidc_runtime: Runtime) -> str:
+    record = read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["active_male"]]
+    register_citizen(oidc_runtime, record)
+    return record.cnic
+
+
+@pytest.fixture
+def rp(oidc_runtime: Runtime) -> RelyingParty:
+    return register_client(oidc_runtime, "etransfer")
+
+
+@pytest.fixture
+def browser(web: TestClient) -> Browser:
+    return Browser(web)
+
+
+def _tokens(web: TestClient, browser: Browser, rp: RelyingParty, cnic: str, **params: str) -> dict:
+    callback, verifier = browser.sign_in(rp, cnic, **params)
+    response = token(
+        web, rp, grant_type="authorization_code", code=callback["code"],
+        redirect_uri=rp.redirect_uri, code_verifier=verifier,
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _userinfo(web: TestClient, access_token: str) -> int:
+    return web.get(
+        "/oauth/userinfo", headers={"Authorization": f"Bearer {access_token}"}
+    ).status_code
+
+
+# -- the front channel ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"redirect_uri": "https://evil.example/callback"},
+        {"redirect_uri": "https://etransfer.example/callback/../../evil"},
+        {"redirect_uri": "https://etransfer.example/callback?x=1"},
+        {"client_id": "no-such-client"},
+    ],
+)
+def test_untrusted_clients_and_redirects_never_redirect(
+    browser: Browser, rp: RelyingParty, change: dict[str, str]
+) -> None:
+    response, _ = browser.authorize(rp, **change)
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "not valid" in response.text
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge": ""}, "invalid_request"),
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"scope": "profile"}, "invalid_scope"),
+        ({"scope": "openid roles"}, "invalid_scope"),
+        ({"prompt": "none login"}, "invalid_request"),
+        ({"max_age": "soon"}, "invalid_request"),
+    ],
+)
+def test_bad_requests_go_back_to_the_client_with_state(
+    browser: Browser, rp: RelyingParty, change: dict[str, str], error: str
+) -> None:
+    response, _ = browser.authorize(rp, state="s-42", **change)
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith(rp.redirect_uri)
+    query = query_of(location)
+    assert query["error"] == error
+    assert query["state"] == "s-42"
+    assert query["iss"] == ISSUER
+
+
+def test_prompt_none_without_a_session_says_login_required(
+    browser: Browser, rp: RelyingParty
+) -> None:
+    response, _ = browser.authorize(rp, prompt="none")
+    assert query_of(response.headers["location"])["error"] == "login_required"
+
+
+def test_single_sign_on_asks_no_password_the_second_time(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    _tokens(web, browser, rp, citizen)
+    other = register_client(oidc_runtime, "domicile")
+    response, _ = browser.authorize(other)
+    page = browser.follow(response)
+    assert "/consent" in str(page.url), "straight to consent: no login page"
+    back = browser.consent(page)
+    second = browser.follow(back)
+    assert second.headers["location"].startswith(other.redirect_uri)
+    # and with consent remembered, prompt=none now succeeds silently
+    response, _ = browser.authorize(other, prompt="none")
+    assert "code" in query_of(browser.follow(response).headers["location"])
+
+
+def test_subjects_are_pairwise(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    first = verify_jwt(web, _tokens(web, browser, rp, citizen)["id_token"])
+    other = register_client(oidc_runtime, "domicile")
+    second = verify_jwt(web, _tokens(web, browser, other, citizen)["id_token"])
+    assert first["sub"] != second["sub"]
+    again = verify_jwt(web, _tokens(web, browser, rp, citizen)["id_token"])
+    assert again["sub"] == first["sub"]
+
+
+def test_a_denied_consent_returns_access_denied(
+    web: TestClient, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    response, _ = browser.authorize(rp)
+    page = browser.follow(response)
+    consent_page = browser.follow(browser.login(page, citizen))
+    consent_page = browser.follow(consent_page) if consent_page.status_code == 303 else consent_page
+    back = browser.consent(consent_page, decision="deny")
+    assert query_of(back.headers["location"])["error"] == "access_denied"
+
+
+def test_login_and_consent_forms_need_their_csrf_token(
+    web: TestClient, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    response, _ = browser.authorize(rp)
+    page = browser.follow(response)
+    request_id = query_of(str(page.url))["request"]
+    forged = web.post(
+        "/login",
+        data={"cnic": citizen, "password": "x", "csrf": "forged", "request": request_id},
+        follow_redirects=False,
+    )
+    assert forged.status_code == 403
+
+
+def test_pages_cannot_be_framed_or_load_anything_from_elsewhere(web: TestClient) -> None:
+    page = web.get("/login")
+    assert page.headers["x-frame-options"] == "DENY"
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp
+    assert "default-src 'none'" in csp
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith("__Host-shanakht_csrf=")
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie
+
+
+# -- the token endpoint ------------------------------------------------------------------------
+
+
+def test_a_wrong_or_missing_pkce_verifier_is_refused(
+    web: TestClient, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    callback, _ = browser.sign_in(rp, citizen)
+    wrong, _ = pkce()
+    response = token(
+        web, rp, grant_type="authorization_code", code=callback["code"],
+        redirect_uri=rp.redirect_uri, code_verifier=wrong,
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+
+
+def test_a_reused_code_revokes_what_the_first_use_got(
+    web: TestClient, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    callback, verifier = browser.sign_in(rp, citizen)
+    form = {
+        "grant_type": "authorization_code",
+        "code": callback["code"],
+        "redirect_uri": rp.redirect_uri,
+        "code_verifier": verifier,
+    }
+    first = token(web, rp, **form).json()
+    assert _userinfo(web, first["access_token"]) == 200
+    second = token(web, rp, **form)
+    assert second.json()["error"] == "invalid_grant"
+    assert _userinfo(web, first["access_token"]) == 401
+    refreshed = token(web, rp, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert refreshed.json()["error"] == "invalid_grant"
+
+
+def test_a_code_is_for_the_client_it_was_issued_to(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    callback, verifier = browser.sign_in(rp, citizen)
+    thief = register_client(oidc_runtime, "thief")
+    response = token(
+        web, thief, grant_type="authorization_code", code=callback["code"],
+        redirect_uri=rp.redirect_uri, code_verifier=verifier,
+    )  # fmt: skip
+    assert response.json()["error"] == "invalid_grant"
+
+
+def test_refresh_tokens_rotate_and_a_reused_one_revokes_the_family(
+    web: TestClient, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    first = _tokens(web, browser, rp, citizen)
+    second = token(web, rp, grant_type="refresh_token", refresh_token=first["refresh_token"]).json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert _userinfo(web, second["access_token"]) == 200
+    replay = token(web, rp, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert replay.json()["error"] == "invalid_grant"
+    after = token(web, rp, grant_type="refresh_token", refresh_token=second["refresh_token"])
+    assert after.json()["error"] == "invalid_grant", "the newer token died with its family"
+    assert _userinfo(web, second["access_token"]) == 401
+
+
+def test_a_refresh_cannot_widen_the_scope(
+    web: TestClient, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    first = _tokens(web, browser, rp, citizen)
+    wider = token(
+        web, rp, grant_type="refresh_token", refresh_token=first["refresh_token"],
+        scope="openid profile cnic",
+    )  # fmt: skip
+    assert wider.json()["error"] == "invalid_scope"
+
+
+def test_client_secret_basic_works_and_a_wrong_secret_does_not(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, citizen: str
+) -> None:
+    rp = register_client(oidc_runtime, "legacy", secret=True)
+    assert _tokens(web, browser, rp, citizen)["access_token"]
+    rp.secret = "wrong"
+    response = token(web, rp, grant_type="refresh_token", refresh_token="x")
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert response.headers["www-authenticate"].startswith("Basic")
+
+
+def _assertion_form(assertion: str) -> dict[str, str]:
+    return {
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+        "grant_type": "refresh_token",
+        "refresh_token": "unknown",
+    }
+
+
+def test_client_assertions_are_checked(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty
+) -> None:
+    other = register_client(oidc_runtime, "other")
+    now = int(time.time())
+    bad = {
+        "signed by another client's key": jwt.encode(
+            {"alg": "RS256"},
+            {
+                "iss": "etransfer",
+                "sub": "etransfer",
+                "aud": f"{ISSUER}/oauth/token",
+                "jti": "j-9",
+                "exp": now + 60,
+            },
+            other.key,
+        ),
+        "garbage": "not.a.jwt",
+        "garbage with dots": other.assertion().replace("e", "x"),
+        "wrong audience": rp.assertion(audience="https://elsewhere.example/token"),
+        "expired": rp.assertion(iat=now - 600, exp=now - 300),
+        "lives too long": rp.assertion(exp=now + 3600),
+        "iss is not sub": rp.assertion(sub="other"),
+    }
+    for case, assertion in bad.items():
+        response = web.post("/oauth/token", data=_assertion_form(assertion))
+        assert response.status_code == 401, (case, response.text)
+        assert response.json()["error"] == "invalid_client", case
+    # a good assertion passes client authentication (then fails on the unknown refresh token)
+    good = rp.assertion()
+    assert web.post("/oauth/token", data=_assertion_form(good)).json()["error"] == "invalid_grant"
+    replay = web.post("/oauth/token", data=_assertion_form(good))
+    assert replay.json()["error"] == "invalid_client", "an assertion is for one use"
+
+
+def test_alg_none_and_hs256_with_the_public_key_are_refused(
+    web: TestClient, rp: RelyingParty
+) -> None:
+    now = int(time.time())
+    claims = {"iss": "etransfer", "sub": "etransfer", "aud": f"{ISSUER}/oauth/token",
+              "jti": "j-1", "exp": now + 60}  # fmt: skip
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    # HS256 keyed with the client's *public* key, the classic algorithm-confusion forgery,
+    # built by hand since joserfc itself refuses to make it.
+    body = b64(json.dumps(claims).encode())
+    signing_input = b64(json.dumps({"alg": "HS256"}).encode()) + "." + body
+    mac = hmac.new(rp.key.as_pem(private=False), signing_input.encode(), hashlib.sha256)
+    hs256 = f"{signing_input}.{b64(mac.digest())}"
+    none = b64(json.dumps({"alg": "none"}).encode()) + "." + body + "."
+    for assertion in (hs256, none):
+        response = web.post("/oauth/token", data=_assertion_form(assertion))
+        assert response.status_code == 401
+        assert response.json()["error"] == "invalid_client"
+
+
+def test_department_systems_use_client_credentials_and_e_services_may_not(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty
+) -> None:
+    system = register_client(oidc_runtime, "education-dept", kind="service")
+    granted = token(web, system, grant_type="client_credentials").json()
+    assert granted["scope"] == "locker.fetch"
+    assert "refresh_token" not in granted
+    claims = verify_jwt(web, granted["access_token"])
+    assert claims["sub"] == "education-dept"
+    assert (
+        token(web, system, grant_type="client_credentials", scope="locker.issue").json()["error"]
+        == "invalid_scope"
+    )
+    assert token(web, rp, grant_type="client_credentials").json()["error"] == "unauthorized_client"
+    assert token(web, rp, grant_type="password").json()["error"] == "unsupported_grant_type"
+
+
+def test_introspection_and_revocation(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    tokens = _tokens(web, browser, rp, citizen)
+    form, headers = rp.auth()
+    seen = web.post(
+        "/oauth/introspect", data={**form, "token": tokens["access_token"]}, headers=headers
+    )
+    assert seen.json()["active"] is True
+    assert seen.json()["client_id"] == "etransfer"
+    other = register_client(oidc_runtime, "other")
+    form2, headers2 = other.auth()
+    hidden = web.post(
+        "/oauth/introspect", data={**form2, "token": tokens["access_token"]}, headers=headers2
+    )
+    assert hidden.json() == {"active": False}, "a client sees only its own tokens"
+    form, headers = rp.auth()
+    revoked = web.post(
+        "/oauth/revoke", data={**form, "token": tokens["refresh_token"]}, headers=headers
+    )
+    assert revoked.status_code == 200
+    assert (
+        token(web, rp, grant_type="refresh_token", refresh_token=tokens["refresh_token"]).json()[
+            "error"
+        ]
+        == "invalid_grant"
+    )
+    form, headers = rp.auth()
+    gone = web.post(
+        "/oauth/introspect", data={**form, "token": tokens["access_token"]}, headers=headers
+    )
+    assert gone.json() == {"active": False}, "revoking the refresh token took its family"
+
+
+def test_expired_tokens_and_codes_are_refused(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    tokens = _tokens(web, browser, rp, citizen)
+    clock = Clock()
+    oidc_runtime.clock = clock
+    clock.now += timedelta(minutes=11)
+    assert _userinfo(web, tokens["access_token"]) == 401
+    clock.now += timedelta(hours=13)
+    response = web.post(
+        "/oauth/token",
+        data={
+            **_assertion_form(
+                rp.assertion(iat=int(clock.now.timestamp()), exp=int(clock.now.timestamp()) + 60)
+            ),
+            "refresh_token": tokens["refresh_token"],
+        },
+    )
+    assert response.json()["error"] == "invalid_grant"
+
+
+def test_a_tampered_access_token_is_refused(
+    web: TestClient, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    access = _tokens(web, browser, rp, citizen)["access_token"]
+    head, body, signature = access.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    assert _userinfo(web, f"{head}.{body}.{flipped}") == 401
+    response = web.get("/oauth/userinfo")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+
+def test_logout_ends_the_session_its_tokens_and_sso(
+    web: TestClient, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    tokens = _tokens(web, browser, rp, citizen)
+    query = urlencode(
+        {
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": "https://etransfer.example/signed-out",
+            "state": "bye",
+        }
+    )
+    response = web.get(f"/logout?{query}", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "https://etransfer.example/signed-out?state=bye"
+    assert _userinfo(web, tokens["access_token"]) == 401
+    again, _ = browser.authorize(rp)
+    assert "/login" in again.headers["location"], "signed out of single sign-on too"
+
+
+def test_a_logout_link_without_a_matching_hint_asks_first(
+    web: TestClient, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    tokens = _tokens(web, browser, rp, citizen)
+    page = web.get("/logout?post_logout_redirect_uri=https://evil.example/", follow_redirects=False)
+    assert page.status_code == 200
+    assert "Sign out of every e-service?" in page.text
+    assert _userinfo(web, tokens["access_token"]) == 200
+
+
+def test_step_up_to_substantial_with_an_sms_code(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    _tokens(web, browser, rp, citizen)
+    response, verifier = browser.authorize(rp, acr_values="urn:shanakht:loa:substantial")
+    assert "/login/second-factor" in response.headers["location"]
+    page = browser.follow(response)
+    record = read_registry(oidc_runtime.identity.nadra_file)[citizen]
+    code = oidc_runtime.identity.sms.last_to(record.mobile_numbers[0]).text.split()[3].rstrip(".")
+    from tests.http.oidc_kit import csrf_of
+
+    ticket = page.text.split('name="ticket" value="')[1].split('"')[0]
+    posted = web.post(
+        str(page.url).removeprefix("https://shanakht.test"),
+        data={"ticket": ticket, "code": code, "csrf": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    back = browser.follow(posted)
+    callback = query_of(back.headers["location"])
+    exchanged = token(
+        web, rp, grant_type="authorization_code", code=callback["code"],
+        redirect_uri=rp.redirect_uri, code_verifier=verifier,
+    )  # fmt: skip
+    claims = verify_jwt(web, exchanged.json()["id_token"])
+    assert claims["acr"] == "urn:shanakht:loa:substantial"
+    assert claims["amr"] == ["pwd", "sms"]
