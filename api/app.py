@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
+from api.backchannel import deliver, end_sessions
 from api.middleware import SecurityHeaders
 from api.routes import account, audit, enrol, health, oidc, signin
 from api.runtime import Runtime, open_runtime
@@ -22,23 +23,32 @@ from api.web import CsrfRejected, render
 log = logging.getLogger("shanakht.api")
 
 
+SWEEP_INTERVAL = 60.0
+
+
 def _checkpoint_once(runtime: Runtime) -> None:
-    with runtime.sessions() as session, session.begin():
+    """Sign a checkpoint whenever the log has grown, so there is always a recent one to hold."""
+    with runtime.transaction() as session:
         runtime.audit_log(session).checkpoint_if_grown()
 
 
-async def _checkpoint_forever(runtime: Runtime, interval: float) -> None:
-    """Sign a checkpoint whenever the log has grown, so there is always a recent one to hold.
+def _sweep_sessions(runtime: Runtime) -> None:
+    """End sessions whose time ran out, so their e-services hear of it by back channel too."""
+    with runtime.transaction() as session:
+        provider = runtime.provider(session)
+        notices = end_sessions(runtime, provider, provider.sessions.end_expired(), "expired")
+    deliver(runtime, notices)
 
-    A failure (the database restarting, say) is logged and retried at the next tick; it must
-    not take the API down with it.
-    """
+
+async def _every(interval: float, job: Callable[[Runtime], None], runtime: Runtime) -> None:
+    """Run `job` every `interval` seconds. A failure (the database restarting, say) is logged
+    and retried at the next tick; it must not take the API down with it."""
     while True:
         await asyncio.sleep(interval)
         try:
-            await run_in_threadpool(_checkpoint_once, runtime)
+            await run_in_threadpool(job, runtime)
         except Exception:
-            log.exception("automatic audit checkpoint failed")
+            log.exception("background job %s failed", job.__name__)
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
@@ -48,11 +58,13 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         interval = runtime.settings.audit_checkpoint_interval
-        task = asyncio.create_task(_checkpoint_forever(runtime, interval)) if interval else None
+        tasks = [asyncio.create_task(_every(SWEEP_INTERVAL, _sweep_sessions, runtime))]
+        if interval:
+            tasks.append(asyncio.create_task(_every(interval, _checkpoint_once, runtime)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

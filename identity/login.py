@@ -105,11 +105,13 @@ class PasswordLogin:
     ) -> InvalidCredentials:
         """Record a failed login (and a lockout it causes); return the one answer for all."""
         details: dict[str, JsonValue] = {"method": "password", "client": client}
+        newly_locked = None
         if account is not None and not locked and account.status == "active":
             failures = account.failed_logins + 1
             lock_until = None
             if failures >= self._policy.lockout_threshold:
                 lock_until = now + self._policy.lockout
+                newly_locked = account.id
                 self._lockout(account, subject, failures)
             self._accounts.record_failure(account.id, failures, lock_until)
             details["failures"] = failures
@@ -126,7 +128,7 @@ class PasswordLogin:
                 details=details,
             )
         )
-        return InvalidCredentials("the CNIC or password is not right")
+        return InvalidCredentials("the CNIC or password is not right", locked_citizen=newly_locked)
 
     def _lockout(self, account: Account, subject: str, failures: int) -> None:
         minutes = int(self._policy.lockout.total_seconds() // 60)

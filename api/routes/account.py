@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
+from api.backchannel import deliver, end_sessions
 from api.deps import RuntimeDep, SessionDep
-from api.routes.signin import deliver, end_sessions
 from api.web import SESSION_COOKIE, check_csrf, cookie_name, render
 from audit import AuditEvent
 from identity.oidc.provider import Provider

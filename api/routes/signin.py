@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, BackgroundTasks, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from api.backchannel import deliver, end_sessions
 from api.deps import RuntimeDep, SessionDep, settle
 from api.routes.oidc import continue_authorization, untrusted, with_query
 from api.runtime import Runtime
@@ -22,7 +23,7 @@ from identity.oidc.authorize import AuthorizationRequest
 from identity.oidc.errors import AccessDenied, UntrustedRedirect
 from identity.oidc.logout import LogoutNotice
 from identity.oidc.provider import Provider
-from identity.oidc.sessions import EndedSession, SsoSession
+from identity.oidc.sessions import SsoSession
 from identity.second_factor import AMR
 
 router = APIRouter(tags=["sign-in pages"], include_in_schema=False)
@@ -57,23 +58,6 @@ def _next(request_id: str) -> str:
         if request_id
         else "/account"
     )
-
-
-def deliver(runtime: Runtime, notices: list[LogoutNotice]) -> None:
-    """Back-channel logout, after the commit: each e-service hears once, failures are logged."""
-    for notice in notices:
-        runtime.identity.notifier.deliver(notice)
-
-
-def end_sessions(
-    runtime: Runtime, provider: Provider, ended: list[EndedSession], reason: str
-) -> list[LogoutNotice]:
-    notices: list[LogoutNotice] = []
-    for one in ended:
-        account = provider.accounts.by_id(one.citizen_id)
-        subject = account.pseudonym if account else "unknown"
-        notices += provider.logout.notices(one, subject=subject, reason=reason)
-    return notices
 
 
 # -- login -------------------------------------------------------------------------------------
@@ -118,7 +102,12 @@ def login(
         )
     except InvalidCredentials as exc:
         settle(session, exc)
-        return render(
+        notices: list[LogoutNotice] = []
+        if exc.locked_citizen is not None:
+            provider = runtime.provider(session)
+            locked = provider.sessions.end_all(exc.locked_citizen, "locked")
+            notices = end_sessions(runtime, provider, locked, "locked")
+        refused = render(
             request,
             runtime,
             "login.html",
@@ -128,6 +117,9 @@ def login(
             error="The CNIC or password is not right, or the account is locked for "
             "a while. Check both, or use 'Forgot password'.",
         )
+        refused.background = BackgroundTasks()
+        refused.background.add_task(deliver, runtime, notices)
+        return refused
     except TooManyAttempts as exc:
         settle(session, exc)
         response = render(
@@ -155,7 +147,7 @@ def login(
         )
     provider = runtime.provider(session)
     previous = _current(request, runtime, provider)
-    notices: list[LogoutNotice] = []
+    notices = []
     if previous is not None:
         # A new login in this browser replaces the old session (no session fixation).
         ended = provider.sessions.end(previous.id, "replaced")

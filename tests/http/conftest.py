@@ -10,6 +10,7 @@ from api.app import create_app
 from api.migrate import prepare
 from api.runtime import Runtime
 from identity.nadra import write_registry
+from identity.oidc.logout import LogoutNotice
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +26,23 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
         yield client
 
 
+class RecordingNotifier:
+    """Back-channel logout without the network: what would have been POSTed, and to whom."""
+
+    def __init__(self) -> None:
+        self.delivered: list[LogoutNotice] = []
+
+    def deliver(self, notice: LogoutNotice) -> bool:
+        self.delivered.append(notice)
+        return True
+
+
 @pytest.fixture
 def oidc_runtime(runtime: Runtime, nadra_file: Path) -> Runtime:
-    """A runtime with signing keys and a shared copy of the synthetic NADRA registry."""
+    """A runtime with signing keys, a shared copy of the synthetic NADRA registry, and
+    back-channel logout recorded instead of sent."""
     runtime.identity.nadra_file = nadra_file
+    runtime.identity.notifier = RecordingNotifier()
     prepare(runtime)
     return runtime
 

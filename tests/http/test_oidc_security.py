@@ -15,12 +15,14 @@ import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
 
+from api.app import _sweep_sessions
 from api.runtime import Runtime
 from identity.nadra import SCENARIOS, read_registry
 from tests.http.oidc_kit import (
     ISSUER,
     Browser,
     RelyingParty,
+    csrf_of,
     pkce,
     query_of,
     register_citizen,
@@ -464,8 +466,6 @@ def test_step_up_to_substantial_with_an_sms_code(
     page = browser.follow(response)
     record = read_registry(oidc_runtime.identity.nadra_file)[citizen]
     code = oidc_runtime.identity.sms.last_to(record.mobile_numbers[0]).text.split()[3].rstrip(".")
-    from tests.http.oidc_kit import csrf_of
-
     ticket = page.text.split('name="ticket" value="')[1].split('"')[0]
     posted = web.post(
         str(page.url).removeprefix("https://shanakht.test"),
@@ -481,3 +481,60 @@ def test_step_up_to_substantial_with_an_sms_code(
     claims = verify_jwt(web, exchanged.json()["id_token"])
     assert claims["acr"] == "urn:shanakht:loa:substantial"
     assert claims["amr"] == ["pwd", "sms"]
+
+
+def _logout_tokens(web: TestClient, runtime: Runtime) -> list[dict]:
+    notifier = runtime.identity.notifier
+    return [verify_jwt(web, n.token) for n in notifier.delivered]  # type: ignore[attr-defined]
+
+
+def test_every_e_service_in_the_session_hears_of_the_logout(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    rp_claims = verify_jwt(web, _tokens(web, browser, rp, citizen)["id_token"])
+    other = register_client(
+        oidc_runtime, "domicile", backchannel_logout_uri="https://domicile.example/bc"
+    )
+    other_claims = verify_jwt(web, _tokens(web, browser, other, citizen)["id_token"])
+    page = web.get("/logout")
+    web.post("/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
+    tokens = _logout_tokens(web, oidc_runtime)
+    assert [t["aud"] for t in tokens] == ["domicile"], "only clients with a back-channel URI"
+    (logout,) = tokens
+    assert logout["sub"] == other_claims["sub"]
+    assert logout["sid"] == other_claims["sid"] == rp_claims["sid"]
+    assert "http://schemas.openid.net/event/backchannel-logout" in logout["events"]
+    assert "nonce" not in logout
+
+
+def test_a_lockout_ends_the_citizens_sessions_everywhere(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    rp_with_bc = register_client(oidc_runtime, "bc", backchannel_logout_uri="https://bc.example/bc")
+    signed_in = Browser(web)
+    tokens = _tokens(web, signed_in, rp_with_bc, citizen)
+    attacker = TestClient(web.app, base_url="https://shanakht.test")
+    for _ in range(oidc_runtime.identity.policy.lockout_threshold):
+        page = attacker.get("/login")
+        response = attacker.post(
+            "/login",
+            data={"cnic": citizen, "password": "Wrong#Guess2026", "csrf": csrf_of(page.text)},
+            follow_redirects=False,
+        )
+        assert response.status_code == 401
+    assert _userinfo(web, tokens["access_token"]) == 401
+    assert [t["aud"] for t in _logout_tokens(web, oidc_runtime)] == ["bc"]
+
+
+def test_expired_sessions_are_swept_and_announced(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, citizen: str
+) -> None:
+    rp_with_bc = register_client(oidc_runtime, "bc", backchannel_logout_uri="https://bc.example/bc")
+    _tokens(web, browser, rp_with_bc, citizen)
+    clock = Clock()
+    oidc_runtime.clock = clock
+    _sweep_sessions(oidc_runtime)
+    assert _logout_tokens(web, oidc_runtime) == []
+    clock.now += timedelta(hours=3)
+    _sweep_sessions(oidc_runtime)
+    assert [t["aud"] for t in _logout_tokens(web, oidc_runtime)] == ["bc"]
