@@ -42,11 +42,13 @@ router = APIRouter(tags=["openid connect"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def oauth_error(exc: OAuthError, headers: dict[str, str] | None = None) -> JSONResponse:
+def oauth_error(
+    exc: OAuthError, headers: dict[str, str] | None = None, status: int | None = None
+) -> JSONResponse:
     """RFC 6749 5.2 error JSON."""
     return JSONResponse(
         {"error": exc.error, "error_description": exc.description},
-        status_code=exc.status,
+        status_code=status or exc.status,
         headers={**NO_STORE, **(headers or {})},
     )
 
@@ -389,5 +391,6 @@ def userinfo(request: Request, runtime: RuntimeDep, session: SessionDep) -> Resp
         settle(session, exc)
         kind = "DPoP" if scheme.lower() == "dpop" else "Bearer"
         challenge = f'{kind} error="{exc.error}", error_description="{exc.description}"'
-        return oauth_error(exc, {"WWW-Authenticate": challenge})
+        # A resource answers 401 to every token or proof problem (RFC 6750 3.1, RFC 9449 7.1).
+        return oauth_error(exc, {"WWW-Authenticate": challenge}, status=401)
     return JSONResponse(claims, headers=NO_STORE)

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi.testclient import TestClient
 from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from api.runtime import Runtime
 from identity.enrolment import REGISTER
@@ -177,10 +177,14 @@ class Browser:
         """The whole front channel: authorize, log in if asked, consent if asked; return the
         callback's query and the PKCE verifier."""
         response, verifier = self.authorize(rp, **params)
+        return self.drive(response, rp, cnic), verifier
+
+    def drive(self, response: Any, rp: RelyingParty, cnic: str) -> dict[str, str]:
+        """Follow redirects, logging in and consenting when asked, back to the relying party."""
         for _ in range(6):
             location = response.headers.get("location", "")
             if location.startswith(rp.redirect_uri):
-                return query_of(location), verifier
+                return query_of(location)
             page = self.follow(response)
             if page.status_code != 200:
                 response = page
@@ -206,3 +210,18 @@ def token(
 def verify_jwt(client: TestClient, value: str) -> dict[str, Any]:
     keys = KeySet.import_key_set(client.get("/oauth/jwks").json())
     return dict(jwt.decode(value, keys, algorithms=["RS256", "ES256"]).claims)
+
+
+def dpop_proof(key: ECKey, method: str, url: str, access_token: str | None = None) -> str:
+    """A DPoP proof (RFC 9449 4.2) by `key` for one request."""
+    claims: dict[str, Any] = {
+        "jti": uuid.uuid4().hex,
+        "htm": method,
+        "htu": url,
+        "iat": int(time.time()),
+    }
+    if access_token is not None:
+        digest = hashlib.sha256(access_token.encode()).digest()
+        claims["ath"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    header = {"alg": "ES256", "typ": "dpop+jwt", "jwk": key.as_dict(private=False)}
+    return jwt.encode(header, claims, key)

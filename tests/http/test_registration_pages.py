@@ -1,0 +1,118 @@
+"""Registration and password reset through the web pages, as a citizen does them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from api.runtime import Runtime
+from identity.models import challenges, citizens
+from identity.nadra import SCENARIOS, CitizenRecord, read_registry
+from tests.http.oidc_kit import csrf_of
+
+PASSWORD = "Basmati!Harvest2026"
+
+
+@pytest.fixture
+def record(oidc_runtime: Runtime) -> CitizenRecord:
+    return read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["two_mobiles"]]
+
+
+def _form(record: CitizenRecord, csrf: str, **changes: str) -> dict[str, str]:
+    return {
+        "csrf": csrf,
+        "cnic": f"{record.cnic[:5]}-{record.cnic[5:12]}-{record.cnic[12]}",
+        "full_name": record.full_name,
+        "father_or_husband_name": record.father_or_husband_name,
+        "date_of_birth": record.date_of_birth.isoformat(),
+        "card_issue_date": record.card_issue_date.isoformat(),
+        "mobile": "0" + record.mobile_numbers[-1].removeprefix("+92"),
+        **changes,
+    }
+
+
+def _count(runtime: Runtime, table) -> int:
+    with runtime.engine.connect() as c:
+        return c.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def test_register_then_sign_in(
+    web: TestClient, oidc_runtime: Runtime, record: CitizenRecord
+) -> None:
+    page = web.get("/register")
+    assert page.status_code == 200
+    started = web.post("/register", data=_form(record, csrf_of(page.text)), follow_redirects=False)
+    assert started.status_code == 303, started.text
+    code_page = web.get(started.headers["location"])
+    text = oidc_runtime.identity.sms.last_to(record.mobile_numbers[-1]).text
+    code = re.search(r"\b(\d{6})\b", text).group(1)
+    ticket = re.search(r'name="ticket" value="([^"]+)"', code_page.text).group(1)
+    proved = web.post(
+        "/register/code", data={"csrf": csrf_of(code_page.text), "ticket": ticket, "code": code},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert proved.status_code == 303
+    password_page = web.get(proved.headers["location"])
+    weak = web.post(
+        "/register/password",
+        data={"csrf": csrf_of(password_page.text), "ticket": ticket, "password": "password"},
+    )
+    assert weak.status_code == 422
+    assert "add an upper-case letter" in weak.text
+    done = web.post(
+        "/register/password",
+        data={"csrf": csrf_of(password_page.text), "ticket": ticket, "password": PASSWORD},
+    )
+    assert done.status_code == 200
+    assert "You can now sign in" in done.text
+    login_page = web.get("/login")
+    signed_in = web.post(
+        "/login",
+        data={"csrf": csrf_of(login_page.text), "cnic": record.cnic, "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert signed_in.headers["location"] == "/account"
+    account = web.get("/account")
+    assert record.full_name in account.text
+
+
+def test_a_nadra_outage_says_try_later_and_creates_nothing(
+    web: TestClient, oidc_runtime: Runtime, record: CitizenRecord
+) -> None:
+    oidc_runtime.nadra.outage = True  # type: ignore[attr-defined]
+    page = web.get("/register")
+    response = web.post("/register", data=_form(record, csrf_of(page.text)))
+    assert response.status_code == 503
+    assert "try again later" in response.text
+    assert _count(oidc_runtime, challenges) == 0
+    assert _count(oidc_runtime, citizens) == 0
+    assert oidc_runtime.identity.sms.messages() == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "words"),
+    [
+        ({"full_name": "Not The Name"}, 422, "do not match"),
+        ({"cnic": "35202-123"}, 400, "13 digits"),
+        ({"mobile": "12345"}, 400, "mobile"),
+        ({"date_of_birth": "yesterday"}, 400, "YYYY-MM-DD"),
+    ],
+)
+def test_bad_details_are_explained(
+    web: TestClient, record: CitizenRecord, changes: dict[str, str], status: int, words: str
+) -> None:
+    page = web.get("/register")
+    response = web.post("/register", data=_form(record, csrf_of(page.text), **changes))
+    assert response.status_code == status
+    assert words in response.text
+
+
+def test_an_expired_card_is_told_to_renew(web: TestClient, oidc_runtime: Runtime) -> None:
+    expired = read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["expired_card"]]
+    page = web.get("/register")
+    response = web.post("/register", data=_form(expired, csrf_of(page.text)))
+    assert response.status_code == 422
+    assert "Renew it" in response.text
