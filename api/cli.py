@@ -18,7 +18,9 @@ from api.errors import StartupError
 from api.migrate import prepare
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
-from audit import AuditError, AuditEvent, TamperError, verify_log
+from audit import AuditError, AuditEvent, TamperError, pseudonym, verify_log
+from identity.cnic import normalise_cnic
+from identity.errors import InvalidCnic
 from identity.oidc.clients import (
     CLIENT_SECRET_BASIC,
     ESERVICE,
@@ -27,6 +29,7 @@ from identity.oidc.clients import (
     ClientConfigError,
     NewClient,
 )
+from identity.roles import ROLES, RoleError
 
 EXIT_TAMPERED = 1
 EXIT_USAGE = 2
@@ -331,3 +334,89 @@ def dev_outbox(to: str | None) -> None:
         for message in runtime.identity.sms.messages():
             if to is None or message.to == to:
                 click.echo(f"{message.sent_at}\t{message.to}\t{message.text}")
+
+
+@main.group()
+def departments() -> None:
+    """Government departments, whose officers hold roles."""
+
+
+@departments.command("add")
+@click.argument("department_id")
+@click.option("--name", required=True, help="The department's full name.")
+def departments_add(department_id: str, name: str) -> None:
+    """Register a department (a short id such as `sed`, and its name)."""
+    with _runtime() as runtime:
+        _migrate(runtime)
+        try:
+            with runtime.transaction() as session:
+                runtime.provider(session).roles.add_department(department_id, name)
+        except RoleError as exc:
+            _fail(str(exc))
+        click.echo(f"added department {department_id}")
+
+
+@main.group()
+def roles() -> None:
+    """Officers' roles within departments (they reach e-services as the `roles` claim)."""
+
+
+def _citizen_for(runtime: Runtime, session: Any, cnic: str) -> tuple[str, str]:
+    """(citizen id, pseudonym) of the account holding `cnic`, or a clear failure."""
+    try:
+        subject = pseudonym(normalise_cnic(cnic), key=runtime.pseudonym_key)
+    except InvalidCnic as exc:
+        _fail(str(exc))
+    account = runtime.provider(session).accounts.by_pseudonym(subject)
+    if account is None:
+        _fail("no account holds that CNIC")
+    return account.id, subject
+
+
+@roles.command("grant")
+@click.argument("cnic")
+@click.argument("department_id")
+@click.argument("role", type=click.Choice(sorted(ROLES)))
+def roles_grant(cnic: str, department_id: str, role: str) -> None:
+    """Give the holder of CNIC a role in a department."""
+    with _runtime() as runtime:
+        _migrate(runtime)
+        try:
+            with runtime.transaction() as session:
+                citizen_id, subject = _citizen_for(runtime, session, cnic)
+                runtime.provider(session).roles.grant(
+                    citizen_id, subject, department_id, role, by="admin:cli"
+                )
+        except RoleError as exc:
+            _fail(str(exc))
+        click.echo(f"granted {role} in {department_id}")
+
+
+@roles.command("revoke")
+@click.argument("cnic")
+@click.argument("department_id")
+@click.argument("role", type=click.Choice(sorted(ROLES)))
+def roles_revoke(cnic: str, department_id: str, role: str) -> None:
+    """Take a role away."""
+    with _runtime() as runtime:
+        _migrate(runtime)
+        with runtime.transaction() as session:
+            citizen_id, subject = _citizen_for(runtime, session, cnic)
+            removed = runtime.provider(session).roles.revoke(
+                citizen_id, subject, department_id, role, by="admin:cli"
+            )
+        if not removed:
+            _fail("that role was not held")
+        click.echo(f"revoked {role} in {department_id}")
+
+
+@roles.command("list")
+@click.argument("cnic")
+def roles_list(cnic: str) -> None:
+    """List the roles the holder of CNIC has."""
+    with _runtime() as runtime:
+        _migrate(runtime)
+        with runtime.transaction() as session:
+            citizen_id, _subject = _citizen_for(runtime, session, cnic)
+            for grant in runtime.provider(session).roles.of(citizen_id):
+                click.echo(f"{grant.department}\t{grant.role}")

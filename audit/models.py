@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    String,
     Table,
     Text,
 )
@@ -45,6 +46,13 @@ entries = Table(
         LargeBinary,
         nullable=False,
         comment="leaf hash, then the hash of each complete subtree that ends at this leaf",
+    ),
+    Column(
+        "subject",
+        String(64),
+        nullable=True,
+        index=True,
+        comment="copy of the entry's subject, so a citizen's entries are found by index",
     ),
 )
 

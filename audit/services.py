@@ -110,7 +110,13 @@ class AuditLog:
             chain = merkle.chain_hash(chain, leaf)
             completed = frontier.push(leaf)
             rows.append(
-                {"seq": entry.seq, "entry": data, "chain": chain, "hashes": b"".join(completed)}
+                {
+                    "seq": entry.seq,
+                    "entry": data,
+                    "chain": chain,
+                    "hashes": b"".join(completed),
+                    "subject": event.subject,
+                }
             )
             written.append(entry)
         connection.execute(_INSERT_ENTRIES, rows)
@@ -132,6 +138,16 @@ class AuditLog:
         if data is None:
             raise ProofRequestError(f"there is no entry {seq}")
         return AuditEntry.from_bytes(data)
+
+    def page(
+        self, *, subject: str | None = None, after: int = -1, limit: int = 100
+    ) -> list[AuditEntry]:
+        """Entries in order from `after` + 1, optionally only those about `subject`."""
+        query = select(entries.c.entry).where(entries.c.seq > after)
+        if subject is not None:
+            query = query.where(entries.c.subject == subject)
+        rows = self._session.execute(query.order_by(entries.c.seq).limit(limit)).scalars()
+        return [AuditEntry.from_bytes(data) for data in rows]
 
     def _subtree_hashes(self, wanted: Sequence[Subtree]) -> dict[Subtree, bytes]:
         locations = {subtree: subtree_location(subtree) for subtree in wanted}

@@ -195,3 +195,23 @@ tokens = Table(
     Index("ix_identity_tokens_family", "family"),
     Index("ix_identity_tokens_session_id", "session_id"),
 )
+
+# -- departments and officers' roles ------------------------------------------------------------
+
+departments = Table(
+    "identity_departments",
+    metadata,
+    Column("id", String(32), primary_key=True, comment="short code, e.g. sed"),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+roles = Table(
+    "identity_roles",
+    metadata,
+    Column("citizen_id", String(ID), ForeignKey("identity_citizens.id"), primary_key=True),
+    Column("department_id", String(32), ForeignKey("identity_departments.id"), primary_key=True),
+    Column("role", String(32), primary_key=True, comment="e.g. signing.officer"),
+    Column("granted_at", UtcDateTime(), nullable=False),
+    Column("granted_by", String(100), nullable=False, comment="who granted it (an actor)"),
+)

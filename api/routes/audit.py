@@ -1,19 +1,26 @@
-"""Public audit endpoints: checkpoints, the verifier key and proofs.
+"""Audit endpoints: checkpoints, the verifier key and proofs, public; entries, by identity.
 
-They reveal only hashes and signed sizes, so they need no login; anyone can hold the log to
-what it signed. Reading the entries themselves needs an identity and comes with it.
+Checkpoints and proofs reveal only hashes and signed sizes, so they need no login; anyone can
+hold the log to what it signed. Entries name people (by pseudonym) and what was done with their
+data: a citizen reads those about themself; an officer with the `audit.reader` role reads all.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from api.deps import AuditLogDep, RuntimeDep
+from api.deps import AuditLogDep, RuntimeDep, SessionDep
+from api.problems import problem
+from api.runtime import Runtime
+from api.web import SESSION_COOKIE, cookie_name
+from audit import AuditEvent
+from identity.oidc.errors import InvalidToken
+from identity.oidc.provider import Provider
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -92,4 +99,64 @@ def consistency_proof(
         old_root=_b64(proof.old_root),
         new_root=_b64(proof.new_root),
         proof=[_b64(h) for h in proof.proof],
+    )
+
+
+class EntriesPage(BaseModel):
+    entries: list[dict[str, Any]]
+    next_after: int | None
+
+
+def _reader(request: Request, runtime: Runtime, provider: Provider) -> tuple[str, bool]:
+    """(the reader's pseudonym, whether they may read everyone's entries); 401 otherwise."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    citizen_id = None
+    if scheme.lower() == "bearer" and value:
+        access = provider.tokens.verify_access_token(value.strip())
+        if access.dpop_jkt:
+            raise InvalidToken("DPoP-bound tokens are not accepted here yet")
+        citizen_id = access.citizen_id
+    else:
+        sso = provider.sessions.current(request.cookies.get(cookie_name(runtime, SESSION_COOKIE)))
+        citizen_id = sso.citizen_id if sso else None
+    account = provider.accounts.by_id(citizen_id) if citizen_id else None
+    if account is None:
+        raise InvalidToken("sign in, or send a citizen's access token")
+    return account.pseudonym, provider.roles.has(account.id, "audit.reader")
+
+
+@router.get("/entries", response_model=EntriesPage)
+def entries(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=-1, description="return entries after this seq")] = -1,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    subject: Annotated[str | None, Query(description="auditors: one person's entries")] = None,
+) -> EntriesPage | JSONResponse:
+    """Entries about the signed-in citizen, or any entries for an `audit.reader`."""
+    provider = runtime.provider(session)
+    try:
+        me, auditor = _reader(request, runtime, provider)
+    except InvalidToken as exc:
+        return problem(401, "Sign in to read audit entries", exc.description)
+    if not auditor:
+        if subject not in (None, me):
+            return problem(403, "You may read only the entries about yourself")
+        subject = me
+    log = runtime.audit_log(session)
+    page = log.page(subject=subject, after=after, limit=limit)
+    if auditor:
+        log.append(
+            AuditEvent(
+                actor=f"citizen:{me}",
+                action="audit.entries.read",
+                subject=subject,
+                purpose="audit",
+                details={"after": after, "count": len(page)},
+            )
+        )
+    return EntriesPage(
+        entries=[e.to_json() for e in page],
+        next_after=page[-1].seq if len(page) == limit else None,
     )

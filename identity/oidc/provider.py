@@ -18,6 +18,7 @@ from identity.oidc.keys import SigningKeys
 from identity.oidc.logout import LogoutTokens
 from identity.oidc.sessions import Sessions
 from identity.oidc.tokens import TokenService
+from identity.roles import Roles
 from identity.sealing import Sealer
 
 
@@ -47,6 +48,7 @@ class Provider:
         self.authorizer = Authorizer(
             session, clients=self.clients, grants=self.grants, sessions=self.sessions, clock=clock
         )
+        self.roles = Roles(session, audit=audit, clock=clock)
         self.tokens = TokenService(
             session,
             keys=self.keys,
@@ -57,6 +59,7 @@ class Provider:
             pairwise_key=config.pairwise_key,
             audit=audit,
             clock=clock,
+            roles=self.roles.claim,
         )
         self.logout = LogoutTokens(
             clients=self.clients,

@@ -39,9 +39,13 @@ def test_help_lists_every_command_with_one_line_each() -> None:
         "clients list",
         "clients remove",
         "db upgrade",
+        "departments add",
         "dev outbox",
         "keys list",
         "keys rotate",
+        "roles grant",
+        "roles list",
+        "roles revoke",
         "serve",
     ]
 

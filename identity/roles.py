@@ -1,0 +1,120 @@
+"""Departments and the roles their officers hold.
+
+Officers are citizens: an administrator grants a citizen a role within a department, and the
+role reaches e-services and APIs as the `roles` claim. Every grant and revocation is audited.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from audit import AuditEvent, AuditLog
+from identity.errors import IdentityError
+from identity.models import departments, roles
+
+ROLES = frozenset({"locker.issuer", "signing.officer", "audit.reader", "identity.admin"})
+_DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
+
+
+class RoleError(IdentityError):
+    """A role grant that cannot be made: unknown role, department or citizen."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoleGrant:
+    department: str
+    role: str
+
+
+class Roles:
+    def __init__(self, session: Session, *, audit: AuditLog, clock: Callable[[], datetime]) -> None:
+        self._db = session
+        self._audit = audit
+        self._clock = clock
+
+    def add_department(self, department_id: str, name: str) -> None:
+        if not _DEPARTMENT_ID.match(department_id):
+            raise RoleError("a department id is 2-32 lower-case letters, digits and dashes")
+        try:
+            with self._db.begin_nested():
+                self._db.execute(
+                    insert(departments).values(
+                        id=department_id, name=name, created_at=self._clock()
+                    )
+                )
+        except IntegrityError:
+            raise RoleError(f"department {department_id!r} exists already") from None
+
+    def departments(self) -> list[tuple[str, str]]:
+        rows = self._db.execute(
+            select(departments.c.id, departments.c.name).order_by(departments.c.id)
+        )
+        return [(r.id, r.name) for r in rows]
+
+    def of(self, citizen_id: str) -> list[RoleGrant]:
+        rows = self._db.execute(
+            select(roles.c.department_id, roles.c.role)
+            .where(roles.c.citizen_id == citizen_id)
+            .order_by(roles.c.department_id, roles.c.role)
+        )
+        return [RoleGrant(r.department_id, r.role) for r in rows]
+
+    def claim(self, citizen_id: str) -> list[dict[str, str]]:
+        """The `roles` claim: [{"department": ..., "role": ...}, ...]."""
+        return [{"department": g.department, "role": g.role} for g in self.of(citizen_id)]
+
+    def has(self, citizen_id: str, role: str) -> bool:
+        return any(g.role == role for g in self.of(citizen_id))
+
+    def grant(
+        self, citizen_id: str, pseudonym: str, department: str, role: str, *, by: str
+    ) -> None:
+        if role not in ROLES:
+            raise RoleError(f"unknown role {role!r}; roles are {', '.join(sorted(ROLES))}")
+        try:
+            with self._db.begin_nested():
+                self._db.execute(
+                    insert(roles).values(
+                        citizen_id=citizen_id,
+                        department_id=department,
+                        role=role,
+                        granted_at=self._clock(),
+                        granted_by=by,
+                    )
+                )
+        except IntegrityError:
+            raise RoleError("no such department, or the role is held already") from None
+        self._record("identity.role.granted", pseudonym, department, role, by)
+
+    def revoke(
+        self, citizen_id: str, pseudonym: str, department: str, role: str, *, by: str
+    ) -> bool:
+        result = self._db.execute(
+            delete(roles).where(
+                roles.c.citizen_id == citizen_id,
+                roles.c.department_id == department,
+                roles.c.role == role,
+            )
+        )
+        removed = bool(getattr(result, "rowcount", 0))
+        if removed:
+            self._record("identity.role.revoked", pseudonym, department, role, by)
+        return removed
+
+    def _record(self, action: str, subject: str, department: str, role: str, by: str) -> None:
+        self._audit.append(
+            AuditEvent(
+                actor=by,
+                action=action,
+                subject=subject,
+                resource=f"department:{department}",
+                details={"role": role},
+            )
+        )

@@ -1,0 +1,108 @@
+"""The identity commands: clients, keys, departments and roles, and the SMS outbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from joserfc.jwk import RSAKey
+
+from api.cli import main
+from api.runtime import Runtime
+from identity.nadra import SCENARIOS, ensure_registry, read_registry
+from tests.http.oidc_kit import register_citizen
+
+
+def run(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_clients_add_list_remove(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    key = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    code, out = run(
+        cli_env, "clients", "add", "etransfer", "--name", "e-Transfer", "--jwks", str(jwks),
+        "--redirect-uri", "https://etransfer.example/cb", "--scope", "openid", "--scope", "cnic",
+    )  # fmt: skip
+    assert code == 0, out
+    code, out = run(cli_env, "clients", "add", "legacy", "--name", "Legacy", "--auth",
+                    "client_secret_basic", "--redirect-uri", "https://legacy.example/cb",
+                    "--scope", "openid")  # fmt: skip
+    assert code == 0
+    assert "client secret (shown once" in out
+    code, out = run(cli_env, "clients", "list")
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["etransfer", "legacy"]
+    assert run(cli_env, "clients", "remove", "legacy")[0] == 0
+    assert run(cli_env, "clients", "remove", "legacy")[0] == 2
+
+
+def test_bad_client_registrations_are_clear_messages(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    cases = [
+        (["--auth", "client_secret_basic", "--redirect-uri", "http://evil.example/cb"], "https"),
+        (
+            [
+                "--auth",
+                "client_secret_basic",
+                "--redirect-uri",
+                "https://x.example/cb",
+                "--scope",
+                "everything",
+            ],
+            "unknown scopes",
+        ),
+        (["--redirect-uri", "https://x.example/cb"], "needs the client's public JWKS"),
+    ]
+    for extra, message in cases:
+        code, out = run(cli_env, "clients", "add", "bad", "--name", "Bad", *extra)
+        assert code == 2, out
+        assert message in out
+
+
+def test_a_private_key_is_refused_as_a_client_jwks(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    key = RSAKey.generate_key(2048)
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [key.as_dict(private=True)]}))
+    code, out = run(cli_env, "clients", "add", "leaky", "--name", "Leaky", "--jwks", str(jwks),
+                    "--redirect-uri", "https://leaky.example/cb")  # fmt: skip
+    assert code == 2
+    assert "public keys only" in out
+
+
+def test_keys_rotate_keeps_the_old_keys_published(cli_env: dict[str, str]) -> None:
+    assert run(cli_env, "db", "upgrade")[0] == 0
+    before = run(cli_env, "keys", "list")[1].splitlines()
+    assert len(before) == 2
+    assert run(cli_env, "keys", "rotate")[0] == 0
+    after = run(cli_env, "keys", "list")[1].splitlines()
+    assert len(after) == 4
+    assert sum(line.endswith("in use") for line in after) == 2
+
+
+def test_departments_and_roles(runtime: Runtime, cli_env: dict[str, str]) -> None:
+    ensure_registry(runtime.identity.nadra_file)
+    record = read_registry(runtime.identity.nadra_file)[SCENARIOS["active_male"]]
+    register_citizen(runtime, record)
+    assert run(cli_env, "departments", "add", "sed", "--name", "School Education")[0] == 0
+    code, out = run(cli_env, "roles", "grant", record.cnic, "sed", "signing.officer")
+    assert code == 0, out
+    assert run(cli_env, "roles", "list", record.cnic)[1].strip() == "sed\tsigning.officer"
+    assert run(cli_env, "roles", "grant", record.cnic, "nowhere", "audit.reader")[0] == 2
+    assert run(cli_env, "roles", "grant", "35202-9999999-1", "sed", "audit.reader")[1].strip() == (
+        "shanakht: no account holds that CNIC"
+    )
+    assert run(cli_env, "roles", "revoke", record.cnic, "sed", "signing.officer")[0] == 0
+    assert run(cli_env, "roles", "revoke", record.cnic, "sed", "signing.officer")[0] == 2
+
+
+def test_dev_outbox_prints_the_codes(runtime: Runtime, cli_env: dict[str, str]) -> None:
+    ensure_registry(runtime.identity.nadra_file)
+    record = read_registry(runtime.identity.nadra_file)[SCENARIOS["active_female"]]
+    register_citizen(runtime, record)
+    code, out = run(cli_env, "dev", "outbox", "--to", record.mobile_numbers[0])
+    assert code == 0
+    assert "Shanakht code" in out
