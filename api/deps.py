@@ -26,7 +26,24 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction commits when the handler returns, before the response is
+# sent. With the default ("request") it would commit only after the response and its background
+# tasks, so a logout would not have taken effect while back-channel notices were being sent,
+# and the next request could still use the ended session.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+async def form_params(request: Request) -> dict[str, str]:
+    """The request's parameters: the form for POST, the query otherwise. An async dependency,
+    so the handlers that use it can be plain functions, run off the event loop, since
+    their database calls block."""
+    if request.method == "POST":
+        form = await request.form()
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    return dict(request.query_params)
+
+
+FormParams = Annotated[dict[str, str], Depends(form_params)]
 
 
 def get_audit_log(runtime: RuntimeDep, session: SessionDep) -> AuditLog:

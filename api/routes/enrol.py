@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from api.deps import RuntimeDep, SessionDep, settle
+from api.deps import FormParams, RuntimeDep, SessionDep, settle
 from api.runtime import Runtime
 from api.web import check_csrf, client_address, render
 from identity.enrolment import REGISTER, RESET
@@ -208,8 +208,9 @@ for _flow_name in FLOWS:
             return _details_page(request, runtime, flow)
 
         @router.post(f"/{flow}", response_model=None)
-        async def details(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
-            form = await request.form()
+        def details(
+            request: Request, runtime: RuntimeDep, session: SessionDep, form: FormParams
+        ) -> Response:
             fields = (
                 "csrf",
                 "cnic",

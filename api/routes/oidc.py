@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from api.deps import RuntimeDep, SessionDep, settle
+from api.deps import FormParams, RuntimeDep, SessionDep, settle
 from api.runtime import Runtime
 from api.web import SESSION_COOKIE, cookie_name, render
 from identity.login import ACR_LOW, ACR_SUBSTANTIAL
@@ -168,17 +168,11 @@ def continue_authorization(
     return RedirectResponse(target, status_code=303)
 
 
-async def _params(request: Request) -> dict[str, str]:
-    if request.method == "POST":
-        form = await request.form()
-        return {k: v for k, v in form.items() if isinstance(v, str)}
-    return dict(request.query_params)
-
-
 @router.api_route("/oauth/authorize", methods=["GET", "POST"], response_model=None)
-async def authorize(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+def authorize(
+    request: Request, runtime: RuntimeDep, session: SessionDep, params: FormParams
+) -> Response:
     """OpenID Connect Core 3.1.2: the browser arrives here from an e-service."""
-    params = await _params(request)
     provider = runtime.provider(session)
     try:
         if "request_uri" in params:
@@ -228,17 +222,15 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
 
 
-async def _authenticated(request: Request, provider: Provider) -> tuple[Client, dict[str, str]]:
-    form = await request.form()
-    params = {k: v for k, v in form.items() if isinstance(v, str)}
-    client = provider.clients.authenticate(
+def _authenticated(request: Request, provider: Provider, params: dict[str, str]) -> Client:
+    """The client making this request, authenticated the one way it registered."""
+    return provider.clients.authenticate(
         basic=_basic_credentials(request),
         form_client_id=params.get("client_id"),
         assertion_type=params.get("client_assertion_type"),
         assertion=params.get("client_assertion"),
         audiences=[provider.token_endpoint, provider.issuer, str(request.url)],
     )
-    return client, params
 
 
 def _dpop(request: Request, provider: Provider, url: str) -> str | None:
@@ -257,10 +249,12 @@ def _challenge_header(request: Request) -> dict[str, str]:
 
 
 @router.post("/oauth/token", response_model=None)
-async def token(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+def token(
+    request: Request, runtime: RuntimeDep, session: SessionDep, params: FormParams
+) -> Response:
     provider = runtime.provider(session)
     try:
-        client, params = await _authenticated(request, provider)
+        client = _authenticated(request, provider, params)
         jkt = _dpop(request, provider, provider.token_endpoint)
         grant_type = params.get("grant_type")
         if grant_type == "authorization_code":
@@ -296,13 +290,13 @@ async def token(request: Request, runtime: RuntimeDep, session: SessionDep) -> R
 
 
 @router.post("/oauth/par", response_model=None)
-async def pushed_authorization(
-    request: Request, runtime: RuntimeDep, session: SessionDep
+def pushed_authorization(
+    request: Request, runtime: RuntimeDep, session: SessionDep, params: FormParams
 ) -> Response:
     """RFC 9126: the client sends its request over a back channel and gets a request_uri."""
     provider = runtime.provider(session)
     try:
-        client, params = await _authenticated(request, provider)
+        client = _authenticated(request, provider, params)
         if params.get("client_id", client.id) != client.id:
             raise InvalidRequest("client_id does not match the authenticated client")
         params["client_id"] = client.id
@@ -331,10 +325,12 @@ async def pushed_authorization(
 
 
 @router.post("/oauth/introspect", response_model=None)
-async def introspect(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+def introspect(
+    request: Request, runtime: RuntimeDep, session: SessionDep, params: FormParams
+) -> Response:
     provider = runtime.provider(session)
     try:
-        client, params = await _authenticated(request, provider)
+        client = _authenticated(request, provider, params)
     except InvalidClient as exc:
         settle(session, exc)
         return oauth_error(exc, _challenge_header(request))
@@ -347,10 +343,12 @@ async def introspect(request: Request, runtime: RuntimeDep, session: SessionDep)
 
 
 @router.post("/oauth/revoke", response_model=None)
-async def revoke(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+def revoke(
+    request: Request, runtime: RuntimeDep, session: SessionDep, params: FormParams
+) -> Response:
     provider = runtime.provider(session)
     try:
-        client, params = await _authenticated(request, provider)
+        client = _authenticated(request, provider, params)
     except InvalidClient as exc:
         settle(session, exc)
         return oauth_error(exc, _challenge_header(request))
