@@ -51,6 +51,8 @@ def test_bad_client_registrations_are_clear_messages(
                 "--redirect-uri",
                 "https://x.example/cb",
                 "--scope",
+                "openid",
+                "--scope",
                 "everything",
             ],
             "unknown scopes",
