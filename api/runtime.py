@@ -25,7 +25,7 @@ from identity.nadra import MockNadra, NadraRegistry, ensure_registry
 from identity.oidc.logout import HttpLogoutNotifier, LogoutNotifier
 from identity.oidc.provider import Provider, ProviderConfig
 from identity.passwords import PasswordHasher
-from identity.policy import IdentityPolicy
+from identity.policy import THROTTLE_WINDOW, IdentityPolicy, Limit
 from identity.sealing import Sealer
 from identity.second_factor import SmsSecondFactor
 from identity.sms import OutboxSmsGateway
@@ -197,7 +197,11 @@ def open_runtime(settings: Settings) -> Runtime:
         sealer=Sealer(keys.secret(IDENTITY_SEAL_KEY)),
         code_key=keys.secret(IDENTITY_CODE_KEY),
         pairwise_key=keys.secret(IDENTITY_PAIRWISE_KEY),
-        policy=IdentityPolicy(password_expiry=timedelta(days=expiry) if expiry else None),
+        policy=IdentityPolicy(
+            password_expiry=timedelta(days=expiry) if expiry else None,
+            per_account=Limit(settings.login_attempts_per_account, THROTTLE_WINDOW),
+            per_address=Limit(settings.login_attempts_per_address, THROTTLE_WINDOW),
+        ),
         notifier=HttpLogoutNotifier(),
         nadra_file=data_dir / "nadra" / "registry.jsonl",
         nadra_options={

@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     password_expiry_days: int = Field(
         90, ge=0, description="Days a password lasts before it must be changed; 0: no expiry."
     )
+    login_attempts_per_account: int = Field(
+        10, ge=1, description="Login attempts per account per 15 minutes before 429."
+    )
+    login_attempts_per_address: int = Field(
+        100,
+        ge=1,
+        description="Login attempts per client address per 15 minutes before 429; raise it "
+        "where many citizens share an address (carrier-grade NAT).",
+    )
     nadra_latency: float = Field(
         0.0, ge=0, description="Simulated NADRA: seconds each call takes (2 s or more times out)."
     )

@@ -14,6 +14,9 @@ class Limit:
     window: timedelta
 
 
+THROTTLE_WINDOW = timedelta(minutes=15)
+
+
 @dataclass(frozen=True, slots=True)
 class IdentityPolicy:
     # One-time codes: six digits, a few minutes, a few tries (1 in 200,000 to guess).
@@ -27,8 +30,8 @@ class IdentityPolicy:
     lockout: timedelta = timedelta(minutes=15)
     # Throttles answer 429 before any hashing: per account against guessing one password,
     # per client address against spraying one password over many accounts.
-    per_account: Limit = Limit(10, timedelta(minutes=15))
-    per_address: Limit = Limit(100, timedelta(minutes=15))
+    per_account: Limit = Limit(10, THROTTLE_WINDOW)
+    per_address: Limit = Limit(100, THROTTLE_WINDOW)
     # Registration and reset each cost a NADRA query and an SMS: throttle per CNIC and address.
     per_cnic_enrolment: Limit = Limit(5, timedelta(hours=1))
     per_address_enrolment: Limit = Limit(30, timedelta(hours=1))
