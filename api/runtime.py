@@ -27,7 +27,7 @@ from identity.oidc.provider import Provider, ProviderConfig
 from identity.passwords import PasswordHasher
 from identity.policy import THROTTLE_WINDOW, IdentityPolicy, Limit
 from identity.sealing import Sealer
-from identity.second_factor import SmsSecondFactor
+from identity.second_factor import SecondFactor
 from identity.sms import OutboxSmsGateway
 
 AUDIT_CHECKPOINT_KEY = "audit-checkpoint"
@@ -119,9 +119,9 @@ class Runtime:
             clock=self.clock,
         )
 
-    def second_factor(self, session: Session) -> SmsSecondFactor:
+    def second_factor(self, session: Session) -> SecondFactor:
         parts = self.identity
-        return SmsSecondFactor(
+        return SecondFactor(
             session,
             sms=parts.sms,
             sealer=parts.sealer,

@@ -215,3 +215,22 @@ roles = Table(
     Column("granted_at", UtcDateTime(), nullable=False),
     Column("granted_by", String(100), nullable=False, comment="who granted it (an actor)"),
 )
+
+# -- authenticator apps (TOTP) and recovery codes -------------------------------------------------
+
+totp_factors = Table(
+    "identity_totp",
+    metadata,
+    Column("citizen_id", String(ID), ForeignKey("identity_citizens.id"), primary_key=True),
+    Column("secret", LargeBinary, nullable=False, comment="sealed RFC 6238 secret"),
+    Column("confirmed_at", UtcDateTime(), nullable=True, comment="null until a first code"),
+    Column("last_step", Integer, nullable=False, server_default="0", comment="replay guard"),
+)
+
+recovery_codes = Table(
+    "identity_recovery_codes",
+    metadata,
+    Column("citizen_id", String(ID), ForeignKey("identity_citizens.id"), primary_key=True),
+    Column("code_hash", LargeBinary(32), primary_key=True, comment="HMAC of the code"),
+    Column("used_at", UtcDateTime(), nullable=True),
+)

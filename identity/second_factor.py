@@ -1,6 +1,7 @@
-"""The second factor: a one-time code by SMS to the citizen's registered mobile.
+"""The second factor: a code from an authenticator app, or one sent by SMS to the registered
+mobile (or a recovery code, for a lost phone).
 
-Password plus this code is the "substantial" level of assurance; an e-service that asks for it
+Password plus either is the "substantial" level of assurance; an e-service that asks for it
 (`acr_values`) sends a citizen signed in with a password alone through this step-up.
 """
 
@@ -14,17 +15,20 @@ from sqlalchemy.orm import Session
 from audit import AuditEvent, AuditLog
 from identity.accounts import Account
 from identity.challenges import Challenges, new_code
-from identity.errors import ChallengeFailed
+from identity.errors import ChallengeFailed, WrongCode
 from identity.login import ACR_SUBSTANTIAL
 from identity.policy import IdentityPolicy
 from identity.sealing import Sealer
 from identity.sms import SmsGateway
+from identity.throttle import Throttle
+from identity.totp import AuthenticatorApps
 
 PURPOSE = "second_factor"
-AMR = ("pwd", "sms")
+SMS_AMR = ("pwd", "sms")
+APP_AMR = ("pwd", "otp")
 
 
-class SmsSecondFactor:
+class SecondFactor:
     def __init__(
         self,
         session: Session,
@@ -38,11 +42,14 @@ class SmsSecondFactor:
     ) -> None:
         self._sms = sms
         self._audit = audit
+        self._policy = policy
         self._challenges = Challenges(
             session, code_key=code_key, sealer=sealer, policy=policy, clock=clock
         )
+        self._throttle = Throttle(session, clock)
+        self.apps = AuthenticatorApps(session, sealer=sealer, code_key=code_key, clock=clock)
 
-    def start(self, account: Account) -> str:
+    def start_sms(self, account: Account) -> str:
         code = new_code()
         challenge_id = self._challenges.create(
             PURPOSE, account.pseudonym, {"citizen_id": account.id}, code
@@ -50,18 +57,32 @@ class SmsSecondFactor:
         self._sms.send(account.mobile, f"Shanakht sign-in code {code}. Never share it.")
         return challenge_id
 
-    def finish(self, challenge_id: str, code: str, *, citizen_id: str) -> str:
-        """Check the code for this citizen's session; return the new level of assurance."""
+    def finish_sms(self, challenge_id: str, code: str, *, citizen_id: str) -> tuple[str, ...]:
+        """Check the SMS code for this citizen's session; return the methods (amr) now proven."""
         self._challenges.verify(challenge_id, PURPOSE, code)
         challenge = self._challenges.consume(challenge_id, PURPOSE)
         if challenge.payload["citizen_id"] != citizen_id:
             raise ChallengeFailed("this code belongs to another sign-in")
+        self._record(challenge.pseudonym, "sms")
+        return SMS_AMR
+
+    def finish_app(self, account: Account, code: str) -> tuple[str, ...]:
+        """Check an authenticator-app or recovery code, throttled like a password."""
+        self._throttle.hit(f"second_factor:{account.pseudonym}", self._policy.per_account)
+        if not self.apps.verify(account.id, code):
+            raise WrongCode(attempts_left=0)
+        self._record(account.pseudonym, "app")
+        return APP_AMR
+
+    def _record(self, pseudonym: str, method: str) -> None:
         self._audit.append(
             AuditEvent(
-                actor=f"citizen:{challenge.pseudonym}",
+                actor=f"citizen:{pseudonym}",
                 action="identity.login.second_factor",
-                subject=challenge.pseudonym,
-                details={"method": "sms", "acr": ACR_SUBSTANTIAL},
+                subject=pseudonym,
+                details={"method": method, "acr": ACR_SUBSTANTIAL},
             )
         )
-        return ACR_SUBSTANTIAL
+
+
+__all__ = ["ACR_SUBSTANTIAL", "APP_AMR", "SMS_AMR", "SecondFactor"]

@@ -24,7 +24,7 @@ from identity.oidc.errors import AccessDenied, UntrustedRedirect
 from identity.oidc.logout import LogoutNotice
 from identity.oidc.provider import Provider
 from identity.oidc.sessions import SsoSession
-from identity.second_factor import AMR
+from identity.second_factor import ACR_SUBSTANTIAL
 
 router = APIRouter(tags=["sign-in pages"], include_in_schema=False)
 
@@ -170,20 +170,37 @@ def login(
 # -- second factor (step-up) ---------------------------------------------------------------
 
 
+def _second_factor_action(request_id: str, method: str) -> str:
+    return f"/login/second-factor?{urlencode({'request': request_id, 'method': method})}"
+
+
 @router.get("/login/second-factor", response_model=None)
 def second_factor_page(
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
     request_id: Annotated[str, Query(alias="request")] = "",
+    method: str = "",
 ) -> Response:
+    """An authenticator-app code when the citizen has one (SMS on request), else an SMS code."""
     provider = runtime.provider(session)
     sso = _current(request, runtime, provider)
     account = provider.accounts.by_id(sso.citizen_id) if sso else None
     if sso is None or account is None:
         return RedirectResponse(f"/login?{urlencode({'request': request_id})}", 303)
-    ticket = runtime.second_factor(session).start(account)
-    action = f"/login/second-factor?{urlencode({'request': request_id})}"
+    factor = runtime.second_factor(session)
+    if method != "sms" and factor.apps.enabled(account.id):
+        return render(
+            request,
+            runtime,
+            "code.html",
+            ticket="",
+            action=_second_factor_action(request_id, "app"),
+            app=True,
+            sms_link=_second_factor_action(request_id, "sms"),
+        )
+    ticket = factor.start_sms(account)
+    action = _second_factor_action(request_id, "sms")
     return render(request, runtime, "code.html", ticket=ticket, action=action)
 
 
@@ -192,31 +209,39 @@ def second_factor(
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
-    ticket: FormText,
     code: FormText,
+    ticket: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
     request_id: Annotated[str, Query(alias="request")] = "",
+    method: str = "sms",
 ) -> Response:
     check_csrf(request, runtime, csrf)
     provider = runtime.provider(session)
     sso = _current(request, runtime, provider)
-    if sso is None:
+    account = provider.accounts.by_id(sso.citizen_id) if sso else None
+    if sso is None or account is None:
         return RedirectResponse(f"/login?{urlencode({'request': request_id})}", 303)
+    factor = runtime.second_factor(session)
     try:
-        acr = runtime.second_factor(session).finish(ticket, code, citizen_id=sso.citizen_id)
-    except (WrongCode, ChallengeFailed) as exc:
+        if method == "app":
+            amr = factor.finish_app(account, code)
+        else:
+            amr = factor.finish_sms(ticket, code, citizen_id=sso.citizen_id)
+    except (WrongCode, ChallengeFailed, TooManyAttempts) as exc:
         settle(session, exc)
-        action = f"/login/second-factor?{urlencode({'request': request_id})}"
+        words = "That code is not right." if isinstance(exc, WrongCode) else str(exc).capitalize()
         return render(
             request,
             runtime,
             "code.html",
             status_code=400,
             ticket=ticket,
-            action=action,
-            error=str(exc),
+            action=_second_factor_action(request_id, method),
+            app=method == "app",
+            sms_link=_second_factor_action(request_id, "sms"),
+            error=words,
         )
-    provider.sessions.step_up(sso.id, acr=acr, amr=AMR)
+    provider.sessions.step_up(sso.id, acr=ACR_SUBSTANTIAL, amr=amr)
     return RedirectResponse(_next(request_id), status_code=303)
 
 

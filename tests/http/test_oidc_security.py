@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
+import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
@@ -538,3 +539,42 @@ def test_expired_sessions_are_swept_and_announced(
     clock.now += timedelta(hours=3)
     _sweep_sessions(oidc_runtime)
     assert [t["aud"] for t in _logout_tokens(web, oidc_runtime)] == ["bc"]
+
+
+def test_step_up_with_an_authenticator_app(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    clock = Clock()  # held still, so the codes below fall in known 30-second steps
+    oidc_runtime.clock = clock
+    _tokens(web, browser, rp, citizen)
+    setup = web.get("/account/authenticator")
+    assert setup.status_code == 200
+    assert 'src="data:image/svg+xml;base64,' in setup.text
+    secret = setup.text.split("Key: <code>")[1].split("</code>")[0]
+    app = pyotp.TOTP(secret)
+    confirmed = web.post(
+        "/account/authenticator", data={"csrf": csrf_of(setup.text), "code": app.now()}
+    )
+    assert "Your recovery codes" in confirmed.text
+    response, verifier = browser.authorize(rp, acr_values="urn:shanakht:loa:substantial")
+    page = browser.follow(response)
+    assert "authenticator app" in page.text
+    action = page.text.split('action="')[1].split('"')[0].replace("&amp;", "&")
+    not_the_code = "000000" if app.at(clock.now) != "000000" else "111111"
+    wrong = web.post(action, data={"code": not_the_code, "csrf": csrf_of(page.text)})
+    assert wrong.status_code == 400
+    replayed = web.post(action, data={"code": app.at(clock.now), "csrf": csrf_of(page.text)})
+    assert replayed.status_code == 400, "the setup code's time step is spent"
+    next_step = app.at(clock.now + timedelta(seconds=30))  # one step of drift is forgiven
+    posted = web.post(
+        action, data={"code": next_step, "csrf": csrf_of(page.text)}, follow_redirects=False
+    )
+    assert posted.status_code == 303, posted.text
+    callback = query_of(browser.follow(posted).headers["location"])
+    exchanged = token(
+        web, rp, grant_type="authorization_code", code=callback["code"],
+        redirect_uri=rp.redirect_uri, code_verifier=verifier,
+    )  # fmt: skip
+    claims = verify_jwt(web, exchanged.json()["id_token"])
+    assert claims["acr"] == "urn:shanakht:loa:substantial"
+    assert claims["amr"] == ["pwd", "otp"]
