@@ -578,3 +578,43 @@ def test_step_up_with_an_authenticator_app(
     claims = verify_jwt(web, exchanged.json()["id_token"])
     assert claims["acr"] == "urn:shanakht:loa:substantial"
     assert claims["amr"] == ["pwd", "otp"]
+
+
+def test_prompt_login_and_max_age_ask_for_the_password_again(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    clock = Clock()
+    oidc_runtime.clock = clock
+    _tokens(web, browser, rp, citizen)
+    again, _ = browser.authorize(rp)
+    assert again.headers["location"].startswith(rp.redirect_uri), "SSO: no login needed"
+    clock.now += timedelta(seconds=1)
+    forced, _ = browser.authorize(rp, prompt="login")
+    assert forced.headers["location"].startswith("/login?request=")
+    clock.now += timedelta(minutes=3)
+    stale, _ = browser.authorize(rp, max_age="60")
+    assert "/login" in stale.headers["location"]
+    fresh, _ = browser.authorize(rp, max_age="600")
+    assert fresh.headers["location"].startswith(rp.redirect_uri)
+
+
+def test_rotated_keys_keep_old_tokens_valid(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    before = _tokens(web, browser, rp, citizen)
+    old_kid = json.loads(base64.urlsafe_b64decode(before["id_token"].split(".")[0] + "=="))["kid"]
+    with oidc_runtime.transaction() as session:
+        oidc_runtime.provider(session).keys.rotate()
+    published = {k["kid"] for k in web.get("/oauth/jwks").json()["keys"]}
+    assert old_kid in published
+    assert len(published) == 4
+    assert _userinfo(web, before["access_token"]) == 200, "tokens signed by the old key still work"
+    verify_jwt(web, before["id_token"])
+    after = _tokens(web, browser, rp, citizen)
+    new_kid = json.loads(base64.urlsafe_b64decode(after["id_token"].split(".")[0] + "=="))["kid"]
+    assert new_kid != old_kid
+    oidc_runtime.clock = Clock()
+    oidc_runtime.clock.now += timedelta(days=2)  # type: ignore[attr-defined]
+    with oidc_runtime.transaction() as session:
+        later = {k["kid"] for k in oidc_runtime.provider(session).keys.published()}
+    assert old_kid not in later, "a day after rotation the old key leaves the JWKS"
