@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
@@ -18,7 +19,7 @@ from api.middleware import SecurityHeaders
 from api.routes import account, audit, enrol, health, oidc, signin
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
-from api.web import CsrfRejected, render
+from api.web import CsrfRejected, NotSignedIn, render
 
 log = logging.getLogger("shanakht.api")
 
@@ -96,5 +97,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             heading="Please try again",
             message=str(exc).capitalize() + ".",
         )
+
+    @app.exception_handler(NotSignedIn)
+    async def _sign_in_first(_request: Request, _exc: NotSignedIn) -> Response:
+        return RedirectResponse("/login", status_code=303)
 
     return app

@@ -3,6 +3,8 @@ delivered after it commits (an e-service must never hear of a logout that rolled
 
 from __future__ import annotations
 
+from fastapi import BackgroundTasks, Response
+
 from api.runtime import Runtime
 from identity.oidc.logout import LogoutNotice
 from identity.oidc.provider import Provider
@@ -24,3 +26,13 @@ def end_sessions(
         subject = account.pseudonym if account else "unknown"
         notices += provider.logout.notices(one, subject=subject, reason=reason)
     return notices
+
+
+def deliver_after(response: Response, runtime: Runtime, notices: list[LogoutNotice]) -> Response:
+    """Attach delivery of `notices` to `response`, to run once it has been sent."""
+    if notices:
+        tasks = response.background if isinstance(response.background, BackgroundTasks) else None
+        tasks = tasks or BackgroundTasks()
+        tasks.add_task(deliver, runtime, notices)
+        response.background = tasks
+    return response

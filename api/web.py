@@ -35,6 +35,10 @@ class CsrfRejected(Exception):
     """A form came without the CSRF token this browser was given."""
 
 
+class NotSignedIn(Exception):
+    """A page for signed-in citizens was asked for without a live session."""
+
+
 def cookie_name(runtime: Runtime, base: str) -> str:
     return f"__Host-{base}" if runtime.settings.secure_cookies else base
 

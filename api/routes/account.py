@@ -1,19 +1,22 @@
-"""The citizen's account page: where they are signed in, and which e-services they allowed."""
+"""The citizen's account page: where they are signed in, which e-services they allowed, and
+their authenticator app."""
 
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import Annotated
 
 import qrcode
-from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
 from qrcode.image.svg import SvgPathImage
 
-from api.backchannel import deliver, end_sessions
+from api.backchannel import deliver_after, end_sessions
 from api.deps import RuntimeDep, SessionDep
-from api.web import SESSION_COOKIE, check_csrf, cookie_name, render
+from api.web import SESSION_COOKIE, NotSignedIn, check_csrf, cookie_name, render
 from audit import AuditEvent
+from identity.accounts import Account
 from identity.oidc.provider import Provider
 from identity.oidc.sessions import SsoSession
 
@@ -21,24 +24,53 @@ router = APIRouter(tags=["account pages"], include_in_schema=False)
 CsrfForm = Annotated[str, Form()]
 
 
-@router.get("/account", response_model=None)
-def account_page(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    provider: Provider
+    sso: SsoSession
+    account: Account
+
+
+def signed_in(request: Request, runtime: RuntimeDep, session: SessionDep) -> SignedIn:
+    """The citizen whose session cookie this is; NotSignedIn (sent to /login) otherwise."""
     provider = runtime.provider(session)
     sso = provider.sessions.current(request.cookies.get(cookie_name(runtime, SESSION_COOKIE)))
     account = provider.accounts.by_id(sso.citizen_id) if sso else None
     if sso is None or account is None:
-        return RedirectResponse("/login", status_code=303)
+        raise NotSignedIn("sign in first")
+    return SignedIn(provider, sso, account)
+
+
+SignedInDep = Annotated[SignedIn, Depends(signed_in)]
+
+
+def _audit(runtime: RuntimeDep, session: SessionDep, me: SignedIn, action: str, **kw: str) -> None:
+    runtime.audit_log(session).append(
+        AuditEvent(
+            actor=f"citizen:{me.account.pseudonym}",
+            action=action,
+            subject=me.account.pseudonym,
+            **kw,  # type: ignore[arg-type]
+        )
+    )
+
+
+@router.get("/account", response_model=None)
+def account_page(
+    request: Request, runtime: RuntimeDep, session: SessionDep, me: SignedInDep
+) -> Response:
+    provider = me.provider
     sessions = [
         {
             "sid": s.sid,
             "created_at": s.created_at,
             "user_agent": s.user_agent or "unknown device",
-            "current": s.id == sso.id,
+            "current": s.id == me.sso.id,
         }
-        for s in provider.sessions.active_for(account.id)
+        for s in provider.sessions.active_for(me.account.id)
     ]
     grants = []
-    for grant in provider.grants.for_citizen(account.id):
+    for grant in provider.grants.for_citizen(me.account.id):
         client = provider.clients.get(grant.client_id)
         grants.append(
             {
@@ -51,18 +83,10 @@ def account_page(request: Request, runtime: RuntimeDep, session: SessionDep) -> 
         request,
         runtime,
         "account.html",
-        name=account.profile.full_name,
+        name=me.account.profile.full_name,
         sessions=sessions,
         grants=grants,
-    )
-
-
-def _signed_in(
-    request: Request, runtime: RuntimeDep, session: SessionDep
-) -> tuple[Provider, SsoSession | None]:
-    provider = runtime.provider(session)
-    return provider, provider.sessions.current(
-        request.cookies.get(cookie_name(runtime, SESSION_COOKIE))
+        authenticator=runtime.second_factor(session).apps.enabled(me.account.id),
     )
 
 
@@ -70,40 +94,29 @@ def _signed_in(
 def end_session(
     request: Request,
     runtime: RuntimeDep,
-    session: SessionDep,
+    me: SignedInDep,
     sid: Annotated[str, Form()],
     csrf: CsrfForm = "",
 ) -> Response:
     check_csrf(request, runtime, csrf)
-    provider, sso = _signed_in(request, runtime, session)
-    if sso is None:
-        return RedirectResponse("/login", status_code=303)
-    target = provider.sessions.by_sid(sid)
+    target = me.provider.sessions.by_sid(sid)
     notices = []
-    if target is not None and target.citizen_id == sso.citizen_id:
-        ended = provider.sessions.end(target.id, "logout")
-        notices = end_sessions(runtime, provider, [ended] if ended else [], "logout")
-    response = RedirectResponse("/account", status_code=303)
-    response.background = BackgroundTasks()
-    response.background.add_task(deliver, runtime, notices)
-    return response
+    if target is not None and target.citizen_id == me.account.id:
+        ended = me.provider.sessions.end(target.id, "logout")
+        notices = end_sessions(runtime, me.provider, [ended] if ended else [], "logout")
+    return deliver_after(RedirectResponse("/account", status_code=303), runtime, notices)
 
 
 @router.post("/account/sessions/end-all", response_model=None)
 def end_all(
-    request: Request, runtime: RuntimeDep, session: SessionDep, csrf: CsrfForm = ""
+    request: Request, runtime: RuntimeDep, me: SignedInDep, csrf: CsrfForm = ""
 ) -> Response:
     check_csrf(request, runtime, csrf)
-    provider, sso = _signed_in(request, runtime, session)
-    if sso is None:
-        return RedirectResponse("/login", status_code=303)
-    ended = provider.sessions.end_all(sso.citizen_id, "signed_out_everywhere")
-    notices = end_sessions(runtime, provider, ended, "signed_out_everywhere")
+    ended = me.provider.sessions.end_all(me.account.id, "signed_out_everywhere")
+    notices = end_sessions(runtime, me.provider, ended, "signed_out_everywhere")
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(cookie_name(runtime, SESSION_COOKIE), path="/")
-    response.background = BackgroundTasks()
-    response.background.add_task(deliver, runtime, notices)
-    return response
+    return deliver_after(response, runtime, notices)
 
 
 @router.post("/account/grants/revoke", response_model=None)
@@ -111,23 +124,13 @@ def revoke_grant(
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
+    me: SignedInDep,
     client_id: Annotated[str, Form()],
     csrf: CsrfForm = "",
 ) -> Response:
     check_csrf(request, runtime, csrf)
-    provider, sso = _signed_in(request, runtime, session)
-    if sso is None:
-        return RedirectResponse("/login", status_code=303)
-    account = provider.accounts.by_id(sso.citizen_id)
-    if provider.grants.revoke(sso.citizen_id, client_id) and account is not None:
-        runtime.audit_log(session).append(
-            AuditEvent(
-                actor=f"citizen:{account.pseudonym}",
-                action="identity.consent.revoked",
-                subject=account.pseudonym,
-                resource=f"client:{client_id}",
-            )
-        )
+    if me.provider.grants.revoke(me.account.id, client_id):
+        _audit(runtime, session, me, "identity.consent.revoked", resource=f"client:{client_id}")
     return RedirectResponse("/account", status_code=303)
 
 
@@ -138,12 +141,11 @@ def _qr_data_uri(text: str) -> str:
 
 
 @router.get("/account/authenticator", response_model=None)
-def authenticator_page(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
-    provider, sso = _signed_in(request, runtime, session)
-    account = provider.accounts.by_id(sso.citizen_id) if sso else None
-    if sso is None or account is None:
-        return RedirectResponse("/login", status_code=303)
-    secret, uri = runtime.second_factor(session).apps.begin(account.id, account.profile.full_name)
+def authenticator_page(
+    request: Request, runtime: RuntimeDep, session: SessionDep, me: SignedInDep
+) -> Response:
+    apps = runtime.second_factor(session).apps
+    secret, uri = apps.begin(me.account.id, me.account.profile.full_name)
     return render(
         request, runtime, "authenticator.html", secret=secret, qr=_qr_data_uri(uri), codes=None
     )
@@ -154,15 +156,12 @@ def authenticator_confirm(
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
+    me: SignedInDep,
     code: Annotated[str, Form()],
     csrf: CsrfForm = "",
 ) -> Response:
     check_csrf(request, runtime, csrf)
-    provider, sso = _signed_in(request, runtime, session)
-    account = provider.accounts.by_id(sso.citizen_id) if sso else None
-    if sso is None or account is None:
-        return RedirectResponse("/login", status_code=303)
-    codes = runtime.second_factor(session).apps.confirm(account.id, code)
+    codes = runtime.second_factor(session).apps.confirm(me.account.id, code)
     if codes is None:
         session.rollback()
         return render(
@@ -175,33 +174,15 @@ def authenticator_confirm(
             link="/account/authenticator",
             link_text="Try again",
         )
-    runtime.audit_log(session).append(
-        AuditEvent(
-            actor=f"citizen:{account.pseudonym}",
-            action="identity.second_factor.enabled",
-            subject=account.pseudonym,
-            details={"method": "app"},
-        )
-    )
+    _audit(runtime, session, me, "identity.second_factor.enabled")
     return render(request, runtime, "authenticator.html", codes=codes)
 
 
 @router.post("/account/authenticator/disable", response_model=None)
 def authenticator_disable(
-    request: Request, runtime: RuntimeDep, session: SessionDep, csrf: CsrfForm = ""
+    request: Request, runtime: RuntimeDep, session: SessionDep, me: SignedInDep, csrf: CsrfForm = ""
 ) -> Response:
     check_csrf(request, runtime, csrf)
-    provider, sso = _signed_in(request, runtime, session)
-    account = provider.accounts.by_id(sso.citizen_id) if sso else None
-    if sso is None or account is None:
-        return RedirectResponse("/login", status_code=303)
-    runtime.second_factor(session).apps.disable(account.id)
-    runtime.audit_log(session).append(
-        AuditEvent(
-            actor=f"citizen:{account.pseudonym}",
-            action="identity.second_factor.disabled",
-            subject=account.pseudonym,
-            details={"method": "app"},
-        )
-    )
+    runtime.second_factor(session).apps.disable(me.account.id)
+    _audit(runtime, session, me, "identity.second_factor.disabled")
     return RedirectResponse("/account", status_code=303)

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.orm import Session
 
 from api.deps import FormParams, RuntimeDep, SessionDep, settle
 from api.runtime import Runtime
@@ -242,10 +243,26 @@ def _dpop(request: Request, provider: Provider, url: str) -> str | None:
     return provider.dpop.verify(proofs[0], method=request.method, url=url)
 
 
-def _challenge_header(request: Request) -> dict[str, str]:
-    return (
-        {"WWW-Authenticate": 'Basic realm="shanakht"'} if "authorization" in request.headers else {}
-    )
+def _refused(request: Request, session: Session, exc: OAuthError) -> JSONResponse:
+    """An error at a client-authenticated endpoint; a failed Basic login gets its challenge."""
+    settle(session, exc)
+    headers = {}
+    if isinstance(exc, InvalidClient) and "authorization" in request.headers:
+        headers["WWW-Authenticate"] = 'Basic realm="shanakht"'
+    return oauth_error(exc, headers)
+
+
+def _client_and_token(
+    request: Request, session: Session, provider: Provider, params: dict[str, str]
+) -> tuple[Client, str] | JSONResponse:
+    """For introspection and revocation: the authenticated client and the token it names."""
+    try:
+        client = _authenticated(request, provider, params)
+    except OAuthError as exc:
+        return _refused(request, session, exc)
+    if not params.get("token"):
+        return oauth_error(InvalidRequest("token is required"))
+    return client, params["token"]
 
 
 @router.post("/oauth/token", response_model=None)
@@ -280,12 +297,8 @@ def token(
             raise UnsupportedGrantType(
                 "grant_type is authorization_code, refresh_token or client_credentials"
             )
-    except InvalidClient as exc:
-        settle(session, exc)
-        return oauth_error(exc, _challenge_header(request))
     except OAuthError as exc:
-        settle(session, exc)
-        return oauth_error(exc)
+        return _refused(request, session, exc)
     return JSONResponse(result.to_json(), headers=NO_STORE)
 
 
@@ -306,9 +319,6 @@ def pushed_authorization(
                 raise InvalidRequest("dpop_jkt does not match the DPoP proof")
             params["dpop_jkt"] = jkt
         auth = provider.authorizer.parse(params, pushed=True)
-    except InvalidClient as exc:
-        settle(session, exc)
-        return oauth_error(exc, _challenge_header(request))
     except (UntrustedRedirect, ErrorRedirect) as exc:
         session.rollback()
         error = exc.error if isinstance(exc, ErrorRedirect) else InvalidRequest(exc.description)
@@ -329,17 +339,10 @@ def introspect(
     request: Request, runtime: RuntimeDep, session: SessionDep, params: FormParams
 ) -> Response:
     provider = runtime.provider(session)
-    try:
-        client = _authenticated(request, provider, params)
-    except InvalidClient as exc:
-        settle(session, exc)
-        return oauth_error(exc, _challenge_header(request))
-    except OAuthError as exc:
-        settle(session, exc)
-        return oauth_error(exc)
-    if not params.get("token"):
-        return oauth_error(InvalidRequest("token is required"))
-    return JSONResponse(provider.tokens.introspect(client, params["token"]), headers=NO_STORE)
+    found = _client_and_token(request, session, provider, params)
+    if isinstance(found, Response):
+        return found
+    return JSONResponse(provider.tokens.introspect(*found), headers=NO_STORE)
 
 
 @router.post("/oauth/revoke", response_model=None)
@@ -347,17 +350,10 @@ def revoke(
     request: Request, runtime: RuntimeDep, session: SessionDep, params: FormParams
 ) -> Response:
     provider = runtime.provider(session)
-    try:
-        client = _authenticated(request, provider, params)
-    except InvalidClient as exc:
-        settle(session, exc)
-        return oauth_error(exc, _challenge_header(request))
-    except OAuthError as exc:
-        settle(session, exc)
-        return oauth_error(exc)
-    if not params.get("token"):
-        return oauth_error(InvalidRequest("token is required"))
-    provider.tokens.revoke(client, params["token"])
+    found = _client_and_token(request, session, provider, params)
+    if isinstance(found, Response):
+        return found
+    provider.tokens.revoke(*found)
     return Response(status_code=200, headers=NO_STORE)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, BackgroundTasks, Form, Query, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from api.backchannel import deliver, end_sessions
+from api.backchannel import deliver_after, end_sessions
 from api.deps import RuntimeDep, SessionDep, settle
 from api.routes.oidc import continue_authorization, untrusted, with_query
 from api.runtime import Runtime
@@ -117,9 +117,7 @@ def login(
             error="The CNIC or password is not right, or the account is locked for "
             "a while. Check both, or use 'Forgot password'.",
         )
-        refused.background = BackgroundTasks()
-        refused.background.add_task(deliver, runtime, notices)
-        return refused
+        return deliver_after(refused, runtime, notices)
     except TooManyAttempts as exc:
         settle(session, exc)
         response = render(
@@ -161,10 +159,7 @@ def login(
     )
     onward = RedirectResponse(_next(request_id), status_code=303)
     set_cookie(onward, runtime, SESSION_COOKIE, token, samesite="lax")
-    tasks = BackgroundTasks()
-    tasks.add_task(deliver, runtime, notices)
-    onward.background = tasks
-    return onward
+    return deliver_after(onward, runtime, notices)
 
 
 # -- second factor (step-up) ---------------------------------------------------------------
@@ -438,7 +433,4 @@ def _sign_out(
             "used in this session.",
         )
     response.delete_cookie(cookie_name(runtime, SESSION_COOKIE), path="/")
-    tasks = BackgroundTasks()
-    tasks.add_task(deliver, runtime, notices)
-    response.background = tasks
-    return response
+    return deliver_after(response, runtime, notices)
