@@ -20,6 +20,7 @@ from api.routes import account, audit, enrol, health, oidc, signin
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from api.web import CsrfRejected, NotSignedIn, render
+from identity.housekeeping import purge_expired
 
 log = logging.getLogger("shanakht.api")
 
@@ -34,10 +35,12 @@ def _checkpoint_once(runtime: Runtime) -> None:
 
 
 def _sweep_sessions(runtime: Runtime) -> None:
-    """End sessions whose time ran out, so their e-services hear of it by back channel too."""
+    """End sessions whose time ran out, so their e-services hear of it by back channel too,
+    and forget expired codes, requests and tokens."""
     with runtime.transaction() as session:
         provider = runtime.provider(session)
         notices = end_sessions(runtime, provider, provider.sessions.end_expired(), "expired")
+        purge_expired(session, runtime.clock())
     deliver(runtime, notices)
 
 

@@ -14,6 +14,7 @@ import click
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.backchannel import deliver, end_sessions
 from api.errors import StartupError
 from api.migrate import prepare
 from api.runtime import Runtime, open_runtime
@@ -420,3 +421,35 @@ def roles_list(cnic: str) -> None:
             citizen_id, _subject = _citizen_for(runtime, session, cnic)
             for grant in runtime.provider(session).roles.of(citizen_id):
                 click.echo(f"{grant.department}\t{grant.role}")
+
+
+@main.group()
+def citizens() -> None:
+    """Citizens' accounts (administration)."""
+
+
+@citizens.command("remove")
+@click.argument("cnic")
+@click.option("--reason", required=True, help="Why, for the audit log.")
+def citizens_remove(cnic: str, reason: str) -> None:
+    """Close an account: end its sessions everywhere and withdraw every consent."""
+    with _runtime() as runtime:
+        _migrate(runtime)
+        with runtime.transaction() as session:
+            citizen_id, subject = _citizen_for(runtime, session, cnic)
+            provider = runtime.provider(session)
+            provider.accounts.remove(citizen_id)
+            for grant in provider.grants.for_citizen(citizen_id):
+                provider.grants.revoke(citizen_id, grant.client_id)
+            ended = provider.sessions.end_all(citizen_id, "removed")
+            notices = end_sessions(runtime, provider, ended, "removed")
+            runtime.audit_log(session).append(
+                AuditEvent(
+                    actor="admin:cli",
+                    action="identity.citizen.removed",
+                    subject=subject,
+                    purpose=reason,
+                )
+            )
+        deliver(runtime, notices)
+        click.echo(f"removed; {len(ended)} sessions ended, {len(notices)} e-services told")

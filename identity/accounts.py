@@ -181,3 +181,10 @@ class Accounts:
         if password_hash is not None:
             values["password_hash"] = password_hash
         self._session.execute(update(citizens).where(citizens.c.id == citizen_id).values(**values))
+
+    def remove(self, citizen_id: str) -> None:
+        """Close an account for good: it can no longer sign in or be asked for claims. The row
+        stays (its pseudonym anchors the audit trail); what it holds is sealed anyway."""
+        self._session.execute(
+            update(citizens).where(citizens.c.id == citizen_id).values(status="removed")
+        )

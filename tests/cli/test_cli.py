@@ -35,6 +35,7 @@ def test_help_lists_every_command_with_one_line_each() -> None:
         "audit checkpoint",
         "audit prove",
         "audit verify",
+        "citizens remove",
         "clients add",
         "clients list",
         "clients remove",

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from joserfc.jwk import RSAKey
 
 from api.cli import main
 from api.runtime import Runtime
+from identity.errors import InvalidCredentials
 from identity.nadra import SCENARIOS, ensure_registry, read_registry
-from tests.http.oidc_kit import register_citizen
+from tests.http.oidc_kit import PASSWORD, register_citizen
 
 
 def run(env: dict[str, str], *args: str) -> tuple[int, str]:
@@ -108,3 +110,23 @@ def test_dev_outbox_prints_the_codes(runtime: Runtime, cli_env: dict[str, str]) 
     code, out = run(cli_env, "dev", "outbox", "--to", record.mobile_numbers[0])
     assert code == 0
     assert "Shanakht code" in out
+
+
+def test_removing_a_citizen_ends_their_sessions_and_their_sign_in(
+    runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    ensure_registry(runtime.identity.nadra_file)
+    record = read_registry(runtime.identity.nadra_file)[SCENARIOS["active_male"]]
+    citizen_id = register_citizen(runtime, record)
+    with runtime.transaction() as session:
+        runtime.provider(session).sessions.create(
+            citizen_id, acr="urn:shanakht:loa:low", amr=["pwd"], client_address="t", user_agent="t"
+        )
+    assert run(cli_env, "citizens", "remove", record.cnic)[0] == 2, "a reason is required"
+    code, out = run(cli_env, "citizens", "remove", record.cnic, "--reason", "deceased (NADRA)")
+    assert code == 0, out
+    assert "1 sessions ended" in out
+    with runtime.transaction() as session:
+        assert runtime.provider(session).sessions.active_for(citizen_id) == []
+    with pytest.raises(InvalidCredentials), runtime.transaction() as session:
+        runtime.password_login(session).login(record.cnic, PASSWORD, client="t")

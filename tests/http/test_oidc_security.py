@@ -15,9 +15,11 @@ import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
+from sqlalchemy import func, select
 
 from api.app import _sweep_sessions
 from api.runtime import Runtime
+from identity.models import challenges, codes, tokens
 from identity.nadra import SCENARIOS, read_registry
 from tests.http.oidc_kit import (
     ISSUER,
@@ -539,6 +541,14 @@ def test_expired_sessions_are_swept_and_announced(
     clock.now += timedelta(hours=3)
     _sweep_sessions(oidc_runtime)
     assert [t["aud"] for t in _logout_tokens(web, oidc_runtime)] == ["bc"]
+    with oidc_runtime.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(tokens)).scalar_one() > 0
+    clock.now += timedelta(days=2)
+    _sweep_sessions(oidc_runtime)
+    with oidc_runtime.engine.connect() as connection:
+        for table in (tokens, codes, challenges):
+            left = connection.execute(select(func.count()).select_from(table)).scalar_one()
+            assert left == 0, f"{table.name} still holds expired rows"
 
 
 def test_step_up_with_an_authenticator_app(
