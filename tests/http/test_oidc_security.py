@@ -628,3 +628,17 @@ def test_rotated_keys_keep_old_tokens_valid(
     with oidc_runtime.transaction() as session:
         later = {k["kid"] for k in oidc_runtime.provider(session).keys.published()}
     assert old_kid not in later, "a day after rotation the old key leaves the JWKS"
+
+
+def test_a_tampered_id_token_hint_signs_no_one_out(
+    web: TestClient, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    tokens = _tokens(web, browser, rp, citizen)
+    head, body, signature = tokens["id_token"].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["sid"] = "someone-elses-session"
+    forged_body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    forged = f"{head}.{forged_body}.{signature}"
+    page = web.get(f"/logout?{urlencode({'id_token_hint': forged})}", follow_redirects=False)
+    assert page.status_code == 200, "no valid hint: the citizen is asked, not signed out"
+    assert _userinfo(web, tokens["access_token"]) == 200
