@@ -1,0 +1,1 @@
+"""The government PKI: CA hierarchy, certificate profiles, CRLs (OCSP and storage to follow)."""
