@@ -1,6 +1,7 @@
 """Run every benchmark: `python -m bench` (what `make bench` does)."""
 
-from bench import audit_log
+from bench import audit_log, identity
 
 if __name__ == "__main__":
     audit_log.main()
+    identity.main()
