@@ -1,0 +1,222 @@
+"""The HTTP load generator of `bench/identity.py`, run as a process of its own.
+
+A separate process so that its CPU is not the servers' (on a 2-core machine it still competes
+for the cores, so it reports the CPU it used). It reads a JSON plan on stdin, runs closed-loop
+virtual users with asyncio and httpx2 (each user one connection, kept alive, and its own cookie
+jar), and prints one JSON report on stdout: per workload the requests completed inside the
+measured window, errors, p50 and p99 latency, the window on the wall clock (for the
+caller's CPU samples of the servers), and the newest refresh token of every refresh
+user (they rotate on every use, so the next phase must start from these).
+
+Plan:
+    {"warmup": s, "duration": s, "users": [{"kind": ..., "base": url, ...}, ...]}
+
+Kinds: `login` (Shanakht's POST /login), `peer_login` (oidc-provider's login interaction),
+`client_credentials` and `refresh_token` (any token endpoint, client_secret_basic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+
+TIMEOUT = 30.0
+ERROR_SAMPLES = 5
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@dataclass
+class Window:
+    """Where the measured part of the run starts and ends, on the perf_counter clock."""
+
+    start: float
+    end: float
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    samples: list[str] = field(default_factory=list)
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        if len(self.samples) < ERROR_SAMPLES:
+            self.samples.append(text[:300])
+
+
+class Stop(Exception):
+    """A virtual user can go on no longer (its refresh token family is spent)."""
+
+
+async def _timed(window: Window, tally: Tally, send: Any, expect: int) -> httpx2.Response | None:
+    """Send one request; count it when it completes inside the window. None on failure."""
+    start = time.perf_counter()
+    try:
+        response: httpx2.Response = await send()
+    except httpx2.HTTPError as exc:
+        if window.start <= time.perf_counter() <= window.end:
+            tally.error(f"{type(exc).__name__}: {exc}")
+        return None
+    done = time.perf_counter()
+    ok = response.status_code == expect
+    if window.start <= done <= window.end:
+        if ok:
+            tally.latencies.append(done - start)
+        else:
+            tally.error(f"{response.status_code}: {response.text}")
+    return response if ok else None
+
+
+async def _login(
+    client: httpx2.AsyncClient, user: dict[str, Any], window: Window, tally: Tally
+) -> None:
+    """Shanakht: the login page once (CSRF cookie and field), then POST /login again and again,
+    cycling through the user's citizens. The session cookie each success sets is dropped, so
+    the next login does not first end the previous session (work that is not the login)."""
+    page = await client.get("/login")
+    found = _CSRF.search(page.text)
+    if page.status_code != 200 or not found:
+        raise Stop(f"no login page: {page.status_code}")
+    csrf = found.group(1)
+    cnics: list[str] = user["cnics"]
+    i = 0
+    while time.perf_counter() < window.end:
+        form = {"cnic": cnics[i % len(cnics)], "password": user["password"], "csrf": csrf}
+        i += 1
+        await _timed(window, tally, lambda f=form: client.post("/login", data=f), 303)
+        client.cookies.delete("shanakht_session")
+
+
+async def _peer_login(
+    client: httpx2.AsyncClient, user: dict[str, Any], window: Window, tally: Tally
+) -> None:
+    """oidc-provider: one authorization request (its interaction and cookie), then the login
+    prompt's POST again and again; each one verifies the password and finishes the prompt."""
+    started = await client.get(f"/auth?{user['auth_query']}")
+    location = started.headers.get("location", "")
+    if started.status_code != 303 or not location.startswith("/interaction/"):
+        raise Stop(f"no interaction: {started.status_code} {started.text[:200]}")
+    form = {"login": user["login"], "password": user["password"]}
+    while time.perf_counter() < window.end:
+        await _timed(window, tally, lambda: client.post(f"{location}/login", data=form), 303)
+
+
+async def _client_credentials(
+    client: httpx2.AsyncClient, user: dict[str, Any], window: Window, tally: Tally
+) -> None:
+    form = {"grant_type": "client_credentials", "scope": user["scope"]}
+    while time.perf_counter() < window.end:
+        await _timed(window, tally, lambda: client.post(user["path"], data=form), 200)
+
+
+async def _refresh(
+    client: httpx2.AsyncClient, user: dict[str, Any], window: Window, tally: Tally
+) -> None:
+    """Always the newest refresh token: an old one used again revokes the whole family."""
+    while time.perf_counter() < window.end:
+        form = {"grant_type": "refresh_token", "refresh_token": user["refresh_token"]}
+        if user.get("scope"):
+            form["scope"] = user["scope"]
+        response = await _timed(
+            window, tally, lambda f=form: client.post(user["path"], data=f), 200
+        )
+        if response is None:
+            user["refresh_token"] = None
+            raise Stop("refresh failed; this user's token family is spent")
+        user["refresh_token"] = response.json()["refresh_token"]
+
+
+WORKLOADS = {
+    "login": _login,
+    "peer_login": _peer_login,
+    "client_credentials": _client_credentials,
+    "refresh_token": _refresh,
+}
+
+
+async def _user(user: dict[str, Any], window: Window, tally: Tally) -> None:
+    auth = (user["client_id"], user["secret"]) if "client_id" in user else None
+    async with httpx2.AsyncClient(
+        base_url=user["base"],
+        auth=auth,
+        timeout=TIMEOUT,
+        limits=httpx2.Limits(max_connections=1, max_keepalive_connections=1),
+    ) as client:
+        try:
+            await WORKLOADS[user["kind"]](client, user, window, tally)
+        except Stop as exc:
+            tally.error(str(exc))
+
+
+def _percentile(sorted_samples: list[float], q: float) -> float:
+    if not sorted_samples:
+        return float("nan")
+    return sorted_samples[min(len(sorted_samples) - 1, int(q * len(sorted_samples)))]
+
+
+async def run(plan: dict[str, Any]) -> dict[str, Any]:
+    now = time.perf_counter()
+    window = Window(now + plan["warmup"], now + plan["warmup"] + plan["duration"])
+    users: list[dict[str, Any]] = plan["users"]
+    tallies = {kind: Tally() for kind in dict.fromkeys(u["kind"] for u in users)}
+    every = Tally()
+
+    async def cpu_at_window_start() -> float:
+        await asyncio.sleep(max(0.0, window.start - time.perf_counter()))
+        return _cpu()
+
+    cpu_task = asyncio.create_task(cpu_at_window_start())
+    await asyncio.gather(*(_user(u, window, tallies[u["kind"]]) for u in users))
+    cpu = _cpu() - await cpu_task
+    elapsed = min(time.perf_counter(), window.end + TIMEOUT) - window.start
+    wall = time.time() - time.perf_counter()  # the window on the clock other processes share
+    report: dict[str, Any] = {
+        "workloads": {},
+        "cpu_cores": cpu / max(elapsed, 1e-9),
+        "window": [wall + window.start, wall + window.end],
+    }
+    for kind, tally in tallies.items():
+        every.latencies += tally.latencies
+        every.errors += tally.errors
+        every.samples += tally.samples
+        report["workloads"][kind] = _summary(tally, plan["duration"])
+    report["all"] = _summary(every, plan["duration"])
+    report["refresh_tokens"] = [
+        u.get("refresh_token") for u in users if u["kind"] == "refresh_token"
+    ]
+    return report
+
+
+def _summary(tally: Tally, duration: float) -> dict[str, Any]:
+    ordered = sorted(tally.latencies)
+    return {
+        "count": len(ordered),
+        "rate": len(ordered) / duration,
+        "p50_ms": _percentile(ordered, 0.50) * 1000,
+        "p99_ms": _percentile(ordered, 0.99) * 1000,
+        "errors": tally.errors,
+        "error_samples": tally.samples[:ERROR_SAMPLES],
+    }
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    plan = json.load(sys.stdin)
+    print(json.dumps(asyncio.run(run(plan))))
+
+
+if __name__ == "__main__":
+    main()
