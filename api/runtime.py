@@ -106,15 +106,16 @@ class Runtime:
             clock=self.clock,
         )
 
-    def password_login(self, session: Session) -> PasswordLogin:
+    def password_login(self) -> PasswordLogin:
+        """Login runs its own short transactions (see PasswordLogin), not the request's."""
         parts = self.identity
         return PasswordLogin(
-            session,
+            self.transaction,
             sms=parts.sms,
             hasher=parts.hasher,
             sealer=parts.sealer,
             pseudonym_key=self.pseudonym_key,
-            audit=self.audit_log(session),
+            audit_for=self.audit_log,
             policy=parts.policy,
             clock=self.clock,
         )

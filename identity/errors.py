@@ -59,13 +59,11 @@ class AccountExists(IdentityError):
 
 class InvalidCredentials(IdentityError):
     """The CNIC and password do not open an account: wrong password, unknown CNIC and locked
-    account all give this one answer. The failure is recorded, so the caller must commit.
+    account all give this one answer. Login has already committed the failure's record.
 
     `locked_citizen` is for the caller alone, never for the response: the account this very
     failure locked, whose sessions must now end everywhere.
     """
-
-    keep_transaction = True
 
     def __init__(self, message: str, *, locked_citizen: str | None = None) -> None:
         super().__init__(message)

@@ -97,9 +97,7 @@ def login(
 ) -> Response:
     check_csrf(request, runtime, csrf)
     try:
-        result = runtime.password_login(session).login(
-            cnic, password, client=client_address(request)
-        )
+        result = runtime.password_login().login(cnic, password, client=client_address(request))
     except InvalidCredentials as exc:
         settle(session, exc)
         notices: list[LogoutNotice] = []

@@ -81,8 +81,17 @@ class IdentityKit:
     def enrolment(self, session: Session) -> Enrolment:
         return Enrolment(session, nadra=self.nadra, code_key=b"c" * 32, **self._common(session))  # type: ignore[arg-type]
 
-    def login(self, session: Session) -> PasswordLogin:
-        return PasswordLogin(session, **self._common(session))  # type: ignore[arg-type]
+    def login(self) -> PasswordLogin:
+        return PasswordLogin(
+            self.runtime.transaction,
+            sms=self.sms,
+            hasher=self.hasher,
+            sealer=self.sealer,
+            pseudonym_key=self.runtime.pseudonym_key,
+            audit_for=self.runtime.audit_log,
+            policy=self.policy,
+            clock=self.clock,
+        )
 
 
 @pytest.fixture

@@ -251,8 +251,7 @@ def test_password_reset_sets_a_new_password(kit: IdentityKit, citizen: CitizenRe
     with kit.runtime.transaction() as session:
         kit.enrolment(session).verify_code(ticket, RESET, _code(kit, mobile))
         assert kit.enrolment(session).complete_reset(ticket, "Fresh-Mango!Season9") == citizen_id
-    with kit.runtime.transaction() as session:
-        assert kit.login(session).login(citizen.cnic, "Fresh-Mango!Season9", client=CLIENT)
+    assert kit.login().login(citizen.cnic, "Fresh-Mango!Season9", client=CLIENT)
 
 
 def test_a_reset_for_a_cnic_without_account_looks_the_same(

@@ -22,8 +22,7 @@ def citizen(kit: IdentityKit, registry: dict[str, CitizenRecord]) -> CitizenReco
 
 
 def _login(kit: IdentityKit, cnic: str, password: str, client: str = CLIENT):
-    with kit.runtime.transaction() as session:
-        return kit.login(session).login(cnic, password, client=client)
+    return kit.login().login(cnic, password, client=client)
 
 
 def _audit_actions(kit: IdentityKit) -> list[str]:
