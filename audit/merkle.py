@@ -121,11 +121,6 @@ def aligned_subtrees(lo: int, hi: int) -> list[Subtree]:
     return parts
 
 
-def frontier_subtrees(size: int) -> list[Subtree]:
-    """The complete subtrees whose hashes make the frontier of a tree of `size` leaves."""
-    return aligned_subtrees(0, size) if size else []
-
-
 def inclusion_path(index: int, size: int) -> list[Range]:
     """RFC 9162 2.1.3.1 PATH(m, D[n]) as leaf ranges, the leaf's sibling first."""
     if not 0 <= index < size:

@@ -83,6 +83,3 @@ class SecondFactor:
                 details={"method": method, "acr": ACR_SUBSTANTIAL},
             )
         )
-
-
-__all__ = ["ACR_SUBSTANTIAL", "APP_AMR", "SMS_AMR", "SecondFactor"]

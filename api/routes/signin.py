@@ -19,12 +19,12 @@ from api.runtime import Runtime
 from api.web import SESSION_COOKIE, check_csrf, client_address, cookie_name, render, set_cookie
 from audit import AuditEvent
 from identity.errors import ChallengeFailed, InvalidCredentials, TooManyAttempts, WrongCode
+from identity.login import ACR_SUBSTANTIAL
 from identity.oidc.authorize import AuthorizationRequest
 from identity.oidc.errors import AccessDenied, UntrustedRedirect
 from identity.oidc.logout import LogoutNotice
 from identity.oidc.provider import Provider
 from identity.oidc.sessions import SsoSession
-from identity.second_factor import ACR_SUBSTANTIAL
 
 router = APIRouter(tags=["sign-in pages"], include_in_schema=False)
 

@@ -15,7 +15,6 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
@@ -303,8 +302,3 @@ class Authorizer:
 
     def forget(self, request_id: str) -> None:
         self._db.execute(delete(auth_requests).where(auth_requests.c.id == request_id))
-
-
-def code_params(row_params: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(row_params)
-    return loaded

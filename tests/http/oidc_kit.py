@@ -8,7 +8,7 @@ import re
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -39,7 +39,6 @@ class RelyingParty:
     redirect_uri: str
     key: RSAKey | None = None
     secret: str | None = None
-    used_jtis: list[str] = field(default_factory=list)
 
     def assertion(self, audience: str = f"{ISSUER}/oauth/token", **overrides: Any) -> str:
         assert self.key is not None
