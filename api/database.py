@@ -1,28 +1,95 @@
 """Database engines: SQLite for the embedded default, PostgreSQL in production.
 
-SQLite runs in WAL mode (readers never block the writer) with foreign keys on, and every
-transaction starts with BEGIN IMMEDIATE. SQLite allows one writer at a time, and a transaction
-that reads first and writes later can fail outright with SQLITE_BUSY_SNAPSHOT when another
-writer got in between; taking the write lock at BEGIN makes writers queue on the busy timeout
-instead (the choice Rails 8 made for the same reason). Reads of other connections go on in
-parallel under WAL.
+SQLite runs in WAL mode (readers never block the writer) with foreign keys on. SQLite allows
+one writer at a time, and a transaction that reads first and writes later can fail outright
+with SQLITE_BUSY_SNAPSHOT when another writer got in between. So a connection reads in
+autocommit until its first write (an INSERT, UPDATE, DELETE, DDL, or a SELECT ... FOR UPDATE);
+that statement first takes the write lock with BEGIN IMMEDIATE, and everything after it, up to
+COMMIT or ROLLBACK, sees the newest data and is alone. The code is therefore held to
+PostgreSQL's READ COMMITTED rules on both databases: a read that decides a write must lock
+what it read (FOR UPDATE) or be repeated after the first write; the tests run on both.
+Reads never wait for the writer, and the write lock is held only from the first write to the
+commit, not through a request's reads, key loads and signatures.
+
+SQLite's own busy handler waits by sleeping and polling (naps of up to 100 ms), so under load
+a writer sleeps long after the lock came free and the unlucky ones wait seconds. Writers here
+queue on locks that wake the next one the moment they are released instead: a lock per
+process (threads) and an advisory `flock` on a file beside the database (processes). The busy
+timeout stays for writers outside this queue (the sqlite3 shell, another program).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
+import threading
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Select, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 BUSY_TIMEOUT_SECONDS = 30
+# SQLite connections are dear to open (a file, WAL set-up, pragmas) and each keeps a page
+# cache: keep enough for the requests a server runs at once, open more only in bursts (up to
+# anyio's 40 worker threads).
+POOL_SIZE = 20
+POOL_OVERFLOW = 20
+
+
+class _WriterQueue:
+    """One writer at a time across the threads and processes that use one SQLite file.
+
+    Taken before BEGIN IMMEDIATE, given back when the connection returns to the pool (after
+    its COMMIT or ROLLBACK). A process that dies gives its file lock back with its file
+    descriptors. Only the thread holding the process's lock ever waits on the file
+    lock, so a thread that nests two transactions fails after the timeout, as SQLite would,
+    instead of waiting forever.
+    """
+
+    def __init__(self, database: str) -> None:
+        self._path = Path(database + ".writer-lock")
+        self._threads = threading.Lock()
+
+    def open(self, info: dict[str, Any]) -> None:
+        info["writer_fd"] = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        info["writer_queue"] = self
+
+    def acquire(self, info: dict[str, Any]) -> None:
+        if info.get("writer_holds"):
+            return  # a second transaction on the connection that already holds the queue
+        if not self._threads.acquire(timeout=BUSY_TIMEOUT_SECONDS):
+            raise sqlite3.OperationalError("database is locked")
+        try:
+            fcntl.flock(info["writer_fd"], fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        info["writer_holds"] = True
+
+    def release(self, info: dict[str, Any]) -> None:
+        if info.pop("writer_holds", False):
+            # The thread lock first: it is released without giving up the GIL, which the
+            # flock call does (and may wait a while to get back).
+            self._threads.release()
+            fcntl.flock(info["writer_fd"], fcntl.LOCK_UN)
+
+    def close(self, info: dict[str, Any]) -> None:
+        self.release(info)
+        fd = info.pop("writer_fd", None)
+        if fd is not None:
+            os.close(fd)
 
 
 def _configure_sqlite(engine: Engine) -> None:
+    database = engine.url.database
+    queue = _WriterQueue(database) if database and database != ":memory:" else None
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Hand transaction control to SQLAlchemy's BEGIN below instead of pysqlite's own.
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        # Autocommit for pysqlite: transactions begin at the first write (see above).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -32,17 +99,60 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.close()
+        if queue is not None:
+            queue.open(record.info)
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    @event.listens_for(engine, "before_cursor_execute")
+    def _on_execute(
+        connection: Connection, _cursor: Any, statement: str, _p: Any, context: Any, _m: bool
+    ) -> None:
+        if _writes(statement, context):
+            begin_writing(connection)
+
+    if queue is not None:
+        event.listen(engine, "checkin", lambda _dbapi, record: queue.release(record.info))
+        event.listen(engine, "close", lambda _dbapi, record: queue.close(record.info))
+        event.listen(engine, "invalidate", lambda _dbapi, record, _exc: queue.release(record.info))
+
+
+def _writes(statement: str, context: Any) -> bool:
+    """Whether a statement needs the write lock (see the module's docstring)."""
+    if context.isinsert or context.isupdate or context.isdelete or context.isddl:
+        return True
+    built = getattr(context.compiled, "statement", None)
+    if isinstance(built, Select):
+        return built._for_update_arg is not None
+    # Text, savepoints, a compound or other statement: only a plain read goes without the lock.
+    return not statement.lstrip()[:6].upper().startswith(("SELECT", "PRAGMA"))
+
+
+def begin_writing(connection: Connection) -> None:
+    """Take SQLite's write lock now, before the first write (a no-op on PostgreSQL): for work
+    that must be alone from its first read, such as a migration deciding what to migrate."""
+    if connection.dialect.name != "sqlite":
+        return
+    dbapi = connection.connection.dbapi_connection
+    if dbapi is None or dbapi.in_transaction:
+        return
+    info = connection.connection.info
+    queue: _WriterQueue | None = info.get("writer_queue")
+    if queue is not None:
+        queue.acquire(info)
+    dbapi.execute("BEGIN IMMEDIATE")
 
 
 def create_db_engine(url: str | URL, **kwargs: Any) -> Engine:
     """An engine for `url`, with the SQLite settings above when it is SQLite."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_SECONDS}, **kwargs)
+        engine = create_engine(
+            parsed,
+            connect_args={"timeout": BUSY_TIMEOUT_SECONDS},
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
+            pool_timeout=BUSY_TIMEOUT_SECONDS,
+            **kwargs,
+        )
         _configure_sqlite(engine)
         return engine
     return create_engine(parsed, pool_pre_ping=True, **kwargs)

@@ -96,7 +96,7 @@ class AuditLog:
         if not events:
             return []
         # Locking the head row serialises appenders: on PostgreSQL a row lock, on SQLite the
-        # write lock every transaction takes at BEGIN IMMEDIATE (see api.database).
+        # write lock that the first write of a transaction takes (see api.database).
         connection = self._session.connection()
         size, chain, frontier_blob = connection.execute(_LOCK_HEAD).one()
         frontier = Frontier.from_bytes(size, frontier_blob)

@@ -75,7 +75,9 @@ LOGINS = "password logins"
 CLIENT_CREDENTIALS = "client_credentials"
 REFRESH = "refresh_token"
 BOTH = "both grants at once"
-PHASES = [LOGINS, CLIENT_CREDENTIALS, REFRESH, BOTH]
+GRANT_TARGET = 500.0  # grants per second in all, the issue's target
+PACED = f"both grants at {GRANT_TARGET:.0f}/s"
+PHASES = [LOGINS, CLIENT_CREDENTIALS, REFRESH, BOTH, PACED]
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -564,7 +566,9 @@ def _grant_phases(
     eservice: dict[str, Any],
     tokens: list[str],
 ) -> None:
-    """client_credentials alone, refresh_token alone, then both at once (the target).
+    """client_credentials alone, refresh_token alone, both at once as fast as they go (the
+    rate target), then both at once at the target rate (the latency target: at saturation a
+    closed loop's latency is its queue, users / rate, whatever the server does).
 
     Refresh user i always talks to bases[i % n], where its family began: the peer keeps its
     tokens in each process's memory. Shanakht would take them anywhere.
@@ -576,14 +580,18 @@ def _grant_phases(
         {**eservice, "base": bases[i % n], "refresh_token": tokens[i]} for i in range(GRANT_USERS)
     ]
     report = _run_phase(column, REFRESH, {"users": refreshes}, pids)
-    tokens = report["refresh_tokens"]
     half = GRANT_USERS // 2
-    mixed = ccs[:half] + [
-        {**eservice, "base": bases[i % n], "refresh_token": tokens[i]}
-        for i in range(half)
-        if tokens[i]
-    ]
-    _run_phase(column, BOTH, {"users": mixed}, pids)
+    refreshes = _carried_on(refreshes[:half], report["refresh_tokens"][:half])
+    report = _run_phase(column, BOTH, {"users": ccs[:half] + refreshes}, pids)
+    refreshes = _carried_on(refreshes, report["refresh_tokens"])
+    plan = {"users": ccs[:half] + refreshes, "rate": GRANT_TARGET}
+    _run_phase(column, PACED, plan, pids)
+
+
+def _carried_on(users: list[dict[str, Any]], tokens: list[str | None]) -> list[dict[str, Any]]:
+    """The refresh users whose families live on, each with the newest token it was given
+    (the load generator reports them in the order of its plan)."""
+    return [{**user, "refresh_token": t} for user, t in zip(users, tokens, strict=True) if t]
 
 
 def _rss_rows(column: Column, pids: list[int]) -> None:
@@ -843,7 +851,8 @@ def _targets(column: Column, cores: int, limit: float, alone: float) -> list[str
     rows = column.rows
     logins = rows[LOGINS, "/s"]
     grants = rows[BOTH, "/s"]
-    p99 = rows[BOTH, "p99 ms"]
+    p99 = rows[PACED, "p99 ms"]
+    paced = rows[PACED, "/s"]
     rss = max(v for (phase, _), v in rows.items() if phase.startswith("peak RSS"))
 
     def verdict(ok: bool) -> str:
@@ -856,8 +865,10 @@ def _targets(column: Column, cores: int, limit: float, alone: float) -> list[str
         f"  logins >= 85% of the hash limit ({0.85 * limit:,.1f}/s): "
         f"{100 * logins / limit:.0f}%, {verdict(logins >= 0.85 * limit)} "
         f"({100 * logins / alone:.0f}% of hashing alone)",
-        f"  grants >= 500/s in all: {grants:,.1f}/s, {verdict(grants >= 500)}; "
-        f"p99 < 100 ms: {p99:.1f} ms, {verdict(p99 < 100)}",
+        f"  grants >= {GRANT_TARGET:.0f}/s in all: {grants:,.1f}/s, "
+        f"{verdict(grants >= GRANT_TARGET)}; p99 < 100 ms at {GRANT_TARGET:.0f}/s: "
+        f"{p99:.1f} ms ({paced:,.1f}/s served), "
+        f"{verdict(p99 < 100 and paced >= 0.99 * GRANT_TARGET)}",
         f"  RSS < {RSS_TARGET_MB:.0f} MB per process: peak {rss:.1f} MB, "
         f"{verdict(rss < RSS_TARGET_MB)}",
     ]

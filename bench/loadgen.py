@@ -9,7 +9,13 @@ caller's CPU samples of the servers), and the newest refresh token of every refr
 user (they rotate on every use, so the next phase must start from these).
 
 Plan:
-    {"warmup": s, "duration": s, "users": [{"kind": ..., "base": url, ...}, ...]}
+    {"warmup": s, "duration": s, "rate": r (optional), "users": [{"kind": ..., ...}, ...]}
+
+Without a rate the users are a closed loop: each sends its next request when the last one is
+answered, which finds the most the servers can do, and latencies that are mostly queueing.
+With a rate they send on a schedule, `rate` requests per second in all, and a request's latency
+counts from when it was due, not when it was sent: a server that falls behind is charged for
+the wait it caused (no coordinated omission, as wrk2 measures).
 
 Kinds: `login` (Shanakht's POST /login), `peer_login` (oidc-provider's login interaction),
 `client_credentials` and `refresh_token` (any token endpoint, client_secret_basic).
@@ -57,9 +63,23 @@ class Stop(Exception):
     """A virtual user can go on no longer (its refresh token family is spent)."""
 
 
-async def _timed(window: Window, tally: Tally, send: Any, expect: int) -> httpx2.Response | None:
-    """Send one request; count it when it completes inside the window. None on failure."""
-    start = time.perf_counter()
+async def _due(user: dict[str, Any]) -> float:
+    """When this user's next request is due (now, for a closed loop); waits until then."""
+    interval = user.get("interval")
+    if interval is None:
+        return time.perf_counter()
+    due: float = user.setdefault("next_due", time.perf_counter() + interval * user["offset"])
+    user["next_due"] = due + interval
+    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+    return due
+
+
+async def _timed(
+    window: Window, tally: Tally, send: Any, expect: int, user: dict[str, Any]
+) -> httpx2.Response | None:
+    """Send one request when due; count it when it completes inside the window. None on
+    failure."""
+    start = await _due(user)
     try:
         response: httpx2.Response = await send()
     except httpx2.HTTPError as exc:
@@ -92,7 +112,7 @@ async def _login(
     while time.perf_counter() < window.end:
         form = {"cnic": cnics[i % len(cnics)], "password": user["password"], "csrf": csrf}
         i += 1
-        await _timed(window, tally, lambda f=form: client.post("/login", data=f), 303)
+        await _timed(window, tally, lambda f=form: client.post("/login", data=f), 303, user)
         client.cookies.delete("shanakht_session")
 
 
@@ -107,7 +127,8 @@ async def _peer_login(
         raise Stop(f"no interaction: {started.status_code} {started.text[:200]}")
     form = {"login": user["login"], "password": user["password"]}
     while time.perf_counter() < window.end:
-        await _timed(window, tally, lambda: client.post(f"{location}/login", data=form), 303)
+        send = lambda: client.post(f"{location}/login", data=form)  # noqa: E731
+        await _timed(window, tally, send, 303, user)
 
 
 async def _client_credentials(
@@ -115,7 +136,7 @@ async def _client_credentials(
 ) -> None:
     form = {"grant_type": "client_credentials", "scope": user["scope"]}
     while time.perf_counter() < window.end:
-        await _timed(window, tally, lambda: client.post(user["path"], data=form), 200)
+        await _timed(window, tally, lambda: client.post(user["path"], data=form), 200, user)
 
 
 async def _refresh(
@@ -127,7 +148,7 @@ async def _refresh(
         if user.get("scope"):
             form["scope"] = user["scope"]
         response = await _timed(
-            window, tally, lambda f=form: client.post(user["path"], data=f), 200
+            window, tally, lambda f=form: client.post(user["path"], data=f), 200, user
         )
         if response is None:
             user["refresh_token"] = None
@@ -167,6 +188,10 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
     now = time.perf_counter()
     window = Window(now + plan["warmup"], now + plan["warmup"] + plan["duration"])
     users: list[dict[str, Any]] = plan["users"]
+    if plan.get("rate"):
+        for i, user in enumerate(users):  # evenly spread over the schedule
+            user["interval"] = len(users) / plan["rate"]
+            user["offset"] = i / len(users)
     tallies = {kind: Tally() for kind in dict.fromkeys(u["kind"] for u in users)}
     every = Tally()
 

@@ -38,6 +38,7 @@ from identity.oidc.errors import (
     UntrustedRedirect,
 )
 from identity.oidc.provider import Provider
+from identity.oidc.tokens import TokenResponse
 
 router = APIRouter(tags=["openid connect"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -266,40 +267,43 @@ def _client_and_token(
 
 
 @router.post("/oauth/token", response_model=None)
-def token(
-    request: Request, runtime: RuntimeDep, session: SessionDep, params: FormParams
-) -> Response:
-    provider = runtime.provider(session)
-    try:
-        client = _authenticated(request, provider, params)
-        jkt = _dpop(request, provider, provider.token_endpoint)
-        grant_type = params.get("grant_type")
-        if grant_type == "authorization_code":
-            result = provider.tokens.exchange_code(
-                client,
-                code=params.get("code", ""),
-                redirect_uri=params.get("redirect_uri", ""),
-                code_verifier=params.get("code_verifier", ""),
-                dpop_jkt=jkt,
-            )
-        elif grant_type == "refresh_token":
-            result = provider.tokens.refresh(
-                client,
-                refresh_token=params.get("refresh_token", ""),
-                scope=params.get("scope"),
-                dpop_jkt=jkt,
-            )
-        elif grant_type == "client_credentials":
-            result = provider.tokens.client_credentials(
-                client, scope=params.get("scope"), dpop_jkt=jkt
-            )
-        else:
-            raise UnsupportedGrantType(
-                "grant_type is authorization_code, refresh_token or client_credentials"
-            )
-    except OAuthError as exc:
-        return _refused(request, session, exc)
+def token(request: Request, runtime: RuntimeDep, params: FormParams) -> Response:
+    # Its own transaction rather than SessionDep's: it commits here, in the handler's thread,
+    # where the dependency would commit only after a hop through the event loop and another
+    # worker thread, holding SQLite's write lock meanwhile. The busiest write path there is.
+    with runtime.transaction() as session:
+        provider = runtime.provider(session)
+        try:
+            result = _grant(request, provider, params)
+        except OAuthError as exc:
+            return _refused(request, session, exc)
     return JSONResponse(result.to_json(), headers=NO_STORE)
+
+
+def _grant(request: Request, provider: Provider, params: dict[str, str]) -> TokenResponse:
+    client = _authenticated(request, provider, params)
+    jkt = _dpop(request, provider, provider.token_endpoint)
+    grant_type = params.get("grant_type")
+    if grant_type == "authorization_code":
+        return provider.tokens.exchange_code(
+            client,
+            code=params.get("code", ""),
+            redirect_uri=params.get("redirect_uri", ""),
+            code_verifier=params.get("code_verifier", ""),
+            dpop_jkt=jkt,
+        )
+    if grant_type == "refresh_token":
+        return provider.tokens.refresh(
+            client,
+            refresh_token=params.get("refresh_token", ""),
+            scope=params.get("scope"),
+            dpop_jkt=jkt,
+        )
+    if grant_type == "client_credentials":
+        return provider.tokens.client_credentials(client, scope=params.get("scope"), dpop_jkt=jkt)
+    raise UnsupportedGrantType(
+        "grant_type is authorization_code, refresh_token or client_credentials"
+    )
 
 
 @router.post("/oauth/par", response_model=None)

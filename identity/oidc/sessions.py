@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from identity.models import session_clients, sessions, tokens
@@ -130,6 +130,15 @@ class Sessions:
             select(sessions).where(sessions.c.sid == sid, sessions.c.ended_at.is_(None))
         ).one_or_none()
         return _from_row(row) if row is not None else None
+
+    def live(self, session_id: str | None) -> ColumnElement[bool]:
+        """A condition true while the session stands, for a write that must not outlive it
+        (checked in the statement that writes, so no logout slips in between)."""
+        return exists().where(
+            sessions.c.id == session_id,
+            sessions.c.ended_at.is_(None),
+            sessions.c.expires_at > self._clock(),
+        )
 
     def is_live(self, session_id: str) -> bool:
         row = self._db.execute(

@@ -82,6 +82,37 @@ class TokenResponse:
         return body
 
 
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """What every token of one grant shares: refreshes rotate within a family, and a reused
+    one revokes all of it."""
+
+    client: Client
+    citizen_id: str | None
+    session_id: str | None
+    id: str
+    dpop_jkt: str | None
+
+    def row(
+        self, kind: str, token_id: str, scopes: Sequence[str], now: datetime, ttl: timedelta
+    ) -> Row:
+        return {
+            "id": token_id,
+            "kind": kind,
+            "family": self.id,
+            "client_id": self.client.id,
+            "citizen_id": self.citizen_id,
+            "session_id": self.session_id,
+            "scope": " ".join(scopes),
+            "dpop_jkt": self.dpop_jkt,
+            "issued_at": now,
+            "expires_at": now + ttl,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class AccessToken:
     """A verified access token, as a resource (userinfo, the locker API) sees it."""
@@ -132,9 +163,17 @@ class TokenService:
         return found
 
     def _record(
-        self, action: str, client: Client, citizen_id: str | None, outcome: str = "success"
+        self,
+        action: str,
+        client: Client,
+        citizen_id: str | None = None,
+        outcome: str = "success",
+        *,
+        subject: str | None = None,
     ) -> None:
-        subject = self._pseudonym(citizen_id) if citizen_id else None
+        """An audit entry; `subject` when the caller read the pseudonym before its writes."""
+        if subject is None and citizen_id:
+            subject = self._pseudonym(citizen_id)
         self._audit.append(
             AuditEvent(
                 actor=f"client:{client.id}",
@@ -145,73 +184,34 @@ class TokenService:
             )
         )
 
-    def _access_token(
-        self,
-        client: Client,
-        *,
-        citizen_id: str | None,
-        session_id: str | None,
-        family: str,
-        scopes: Sequence[str],
-        dpop_jkt: str | None,
-    ) -> str:
+    def _new_access_token(self, family: Family, scopes: Sequence[str]) -> tuple[str, Row]:
+        """A signed access token and the row that records it, not yet written: signed before
+        any write, since on SQLite the first write takes the database's write lock."""
         now = self._clock()
         jti = uuid.uuid4().hex
+        client_id, citizen_id = family.client.id, family.citizen_id
         claims: dict[str, Any] = {
             "iss": self._issuer,
             "aud": self._issuer,
-            "sub": self.subject(client.id, citizen_id) if citizen_id else client.id,
-            "client_id": client.id,
+            "sub": self.subject(client_id, citizen_id) if citizen_id else client_id,
+            "client_id": client_id,
             "scope": " ".join(scopes),
             "jti": jti,
             "iat": int(now.timestamp()),
             "exp": int((now + ACCESS_TTL).timestamp()),
         }
-        if dpop_jkt:
-            claims["cnf"] = {"jkt": dpop_jkt}
-        self._db.execute(
-            insert(tokens).values(
-                id=jti,
-                kind="access",
-                family=family,
-                client_id=client.id,
-                citizen_id=citizen_id,
-                session_id=session_id,
-                scope=" ".join(scopes),
-                dpop_jkt=dpop_jkt,
-                issued_at=now,
-                expires_at=now + ACCESS_TTL,
-            )
-        )
-        return self._keys.sign(claims, alg=ACCESS_ALG, typ="at+jwt")
+        if family.dpop_jkt:
+            claims["cnf"] = {"jkt": family.dpop_jkt}
+        signed = self._keys.sign(claims, alg=ACCESS_ALG, typ="at+jwt")
+        return signed, family.row("access", jti, scopes, now, ACCESS_TTL)
 
-    def _refresh_token(
-        self,
-        client: Client,
-        *,
-        citizen_id: str,
-        session_id: str,
-        family: str,
-        scopes: Sequence[str],
-        dpop_jkt: str | None,
-    ) -> str:
+    def _new_refresh_token(self, family: Family, scopes: Sequence[str]) -> tuple[str, Row]:
+        """A refresh token and the row that records it (by hash only), not yet written."""
         token = secrets.token_urlsafe(32)
-        now = self._clock()
-        self._db.execute(
-            insert(tokens).values(
-                id=_sha256_hex(token),
-                kind="refresh",
-                family=family,
-                client_id=client.id,
-                citizen_id=citizen_id,
-                session_id=session_id,
-                scope=" ".join(scopes),
-                dpop_jkt=dpop_jkt,
-                issued_at=now,
-                expires_at=now + REFRESH_TTL,
-            )
-        )
-        return token
+        return token, family.row("refresh", _sha256_hex(token), scopes, self._clock(), REFRESH_TTL)
+
+    def _store(self, *rows: Row) -> None:
+        self._db.execute(insert(tokens), list(rows))
 
     def _revoke_family(self, family: str) -> None:
         self._db.execute(
@@ -271,11 +271,10 @@ class TokenService:
             raise InvalidGrant("the sign-in session has ended")
         citizen_id = params["citizen_id"]
         scopes = params["scopes"]
-        common = {"citizen_id": citizen_id, "family": code_id, "scopes": scopes}
-        access = self._access_token(client, session_id=row.session_id, dpop_jkt=dpop_jkt, **common)
-        refresh = self._refresh_token(
-            client, session_id=row.session_id, dpop_jkt=dpop_jkt, **common
-        )
+        family = Family(client, citizen_id, row.session_id, code_id, dpop_jkt)
+        access, access_row = self._new_access_token(family, scopes)
+        refresh, refresh_row = self._new_refresh_token(family, scopes)
+        self._store(access_row, refresh_row)
         id_token = self._id_token(client, params, access)
         self._record("identity.token.issued", client, citizen_id)
         return TokenResponse(
@@ -309,13 +308,54 @@ class TokenService:
     def refresh(
         self, client: Client, *, refresh_token: str, scope: str | None, dpop_jkt: str | None
     ) -> TokenResponse:
-        """refresh_token (RFC 6749 6), rotated, with reuse detection."""
+        """refresh_token (RFC 6749 6), rotated, with reuse detection.
+
+        Read, check and sign first; then spend the token with a compare-and-set, the first
+        write, so the database's write lock (SQLite) or the row's (PostgreSQL) is held only for
+        the writes. A token spent or revoked by someone else in between fails the set and is
+        judged again on what the database now says.
+        """
         token_id = _sha256_hex(refresh_token)
-        row = self._db.execute(
-            select(tokens)
-            .where(tokens.c.id == token_id, tokens.c.kind == "refresh")
-            .with_for_update()
+        row = self._refresh_row(token_id)
+        self._check_refresh(client, row, dpop_jkt)
+        granted = row.scope.split()
+        scopes = scope.split() if scope else granted
+        if not set(scopes) <= set(granted):
+            raise InvalidScope("a refresh cannot widen the scope")
+        family = Family(client, row.citizen_id, row.session_id, row.family, row.dpop_jkt)
+        access, access_row = self._new_access_token(family, scopes)
+        new_refresh, refresh_row = self._new_refresh_token(family, granted)
+        subject = self._pseudonym(row.citizen_id)
+        spent = self._db.execute(
+            update(tokens)
+            .where(
+                tokens.c.id == token_id,
+                tokens.c.used_at.is_(None),
+                tokens.c.revoked_at.is_(None),
+                self._sessions.live(row.session_id),
+            )
+            .values(used_at=self._clock())
+        )
+        if getattr(spent, "rowcount", 0) != 1:
+            # Spent or revoked meanwhile (judged as such), or else the session has ended.
+            self._check_refresh(client, self._refresh_row(token_id), dpop_jkt)
+            raise InvalidGrant("the sign-in session has ended")
+        self._store(access_row, refresh_row)
+        self._record("identity.token.refreshed", client, subject=subject)
+        return TokenResponse(
+            access_token=access,
+            token_type="DPoP" if row.dpop_jkt else "Bearer",
+            expires_in=int(ACCESS_TTL.total_seconds()),
+            scope=" ".join(scopes),
+            refresh_token=new_refresh,
+        )
+
+    def _refresh_row(self, token_id: str) -> Any:
+        return self._db.execute(
+            select(tokens).where(tokens.c.id == token_id, tokens.c.kind == "refresh")
         ).one_or_none()
+
+    def _check_refresh(self, client: Client, row: Any, dpop_jkt: str | None) -> None:
         if row is None or row.client_id != client.id:
             raise InvalidGrant("the refresh token is not valid")
         if row.revoked_at is not None:
@@ -328,31 +368,6 @@ class TokenService:
             raise InvalidGrant("the refresh token has expired")
         if row.dpop_jkt and row.dpop_jkt != dpop_jkt:
             raise InvalidGrant("the refresh token is bound to another DPoP key")
-        if row.session_id is None or not self._sessions.is_live(row.session_id):
-            raise InvalidGrant("the sign-in session has ended")
-        granted = row.scope.split()
-        scopes = scope.split() if scope else granted
-        if not set(scopes) <= set(granted):
-            raise InvalidScope("a refresh cannot widen the scope")
-        self._db.execute(
-            update(tokens).where(tokens.c.id == token_id).values(used_at=self._clock())
-        )
-        common = {
-            "citizen_id": row.citizen_id,
-            "session_id": row.session_id,
-            "family": row.family,
-            "dpop_jkt": row.dpop_jkt,
-        }
-        access = self._access_token(client, scopes=scopes, **common)
-        new_refresh = self._refresh_token(client, scopes=granted, **common)
-        self._record("identity.token.refreshed", client, row.citizen_id)
-        return TokenResponse(
-            access_token=access,
-            token_type="DPoP" if row.dpop_jkt else "Bearer",
-            expires_in=int(ACCESS_TTL.total_seconds()),
-            scope=" ".join(scopes),
-            refresh_token=new_refresh,
-        )
 
     def client_credentials(
         self, client: Client, *, scope: str | None, dpop_jkt: str | None
@@ -365,14 +380,10 @@ class TokenService:
             raise InvalidScope(f"not allowed: {' '.join(sorted(set(scopes) - client.scopes))}")
         if client.require_dpop and not dpop_jkt:
             raise InvalidRequest("this client must use DPoP")
-        access = self._access_token(
-            client,
-            citizen_id=None,
-            session_id=None,
-            family=uuid.uuid4().hex,
-            scopes=scopes,
-            dpop_jkt=dpop_jkt,
+        access, row = self._new_access_token(
+            Family(client, None, None, uuid.uuid4().hex, dpop_jkt), scopes
         )
+        self._store(row)
         self._record("identity.token.issued", client, None)
         return TokenResponse(
             access_token=access,

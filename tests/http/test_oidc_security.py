@@ -4,23 +4,31 @@ authentication, token lifetimes, CSRF, and what ends when a session ends."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from unittest import mock
 from urllib.parse import urlencode
 
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from api.app import _sweep_sessions
 from api.runtime import Runtime
 from identity.models import challenges, codes, tokens
+from identity.models import sessions as sso_sessions
 from identity.nadra import SCENARIOS, read_registry
+from identity.oidc.errors import InvalidGrant
+from identity.oidc.tokens import TokenService
 from tests.http.oidc_kit import (
     ISSUER,
     Browser,
@@ -252,6 +260,62 @@ def test_refresh_tokens_rotate_and_a_reused_one_revokes_the_family(
     after = token(web, rp, grant_type="refresh_token", refresh_token=second["refresh_token"])
     assert after.json()["error"] == "invalid_grant", "the newer token died with its family"
     assert _userinfo(web, second["access_token"]) == 401
+
+
+def test_a_refresh_after_the_sign_in_session_expired_is_refused(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    """Idle past its timeout, before the sweeper has ended it and revoked its tokens: the
+    token is unspent and unrevoked, and the session alone says no."""
+    first = _tokens(web, browser, rp, citizen)
+    with oidc_runtime.transaction() as session:
+        session.execute(update(sso_sessions).values(expires_at=datetime.now(UTC) - timedelta(1)))
+    refused = token(web, rp, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert refused.json() == {
+        "error": "invalid_grant",
+        "error_description": "the sign-in session has ended",
+    }
+
+
+def test_one_refresh_token_sent_twice_at_once_is_spent_once_and_its_family_revoked(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    """Both requests read the token unspent; only one compare-and-set can win, and the loser
+    is judged a reuse, as if it had come second."""
+    first = _tokens(web, browser, rp, citizen)
+    both_read = threading.Barrier(2)
+    real_check = TokenService._check_refresh
+
+    def check_then_wait(self: TokenService, *args: Any) -> None:
+        real_check(self, *args)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait(timeout=5)  # the loser's second check, after the set, goes on
+
+    def refresh() -> str:
+        with oidc_runtime.transaction() as session:
+            provider = oidc_runtime.provider(session)
+            client = provider.clients.get(rp.client_id)
+            assert client is not None
+            try:
+                provider.tokens.refresh(
+                    client, refresh_token=first["refresh_token"], scope=None, dpop_jkt=None
+                )
+            except InvalidGrant as exc:
+                return str(exc)
+            return "refreshed"
+
+    patched = mock.patch.object(TokenService, "_check_refresh", check_then_wait)
+    with patched, ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(lambda _: refresh(), range(2)))
+    assert outcomes == [
+        "refreshed",
+        "the refresh token was already used; its whole grant is revoked",
+    ]
+    with oidc_runtime.transaction() as session:
+        live = session.execute(
+            select(func.count()).where(tokens.c.kind == "refresh", tokens.c.revoked_at.is_(None))
+        ).scalar_one()
+    assert live == 0, "the winner's new refresh token died with its family"
 
 
 def test_a_refresh_cannot_widen_the_scope(

@@ -1,0 +1,89 @@
+"""The transaction rules of `api.database`, on whichever database the suite runs on: reads never
+wait for a writer, and a read that locks what it read (FOR UPDATE) before writing loses no
+update, across threads and across processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import Column, Engine, Integer, MetaData, Table, select, update
+
+from api.database import create_db_engine
+
+metadata = MetaData()
+counter = Table("counter", metadata, Column("id", Integer, primary_key=True), Column("n", Integer))
+INCREMENTS = 40
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_db_engine(database_url)
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(counter.insert().values(id=1, n=0))
+    yield engine
+    engine.dispose()
+
+
+def _value(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(counter.c.n)).scalar_one())
+
+
+def increment(database_url: str, times: int) -> None:
+    """Read under lock, then write what was read plus one: the pattern every service uses."""
+    engine = create_db_engine(database_url)
+    try:
+        for _ in range(times):
+            with engine.begin() as connection:
+                n = connection.execute(select(counter.c.n).with_for_update()).scalar_one()
+                connection.execute(update(counter).values(n=n + 1))
+    finally:
+        engine.dispose()
+
+
+def test_reads_go_on_while_a_writer_holds_its_transaction(engine: Engine) -> None:
+    with engine.connect() as writer:
+        writer.execute(update(counter).values(n=5))  # the write lock, until the rollback
+        with ThreadPoolExecutor(1) as pool:
+            seen = pool.submit(_value, engine).result(timeout=10)
+        writer.rollback()
+    assert seen == 0  # the other connection read the last committed value, without waiting
+
+
+def test_a_writer_waits_for_the_one_before_it_and_then_sees_its_write(engine: Engine) -> None:
+    holding = threading.Event()
+
+    def second() -> int:
+        holding.wait(10)
+        with engine.begin() as connection:
+            return int(connection.execute(select(counter.c.n).with_for_update()).scalar_one())
+
+    with ThreadPoolExecutor(1) as pool:
+        later = pool.submit(second)
+        with engine.begin() as connection:
+            connection.execute(update(counter).values(n=7))
+            holding.set()
+            time.sleep(0.3)
+            assert not later.done()
+        assert later.result(timeout=30) == 7
+
+
+def test_threads_lose_no_update(engine: Engine, database_url: str) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        for done in [pool.submit(increment, database_url, INCREMENTS) for _ in range(4)]:
+            done.result(timeout=120)
+    assert _value(engine) == 4 * INCREMENTS
+
+
+def test_processes_lose_no_update(engine: Engine, database_url: str) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(3, mp_context=spawn) as pool:
+        for done in [pool.submit(increment, database_url, INCREMENTS) for _ in range(3)]:
+            done.result(timeout=120)
+    assert _value(engine) == 3 * INCREMENTS
