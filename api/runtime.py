@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.database import create_db_engine, session_factory
 from api.errors import StartupError
+from api.hashing import BackgroundHasher
 from api.keystore import LocalKeyStore, development_master_key, parse_master_key
 from api.settings import Settings
 from audit import AuditLog, NoteSigner, NoteVerifier
@@ -194,7 +195,7 @@ def open_runtime(settings: Settings) -> Runtime:
     expiry = settings.password_expiry_days
     identity = IdentityParts(
         sms=OutboxSmsGateway(data_dir / "sms-outbox.jsonl", clock=utc_now),
-        hasher=PasswordHasher(),
+        hasher=BackgroundHasher(),
         sealer=Sealer(keys.secret(IDENTITY_SEAL_KEY)),
         code_key=keys.secret(IDENTITY_CODE_KEY),
         pairwise_key=keys.secret(IDENTITY_PAIRWISE_KEY),
