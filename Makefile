@@ -19,9 +19,9 @@ run: $(STAMP)  ## set up, migrate and serve on http://127.0.0.1:8000
 
 # Independent judges the tests call: zbarimg decodes our QR images (Debian's zbar-tools).
 tools:
-	@command -v zbarimg >/dev/null || { [ "$$(id -u)" = 0 ] \
-	  && apt-get update -qq && apt-get install -y -qq zbar-tools >/dev/null; } \
-	  || { echo "the tests need zbarimg: apt-get install zbar-tools" >&2; exit 1; }
+	@{ command -v zbarimg && command -v pdftoppm; } >/dev/null || { [ "$$(id -u)" = 0 ] \
+	  && apt-get update -qq && apt-get install -y -qq zbar-tools poppler-utils >/dev/null; } \
+	  || { echo "the tests need zbarimg and pdftoppm: apt-get install zbar-tools poppler-utils" >&2; exit 1; }
 
 test: $(STAMP) tools  ## set up and run the whole test suite
 	$(BIN)/pytest

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from api import problems
 from api.backchannel import deliver, end_sessions
 from api.middleware import SecurityHeaders
-from api.routes import account, audit, enrol, health, oidc, signin
+from api.routes import account, audit, enrol, health, oidc, pki, signin
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from api.web import CsrfRejected, NotSignedIn, render
@@ -26,6 +26,7 @@ log = logging.getLogger("shanakht.api")
 
 
 SWEEP_INTERVAL = 60.0
+PKI_INTERVAL = 600.0
 
 
 def _checkpoint_once(runtime: Runtime) -> None:
@@ -42,6 +43,15 @@ def _sweep_sessions(runtime: Runtime) -> None:
         notices = end_sessions(runtime, provider, provider.sessions.end_expired(), "expired")
         purge_expired(session, runtime.clock())
     deliver(runtime, notices)
+
+
+def _refresh_pki(runtime: Runtime) -> None:
+    """Republish the CRL at half its life and renew the OCSP responder's certificate in time;
+    nothing before `shanakht pki init`."""
+    with runtime.transaction() as session:
+        authority = runtime.authority(session)
+        if authority.initialised():
+            authority.refresh(actor="system:schedule")
 
 
 async def _every(interval: float, job: Callable[[Runtime], None], runtime: Runtime) -> None:
@@ -62,7 +72,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         interval = runtime.settings.audit_checkpoint_interval
-        tasks = [asyncio.create_task(_every(SWEEP_INTERVAL, _sweep_sessions, runtime))]
+        tasks = [
+            asyncio.create_task(_every(SWEEP_INTERVAL, _sweep_sessions, runtime)),
+            asyncio.create_task(_every(PKI_INTERVAL, _refresh_pki, runtime)),
+        ]
         if interval:
             tasks.append(asyncio.create_task(_every(interval, _checkpoint_once, runtime)))
         try:
@@ -89,6 +102,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(signin.router)
     app.include_router(account.router)
     app.include_router(enrol.router)
+    app.include_router(pki.router)
 
     @app.exception_handler(CsrfRejected)
     async def _csrf(request: Request, exc: CsrfRejected) -> Response:

@@ -5,23 +5,21 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from api.backchannel import deliver, end_sessions
-from api.errors import StartupError
-from api.migrate import prepare
-from api.runtime import Runtime, open_runtime
-from api.settings import Settings
-from audit import AuditError, AuditEvent, TamperError, pseudonym, verify_log
-from identity.cnic import normalise_cnic
-from identity.errors import InvalidCnic
+from api.cli_pki import pki
+from api.cli_support import (
+    EXIT_TAMPERED,
+    FlatGroup,
+    citizen_for,
+    cli_runtime,
+    fail,
+    migrate,
+)
+from audit import AuditError, AuditEvent, TamperError, verify_log
 from identity.oidc.clients import (
     CLIENT_SECRET_BASIC,
     ESERVICE,
@@ -32,68 +30,8 @@ from identity.oidc.clients import (
 )
 from identity.roles import ROLES, RoleError
 
-EXIT_TAMPERED = 1
-EXIT_USAGE = 2
 
-
-class _FlatGroup(click.Group):
-    """A group whose help lists every command, sub-commands included, with one line each."""
-
-    def _leaves(self, ctx: click.Context) -> Iterator[tuple[str, click.Command]]:
-        for name in self.list_commands(ctx):
-            command = self.get_command(ctx, name)
-            if command is None or command.hidden:
-                continue
-            if isinstance(command, click.Group):
-                for sub in command.list_commands(ctx):
-                    leaf = command.get_command(ctx, sub)
-                    if leaf is not None and not leaf.hidden:
-                        yield f"{name} {sub}", leaf
-            else:
-                yield name, command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, cmd.get_short_help_str(limit=200)) for name, cmd in self._leaves(ctx)]
-        width = max(len(name) for name, _ in rows)
-        with formatter.section("Commands"):
-            for name, text in rows:  # unwrapped: one line per command, easy to grep
-                formatter.write(f"{'':{formatter.current_indent}}{name:<{width}}  {text}\n")
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    click.echo(f"shanakht: {message}", err=True)
-    sys.exit(code)
-
-
-@contextmanager
-def _runtime() -> Iterator[Runtime]:
-    """Open the runtime from the environment, turning configuration errors into messages."""
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
-                             for e in exc.errors())  # fmt: skip
-        _fail(f"bad configuration: {problems}")
-    try:
-        runtime = open_runtime(settings)
-    except StartupError as exc:
-        _fail(str(exc))
-    try:
-        yield runtime
-    except StartupError as exc:
-        _fail(str(exc))
-    except SQLAlchemyError as exc:
-        _fail(f"database error: {str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}")
-    finally:
-        runtime.close()
-
-
-def _migrate(runtime: Runtime) -> None:
-    runtime.check_database()
-    prepare(runtime)
-
-
-@click.group(cls=_FlatGroup)
+@click.group(cls=FlatGroup)
 def main() -> None:
     """Shanakht: digital identity, document locker and signatures, on one audit log."""
 
@@ -107,11 +45,11 @@ def serve(host: str, port: int) -> None:
 
     from api.app import create_app
 
-    with _runtime() as runtime:
+    with cli_runtime() as runtime:
         logging.basicConfig(
             level=runtime.settings.log_level, format="%(levelname)s %(name)s: %(message)s"
         )
-        _migrate(runtime)
+        migrate(runtime)
         click.echo(f"Shanakht on http://{host}:{port} (data in {runtime.settings.data_dir})")
         uvicorn.run(
             create_app(runtime), host=host, port=port, log_level=runtime.settings.log_level.lower()
@@ -126,8 +64,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database schema to the latest version."""
-    with _runtime() as runtime:
-        _migrate(runtime)
+    with cli_runtime() as runtime:
+        migrate(runtime)
         click.echo("database is up to date")
 
 
@@ -139,14 +77,14 @@ def audit() -> None:
 @audit.command("verify")
 def audit_verify() -> None:
     """Re-check the whole log and its checkpoints; exit 1 naming the first bad entry."""
-    with _runtime() as runtime, runtime.engine.connect() as connection:
-        _migrate(runtime)
+    with cli_runtime() as runtime, runtime.engine.connect() as connection:
+        migrate(runtime)
         origin = runtime.settings.resolved_audit_origin
         try:
             report = verify_log(connection, runtime.audit_verifier, origin)
         except TamperError as exc:
             where = f" at seq {exc.seq}" if exc.seq is not None else ""
-            _fail(f"audit log FAILED verification{where}: {exc}", EXIT_TAMPERED)
+            fail(f"audit log FAILED verification{where}: {exc}", EXIT_TAMPERED)
         click.echo(
             f"audit log verified: {report.size} entries, {report.checkpoints} checkpoints, "
             f"root {base64.b64encode(report.root).decode()}"
@@ -156,8 +94,8 @@ def audit_verify() -> None:
 @audit.command("checkpoint")
 def audit_checkpoint() -> None:
     """Sign, record and print a checkpoint of the log as it stands."""
-    with _runtime() as runtime:
-        _migrate(runtime)
+    with cli_runtime() as runtime:
+        migrate(runtime)
         with runtime.sessions() as session, session.begin():
             signed = runtime.audit_log(session).checkpoint()
         click.echo(signed.note, nl=False)
@@ -167,8 +105,8 @@ def audit_checkpoint() -> None:
 @click.argument("seq", type=click.IntRange(min=0))
 def audit_prove(seq: int) -> None:
     """Print entry SEQ, its inclusion proof and a checkpoint, as JSON."""
-    with _runtime() as runtime:
-        _migrate(runtime)
+    with cli_runtime() as runtime:
+        migrate(runtime)
         with runtime.sessions() as session, session.begin():
             log = runtime.audit_log(session)
             try:
@@ -178,7 +116,7 @@ def audit_prove(seq: int) -> None:
                     signed = log.checkpoint()
                 proof = log.inclusion_proof(seq, signed.checkpoint.size)
             except AuditError as exc:
-                _fail(str(exc))
+                fail(str(exc))
         bundle = {
             "entry": entry.to_bytes().decode(),
             "index": proof.index,
@@ -239,7 +177,7 @@ def clients_add(
     try:
         jwks = json.load(jwks_file) if jwks_file else None
     except ValueError as exc:
-        _fail(f"the JWKS file is not JSON: {exc}")
+        fail(f"the JWKS file is not JSON: {exc}")
     new = NewClient(
         id=client_id,
         name=name,
@@ -254,13 +192,13 @@ def clients_add(
         require_par=require_par,
         require_dpop=require_dpop,
     )
-    with _runtime() as runtime:
-        _migrate(runtime)
+    with cli_runtime() as runtime:
+        migrate(runtime)
         try:
             with runtime.transaction() as session:
                 client, secret = runtime.provider(session).clients.add(new)
         except ClientConfigError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         click.echo(f"registered {client.id} ({client.kind}, {client.auth_method})")
         if secret:
             click.echo(f"client secret (shown once, keep it safe): {secret}")
@@ -269,8 +207,8 @@ def clients_add(
 @clients.command("list")
 def clients_list() -> None:
     """List registered clients, one line each."""
-    with _runtime() as runtime:
-        _migrate(runtime)
+    with cli_runtime() as runtime:
+        migrate(runtime)
         with runtime.transaction() as session:
             for c in runtime.provider(session).clients.all():
                 click.echo(
@@ -282,12 +220,12 @@ def clients_list() -> None:
 @click.argument("client_id")
 def clients_remove(client_id: str) -> None:
     """Remove a client, with its consents and tokens."""
-    with _runtime() as runtime:
-        _migrate(runtime)
+    with cli_runtime() as runtime:
+        migrate(runtime)
         with runtime.transaction() as session:
             removed = runtime.provider(session).clients.remove(client_id)
         if not removed:
-            _fail(f"no client {client_id!r}")
+            fail(f"no client {client_id!r}")
         click.echo(f"removed {client_id}")
 
 
@@ -299,8 +237,8 @@ def keys() -> None:
 @keys.command("rotate")
 def keys_rotate() -> None:
     """Make new signing keys; old ones stay in the JWKS until their tokens expire."""
-    with _runtime() as runtime:
-        _migrate(runtime)
+    with cli_runtime() as runtime:
+        migrate(runtime)
         with runtime.transaction() as session:
             kids = runtime.provider(session).keys.rotate()
             runtime.audit_log(session).append(
@@ -314,8 +252,8 @@ def keys_rotate() -> None:
 @keys.command("list")
 def keys_list() -> None:
     """List signing keys: kid, algorithm, created, retired."""
-    with _runtime() as runtime:
-        _migrate(runtime)
+    with cli_runtime() as runtime:
+        migrate(runtime)
         with runtime.transaction() as session:
             for k in runtime.provider(session).keys.all():
                 retired = k.retired_at.isoformat() if k.retired_at else "in use"
@@ -331,7 +269,7 @@ def dev() -> None:
 @click.option("--to", help="Only messages to this number (E.164).")
 def dev_outbox(to: str | None) -> None:
     """Print the development SMS outbox (one-time codes included)."""
-    with _runtime() as runtime:
+    with cli_runtime() as runtime:
         for message in runtime.identity.sms.messages():
             if to is None or message.to == to:
                 click.echo(f"{message.sent_at}\t{message.to}\t{message.text}")
@@ -347,13 +285,13 @@ def departments() -> None:
 @click.option("--name", required=True, help="The department's full name.")
 def departments_add(department_id: str, name: str) -> None:
     """Register a department (a short id such as `sed`, and its name)."""
-    with _runtime() as runtime:
-        _migrate(runtime)
+    with cli_runtime() as runtime:
+        migrate(runtime)
         try:
             with runtime.transaction() as session:
                 runtime.provider(session).roles.add_department(department_id, name)
         except RoleError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         click.echo(f"added department {department_id}")
 
 
@@ -362,34 +300,22 @@ def roles() -> None:
     """Officers' roles within departments (they reach e-services as the `roles` claim)."""
 
 
-def _citizen_for(runtime: Runtime, session: Any, cnic: str) -> tuple[str, str]:
-    """(citizen id, pseudonym) of the account holding `cnic`, or a clear failure."""
-    try:
-        subject = pseudonym(normalise_cnic(cnic), key=runtime.pseudonym_key)
-    except InvalidCnic as exc:
-        _fail(str(exc))
-    account = runtime.provider(session).accounts.by_pseudonym(subject)
-    if account is None:
-        _fail("no account holds that CNIC")
-    return account.id, subject
-
-
 @roles.command("grant")
 @click.argument("cnic")
 @click.argument("department_id")
 @click.argument("role", type=click.Choice(sorted(ROLES)))
 def roles_grant(cnic: str, department_id: str, role: str) -> None:
     """Give the holder of CNIC a role in a department."""
-    with _runtime() as runtime:
-        _migrate(runtime)
+    with cli_runtime() as runtime:
+        migrate(runtime)
         try:
             with runtime.transaction() as session:
-                citizen_id, subject = _citizen_for(runtime, session, cnic)
+                citizen_id, subject = citizen_for(runtime, session, cnic)
                 runtime.provider(session).roles.grant(
                     citizen_id, subject, department_id, role, by="admin:cli"
                 )
         except RoleError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         click.echo(f"granted {role} in {department_id}")
 
 
@@ -399,15 +325,15 @@ def roles_grant(cnic: str, department_id: str, role: str) -> None:
 @click.argument("role", type=click.Choice(sorted(ROLES)))
 def roles_revoke(cnic: str, department_id: str, role: str) -> None:
     """Take a role away."""
-    with _runtime() as runtime:
-        _migrate(runtime)
+    with cli_runtime() as runtime:
+        migrate(runtime)
         with runtime.transaction() as session:
-            citizen_id, subject = _citizen_for(runtime, session, cnic)
+            citizen_id, subject = citizen_for(runtime, session, cnic)
             removed = runtime.provider(session).roles.revoke(
                 citizen_id, subject, department_id, role, by="admin:cli"
             )
         if not removed:
-            _fail("that role was not held")
+            fail("that role was not held")
         click.echo(f"revoked {role} in {department_id}")
 
 
@@ -415,10 +341,10 @@ def roles_revoke(cnic: str, department_id: str, role: str) -> None:
 @click.argument("cnic")
 def roles_list(cnic: str) -> None:
     """List the roles the holder of CNIC has."""
-    with _runtime() as runtime:
-        _migrate(runtime)
+    with cli_runtime() as runtime:
+        migrate(runtime)
         with runtime.transaction() as session:
-            citizen_id, _subject = _citizen_for(runtime, session, cnic)
+            citizen_id, _subject = citizen_for(runtime, session, cnic)
             for grant in runtime.provider(session).roles.of(citizen_id):
                 click.echo(f"{grant.department}\t{grant.role}")
 
@@ -433,10 +359,10 @@ def citizens() -> None:
 @click.option("--reason", required=True, help="Why, for the audit log.")
 def citizens_remove(cnic: str, reason: str) -> None:
     """Close an account: end its sessions everywhere and withdraw every consent."""
-    with _runtime() as runtime:
-        _migrate(runtime)
+    with cli_runtime() as runtime:
+        migrate(runtime)
         with runtime.transaction() as session:
-            citizen_id, subject = _citizen_for(runtime, session, cnic)
+            citizen_id, subject = citizen_for(runtime, session, cnic)
             provider = runtime.provider(session)
             provider.accounts.remove(citizen_id)
             for grant in provider.grants.for_citizen(citizen_id):
@@ -453,3 +379,6 @@ def citizens_remove(cnic: str, reason: str) -> None:
             )
         deliver(runtime, notices)
         click.echo(f"removed; {len(ended)} sessions ended, {len(notices)} e-services told")
+
+
+main.add_command(pki)

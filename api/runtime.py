@@ -30,12 +30,16 @@ from identity.policy import THROTTLE_WINDOW, IdentityPolicy, Limit
 from identity.sealing import Sealer
 from identity.second_factor import SecondFactor
 from identity.sms import OutboxSmsGateway
+from signing.pki.authority import Authority
+from signing.pki.ca import Endpoints
+from signing.pki.keys import SealedKeys
 
 AUDIT_CHECKPOINT_KEY = "audit-checkpoint"
 AUDIT_PSEUDONYM_KEY = "audit-pseudonym"
 IDENTITY_SEAL_KEY = "identity-seal"
 IDENTITY_CODE_KEY = "identity-codes"
 IDENTITY_PAIRWISE_KEY = "identity-pairwise"
+SIGNING_SEAL_KEY = "signing-seal"
 
 
 def utc_now() -> datetime:
@@ -140,6 +144,16 @@ class Runtime:
             pairwise_key=self.identity.pairwise_key,
         )
         return Provider(session, config, audit=self.audit_log(session), clock=self.clock)
+
+    def authority(self, session: Session) -> Authority:
+        """The issuing CA, its keys sealed under the key store's signing key."""
+        return Authority(
+            session,
+            keys=SealedKeys(session, self.keys.secret(SIGNING_SEAL_KEY), self.clock),
+            audit=self.audit_log(session),
+            clock=self.clock,
+            endpoints=Endpoints(self.settings.public_url.rstrip("/")),
+        )
 
     @property
     def audit_verifier(self) -> NoteVerifier:

@@ -2,5 +2,6 @@
 
 from audit.models import metadata as audit_metadata
 from identity.models import metadata as identity_metadata
+from signing.models import metadata as signing_metadata
 
-target_metadata = [audit_metadata, identity_metadata]
+target_metadata = [audit_metadata, identity_metadata, signing_metadata]

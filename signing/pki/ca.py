@@ -52,8 +52,13 @@ def new_serial() -> int:
 
 
 def name(
-    common_name: str, *, organisation: str = "Government of the Punjab", unit: str | None = None
+    common_name: str,
+    *,
+    organisation: str = "Government of the Punjab",
+    unit: str | None = None,
+    title: str | None = None,
 ) -> x509.Name:
+    """A subject name; an officer's post goes in `title` (X.520 title), their name in CN."""
     attributes = [
         x509.NameAttribute(NameOID.COUNTRY_NAME, "PK"),
         x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Punjab"),
@@ -61,6 +66,8 @@ def name(
     ]
     if unit:
         attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
+    if title:
+        attributes.append(x509.NameAttribute(NameOID.TITLE, title))
     attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
     return x509.Name(attributes)
 

@@ -1,0 +1,437 @@
+"""The issuing CA as a service: issue, revoke, publish the CRL, answer OCSP, on the database.
+
+The root comes in only at `initialise` (from its offline directory); after that the service
+works with the issuing CA's key from the key provider. Every issue, renewal and revocation
+is an audit entry in the same transaction as the row it records, so neither exists without
+the other. Certificates are named in entries by their serial in OpenSSL's colon form, which
+cannot be mistaken for a CNIC by the audit log's guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from audit import AuditEvent, AuditLog
+from signing.errors import SigningError
+from signing.models import authorities, certificates, crls
+from signing.pki.ca import (
+    CRL_VALIDITY,
+    Endpoints,
+    Revocation,
+    issue,
+    make_crl,
+    make_issuing,
+    name,
+)
+from signing.pki.custody import RootCa
+from signing.pki.keys import KeyProvider
+from signing.pki.ocsp import CertificateStatus, respond
+from signing.pki.profiles import OCSP_RESPONDER, PROFILES, Profile
+
+RESPONDER_RENEWAL = timedelta(days=30)  # renew the OCSP responder's certificate this early
+REASONS = {reason.name: reason for reason in x509.ReasonFlags if reason.name != "remove_from_crl"}
+
+
+class PkiError(SigningError):
+    """A PKI request that cannot be met; the message says why, for the operator."""
+
+
+class PkiNotReady(PkiError):
+    """`shanakht pki init` has not been run on this deployment."""
+
+
+def serial_hex(serial: int) -> str:
+    return format(serial, "x")
+
+
+def serial_text(serial: int) -> str:
+    """OpenSSL's form, "5a:3f:..": how people read serials, and never a run of digits."""
+    raw = serial.to_bytes((serial.bit_length() + 7) // 8 or 1, "big")
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def parse_serial(text: str) -> int:
+    """A serial as typed: hex, with or without colons; PkiError if it is not one."""
+    cleaned = text.strip().lower().replace(":", "")
+    try:
+        serial = int(cleaned, 16)
+    except ValueError:
+        raise PkiError(f"{text!r} is not a certificate serial (hex)") from None
+    if not 0 < serial < 2**160:
+        raise PkiError(f"{text!r} is not a certificate serial (1 to 20 bytes)")
+    return serial
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCertificate:
+    serial: int
+    profile: str
+    certificate: x509.Certificate
+    key_ref: str | None
+    department: str | None
+    holder: str | None
+    revoked_at: datetime | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Whom a certificate is for: a common name, the department, and the officer's pseudonym
+    (None for a department's own certificates: seals, QR signers)."""
+
+    common_name: str
+    department: str | None = None
+    holder: str | None = None
+    title: str | None = None
+
+
+class Authority:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        keys: KeyProvider,
+        audit: AuditLog,
+        clock: Callable[[], datetime],
+        endpoints: Endpoints,
+        organisation: str = "Government of the Punjab",
+    ) -> None:
+        self._db = session
+        self._keys = keys
+        self._audit = audit
+        self._clock = clock
+        self._endpoints = endpoints
+        self._organisation = organisation
+
+    # -- the hierarchy ------------------------------------------------------------------------
+
+    def initialise(self, root: RootCa, *, actor: str) -> x509.Certificate:
+        """Record the root, make the issuing CA, its OCSP responder and first CRL."""
+        if self._issuing_row() is not None:
+            raise PkiError("the PKI is initialised already")
+        now = self._clock()
+        self._db.execute(
+            insert(authorities).values(
+                serial=serial_hex(root.certificate.serial_number),
+                kind="root",
+                certificate=_der(root.certificate),
+                key_ref=None,
+                created_at=now,
+            )
+        )
+        key_ref = self._keys.generate()
+        issuing = make_issuing(
+            name("Punjab Issuing CA", organisation=self._organisation),
+            self._keys.private_key(key_ref).public_key(),
+            root.certificate,
+            root.key,
+            now,
+        )
+        self._db.execute(
+            insert(authorities).values(
+                serial=serial_hex(issuing.serial_number),
+                kind="issuing",
+                certificate=_der(issuing),
+                key_ref=key_ref,
+                created_at=now,
+            )
+        )
+        self._record("signing.ca.created", actor, issuing.serial_number, {"kind": "issuing"})
+        self._new_responder(actor)
+        self.publish_crl()
+        return issuing
+
+    def initialised(self) -> bool:
+        return self._issuing_row() is not None
+
+    def root(self) -> x509.Certificate:
+        row = self._db.execute(
+            select(authorities.c.certificate).where(authorities.c.kind == "root")
+        ).first()
+        if row is None:
+            raise PkiNotReady("the PKI is not initialised: run `shanakht pki init`")
+        return x509.load_der_x509_certificate(row.certificate)
+
+    def issuing(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        row = self._issuing_row()
+        if row is None:
+            raise PkiNotReady("the PKI is not initialised: run `shanakht pki init`")
+        return x509.load_der_x509_certificate(row.certificate), self._keys.private_key(row.key_ref)
+
+    def _issuing_row(self) -> Any:
+        return self._db.execute(
+            select(authorities.c.serial, authorities.c.certificate, authorities.c.key_ref)
+            .where(authorities.c.kind == "issuing")
+            .order_by(authorities.c.created_at.desc())
+            .limit(1)
+        ).first()
+
+    # -- certificates -------------------------------------------------------------------------
+
+    def issue(
+        self,
+        profile: Profile,
+        subject: Subject,
+        *,
+        actor: str,
+        csr: x509.CertificateSigningRequest | None = None,
+    ) -> IssuedCertificate:
+        """A certificate for a key the provider makes, or for the key in `csr`."""
+        if profile.name not in PROFILES:
+            raise PkiError(f"no certificate profile {profile.name!r}")
+        key_ref = None
+        if csr is None:
+            key_ref = self._keys.generate()
+            public = self._keys.private_key(key_ref).public_key()
+        else:
+            public = _checked_csr_key(csr)
+        issuer, issuer_key = self.issuing()
+        certificate = issue(
+            profile,
+            name(
+                subject.common_name,
+                organisation=self._organisation,
+                unit=subject.department,
+                title=subject.title,
+            ),
+            public,
+            issuer,
+            issuer_key,
+            self._clock(),
+            self._endpoints,
+        )
+        self._db.execute(
+            insert(certificates).values(
+                serial=serial_hex(certificate.serial_number),
+                issuer=serial_hex(issuer.serial_number),
+                profile=profile.name,
+                common_name=subject.common_name,
+                department=subject.department,
+                holder=subject.holder,
+                key_ref=key_ref,
+                certificate=_der(certificate),
+                issued_at=self._clock(),
+                not_after=certificate.not_valid_after_utc,
+            )
+        )
+        details = {"profile": profile.name, "department": subject.department or ""}
+        self._record(
+            "signing.certificate.issued",
+            actor,
+            certificate.serial_number,
+            details,
+            subject=subject.holder,
+        )
+        return IssuedCertificate(
+            certificate.serial_number,
+            profile.name,
+            certificate,
+            key_ref,
+            subject.department,
+            subject.holder,
+            None,
+            None,
+        )
+
+    def revoke(self, serial: int, reason: str, *, actor: str) -> IssuedCertificate:
+        """Revoke with an RFC 5280 reason and publish a new CRL at once."""
+        if reason not in REASONS:
+            raise PkiError(f"unknown reason {reason!r}; reasons are {', '.join(sorted(REASONS))}")
+        found = self.get(serial)
+        if found is None:
+            raise PkiError(f"no certificate {serial_text(serial)}")
+        if found.revoked_at is not None:
+            raise PkiError(f"{serial_text(serial)} was revoked already ({found.reason})")
+        now = self._clock()
+        self._db.execute(
+            update(certificates)
+            .where(certificates.c.serial == serial_hex(serial), certificates.c.revoked_at.is_(None))
+            .values(revoked_at=now, reason=reason)
+        )
+        self._record(
+            "signing.certificate.revoked",
+            actor,
+            serial,
+            {"reason": reason, "profile": found.profile},
+            subject=found.holder,
+        )
+        self.publish_crl()
+        return self.get(serial) or found
+
+    def get(self, serial: int) -> IssuedCertificate | None:
+        row = self._db.execute(
+            select(certificates).where(certificates.c.serial == serial_hex(serial))
+        ).first()
+        return _issued(row) if row is not None else None
+
+    def listed(
+        self, *, profile: str | None = None, department: str | None = None
+    ) -> list[IssuedCertificate]:
+        query = select(certificates).order_by(certificates.c.issued_at)
+        if profile is not None:
+            query = query.where(certificates.c.profile == profile)
+        if department is not None:
+            query = query.where(certificates.c.department == department)
+        return [_issued(row) for row in self._db.execute(query)]
+
+    def private_key(self, issued: IssuedCertificate) -> ec.EllipticCurvePrivateKey:
+        if issued.key_ref is None:
+            raise PkiError(f"the key of {serial_text(issued.serial)} is its holder's, not ours")
+        return self._keys.private_key(issued.key_ref)
+
+    # -- status: CRL and OCSP -----------------------------------------------------------------
+
+    def publish_crl(self) -> bytes:
+        """A new CRL with the next number: after each revocation and on the schedule."""
+        issuer, issuer_key = self.issuing()
+        rows = self._db.execute(
+            select(certificates.c.serial, certificates.c.revoked_at, certificates.c.reason).where(
+                certificates.c.issuer == serial_hex(issuer.serial_number),
+                certificates.c.revoked_at.is_not(None),
+            )
+        )
+        revoked = [Revocation(int(r.serial, 16), r.revoked_at, REASONS[r.reason]) for r in rows]
+        number = (self._db.execute(select(func.max(crls.c.number))).scalar() or 0) + 1
+        now = self._clock()
+        crl = make_crl(issuer, issuer_key, revoked, number=number, now=now)
+        der = crl.public_bytes(Encoding.DER)
+        self._db.execute(
+            insert(crls).values(
+                number=number,
+                issuer=serial_hex(issuer.serial_number),
+                der=der,
+                this_update=now,
+                next_update=now + CRL_VALIDITY,
+            )
+        )
+        return der
+
+    def crl(self) -> bytes:
+        """The newest CRL, as published."""
+        der = self._db.execute(select(crls.c.der).order_by(crls.c.number.desc()).limit(1)).scalar()
+        if der is None:
+            raise PkiNotReady("no CRL yet: run `shanakht pki init`")
+        return bytes(der)
+
+    def refresh(self, *, actor: str) -> list[str]:
+        """The schedule's work: a new CRL at half its life, a new OCSP responder certificate
+        a month before the old one expires. Returns what it did."""
+        done = []
+        now = self._clock()
+        next_update = self._db.execute(select(func.max(crls.c.next_update))).scalar()
+        if next_update is None or next_update - now < CRL_VALIDITY / 2:
+            self.publish_crl()
+            done.append("crl")
+        responder = self._responder()
+        if responder is None or responder.certificate.not_valid_after_utc - now < (
+            RESPONDER_RENEWAL
+        ):
+            self._new_responder(actor)
+            done.append("ocsp-responder")
+        return done
+
+    def ocsp(self, request_der: bytes) -> bytes:
+        """The signed OCSP response to a DER request (RFC 6960)."""
+        issuer, _ = self.issuing()
+        responder = self._responder()
+        if responder is None:
+            raise PkiNotReady("no OCSP responder certificate: run `shanakht pki init`")
+        return respond(
+            request_der,
+            issuer=issuer,
+            responder=responder.certificate,
+            responder_key=self.private_key(responder),
+            lookup=self.status,
+            now=self._clock(),
+        )
+
+    def status(self, serial: int) -> CertificateStatus | None:
+        found = self.get(serial)
+        if found is None:
+            return None
+        reason = REASONS[found.reason] if found.reason else None
+        return CertificateStatus(found.certificate, found.revoked_at, reason)
+
+    def _responder(self) -> IssuedCertificate | None:
+        row = self._db.execute(
+            select(certificates)
+            .where(
+                certificates.c.profile == OCSP_RESPONDER.name,
+                certificates.c.revoked_at.is_(None),
+            )
+            .order_by(certificates.c.issued_at.desc())
+            .limit(1)
+        ).first()
+        return _issued(row) if row is not None else None
+
+    def _new_responder(self, actor: str) -> IssuedCertificate:
+        return self.issue(OCSP_RESPONDER, Subject("Punjab PKI OCSP Responder"), actor=actor)
+
+    # -- audit --------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        action: str,
+        actor: str,
+        serial: int,
+        details: dict[str, str],
+        *,
+        subject: str | None = None,
+    ) -> None:
+        self._audit.append(
+            AuditEvent(
+                actor=actor,
+                action=action,
+                subject=subject,
+                outcome="success",
+                details={"serial": serial_text(serial), **details},
+            )
+        )
+
+
+def _checked_csr_key(csr: x509.CertificateSigningRequest) -> ec.EllipticCurvePublicKey:
+    """The CSR's key, if the CSR proves possession of it and is one we issue for (P-256)."""
+    if not csr.is_signature_valid:
+        raise PkiError("the CSR's signature does not verify: it does not prove the key")
+    public = csr.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(
+        public.curve, ec.SECP256R1
+    ):
+        raise PkiError("the CSR must be for an ECDSA P-256 key")
+    return public
+
+
+def load_csr(data: bytes) -> x509.CertificateSigningRequest:
+    """A CSR in PEM or DER; PkiError for anything else."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_csr(data)
+        return x509.load_der_x509_csr(data)
+    except ValueError:
+        raise PkiError("that is not a certificate signing request (PEM or DER)") from None
+
+
+def _issued(row: Any) -> IssuedCertificate:
+    return IssuedCertificate(
+        int(row.serial, 16),
+        row.profile,
+        x509.load_der_x509_certificate(row.certificate),
+        row.key_ref,
+        row.department,
+        row.holder,
+        row.revoked_at,
+        row.reason,
+    )
+
+
+def _der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(Encoding.DER)
