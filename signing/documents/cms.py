@@ -1,0 +1,216 @@
+"""Detached CMS signatures (CAdES-B) for any file, and the pyHanko plumbing PAdES shares.
+
+A detached signature travels beside the file it signs, so the file stays byte for byte what the
+department issued, which is what the locker stores and fetches. CAdES-B rather than bare CMS:
+its signed attributes (content-type, message-digest, signing-time, signing-certificate-v2) bind
+the signer's certificate into what was signed, so a certificate with the same key but another
+name cannot be swapped in afterwards. `openssl cms -verify` and any CAdES validator read it.
+
+pyHanko does the CMS work; its synchronous paths run an event loop of their own, so these
+functions must be called from a thread, not from inside a running loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from asn1crypto import cms, keys  # type: ignore[import-untyped]
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from pyhanko.sign import signers
+from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
+from pyhanko.sign.validation import async_validate_detached_cms
+from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.status import SignatureStatus
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from signing.documents.errors import DocumentAltered, MalformedSignature, UntrustedSigner
+
+DIGEST = "sha256"
+CADES_ATTRIBUTES = frozenset(
+    {"content_type", "message_digest", "signing_time", "signing_certificate_v2"}
+)
+MAX_SIGNATURE_BYTES = 256 * 1024  # a signature with its chain is a few kB; refuse to parse more
+
+
+# pyHanko's currency is asn1crypto: conversions, a signer and a validation context.
+
+
+def asn1_certificate(certificate: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
+
+
+def crypto_certificate(certificate: asn1_x509.Certificate) -> x509.Certificate:
+    return x509.load_der_x509_certificate(certificate.dump())
+
+
+def _asn1_key(key: ec.EllipticCurvePrivateKey) -> keys.PrivateKeyInfo:
+    """The key as PKCS#8 DER, in memory only: a key file on disk, even a temporary one, is a
+    copy of the key that nothing looks after."""
+    der = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return keys.PrivateKeyInfo.load(der)
+
+
+def _store(certificates: Sequence[x509.Certificate]) -> SimpleCertificateStore:
+    store = SimpleCertificateStore()  # type: ignore[no-untyped-call]
+    store.register_multiple(asn1_certificate(c) for c in certificates)
+    return store
+
+
+def simple_signer(
+    key: ec.EllipticCurvePrivateKey,
+    certificate: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+) -> signers.SimpleSigner:
+    """A pyHanko signer whose CMS carries `certificate` and `chain`, but never a root.
+
+    A verifier must bring its own roots, so an embedded root would only add bytes, and could
+    mislead a careless verifier into trusting it.
+    """
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise TypeError("the signing key must be an elliptic-curve private key")
+    if key.public_key() != certificate.public_key():
+        raise ValueError("the key does not belong to the certificate")
+    return signers.SimpleSigner(
+        signing_cert=asn1_certificate(certificate),
+        signing_key=_asn1_key(key),
+        cert_registry=_store(chain),
+        embed_roots=False,
+    )
+
+
+def validation_context(trust_roots: Sequence[x509.Certificate], now: datetime) -> ValidationContext:
+    """Offline validation at `now` against the given roots only.
+
+    Nothing is fetched, so soft-fail revocation checks nothing here: revocation is the online
+    verifier's question (OCSP), and an offline check says so by not claiming to answer it.
+    """
+    if now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    return ValidationContext(
+        trust_roots=[asn1_certificate(c) for c in trust_roots],
+        moment=now,
+        allow_fetching=False,
+        revocation_mode="soft-fail",
+    )
+
+
+def outside_event_loop() -> None:
+    """Refuse to run inside a running event loop, loudly.
+
+    pyHanko's synchronous paths call asyncio.run, which fails there; inside validate_pdf that
+    failure would be caught and reported as a bad signature, which it is not. Call these
+    functions from a worker thread (anyio.to_thread.run_sync, or a plain `def` route).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError("signing.documents runs pyHanko's own event loop: call it from a thread")
+
+
+def trust_problem(status: SignatureStatus) -> str | None:
+    """Why pyHanko did not find a trusted path at the validation time, or None if it did."""
+    if status.trust_problem_indic is None and status.validation_path is not None:
+        return None
+    indication = status.trust_problem_indic
+    reason = str(indication) if indication is not None else "no path to a trust root"
+    return f"the signer's certificate is not trusted at the validation time ({reason})"
+
+
+# Signing and verifying.
+
+
+def sign_detached(
+    data: bytes,
+    *,
+    key: ec.EllipticCurvePrivateKey,
+    certificate: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+) -> bytes:
+    """A DER ContentInfo holding a detached CAdES-B SignedData over `data`, SHA-256 and ECDSA.
+
+    `chain` is the intermediates to carry (the issuing CA), not the root.
+    """
+    if not isinstance(data, bytes):
+        raise TypeError("sign_detached signs bytes")
+    outside_event_loop()
+    signer = simple_signer(key, certificate, chain)
+    content_info = asyncio.run(
+        signer.async_sign_general_data(
+            data,
+            DIGEST,
+            detached=True,
+            use_cades=True,
+            signed_attr_settings=PdfCMSSignedAttributes(signing_time=datetime.now(UTC)),
+        )
+    )
+    signature: bytes = content_info.dump()
+    return signature
+
+
+def _signed_data(signature: bytes) -> cms.SignedData:
+    """The SignedData of a DER ContentInfo, parsed all the way down (asn1crypto is lazy, and
+    would otherwise fail half-way through validation), with one signer and CAdES attributes."""
+    if not isinstance(signature, bytes) or len(signature) > MAX_SIGNATURE_BYTES:
+        raise MalformedSignature(f"a signature is DER bytes, at most {MAX_SIGNATURE_BYTES}")
+    try:
+        info = cms.ContentInfo.load(signature, strict=True)
+        if info["content_type"].native != "signed_data":
+            raise MalformedSignature("not a CMS SignedData")
+        signed_data = info["content"]
+        signed_data.native  # noqa: B018 -- parses every nested field, so errors surface here
+    except (ValueError, TypeError, KeyError) as exc:
+        raise MalformedSignature(f"not a DER CMS structure: {exc}") from None
+    if signed_data["encap_content_info"]["content"].native is not None:
+        raise MalformedSignature("the signature is not detached: it carries content")
+    signer_infos = signed_data["signer_infos"]
+    if len(signer_infos) != 1:
+        raise MalformedSignature(f"expected one signer, found {len(signer_infos)}")
+    attributes = signer_infos[0]["signed_attrs"]
+    present = {attribute["type"].native for attribute in attributes}
+    missing = CADES_ATTRIBUTES - present
+    if missing:
+        raise MalformedSignature(f"not CAdES-B: no {', '.join(sorted(missing))} attribute")
+    return signed_data
+
+
+def verify_detached(
+    signature: bytes,
+    data: bytes,
+    *,
+    trust_roots: Sequence[x509.Certificate],
+    now: datetime,
+) -> x509.Certificate:
+    """The certificate that signed `data`, if `signature` proves it and the signer is trusted.
+
+    Raises MalformedSignature, DocumentAltered or UntrustedSigner (all SigningError). Checked
+    offline at `now`: the chain must be valid then; revocation is not checked.
+    """
+    if not isinstance(data, bytes):
+        raise TypeError("verify_detached checks bytes")
+    outside_event_loop()
+    signed_data = _signed_data(signature)
+    context = validation_context(trust_roots, now)
+    try:
+        status = asyncio.run(
+            async_validate_detached_cms(data, signed_data, signer_validation_context=context)
+        )
+    except (SignatureValidationError, PyHankoSigningError, ValueError) as exc:
+        raise MalformedSignature(f"the signature cannot be checked: {exc}") from None
+    if not (status.intact and status.valid):
+        raise DocumentAltered("the data or the signed attributes do not match the signature")
+    problem = trust_problem(status)
+    if problem is not None:
+        raise UntrustedSigner(problem)
+    return crypto_certificate(status.signing_cert)
