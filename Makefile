@@ -36,6 +36,8 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)  ## benchmarks: print tables of throughput, latency and memory
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] \
+	  && apt-get install -y -qq wrk >/dev/null; } || echo "no wrk: the OCSP bench will say so" >&2
 	$(BIN)/python -m bench
 
 clean:

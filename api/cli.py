@@ -19,6 +19,7 @@ from api.cli_support import (
     fail,
     migrate,
 )
+from api.cli_verify import verify
 from audit import AuditError, AuditEvent, TamperError, verify_log
 from identity.oidc.clients import (
     CLIENT_SECRET_BASIC,
@@ -382,3 +383,4 @@ def citizens_remove(cnic: str, reason: str) -> None:
 
 
 main.add_command(pki)
+main.add_command(verify)

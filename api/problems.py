@@ -31,6 +31,7 @@ from identity.errors import (
 )
 from identity.oidc.errors import OAuthError
 from identity.sms import SmsUnavailable
+from signing.files import NoQrCode, UnreadableFile
 from signing.pki.authority import PkiError, PkiNotReady
 
 log = logging.getLogger("shanakht.api")
@@ -58,6 +59,8 @@ DOMAIN_STATUS: list[tuple[type[Exception], int, str]] = [
     (TamperError, 500, "The audit log failed an integrity check"),
     (AuditError, 500, "The audit log could not answer"),
     (IdentityError, 500, "The identity service could not answer"),
+    (UnreadableFile, 400, "The file cannot be read"),
+    (NoQrCode, 422, "No QR code was found"),
     (PkiNotReady, 503, "The PKI is not set up yet"),
     (PkiError, 409, "The PKI cannot do that"),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from identity.policy import THROTTLE_WINDOW, IdentityPolicy, Limit
 from identity.sealing import Sealer
 from identity.second_factor import SecondFactor
 from identity.sms import OutboxSmsGateway
-from signing.pki.authority import Authority
+from signing.pki.authority import Authority, ResponderCache
 from signing.pki.ca import Endpoints
 from signing.pki.keys import SealedKeys
 
@@ -81,6 +81,8 @@ class Runtime:
     audit_signer: NoteSigner
     pseudonym_key: bytes
     identity: IdentityParts
+    signing_seal_key: bytes
+    ocsp_signers: ResponderCache = field(default_factory=ResponderCache)
     clock: Callable[[], datetime] = utc_now
     _nadra: NadraRegistry | None = None
 
@@ -149,10 +151,11 @@ class Runtime:
         """The issuing CA, its keys sealed under the key store's signing key."""
         return Authority(
             session,
-            keys=SealedKeys(session, self.keys.secret(SIGNING_SEAL_KEY), self.clock),
+            keys=SealedKeys(session, self.signing_seal_key, self.clock),
             audit=self.audit_log(session),
             clock=self.clock,
             endpoints=Endpoints(self.settings.public_url.rstrip("/")),
+            responders=self.ocsp_signers,
         )
 
     @property
@@ -234,4 +237,5 @@ def open_runtime(settings: Settings) -> Runtime:
         audit_signer=signer,
         pseudonym_key=keys.secret(AUDIT_PSEUDONYM_KEY),
         identity=identity,
+        signing_seal_key=keys.secret(SIGNING_SEAL_KEY),
     )

@@ -1,7 +1,8 @@
 """Run every benchmark: `python -m bench` (what `make bench` does)."""
 
-from bench import audit_log, identity
+from bench import audit_log, identity, signing
 
 if __name__ == "__main__":
     audit_log.main()
     identity.main()
+    signing.main()

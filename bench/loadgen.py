@@ -18,12 +18,14 @@ counts from when it was due, not when it was sent: a server that falls behind is
 the wait it caused (no coordinated omission, as wrk2 measures).
 
 Kinds: `login` (Shanakht's POST /login), `peer_login` (oidc-provider's login interaction),
-`client_credentials` and `refresh_token` (any token endpoint, client_secret_basic).
+`client_credentials` and `refresh_token` (any token endpoint, client_secret_basic), `ocsp`
+(a DER request POSTed to an OCSP responder).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import resource
@@ -156,11 +158,23 @@ async def _refresh(
         user["refresh_token"] = response.json()["refresh_token"]
 
 
+async def _ocsp(
+    client: httpx2.AsyncClient, user: dict[str, Any], window: Window, tally: Tally
+) -> None:
+    """POST one DER OCSP request (base64 in the plan) again and again."""
+    body = base64.b64decode(user["request"])
+    headers = {"content-type": "application/ocsp-request"}
+    while time.perf_counter() < window.end:
+        send = lambda: client.post(user["path"], content=body, headers=headers)  # noqa: E731
+        await _timed(window, tally, send, 200, user)
+
+
 WORKLOADS = {
     "login": _login,
     "peer_login": _peer_login,
     "client_credentials": _client_credentials,
     "refresh_token": _refresh,
+    "ocsp": _ocsp,
 }
 
 

@@ -62,3 +62,12 @@ crls = Table(
     Column("this_update", UtcDateTime(), nullable=False),
     Column("next_update", UtcDateTime(), nullable=False),
 )
+
+trust_lists = Table(
+    "signing_trust_lists",
+    metadata,
+    Column("sequence", Integer, primary_key=True, autoincrement=False),
+    Column("document", LargeBinary, nullable=False, comment="JWS, see signing.trustlist"),
+    Column("issued_at", UtcDateTime(), nullable=False),
+    Column("next_update", UtcDateTime(), nullable=False),
+)

@@ -9,6 +9,8 @@ cannot be mistaken for a CNIC by the audit log's guard.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog
 from signing.errors import SigningError
-from signing.models import authorities, certificates, crls
+from signing.models import authorities, certificates, crls, trust_lists
 from signing.pki.ca import (
     CRL_VALIDITY,
     Endpoints,
@@ -35,9 +37,11 @@ from signing.pki.ca import (
 from signing.pki.custody import RootCa
 from signing.pki.keys import KeyProvider
 from signing.pki.ocsp import CertificateStatus, respond
-from signing.pki.profiles import OCSP_RESPONDER, PROFILES, Profile
+from signing.pki.profiles import OCSP_RESPONDER, PROFILES, QR_SIGNER, Profile
+from signing.trustlist import REVOKED, TrustedSigner, TrustList, sign_trust_list
 
 RESPONDER_RENEWAL = timedelta(days=30)  # renew the OCSP responder's certificate this early
+TRUST_LIST_VALIDITY = timedelta(days=7)  # offline verifiers should refresh within a week
 REASONS = {reason.name: reason for reason in x509.ReasonFlags if reason.name != "remove_from_crl"}
 
 
@@ -84,6 +88,36 @@ class IssuedCertificate:
 
 
 @dataclass(frozen=True, slots=True)
+class OcspSigner:
+    issuer: x509.Certificate
+    certificate: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
+class ResponderCache:
+    """The issuing CA and the OCSP responder's certificate and key, kept for `ttl` seconds.
+
+    OCSP is the hot path (a verifier per document), and these change only at renewal, when
+    the old responder certificate stays valid anyway; certificate status is never cached.
+    One per process (the runtime holds it), shared by its threads.
+    """
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._held: tuple[float, OcspSigner] | None = None
+
+    def get(self, load: Callable[[], OcspSigner]) -> OcspSigner:
+        with self._lock:
+            if self._held is not None and time.monotonic() < self._held[0]:
+                return self._held[1]
+        signer = load()
+        with self._lock:
+            self._held = (time.monotonic() + self._ttl, signer)
+        return signer
+
+
+@dataclass(frozen=True, slots=True)
 class Subject:
     """Whom a certificate is for: a common name, the department, and the officer's pseudonym
     (None for a department's own certificates: seals, QR signers)."""
@@ -104,7 +138,9 @@ class Authority:
         clock: Callable[[], datetime],
         endpoints: Endpoints,
         organisation: str = "Government of the Punjab",
+        responders: ResponderCache | None = None,
     ) -> None:
+        self._responders = responders or ResponderCache(ttl=0.0)
         self._db = session
         self._keys = keys
         self._audit = audit
@@ -148,6 +184,7 @@ class Authority:
         self._record("signing.ca.created", actor, issuing.serial_number, {"kind": "issuing"})
         self._new_responder(actor)
         self.publish_crl()
+        self.publish_trust_list()
         return issuing
 
     def initialised(self) -> bool:
@@ -231,6 +268,8 @@ class Authority:
             details,
             subject=subject.holder,
         )
+        if profile is QR_SIGNER:
+            self.publish_trust_list()
         return IssuedCertificate(
             certificate.serial_number,
             profile.name,
@@ -265,6 +304,8 @@ class Authority:
             subject=found.holder,
         )
         self.publish_crl()
+        if found.profile == QR_SIGNER.name:
+            self.publish_trust_list()
         return self.get(serial) or found
 
     def get(self, serial: int) -> IssuedCertificate | None:
@@ -282,6 +323,35 @@ class Authority:
         if department is not None:
             query = query.where(certificates.c.department == department)
         return [_issued(row) for row in self._db.execute(query)]
+
+    def current(
+        self, profile: Profile, *, department: str, holder: str | None = None
+    ) -> IssuedCertificate | None:
+        """The newest good certificate of `profile` in `department` (for `holder`, if given)
+        whose key the service holds: the one it signs with."""
+        query = (
+            select(certificates)
+            .where(
+                certificates.c.profile == profile.name,
+                certificates.c.department == department,
+                certificates.c.revoked_at.is_(None),
+                certificates.c.key_ref.is_not(None),
+                certificates.c.not_after > self._clock(),
+            )
+            .order_by(certificates.c.issued_at.desc())
+            .limit(1)
+        )
+        if holder is not None:
+            query = query.where(certificates.c.holder == holder)
+        row = self._db.execute(query).first()
+        return _issued(row) if row is not None else None
+
+    def online_status(self, certificate: x509.Certificate) -> str:
+        """For verdicts: "good", "revoked", or "unknown" (not a certificate of this CA)."""
+        found = self.get(certificate.serial_number)
+        if found is None or found.certificate != certificate:
+            return "unknown"
+        return "revoked" if found.revoked_at else "good"
 
     def private_key(self, issued: IssuedCertificate) -> ec.EllipticCurvePrivateKey:
         if issued.key_ref is None:
@@ -331,6 +401,10 @@ class Authority:
         if next_update is None or next_update - now < CRL_VALIDITY / 2:
             self.publish_crl()
             done.append("crl")
+        due = self._db.execute(select(func.max(trust_lists.c.next_update))).scalar()
+        if due is None or due - now < TRUST_LIST_VALIDITY / 2:
+            self.publish_trust_list()
+            done.append("trust-list")
         responder = self._responder()
         if responder is None or responder.certificate.not_valid_after_utc - now < (
             RESPONDER_RENEWAL
@@ -339,27 +413,71 @@ class Authority:
             done.append("ocsp-responder")
         return done
 
+    def publish_trust_list(self) -> bytes:
+        """A new trust list of every QR signer and its status, signed by the issuing CA: after
+        a QR signer is issued or revoked, and on the schedule before the last one is due."""
+        issuer, issuer_key = self.issuing()
+        now = self._clock().replace(microsecond=0)
+        signers = tuple(
+            TrustedSigner.of(
+                issued.certificate,
+                status=REVOKED if issued.revoked_at else "good",
+                revoked_at=issued.revoked_at.replace(microsecond=0) if issued.revoked_at else None,
+                reason=issued.reason,
+            )
+            for issued in self.listed(profile=QR_SIGNER.name)
+        )
+        sequence = (self._db.execute(select(func.max(trust_lists.c.sequence))).scalar() or 0) + 1
+        trust = TrustList(sequence, now, now + TRUST_LIST_VALIDITY, self._organisation, signers)
+        document = sign_trust_list(trust, key=issuer_key, certificate=issuer, chain=())
+        self._db.execute(
+            insert(trust_lists).values(
+                sequence=sequence,
+                document=document,
+                issued_at=now,
+                next_update=trust.next_update,
+            )
+        )
+        return document
+
+    def trust_list(self) -> bytes:
+        """The newest trust list, as published."""
+        document = self._db.execute(
+            select(trust_lists.c.document).order_by(trust_lists.c.sequence.desc()).limit(1)
+        ).scalar()
+        if document is None:
+            raise PkiNotReady("no trust list yet: run `shanakht pki init`")
+        return bytes(document)
+
     def ocsp(self, request_der: bytes) -> bytes:
         """The signed OCSP response to a DER request (RFC 6960)."""
-        issuer, _ = self.issuing()
-        responder = self._responder()
-        if responder is None:
-            raise PkiNotReady("no OCSP responder certificate: run `shanakht pki init`")
+        signer = self._responders.get(self._ocsp_signer)
         return respond(
             request_der,
-            issuer=issuer,
-            responder=responder.certificate,
-            responder_key=self.private_key(responder),
+            issuer=signer.issuer,
+            responder=signer.certificate,
+            responder_key=signer.key,
             lookup=self.status,
             now=self._clock(),
         )
 
+    def _ocsp_signer(self) -> OcspSigner:
+        issuer, _ = self.issuing()
+        responder = self._responder()
+        if responder is None:
+            raise PkiNotReady("no OCSP responder certificate: run `shanakht pki init`")
+        return OcspSigner(issuer, responder.certificate, self.private_key(responder))
+
     def status(self, serial: int) -> CertificateStatus | None:
-        found = self.get(serial)
-        if found is None:
+        """One indexed read: what OCSP answers must be now, never from a cache."""
+        row = self._db.execute(
+            select(certificates.c.revoked_at, certificates.c.reason).where(
+                certificates.c.serial == serial_hex(serial)
+            )
+        ).first()
+        if row is None:
             return None
-        reason = REASONS[found.reason] if found.reason else None
-        return CertificateStatus(found.certificate, found.revoked_at, reason)
+        return CertificateStatus(row.revoked_at, REASONS[row.reason] if row.reason else None)
 
     def _responder(self) -> IssuedCertificate | None:
         row = self._db.execute(

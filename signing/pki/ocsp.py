@@ -22,9 +22,10 @@ VALIDITY = timedelta(hours=1)
 
 @dataclass(frozen=True, slots=True)
 class CertificateStatus:
-    """What the CA knows of one serial: never issued (None from the lookup), good, or revoked."""
+    """What the CA knows of one serial it issued: good, or revoked when and why. (A serial it
+    never issued is None from the lookup.) The answer names the certificate by the request's
+    own hashes and serial, so the certificate itself need not be loaded."""
 
-    certificate: x509.Certificate
     revoked_at: datetime | None = None
     reason: x509.ReasonFlags | None = None
 
@@ -70,35 +71,26 @@ def respond(
     ):
         return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
     # (3) Its status: good, revoked (with reason), or unknown for a serial never issued.
+    # Unknown: RFC 6960 2.2 allows it for a certificate this CA never issued; some clients then
+    # try other sources, and we rely on them failing closed.
     known = lookup(request.serial_number)
-    builder = ocsp.OCSPResponseBuilder()
-    this_update = now - THIS_UPDATE_BACKDATE
+    revoked = known is not None and known.revoked_at is not None
     if known is None:
-        # A certificate this CA never issued. RFC 6960 2.2 allows "unknown"; some clients then
-        # keep trying other sources. We answer unknown and rely on clients failing closed.
-        builder = builder.add_response_by_hash(
-            issuer_name_hash=request.issuer_name_hash,
-            issuer_key_hash=request.issuer_key_hash,
-            serial_number=request.serial_number,
-            algorithm=algorithm,
-            cert_status=ocsp.OCSPCertStatus.UNKNOWN,
-            this_update=this_update,
-            next_update=now + VALIDITY,
-            revocation_time=None,
-            revocation_reason=None,
-        )
+        status = ocsp.OCSPCertStatus.UNKNOWN
     else:
-        revoked = known.revoked_at is not None
-        builder = builder.add_response(
-            cert=known.certificate,
-            issuer=issuer,
-            algorithm=algorithm,
-            cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
-            this_update=this_update,
-            next_update=now + VALIDITY,
-            revocation_time=known.revoked_at,
-            revocation_reason=known.reason if revoked else None,
-        )
+        status = ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD
+    this_update = now - THIS_UPDATE_BACKDATE
+    builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+        issuer_name_hash=request.issuer_name_hash,
+        issuer_key_hash=request.issuer_key_hash,
+        serial_number=request.serial_number,
+        algorithm=algorithm,
+        cert_status=status,
+        this_update=this_update,
+        next_update=now + VALIDITY,
+        revocation_time=known.revoked_at if known is not None and revoked else None,
+        revocation_reason=known.reason if known is not None and revoked else None,
+    )
     # (4) Signed by the delegated responder, naming itself by key hash, echoing any nonce.
     builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, responder).certificates(
         [responder]

@@ -24,13 +24,13 @@ protected header so that the signature covers which key it claims to be by.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-import base45
 import cbor2
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -42,10 +42,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from signing.errors import MalformedPayload, PayloadExpired, SignatureInvalid, UnknownSigner
+from signing.qr import base45
 from signing.qr.payload import QrPayload, strict_loads
 
 PREFIX = "SHK1:"
-BASE45_ALPHABET = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 COSE_SIGN1_TAG = 18
 HEADER_ALG = 1
 HEADER_KID = 4
@@ -56,6 +56,8 @@ KID_SIZE = 8
 MAX_KID_BYTES = 64
 MAX_TEXT_CHARS = 4296  # the most a QR code holds (version 40-L, alphanumeric mode)
 MAX_COSE_BYTES = 8 * 1024  # the zlib cap: a QR code's worth of zlib cannot honestly inflate past it
+
+_ES256 = ec.ECDSA(hashes.SHA256())
 
 KeyLookup = Callable[[bytes], ec.EllipticCurvePublicKey | None]
 """Given a kid, the trust list's P-256 public key for it, or None if it names no signer."""
@@ -89,20 +91,25 @@ def _sig_structure(protected: bytes, payload: bytes) -> bytes:
     return cbor2.dumps(["Signature1", protected, b"", payload])
 
 
+@functools.lru_cache(maxsize=64)
+def _protected(kid: bytes) -> bytes:
+    """The protected header, the same for every code a signer signs: made once per kid."""
+    return cbor2.dumps({HEADER_ALG: ALG_ES256, HEADER_KID: kid}, canonical=True)
+
+
 def encode(payload: QrPayload, private_key: ec.EllipticCurvePrivateKey, kid: bytes) -> str:
     """Sign `payload` with ES256 under `kid` and return the QR text, "SHK1:..."."""
     if not isinstance(private_key.curve, ec.SECP256R1):
         raise ValueError("ES256 signs with a P-256 key")
     if not isinstance(kid, bytes) or not 1 <= len(kid) <= MAX_KID_BYTES:
         raise ValueError(f"the kid must be 1 to {MAX_KID_BYTES} bytes")
-    protected = cbor2.dumps({HEADER_ALG: ALG_ES256, HEADER_KID: kid}, canonical=True)
+    protected = _protected(kid)
     claims = payload.to_cbor()
-    der = private_key.sign(_sig_structure(protected, claims), ec.ECDSA(hashes.SHA256()))
+    der = private_key.sign(_sig_structure(protected, claims), _ES256)
     r, s = decode_dss_signature(der)
     signature = r.to_bytes(COORDINATE_SIZE, "big") + s.to_bytes(COORDINATE_SIZE, "big")
     cose = cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [protected, {}, claims, signature]))
-    text: str = base45.b45encode(zlib.compress(cose, 9)).decode("ascii")
-    return PREFIX + text
+    return PREFIX + base45.encode(zlib.compress(cose, 9))
 
 
 def _inflate(compressed: bytes) -> bytes:
@@ -161,13 +168,11 @@ def _open(text: str) -> _Sign1:
     if len(text) > MAX_TEXT_CHARS:
         raise MalformedPayload(f"longer than a QR code can hold ({MAX_TEXT_CHARS} characters)")
     body = text[len(PREFIX) :]
-    # (2) base45: checked against the alphabet first, since the library forgives a newline.
-    if not BASE45_ALPHABET.issuperset(body):
-        raise MalformedPayload("a character outside the base45 alphabet")
+    # (2) base45, strictly: no character outside the alphabet, not even a newline.
     try:
-        compressed: bytes = base45.b45decode(body)
+        compressed = base45.decode(body)
     except ValueError as exc:
-        raise MalformedPayload("not valid base45") from exc
+        raise MalformedPayload(f"not valid base45: {exc}") from exc
     # (3) zlib, capped; (4) a COSE_Sign1 of our shape.
     return _parse_sign1(_inflate(compressed))
 

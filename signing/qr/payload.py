@@ -148,21 +148,28 @@ class QrPayload:
                 raise MalformedPayload("a field key is 1-16 of a-z, 0-9, '_', starting a-z")
             if not _is_int(value):
                 _check_text(f"field {key!r}", value, MAX_VALUE_CHARS)
-        # A private copy: the caller's dict must not be able to change a built payload.
-        object.__setattr__(self, "fields", dict(self.fields))
+        # A private copy, so the caller's dict cannot change a built payload, in canonical CBOR
+        # key order (shorter keys first, then bytewise), so `to_cbor` need not sort each time.
+        canonical = sorted(self.fields.items(), key=lambda kv: (len(kv[0].encode()), kv[0]))
+        object.__setattr__(self, "fields", dict(canonical))
         if len(self.to_cbor()) > MAX_PAYLOAD_BYTES:
             raise MalformedPayload(f"the payload encodes to more than {MAX_PAYLOAD_BYTES} bytes")
 
     def to_cbor(self) -> bytes:
-        """The CWT claims set in the layout of the module docstring."""
-        claims: dict[int, object] = {
-            CLAIM_ISS: self.issuer,
-            CLAIM_IAT: int(self.issued_at.timestamp()),
-            CLAIM_DOCUMENT: [self.version, self.document_type, self.document_hash, self.fields],
-        }
+        """The CWT claims set in the layout of the module docstring, in canonical CBOR: the
+        claims are written in canonical key order (1, 4, 6, then -65537, whose head is longer)
+        and the fields were put in it when built; a test holds this to cbor2's canonical mode."""
+        claims: dict[int, object] = {CLAIM_ISS: self.issuer}
         if self.expires_at is not None:
             claims[CLAIM_EXP] = int(self.expires_at.timestamp())
-        return cbor2.dumps(claims, canonical=True)
+        claims[CLAIM_IAT] = int(self.issued_at.timestamp())
+        claims[CLAIM_DOCUMENT] = [
+            self.version,
+            self.document_type,
+            self.document_hash,
+            self.fields,
+        ]
+        return cbor2.dumps(claims)
 
     @classmethod
     def from_cbor(cls, data: bytes) -> QrPayload:

@@ -52,6 +52,7 @@ def test_help_lists_every_command_with_one_line_each() -> None:
         "roles list",
         "roles revoke",
         "serve",
+        "verify",
     ]
 
 

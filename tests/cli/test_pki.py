@@ -317,6 +317,6 @@ def test_the_schedule_republishes_the_crl_and_renews_the_responder_in_time(
     runtime.clock = lambda: NOW + timedelta(days=70)
     with runtime.transaction() as session:
         authority = runtime.authority(session)
-        assert authority.refresh(actor="system:schedule") == ["crl", "ocsp-responder"]
+        assert authority.refresh(actor="system:schedule") == ["crl", "trust-list", "ocsp-responder"]
         crl = x509.load_der_x509_crl(authority.crl())
     assert crl.last_update_utc > NOW + timedelta(days=69)

@@ -1,4 +1,4 @@
-"""Signing: keys, authorities, certificates, CRLs
+"""Signing: keys, authorities, certificates, CRLs, trust lists
 
 Revision ID: 0006
 Revises: 0005
@@ -91,8 +91,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("number", name=op.f("pk_signing_crls")),
     )
 
+    op.create_table(
+        "signing_trust_lists",
+        sa.Column("sequence", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column(
+            "document", sa.LargeBinary(), nullable=False, comment="JWS, see signing.trustlist"
+        ),
+        sa.Column("issued_at", UtcDateTime(), nullable=False),
+        sa.Column("next_update", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("sequence", name=op.f("pk_signing_trust_lists")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("signing_trust_lists")
     op.drop_table("signing_crls")
     op.drop_index("ix_signing_certificates_profile_department", "signing_certificates")
     op.drop_table("signing_certificates")

@@ -50,16 +50,14 @@ def responder(pki: Hierarchy) -> Responder:
 @pytest.fixture(scope="module")
 def good(pki: Hierarchy, responder: Responder) -> x509.Certificate:
     cert = pki.issue(QR_SIGNER, "Good signer")
-    responder.statuses[cert.serial_number] = CertificateStatus(cert)
+    responder.statuses[cert.serial_number] = CertificateStatus()
     return cert
 
 
 @pytest.fixture(scope="module")
 def revoked(pki: Hierarchy, responder: Responder) -> x509.Certificate:
     cert = pki.issue(QR_SIGNER, "Revoked signer")
-    responder.statuses[cert.serial_number] = CertificateStatus(
-        cert, NOW, x509.ReasonFlags.key_compromise
-    )
+    responder.statuses[cert.serial_number] = CertificateStatus(NOW, x509.ReasonFlags.key_compromise)
     return cert
 
 

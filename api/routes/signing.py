@@ -1,0 +1,234 @@
+"""Signed documents over HTTP: the trust list, verification for anyone, signing for officers.
+
+`POST /signing/verify` takes what a verifier has: the QR's text (JSON), or a photo or the PDF
+(multipart `file`). It answers one verdict, checked against this deployment's own trust list
+and, since the CA is right here, online status too. `POST /signing/orders/transfer` lets an
+officer with `signing.officer` in a department sign a transfer order with the certificate the
+service holds for them, and answers the signed PDF.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from cryptography import x509
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
+
+from api.deps import RuntimeDep
+from api.problems import problem
+from api.runtime import Runtime
+from audit import AuditEvent, pseudonym
+from identity.cnic import normalise_cnic
+from identity.oidc.errors import InvalidToken
+from signing.documents.orders import Signer, sign_transfer_order
+from signing.documents.transfer_order import TransferOrder
+from signing.files import MAX_FILE_BYTES, FileVerdict, check_file
+from signing.pki.authority import serial_text
+from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER
+from signing.trustlist import TrustList, load_trust_list
+from signing.verdict import Verdict, verify_qr
+
+router = APIRouter(prefix="/signing", tags=["signing"])
+
+MAX_PAYLOAD_CHARS = 8192
+
+
+class VerifyText(BaseModel):
+    payload: Annotated[str, Field(min_length=1, max_length=MAX_PAYLOAD_CHARS)]
+
+
+class TransferOrderRequest(BaseModel):
+    department: Annotated[str, Field(min_length=2, max_length=32)]
+    order_no: Annotated[str, Field(min_length=1, max_length=40)]
+    order_date: date
+    teacher_name: Annotated[str, Field(min_length=1, max_length=100)]
+    teacher_cnic: Annotated[str, Field(min_length=13, max_length=15)]
+    from_school: Annotated[str, Field(min_length=1, max_length=150)]
+    to_school: Annotated[str, Field(min_length=1, max_length=150)]
+    post: Annotated[str, Field(min_length=1, max_length=80)]
+    authority: Annotated[str, Field(min_length=1, max_length=100)]
+    valid_days: Annotated[int | None, Field(ge=1, le=3650)] = None
+
+
+# Trust lists by the SHA-256 of their document: checking one validates every signer's chain,
+# which need not be done again for each verification.
+_loaded: dict[bytes, TrustList] = {}
+
+
+def _trust(runtime: Runtime) -> tuple[TrustList, x509.Certificate]:
+    with runtime.sessions() as session:
+        authority = runtime.authority(session)
+        document, root = authority.trust_list(), authority.root()
+    digest = hashlib.sha256(document).digest()
+    if digest not in _loaded:
+        _loaded.clear()
+        _loaded[digest] = load_trust_list(document, root=root, now=runtime.clock())
+    return _loaded[digest], root
+
+
+def _online(runtime: Runtime, certificate: x509.Certificate) -> str:
+    with runtime.sessions() as session:
+        return runtime.authority(session).online_status(certificate)
+
+
+@router.get("/trust-list", response_class=Response, summary="The signed trust list (JWS)")
+def trust_list(runtime: RuntimeDep) -> Response:
+    with runtime.sessions() as session:
+        document = runtime.authority(session).trust_list()
+    return Response(
+        document, media_type="application/jose", headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+def _verdict_json(verdict: Verdict, checked: FileVerdict | None = None) -> dict[str, Any]:
+    signer = verdict.signer
+    body: dict[str, Any] = {
+        "outcome": verdict.outcome.value,
+        "authentic": verdict.authentic,
+        "reason": verdict.reason,
+        "fields": verdict.fields,
+        "signer": None
+        if signer is None
+        else {
+            "subject": signer.certificate.subject.rfc4514_string(),
+            "serial": serial_text(signer.certificate.serial_number),
+        },
+        "checked_online": verdict.checked_online,
+    }
+    if verdict.payload is not None and verdict.authentic:
+        body["issued_at"] = verdict.payload.issued_at.isoformat()
+        expires = verdict.payload.expires_at
+        body["expires_at"] = expires.isoformat() if expires else None
+    if checked is not None and checked.pdf is not None:
+        body["pdf"] = {"signature_valid": checked.pdf.ok, "problem": checked.pdf.problem}
+    return body
+
+
+def _verify_text(runtime: Runtime, text: str) -> dict[str, Any]:
+    trust, _root = _trust(runtime)
+    status = lambda certificate: _online(runtime, certificate)  # noqa: E731
+    return _verdict_json(verify_qr(text, trust, now=runtime.clock(), status=status))
+
+
+def _verify_file(runtime: Runtime, data: bytes) -> dict[str, Any]:
+    trust, root = _trust(runtime)
+    status = lambda certificate: _online(runtime, certificate)  # noqa: E731
+    checked = check_file(data, trust, root=root, now=runtime.clock(), status=status)
+    return _verdict_json(checked.verdict, checked)
+
+
+@router.post("/verify", summary="Verify a QR code: its text, a photo, or the signed PDF")
+async def verify(request: Request, runtime: RuntimeDep) -> Any:
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if kind == "application/json":
+        try:
+            body = VerifyText.model_validate_json(await request.body())
+        except ValueError:
+            return problem(400, 'Send {"payload": "SHK1:..."}')
+        return await run_in_threadpool(_verify_text, runtime, body.payload)
+    if kind == "multipart/form-data":
+        async with request.form(max_files=1, max_fields=2) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                return problem(400, "Send the photo or PDF as the form field `file`")
+            data = await upload.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            return problem(413, "The file is too large", f"at most {MAX_FILE_BYTES} bytes")
+        return await run_in_threadpool(_verify_file, runtime, data)
+    return problem(415, "Send JSON or a multipart form", "application/json or multipart/form-data")
+
+
+def _officer(request: Request, runtime: Runtime, department: str) -> tuple[str, str]:
+    """(citizen id, pseudonym) of the officer whose access token this is, if they hold
+    signing.officer in `department`; InvalidToken (401) or PermissionError (403) otherwise."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value:
+        raise InvalidToken("send an officer's access token")
+    with runtime.transaction() as session:
+        provider = runtime.provider(session)
+        access = provider.tokens.verify_access_token(value.strip())
+        account = provider.accounts.by_id(access.citizen_id) if access.citizen_id else None
+        if account is None:
+            raise InvalidToken("that token does not speak for an officer")
+        held = {(g.department, g.role) for g in provider.roles.of(account.id)}
+    if (department, "signing.officer") not in held:
+        raise PermissionError(f"you do not hold signing.officer in {department}")
+    return account.id, account.pseudonym
+
+
+def _sign_order(runtime: Runtime, request: Request, order: TransferOrderRequest) -> Response:
+    try:
+        _citizen, officer_pseudonym = _officer(request, runtime, order.department)
+    except PermissionError as exc:
+        return problem(403, "Not allowed", str(exc))
+    teacher = pseudonym(normalise_cnic(order.teacher_cnic), key=runtime.pseudonym_key)
+    fields = TransferOrder(
+        order_no=order.order_no,
+        order_date=order.order_date,
+        teacher_name=order.teacher_name,
+        teacher_pseudonym=teacher,
+        from_school=order.from_school,
+        to_school=order.to_school,
+        post=order.post,
+        authority=order.authority,
+    )
+    with runtime.transaction() as session:
+        authority = runtime.authority(session)
+        names = dict(runtime.provider(session).roles.departments())
+        officer = authority.current(
+            OFFICER_SIGNING, department=order.department, holder=officer_pseudonym
+        )
+        qr = authority.current(QR_SIGNER, department=order.department)
+        if officer is None or qr is None:
+            missing = "your officer-signing certificate" if officer is None else "a QR signer"
+            return problem(409, "Cannot sign yet", f"{order.department} has no {missing}")
+        issuing, _ = authority.issuing()
+        signed = sign_transfer_order(
+            fields,
+            department=names.get(order.department, order.department),
+            officer=Signer(authority.private_key(officer), officer.certificate, [issuing]),
+            qr_signer=Signer(authority.private_key(qr), qr.certificate, [issuing]),
+            now=runtime.clock(),
+            valid_for=timedelta(days=order.valid_days) if order.valid_days else None,
+        )
+        runtime.audit_log(session).append(
+            AuditEvent(
+                actor=officer_pseudonym,
+                action="signing.document.signed",
+                subject=teacher,
+                outcome="success",
+                details={
+                    "type": "teacher-transfer-order",
+                    "order": order.order_no,
+                    "sha256": signed.document_hash.hex(),
+                    "certificate": serial_text(officer.serial),
+                },
+            )
+        )
+    filename = order.order_no.replace("/", "-") + ".pdf"
+    return Response(
+        signed.pdf,
+        status_code=201,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.post(
+    "/orders/transfer",
+    response_class=Response,
+    status_code=201,
+    summary="Sign a teacher transfer order (officers with signing.officer)",
+)
+def transfer_order(order: TransferOrderRequest, request: Request, runtime: RuntimeDep) -> Response:
+    try:
+        return _sign_order(runtime, request, order)
+    except InvalidToken as exc:
+        return problem(401, "Sign in as an officer", exc.description)
+    except ValueError as exc:  # a field TransferOrder refused
+        return problem(422, "The order is not valid", str(exc))

@@ -1,0 +1,252 @@
+"""Signing over HTTP: an officer signs a transfer order; anyone verifies it from its text, a
+photo of the QR, or the PDF; the trust list is what an offline verifier would load."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import qrcode
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import select
+
+from api.runtime import Runtime
+from audit.models import entries
+from identity.nadra import SCENARIOS, read_registry
+from signing.pki.authority import Subject
+from signing.pki.custody import create_root
+from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER
+from signing.trustlist import load_trust_list
+from tests.cli.test_cli import run
+from tests.http.oidc_kit import register_citizen, register_client
+from tests.http.test_roles_and_entries import _access_token, _grant
+
+ORDER = {
+    "department": "sed",
+    "order_no": "SED/TR/2026/004512",
+    "order_date": "2026-03-14",
+    "teacher_name": "Muhammad Imran Akhtar",
+    "teacher_cnic": "35202-1000003-3",
+    "from_school": "Govt. High School No. 1, Model Town, Lahore",
+    "to_school": "Govt. Boys Higher Secondary School, Shahdara, Lahore",
+    "post": "SST (Science)",
+    "authority": "CEO (DEA) Lahore",
+}
+
+
+@dataclass(frozen=True)
+class Desk:
+    """A department ready to sign: the PKI, an officer with the role and a certificate, a QR
+    signer, and the officer's access token."""
+
+    token: str
+    qr_serial: int
+
+
+@pytest.fixture
+def officer(oidc_runtime: Runtime) -> tuple[str, str]:
+    record = read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["active_male"]]
+    return record.cnic, register_citizen(oidc_runtime, record)
+
+
+@pytest.fixture
+def desk(web: TestClient, oidc_runtime: Runtime, officer: tuple[str, str], tmp_path: Path) -> Desk:
+    cnic, citizen_id = officer
+    _grant(oidc_runtime, citizen_id, cnic, "sed", "signing.officer")
+    root = create_root(tmp_path / "root", "a long test passphrase", common_name="Test Root",
+                       now=oidc_runtime.clock())  # fmt: skip
+    with oidc_runtime.transaction() as session:
+        authority = oidc_runtime.authority(session)
+        authority.initialise(root, actor="admin:test")
+        holder = oidc_runtime.provider(session).accounts.by_id(citizen_id)
+        assert holder is not None
+        authority.issue(OFFICER_SIGNING, Subject("An Officer", "sed", holder.pseudonym, "CEO"),
+                        actor="admin:test")  # fmt: skip
+        qr = authority.issue(QR_SIGNER, Subject("SED QR signer", "sed"), actor="admin:test")
+    rp = register_client(oidc_runtime, "etransfer", scopes=("openid", "roles"))
+    return Desk(_access_token(web, rp, cnic, "openid roles"), qr.serial)
+
+
+def _sign(web: TestClient, desk: Desk, **changes: object) -> bytes:
+    response = web.post("/signing/orders/transfer", json={**ORDER, **changes},
+                        headers={"Authorization": f"Bearer {desk.token}"})  # fmt: skip
+    assert response.status_code == 201, response.text
+    assert response.headers["content-type"] == "application/pdf"
+    return response.content
+
+
+def _verify_file(web: TestClient, data: bytes, name: str) -> dict:
+    response = web.post("/signing/verify", files={"file": (name, data)})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _qr_text(pdf: bytes, tmp_path: Path) -> str:
+    """Read by poppler and zbar, neither of them the code that wrote it."""
+    (tmp_path / "order.pdf").write_bytes(pdf)
+    pdftoppm = shutil.which("pdftoppm") or "pdftoppm"
+    page_one = ["-r", "200", "-png", "-f", "1", "-l", "1"]
+    subprocess.run([pdftoppm, *page_one, str(tmp_path / "order.pdf"), str(tmp_path / "page")],
+                   check=True)  # fmt: skip
+    page = next(tmp_path.glob("page*.png"))
+    done = subprocess.run([shutil.which("zbarimg") or "zbarimg", "--raw", "-q", str(page)],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout.strip()
+
+
+def test_an_officer_signs_an_order_and_its_pdf_verifies(
+    web: TestClient, desk: Desk, tmp_path: Path
+) -> None:
+    pdf = _sign(web, desk)
+    verdict = _verify_file(web, pdf, "order.pdf")
+    assert verdict["outcome"] == "authentic", verdict
+    assert verdict["checked_online"] is True
+    assert verdict["pdf"] == {"signature_valid": True, "problem": None}
+    assert verdict["fields"]["no"] == ORDER["order_no"]
+    assert verdict["fields"]["to"] == ORDER["to_school"]
+    assert "id" not in verdict["fields"], "the teacher's pseudonym stays off the QR"
+    text = _qr_text(pdf, tmp_path)
+    assert text.startswith("SHK1:")
+    by_text = web.post("/signing/verify", json={"payload": text}).json()
+    assert by_text["outcome"] == "authentic"
+    assert by_text["fields"] == verdict["fields"]
+
+
+def test_a_photo_of_the_qr_verifies_and_a_changed_pdf_byte_does_not(
+    web: TestClient, desk: Desk, tmp_path: Path
+) -> None:
+    pdf = _sign(web, desk)
+    text = _qr_text(pdf, tmp_path)
+    photo = io.BytesIO()
+    qrcode.make(text, error_correction=qrcode.constants.ERROR_CORRECT_Q).save(photo, "PNG")
+    assert _verify_file(web, photo.getvalue(), "photo.png")["outcome"] == "authentic"
+    jpeg = io.BytesIO()
+    Image.open(io.BytesIO(photo.getvalue())).convert("RGB").save(jpeg, "JPEG", quality=85)
+    assert _verify_file(web, jpeg.getvalue(), "photo.jpg")["outcome"] == "authentic"
+    stream = pdf.index(b"stream\n", pdf.index(b"/Contents")) + 20  # inside the page's text
+    changed = pdf[:stream] + bytes([pdf[stream] ^ 0x01]) + pdf[stream + 1 :]
+    verdict = _verify_file(web, changed, "changed.pdf")
+    assert verdict["outcome"] == "altered", verdict
+    assert verdict["pdf"]["signature_valid"] is False
+
+
+def test_a_revoked_qr_signer_is_reported_and_the_trust_list_follows(
+    web: TestClient, desk: Desk, oidc_runtime: Runtime
+) -> None:
+    text = web.post("/signing/verify", json={"payload": "x"})  # warm: any answer
+    assert text.status_code == 200
+    pdf = _sign(web, desk)
+    before = web.get("/signing/trust-list")
+    assert before.headers["content-type"] == "application/jose"
+    with oidc_runtime.transaction() as session:
+        authority = oidc_runtime.authority(session)
+        authority.revoke(desk.qr_serial, "key_compromise", actor="admin:test")
+        root = authority.root()
+    verdict = _verify_file(web, pdf, "order.pdf")
+    assert verdict["outcome"] == "revoked", verdict
+    after = load_trust_list(web.get("/signing/trust-list").content, root=root,
+                            now=oidc_runtime.clock())  # fmt: skip
+    old = load_trust_list(before.content, root=root, now=oidc_runtime.clock())
+    assert after.sequence > old.sequence
+    assert [s.status for s in after.signers] == ["revoked"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"json": {"payload": ""}}, 400),
+        ({"json": {"nothing": 1}}, 400),
+        ({"content": b"SHK1:", "headers": {"content-type": "text/plain"}}, 415),
+        ({"files": {"file": ("x.txt", b"hello")}}, 400),
+        ({"files": {"file": ("x.png", b"\x89PNG\r\n\x1a\nbroken")}}, 400),
+        ({"files": {"file": ("blank.png", b"")}}, 400),
+    ],
+)
+def test_bad_verification_requests_are_clear_errors(
+    web: TestClient, desk: Desk, body: dict, status: int
+) -> None:
+    response = web.post("/signing/verify", **body)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_text_that_is_no_shanakht_code_is_a_malformed_verdict(web: TestClient, desk: Desk) -> None:
+    for text in ("https://example.com/order/4512", "SHK1:NOT-BASE45!", "SHK1:"):
+        verdict = web.post("/signing/verify", json={"payload": text}).json()
+        assert verdict["outcome"] == "malformed"
+        assert verdict["authentic"] is False
+        assert verdict["fields"] == {}
+
+
+def test_an_image_without_a_qr_says_so(web: TestClient, desk: Desk) -> None:
+    blank = io.BytesIO()
+    Image.new("L", (200, 200), 255).save(blank, "PNG")
+    response = web.post("/signing/verify", files={"file": ("blank.png", blank.getvalue())})
+    assert response.status_code == 422
+    assert "no QR code" in response.json()["detail"]
+
+
+def test_only_an_officer_of_the_department_signs(
+    web: TestClient, desk: Desk, oidc_runtime: Runtime
+) -> None:
+    no_token = web.post("/signing/orders/transfer", json=ORDER)
+    assert no_token.status_code == 401
+    elsewhere = web.post("/signing/orders/transfer", json={**ORDER, "department": "health"},
+                         headers={"Authorization": f"Bearer {desk.token}"})  # fmt: skip
+    assert elsewhere.status_code == 403
+    bad = web.post("/signing/orders/transfer", json={**ORDER, "to_school": ORDER["from_school"]},
+                   headers={"Authorization": f"Bearer {desk.token}"})  # fmt: skip
+    assert bad.status_code == 422
+    assert "same school" in bad.json()["detail"]
+    bad_cnic = web.post("/signing/orders/transfer", json={**ORDER, "teacher_cnic": "9234567890123"},
+                        headers={"Authorization": f"Bearer {desk.token}"})  # fmt: skip
+    assert bad_cnic.status_code == 400
+
+
+def test_signing_is_recorded_without_the_teachers_cnic(
+    web: TestClient, desk: Desk, oidc_runtime: Runtime
+) -> None:
+    _sign(web, desk)
+    with oidc_runtime.sessions() as session:
+        recorded = b"".join(session.execute(select(entries.c.entry)).scalars())
+    assert b"signing.document.signed" in recorded
+    assert ORDER["order_no"].encode() in recorded
+    assert b"3520210000033" not in recorded
+    assert b"35202-1000003-3" not in recorded
+
+
+def test_shanakht_verify_on_the_server_and_offline_with_its_exit_codes(
+    web: TestClient, desk: Desk, oidc_runtime: Runtime, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    pdf = tmp_path / "order.pdf"
+    pdf.write_bytes(_sign(web, desk))
+    code, output = run(cli_env, "verify", str(pdf))
+    assert code == 0, output
+    assert output.startswith("AUTHENTIC:")
+    assert "PDF signature: valid" in output
+    assert f"no: {ORDER['order_no']}" in output
+    trust = tmp_path / "trust-list.jws"
+    trust.write_bytes(web.get("/signing/trust-list").content)
+    root = tmp_path / "root.der"
+    root.write_bytes(web.get("/pki/root-ca.crt").content)
+    offline = {"PATH": "/usr/bin:/bin"}  # no database named: the offline path needs none
+    code, output = run(offline, "verify", str(pdf), "--trust-list", str(trust), "--root", str(root))
+    assert code == 0, output
+    data = pdf.read_bytes()
+    at = data.index(b"stream\n", data.index(b"/Contents")) + 20
+    pdf.write_bytes(data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :])
+    code, output = run(cli_env, "verify", str(pdf))
+    assert code == 10, output
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank, "PNG")
+    code, output = run(cli_env, "verify", str(blank))
+    assert code == 2
+    assert "no QR code" in output
+    code, output = run(cli_env, "verify", str(blank), "--root", str(root))
+    assert code == 2
+    assert "go together" in output
