@@ -141,6 +141,26 @@ def pki_revoke(serial: str, reason: str) -> None:
     click.echo(f"revoked {serial_of(revoked.serial)} ({reason}); the CRL is republished")
 
 
+@pki.command("renew")
+@click.argument("serial")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the PEM here.")
+def pki_renew(serial: str, out: Path | None) -> None:
+    """Certify the same key and subject again, for a new validity period."""
+    with cli_runtime() as runtime:
+        migrate(runtime)
+        try:
+            with runtime.transaction() as session:
+                renewed = runtime.authority(session).renew(parse_serial(serial), actor="admin:cli")
+        except SigningError as exc:
+            fail(str(exc))
+    pem = renewed.certificate.public_bytes(Encoding.PEM)
+    if out:
+        out.write_bytes(pem)
+    else:
+        click.echo(pem.decode(), nl=False)
+    click.echo(f"renewed {serial} as {serial_of(renewed.serial)}", err=True)
+
+
 @pki.command("list")
 @click.option("--department", help="Only this department's certificates.")
 def pki_list(department: str | None) -> None:

@@ -25,6 +25,7 @@ from api.runtime import Runtime
 from audit import AuditEvent, pseudonym
 from identity.cnic import normalise_cnic
 from identity.oidc.errors import InvalidToken
+from signing.documents.cms import sign_detached
 from signing.documents.orders import Signer, sign_transfer_order
 from signing.documents.transfer_order import TransferOrder
 from signing.files import MAX_FILE_BYTES, FileVerdict, check_file
@@ -161,6 +162,33 @@ def _officer(request: Request, runtime: Runtime, department: str) -> tuple[str, 
     return account.id, account.pseudonym
 
 
+def _officer_signer(
+    runtime: Runtime, session: Any, department: str, officer: str
+) -> tuple[Signer, int] | None:
+    """The officer's current signing certificate in `department` with the key the service
+    holds for it, and its serial; None if they have none."""
+    authority = runtime.authority(session)
+    issued = authority.current(OFFICER_SIGNING, department=department, holder=officer)
+    if issued is None:
+        return None
+    issuing, _ = authority.issuing()
+    return Signer(authority.private_key(issued), issued.certificate, [issuing]), issued.serial
+
+
+def _record_signature(
+    runtime: Runtime, session: Any, officer: str, subject: str | None, details: dict[str, str]
+) -> None:
+    runtime.audit_log(session).append(
+        AuditEvent(
+            actor=officer,
+            action="signing.document.signed",
+            subject=subject,
+            outcome="success",
+            details=details,
+        )
+    )
+
+
 def _sign_order(runtime: Runtime, request: Request, order: TransferOrderRequest) -> Response:
     try:
         _citizen, officer_pseudonym = _officer(request, runtime, order.department)
@@ -180,35 +208,32 @@ def _sign_order(runtime: Runtime, request: Request, order: TransferOrderRequest)
     with runtime.transaction() as session:
         authority = runtime.authority(session)
         names = dict(runtime.provider(session).roles.departments())
-        officer = authority.current(
-            OFFICER_SIGNING, department=order.department, holder=officer_pseudonym
-        )
+        officer = _officer_signer(runtime, session, order.department, officer_pseudonym)
         qr = authority.current(QR_SIGNER, department=order.department)
         if officer is None or qr is None:
             missing = "your officer-signing certificate" if officer is None else "a QR signer"
             return problem(409, "Cannot sign yet", f"{order.department} has no {missing}")
         issuing, _ = authority.issuing()
+        signer, serial = officer
         signed = sign_transfer_order(
             fields,
             department=names.get(order.department, order.department),
-            officer=Signer(authority.private_key(officer), officer.certificate, [issuing]),
+            officer=signer,
             qr_signer=Signer(authority.private_key(qr), qr.certificate, [issuing]),
             now=runtime.clock(),
             valid_for=timedelta(days=order.valid_days) if order.valid_days else None,
         )
-        runtime.audit_log(session).append(
-            AuditEvent(
-                actor=officer_pseudonym,
-                action="signing.document.signed",
-                subject=teacher,
-                outcome="success",
-                details={
-                    "type": "teacher-transfer-order",
-                    "order": order.order_no,
-                    "sha256": signed.document_hash.hex(),
-                    "certificate": serial_text(officer.serial),
-                },
-            )
+        _record_signature(
+            runtime,
+            session,
+            officer_pseudonym,
+            teacher,
+            {
+                "type": "teacher-transfer-order",
+                "order": order.order_no,
+                "sha256": signed.document_hash.hex(),
+                "certificate": serial_text(serial),
+            },
         )
     filename = order.order_no.replace("/", "-") + ".pdf"
     return Response(
@@ -217,6 +242,50 @@ def _sign_order(runtime: Runtime, request: Request, order: TransferOrderRequest)
         media_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@router.post(
+    "/cms",
+    response_class=Response,
+    status_code=201,
+    summary="Sign any file: a detached CAdES-B signature (officers with signing.officer)",
+)
+async def cms_signature(request: Request, runtime: RuntimeDep, department: str) -> Response:
+    body = await request.body()
+    if not body:
+        return problem(400, "Send the file to sign as the request body")
+    if len(body) > MAX_FILE_BYTES:
+        return problem(413, "The file is too large", f"at most {MAX_FILE_BYTES} bytes")
+    return await run_in_threadpool(_sign_file, runtime, request, department, body)
+
+
+def _sign_file(runtime: Runtime, request: Request, department: str, data: bytes) -> Response:
+    try:
+        _citizen, officer_pseudonym = _officer(request, runtime, department)
+    except InvalidToken as exc:
+        return problem(401, "Sign in as an officer", exc.description)
+    except PermissionError as exc:
+        return problem(403, "Not allowed", str(exc))
+    with runtime.transaction() as session:
+        officer = _officer_signer(runtime, session, department, officer_pseudonym)
+        if officer is None:
+            return problem(409, "Cannot sign yet", "you have no officer-signing certificate")
+        signer, serial = officer
+        signature = sign_detached(
+            data, key=signer.key, certificate=signer.certificate, chain=signer.chain
+        )
+        _record_signature(
+            runtime,
+            session,
+            officer_pseudonym,
+            None,
+            {
+                "type": "cms",
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "certificate": serial_text(serial),
+            },
+        )
+    return Response(signature, status_code=201, media_type="application/pkcs7-signature")
 
 
 @router.post(

@@ -19,6 +19,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -231,20 +232,54 @@ class Authority:
             public = self._keys.private_key(key_ref).public_key()
         else:
             public = _checked_csr_key(csr)
+        subject_name = name(
+            subject.common_name,
+            organisation=self._organisation,
+            unit=subject.department,
+            title=subject.title,
+        )
+        return self._certify(
+            profile, subject_name, subject, public, key_ref, actor, "signing.certificate.issued"
+        )
+
+    def renew(self, serial: int, *, actor: str) -> IssuedCertificate:
+        """A new certificate for the same key and subject, with a new validity; the old one
+        stays valid until it expires or is revoked (what is signed with it keeps verifying)."""
+        found = self.get(serial)
+        if found is None:
+            raise PkiError(f"no certificate {serial_text(serial)}")
+        if found.revoked_at is not None:
+            raise PkiError(f"{serial_text(serial)} is revoked: issue a new one instead")
+        public = found.certificate.public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise PkiError(f"{serial_text(serial)} is not for an EC key")
+        common_name = found.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        subject = Subject(str(common_name[0].value), found.department, found.holder)
+        return self._certify(
+            PROFILES[found.profile],
+            found.certificate.subject,
+            subject,
+            public,
+            found.key_ref,
+            actor,
+            "signing.certificate.renewed",
+            {"renews": serial_text(serial)},
+        )
+
+    def _certify(
+        self,
+        profile: Profile,
+        subject_name: x509.Name,
+        subject: Subject,
+        public: ec.EllipticCurvePublicKey,
+        key_ref: str | None,
+        actor: str,
+        action: str,
+        extra: dict[str, str] | None = None,
+    ) -> IssuedCertificate:
         issuer, issuer_key = self.issuing()
         certificate = issue(
-            profile,
-            name(
-                subject.common_name,
-                organisation=self._organisation,
-                unit=subject.department,
-                title=subject.title,
-            ),
-            public,
-            issuer,
-            issuer_key,
-            self._clock(),
-            self._endpoints,
+            profile, subject_name, public, issuer, issuer_key, self._clock(), self._endpoints
         )
         self._db.execute(
             insert(certificates).values(
@@ -260,14 +295,8 @@ class Authority:
                 not_after=certificate.not_valid_after_utc,
             )
         )
-        details = {"profile": profile.name, "department": subject.department or ""}
-        self._record(
-            "signing.certificate.issued",
-            actor,
-            certificate.serial_number,
-            details,
-            subject=subject.holder,
-        )
+        details = {"profile": profile.name, "department": subject.department or "", **(extra or {})}
+        self._record(action, actor, certificate.serial_number, details, subject=subject.holder)
         if profile is QR_SIGNER:
             self.publish_trust_list()
         return IssuedCertificate(

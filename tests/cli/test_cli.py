@@ -47,6 +47,7 @@ def test_help_lists_every_command_with_one_line_each() -> None:
         "pki init",
         "pki issue",
         "pki list",
+        "pki renew",
         "pki revoke",
         "roles grant",
         "roles list",

@@ -320,3 +320,27 @@ def test_the_schedule_republishes_the_crl_and_renews_the_responder_in_time(
         assert authority.refresh(actor="system:schedule") == ["crl", "trust-list", "ocsp-responder"]
         crl = x509.load_der_x509_crl(authority.crl())
     assert crl.last_update_utc > NOW + timedelta(days=69)
+
+
+def test_renewal_certifies_the_same_key_again_and_is_audited(
+    pki: Pki, web: TestClient, runtime: Runtime
+) -> None:
+    seal, serial = _issue_seal(pki)
+    renewed_file = pki.files / "renewed.pem"
+    code, output = run(pki.env, "pki", "renew", serial, "--out", str(renewed_file))
+    assert code == 0, output
+    old = x509.load_pem_x509_certificate(seal.read_bytes())
+    new = x509.load_pem_x509_certificate(renewed_file.read_bytes())
+    assert new.public_key() == old.public_key()
+    assert new.subject == old.subject
+    assert new.serial_number != old.serial_number
+    root, issuing, crl = _chain(pki, web)
+    verified = _verify(root, issuing, crl, renewed_file)
+    assert verified.returncode == 0, verified.stderr
+    with runtime.transaction() as session:
+        recorded = b"".join(session.execute(select(entries.c.entry)).scalars())
+    assert b"signing.certificate.renewed" in recorded
+    assert run(pki.env, "pki", "revoke", serial, "--reason", "superseded")[0] == 0
+    code, output = run(pki.env, "pki", "renew", serial)
+    assert code == 2
+    assert "is revoked" in output

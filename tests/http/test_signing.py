@@ -25,6 +25,7 @@ from signing.trustlist import load_trust_list
 from tests.cli.test_cli import run
 from tests.http.oidc_kit import register_citizen, register_client
 from tests.http.test_roles_and_entries import _access_token, _grant
+from tests.unit.signing.pki_kit import openssl
 
 ORDER = {
     "department": "sed",
@@ -250,3 +251,44 @@ def test_shanakht_verify_on_the_server_and_offline_with_its_exit_codes(
     code, output = run(cli_env, "verify", str(blank), "--root", str(root))
     assert code == 2
     assert "go together" in output
+
+
+def test_an_officer_signs_any_file_and_openssl_cms_verifies_it(
+    web: TestClient, desk: Desk, tmp_path: Path
+) -> None:
+    data = b"minutes of the transfer committee, 14 March 2026\n" * 100
+    response = web.post("/signing/cms?department=sed", content=data,
+                        headers={"Authorization": f"Bearer {desk.token}"})  # fmt: skip
+    assert response.status_code == 201, response.text
+    assert response.headers["content-type"] == "application/pkcs7-signature"
+    (tmp_path / "data.bin").write_bytes(data)
+    (tmp_path / "sig.p7s").write_bytes(response.content)
+    root = tmp_path / "root.der"
+    root.write_bytes(web.get("/pki/root-ca.crt").content)
+    issuing = tmp_path / "issuing.der"
+    issuing.write_bytes(web.get("/pki/issuing-ca.crt").content)
+    pems = []
+    for der in (root, issuing):
+        pem = der.with_suffix(".pem")
+        subprocess.run([openssl(), "x509", "-inform", "DER", "-in", str(der), "-out", str(pem)],
+                       check=True)  # fmt: skip
+        pems.append(pem)
+
+    def cms_verify(content: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [openssl(), "cms", "-verify", "-binary", "-inform", "DER", "-in",
+             str(tmp_path / "sig.p7s"), "-content", str(content), "-CAfile", str(pems[0]),
+             "-certfile", str(pems[1]), "-purpose", "any", "-out", "/dev/null"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+    good = cms_verify(tmp_path / "data.bin")
+    assert good.returncode == 0, good.stderr
+    assert "Verification successful" in good.stderr
+    (tmp_path / "changed.bin").write_bytes(data.replace(b"14 March", b"15 March"))
+    assert cms_verify(tmp_path / "changed.bin").returncode != 0
+    nobody = web.post("/signing/cms?department=sed", content=data)
+    assert nobody.status_code == 401
+    empty = web.post("/signing/cms?department=sed", content=b"",
+                     headers={"Authorization": f"Bearer {desk.token}"})  # fmt: skip
+    assert empty.status_code == 400
