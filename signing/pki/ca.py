@@ -157,7 +157,10 @@ def issue(
         .not_valid_after(min(now + profile.validity, issuer.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(profile.key_usage, critical=True)
-        .add_extension(x509.ExtendedKeyUsage(list(profile.extended_key_usage)), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(list(profile.extended_key_usage)),
+            critical=profile.critical_eku,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()),  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ class Profile:
     validity: timedelta
     key_usage: x509.KeyUsage
     extended_key_usage: tuple[ObjectIdentifier, ...]
+    critical_eku: bool = False  # RFC 3161 2.3 requires a critical EKU of a TSA certificate
 
 
 def _usage(*, signature: bool = False, non_repudiation: bool = False) -> x509.KeyUsage:
@@ -71,4 +72,16 @@ OCSP_RESPONDER = Profile(
     extended_key_usage=(ExtendedKeyUsageOID.OCSP_SIGNING,),
 )
 
-PROFILES = {p.name: p for p in (DEPARTMENT_SEAL, OFFICER_SIGNING, QR_SIGNER, OCSP_RESPONDER)}
+TSA = Profile(
+    name="timestamping",
+    policy=ObjectIdentifier(f"{POLICY_ARC}.5"),
+    validity=timedelta(days=3 * 365),
+    # A token commits the TSA to a claim (this imprint existed at genTime) that it must not be
+    # able to disown later: content commitment, as for a seal, beside digitalSignature.
+    key_usage=_usage(signature=True, non_repudiation=True),
+    # RFC 3161 2.3: timeStamping only, and critical, so the key cannot sign anything else.
+    extended_key_usage=(ExtendedKeyUsageOID.TIME_STAMPING,),
+    critical_eku=True,
+)
+
+PROFILES = {p.name: p for p in (DEPARTMENT_SEAL, OFFICER_SIGNING, QR_SIGNER, OCSP_RESPONDER, TSA)}

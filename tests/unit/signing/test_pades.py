@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import http.server
 import io
 import random
 import re
 import subprocess
-import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -48,6 +46,7 @@ from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER
 from signing.qr import QrPayload, encode, kid_for, verify
 from tests.unit.signing.pki_kit import NOW, Hierarchy
 from tests.unit.signing.test_transfer_order import DEPARTMENT, ORDER, tool
+from tests.unit.signing.tsa_server import serving
 
 LATER = NOW + timedelta(minutes=10)  # validation after signing; the kit's NOW is import time
 
@@ -523,28 +522,11 @@ def _serve_tsa(pki: Hierarchy) -> Generator[str, None, None]:
         certs_to_embed=store,
     )
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            request = tsp.TimeStampReq.load(self.rfile.read(int(self.headers["Content-Length"])))
-            body = stamper.request_tsa_response(request).dump()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/timestamp-reply")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(body: bytes) -> bytes:
+        return bytes(stamper.request_tsa_response(tsp.TimeStampReq.load(body)).dump())
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/tsa"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(respond) as url:
+        yield url
 
 
 def test_with_a_tsa_the_signature_is_pades_b_t(
