@@ -20,6 +20,8 @@ from api.cli_support import (
     migrate,
 )
 from api.cli_verify import verify
+from api.database import snapshot
+from api.runtime import Runtime
 from audit import AuditError, AuditEvent, TamperError, verify_log
 from identity.oidc.clients import (
     CLIENT_SECRET_BASIC,
@@ -78,8 +80,13 @@ def audit() -> None:
 @audit.command("verify")
 def audit_verify() -> None:
     """Re-check the whole log and its checkpoints; exit 1 naming the first bad entry."""
-    with cli_runtime() as runtime, runtime.engine.connect() as connection:
+    with cli_runtime() as runtime:
         migrate(runtime)
+        _verify(runtime)
+
+
+def _verify(runtime: Runtime) -> None:
+    with snapshot(runtime.engine) as connection:
         origin = runtime.settings.resolved_audit_origin
         try:
             report = verify_log(connection, runtime.audit_verifier, origin)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy.orm import Session
 
 from api.cli_support import citizen_for, cli_runtime, fail, migrate
+from api.runtime import Runtime
 from signing.errors import SigningError
 from signing.pki.authority import REASONS, IssuedCertificate, Subject, load_csr, parse_serial
 from signing.pki.authority import serial_text as serial_of
@@ -105,7 +107,7 @@ def pki_issue(
                     if (department, "signing.officer") not in held:
                         fail(f"that officer does not hold signing.officer in {department}")
                     account = provider.accounts.by_id(citizen_id)
-                    if account is None:
+                    if account is None:  # citizen_for found it a moment ago, in this transaction
                         fail("no account holds that CNIC")
                     subject = Subject(account.profile.full_name, department, holder, post)
                 else:
@@ -150,7 +152,11 @@ def pki_renew(serial: str, out: Path | None) -> None:
         migrate(runtime)
         try:
             with runtime.transaction() as session:
-                renewed = runtime.authority(session).renew(parse_serial(serial), actor="admin:cli")
+                authority = runtime.authority(session)
+                found = authority.get(parse_serial(serial))
+                if found is not None and found.profile == OFFICER_SIGNING.name:
+                    _still_an_officer(runtime, session, found.holder, found.department)
+                renewed = authority.renew(parse_serial(serial), actor="admin:cli")
         except SigningError as exc:
             fail(str(exc))
     pem = renewed.certificate.public_bytes(Encoding.PEM)
@@ -159,6 +165,17 @@ def pki_renew(serial: str, out: Path | None) -> None:
     else:
         click.echo(pem.decode(), nl=False)
     click.echo(f"renewed {serial} as {serial_of(renewed.serial)}", err=True)
+
+
+def _still_an_officer(
+    runtime: Runtime, session: Session, holder: str | None, department: str | None
+) -> None:
+    """An officer's certificate is renewed only while they hold signing.officer there."""
+    provider = runtime.provider(session)
+    account = provider.accounts.by_pseudonym(holder) if holder else None
+    held = {(g.department, g.role) for g in provider.roles.of(account.id)} if account else set()
+    if (department, "signing.officer") not in held:
+        fail(f"the holder no longer has signing.officer in {department}: revoke, don't renew")
 
 
 @pki.command("list")

@@ -24,6 +24,8 @@ import fcntl
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +141,29 @@ def begin_writing(connection: Connection) -> None:
     if queue is not None:
         queue.acquire(info)
     dbapi.execute("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection that sees the database as of its first read, for a long read that must be
+    consistent with itself (`audit verify` reads checkpoints, entries and the head in separate
+    statements while appends go on). SQLite: a deferred transaction (a WAL read snapshot, no
+    write lock); PostgreSQL: REPEATABLE READ."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            dbapi = connection.connection.dbapi_connection
+            if dbapi is None:
+                raise RuntimeError("the SQLite connection is closed")
+            dbapi.execute("BEGIN")
+            try:
+                yield connection
+            finally:
+                connection.rollback()
+        return
+    with engine.connect() as connection:
+        reading = connection.execution_options(isolation_level="REPEATABLE READ")
+        with reading.begin():
+            yield reading
 
 
 def create_db_engine(url: str | URL, **kwargs: Any) -> Engine:

@@ -1,8 +1,9 @@
 """Run every benchmark: `python -m bench` (what `make bench` does)."""
 
-from bench import audit_log, identity, signing
+from bench import audit_log, identity, locker_crypto, signing
 
 if __name__ == "__main__":
     audit_log.main()
     identity.main()
     signing.main()
+    locker_crypto.main()

@@ -76,7 +76,7 @@ CLIENT_CREDENTIALS = "client_credentials"
 REFRESH = "refresh_token"
 BOTH = "both grants at once"
 GRANT_TARGET = 500.0  # grants per second in all, the issue's target
-PACED = f"both grants at {GRANT_TARGET:.0f}/s"
+PACED = f"both grants paced at {GRANT_TARGET:.0f}"
 PHASES = [LOGINS, CLIENT_CREDENTIALS, REFRESH, BOTH, PACED]
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')

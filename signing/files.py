@@ -10,13 +10,14 @@ whole file must be intact and chain to the root.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 import pypdfium2
 import zxingcpp
 from cryptography import x509
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from signing.documents.pades import PdfCheck, base_revision, validate_pdf
 from signing.errors import SigningError
@@ -29,6 +30,7 @@ RENDER_SCALE = 200 / 72  # 200 dpi: a 45 mm QR of up to 97 modules gets 3+ pixel
 PDF, PNG, JPEG = "pdf", "png", "jpeg"
 _MAGIC = {b"%PDF-": PDF, b"\x89PNG\r\n\x1a\n": PNG, b"\xff\xd8\xff": JPEG}
 PDF_ALTERED = "The PDF has been changed since it was signed, or its signature is not ours."
+PDF_SIGNER_REVOKED = "The officer's certificate that signed this PDF has been revoked."
 
 
 class UnreadableFile(SigningError):
@@ -71,7 +73,10 @@ def _photo(data: bytes) -> Image.Image:
             if opened.width * opened.height > MAX_PIXELS:
                 raise UnreadableFile("the image is too large")
             return opened.convert("L")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except UnreadableFile:
+        raise
+    except (ValueError, SyntaxError, OSError, Image.DecompressionBombError) as exc:
+        # PIL reports a damaged file as any of these (SyntaxError for a broken PNG).
         raise UnreadableFile("the image cannot be opened") from exc
 
 
@@ -84,9 +89,18 @@ def _page_image(data: bytes) -> Image.Image:
         if len(document) == 0:
             raise UnreadableFile("the PDF has no pages")
         document.init_forms()  # the QR is the signature field's appearance: a form widget
-        bitmap = document[0].render(scale=RENDER_SCALE, grayscale=True, may_draw_forms=True)
-        page: Image.Image = bitmap.to_pil()
-        return page
+        page = document[0]
+        width, height = page.get_size()  # points
+        if width <= 0 or height <= 0:
+            raise UnreadableFile("the PDF's first page has no size")
+        # A page may declare any size; render it at 200 dpi only up to MAX_PIXELS, so a tiny
+        # file with a page the size of a field cannot make us allocate gigabytes.
+        scale = min(RENDER_SCALE, math.sqrt(MAX_PIXELS / (width * height)))
+        bitmap = page.render(scale=scale, grayscale=True, may_draw_forms=True)
+        image: Image.Image = bitmap.to_pil()
+        return image
+    except pypdfium2.PdfiumError as exc:
+        raise UnreadableFile("the PDF's first page cannot be drawn") from exc
     finally:
         document.close()
 
@@ -112,4 +126,20 @@ def check_file(
     verdict = verify_qr(text, trust, now=now, document=original, status=status)
     if verdict.authentic and not pdf.ok:
         verdict = replace(verdict, outcome=Outcome.ALTERED, reason=PDF_ALTERED)
+    elif (
+        verdict.authentic
+        and status is not None
+        and pdf.signer is not None
+        and _status_of(status, pdf.signer) == "revoked"
+    ):
+        verdict = replace(verdict, outcome=Outcome.REVOKED, reason=PDF_SIGNER_REVOKED)
     return FileVerdict(verdict, kind, text, pdf)
+
+
+def _status_of(status: StatusCheck, certificate: x509.Certificate) -> str:
+    """The online answer for the PDF's signer; unreachable counts as no answer (the QR's
+    verdict already says whether the online check could be made)."""
+    try:
+        return status(certificate)
+    except Exception:  # a network or database failure is not a verdict on the certificate
+        return "unknown"

@@ -37,6 +37,7 @@ SCOPE_TEXT = {
     "address": "your address",
     "phone": "your verified mobile number",
     "roles": "your roles as an officer of a department",
+    "signing": "to sign documents in your name, with your officer's certificate",
 }
 
 FormText = Annotated[str, Form()]

@@ -123,6 +123,7 @@ class AccessToken:
     subject: str
     scopes: frozenset[str]
     dpop_jkt: str | None
+    session_id: str | None = None
 
 
 class TokenService:
@@ -422,6 +423,7 @@ class TokenService:
             subject=str(claims["sub"]),
             scopes=frozenset(row.scope.split()),
             dpop_jkt=row.dpop_jkt,
+            session_id=row.session_id,
         )
 
     def userinfo(self, access: AccessToken) -> dict[str, Any]:

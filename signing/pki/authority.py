@@ -153,6 +153,7 @@ class Authority:
 
     def initialise(self, root: RootCa, *, actor: str) -> x509.Certificate:
         """Record the root, make the issuing CA, its OCSP responder and first CRL."""
+        self._lock()
         if self._issuing_row() is not None:
             raise PkiError("the PKI is initialised already")
         now = self._clock()
@@ -205,6 +206,13 @@ class Authority:
             raise PkiNotReady("the PKI is not initialised: run `shanakht pki init`")
         return x509.load_der_x509_certificate(row.certificate), self._keys.private_key(row.key_ref)
 
+    def _lock(self) -> None:
+        """Serialise the CA's writes: CRL and trust-list numbers, revocations, renewals. A row
+        lock on the issuing CA on PostgreSQL; on SQLite, FOR UPDATE takes the write lock."""
+        self._db.execute(
+            select(authorities.c.serial).where(authorities.c.kind == "issuing").with_for_update()
+        ).all()
+
     def _issuing_row(self) -> Any:
         return self._db.execute(
             select(authorities.c.serial, authorities.c.certificate, authorities.c.key_ref)
@@ -245,6 +253,7 @@ class Authority:
     def renew(self, serial: int, *, actor: str) -> IssuedCertificate:
         """A new certificate for the same key and subject, with a new validity; the old one
         stays valid until it expires or is revoked (what is signed with it keeps verifying)."""
+        self._lock()  # so a revocation cannot land between the check below and the new one
         found = self.get(serial)
         if found is None:
             raise PkiError(f"no certificate {serial_text(serial)}")
@@ -277,6 +286,7 @@ class Authority:
         action: str,
         extra: dict[str, str] | None = None,
     ) -> IssuedCertificate:
+        self._lock()
         issuer, issuer_key = self.issuing()
         certificate = issue(
             profile, subject_name, public, issuer, issuer_key, self._clock(), self._endpoints
@@ -314,6 +324,7 @@ class Authority:
         """Revoke with an RFC 5280 reason and publish a new CRL at once."""
         if reason not in REASONS:
             raise PkiError(f"unknown reason {reason!r}; reasons are {', '.join(sorted(REASONS))}")
+        self._lock()
         found = self.get(serial)
         if found is None:
             raise PkiError(f"no certificate {serial_text(serial)}")
@@ -391,6 +402,7 @@ class Authority:
 
     def publish_crl(self) -> bytes:
         """A new CRL with the next number: after each revocation and on the schedule."""
+        self._lock()
         issuer, issuer_key = self.issuing()
         rows = self._db.execute(
             select(certificates.c.serial, certificates.c.revoked_at, certificates.c.reason).where(
@@ -424,6 +436,7 @@ class Authority:
     def refresh(self, *, actor: str) -> list[str]:
         """The schedule's work: a new CRL at half its life, a new OCSP responder certificate
         a month before the old one expires. Returns what it did."""
+        self._lock()
         done = []
         now = self._clock()
         next_update = self._db.execute(select(func.max(crls.c.next_update))).scalar()
@@ -445,6 +458,7 @@ class Authority:
     def publish_trust_list(self) -> bytes:
         """A new trust list of every QR signer and its status, signed by the issuing CA: after
         a QR signer is issued or revoked, and on the schedule before the last one is due."""
+        self._lock()
         issuer, issuer_key = self.issuing()
         now = self._clock().replace(microsecond=0)
         signers = tuple(
@@ -514,6 +528,8 @@ class Authority:
             .where(
                 certificates.c.profile == OCSP_RESPONDER.name,
                 certificates.c.revoked_at.is_(None),
+                certificates.c.key_ref.is_not(None),
+                certificates.c.not_after > self._clock(),
             )
             .order_by(certificates.c.issued_at.desc())
             .limit(1)

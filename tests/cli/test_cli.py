@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,27 @@ def test_a_wrong_master_key_says_so(tmp_path: Path) -> None:
     code, out = run({**env, "SHANAKHT_MASTER_KEY": other}, "db", "upgrade")
     assert code == 2
     assert "does not open under this master key" in out
+
+
+def test_verify_sees_one_consistent_log_while_appends_go_on(
+    runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    """Checkpoints, entries and head are read in separate statements: without one snapshot,
+    an append between them looks like tampering."""
+    append(runtime, 50)
+    checkpoint(runtime)
+    stop = threading.Event()
+
+    def keep_appending() -> None:
+        while not stop.is_set():
+            append(runtime, 5, batch=1)
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    try:
+        for _ in range(5):
+            code, output = run(cli_env, "audit", "verify")
+            assert code == 0, output
+    finally:
+        stop.set()
+        writer.join(timeout=30)

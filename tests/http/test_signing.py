@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,13 +18,23 @@ from sqlalchemy import select
 
 from api.runtime import Runtime
 from audit.models import entries
+from identity.login import ACR_SUBSTANTIAL
 from identity.nadra import SCENARIOS, read_registry
+from signing.files import MAX_FILE_BYTES
 from signing.pki.authority import Subject
 from signing.pki.custody import create_root
 from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER
 from signing.trustlist import load_trust_list
 from tests.cli.test_cli import run
-from tests.http.oidc_kit import register_citizen, register_client
+from tests.http.oidc_kit import (
+    Browser,
+    RelyingParty,
+    csrf_of,
+    query_of,
+    register_citizen,
+    register_client,
+    token,
+)
 from tests.http.test_roles_and_entries import _access_token, _grant
 from tests.unit.signing.pki_kit import openssl
 
@@ -43,10 +54,39 @@ ORDER = {
 @dataclass(frozen=True)
 class Desk:
     """A department ready to sign: the PKI, an officer with the role and a certificate, a QR
-    signer, and the officer's access token."""
+    signer, and the officer's access tokens: one fit to sign (the `signing` scope, a sign-in
+    with a second factor) and two that are not."""
 
     token: str
     qr_serial: int
+    without_scope: str
+    password_only: str
+
+
+def _stepped_up_token(
+    web: TestClient, runtime: Runtime, rp: RelyingParty, cnic: str, scope: str
+) -> str:
+    """Sign in with password (consenting), then step up with the SMS code; the new token."""
+    browser = Browser(web)
+    browser.sign_in(rp, cnic, scope=scope)
+    response, verifier = browser.authorize(rp, scope=scope, acr_values=ACR_SUBSTANTIAL)
+    if not response.headers["location"].startswith(rp.redirect_uri):  # not stepped up yet
+        page = browser.follow(response)
+        record = read_registry(runtime.identity.nadra_file)[cnic]
+        sms = runtime.identity.sms.last_to(record.mobile_numbers[0])
+        code = sms.text.split()[3].rstrip(".")
+        ticket = page.text.split('name="ticket" value="')[1].split('"')[0]
+        response = browser.follow(
+            web.post(
+                str(page.url).removeprefix("https://shanakht.test"),
+                data={"ticket": ticket, "code": code, "csrf": csrf_of(page.text)},
+                follow_redirects=False,
+            )
+        )
+    callback = query_of(response.headers["location"])
+    exchanged = token(web, rp, grant_type="authorization_code", code=callback["code"],
+                      redirect_uri=rp.redirect_uri, code_verifier=verifier)  # fmt: skip
+    return str(exchanged.json()["access_token"])
 
 
 @pytest.fixture
@@ -69,8 +109,16 @@ def desk(web: TestClient, oidc_runtime: Runtime, officer: tuple[str, str], tmp_p
         authority.issue(OFFICER_SIGNING, Subject("An Officer", "sed", holder.pseudonym, "CEO"),
                         actor="admin:test")  # fmt: skip
         qr = authority.issue(QR_SIGNER, Subject("SED QR signer", "sed"), actor="admin:test")
-    rp = register_client(oidc_runtime, "etransfer", scopes=("openid", "roles"))
-    return Desk(_access_token(web, rp, cnic, "openid roles"), qr.serial)
+    rp = register_client(oidc_runtime, "etransfer", scopes=("openid", "roles", "signing"))
+    other = register_client(oidc_runtime, "domicile", scopes=("openid", "roles"))
+    password_only = _access_token(web, rp, cnic, "openid roles signing")
+    web.cookies.clear()  # a new browser: its sign-in is not the low one above
+    return Desk(
+        _stepped_up_token(web, oidc_runtime, rp, cnic, "openid roles signing"),
+        qr.serial,
+        _stepped_up_token(web, oidc_runtime, other, cnic, "openid roles"),
+        password_only,
+    )
 
 
 def _sign(web: TestClient, desk: Desk, **changes: object) -> bytes:
@@ -197,6 +245,11 @@ def test_only_an_officer_of_the_department_signs(
 ) -> None:
     no_token = web.post("/signing/orders/transfer", json=ORDER)
     assert no_token.status_code == 401
+    for unfit, why in ((desk.without_scope, "signing scope"), (desk.password_only, "second")):
+        refused = web.post("/signing/orders/transfer", json=ORDER,
+                           headers={"Authorization": f"Bearer {unfit}"})  # fmt: skip
+        assert refused.status_code == 403, refused.text
+        assert why in refused.json()["detail"]
     elsewhere = web.post("/signing/orders/transfer", json={**ORDER, "department": "health"},
                          headers={"Authorization": f"Bearer {desk.token}"})  # fmt: skip
     assert elsewhere.status_code == 403
@@ -292,3 +345,37 @@ def test_an_officer_signs_any_file_and_openssl_cms_verifies_it(
     empty = web.post("/signing/cms?department=sed", content=b"",
                      headers={"Authorization": f"Bearer {desk.token}"})  # fmt: skip
     assert empty.status_code == 400
+
+
+def test_oversized_requests_are_refused_before_they_are_read(web: TestClient, desk: Desk) -> None:
+    big = b"x" * (MAX_FILE_BYTES + 1)
+    signed = web.post("/signing/cms?department=sed", content=big,
+                      headers={"Authorization": f"Bearer {desk.token}"})  # fmt: skip
+    assert signed.status_code == 413
+    text = web.post("/signing/verify", content=b'{"payload": "' + b"A" * 20000 + b'"}',
+                    headers={"content-type": "application/json"})  # fmt: skip
+    assert text.status_code == 413
+    photo = web.post("/signing/verify", files={"file": ("big.png", big)})
+    assert photo.status_code == 413
+    for status in (signed, text, photo):
+        assert status.headers["content-type"] == "application/problem+json"
+
+
+def test_a_pdf_with_a_giant_page_is_drawn_small_and_a_broken_png_is_a_clear_error(
+    web: TestClient, desk: Desk
+) -> None:
+    giant = (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+        b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+        b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 14400 14400]>>endobj\n"
+        b"trailer<</Root 1 0 R>>\n%%EOF\n"
+    )
+    started = time.monotonic()
+    response = web.post("/signing/verify", files={"file": ("giant.pdf", giant)})
+    assert response.status_code == 422  # no QR on it; and no gigabytes spent finding that out
+    assert time.monotonic() - started < 20
+    broken = web.post(
+        "/signing/verify", files={"file": ("b.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR")}
+    )
+    assert broken.status_code == 400
+    assert broken.headers["content-type"] == "application/problem+json"
