@@ -30,7 +30,7 @@ from identity.policy import THROTTLE_WINDOW, IdentityPolicy, Limit
 from identity.sealing import Sealer
 from identity.second_factor import SecondFactor
 from identity.sms import OutboxSmsGateway
-from signing.pki.authority import Authority, ResponderCache
+from signing.pki.authority import Authority, SignerCaches
 from signing.pki.ca import Endpoints
 from signing.pki.keys import SealedKeys
 
@@ -82,7 +82,7 @@ class Runtime:
     pseudonym_key: bytes
     identity: IdentityParts
     signing_seal_key: bytes
-    ocsp_signers: ResponderCache = field(default_factory=ResponderCache)
+    signer_caches: SignerCaches = field(default_factory=SignerCaches)
     clock: Callable[[], datetime] = utc_now
     _nadra: NadraRegistry | None = None
 
@@ -155,7 +155,7 @@ class Runtime:
             audit=self.audit_log(session),
             clock=self.clock,
             endpoints=Endpoints(self.settings.public_url.rstrip("/")),
-            responders=self.ocsp_signers,
+            caches=self.signer_caches,
         )
 
     @property

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds between automatic checkpoints while the log grows; 0 turns them off.",
     )
+    tsa_url: str | None = Field(
+        None,
+        description="An outside RFC 3161 time-stamp authority for signed PDFs; default: the "
+        "service's own (`POST /pki/tsa`).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Level of the service's own log."
     )

@@ -86,6 +86,33 @@ async def ocsp_get(encoded: str, runtime: RuntimeDep) -> Response:
     return await _in_thread(runtime, request_der)
 
 
+MAX_TSA_REQUEST = 16 * 1024
+
+
+@router.post(
+    "/tsa",
+    response_class=Response,
+    summary="RFC 3161 time-stamps by the service's own authority",
+)
+async def time_stamp(request: Request, runtime: RuntimeDep) -> Response:
+    if request.headers.get("content-type", "").split(";")[0].strip() != (
+        "application/timestamp-query"
+    ):
+        return problem(415, "Send a time-stamp query", "Content-Type: application/timestamp-query")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_TSA_REQUEST:
+            return problem(413, "The time-stamp query is too large")
+    return await run_in_threadpool(_stamp, runtime, body)
+
+
+def _stamp(runtime: Runtime, query: bytes) -> Response:
+    with runtime.sessions() as session:
+        reply = runtime.authority(session).tsa().respond(query)
+    return Response(reply, media_type="application/timestamp-reply")
+
+
 async def _in_thread(runtime: Runtime, request_der: bytes) -> Response:
     """The body is read on the event loop; the database and the signature, off it."""
     return await run_in_threadpool(_answer, runtime, request_der)

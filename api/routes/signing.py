@@ -18,6 +18,7 @@ from cryptography import x509
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
+from pyhanko.sign.timestamps import TimeStamper
 from starlette.datastructures import UploadFile
 
 from api.deps import RuntimeDep
@@ -29,9 +30,10 @@ from identity.login import ACR_SUBSTANTIAL
 from identity.oidc.errors import InvalidToken
 from signing.documents.cms import sign_detached
 from signing.documents.orders import Signer, sign_transfer_order
+from signing.documents.pades import LocalTimeStamper, http_timestamper
 from signing.documents.transfer_order import TransferOrder
 from signing.files import MAX_FILE_BYTES, FileVerdict, check_file
-from signing.pki.authority import serial_text
+from signing.pki.authority import Authority, serial_text
 from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER
 from signing.trustlist import TrustList, load_trust_list
 from signing.verdict import Verdict, verify_qr
@@ -213,6 +215,12 @@ def _officer_signer(
     return Signer(authority.private_key(issued), issued.certificate, [issuing]), issued.serial
 
 
+def _timestamper(runtime: Runtime, authority: Authority) -> TimeStamper:
+    """The configured outside time-stamp authority, or the service's own, in process."""
+    url = runtime.settings.tsa_url
+    return http_timestamper(url) if url else LocalTimeStamper(authority.tsa())
+
+
 def _b64url(digest: bytes) -> str:
     """A digest as audit details carry it: base64url, since hex has runs of 13 digits often
     enough (1 in 60) for the audit log's CNIC guard to refuse the entry."""
@@ -266,6 +274,7 @@ def _sign_order(runtime: Runtime, request: Request, order: TransferOrderRequest)
             qr_signer=Signer(authority.private_key(qr), qr.certificate, [issuing]),
             now=runtime.clock(),
             valid_for=timedelta(days=order.valid_days) if order.valid_days else None,
+            timestamper=_timestamper(runtime, authority),
         )
         _record_signature(
             runtime,

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from pyhanko.sign.timestamps import TimeStamper
 
 from signing.documents.pades import sign_pdf
 from signing.documents.transfer_order import DOCUMENT_TYPE, TransferOrder, render
@@ -49,7 +50,7 @@ def sign_transfer_order(
     qr_signer: Signer,
     now: datetime,
     valid_for: timedelta | None = None,
-    timestamper_url: str | None = None,
+    timestamper: TimeStamper | None = None,
 ) -> SignedOrder:
     rendered = render(order, department=department)
     digest = hashlib.sha256(rendered).digest()
@@ -70,6 +71,6 @@ def sign_transfer_order(
         certificate=officer.certificate,
         chain=officer.chain,
         qr_text=text,
-        timestamper_url=timestamper_url,
+        timestamper=timestamper,
     )
     return SignedOrder(pdf, text, digest)

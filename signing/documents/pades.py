@@ -28,6 +28,7 @@ from typing import Any
 
 import qrcode
 import qrcode.constants
+from asn1crypto import tsp  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from pyhanko.pdf_utils import generic, layout
@@ -36,7 +37,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.pdf_utils.xref import XRefSectionType
 from pyhanko.sign import fields, signers
-from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
 from pyhanko.stamp.base import BaseStamp, BaseStampStyle
@@ -49,6 +50,7 @@ from signing.documents.cms import (
     validation_context,
 )
 from signing.documents.transfer_order import QR_BOX
+from signing.tsa import TimeStampAuthority
 
 FIELD_NAME = "Signature1"
 DIGEST = "sha256"
@@ -159,6 +161,23 @@ class QrStamp(BaseStamp):
 # Signing.
 
 
+def http_timestamper(url: str) -> TimeStamper:
+    """A time-stamp authority elsewhere, by RFC 3161's HTTP binding."""
+    return HTTPTimeStamper(url, timeout=TSA_TIMEOUT_SECONDS)
+
+
+class LocalTimeStamper(TimeStamper):
+    """pyHanko's stamper over the service's own authority, with no HTTP in between: the
+    embedded default, when no outside TSA is configured."""
+
+    def __init__(self, authority: TimeStampAuthority) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._authority = authority
+
+    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        return tsp.TimeStampResp.load(self._authority.respond(req.dump()))
+
+
 def sign_pdf(
     pdf: bytes,
     *,
@@ -166,12 +185,13 @@ def sign_pdf(
     certificate: x509.Certificate,
     chain: Sequence[x509.Certificate],
     qr_text: str | None = None,
-    timestamper_url: str | None = None,
+    timestamper: TimeStamper | None = None,
 ) -> bytes:
     """`pdf` with one incremental update: a PAdES signature, visible as the QR code of `qr_text`.
 
     The QR is stamped into QR_BOX on the first page; with no `qr_text` the signature is
-    invisible. PAdES B-B, or B-T when `timestamper_url` names an RFC 3161 time-stamp authority.
+    invisible. PAdES B-B, or B-T with a `timestamper` (`http_timestamper(url)`, or
+    `LocalTimeStamper` over the service's own RFC 3161 authority).
     The signature certifies the document with no changes allowed (DocMDP P=1): an official order
     is final once signed, and readers show it as certified, not merely signed.
 
@@ -195,11 +215,7 @@ def sign_pdf(
             docmdp_permissions=fields.MDPPerm.NO_CHANGES,
         ),
         simple_signer(key, certificate, chain),
-        timestamper=(
-            None
-            if timestamper_url is None
-            else HTTPTimeStamper(timestamper_url, timeout=TSA_TIMEOUT_SECONDS)
-        ),
+        timestamper=timestamper,
         stamp_style=stamp,
         new_field_spec=fields.SigFieldSpec(
             sig_field_name=FIELD_NAME,

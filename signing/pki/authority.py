@@ -12,9 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -38,9 +38,12 @@ from signing.pki.ca import (
 from signing.pki.custody import RootCa
 from signing.pki.keys import KeyProvider
 from signing.pki.ocsp import CertificateStatus, respond
-from signing.pki.profiles import OCSP_RESPONDER, PROFILES, QR_SIGNER, Profile
+from signing.pki.profiles import OCSP_RESPONDER, PROFILES, QR_SIGNER, TSA, Profile
 from signing.trustlist import REVOKED, TrustedSigner, TrustList, sign_trust_list
+from signing.tsa import TimeStampAuthority
 
+T = TypeVar("T")
+TSA_NAME = "Punjab Time-Stamping Authority"
 RESPONDER_RENEWAL = timedelta(days=30)  # renew the OCSP responder's certificate this early
 TRUST_LIST_VALIDITY = timedelta(days=7)  # offline verifiers should refresh within a week
 REASONS = {reason.name: reason for reason in x509.ReasonFlags if reason.name != "remove_from_crl"}
@@ -95,27 +98,31 @@ class OcspSigner:
     key: ec.EllipticCurvePrivateKey
 
 
-class ResponderCache:
-    """The issuing CA and the OCSP responder's certificate and key, kept for `ttl` seconds.
-
-    OCSP is the hot path (a verifier per document), and these change only at renewal, when
-    the old responder certificate stays valid anyway; certificate status is never cached.
-    One per process (the runtime holds it), shared by its threads.
-    """
+class Held(Generic[T]):
+    """One value kept for `ttl` seconds: the OCSP responder's and the TSA's certificate and
+    key. OCSP and time-stamps are hot paths, and these change only at renewal, when the old
+    certificate stays valid anyway; certificate status is never cached. One per process (the
+    runtime holds them), shared by its threads."""
 
     def __init__(self, ttl: float = 60.0) -> None:
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._held: tuple[float, OcspSigner] | None = None
+        self._held: tuple[float, T] | None = None
 
-    def get(self, load: Callable[[], OcspSigner]) -> OcspSigner:
+    def get(self, load: Callable[[], T]) -> T:
         with self._lock:
             if self._held is not None and time.monotonic() < self._held[0]:
                 return self._held[1]
-        signer = load()
+        value = load()
         with self._lock:
-            self._held = (time.monotonic() + self._ttl, signer)
-        return signer
+            self._held = (time.monotonic() + self._ttl, value)
+        return value
+
+
+@dataclass
+class SignerCaches:
+    ocsp: Held[OcspSigner] = field(default_factory=Held)
+    tsa: Held[TimeStampAuthority] = field(default_factory=Held)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +146,9 @@ class Authority:
         clock: Callable[[], datetime],
         endpoints: Endpoints,
         organisation: str = "Government of the Punjab",
-        responders: ResponderCache | None = None,
+        caches: SignerCaches | None = None,
     ) -> None:
-        self._responders = responders or ResponderCache(ttl=0.0)
+        self._caches = caches or SignerCaches(Held(ttl=0.0), Held(ttl=0.0))
         self._db = session
         self._keys = keys
         self._audit = audit
@@ -185,6 +192,7 @@ class Authority:
         )
         self._record("signing.ca.created", actor, issuing.serial_number, {"kind": "issuing"})
         self._new_responder(actor)
+        self.issue(TSA, Subject(TSA_NAME), actor=actor)
         self.publish_crl()
         self.publish_trust_list()
         return issuing
@@ -453,6 +461,10 @@ class Authority:
         ):
             self._new_responder(actor)
             done.append("ocsp-responder")
+        stamper = self._current_of(TSA)
+        if stamper is None or stamper.certificate.not_valid_after_utc - now < RESPONDER_RENEWAL:
+            self.issue(TSA, Subject(TSA_NAME), actor=actor)
+            done.append("tsa")
         return done
 
     def publish_trust_list(self) -> bytes:
@@ -494,7 +506,7 @@ class Authority:
 
     def ocsp(self, request_der: bytes) -> bytes:
         """The signed OCSP response to a DER request (RFC 6960)."""
-        signer = self._responders.get(self._ocsp_signer)
+        signer = self._caches.ocsp.get(self._ocsp_signer)
         return respond(
             request_der,
             issuer=signer.issuer,
@@ -511,6 +523,19 @@ class Authority:
             raise PkiNotReady("no OCSP responder certificate: run `shanakht pki init`")
         return OcspSigner(issuer, responder.certificate, self.private_key(responder))
 
+    def tsa(self) -> TimeStampAuthority:
+        """The service's own RFC 3161 time-stamp authority (the embedded default)."""
+        return self._caches.tsa.get(self._tsa)
+
+    def _tsa(self) -> TimeStampAuthority:
+        issued = self._current_of(TSA)
+        if issued is None:
+            raise PkiNotReady("no time-stamping certificate: run `shanakht pki init`")
+        issuing, _ = self.issuing()
+        return TimeStampAuthority(
+            self.private_key(issued), issued.certificate, [issuing], clock=self._clock
+        )
+
     def status(self, serial: int) -> CertificateStatus | None:
         """One indexed read: what OCSP answers must be now, never from a cache."""
         row = self._db.execute(
@@ -523,10 +548,14 @@ class Authority:
         return CertificateStatus(row.revoked_at, REASONS[row.reason] if row.reason else None)
 
     def _responder(self) -> IssuedCertificate | None:
+        return self._current_of(OCSP_RESPONDER)
+
+    def _current_of(self, profile: Profile) -> IssuedCertificate | None:
+        """The newest usable certificate of one of the service's own profiles."""
         row = self._db.execute(
             select(certificates)
             .where(
-                certificates.c.profile == OCSP_RESPONDER.name,
+                certificates.c.profile == profile.name,
                 certificates.c.revoked_at.is_(None),
                 certificates.c.key_ref.is_not(None),
                 certificates.c.not_after > self._clock(),

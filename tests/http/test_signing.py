@@ -14,6 +14,7 @@ import pytest
 import qrcode
 from fastapi.testclient import TestClient
 from PIL import Image
+from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy import select
 
 from api.runtime import Runtime
@@ -379,3 +380,45 @@ def test_a_pdf_with_a_giant_page_is_drawn_small_and_a_broken_png_is_a_clear_erro
     )
     assert broken.status_code == 400
     assert broken.headers["content-type"] == "application/problem+json"
+
+
+def test_signed_orders_carry_a_time_stamp_of_the_service_s_own_authority(
+    web: TestClient, desk: Desk
+) -> None:
+    signature = PdfFileReader(io.BytesIO(_sign(web, desk))).embedded_signatures[0]
+    unsigned = signature.signer_info["unsigned_attrs"]
+    tokens = [a for a in unsigned if a["type"].native == "signature_time_stamp_token"]
+    assert tokens, "PAdES B-T: the signature carries an RFC 3161 time-stamp token"
+    signed_data = tokens[0]["values"][0]["content"]
+    certificates = [c.chosen.subject.human_friendly for c in signed_data["certificates"]]
+    assert any("Punjab Time-Stamping Authority" in c for c in certificates), certificates
+
+
+def test_openssl_ts_verifies_a_time_stamp_from_the_tsa_endpoint(
+    web: TestClient, desk: Desk, tmp_path: Path
+) -> None:
+    data = tmp_path / "minutes.txt"
+    data.write_bytes(b"the committee met at ten\n")
+    query = tmp_path / "q.tsq"
+    subprocess.run([openssl(), "ts", "-query", "-data", str(data), "-sha256", "-cert",
+                    "-out", str(query)], check=True)  # fmt: skip
+    refused = web.post("/pki/tsa", content=query.read_bytes())
+    assert refused.status_code == 415
+    answer = web.post("/pki/tsa", content=query.read_bytes(),
+                      headers={"content-type": "application/timestamp-query"})  # fmt: skip
+    assert answer.headers["content-type"] == "application/timestamp-reply"
+    reply = tmp_path / "r.tsr"
+    reply.write_bytes(answer.content)
+    pems = []
+    for name in ("root", "issuing"):
+        der = tmp_path / f"{name}.der"
+        der.write_bytes(web.get(f"/pki/{name}-ca.crt").content)
+        subprocess.run([openssl(), "x509", "-inform", "DER", "-in", str(der), "-out",
+                        str(der.with_suffix(".pem"))], check=True)  # fmt: skip
+        pems.append(der.with_suffix(".pem"))
+    verified = subprocess.run(
+        [openssl(), "ts", "-verify", "-data", str(data), "-in", str(reply),
+         "-CAfile", str(pems[0]), "-untrusted", str(pems[1])],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert "Verification: OK" in verified.stdout, verified.stdout + verified.stderr

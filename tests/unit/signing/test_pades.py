@@ -40,7 +40,7 @@ from signing.documents import (
     sign_pdf,
     validate_pdf,
 )
-from signing.documents.pades import MAX_QR_VERSION, qr_matrix
+from signing.documents.pades import MAX_QR_VERSION, http_timestamper, qr_matrix
 from signing.pki.ca import name, new_serial
 from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER
 from signing.qr import QrPayload, encode, kid_for, verify
@@ -71,7 +71,7 @@ class Signers:
             pki.issue(QR_SIGNER, "PK-PB QR signer", key=qr_key),
         )
 
-    def sign(self, pdf: bytes, qr_text: str | None, **kwargs: str) -> bytes:
+    def sign(self, pdf: bytes, qr_text: str | None, **kwargs: Any) -> bytes:
         return sign_pdf(
             pdf,
             key=self.key,
@@ -532,7 +532,7 @@ def _serve_tsa(pki: Hierarchy) -> Generator[str, None, None]:
 def test_with_a_tsa_the_signature_is_pades_b_t(
     signers: Signers, rendered: bytes, qr_text: str, tsa_url: str, tmp_path: Path
 ) -> None:
-    signed = signers.sign(rendered, qr_text, timestamper_url=tsa_url)
+    signed = signers.sign(rendered, qr_text, timestamper=http_timestamper(tsa_url))
     _, unsigned_attrs = signer_attributes(signed)
     assert unsigned_attrs == {"signature_time_stamp_token"}
     assert check(signers, signed, now=datetime.now(UTC) + timedelta(minutes=1)).ok
@@ -547,7 +547,7 @@ def test_a_time_stamp_from_an_untrusted_authority_is_a_problem(
     other_tsa = _serve_tsa(Hierarchy.make())
     url = next(other_tsa)
     try:
-        signed = signers.sign(rendered, qr_text, timestamper_url=url)
+        signed = signers.sign(rendered, qr_text, timestamper=http_timestamper(url))
     finally:
         other_tsa.close()
     result = check(signers, signed, now=datetime.now(UTC) + timedelta(minutes=1))
@@ -560,4 +560,4 @@ def test_a_time_stamp_from_an_untrusted_authority_is_a_problem(
 
 def test_an_unreachable_tsa_fails_the_signing(signers: Signers, rendered: bytes) -> None:
     with pytest.raises(OSError, match="timestamp service"):
-        signers.sign(rendered, None, timestamper_url="http://127.0.0.1:9/tsa")
+        signers.sign(rendered, None, timestamper=http_timestamper("http://127.0.0.1:9/tsa"))

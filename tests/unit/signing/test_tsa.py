@@ -29,6 +29,7 @@ from pyhanko.sign.validation.status import TimestampSignatureStatus
 
 from signing.documents import sign_pdf, validate_pdf
 from signing.documents.cms import validation_context
+from signing.documents.pades import http_timestamper
 from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER, TSA
 from signing.tsa import DEFAULT_POLICY, TimeStampAuthority, TimeStampResp, random_serial, request
 from tests.unit.signing.pki_kit import NOW, Hierarchy, openssl, pem
@@ -554,7 +555,7 @@ def test_sign_pdf_through_it_gives_pades_b_t_that_validates(setup: Setup, tsa_ur
         key=key,
         certificate=certificate,
         chain=[setup.pki.issuing],
-        timestamper_url=tsa_url,
+        timestamper=http_timestamper(tsa_url),
     )
     check = validate_pdf(
         signed, trust_roots=[setup.pki.root], now=datetime.now(UTC) + timedelta(minutes=1)
@@ -587,7 +588,7 @@ def test_a_tsa_rejection_fails_the_signing(setup: Setup) -> None:
                 key=key,
                 certificate=certificate,
                 chain=[setup.pki.issuing],
-                timestamper_url=url,
+                timestamper=http_timestamper(url),
             )
     finally:
         server.close()
