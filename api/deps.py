@@ -58,3 +58,21 @@ def settle(session: Session, exc: Exception) -> None:
     says they must stand (see `Runtime.transaction`)."""
     if not getattr(exc, "keep_transaction", False):
         session.rollback()
+
+
+async def capped_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it passes `limit` bytes: read as it arrives, so an
+    oversized body is refused without being held (a declared length is refused at once)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import RuntimeDep
+from api.deps import RuntimeDep, capped_body, media_type
 from api.problems import problem
 from api.runtime import Runtime
 
@@ -63,14 +63,20 @@ def _answer(runtime: Runtime, request_der: bytes) -> Response:
 
 @router.post("/ocsp", response_class=Response, summary="OCSP (RFC 6960), request in the body")
 async def ocsp_post(request: Request, runtime: RuntimeDep) -> Response:
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/ocsp-request":
-        return problem(415, "Send an OCSP request", "Content-Type: application/ocsp-request")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_OCSP_REQUEST:
-            return problem(413, "The OCSP request is too large")
+    body = await _query(request, "application/ocsp-request", MAX_OCSP_REQUEST)
+    if isinstance(body, Response):
+        return body
     return await _in_thread(runtime, body)
+
+
+async def _query(request: Request, kind: str, limit: int) -> bytes | Response:
+    """The DER query in the body of a POST, or the problem to answer instead."""
+    if media_type(request) != kind:
+        return problem(415, "Send the query as the body", f"Content-Type: {kind}")
+    body = await capped_body(request, limit)
+    if body is None:
+        return problem(413, "The query is too large", f"at most {limit} bytes")
+    return body
 
 
 @router.get(
@@ -95,15 +101,9 @@ MAX_TSA_REQUEST = 16 * 1024
     summary="RFC 3161 time-stamps by the service's own authority",
 )
 async def time_stamp(request: Request, runtime: RuntimeDep) -> Response:
-    if request.headers.get("content-type", "").split(";")[0].strip() != (
-        "application/timestamp-query"
-    ):
-        return problem(415, "Send a time-stamp query", "Content-Type: application/timestamp-query")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_TSA_REQUEST:
-            return problem(413, "The time-stamp query is too large")
+    body = await _query(request, "application/timestamp-query", MAX_TSA_REQUEST)
+    if isinstance(body, Response):
+        return body
     return await run_in_threadpool(_stamp, runtime, body)
 
 

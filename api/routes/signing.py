@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from pyhanko.sign.timestamps import TimeStamper
 from starlette.datastructures import UploadFile
 
-from api.deps import RuntimeDep
+from api.deps import RuntimeDep, capped_body, media_type
 from api.problems import problem
 from api.runtime import Runtime
 from audit import AuditEvent, pseudonym
@@ -130,29 +130,15 @@ def _verify_file(runtime: Runtime, data: bytes) -> dict[str, Any]:
     return _verdict_json(checked.verdict, checked)
 
 
-async def _body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None once it passes `limit` bytes: read as it arrives, so an
-    oversized upload is refused without being held (a declared length is refused at once)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
-
-
 def _too_large(limit: int) -> Response:
     return problem(413, "The request is too large", f"at most {limit} bytes")
 
 
 @router.post("/verify", summary="Verify a QR code: its text, a photo, or the signed PDF")
 async def verify(request: Request, runtime: RuntimeDep) -> Any:
-    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    kind = media_type(request)
     if kind == "application/json":
-        text = await _body(request, 2 * MAX_PAYLOAD_CHARS)
+        text = await capped_body(request, 2 * MAX_PAYLOAD_CHARS)
         if text is None:
             return _too_large(2 * MAX_PAYLOAD_CHARS)
         try:
@@ -304,7 +290,7 @@ def _sign_order(runtime: Runtime, request: Request, order: TransferOrderRequest)
     summary="Sign any file: a detached CAdES-B signature (officers with signing.officer)",
 )
 async def cms_signature(request: Request, runtime: RuntimeDep, department: str) -> Response:
-    body = await _body(request, MAX_FILE_BYTES)
+    body = await capped_body(request, MAX_FILE_BYTES)
     if body is None:
         return _too_large(MAX_FILE_BYTES)
     if not body:
