@@ -53,7 +53,7 @@ class _WriterQueue:
 
     def __init__(self, database: str) -> None:
         self._path = Path(database + ".writer-lock")
-        self._threads = threading.Lock()
+        self._threads = _thread_lock_for(os.path.realpath(database))
 
     def open(self, info: dict[str, Any]) -> None:
         info["writer_fd"] = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -83,6 +83,18 @@ class _WriterQueue:
         fd = info.pop("writer_fd", None)
         if fd is not None:
             os.close(fd)
+
+
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+def _thread_lock_for(path: str) -> threading.Lock:
+    """One lock per database file per process, however many engines open it: two engines on
+    one file (a test, a benchmark, the CLI inside a server) must queue on the same lock, or a
+    thread holding one could wait on the file lock for ever instead of timing out."""
+    with _thread_locks_guard:
+        return _thread_locks.setdefault(path, threading.Lock())
 
 
 def _configure_sqlite(engine: Engine) -> None:

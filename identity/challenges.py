@@ -74,12 +74,11 @@ class Challenges:
         )
         return challenge_id
 
-    def _live_row(self, challenge_id: str, purpose: str) -> Any:
-        row = self._session.execute(
-            select(challenges)
-            .where(challenges.c.id == challenge_id, challenges.c.purpose == purpose)
-            .with_for_update()
-        ).one_or_none()
+    def _live_row(self, challenge_id: str, purpose: str, *, lock: bool = True) -> Any:
+        query = select(challenges).where(
+            challenges.c.id == challenge_id, challenges.c.purpose == purpose
+        )
+        row = self._session.execute(query.with_for_update() if lock else query).one_or_none()
         if row is None or row.consumed_at is not None or row.expires_at <= self._clock():
             raise ChallengeFailed("this code has expired or was already used; start again")
         return row
@@ -104,6 +103,15 @@ class Challenges:
             update(challenges).where(challenges.c.id == challenge_id).values(attempts=attempts)
         )
         raise WrongCode(attempts_left=self._policy.code_attempts - attempts)
+
+    def peek(self, challenge_id: str, purpose: str) -> Challenge:
+        """A verified challenge's payload without taking it or locking it: for the slow work
+        (password checks, hashing) before `consume`, so none of it is done under a lock."""
+        row = self._live_row(challenge_id, purpose, lock=False)
+        if row.verified_at is None:
+            raise ChallengeFailed("enter the code sent to your mobile first")
+        payload = self._sealer.open_json(row.payload, f"challenge:{challenge_id}")
+        return Challenge(challenge_id, purpose, row.pseudonym, payload)
 
     def consume(self, challenge_id: str, purpose: str) -> Challenge:
         """Take a verified challenge's payload, once."""

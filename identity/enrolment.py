@@ -120,17 +120,19 @@ class Enrolment:
 
     def complete_registration(self, challenge_id: str, password: str) -> str:
         """Set the password and create the account; return the new citizen id."""
-        challenge = self._challenges.consume(challenge_id, REGISTER)
-        if challenge.payload["existing"]:
+        pending = self._challenges.peek(challenge_id, REGISTER)
+        if pending.payload["existing"]:
             raise AccountExists("you already have an account; use 'Forgot password'")
-        profile = Profile.from_json(challenge.payload["profile"])
-        mobile = challenge.payload["mobile"]
+        profile = Profile.from_json(pending.payload["profile"])
+        mobile = pending.payload["mobile"]
         check_password(password, self._personal_words(profile, mobile))
+        password_hash = self._hasher.hash(password)  # before the first write: no lock held
+        challenge = self._challenges.consume(challenge_id, REGISTER)
         citizen_id = self._accounts.create(
             pseudonym=challenge.pseudonym,
             profile=profile,
             mobile=mobile,
-            password_hash=self._hasher.hash(password),
+            password_hash=password_hash,
             now=self._clock(),
         )
         self._record("identity.citizen.registered", challenge.pseudonym, proven=True)
@@ -159,13 +161,15 @@ class Enrolment:
         return challenge_id
 
     def complete_reset(self, challenge_id: str, password: str) -> str:
-        challenge = self._challenges.consume(challenge_id, RESET)
-        citizen_id = challenge.payload["citizen_id"]
+        pending = self._challenges.peek(challenge_id, RESET)
+        citizen_id = pending.payload["citizen_id"]
         account = self._accounts.by_id(citizen_id) if citizen_id else None
         if account is None:
             raise ChallengeFailed("there is no account to reset; register instead")
         check_password(password, self._personal_words(account.profile, account.mobile))
-        self._accounts.set_password(account.id, self._hasher.hash(password), now=self._clock())
+        password_hash = self._hasher.hash(password)  # before the first write: no lock held
+        self._challenges.consume(challenge_id, RESET)
+        self._accounts.set_password(account.id, password_hash, now=self._clock())
         self._record("identity.password.reset", account.pseudonym, proven=True)
         return account.id
 

@@ -30,7 +30,8 @@ def test_a_key_is_sealed_at_rest_and_opens_only_with_its_seal_key_and_ref(
         key = SealedKeys(session, seal, runtime.clock).private_key(first)
         assert isinstance(key.curve, ec.SECP256R1)
         stored = session.execute(select(keys.c.sealed).where(keys.c.ref == first)).scalar_one()
-        assert b"PRIVATE" not in stored
+        secret = key.private_numbers().private_value.to_bytes(32, "big")
+        assert secret not in stored, "the key is sealed, not stored in the clear"
     with runtime.transaction() as session, pytest.raises(KeyUnavailable, match="does not open"):
         SealedKeys(session, os.urandom(32), runtime.clock).private_key(first)
     with runtime.transaction() as session:
