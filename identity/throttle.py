@@ -7,12 +7,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from identity.errors import TooManyAttempts
 from identity.models import throttles
 from identity.policy import Limit
+from identity.upsert import insert_if_absent
 
 
 class Throttle:
@@ -21,13 +21,8 @@ class Throttle:
         self._clock = clock
 
     def _insert_if_absent(self, key: str, now: datetime) -> None:
-        dialect = self._session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        self._session.execute(
-            insert(throttles)
-            .values(key=key, window_start=now, hits=0)
-            .on_conflict_do_nothing(index_elements=["key"])
-        )
+        values = {"key": key, "window_start": now, "hits": 0}
+        insert_if_absent(self._session, throttles, values, ["key"])
 
     def hit(self, key: str, limit: Limit) -> None:
         """Count one attempt under `key`; raise TooManyAttempts once the limit is passed.

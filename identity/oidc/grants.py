@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from identity.models import grants, tokens
+from identity.upsert import insert_if_absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,25 +43,21 @@ class Grants:
         return when is not None and when >= moment
 
     def grant(self, citizen_id: str, client_id: str, scopes: Iterable[str]) -> frozenset[str]:
-        """Add scopes to the citizen's consent for this client; return the whole consent."""
-        had = self.scopes(citizen_id, client_id)
-        now_has = had | frozenset(scopes)
-        text = " ".join(sorted(now_has))
-        if had:
-            self._db.execute(
-                update(grants)
-                .where(grants.c.citizen_id == citizen_id, grants.c.client_id == client_id)
-                .values(scopes=text, granted_at=self._clock())
-            )
-        else:
-            self._db.execute(
-                insert(grants).values(
-                    citizen_id=citizen_id,
-                    client_id=client_id,
-                    scopes=text,
-                    granted_at=self._clock(),
-                )
-            )
+        """Add scopes to the citizen's consent for this client; return the whole consent.
+
+        The row is made if missing, then locked before it is read, so two consents given at
+        once (two tabs) both land: neither fails on the key nor loses the other's scopes."""
+        where = (grants.c.citizen_id == citizen_id, grants.c.client_id == client_id)
+        values = {"citizen_id": citizen_id, "client_id": client_id, "scopes": ""}
+        insert_if_absent(self._db, grants, {**values, "granted_at": self._clock()},
+                         ["citizen_id", "client_id"])  # fmt: skip
+        had = self._db.execute(select(grants.c.scopes).where(*where).with_for_update()).scalar_one()
+        now_has = frozenset(had.split()) | frozenset(scopes)
+        self._db.execute(
+            update(grants)
+            .where(*where)
+            .values(scopes=" ".join(sorted(now_has)), granted_at=self._clock())
+        )
         return now_has
 
     def revoke(self, citizen_id: str, client_id: str) -> bool:

@@ -118,6 +118,11 @@ class Held(Generic[T]):
             self._held = (time.monotonic() + self._ttl, value)
         return value
 
+    def clear(self) -> None:
+        """Forget the value (its certificate was revoked in this process)."""
+        with self._lock:
+            self._held = None
+
 
 @dataclass
 class SignerCaches:
@@ -270,8 +275,7 @@ class Authority:
         public = found.certificate.public_key()
         if not isinstance(public, ec.EllipticCurvePublicKey):
             raise PkiError(f"{serial_text(serial)} is not for an EC key")
-        common_name = found.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        subject = Subject(str(common_name[0].value), found.department, found.holder)
+        subject = Subject(_common_name(found), found.department, found.holder)
         return self._certify(
             PROFILES[found.profile],
             found.certificate.subject,
@@ -354,6 +358,11 @@ class Authority:
         self.publish_crl()
         if found.profile == QR_SIGNER.name:
             self.publish_trust_list()
+        if found.profile in (OCSP_RESPONDER.name, TSA.name):
+            # The service's own signers: a replacement at once, or OCSP and time-stamps stop.
+            self.issue(PROFILES[found.profile], Subject(_common_name(found)), actor=actor)
+            self._caches.ocsp.clear()
+            self._caches.tsa.clear()
         return self.get(serial) or found
 
     def get(self, serial: int) -> IssuedCertificate | None:
@@ -588,6 +597,10 @@ class Authority:
                 details={"serial": serial_text(serial), **details},
             )
         )
+
+
+def _common_name(issued: IssuedCertificate) -> str:
+    return str(issued.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
 
 
 def _checked_csr_key(csr: x509.CertificateSigningRequest) -> ec.EllipticCurvePublicKey:

@@ -344,3 +344,28 @@ def test_renewal_certifies_the_same_key_again_and_is_audited(
     code, output = run(pki.env, "pki", "renew", serial)
     assert code == 2
     assert "is revoked" in output
+
+
+def test_revoking_the_ocsp_responder_puts_a_new_one_in_its_place(
+    pki: Pki, web: TestClient, runtime: Runtime
+) -> None:
+    with runtime.transaction() as session:
+        authority = runtime.authority(session)
+        (old,) = authority.listed(profile="ocsp-responder")
+        authority.revoke(old.serial, "key_compromise", actor="admin:test")
+        (_, new) = authority.listed(profile="ocsp-responder")
+    assert new.revoked_at is None
+    seal, _serial = _issue_seal(pki)
+    cert = x509.load_pem_x509_certificate(seal.read_bytes())
+    with runtime.sessions() as session:
+        issuer, _ = runtime.authority(session).issuing()
+    request = (
+        x509.ocsp.OCSPRequestBuilder()
+        .add_certificate(cert, issuer, hashes.SHA256())
+        .build()
+        .public_bytes(serialization.Encoding.DER)
+    )
+    answer = web.post("/pki/ocsp", content=request,
+                      headers={"content-type": "application/ocsp-request"})  # fmt: skip
+    parsed = x509.ocsp.load_der_ocsp_response(answer.content)
+    assert parsed.certificates[0].serial_number == new.serial

@@ -24,10 +24,12 @@ from sqlalchemy import func, select, update
 
 from api.app import _sweep_sessions
 from api.runtime import Runtime
+from audit import pseudonym
 from identity.models import challenges, codes, tokens
 from identity.models import sessions as sso_sessions
 from identity.nadra import SCENARIOS, read_registry
 from identity.oidc.errors import InvalidGrant
+from identity.oidc.grants import Grants
 from identity.oidc.tokens import TokenService
 from tests.http.oidc_kit import (
     ISSUER,
@@ -706,3 +708,33 @@ def test_a_tampered_id_token_hint_signs_no_one_out(
     page = web.get(f"/logout?{urlencode({'id_token_hint': forged})}", follow_redirects=False)
     assert page.status_code == 200, "no valid hint: the citizen is asked, not signed out"
     assert _userinfo(web, tokens["access_token"]) == 200
+
+
+def test_two_consents_given_at_once_both_land(
+    oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    """Two tabs consenting to different scopes at the same moment: no key clash, no lost
+    scope (the row is made if missing, then locked before it is read)."""
+    with oidc_runtime.transaction() as session:
+        citizen_id = oidc_runtime.provider(session).accounts.by_pseudonym(
+            pseudonym(citizen, key=oidc_runtime.pseudonym_key)
+        )
+    assert citizen_id is not None
+    both_read = threading.Barrier(2)
+    real_scopes = Grants.scopes
+
+    def consent(scopes: tuple[str, ...]) -> None:
+        with oidc_runtime.transaction() as session:
+            oidc_runtime.provider(session).grants.grant(citizen_id.id, rp.client_id, scopes)
+
+    def scopes_then_wait(self: Grants, *args: Any) -> frozenset[str]:
+        found = real_scopes(self, *args)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait(timeout=2)
+        return found
+
+    with mock.patch.object(Grants, "scopes", scopes_then_wait), ThreadPoolExecutor(2) as pool:
+        list(pool.map(consent, [("openid", "profile"), ("openid", "cnic")]))
+    with oidc_runtime.transaction() as session:
+        held = oidc_runtime.provider(session).grants.scopes(citizen_id.id, rp.client_id)
+    assert held == {"openid", "profile", "cnic"}
