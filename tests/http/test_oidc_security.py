@@ -25,6 +25,7 @@ from sqlalchemy import func, select, update
 from api.app import _sweep_sessions
 from api.runtime import Runtime
 from audit import pseudonym
+from audit.models import entries
 from identity.models import challenges, codes, tokens
 from identity.models import sessions as sso_sessions
 from identity.nadra import SCENARIOS, read_registry
@@ -738,3 +739,14 @@ def test_two_consents_given_at_once_both_land(
     with oidc_runtime.transaction() as session:
         held = oidc_runtime.provider(session).grants.scopes(citizen_id.id, rp.client_id)
     assert held == {"openid", "profile", "cnic"}
+
+
+def test_token_grants_are_audited(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    first = _tokens(web, browser, rp, citizen)
+    token(web, rp, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    with oidc_runtime.sessions() as session:
+        recorded = b"".join(session.execute(select(entries.c.entry)).scalars())
+    assert b'"action":"identity.token.issued"' in recorded
+    assert b'"action":"identity.token.refreshed"' in recorded
