@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -236,18 +236,53 @@ class TokenService:
         if client.kind != ESERVICE:
             raise UnauthorizedClient("this client may not use the authorization code grant")
         code_id = _sha256_hex(code)
-        row = self._db.execute(
-            select(codes).where(codes.c.id == code_id).with_for_update()
-        ).one_or_none()
+        # Read, check and sign first; the code is spent by a compare-and-set, the first write,
+        # as a refresh token is (see `refresh`), so no lock is held while tokens are signed.
+        row = self._db.execute(select(codes).where(codes.c.id == code_id)).one_or_none()
         if row is None or row.client_id != client.id:
             raise InvalidGrant("the code is not valid")
         if row.used_at is not None:
-            # (1) A code replayed: whoever used it first may be an attacker; revoke all of it.
-            self._revoke_family(code_id)
-            self._record("identity.token.code_reused", client, None, "denied")
-            raise InvalidGrant("the code was already used")
+            self._code_replayed(client, code_id)
         params = json.loads(row.params)
-        self._db.execute(update(codes).where(codes.c.id == code_id).values(used_at=self._clock()))
+        try:
+            self._check_code(client, row, params, redirect_uri, code_verifier, dpop_jkt)
+        except InvalidGrant:
+            self._spend_code(code_id)  # one try, right or wrong
+            raise
+        citizen_id = params["citizen_id"]
+        scopes = params["scopes"]
+        family = Family(client, citizen_id, row.session_id, code_id, dpop_jkt)
+        access, access_row = self._new_access_token(family, scopes)
+        refresh, refresh_row = self._new_refresh_token(family, scopes)
+        id_token = self._id_token(client, params, access)
+        subject = self._pseudonym(citizen_id)
+        if not self._spend_code(code_id, session_id=row.session_id):
+            # (4) Spent by someone else meanwhile (a replay), or else the login has ended.
+            again = self._db.execute(select(codes.c.used_at).where(codes.c.id == code_id))
+            if again.scalar_one() is not None:
+                self._code_replayed(client, code_id)
+            self._spend_code(code_id)
+            raise InvalidGrant("the sign-in session has ended")
+        self._store(access_row, refresh_row)
+        self._record("identity.token.issued", client, subject=subject)
+        return TokenResponse(
+            access_token=access,
+            token_type="DPoP" if dpop_jkt else "Bearer",
+            expires_in=int(ACCESS_TTL.total_seconds()),
+            scope=" ".join(scopes),
+            refresh_token=refresh,
+            id_token=id_token,
+        )
+
+    def _check_code(
+        self,
+        client: Client,
+        row: Any,
+        params: dict[str, Any],
+        redirect_uri: str,
+        code_verifier: str,
+        dpop_jkt: str | None,
+    ) -> None:
         if row.expires_at <= self._clock():
             raise InvalidGrant("the code has expired")
         # (2) Same redirect URI as the request, and the PKCE verifier that hashes to the challenge.
@@ -267,25 +302,21 @@ class TokenService:
             raise InvalidGrant("the code is bound to another DPoP key")
         if client.require_dpop and not dpop_jkt:
             raise InvalidRequest("this client must use DPoP")
-        # (4) The login must still stand.
-        if not self._sessions.is_live(row.session_id):
-            raise InvalidGrant("the sign-in session has ended")
-        citizen_id = params["citizen_id"]
-        scopes = params["scopes"]
-        family = Family(client, citizen_id, row.session_id, code_id, dpop_jkt)
-        access, access_row = self._new_access_token(family, scopes)
-        refresh, refresh_row = self._new_refresh_token(family, scopes)
-        self._store(access_row, refresh_row)
-        id_token = self._id_token(client, params, access)
-        self._record("identity.token.issued", client, citizen_id)
-        return TokenResponse(
-            access_token=access,
-            token_type="DPoP" if dpop_jkt else "Bearer",
-            expires_in=int(ACCESS_TTL.total_seconds()),
-            scope=" ".join(scopes),
-            refresh_token=refresh,
-            id_token=id_token,
-        )
+
+    def _spend_code(self, code_id: str, *, session_id: str | None = None) -> bool:
+        """Mark the code used if nobody has (and, with `session_id`, while that login stands);
+        whether this call did."""
+        conditions = [codes.c.id == code_id, codes.c.used_at.is_(None)]
+        if session_id is not None:
+            conditions.append(self._sessions.live(session_id))
+        spent = self._db.execute(update(codes).where(*conditions).values(used_at=self._clock()))
+        return getattr(spent, "rowcount", 0) == 1
+
+    def _code_replayed(self, client: Client, code_id: str) -> NoReturn:
+        # (1) A code replayed: whoever used it first may be an attacker; revoke all of it.
+        self._revoke_family(code_id)
+        self._record("identity.token.code_reused", client, None, "denied")
+        raise InvalidGrant("the code was already used")
 
     def _id_token(self, client: Client, params: dict[str, Any], access_token: str) -> str:
         now = self._clock()

@@ -750,3 +750,40 @@ def test_token_grants_are_audited(
         recorded = b"".join(session.execute(select(entries.c.entry)).scalars())
     assert b'"action":"identity.token.issued"' in recorded
     assert b'"action":"identity.token.refreshed"' in recorded
+
+
+def test_one_code_redeemed_twice_at_once_gives_tokens_once_and_revokes_them(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    callback, verifier = browser.sign_in(rp, citizen)
+    both_checked = threading.Barrier(2)
+    real_check = TokenService._check_code
+
+    def check_then_wait(self: TokenService, *args: Any) -> None:
+        real_check(self, *args)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_checked.wait(timeout=5)
+
+    def redeem() -> str:
+        with oidc_runtime.transaction() as session:
+            provider = oidc_runtime.provider(session)
+            client = provider.clients.get(rp.client_id)
+            assert client is not None
+            try:
+                provider.tokens.exchange_code(
+                    client, code=callback["code"], redirect_uri=rp.redirect_uri,
+                    code_verifier=verifier, dpop_jkt=None,
+                )  # fmt: skip
+            except InvalidGrant as exc:
+                return str(exc)
+            return "redeemed"
+
+    patched = mock.patch.object(TokenService, "_check_code", check_then_wait)
+    with patched, ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(lambda _: redeem(), range(2)))
+    assert outcomes == ["redeemed", "the code was already used"]
+    with oidc_runtime.transaction() as session:
+        live = session.execute(
+            select(func.count()).where(tokens.c.revoked_at.is_(None))
+        ).scalar_one()
+    assert live == 0, "what the winner got is revoked with the code's family"
