@@ -10,6 +10,7 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -280,19 +281,29 @@ def test_a_refresh_after_the_sign_in_session_expired_is_refused(
     }
 
 
+@contextlib.contextmanager
+def _both_past(cls: type, method: str) -> Iterator[None]:
+    """Patch `cls.method` so that two threads have both returned from it before either goes
+    on: each has read the row, and only then does either write."""
+    barrier = threading.Barrier(2)
+    real = getattr(cls, method)
+
+    def wrapped(self: object, *args: Any) -> Any:
+        result = real(self, *args)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=5)  # a second call by one thread alone goes on after this
+        return result
+
+    with mock.patch.object(cls, method, wrapped):
+        yield
+
+
 def test_one_refresh_token_sent_twice_at_once_is_spent_once_and_its_family_revoked(
     web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
 ) -> None:
     """Both requests read the token unspent; only one compare-and-set can win, and the loser
     is judged a reuse, as if it had come second."""
     first = _tokens(web, browser, rp, citizen)
-    both_read = threading.Barrier(2)
-    real_check = TokenService._check_refresh
-
-    def check_then_wait(self: TokenService, *args: Any) -> None:
-        real_check(self, *args)
-        with contextlib.suppress(threading.BrokenBarrierError):
-            both_read.wait(timeout=5)  # the loser's second check, after the set, goes on
 
     def refresh() -> str:
         with oidc_runtime.transaction() as session:
@@ -307,8 +318,7 @@ def test_one_refresh_token_sent_twice_at_once_is_spent_once_and_its_family_revok
                 return str(exc)
             return "refreshed"
 
-    patched = mock.patch.object(TokenService, "_check_refresh", check_then_wait)
-    with patched, ThreadPoolExecutor(2) as pool:
+    with _both_past(TokenService, "_check_refresh"), ThreadPoolExecutor(2) as pool:
         outcomes = sorted(pool.map(lambda _: refresh(), range(2)))
     assert outcomes == [
         "refreshed",
@@ -721,20 +731,12 @@ def test_two_consents_given_at_once_both_land(
             pseudonym(citizen, key=oidc_runtime.pseudonym_key)
         )
     assert citizen_id is not None
-    both_read = threading.Barrier(2)
-    real_scopes = Grants.scopes
 
     def consent(scopes: tuple[str, ...]) -> None:
         with oidc_runtime.transaction() as session:
             oidc_runtime.provider(session).grants.grant(citizen_id.id, rp.client_id, scopes)
 
-    def scopes_then_wait(self: Grants, *args: Any) -> frozenset[str]:
-        found = real_scopes(self, *args)
-        with contextlib.suppress(threading.BrokenBarrierError):
-            both_read.wait(timeout=2)
-        return found
-
-    with mock.patch.object(Grants, "scopes", scopes_then_wait), ThreadPoolExecutor(2) as pool:
+    with _both_past(Grants, "scopes"), ThreadPoolExecutor(2) as pool:
         list(pool.map(consent, [("openid", "profile"), ("openid", "cnic")]))
     with oidc_runtime.transaction() as session:
         held = oidc_runtime.provider(session).grants.scopes(citizen_id.id, rp.client_id)
@@ -756,13 +758,6 @@ def test_one_code_redeemed_twice_at_once_gives_tokens_once_and_revokes_them(
     web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
 ) -> None:
     callback, verifier = browser.sign_in(rp, citizen)
-    both_checked = threading.Barrier(2)
-    real_check = TokenService._check_code
-
-    def check_then_wait(self: TokenService, *args: Any) -> None:
-        real_check(self, *args)
-        with contextlib.suppress(threading.BrokenBarrierError):
-            both_checked.wait(timeout=5)
 
     def redeem() -> str:
         with oidc_runtime.transaction() as session:
@@ -778,8 +773,7 @@ def test_one_code_redeemed_twice_at_once_gives_tokens_once_and_revokes_them(
                 return str(exc)
             return "redeemed"
 
-    patched = mock.patch.object(TokenService, "_check_code", check_then_wait)
-    with patched, ThreadPoolExecutor(2) as pool:
+    with _both_past(TokenService, "_check_code"), ThreadPoolExecutor(2) as pool:
         outcomes = sorted(pool.map(lambda _: redeem(), range(2)))
     assert outcomes == ["redeemed", "the code was already used"]
     with oidc_runtime.transaction() as session:
