@@ -118,12 +118,18 @@ def pki_issue(
                 )
         except SigningError as exc:
             fail(str(exc))
+    _emit(issued, out, f"issued {profile} {serial_of(issued.serial)}")
+
+
+def _emit(issued: IssuedCertificate, out: Path | None, done: str) -> None:
+    """The certificate as PEM to `out` or standard output; what was done to standard error,
+    so the PEM can be piped on."""
     pem = issued.certificate.public_bytes(Encoding.PEM)
     if out:
         out.write_bytes(pem)
     else:
         click.echo(pem.decode(), nl=False)
-    click.echo(f"issued {profile} {serial_of(issued.serial)}", err=True)
+    click.echo(done, err=True)
 
 
 @pki.command("revoke")
@@ -159,12 +165,7 @@ def pki_renew(serial: str, out: Path | None) -> None:
                 renewed = authority.renew(parse_serial(serial), actor="admin:cli")
         except SigningError as exc:
             fail(str(exc))
-    pem = renewed.certificate.public_bytes(Encoding.PEM)
-    if out:
-        out.write_bytes(pem)
-    else:
-        click.echo(pem.decode(), nl=False)
-    click.echo(f"renewed {serial} as {serial_of(renewed.serial)}", err=True)
+    _emit(renewed, out, f"renewed {serial} as {serial_of(renewed.serial)}")
 
 
 def _still_an_officer(

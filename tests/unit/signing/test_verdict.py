@@ -6,6 +6,7 @@ trust list signed and loaded); forged codes are built by hand as in test_qr_code
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import zlib
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from signing.qr import PREFIX, QrPayload, encode, kid_for
 from signing.trustlist import TrustedSigner, TrustList, load_trust_list, sign_trust_list
 from signing.verdict import Outcome, Verdict, verify_qr
 from tests.unit.signing.pki_kit import NOW, Hierarchy
+from tests.unit.signing.test_qr_codec import TRANSFER_ORDER
 
 H = Hierarchy.make()
 T0 = NOW.replace(microsecond=0)
@@ -52,21 +54,11 @@ STRANGER_KEY, _, STRANGER_KID = _qr_signer()  # same CA, but not on the list
 
 DOCUMENT = b"%PDF-1.7 the signed transfer order SED/TR/2026/004512"
 ISSUED = T0
-ORDER = QrPayload(
-    document_type="teacher-transfer-order",
+ORDER = dataclasses.replace(  # the codec tests' transfer order, for this test's document
+    TRANSFER_ORDER,
     document_hash=hashlib.sha256(DOCUMENT).digest(),
     issued_at=ISSUED,
     expires_at=ISSUED + 365 * DAY,
-    issuer="PK-PB",
-    fields={
-        "no": "SED/TR/2026/004512",
-        "dt": "2026-03-14",
-        "nm": "Muhammad Imran Akhtar",
-        "fr": "Govt. High School No. 1, Model Town, Lahore",
-        "to": "Govt. Boys Higher Secondary School, Shahdara, Lahore",
-        "post": "SST (Science)",
-        "auth": "CEO (DEA) Lahore",
-    },
 )
 
 
