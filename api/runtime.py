@@ -30,6 +30,10 @@ from identity.policy import THROTTLE_WINDOW, IdentityPolicy, Limit
 from identity.sealing import Sealer
 from identity.second_factor import SecondFactor
 from identity.sms import OutboxSmsGateway
+from locker.documents import Locker
+from locker.errors import StoreError
+from locker.kek import KekProvider, LocalKeks
+from locker.stores import LocalStore, ObjectStore, S3Store
 from signing.pki.authority import Authority, SignerCaches
 from signing.pki.ca import Endpoints
 from signing.pki.keys import SealedKeys
@@ -40,6 +44,7 @@ IDENTITY_SEAL_KEY = "identity-seal"
 IDENTITY_CODE_KEY = "identity-codes"
 IDENTITY_PAIRWISE_KEY = "identity-pairwise"
 SIGNING_SEAL_KEY = "signing-seal"
+LOCKER_KEK_SEAL_KEY = "locker-kek-seal"
 
 
 def utc_now() -> datetime:
@@ -82,6 +87,8 @@ class Runtime:
     pseudonym_key: bytes
     identity: IdentityParts
     signing_seal_key: bytes
+    store: ObjectStore
+    keks: KekProvider
     signer_caches: SignerCaches = field(default_factory=SignerCaches)
     clock: Callable[[], datetime] = utc_now
     _nadra: NadraRegistry | None = None
@@ -158,6 +165,15 @@ class Runtime:
             caches=self.signer_caches,
         )
 
+    def locker(self, session: Session) -> Locker:
+        return Locker(
+            session,
+            store=self.store,
+            keks=self.keks,
+            audit=self.audit_log(session),
+            clock=self.clock,
+        )
+
     @property
     def audit_verifier(self) -> NoteVerifier:
         return NoteVerifier.parse(self.audit_signer.verifier_key)
@@ -195,6 +211,30 @@ class Runtime:
 
 def _first_line(exc: BaseException) -> str:
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+def open_store(settings: Settings) -> ObjectStore:
+    """The configured object store for locker ciphertext."""
+    if settings.store == "s3":
+        assert settings.s3_access_key and settings.s3_secret_key  # noqa: S101 (Settings checks)
+        return S3Store(
+            settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key.get_secret_value(),
+            region=settings.s3_region,
+        )
+    return LocalStore(settings.data_dir / "objects")
+
+
+def _ready_store(settings: Settings) -> ObjectStore:
+    store = open_store(settings)
+    if isinstance(store, S3Store):
+        try:
+            store.ensure_bucket()
+        except StoreError as exc:
+            raise StartupError(f"the object store is not usable: {exc}") from None
+    return store
 
 
 def open_runtime(settings: Settings) -> Runtime:
@@ -238,4 +278,6 @@ def open_runtime(settings: Settings) -> Runtime:
         pseudonym_key=keys.secret(AUDIT_PSEUDONYM_KEY),
         identity=identity,
         signing_seal_key=keys.secret(SIGNING_SEAL_KEY),
+        store=_ready_store(settings),
+        keks=LocalKeks(data_dir / "keys" / "locker", keys.secret(LOCKER_KEK_SEAL_KEY)),
     )

@@ -75,17 +75,34 @@ class Settings(BaseSettings):
         description="An outside RFC 3161 time-stamp authority for signed PDFs; default: the "
         "service's own (`POST /pki/tsa`).",
     )
+    store: Literal["local", "s3"] = Field(
+        "local",
+        description="Where locker documents are kept (always encrypted): `local`, a folder in "
+        "the data directory, or `s3`, any S3-compatible store such as MinIO.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint, for example `http://minio:9000`; default: AWS."
+    )
+    s3_bucket: str = Field("shanakht-locker", description="S3 bucket for locker documents.")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_access_key: str | None = Field(None, description="S3 access key id.")
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret access key.")
+    locker_max_bytes: int = Field(
+        1024**3, ge=1024, description="Largest document the locker accepts, in bytes."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Level of the service's own log."
     )
 
     @model_validator(mode="after")
-    def _production_needs_real_secrets(self) -> Settings:
+    def _needed_together(self) -> Settings:
         if self.env == "production":
             if self.master_key is None:
                 raise ValueError("SHANAKHT_MASTER_KEY is required when SHANAKHT_ENV=production")
             if self.database_url is None:
                 raise ValueError("SHANAKHT_DATABASE_URL is required when SHANAKHT_ENV=production")
+        if self.store == "s3" and (self.s3_access_key is None or self.s3_secret_key is None):
+            raise ValueError("SHANAKHT_STORE=s3 needs SHANAKHT_S3_ACCESS_KEY and _S3_SECRET_KEY")
         return self
 
     @cached_property

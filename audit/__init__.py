@@ -6,7 +6,7 @@ other Shanakht package.
 """
 
 from audit.checkpoint import Checkpoint
-from audit.entry import AuditEntry, AuditEvent
+from audit.entry import AuditEntry, AuditEvent, holds_cnic
 from audit.errors import (
     AuditError,
     EntryError,
@@ -37,6 +37,7 @@ __all__ = [
     "SignedCheckpoint",
     "TamperError",
     "VerifyReport",
+    "holds_cnic",
     "pseudonym",
     "verify_log",
 ]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+SELF = "self"  # the issuer of what a citizen uploads
+
 
 class Classification(StrEnum):
     OPEN = "open"
@@ -36,6 +38,7 @@ DOCUMENT_TYPES = {
         DocumentType("matric", "Matriculation certificate", "bise", Classification.CONFIDENTIAL),
         DocumentType("birth", "Birth certificate", "lgcd", Classification.CONFIDENTIAL),
         DocumentType("tto", "Teacher transfer order", "sed", Classification.CONFIDENTIAL),
+        DocumentType("other", "Other document", SELF, Classification.CONFIDENTIAL),
     )
 }
 

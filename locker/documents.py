@@ -1,25 +1,31 @@
 """Documents in a citizen's locker: issued by a department or uploaded, stored encrypted.
 
 A write stores the ciphertext first and then records it in the caller's transaction: if the
-transaction fails, the object is an orphan for the sweeper, never a row without its content.
+transaction fails, the object is an orphan for `sweep_orphans`, never a row without its
+content. Object keys carry the time they were written, so the sweeper can tell an orphan from
+an upload whose transaction has not committed yet without asking anything else.
+
 Deleting shreds the data keys in the transaction; the ciphertext is removed afterwards by
 `sweep`, so a failed commit never loses a document that is still recorded.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from audit import AuditEvent, AuditLog
+from audit import AuditLog, holds_cnic
+from locker.access import Accessor, record
 from locker.crypto import Context, decrypt_stream, encrypt_stream, new_data_key, unwrap, wrap
-from locker.doctypes import document_type
+from locker.doctypes import SELF, document_type
 from locker.errors import LockerError
 from locker.kek import KekProvider
 from locker.models import documents, versions
@@ -28,12 +34,23 @@ from locker.stores import ObjectStore
 CONTENT_TYPES = frozenset(
     {"application/pdf", "image/png", "image/jpeg", "application/json", "application/xml"}
 )
-SELF = "self"  # the issuer of what a citizen uploads
-ACTIVE, REVOKED, DELETED = "active", "revoked", "deleted"
+ACTIVE, REVOKED, EXPIRED, DELETED = "active", "revoked", "expired", "deleted"
+DEFAULT_MAX_BYTES = 1024**3
+ORPHAN_GRACE = timedelta(hours=6)  # far longer than any upload takes to commit
+EXPIRY_NOTICE = timedelta(days=30)
+_ISSUER_DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
+_OBJECT_KEY = re.compile(r"documents/([0-9a-f]{32})/([0-9]+)-([0-9]{8}T[0-9]{6})")
+_STAMP = "%Y%m%dT%H%M%S"
+
+Seal = Callable[[bytes], bytes]  # plaintext SHA-256 -> detached CMS by the issuer's seal
 
 
 class DocumentRefused(LockerError):
-    """A document that cannot be issued or read as asked; the message says why."""
+    """A document that cannot be issued, changed or read as asked; the message says why."""
+
+
+class DocumentTooLarge(DocumentRefused):
+    """The content passed the locker's size limit; nothing of it was kept."""
 
 
 class UnknownDocument(LockerError):
@@ -49,12 +66,41 @@ class Document:
     issuer_doc_id: str | None
     uri: str
     title: str
-    status: str
+    status: str  # as recorded: active, revoked or deleted; see `state` for expiry
     issued_at: datetime
     valid_until: datetime | None
+    classification: str
+    version: int
+    revoked_at: datetime | None
+    revocation_reason: str | None
     sha256: bytes
     size: int
     content_type: str
+    signature: bytes | None
+
+    @property
+    def uploaded(self) -> bool:
+        return self.issuer == SELF
+
+    def state(self, now: datetime) -> str:
+        """active, revoked or expired, as of `now`."""
+        if self.status == ACTIVE and self.valid_until is not None and self.valid_until <= now:
+            return EXPIRED
+        return self.status
+
+    def expires_soon(self, now: datetime) -> bool:
+        """Whether the citizen should be reminded: active, and expiring within 30 days."""
+        return (
+            self.state(now) == ACTIVE
+            and self.valid_until is not None
+            and self.valid_until - now <= EXPIRY_NOTICE
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    document: Document
+    outcome: str  # created, updated (a new version) or unchanged (a retry)
 
 
 class Locker:
@@ -66,12 +112,16 @@ class Locker:
         keks: KekProvider,
         audit: AuditLog,
         clock: Callable[[], datetime],
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self._db = session
         self._store = store
         self._keks = keks
         self._audit = audit
         self._clock = clock
+        self._max_bytes = max_bytes
+
+    # -- writing ------------------------------------------------------------------------------
 
     def issue(
         self,
@@ -83,83 +133,143 @@ class Locker:
         title: str,
         content: Iterable[bytes],
         content_type: str,
-        actor: str,
+        who: Accessor,
         valid_until: datetime | None = None,
-    ) -> Document:
-        """Issue a document into `owner`'s locker; the same issuer document id again returns
-        the document it made the first time (a retry never makes two)."""
+        seal: Seal | None = None,
+    ) -> Issued:
+        """Issue a document into `owner`'s locker, or a new version of the one this issuer
+        document id names. The same content again is a retry: it changes nothing and answers
+        the document as it stands, so a retry never makes two."""
         kind = document_type(doctype)
-        if issuer not in (kind.department, SELF):
+        if issuer == SELF or issuer != kind.department:
             raise DocumentRefused(f"{kind.name}s are issued by {kind.department}, not {issuer}")
-        if content_type not in CONTENT_TYPES:
-            raise DocumentRefused(
-                f"{content_type} is not one of {', '.join(sorted(CONTENT_TYPES))}"
-            )
+        _check_issuer_doc_id(issuer_doc_id)
+        _check_title(title)
         earlier = self._by_issuer_id(issuer, issuer_doc_id)
         if earlier is not None:
-            if (earlier.owner, earlier.doctype) != (owner, doctype):
-                raise DocumentRefused("that issuer document id was used for another document")
-            return earlier
+            _check_same_subject(earlier, owner, doctype)
+        document_id = earlier.id if earlier is not None else uuid.uuid4().hex
+        version = earlier.version + 1 if earlier is not None else 1
+        stored = self._store_content(document_id, version, owner, content, content_type)
+        if earlier is None:
+            created = self._insert_new(
+                document_id, owner, kind.code, issuer, issuer_doc_id, title, valid_until,
+                kind.classification.value, stored, seal,
+            )  # fmt: skip
+            if created is not None:
+                self._note("locker.document.issued", who, created)
+                return Issued(created, "created")
+            earlier = self._by_issuer_id(issuer, issuer_doc_id)  # another request made it first
+            assert earlier is not None  # noqa: S101 (the insert failed on this very key)
+            _check_same_subject(earlier, owner, doctype)
+        return self._update(earlier, stored, title, valid_until, seal, who)
+
+    def upload(
+        self,
+        *,
+        owner: str,
+        doctype: str,
+        title: str,
+        content: Iterable[bytes],
+        content_type: str,
+        who: Accessor,
+    ) -> Document:
+        """A citizen's own copy of a document: kept encrypted like an issued one, shown as
+        uploaded by the citizen, never as verified."""
+        kind = document_type(doctype)
+        _check_title(title)
         document_id = uuid.uuid4().hex
-        context = Context(document_id, 1, owner)
-        data_key = new_data_key()
-        sealed = encrypt_stream(content, data_key, context)
-        object_key = f"documents/{document_id}/1"
-        self._store.put(object_key, sealed)
-        now = self._clock()
-        uri = f"{issuer}-{doctype}-{issuer_doc_id}"
-        self._db.execute(
-            insert(documents).values(
-                id=document_id, owner=owner, doctype=doctype, issuer=issuer,
-                issuer_doc_id=issuer_doc_id, uri=uri, title=title, status=ACTIVE,
-                issued_at=now, valid_until=valid_until,
-            )
+        stored = self._store_content(document_id, 1, owner, content, content_type)
+        created = self._insert_new(
+            document_id, owner, kind.code, SELF, None, title, None,
+            kind.classification.value, stored, None,
         )  # fmt: skip
-        self._db.execute(
-            insert(versions).values(
-                document_id=document_id, version=1, object_key=object_key,
-                wrapped_key=wrap(data_key, self._keks.current(), context),
-                sha256=sealed.sha256, size=sealed.plaintext_size, content_type=content_type,
-                created_at=now,
+        assert created is not None  # noqa: S101 (a fresh id cannot collide)
+        self._note("locker.document.uploaded", who, created)
+        return created
+
+    def revoke(self, *, issuer: str, issuer_doc_id: str, reason: str, who: Accessor) -> Document:
+        """Mark an issued document revoked: it stays in the locker, shown as revoked, and is
+        never released to a department again."""
+        found = self._by_issuer_id(issuer, issuer_doc_id, lock=True)
+        if found is None or found.status == DELETED:
+            raise UnknownDocument("this issuer has no document with that id")
+        _check_title(reason, "a revocation reason")
+        if found.status != REVOKED:
+            self._db.execute(
+                update(documents)
+                .where(documents.c.id == found.id)
+                .values(status=REVOKED, revoked_at=self._clock(), revocation_reason=reason)
             )
-        )  # fmt: skip
-        self._record("locker.document.issued", actor, owner, uri, doctype)
-        found = self.get(document_id, owner=owner)
-        return found
+            self._note("locker.document.revoked", who, found, fields="status")
+        return self.get(found.id, owner=found.owner)
 
-    def get(self, document_id: str, *, owner: str) -> Document:
-        row = self._db.execute(_select().where(documents.c.id == document_id)).first()
-        if row is None or row.owner != owner or row.status == DELETED:
-            raise UnknownDocument("no such document in this locker")
-        return _document(row)
-
-    def open(self, document_id: str, *, owner: str, actor: str) -> tuple[Document, Iterator[bytes]]:
-        """The document and its plaintext, streamed; the stream raises (DigestMismatch) before
-        its end if the content is not what was stored."""
+    def delete(self, document_id: str, *, owner: str, who: Accessor) -> None:
+        """Delete an upload: its keys are shredded now, its ciphertext removed by `sweep`.
+        Issued documents belong to the issuer's record and are revoked, not deleted."""
         found = self.get(document_id, owner=owner)
-        row = self._db.execute(
-            select(versions.c.object_key, versions.c.wrapped_key).where(
-                versions.c.document_id == document_id, versions.c.version == 1
-            )
-        ).one()
-        context = Context(document_id, 1, owner)
-        data_key = unwrap(row.wrapped_key, self._keks.get, context)
-        self._record("locker.document.read", actor, owner, found.uri, found.doctype)
-        plaintext = decrypt_stream(
-            self._store.get(row.object_key), data_key, context, expected_sha256=found.sha256
-        )
-        return found, plaintext
-
-    def delete(self, document_id: str, *, owner: str, actor: str) -> None:
-        """Shred the document's keys now; `sweep` removes its ciphertext later."""
-        found = self.get(document_id, owner=owner)
+        if not found.uploaded:
+            raise DocumentRefused("an issued document cannot be deleted; only uploads can")
         self._db.execute(
             update(versions).where(versions.c.document_id == document_id).values(wrapped_key=None)
         )
         self._db.execute(
             update(documents).where(documents.c.id == document_id).values(status=DELETED)
         )
-        self._record("locker.document.deleted", actor, owner, found.uri, found.doctype)
+        self._note("locker.document.deleted", who, found)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, document_id: str, *, owner: str) -> Document:
+        found = self.find(document_id)
+        if found is None or found.owner != owner:
+            raise UnknownDocument("no such document in this locker")
+        return found
+
+    def find(self, document_id: str) -> Document | None:
+        """The document, whoever owns it (for a caller that checks access itself)."""
+        row = self._db.execute(_select().where(documents.c.id == document_id)).first()
+        if row is None or row.status == DELETED:
+            return None
+        return _document(row)
+
+    def list(self, owner: str) -> list[Document]:
+        """Everything in `owner`'s locker, newest first."""
+        rows = self._db.execute(
+            _select()
+            .where(documents.c.owner == owner, documents.c.status != DELETED)
+            .order_by(documents.c.issued_at.desc(), documents.c.id)
+        )
+        return [_document(row) for row in rows]
+
+    def open(
+        self, document_id: str, *, owner: str, who: Accessor, action: str = "locker.document.read"
+    ) -> tuple[Document, Iterator[bytes]]:
+        """The document and its plaintext, streamed; the stream raises (DigestMismatch) before
+        its end if the content is not what was stored, so a caller must not treat a stream
+        cut short as a complete document."""
+        found = self.get(document_id, owner=owner)
+        return found, self.content(found, who=who, action=action)
+
+    def content(
+        self, found: Document, *, who: Accessor, action: str = "locker.document.read"
+    ) -> Iterator[bytes]:
+        """`found`'s current version, decrypted as it streams, recorded as read by `who`."""
+        row = self._db.execute(
+            select(versions.c.object_key, versions.c.wrapped_key).where(
+                versions.c.document_id == found.id, versions.c.version == found.version
+            )
+        ).one()
+        if row.wrapped_key is None:
+            raise UnknownDocument("that document was deleted")
+        context = Context(found.id, found.version, found.owner)
+        data_key = unwrap(row.wrapped_key, self._keks.get, context)
+        self._note(action, who, found, output="document")
+        return decrypt_stream(
+            self._store.get(row.object_key), data_key, context, expected_sha256=found.sha256
+        )
+
+    # -- housekeeping -------------------------------------------------------------------------
 
     def sweep(self) -> int:
         """Remove the ciphertext of shredded versions (call after the deletes committed)."""
@@ -173,24 +283,220 @@ class Locker:
                 removed += 1
         return removed
 
-    def _by_issuer_id(self, issuer: str, issuer_doc_id: str) -> Document | None:
-        row = self._db.execute(
-            _select().where(
-                documents.c.issuer == issuer, documents.c.issuer_doc_id == issuer_doc_id
+    def sweep_orphans(self, grace: timedelta = ORPHAN_GRACE) -> int:
+        """Remove objects no version records, once older than `grace`: what a write left when
+        its transaction failed or its process died between the store and the commit."""
+        cutoff = self._clock() - grace
+        removed = 0
+        for key in self._store.keys("documents/"):
+            found = _OBJECT_KEY.fullmatch(key)
+            if found is None or _written_at(found.group(3)) > cutoff:
+                continue
+            known = self._db.execute(
+                select(versions.c.version).where(versions.c.object_key == key)
+            ).first()
+            if known is None:
+                self._store.delete(key)
+                removed += 1
+        return removed
+
+    # -- inside -------------------------------------------------------------------------------
+
+    def _store_content(
+        self,
+        document_id: str,
+        version: int,
+        owner: str,
+        content: Iterable[bytes],
+        content_type: str,
+    ) -> _Stored:
+        if content_type not in CONTENT_TYPES:
+            raise DocumentRefused(
+                f"{content_type or 'no type'} is not one of {', '.join(sorted(CONTENT_TYPES))}"
             )
-        ).first()
+        context = Context(document_id, version, owner)
+        data_key = new_data_key()
+        checked = _checked(content, content_type, self._max_bytes)
+        sealed = encrypt_stream(checked, data_key, context)
+        now = self._clock()
+        object_key = f"documents/{document_id}/{version}-{now.strftime(_STAMP)}"
+        self._store.put(object_key, sealed)
+        return _Stored(
+            version=version,
+            object_key=object_key,
+            wrapped_key=wrap(data_key, self._keks.current(), context),
+            sha256=sealed.sha256,
+            size=sealed.plaintext_size,
+            content_type=content_type,
+            created_at=now,
+        )
+
+    def _insert_new(
+        self,
+        document_id: str,
+        owner: str,
+        doctype: str,
+        issuer: str,
+        issuer_doc_id: str | None,
+        title: str,
+        valid_until: datetime | None,
+        classification: str,
+        stored: _Stored,
+        seal: Seal | None,
+    ) -> Document | None:
+        """Record a new document; None if another request recorded this issuer's document id
+        first (its object stays an orphan for the sweeper)."""
+        uri = f"{issuer}-{doctype}-{issuer_doc_id or document_id}"
+        try:
+            with self._db.begin_nested():
+                self._db.execute(
+                    insert(documents).values(
+                        id=document_id, owner=owner, doctype=doctype, issuer=issuer,
+                        issuer_doc_id=issuer_doc_id, uri=uri, title=title, status=ACTIVE,
+                        issued_at=stored.created_at, valid_until=valid_until,
+                        classification=classification, version=1,
+                    )
+                )  # fmt: skip
+        except IntegrityError:
+            return None
+        self._insert_version(document_id, stored, seal)
+        return self.get(document_id, owner=owner)
+
+    def _update(
+        self,
+        earlier: Document,
+        stored: _Stored,
+        title: str,
+        valid_until: datetime | None,
+        seal: Seal | None,
+        who: Accessor,
+    ) -> Issued:
+        current = self._by_issuer_id(earlier.issuer, earlier.issuer_doc_id or "", lock=True)
+        assert current is not None  # noqa: S101 (documents are never removed, only marked)
+        if current.sha256 == stored.sha256 and current.content_type == stored.content_type:
+            self._store.delete(stored.object_key)  # a retry: keep what was recorded
+            return Issued(current, "unchanged")
+        if current.status != ACTIVE:
+            self._store.delete(stored.object_key)
+            raise DocumentRefused(f"that document is {current.status}; issue a new one instead")
+        version = current.version + 1
+        if version != stored.version:  # another update got in between: number this one after
+            self._store.delete(stored.object_key)
+            raise DocumentRefused("the document changed while this update ran; send it again")
+        self._insert_version(current.id, stored, seal)
+        self._db.execute(
+            update(documents)
+            .where(documents.c.id == current.id)
+            .values(version=version, title=title, valid_until=valid_until)
+        )
+        self._note("locker.document.updated", who, current, version=version)
+        return Issued(self.get(current.id, owner=current.owner), "updated")
+
+    def _insert_version(self, document_id: str, stored: _Stored, seal: Seal | None) -> None:
+        self._db.execute(
+            insert(versions).values(
+                document_id=document_id, version=stored.version, object_key=stored.object_key,
+                wrapped_key=stored.wrapped_key, sha256=stored.sha256, size=stored.size,
+                content_type=stored.content_type, created_at=stored.created_at,
+                signature=seal(stored.sha256) if seal is not None else None,
+            )
+        )  # fmt: skip
+
+    def _note(
+        self,
+        action: str,
+        who: Accessor,
+        found: Document,
+        *,
+        fields: str = "content",
+        output: str = "none",
+        version: int | None = None,
+    ) -> None:
+        record(
+            self._audit, action, who, owner=found.owner, resource=found.uri, fields=fields,
+            output=output, doctype=found.doctype, version=version,
+        )  # fmt: skip
+
+    def _by_issuer_id(
+        self, issuer: str, issuer_doc_id: str, *, lock: bool = False
+    ) -> Document | None:
+        query = _select().where(
+            documents.c.issuer == issuer, documents.c.issuer_doc_id == issuer_doc_id
+        )
+        row = self._db.execute(query.with_for_update(of=documents) if lock else query).first()
         return _document(row) if row is not None else None
 
-    def _record(self, action: str, actor: str, owner: str, uri: str, doctype: str) -> None:
-        self._audit.append(
-            AuditEvent(
-                actor=actor,
-                action=action,
-                subject=owner,
-                resource=uri,
-                details={"doctype": doctype},
-            )
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """A version's ciphertext, written to the store and not yet recorded."""
+
+    version: int
+    object_key: str
+    wrapped_key: bytes
+    sha256: bytes
+    size: int
+    content_type: str
+    created_at: datetime
+
+
+_MAGIC: dict[str, tuple[bytes, ...]] = {
+    "application/pdf": (b"%PDF-",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "application/json": (b"{", b"["),
+    "application/xml": (b"<",),
+}
+
+
+def _checked(content: Iterable[bytes], content_type: str, limit: int) -> Iterator[bytes]:
+    """`content`, refused as it streams if it is empty, larger than `limit`, or does not start
+    the way its declared type does (so a page cannot be stored, and later served, as a PDF)."""
+    total = 0
+    for chunk in content:
+        if not chunk:
+            continue
+        if total == 0 and not _starts_as(chunk, content_type):
+            raise DocumentRefused(f"the content is not {content_type}")
+        total += len(chunk)
+        if total > limit:
+            raise DocumentTooLarge(f"a document is at most {limit} bytes")
+        yield chunk
+    if total == 0:
+        raise DocumentRefused("the document is empty")
+
+
+def _starts_as(first: bytes, content_type: str) -> bool:
+    """Whether the first chunk begins as `content_type` does (JSON and XML after any
+    whitespace or byte-order mark)."""
+    if content_type in ("application/json", "application/xml"):
+        first = first.lstrip(b" \t\r\n").removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    return first.startswith(_MAGIC[content_type])
+
+
+def _check_issuer_doc_id(issuer_doc_id: str) -> None:
+    if not _ISSUER_DOC_ID.fullmatch(issuer_doc_id):
+        raise DocumentRefused(
+            "an issuer document id is 1 to 64 letters, digits, '.', '_', '/' and '-'"
         )
+    if holds_cnic(issuer_doc_id):
+        raise DocumentRefused("an issuer document id must not hold a CNIC")
+
+
+def _check_title(text: str, what: str = "a title") -> None:
+    if not text.strip() or len(text) > 200:
+        raise DocumentRefused(f"{what} is 1 to 200 characters")
+    if holds_cnic(text):
+        raise DocumentRefused(f"{what} must not hold a CNIC")
+
+
+def _check_same_subject(earlier: Document, owner: str, doctype: str) -> None:
+    if (earlier.owner, earlier.doctype) != (owner, doctype):
+        raise DocumentRefused("that issuer document id was used for another document")
+
+
+def _written_at(stamp: str) -> datetime:
+    return datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
 
 
 def _select() -> Any:
@@ -199,12 +505,17 @@ def _select() -> Any:
         versions.c.sha256,
         versions.c.size,
         versions.c.content_type,
-    ).join(versions, (versions.c.document_id == documents.c.id) & (versions.c.version == 1))
+        versions.c.signature,
+    ).join(
+        versions,
+        (versions.c.document_id == documents.c.id) & (versions.c.version == documents.c.version),
+    )
 
 
 def _document(row: Any) -> Document:
     return Document(
         row.id, row.owner, row.doctype, row.issuer, row.issuer_doc_id, row.uri, row.title,
-        row.status, row.issued_at, row.valid_until, bytes(row.sha256), row.size,
-        row.content_type,
+        row.status, row.issued_at, row.valid_until, row.classification, row.version,
+        row.revoked_at, row.revocation_reason, bytes(row.sha256), row.size, row.content_type,
+        bytes(row.signature) if row.signature is not None else None,
     )  # fmt: skip

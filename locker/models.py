@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -38,6 +39,10 @@ documents = Table(
     Column("status", String(16), nullable=False, comment="active | revoked | deleted"),
     Column("issued_at", UtcDateTime(), nullable=False),
     Column("valid_until", UtcDateTime(), nullable=True),
+    Column("classification", String(16), nullable=False, server_default="confidential"),
+    Column("version", Integer, nullable=False, server_default="1", comment="the current one"),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("revocation_reason", String(200), nullable=True),
     UniqueConstraint("issuer", "issuer_doc_id", name="uq_locker_documents_issuer_doc_id"),
 )
 
@@ -52,4 +57,80 @@ versions = Table(
     Column("size", BigInteger, nullable=False),
     Column("content_type", String(64), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("signature", LargeBinary, nullable=True, comment="detached CMS by the issuer's seal"),
+)
+
+shares = Table(
+    "locker_shares",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True, comment="SHA-256 of it"),
+    Column("document_id", String(32), ForeignKey(documents.c.id), nullable=False, index=True),
+    Column("owner", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    Column("max_uses", Integer, nullable=True),
+)
+
+nominees = Table(
+    "locker_nominees",
+    metadata,
+    Column("owner", String(64), primary_key=True),
+    Column("nominee", String(64), primary_key=True, index=True, comment="their pseudonym"),
+    Column("relation", String(16), nullable=False, comment="nominee | guardian"),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+inbox = Table(
+    "locker_inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(64), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("message", String(500), nullable=False),
+    Column("reference", String(64), nullable=True, comment="a request, consent or document id"),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("visible_from", UtcDateTime(), nullable=False, comment="later under a delay"),
+    Column("read_at", UtcDateTime(), nullable=True),
+)
+
+requests = Table(
+    "locker_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("requester", String(64), nullable=False, index=True, comment="a client id"),
+    Column("owner", String(64), nullable=False, index=True),
+    Column("doctypes", String(200), nullable=False, comment="space separated codes"),
+    Column("purpose_code", String(32), nullable=False),
+    Column("purpose_text", String(500), nullable=False),
+    Column("data_life_days", Integer, nullable=False, comment="how long the requester keeps it"),
+    Column("valid_from", UtcDateTime(), nullable=False),
+    Column("valid_until", UtcDateTime(), nullable=False),
+    Column("fetch_limit", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("status", String(16), nullable=False, comment="pending | approved | denied | expired"),
+    Column("decided_at", UtcDateTime(), nullable=True),
+)
+
+consents = Table(
+    "locker_consents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("request_id", String(32), ForeignKey(requests.c.id), nullable=False, unique=True),
+    Column("requester", String(64), nullable=False, index=True),
+    Column("owner", String(64), nullable=False, index=True),
+    Column("doctypes", String(200), nullable=False),
+    Column("purpose_code", String(32), nullable=False),
+    Column("purpose_text", String(500), nullable=False),
+    Column("data_life_days", Integer, nullable=False),
+    Column("valid_from", UtcDateTime(), nullable=False),
+    Column("valid_until", UtcDateTime(), nullable=False),
+    Column("fetch_limit", Integer, nullable=False),
+    Column("artifact", Text, nullable=False, comment="the signed terms, a JWS"),
+    Column("status", String(16), nullable=False, comment="active | paused | revoked | expired"),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("status_changed_at", UtcDateTime(), nullable=False),
 )

@@ -3,7 +3,7 @@
 Domain code only: the API renders, signs and verifies through these functions.
 """
 
-from signing.documents.cms import sign_detached, verify_detached
+from signing.documents.cms import sign_detached, sign_digest, verify_detached, verify_digest
 from signing.documents.errors import (
     DocumentAltered,
     DocumentSignatureError,
@@ -25,7 +25,9 @@ __all__ = [
     "base_revision",
     "render",
     "sign_detached",
+    "sign_digest",
     "sign_pdf",
     "validate_pdf",
     "verify_detached",
+    "verify_digest",
 ]

@@ -13,6 +13,7 @@ functions must be called from a thread, not from inside a running loop.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -24,15 +25,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pyhanko.sign import signers
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
-from pyhanko.sign.validation import async_validate_detached_cms
 from pyhanko.sign.validation.errors import SignatureValidationError
-from pyhanko.sign.validation.status import SignatureStatus
+from pyhanko.sign.validation.generic_cms import (
+    cms_basic_validation,
+    collect_timing_info,
+)
+from pyhanko.sign.validation.status import SignatureStatus, StandardCMSSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from signing.documents.errors import DocumentAltered, MalformedSignature, UntrustedSigner
 
 DIGEST = "sha256"
+DIGEST_BYTES = 32
 CADES_ATTRIBUTES = frozenset(
     {"content_type", "message_digest", "signing_time", "signing_certificate_v2"}
 )
@@ -144,14 +149,29 @@ def sign_detached(
     """
     if not isinstance(data, bytes):
         raise TypeError("sign_detached signs bytes")
+    return sign_digest(hashlib.sha256(data).digest(), key=key, certificate=certificate, chain=chain)
+
+
+def sign_digest(
+    sha256: bytes,
+    *,
+    key: ec.EllipticCurvePrivateKey,
+    certificate: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+) -> bytes:
+    """`sign_detached` for content already hashed: the locker hashes a document while it
+    encrypts it as a stream, and never holds the whole of it."""
+    if len(sha256) != DIGEST_BYTES:
+        raise ValueError("a SHA-256 digest is 32 bytes")
     outside_event_loop()
     signer = simple_signer(key, certificate, chain)
     content_info = asyncio.run(
-        signer.async_sign_general_data(
-            data,
+        signer.async_sign(
+            sha256,
             DIGEST,
-            detached=True,
-            use_cades=True,
+            use_pades=True,  # CAdES attributes
+            is_pdf_sig=False,
+            encap_content_info={"content_type": "data"},
             signed_attr_settings=PdfCMSSignedAttributes(signing_time=datetime.now(UTC)),
         )
     )
@@ -199,13 +219,26 @@ def verify_detached(
     """
     if not isinstance(data, bytes):
         raise TypeError("verify_detached checks bytes")
+    sha256 = hashlib.sha256(data).digest()
+    return verify_digest(signature, sha256, trust_roots=trust_roots, now=now)
+
+
+def verify_digest(
+    signature: bytes,
+    sha256: bytes,
+    *,
+    trust_roots: Sequence[x509.Certificate],
+    now: datetime,
+) -> x509.Certificate:
+    """`verify_detached` for content known by its SHA-256 (a locker document's, checked while
+    it was stored and again whenever it is served)."""
     outside_event_loop()
     signed_data = _signed_data(signature)
+    if signed_data["signer_infos"][0]["digest_algorithm"]["algorithm"].native != DIGEST:
+        raise MalformedSignature("the signature's digest is not SHA-256")
     context = validation_context(trust_roots, now)
     try:
-        status = asyncio.run(
-            async_validate_detached_cms(data, signed_data, signer_validation_context=context)
-        )
+        status = asyncio.run(_validate(signed_data, sha256, context))
     except (SignatureValidationError, PyHankoSigningError, ValueError) as exc:
         raise MalformedSignature(f"the signature cannot be checked: {exc}") from None
     if not (status.intact and status.valid):
@@ -214,3 +247,22 @@ def verify_detached(
     if problem is not None:
         raise UntrustedSigner(problem)
     return crypto_certificate(status.signing_cert)
+
+
+async def _validate(
+    signed_data: cms.SignedData, sha256: bytes, context: ValidationContext
+) -> StandardCMSSignatureStatus:
+    """pyHanko's async_validate_detached_cms, given the digest instead of the content."""
+    status_kwargs = await collect_timing_info(
+        signed_data["signer_infos"][0],
+        ts_validation_context=context,
+        raw_digest=lambda _algorithm: sha256,  # the caller checked it is SHA-256
+    )
+    status_kwargs = await cms_basic_validation(
+        signed_data,
+        raw_digest=sha256,
+        validation_context=context,
+        status_kwargs=status_kwargs,
+        key_usage_settings=StandardCMSSignatureStatus.default_usage_constraints(None),
+    )
+    return StandardCMSSignatureStatus(**status_kwargs)

@@ -23,7 +23,9 @@ from signing.documents import (
     MalformedSignature,
     UntrustedSigner,
     sign_detached,
+    sign_digest,
     verify_detached,
+    verify_digest,
 )
 from signing.errors import SigningError
 from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER
@@ -317,3 +319,17 @@ def test_a_key_that_is_not_the_certificates_is_refused(officer: Officer) -> None
             certificate=officer.certificate,
             chain=[],
         )
+
+
+def test_a_signature_checks_against_a_digest_as_against_the_content(
+    officer: Officer, signature: bytes
+) -> None:
+    digest = hashlib.sha256(DATA).digest()
+    assert verify_digest(signature, digest, trust_roots=[officer.pki.root], now=LATER) == (
+        officer.certificate
+    )
+    other = hashlib.sha256(DATA + b"!").digest()
+    with pytest.raises(DocumentAltered):
+        verify_digest(signature, other, trust_roots=[officer.pki.root], now=LATER)
+    with pytest.raises(ValueError, match="32 bytes"):
+        sign_digest(digest[:16], key=officer.key, certificate=officer.certificate, chain=[])
