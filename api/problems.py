@@ -31,6 +31,8 @@ from identity.errors import (
 )
 from identity.oidc.errors import OAuthError
 from identity.sms import SmsUnavailable
+from locker.documents import DocumentRefused, DocumentTooLarge, UnknownDocument
+from locker.errors import CiphertextInvalid, KeyUnavailable, LockerError, StoreUnavailable
 from signing.files import NoQrCode, UnreadableFile
 from signing.pki.authority import PkiError, PkiNotReady
 
@@ -63,6 +65,13 @@ DOMAIN_STATUS: list[tuple[type[Exception], int, str]] = [
     (NoQrCode, 422, "No QR code was found"),
     (PkiNotReady, 503, "The PKI is not set up yet"),
     (PkiError, 409, "The PKI cannot do that"),
+    (DocumentTooLarge, 413, "The document is too large"),
+    (DocumentRefused, 422, "The document cannot be accepted"),
+    (UnknownDocument, 404, "No such document"),
+    (StoreUnavailable, 503, "Document storage is not answering; try again later"),
+    (CiphertextInvalid, 500, "A stored document failed its integrity check"),
+    (KeyUnavailable, 500, "A document key is not available"),
+    (LockerError, 500, "The locker could not answer"),
 ]
 
 

@@ -216,12 +216,12 @@ def _first_line(exc: BaseException) -> str:
 def open_store(settings: Settings) -> ObjectStore:
     """The configured object store for locker ciphertext."""
     if settings.store == "s3":
-        assert settings.s3_access_key and settings.s3_secret_key  # noqa: S101 (Settings checks)
+        secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else ""
         return S3Store(
             settings.s3_bucket,
             endpoint_url=settings.s3_endpoint_url,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key.get_secret_value(),
+            access_key=settings.s3_access_key or "",
+            secret_key=secret,
             region=settings.s3_region,
         )
     return LocalStore(settings.data_dir / "objects")

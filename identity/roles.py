@@ -19,7 +19,9 @@ from audit import AuditEvent, AuditLog
 from identity.errors import IdentityError
 from identity.models import departments, roles
 
-ROLES = frozenset({"locker.issuer", "signing.officer", "audit.reader", "identity.admin"})
+ROLES = frozenset(
+    {"locker.issuer", "locker.legal", "signing.officer", "audit.reader", "identity.admin"}
+)
 _DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 
 
