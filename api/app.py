@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from api import problems
 from api.backchannel import deliver, end_sessions
 from api.middleware import SecurityHeaders
-from api.routes import account, audit, enrol, health, oidc, pki, signin, signing
+from api.routes import account, audit, enrol, health, locker, oidc, pki, signin, signing
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from api.web import CsrfRejected, NotSignedIn, render
@@ -104,6 +104,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(enrol.router)
     app.include_router(pki.router)
     app.include_router(signing.router)
+    app.include_router(locker.router)
 
     @app.exception_handler(CsrfRejected)
     async def _csrf(request: Request, exc: CsrfRejected) -> Response:

@@ -172,6 +172,7 @@ class Runtime:
             keks=self.keks,
             audit=self.audit_log(session),
             clock=self.clock,
+            max_bytes=self.settings.locker_max_bytes,
         )
 
     @property

@@ -158,7 +158,19 @@ class CipherStream(Iterator[bytes]):
         raise NotImplementedError
 
     def __next__(self) -> bytes:
-        return next(self._pieces)
+        try:
+            return next(self._pieces)
+        except StopIteration:
+            raise
+        except BaseException:
+            self.close()  # a failed stream is never resumed: let its file or connection go now
+            raise
+
+    def close(self) -> None:
+        """Release what the stream reads from (an object store's file or connection)."""
+        close = getattr(getattr(self, "_chunks", None), "close", None)
+        if close is not None:
+            close()
 
     @property
     def sha256(self) -> bytes:

@@ -12,7 +12,6 @@ Deleting shreds the data keys in the transaction; the ciphertext is removed afte
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from locker.access import Accessor, record
 from locker.crypto import Context, decrypt_stream, encrypt_stream, new_data_key, unwrap, wrap
 from locker.doctypes import SELF, document_type
 from locker.errors import LockerError
+from locker.ids import new_id
 from locker.kek import KekProvider
 from locker.models import documents, versions
 from locker.stores import ObjectStore
@@ -39,7 +39,7 @@ DEFAULT_MAX_BYTES = 1024**3
 ORPHAN_GRACE = timedelta(hours=6)  # far longer than any upload takes to commit
 EXPIRY_NOTICE = timedelta(days=30)
 _ISSUER_DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
-_OBJECT_KEY = re.compile(r"documents/([0-9a-f]{32})/([0-9]+)-([0-9]{8}T[0-9]{6})")
+_OBJECT_KEY = re.compile(r"documents/([a-p]{32})/([0-9]+)-([0-9]{8}T[0-9]{6})")
 _STAMP = "%Y%m%dT%H%M%S"
 
 Seal = Callable[[bytes], bytes]  # plaintext SHA-256 -> detached CMS by the issuer's seal
@@ -148,7 +148,7 @@ class Locker:
         earlier = self._by_issuer_id(issuer, issuer_doc_id)
         if earlier is not None:
             _check_same_subject(earlier, owner, doctype)
-        document_id = earlier.id if earlier is not None else uuid.uuid4().hex
+        document_id = earlier.id if earlier is not None else new_id()
         version = earlier.version + 1 if earlier is not None else 1
         stored = self._store_content(document_id, version, owner, content, content_type)
         if earlier is None:
@@ -178,7 +178,7 @@ class Locker:
         uploaded by the citizen, never as verified."""
         kind = document_type(doctype)
         _check_title(title)
-        document_id = uuid.uuid4().hex
+        document_id = new_id()
         stored = self._store_content(document_id, 1, owner, content, content_type)
         created = self._insert_new(
             document_id, owner, kind.code, SELF, None, title, None,
@@ -232,6 +232,11 @@ class Locker:
         if row is None or row.status == DELETED:
             return None
         return _document(row)
+
+    def issued(self, issuer: str, issuer_doc_id: str) -> Document | None:
+        """The document `issuer` issued under its own id, if any (not if deleted)."""
+        found = self._by_issuer_id(issuer, issuer_doc_id)
+        return found if found is not None and found.status != DELETED else None
 
     def list(self, owner: str) -> list[Document]:
         """Everything in `owner`'s locker, newest first."""

@@ -15,6 +15,9 @@ from sqlalchemy.engine import make_url
 from api.migrate import upgrade
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
+from tests.s3_server import s3_admin, s3_endpoint
+
+__all__ = ["s3_admin", "s3_endpoint"]  # session fixtures: one S3 server for every test
 
 POSTGRES_URL = os.environ.get("SHANAKHT_DATABASE_URL", "")
 

@@ -38,6 +38,8 @@ SCOPE_TEXT = {
     "phone": "your verified mobile number",
     "roles": "your roles as an officer of a department",
     "signing": "to sign documents in your name, with your officer's certificate",
+    "locker": "to open your document locker: read, upload and share your documents, and "
+    "answer departments' requests for them",
 }
 
 FormText = Annotated[str, Form()]

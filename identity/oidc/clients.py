@@ -40,7 +40,18 @@ MAX_ASSERTION_LIFETIME = 300
 
 # The scopes an e-service may ask a citizen for; department systems get API scopes instead.
 CITIZEN_SCOPES = frozenset(
-    {"openid", "profile", "cnic", "birthdate", "gender", "address", "phone", "roles", "signing"}
+    {
+        "openid",
+        "profile",
+        "cnic",
+        "birthdate",
+        "gender",
+        "address",
+        "phone",
+        "roles",
+        "signing",
+        "locker",
+    }
 )
 _API_SCOPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")

@@ -65,13 +65,16 @@ class RelyingParty:
         }, {}
 
 
+E_SERVICE_SCOPES = ("openid", "profile", "cnic", "birthdate", "address", "phone")
+
+
 def register_client(
     runtime: Runtime,
     client_id: str,
     *,
     kind: str = ESERVICE,
     secret: bool = False,
-    scopes: tuple[str, ...] = ("openid", "profile", "cnic", "birthdate", "address", "phone"),
+    scopes: tuple[str, ...] | None = None,
     **options: Any,
 ) -> RelyingParty:
     redirect = f"https://{client_id}.example/callback"
@@ -85,7 +88,7 @@ def register_client(
         post_logout_redirect_uris=(f"https://{client_id}.example/signed-out",)
         if kind == ESERVICE
         else (),
-        scopes=scopes if kind == ESERVICE else ("locker.fetch",),
+        scopes=scopes or (E_SERVICE_SCOPES if kind == ESERVICE else ("locker.fetch",)),
         jwks={"keys": [key.as_dict(private=False)]} if key else None,
         **options,
     )

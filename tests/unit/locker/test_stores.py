@@ -16,7 +16,8 @@ import pytest
 
 from locker.errors import ObjectMissing, StoreUnavailable
 from locker.stores import LocalStore, ObjectStore
-from tests.unit.locker.conftest import Backend, free_port, s3_store
+from tests.s3_server import free_port, s3_store
+from tests.unit.locker.conftest import Backend
 
 MIB = 1024 * 1024
 

@@ -1,0 +1,509 @@
+"""The locker over HTTP: department systems issue into it, citizens keep and share from it.
+
+Documents travel as raw request and response bodies, streamed: an upload is encrypted and
+stored as it arrives and a download decrypted as it leaves, so a 1 GB document never sits in
+memory. What describes an upload goes in the query (document id, title, validity) except the
+subject's CNIC, which goes in the `Shanakht-Cnic` header: URLs end up in access logs, and a
+CNIC must not.
+
+A download that fails part way (an object altered in the store, a store that stops answering)
+is cut off, never ended cleanly: a client must never mistake a truncated document for a whole
+one. The transaction that records a download (its audit entry) commits before the first byte
+is sent, and no database session is held while the body streams.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import anyio.from_thread
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from api.bearer import CitizenCaller, citizen, forbidden, service
+from api.deps import RuntimeDep
+from api.problems import problem
+from api.routes.locker_views import document_view, seal_status
+from api.runtime import Runtime
+from audit import pseudonym
+from identity.cnic import normalise_cnic
+from locker.access import Accessor
+from locker.doctypes import DOCUMENT_TYPES, SELF, DocumentType, document_type
+from locker.documents import Document, UnknownDocument
+from locker.sharing import ShareUnusable, Sharing
+from signing.documents.cms import sign_digest
+from signing.pki.profiles import DEPARTMENT_SEAL
+
+router = APIRouter(prefix="/locker", tags=["locker"])
+
+LOCKER_SCOPE = "locker"
+ISSUE_SCOPE = "locker.issue."  # + the document type's code
+CNIC_HEADER = "shanakht-cnic"
+BLOCK = 1024 * 1024  # what crosses from the event loop to the worker thread at a time
+EXTENSIONS = {
+    "application/pdf": "pdf",
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "application/json": "json",
+    "application/xml": "xml",
+}
+DownloadKind = Annotated[str, Query(pattern="^(inline|attachment)$")]
+
+
+# -- streaming bodies --------------------------------------------------------------------------
+
+
+class _Body:
+    """The request body as a plain iterator for a worker thread: each step hops to the event
+    loop for up to 1 MiB, so the thread that encrypts never waits on one small chunk."""
+
+    def __init__(self, request: Request) -> None:
+        self._chunks: AsyncIterator[bytes] = request.stream().__aiter__()
+
+    async def _block(self) -> bytes:
+        block = bytearray()
+        while len(block) < BLOCK:
+            try:
+                block += await self._chunks.__anext__()
+            except StopAsyncIteration:
+                break
+        return bytes(block)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while block := anyio.from_thread.run(self._block):
+            yield block
+
+
+def _declared_too_large(request: Request, runtime: Runtime) -> Response | None:
+    declared = request.headers.get("content-length", "")
+    limit = runtime.settings.locker_max_bytes
+    if declared.isdigit() and int(declared) > limit:
+        return problem(413, "The document is too large", f"a document is at most {limit} bytes")
+    return None
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _stream(document: Document, plaintext: Iterator[bytes], disposition: str) -> Response:
+    name = f"{document.uri.replace('/', '_')}.{EXTENSIONS[document.content_type]}"
+    headers = {
+        "Content-Length": str(document.size),
+        "Content-Disposition": f'{disposition}; filename="{name}"',
+        "Repr-Digest": f"sha-256=:{base64.b64encode(document.sha256).decode()}:",
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        # A document shown in the browser runs nothing and reaches nothing.
+        "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'; "
+        "style-src 'unsafe-inline'",
+    }
+    return StreamingResponse(plaintext, media_type=document.content_type, headers=headers)
+
+
+# -- department systems ------------------------------------------------------------------------
+
+
+def _kind(code: str) -> DocumentType:
+    try:
+        kind = document_type(code)
+    except LookupError as exc:
+        raise UnknownDocument(str(exc)) from None
+    if kind.department == SELF:
+        raise UnknownDocument("departments do not issue that type")
+    return kind
+
+
+def _owner(runtime: Runtime, session: Session, cnic: str | None) -> str:
+    """The locker of the citizen with `cnic`: their pseudonym, if they have an account."""
+    if not cnic:
+        raise HTTPException(400, f"Say whose document it is: send the CNIC in {CNIC_HEADER}")
+    owner = pseudonym(normalise_cnic(cnic), key=runtime.pseudonym_key)
+    if not runtime.provider(session).accounts.exists(owner):
+        raise HTTPException(404, "No locker for that CNIC: that citizen has no account")
+    return owner
+
+
+def _seal(runtime: Runtime, session: Session, department: str) -> Any:
+    """The department's seal as a function of a document's SHA-256: its detached CMS."""
+    authority = runtime.authority(session)
+    issued = authority.current(DEPARTMENT_SEAL, department=department)
+    if issued is None:
+        raise HTTPException(409, f"Cannot issue yet: {department} has no seal certificate")
+    key, (issuing, _) = authority.private_key(issued), authority.issuing()
+    return lambda sha256: sign_digest(
+        sha256, key=key, certificate=issued.certificate, chain=[issuing]
+    )
+
+
+def _issue(
+    runtime: Runtime,
+    request: Request,
+    doctype: str,
+    doc_id: str,
+    title: str,
+    valid_until: datetime | None,
+    body: _Body,
+) -> Response:
+    kind = _kind(doctype)
+    with runtime.transaction() as session:
+        caller = service(request, runtime, session, ISSUE_SCOPE + kind.code)
+        owner = _owner(runtime, session, request.headers.get(CNIC_HEADER))
+        issued = runtime.locker(session).issue(
+            owner=owner, doctype=kind.code, issuer=kind.department, issuer_doc_id=doc_id,
+            title=title, content=body, content_type=_content_type(request),
+            who=Accessor(f"client:{caller.client_id}", kind.department, "issuer"),
+            valid_until=valid_until, seal=_seal(runtime, session, kind.department),
+        )  # fmt: skip
+        view = document_view(issued.document, runtime.clock())
+    status = 201 if issued.outcome == "created" else 200
+    return JSONResponse({**view, "outcome": issued.outcome}, status_code=status)
+
+
+@router.put(
+    "/issued/{doctype}",
+    summary="Issue a document into a citizen's locker, or a new version of it (idempotent)",
+    response_model=None,
+)
+async def issue(
+    doctype: str,
+    request: Request,
+    runtime: RuntimeDep,
+    doc_id: Annotated[str, Query(min_length=1, max_length=64)],
+    title: Annotated[str, Query(min_length=1, max_length=200)],
+    valid_until: datetime | None = None,
+) -> Response:
+    too_large = _declared_too_large(request, runtime)
+    if too_large is not None:
+        return too_large
+    if valid_until is not None and valid_until.utcoffset() is None:
+        return problem(400, "valid_until needs a time zone", "for example 2030-01-01T00:00Z")
+    return await run_in_threadpool(
+        _issue, runtime, request, doctype, doc_id, title, valid_until, _Body(request)
+    )
+
+
+class Revocation(BaseModel):
+    reason: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+@router.post("/issued/{doctype}/revoke", summary="Revoke an issued document")
+def revoke(
+    doctype: str,
+    revocation: Revocation,
+    request: Request,
+    runtime: RuntimeDep,
+    doc_id: Annotated[str, Query(min_length=1, max_length=64)],
+) -> dict[str, Any]:
+    kind = _kind(doctype)
+    with runtime.transaction() as session:
+        caller = service(request, runtime, session, ISSUE_SCOPE + kind.code)
+        found = runtime.locker(session).revoke(
+            issuer=kind.department, issuer_doc_id=doc_id, reason=revocation.reason,
+            who=Accessor(f"client:{caller.client_id}", kind.department, "issuer"),
+        )  # fmt: skip
+        return document_view(found, runtime.clock())
+
+
+@router.get("/issued/{doctype}", summary="An issued document's state, for its issuer")
+def issued_state(
+    doctype: str,
+    request: Request,
+    runtime: RuntimeDep,
+    doc_id: Annotated[str, Query(min_length=1, max_length=64)],
+) -> dict[str, Any]:
+    kind = _kind(doctype)
+    with runtime.transaction() as session:
+        service(request, runtime, session, ISSUE_SCOPE + kind.code)
+        found = runtime.locker(session).issued(kind.department, doc_id)
+        if found is None or found.doctype != kind.code:
+            raise UnknownDocument("this issuer has no document with that id")
+        return document_view(found, runtime.clock())
+
+
+# -- citizens ----------------------------------------------------------------------------------
+
+
+def _me(caller: CitizenCaller) -> Accessor:
+    return Accessor(caller.pseudonym, "citizen", "owner")
+
+
+def _citizen(request: Request, runtime: Runtime, session: Session) -> CitizenCaller:
+    return citizen(request, runtime, session, LOCKER_SCOPE)
+
+
+@router.get("/documents", summary="Everything in my locker")
+def my_documents(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.transaction() as session:
+        caller = _citizen(request, runtime, session)
+        found = runtime.locker(session).list(caller.pseudonym)
+        now = runtime.clock()
+        return {
+            "documents": [
+                {**document_view(d, now), "seal": seal_status(runtime, session, d)} for d in found
+            ]
+        }
+
+
+@router.get("/documents/{document_id}", summary="One of my documents")
+def my_document(document_id: str, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.transaction() as session:
+        caller = _citizen(request, runtime, session)
+        found = runtime.locker(session).get(document_id, owner=caller.pseudonym)
+        return {
+            **document_view(found, runtime.clock()),
+            "seal": seal_status(runtime, session, found),
+        }
+
+
+def _open(
+    runtime: Runtime, request: Request, document_id: str, owner_ref: str | None
+) -> tuple[Document, Iterator[bytes]]:
+    """The document and its plaintext stream, for its owner or (with `owner_ref`) a nominee;
+    recorded in a transaction that has committed when this returns."""
+    with runtime.transaction() as session:
+        caller = _citizen(request, runtime, session)
+        owner, who = caller.pseudonym, _me(caller)
+        if owner_ref is not None:
+            relation = Sharing(session, audit=runtime.audit_log(session), clock=runtime.clock)
+            if relation.relation(owner_ref, caller.pseudonym) is None:
+                raise UnknownDocument("no such document in a locker you may read")
+            owner, who = owner_ref, Accessor(caller.pseudonym, "citizen", "nominee")
+        return runtime.locker(session).open(document_id, owner=owner, who=who)
+
+
+@router.get(
+    "/documents/{document_id}/content",
+    summary="Download or preview one of my documents",
+    response_class=StreamingResponse,
+)
+async def my_content(
+    document_id: str, request: Request, runtime: RuntimeDep, disposition: DownloadKind = "inline"
+) -> Response:
+    found, plaintext = await run_in_threadpool(_open, runtime, request, document_id, None)
+    return _stream(found, plaintext, disposition)
+
+
+@router.get("/documents/{document_id}/signature", summary="The issuer's detached CMS seal")
+def my_signature(document_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    with runtime.transaction() as session:
+        caller = _citizen(request, runtime, session)
+        found = runtime.locker(session).get(document_id, owner=caller.pseudonym)
+    if found.signature is None:
+        return problem(404, "No signature", "documents you uploaded carry no issuer's seal")
+    return Response(found.signature, media_type="application/pkcs7-signature")
+
+
+def _upload(
+    runtime: Runtime, request: Request, doctype: str, title: str, body: _Body
+) -> dict[str, Any]:
+    try:
+        document_type(doctype)
+    except LookupError as exc:
+        raise UnknownDocument(str(exc)) from None
+    with runtime.transaction() as session:
+        caller = _citizen(request, runtime, session)
+        created = runtime.locker(session).upload(
+            owner=caller.pseudonym, doctype=doctype, title=title, content=body,
+            content_type=_content_type(request), who=_me(caller),
+        )  # fmt: skip
+        return document_view(created, runtime.clock())
+
+
+@router.post("/documents", status_code=201, summary="Upload a document of my own")
+async def upload(
+    request: Request,
+    runtime: RuntimeDep,
+    title: Annotated[str, Query(min_length=1, max_length=200)],
+    doctype: Annotated[str, Query(min_length=1, max_length=16)] = "other",
+) -> Any:
+    too_large = _declared_too_large(request, runtime)
+    if too_large is not None:
+        return too_large
+    view = await run_in_threadpool(_upload, runtime, request, doctype, title, _Body(request))
+    return JSONResponse(view, status_code=201)
+
+
+@router.delete("/documents/{document_id}", status_code=204, summary="Delete one of my uploads")
+def delete(document_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    with runtime.transaction() as session:
+        caller = _citizen(request, runtime, session)
+        runtime.locker(session).delete(document_id, owner=caller.pseudonym, who=_me(caller))
+    return Response(status_code=204)
+
+
+# -- share links -------------------------------------------------------------------------------
+
+
+class NewShare(BaseModel):
+    hours: Annotated[int, Field(ge=1, le=720)] = 24
+    max_uses: Annotated[int | None, Field(ge=1, le=1000)] = None
+
+
+def _share_view(share: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "id": share.id,
+        "document_id": share.document_id,
+        "created_at": share.created_at.isoformat(),
+        "expires_at": share.expires_at.isoformat(),
+        "revoked": share.revoked_at is not None,
+        "uses": share.uses,
+        "max_uses": share.max_uses,
+        "live": share.live(now),
+    }
+
+
+@router.post("/documents/{document_id}/shares", status_code=201, summary="Share a document")
+def share(document_id: str, new: NewShare, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.transaction() as session:
+        caller = _citizen(request, runtime, session)
+        found = runtime.locker(session).get(document_id, owner=caller.pseudonym)
+        made, token = _sharing(runtime, session).share(
+            found, who=_me(caller), life=timedelta(hours=new.hours), max_uses=new.max_uses
+        )
+    base = runtime.settings.public_url.rstrip("/")
+    return {**_share_view(made, runtime.clock()), "url": f"{base}/locker/shared/{token}"}
+
+
+@router.get("/shares", summary="My share links")
+def my_shares(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.transaction() as session:
+        caller = _citizen(request, runtime, session)
+        found = _sharing(runtime, session).shares(caller.pseudonym)
+    now = runtime.clock()
+    return {"shares": [_share_view(s, now) for s in found]}
+
+
+@router.delete("/shares/{share_id}", status_code=204, summary="Revoke a share link")
+def unshare(share_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    with runtime.transaction() as session:
+        caller = _citizen(request, runtime, session)
+        _sharing(runtime, session).revoke(share_id, owner=caller.pseudonym, who=_me(caller))
+    return Response(status_code=204)
+
+
+def _redeem(runtime: Runtime, token: str) -> tuple[Document, Iterator[bytes]]:
+    with runtime.transaction() as session:
+        used = _sharing(runtime, session).redeem(token)
+        locker = runtime.locker(session)
+        found = locker.find(used.document_id)
+        if found is None or found.state(runtime.clock()) != "active":
+            raise ShareUnusable("this link is not valid: the document is no longer available")
+        who = Accessor(f"share:{used.id}", "share link", f"share:{used.id}")
+        return found, locker.content(found, who=who, action="locker.share.used")
+
+
+@router.get(
+    "/shared/{token}",
+    summary="A document someone shared with you (no sign-in)",
+    response_class=StreamingResponse,
+)
+async def shared(token: str, runtime: RuntimeDep, disposition: DownloadKind = "inline") -> Response:
+    if len(token) > 64:
+        return problem(404, "No such link")
+    try:
+        found, plaintext = await run_in_threadpool(_redeem, runtime, token)
+    except ShareUnusable as exc:
+        return problem(404, "No such link", str(exc))
+    return _stream(found, plaintext, disposition)
+
+
+def _sharing(runtime: Runtime, session: Session) -> Sharing:
+    return Sharing(session, audit=runtime.audit_log(session), clock=runtime.clock)
+
+
+# -- nominees ----------------------------------------------------------------------------------
+
+
+class NewNominee(BaseModel):
+    cnic: Annotated[str, Field(min_length=13, max_length=15)]
+    relation: Annotated[str, Field(pattern="^(nominee|guardian)$")] = "nominee"
+
+
+@router.put("/nominees", summary="Name a nominee or guardian who may read my documents")
+def nominate(new: NewNominee, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.transaction() as session:
+        caller = _citizen(request, runtime, session)
+        nominee = pseudonym(normalise_cnic(new.cnic), key=runtime.pseudonym_key)
+        account = runtime.provider(session).accounts.by_pseudonym(nominee)
+        if account is None:
+            raise HTTPException(404, "That citizen has no Shanakht account")
+        named = _sharing(runtime, session).nominate(
+            caller.pseudonym, nominee, new.relation, who=_me(caller)
+        )
+        return {"id": named.nominee, "name": account.profile.full_name, "relation": new.relation}
+
+
+@router.get("/nominees", summary="Whom I named, and who named me")
+def nominees(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.transaction() as session:
+        caller = _citizen(request, runtime, session)
+        sharing, accounts = _sharing(runtime, session), runtime.provider(session).accounts
+
+        def person(ref: str, relation: str) -> dict[str, Any]:
+            account = accounts.by_pseudonym(ref)
+            name = account.profile.full_name if account is not None else None
+            return {"id": ref, "name": name, "relation": relation}
+
+        return {
+            "named": [person(n.nominee, n.relation) for n in sharing.nominees(caller.pseudonym)],
+            "lockers": [
+                person(n.owner, n.relation) for n in sharing.nominated_by(caller.pseudonym)
+            ],
+        }
+
+
+@router.delete("/nominees/{nominee_id}", status_code=204, summary="Remove a nominee")
+def remove_nominee(nominee_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    with runtime.transaction() as session:
+        caller = _citizen(request, runtime, session)
+        _sharing(runtime, session).remove_nominee(caller.pseudonym, nominee_id, who=_me(caller))
+    return Response(status_code=204)
+
+
+@router.get("/lockers/{owner_id}/documents", summary="Documents in a locker I was named for")
+def their_documents(owner_id: str, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.transaction() as session:
+        caller = _citizen(request, runtime, session)
+        if _sharing(runtime, session).relation(owner_id, caller.pseudonym) is None:
+            raise forbidden("you are not named for that locker")
+        found = runtime.locker(session).list(owner_id)
+        now = runtime.clock()
+        return {"documents": [document_view(d, now) for d in found]}
+
+
+@router.get(
+    "/lockers/{owner_id}/documents/{document_id}/content",
+    summary="Read a document in a locker I was named for",
+    response_class=StreamingResponse,
+)
+async def their_content(
+    owner_id: str,
+    document_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    disposition: DownloadKind = "inline",
+) -> Response:
+    found, plaintext = await run_in_threadpool(_open, runtime, request, document_id, owner_id)
+    return _stream(found, plaintext, disposition)
+
+
+@router.get("/types", summary="The document types a locker holds")
+def types() -> dict[str, Any]:
+    return {
+        "types": [
+            {
+                "code": t.code,
+                "name": t.name,
+                "issuer": t.department,
+                "classification": t.classification.value,
+            }
+            for t in DOCUMENT_TYPES.values()
+        ]
+    }
