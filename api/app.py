@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from api import problems
 from api.backchannel import deliver, end_sessions
 from api.middleware import SecurityHeaders
-from api.routes import account, audit, enrol, health, locker, oidc, pki, signin, signing
+from api.routes import access_log, account, audit, enrol, health, locker, oidc, pki, signin, signing
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from api.web import CsrfRejected, NotSignedIn, render
@@ -98,6 +98,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(health.router)
     app.include_router(audit.router)
+    # Before any router with /locker/{...} paths, so /locker/access-log is never taken for one.
+    app.include_router(access_log.router)
     app.include_router(oidc.router)
     app.include_router(signin.router)
     app.include_router(account.router)

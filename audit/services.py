@@ -149,6 +149,21 @@ class AuditLog:
         rows = self._session.execute(query.order_by(entries.c.seq).limit(limit)).scalars()
         return [AuditEntry.from_bytes(data) for data in rows]
 
+    def page_back(
+        self, *, subject: str | None = None, before: int | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """Entries before `before` (from the newest, if None), newest first, optionally only
+        those about `subject`: for readers who want the latest first and walk back, passing
+        the smallest seq they were given as the next `before`. The (subject, seq) index
+        answers it as one range scan."""
+        query = select(entries.c.entry)
+        if before is not None:
+            query = query.where(entries.c.seq < before)
+        if subject is not None:
+            query = query.where(entries.c.subject == subject)
+        rows = self._session.execute(query.order_by(entries.c.seq.desc()).limit(limit)).scalars()
+        return [AuditEntry.from_bytes(data) for data in rows]
+
     def _subtree_hashes(self, wanted: Sequence[Subtree]) -> dict[Subtree, bytes]:
         locations = {subtree: subtree_location(subtree) for subtree in wanted}
         seqs = sorted({seq for seq, _ in locations.values()})
@@ -234,6 +249,14 @@ class AuditLog:
         """The latest checkpoint, or a new one when the log has grown past it (or has none)."""
         latest = self.latest_checkpoint()
         if latest is not None and latest.checkpoint.size == self.size():
+            return latest
+        return self.checkpoint()
+
+    def checkpoint_covering(self, seq: int) -> SignedCheckpoint:
+        """The latest checkpoint if it covers entry `seq`, or a new one (which does, if the
+        entry exists): what a proof of inclusion for that entry is checked against."""
+        latest = self.latest_checkpoint()
+        if latest is not None and latest.checkpoint.size > seq:
             return latest
         return self.checkpoint()
 

@@ -17,6 +17,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Plain index operations: a batch (table copy) on SQLite would drop the append-only triggers.
+    op.drop_index("ix_audit_entries_subject", table_name="audit_entries")
+    op.create_index("ix_audit_entries_subject_seq", "audit_entries", ["subject", "seq"])
+
     op.create_table(
         "locker_inbox",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -177,6 +181,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_entries_subject_seq", table_name="audit_entries")
+    op.create_index("ix_audit_entries_subject", "audit_entries", ["subject"])
+
     with op.batch_alter_table("locker_versions", schema=None) as batch_op:
         batch_op.drop_column("signature")
 
