@@ -16,7 +16,18 @@ from fastapi.staticfiles import StaticFiles
 from api import problems
 from api.backchannel import deliver, end_sessions
 from api.middleware import SecurityHeaders
-from api.routes import access_log, account, audit, enrol, health, locker, oidc, pki, signin, signing
+from api.routes import (
+    access_log,
+    account,
+    audit,
+    enrol,
+    health,
+    locker,
+    oidc,
+    pki,
+    signin,
+    signing,
+)
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from api.web import CsrfRejected, NotSignedIn, render
@@ -27,6 +38,7 @@ log = logging.getLogger("shanakht.api")
 
 SWEEP_INTERVAL = 60.0
 PKI_INTERVAL = 600.0
+LOCKER_SWEEP_INTERVAL = 3600.0
 
 
 def _checkpoint_once(runtime: Runtime) -> None:
@@ -54,6 +66,16 @@ def _refresh_pki(runtime: Runtime) -> None:
             authority.refresh(actor="system:schedule")
 
 
+def _sweep_locker(runtime: Runtime) -> None:
+    """Remove the ciphertext of deleted documents, and objects whose records never committed.
+    Replicas may sweep at once: removing an object twice is no error, and a young object is
+    never taken for an orphan."""
+    with runtime.transaction() as session:
+        locker = runtime.locker(session)
+        locker.sweep()
+        locker.sweep_orphans()
+
+
 async def _every(interval: float, job: Callable[[Runtime], None], runtime: Runtime) -> None:
     """Run `job` every `interval` seconds. A failure (the database restarting, say) is logged
     and retried at the next tick; it must not take the API down with it."""
@@ -75,6 +97,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         tasks = [
             asyncio.create_task(_every(SWEEP_INTERVAL, _sweep_sessions, runtime)),
             asyncio.create_task(_every(PKI_INTERVAL, _refresh_pki, runtime)),
+            asyncio.create_task(_every(LOCKER_SWEEP_INTERVAL, _sweep_locker, runtime)),
         ]
         if interval:
             tasks.append(asyncio.create_task(_every(interval, _checkpoint_once, runtime)))

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from api.backchannel import deliver, end_sessions
+from api.cli_locker import kek_lines, locker, rotate_kek
 from api.cli_pki import pki
 from api.cli_support import (
     EXIT_TAMPERED,
@@ -237,35 +238,55 @@ def clients_remove(client_id: str) -> None:
         click.echo(f"removed {client_id}")
 
 
+KEY_SETS = ("oidc", "locker", "all")
+
+
 @main.group()
 def keys() -> None:
-    """The provider's token-signing keys."""
+    """The provider's token-signing keys (oidc) and the locker's KEKs (locker)."""
 
 
 @keys.command("rotate")
-def keys_rotate() -> None:
-    """Make new signing keys; old ones stay in the JWKS until their tokens expire."""
+@click.argument("which", type=click.Choice(KEY_SETS), default="all", required=False)
+def keys_rotate(which: str) -> None:
+    """New signing keys (old ones stay in the JWKS a day) and/or a new locker KEK.
+
+    WHICH: oidc (the token-signing keys), locker (a KEK version; `shanakht locker rewrap` then
+    moves the stored data keys to it) or all, the default.
+    """
     with cli_runtime() as runtime:
         migrate(runtime)
-        with runtime.transaction() as session:
-            kids = runtime.provider(session).keys.rotate()
-            runtime.audit_log(session).append(
-                AuditEvent(
-                    actor="admin:cli", action="identity.keys.rotated", details={"kids": kids}
+        if which in ("oidc", "all"):
+            with runtime.transaction() as session:
+                kids = runtime.provider(session).keys.rotate()
+                runtime.audit_log(session).append(
+                    AuditEvent(
+                        actor="admin:cli", action="identity.keys.rotated", details={"kids": kids}
+                    )
                 )
-            )
-        click.echo("new signing keys: " + ", ".join(kids))
+            click.echo("new signing keys: " + ", ".join(kids))
+        if which in ("locker", "all"):
+            version_id = rotate_kek(runtime)
+            click.echo(f"new locker KEK: {version_id} (`shanakht locker rewrap` moves old keys)")
 
 
 @keys.command("list")
-def keys_list() -> None:
-    """List signing keys: kid, algorithm, created, retired."""
+@click.argument("which", type=click.Choice(KEY_SETS), default="all", required=False)
+def keys_list(which: str) -> None:
+    """Signing keys: kid, algorithm, created, retired (oidc); KEK versions (locker); or all.
+
+    `locker` lists each KEK version as current (new keys are wrapped under it) or unwrap only.
+    """
     with cli_runtime() as runtime:
         migrate(runtime)
-        with runtime.transaction() as session:
-            for k in runtime.provider(session).keys.all():
-                retired = k.retired_at.isoformat() if k.retired_at else "in use"
-                click.echo(f"{k.kid}\t{k.alg}\t{k.created_at.isoformat()}\t{retired}")
+        if which in ("oidc", "all"):
+            with runtime.transaction() as session:
+                for k in runtime.provider(session).keys.all():
+                    retired = k.retired_at.isoformat() if k.retired_at else "in use"
+                    click.echo(f"{k.kid}\t{k.alg}\t{k.created_at.isoformat()}\t{retired}")
+        if which in ("locker", "all"):
+            for line in kek_lines(runtime.keks):
+                click.echo(line)
 
 
 @main.group()
@@ -391,3 +412,4 @@ def citizens_remove(cnic: str, reason: str) -> None:
 
 main.add_command(pki)
 main.add_command(verify)
+main.add_command(locker)

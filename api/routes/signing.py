@@ -28,10 +28,12 @@ from audit import AuditEvent, pseudonym
 from identity.cnic import normalise_cnic
 from identity.login import ACR_SUBSTANTIAL
 from identity.oidc.errors import InvalidToken
-from signing.documents.cms import sign_detached
+from locker.access import Accessor
+from locker.doctypes import document_type
+from signing.documents.cms import sign_detached, sign_digest
 from signing.documents.orders import Signer, sign_transfer_order
 from signing.documents.pades import LocalTimeStamper, http_timestamper
-from signing.documents.transfer_order import TransferOrder
+from signing.documents.transfer_order import DOCUMENT_TYPE, TransferOrder
 from signing.files import MAX_FILE_BYTES, FileVerdict, check_file
 from signing.pki.authority import Authority, serial_text
 from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER
@@ -274,13 +276,46 @@ def _sign_order(runtime: Runtime, request: Request, order: TransferOrderRequest)
                 "certificate": serial_text(serial),
             },
         )
+        delivered = _deliver(
+            runtime, session, order, teacher, officer_pseudonym, signer, signed.pdf
+        )
     filename = order.order_no.replace("/", "-") + ".pdf"
     return Response(
         signed.pdf,
         status_code=201,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Shanakht-Locker": delivered,
+        },
     )
+
+
+def _deliver(
+    runtime: Runtime,
+    session: Any,
+    order: TransferOrderRequest,
+    teacher: str,
+    officer: str,
+    signer: Signer,
+    pdf: bytes,
+) -> str:
+    """Issue the signed order into the teacher's locker, sealed by the officer who signed it;
+    what happened, for the `Shanakht-Locker` header: "delivered", or why not."""
+    if order.department != document_type(DOCUMENT_TYPE).department:
+        return "not-delivered; transfer orders in lockers are issued by their department only"
+    if not runtime.provider(session).accounts.exists(teacher):
+        return "not-delivered; the teacher has no Shanakht account yet"
+    issued = runtime.locker(session).issue(
+        owner=teacher, doctype=DOCUMENT_TYPE, issuer=order.department,
+        issuer_doc_id=order.order_no, title=f"Transfer order {order.order_no}",
+        content=[pdf], content_type="application/pdf",
+        who=Accessor(officer, order.department, "issuer", official=officer),
+        seal=lambda sha256: sign_digest(
+            sha256, key=signer.key, certificate=signer.certificate, chain=signer.chain
+        ),
+    )  # fmt: skip
+    return f"delivered; document={issued.document.id}"
 
 
 @router.post(

@@ -45,6 +45,8 @@ def test_help_lists_every_command_with_one_line_each() -> None:
         "dev outbox",
         "keys list",
         "keys rotate",
+        "locker rewrap",
+        "locker sweep",
         "pki init",
         "pki issue",
         "pki list",

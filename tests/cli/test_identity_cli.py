@@ -79,10 +79,10 @@ def test_a_private_key_is_refused_as_a_client_jwks(tmp_path: Path, cli_env: dict
 
 def test_keys_rotate_keeps_the_old_keys_published(cli_env: dict[str, str]) -> None:
     assert run(cli_env, "db", "upgrade")[0] == 0
-    before = run(cli_env, "keys", "list")[1].splitlines()
+    before = run(cli_env, "keys", "list", "oidc")[1].splitlines()
     assert len(before) == 2
-    assert run(cli_env, "keys", "rotate")[0] == 0
-    after = run(cli_env, "keys", "list")[1].splitlines()
+    assert run(cli_env, "keys", "rotate", "oidc")[0] == 0
+    after = run(cli_env, "keys", "list", "oidc")[1].splitlines()
     assert len(after) == 4
     assert sum(line.endswith("in use") for line in after) == 2
 

@@ -17,10 +17,13 @@ from PIL import Image
 from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy import select
 
+from api.routes.locker_views import seal_status
 from api.runtime import Runtime
+from audit import pseudonym
 from audit.models import entries
 from identity.login import ACR_SUBSTANTIAL
 from identity.nadra import SCENARIOS, read_registry
+from locker.access import Accessor
 from signing.files import MAX_FILE_BYTES
 from signing.pki.authority import Subject
 from signing.pki.custody import create_root
@@ -422,3 +425,30 @@ def test_openssl_ts_verifies_a_time_stamp_from_the_tsa_endpoint(
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert "Verification: OK" in verified.stdout, verified.stdout + verified.stderr
+
+
+def test_a_signed_order_lands_in_the_teachers_locker_sealed_by_its_signer(
+    web: TestClient, desk: Desk, oidc_runtime: Runtime
+) -> None:
+    unregistered = web.post("/signing/orders/transfer", json=ORDER,
+                            headers={"Authorization": f"Bearer {desk.token}"})  # fmt: skip
+    assert unregistered.headers["shanakht-locker"].startswith("not-delivered; the teacher has no")
+    record = read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["active_female"]]
+    register_citizen(oidc_runtime, record)
+    order = {**ORDER, "order_no": "SED/TR/2026/004513", "teacher_cnic": record.cnic}
+    signed = web.post("/signing/orders/transfer", json=order,
+                      headers={"Authorization": f"Bearer {desk.token}"})  # fmt: skip
+    assert signed.status_code == 201, signed.text
+    delivered = signed.headers["shanakht-locker"]
+    assert delivered.startswith("delivered; document=")
+    teacher = pseudonym(record.cnic, key=oidc_runtime.pseudonym_key)
+    with oidc_runtime.transaction() as session:
+        document, content = oidc_runtime.locker(session).open(
+            delivered.split("=")[1], owner=teacher, who=Accessor(teacher, "citizen", "owner")
+        )
+        assert b"".join(content) == signed.content
+        seal = seal_status(oidc_runtime, session, document)
+    assert (document.doctype, document.uri) == ("tto", "sed-tto-SED/TR/2026/004513")
+    assert seal is not None
+    assert seal["verified"] is True
+    assert "An Officer" in seal["signer"]
