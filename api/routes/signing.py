@@ -37,6 +37,7 @@ from signing.documents.transfer_order import DOCUMENT_TYPE, TransferOrder
 from signing.files import MAX_FILE_BYTES, FileVerdict, check_file
 from signing.pki.authority import Authority, serial_text
 from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER
+from signing.qr.dictionary import DICTIONARY_V1, DICTIONARY_V1_ID
 from signing.trustlist import TrustList, load_trust_list
 from signing.verdict import Verdict, verify_qr
 
@@ -92,6 +93,23 @@ def trust_list(runtime: RuntimeDep) -> Response:
         document = runtime.authority(session).trust_list()
     return Response(
         document, media_type="application/jose", headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+@router.get(
+    "/qr-dictionary",
+    response_class=Response,
+    summary="The zlib preset dictionary SHK1 codes are compressed with",
+)
+def qr_dictionary() -> Response:
+    """What an outside verifier loads into zlib (its id is the Adler-32 in each code's header)."""
+    return Response(
+        DICTIONARY_V1,
+        media_type="application/octet-stream",
+        headers={
+            "Cache-Control": "public, max-age=86400, immutable",
+            "Shanakht-Dictionary-Id": f"{DICTIONARY_V1_ID:08x}",
+        },
     )
 
 

@@ -7,9 +7,12 @@ import io
 import shutil
 import subprocess
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import base45
+import cbor2
 import pytest
 import qrcode
 from fastapi.testclient import TestClient
@@ -452,3 +455,16 @@ def test_a_signed_order_lands_in_the_teachers_locker_sealed_by_its_signer(
     assert seal is not None
     assert seal["verified"] is True
     assert "An Officer" in seal["signer"]
+
+
+def test_the_qr_dictionary_is_published_for_outside_verifiers(
+    web: TestClient, desk: Desk, tmp_path: Path
+) -> None:
+    text = _qr_text(_sign(web, desk), tmp_path)
+    published = web.get("/signing/qr-dictionary")
+    compressed = base45.b45decode(text.removeprefix("SHK1:"))
+    assert int.from_bytes(compressed[2:6], "big") == int(
+        published.headers["shanakht-dictionary-id"], 16
+    )
+    cose = zlib.decompressobj(zdict=published.content).decompress(compressed)
+    assert cbor2.loads(cose).tag == 18, "any zlib reads the code with the published dictionary"

@@ -29,7 +29,7 @@ from signing.qr import PREFIX, QrPayload, encode, kid_for
 from signing.trustlist import TrustedSigner, TrustList, load_trust_list, sign_trust_list
 from signing.verdict import Outcome, Verdict, verify_qr
 from tests.unit.signing.pki_kit import NOW, Hierarchy
-from tests.unit.signing.test_qr_codec import TRANSFER_ORDER
+from tests.unit.signing.test_qr_codec import TRANSFER_ORDER, cose_of
 
 H = Hierarchy.make()
 T0 = NOW.replace(microsecond=0)
@@ -110,7 +110,7 @@ def _wrap(cose: bytes) -> str:
 
 
 def _parts(text: str) -> list[Any]:
-    return list(cbor2.loads(zlib.decompress(base45.b45decode(text[len(PREFIX) :]))).value)
+    return list(cbor2.loads(cose_of(text)).value)
 
 
 def _rewrap(parts: list[Any]) -> str:
@@ -403,7 +403,7 @@ def test_anything_unexpected_is_malformed_never_an_exception(call: Callable[[], 
 
 # Properties.
 
-COSE = zlib.decompress(base45.b45decode(TEXT[len(PREFIX) :]))
+COSE = cose_of(TEXT)
 
 
 @st.composite
@@ -424,7 +424,7 @@ def _same_signed_bytes(text: str) -> bool:
     what it inflates to. Such a code is the signer's own, so it may rightly verify.
     """
     try:
-        return zlib.decompress(base45.b45decode(text[len(PREFIX) :])) == COSE
+        return cose_of(text) == COSE
     except (ValueError, zlib.error):
         return False
 
