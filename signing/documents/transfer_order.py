@@ -23,6 +23,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from audit.entry import holds_cnic
 from audit.pseudonym import PSEUDONYM_PREFIX
 
 DOCUMENT_TYPE = "tto"  # a DigiLocker-style doctype code: the QR pays for every byte
@@ -107,6 +108,8 @@ class TransferOrder:
                 "order_no is letters and digits, joined by spaces or . / ( ) -, "
                 f"got {self.order_no!r}"
             )
+        if holds_cnic(self.order_no):  # it is recorded in the audit log, which refuses CNICs
+            raise ValueError("order_no must not hold a run of 13 digits, the shape of a CNIC")
         # A datetime is a date to isinstance, but an order is dated, not timed.
         if not isinstance(self.order_date, date) or isinstance(self.order_date, datetime):
             raise ValueError("order_date must be a datetime.date")

@@ -238,6 +238,7 @@ def test_qr_fields_and_document_type_make_a_valid_payload() -> None:
         ({"order_no": ""}, "order_no must not be empty"),
         ({"order_no": "SED/TR/2026/%%EOF"}, "order_no is letters and digits"),
         ({"order_no": "X" * 41}, "at most 40"),
+        ({"order_no": "SED/3520212345671"}, "shape of a CNIC"),
         ({"teacher_name": "   "}, "teacher_name must not be empty"),
         ({"teacher_name": " Imran"}, "spaces"),
         ({"teacher_name": "محمد عمران"}, "Latin-1"),
