@@ -21,6 +21,7 @@ from api.routes import (
     account,
     audit,
     enrol,
+    exchange,
     health,
     locker,
     oidc,
@@ -130,6 +131,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(pki.router)
     app.include_router(signing.router)
     app.include_router(locker.router)
+    app.include_router(exchange.router)
 
     @app.exception_handler(CsrfRejected)
     async def _csrf(request: Request, exc: CsrfRejected) -> Response:

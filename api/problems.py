@@ -33,6 +33,19 @@ from identity.oidc.errors import OAuthError
 from identity.sms import SmsUnavailable
 from locker.documents import DocumentRefused, DocumentTooLarge, UnknownDocument
 from locker.errors import CiphertextInvalid, KeyUnavailable, LockerError, StoreUnavailable
+from locker.exchange import (
+    ConsentRefused,
+    ConsentStateError,
+    FetchLimitReached,
+    NeedsSecondFactor,
+    RequestClosed,
+    RequestRefused,
+    UnknownCitizen,
+    UnknownConsent,
+    UnknownRequest,
+)
+from locker.legal import GrantInvalid, LegalAccessRefused
+from locker.release import ReleaseRefused
 from signing.files import NoQrCode, UnreadableFile
 from signing.pki.authority import PkiError, PkiNotReady
 
@@ -68,6 +81,18 @@ DOMAIN_STATUS: list[tuple[type[Exception], int, str]] = [
     (DocumentTooLarge, 413, "The document is too large"),
     (DocumentRefused, 422, "The document cannot be accepted"),
     (UnknownDocument, 404, "No such document"),
+    (UnknownCitizen, 404, "No account for that CNIC"),
+    (UnknownRequest, 404, "No such request"),
+    (UnknownConsent, 404, "No such consent"),
+    (RequestRefused, 422, "The request cannot be accepted"),
+    (ReleaseRefused, 422, "Those documents cannot be released this way"),
+    (RequestClosed, 409, "The request is no longer open"),
+    (ConsentStateError, 409, "The consent cannot change that way"),
+    (NeedsSecondFactor, 403, "Sign in with a second factor first"),
+    (FetchLimitReached, 403, "The consent's fetch limit is reached"),
+    (ConsentRefused, 403, "The consent does not allow this now"),
+    (LegalAccessRefused, 403, "No legal-basis access for you here"),
+    (GrantInvalid, 403, "The grant does not allow this"),
     (StoreUnavailable, 503, "Document storage is not answering; try again later"),
     (CiphertextInvalid, 500, "A stored document failed its integrity check"),
     (KeyUnavailable, 500, "A document key is not available"),

@@ -8,6 +8,7 @@ resource the document URI; content never enters it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from audit import AuditEvent, AuditLog
@@ -42,6 +43,7 @@ def record(
     fields: str,
     output: str,
     outcome: str = "success",
+    extra: Mapping[str, str | int | None] | None = None,
     **details: str | int | None,
 ) -> None:
     """Append one access entry. `fields` names what was touched ("content", "metadata",
@@ -61,7 +63,11 @@ def record(
                 "basis": who.basis,
                 "fields": fields,
                 "output": output,
-                **{name: value for name, value in details.items() if value is not None},
+                **{
+                    name: value
+                    for name, value in {**(extra or {}), **details}.items()
+                    if value is not None
+                },
             },
         )
     )

@@ -24,7 +24,7 @@ from audit import AuditEntry, AuditLog, ProofRequestError
 from audit.entry import format_time
 from locker.access import SYSTEM
 
-BASIS_KINDS = ("owner", "nominee", "issuer", "consent", "legal", "share")
+BASIS_KINDS = ("owner", "nominee", "issuer", "request", "consent", "legal", "share")
 """What `Accessor.basis` starts with: the kind of footing an access stood on."""
 
 COLUMNS = (

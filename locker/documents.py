@@ -12,7 +12,7 @@ Deleting shreds the data keys in the transaction; the ciphertext is removed afte
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -257,9 +257,15 @@ class Locker:
         return found, self.content(found, who=who, action=action)
 
     def content(
-        self, found: Document, *, who: Accessor, action: str = "locker.document.read"
+        self,
+        found: Document,
+        *,
+        who: Accessor,
+        action: str = "locker.document.read",
+        details: Mapping[str, str] | None = None,
     ) -> Iterator[bytes]:
-        """`found`'s current version, decrypted as it streams, recorded as read by `who`."""
+        """`found`'s current version, decrypted as it streams, recorded as read by `who`
+        (with `details` added to the entry: a legal-basis grant and its disclosure delay)."""
         row = self._db.execute(
             select(versions.c.object_key, versions.c.wrapped_key).where(
                 versions.c.document_id == found.id, versions.c.version == found.version
@@ -269,7 +275,7 @@ class Locker:
             raise UnknownDocument("that document was deleted")
         context = Context(found.id, found.version, found.owner)
         data_key = unwrap(row.wrapped_key, self._keks.get, context)
-        self._note(action, who, found, output="document")
+        self._note(action, who, found, output="document", **(details or {}))
         return decrypt_stream(
             self._store.get(row.object_key), data_key, context, expected_sha256=found.sha256
         )
@@ -415,11 +421,11 @@ class Locker:
         *,
         fields: str = "content",
         output: str = "none",
-        version: int | None = None,
+        **extra: str | int | None,
     ) -> None:
         record(
             self._audit, action, who, owner=found.owner, resource=found.uri, fields=fields,
-            output=output, doctype=found.doctype, version=version,
+            output=output, doctype=found.doctype, extra=extra,
         )  # fmt: skip
 
     def _by_issuer_id(

@@ -1,0 +1,490 @@
+"""The once-only exchange over HTTP: departments ask, citizens decide, departments fetch.
+
+Three kinds of caller, each by access token (see `api.bearer`): a department system with a
+client-credentials token carrying `locker.request` files requests and fetches under consents
+given to it; a citizen's token with the `locker` scope reads the inbox and decides; an
+officer's citizen token with `locker`, a sign-in with a second factor and `locker.legal` in a
+department opens documents on a legal basis. Handlers are plain functions (their database and
+crypto work blocks, so it runs off the event loop); every write commits before the answer.
+
+A content download counts its use and writes its audit entry in a transaction committed
+before the first byte, and holds no database session while the body streams. A stream that
+fails part way raises out of the iterator, so the connection is cut rather than ended as if
+the document were complete; `Content-Length` and `Repr-Digest` let the department tell too.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from sqlalchemy.orm import Session
+
+from api.bearer import CitizenCaller, citizen, service
+from api.deps import RuntimeDep, SessionDep
+from api.runtime import Runtime
+from audit import pseudonym
+from identity.cnic import normalise_cnic
+from identity.oidc.provider import Provider
+from locker.consents import ConsentSigner, iso
+from locker.doctypes import document_type
+from locker.documents import Document
+from locker.exchange import Consent, Exchange
+from locker.exchange import Request as ExchangeRequest
+from locker.inbox import Inbox, Message
+from locker.legal import ROLE as LEGAL_ROLE
+from locker.legal import Grant, LegalAccess
+
+router = APIRouter(prefix="/exchange", tags=["once-only exchange"])
+
+DEPARTMENT_SCOPE = "locker.request"
+CITIZEN_SCOPE = "locker"
+CONSENT_KEY = "locker-consent"
+GRANT_HEADER = "Shanakht-Legal-Grant"
+Id = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Doctypes = Annotated[list[Annotated[str, Field(min_length=1, max_length=16)]], Field(min_length=1)]
+
+
+class NewRequest(BaseModel):
+    cnic: Annotated[str, Field(min_length=13, max_length=15)]
+    doctypes: Doctypes
+    purpose_code: Annotated[str, Field(min_length=1, max_length=32)]
+    purpose_text: Annotated[str, Field(min_length=1, max_length=500)]
+    data_life_days: Annotated[int, Field(ge=0, le=3650)]
+    valid_from: AwareDatetime | None = None
+    valid_days: Annotated[int | None, Field(ge=1, le=365)] = None
+    valid_until: AwareDatetime | None = None
+    fetch_limit: Annotated[int, Field(ge=1, le=100)]
+
+    @model_validator(mode="after")
+    def _one_end(self) -> NewRequest:
+        if (self.valid_days is None) == (self.valid_until is None):
+            raise ValueError("give the window's end as valid_days or valid_until, not both")
+        return self
+
+
+class LegalRequest(BaseModel):
+    cnic: Annotated[str, Field(min_length=13, max_length=15)]
+    doctypes: Doctypes
+    legal_reference: Annotated[str, Field(min_length=1, max_length=100)]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    disclosure_delay_days: Annotated[int, Field(ge=0, le=365)] = 0
+    department: Annotated[str | None, Field(min_length=2, max_length=32)] = None
+
+
+# -- wiring ------------------------------------------------------------------------------------
+
+
+class _Accounts:
+    """The identity service's accounts as the exchange needs them: a mobile, if any."""
+
+    def __init__(self, provider: Provider) -> None:
+        self._accounts = provider.accounts
+
+    def mobile(self, owner: str) -> str | None:
+        account = self._accounts.by_pseudonym(owner)
+        return account.mobile if account is not None and account.status == "active" else None
+
+
+def _signer(runtime: Runtime) -> ConsentSigner:
+    return ConsentSigner(runtime.keys.ed25519(CONSENT_KEY))
+
+
+def _exchange(runtime: Runtime, session: Session) -> Exchange:
+    return Exchange(
+        session,
+        locker=runtime.locker(session),
+        audit=runtime.audit_log(session),
+        signer=_signer(runtime),
+        citizens=_Accounts(runtime.provider(session)),
+        texts=runtime.identity.sms,
+        clock=runtime.clock,
+    )
+
+
+def _legal(runtime: Runtime, session: Session) -> LegalAccess:
+    return LegalAccess(
+        session,
+        store=runtime.store,
+        keks=runtime.keks,
+        audit=runtime.audit_log(session),
+        signer=_signer(runtime),
+        citizens=_Accounts(runtime.provider(session)),
+        texts=runtime.identity.sms,
+        clock=runtime.clock,
+    )
+
+
+def _owner(runtime: Runtime, cnic: str) -> str:
+    return pseudonym(normalise_cnic(cnic), key=runtime.pseudonym_key)
+
+
+def _client_name(provider: Provider, client_id: str) -> str:
+    client = provider.clients.get(client_id)
+    return client.name if client is not None else client_id
+
+
+def _legal_departments(caller: CitizenCaller) -> frozenset[str]:
+    return frozenset(department for department, role in caller.roles if role == LEGAL_ROLE)
+
+
+# -- what goes out -----------------------------------------------------------------------------
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _time(moment: datetime | None) -> str | None:
+    return iso(moment) if moment is not None else None
+
+
+def _doctypes(codes: tuple[str, ...]) -> list[dict[str, str]]:
+    described = []
+    for code in codes:
+        try:
+            kind = document_type(code)
+            described.append(
+                {"code": code, "name": kind.name, "classification": kind.classification.value}
+            )
+        except LookupError:
+            described.append({"code": code, "name": code, "classification": "unknown"})
+    return described
+
+
+def _request_json(found: ExchangeRequest, now: datetime, requester_name: str) -> dict[str, Any]:
+    return {
+        "id": found.id,
+        "status": found.state(now),
+        "requester": {"id": found.requester, "name": requester_name},
+        "doctypes": _doctypes(found.doctypes),
+        "purpose": {"code": found.purpose_code, "text": found.purpose_text},
+        "data_life_days": found.data_life_days,
+        "valid_from": iso(found.valid_from),
+        "valid_until": iso(found.valid_until),
+        "fetch_limit": found.fetch_limit,
+        "created_at": iso(found.created_at),
+        "decided_at": _time(found.decided_at),
+        "consent_id": found.consent_id,
+    }
+
+
+def _consent_json(found: Consent, now: datetime, requester_name: str) -> dict[str, Any]:
+    return {
+        "id": found.id,
+        "request_id": found.request_id,
+        "status": found.state(now),
+        "uses": found.uses,
+        "fetch_limit": found.fetch_limit,
+        "requester": {"id": found.requester, "name": requester_name},
+        "doctypes": _doctypes(found.doctypes),
+        "purpose": {"code": found.purpose_code, "text": found.purpose_text},
+        "data_life_days": found.data_life_days,
+        "valid_from": iso(found.valid_from),
+        "valid_until": iso(found.valid_until),
+        "created_at": iso(found.created_at),
+        "status_changed_at": iso(found.status_changed_at),
+        "artifact": found.artifact,
+    }
+
+
+def _document_json(found: Document, base: str, content_url: str) -> dict[str, Any]:
+    return {
+        "id": found.id,
+        "uri": found.uri,
+        "doctype": found.doctype,
+        "title": found.title,
+        "issuer": found.issuer,
+        "issued_at": iso(found.issued_at),
+        "valid_until": _time(found.valid_until),
+        "content_type": found.content_type,
+        "size": found.size,
+        "sha256": _b64url(found.sha256),
+        "signature": base64.b64encode(found.signature).decode() if found.signature else None,
+        "content_url": base + content_url,
+    }
+
+
+def _stream(found: Document, content: Iterator[bytes], signature_path: str | None) -> Response:
+    headers = {
+        "Content-Length": str(found.size),
+        "Content-Disposition": f'attachment; filename="{found.uri.replace("/", "_")}"',
+        "Repr-Digest": f"sha-256=:{base64.b64encode(found.sha256).decode()}:",
+        "Cache-Control": "no-store",
+    }
+    if signature_path is not None and found.signature is not None:
+        headers["Link"] = f'<{signature_path}>; rel="describedby"; ' + (
+            'type="application/pkcs7-signature"'
+        )
+    # A plain iterator: Starlette reads it in a worker thread, and an exception it raises
+    # aborts the response instead of ending it.
+    return StreamingResponse(content, media_type=found.content_type, headers=headers)
+
+
+# -- the exchange's public key -----------------------------------------------------------------
+
+
+@router.get("/consent-keys", summary="The key consent artifacts are signed with (a JWKS)")
+def consent_keys(runtime: RuntimeDep) -> JSONResponse:
+    return JSONResponse(
+        _signer(runtime).jwks(),
+        media_type="application/jwk-set+json",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+# -- department systems ------------------------------------------------------------------------
+
+
+@router.post("/requests", status_code=201, summary="Ask a citizen for documents (department)")
+def file_request(
+    body: NewRequest,
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    session: SessionDep,
+) -> dict[str, Any]:
+    caller = service(request, runtime, session, DEPARTMENT_SCOPE)
+    provider = runtime.provider(session)
+    now = runtime.clock()
+    end = body.valid_until
+    if end is None:
+        assert body.valid_days is not None  # noqa: S101 (the model requires one of them)
+        end = max(body.valid_from or now, now) + timedelta(days=body.valid_days)
+    name = _client_name(provider, caller.client_id)
+    filed = _exchange(runtime, session).file_request(
+        requester=caller.client_id, requester_name=name, owner=_owner(runtime, body.cnic),
+        doctypes=body.doctypes, purpose_code=body.purpose_code, purpose_text=body.purpose_text,
+        data_life_days=body.data_life_days, valid_from=body.valid_from, valid_until=end,
+        fetch_limit=body.fetch_limit,
+    )  # fmt: skip
+    response.headers["Location"] = f"/exchange/requests/{filed.id}"
+    return _request_json(filed, now, name)
+
+
+@router.get("/requests/{request_id}", summary="A request's state, and its consent once given")
+def request_state(
+    request_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
+) -> dict[str, Any]:
+    caller = service(request, runtime, session, DEPARTMENT_SCOPE)
+    found, consent = _exchange(runtime, session).request_for(request_id, requester=caller.client_id)
+    now = runtime.clock()
+    name = _client_name(runtime.provider(session), caller.client_id)
+    body = _request_json(found, now, name)
+    body["consent"] = _consent_json(consent, now, name) if consent is not None else None
+    return body
+
+
+@router.get("/consents/{consent_id}", summary="A consent's status, uses and artifact")
+def consent_state(
+    consent_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
+) -> dict[str, Any]:
+    caller = service(request, runtime, session, DEPARTMENT_SCOPE)
+    found = _exchange(runtime, session).consent_for(consent_id, requester=caller.client_id)
+    name = _client_name(runtime.provider(session), caller.client_id)
+    return _consent_json(found, runtime.clock(), name)
+
+
+@router.get(
+    "/consents/{consent_id}/documents",
+    summary="The documents a consent releases now (reading this spends no fetch)",
+)
+def manifest(
+    consent_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
+) -> dict[str, Any]:
+    caller = service(request, runtime, session, DEPARTMENT_SCOPE)
+    consent, found = _exchange(runtime, session).manifest(consent_id, requester=caller.client_id)
+    base = runtime.settings.public_url.rstrip("/")
+    documents = []
+    for document in found:
+        path = f"/exchange/consents/{consent.id}/documents/{document.id}"
+        entry = _document_json(document, base, path)
+        entry["signature_url"] = base + path + "/signature" if document.signature else None
+        documents.append(entry)
+    return {
+        "consent_id": consent.id,
+        "status": consent.state(runtime.clock()),
+        "uses": consent.uses,
+        "fetch_limit": consent.fetch_limit,
+        "documents": documents,
+    }
+
+
+@router.get(
+    "/consents/{consent_id}/documents/{document_id}",
+    response_class=StreamingResponse,
+    summary="A document's content: one use of the consent",
+)
+def fetch(consent_id: Id, document_id: Id, request: Request, runtime: RuntimeDep) -> Response:
+    with runtime.transaction() as session:
+        caller = service(request, runtime, session, DEPARTMENT_SCOPE)
+        found, content = _exchange(runtime, session).fetch(
+            consent_id, document_id, requester=caller.client_id
+        )
+    path = f"/exchange/consents/{consent_id}/documents/{document_id}/signature"
+    return _stream(found, content, path)
+
+
+@router.get(
+    "/consents/{consent_id}/documents/{document_id}/signature",
+    response_class=Response,
+    summary="The issuer's detached CMS signature over a released document",
+)
+def signature(
+    consent_id: Id, document_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
+) -> Response:
+    caller = service(request, runtime, session, DEPARTMENT_SCOPE)
+    found = _exchange(runtime, session).signature(
+        consent_id, document_id, requester=caller.client_id
+    )
+    assert found.signature is not None  # noqa: S101 (the exchange answers signed ones only)
+    return Response(
+        found.signature,
+        media_type="application/pkcs7-signature",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+# -- citizens ----------------------------------------------------------------------------------
+
+
+@router.get("/inbox", summary="The citizen's locker inbox, newest first")
+def inbox(request: Request, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+    caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+    messages = Inbox(session, clock=runtime.clock).visible(caller.pseudonym)
+    return {"messages": [_message_json(m) for m in messages]}
+
+
+def _message_json(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "kind": message.kind,
+        "message": message.message,
+        "reference": message.reference,
+        "at": iso(message.visible_from),
+        "read": message.read_at is not None,
+    }
+
+
+@router.get("/requests", summary="The citizen's requests, with who asks, for what and why")
+def my_requests(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    status: Annotated[Literal["pending", "approved", "denied", "expired"] | None, Query()] = None,
+) -> dict[str, Any]:
+    caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+    found = _exchange(runtime, session).requests_of(caller.pseudonym, state=status)
+    provider, now = runtime.provider(session), runtime.clock()
+    names = {r.requester: _client_name(provider, r.requester) for r in found}
+    return {"requests": [_request_json(r, now, names[r.requester]) for r in found]}
+
+
+@router.post(
+    "/requests/{request_id}/approve",
+    status_code=201,
+    summary="Approve a request: a consent, signed (needs a second-factor sign-in)",
+)
+def approve(
+    request_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
+) -> dict[str, Any]:
+    caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+    consent = _exchange(runtime, session).approve(
+        request_id, owner=caller.pseudonym, substantial=caller.substantial
+    )
+    name = _client_name(runtime.provider(session), consent.requester)
+    return _consent_json(consent, runtime.clock(), name)
+
+
+@router.post("/requests/{request_id}/deny", summary="Deny a request")
+def deny(
+    request_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
+) -> dict[str, Any]:
+    caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+    denied = _exchange(runtime, session).deny(request_id, owner=caller.pseudonym)
+    name = _client_name(runtime.provider(session), denied.requester)
+    return _request_json(denied, runtime.clock(), name)
+
+
+@router.get("/consents", summary="The consents the citizen gave, newest first")
+def my_consents(request: Request, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+    caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+    found = _exchange(runtime, session).consents_of(caller.pseudonym)
+    provider, now = runtime.provider(session), runtime.clock()
+    return {"consents": [_consent_json(c, now, _client_name(provider, c.requester)) for c in found]}
+
+
+@router.post("/consents/{consent_id}/{action}", summary="Pause, resume or revoke a consent")
+def change_consent(
+    consent_id: Id,
+    action: Literal["pause", "resume", "revoke"],
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+) -> dict[str, Any]:
+    caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+    changed = _exchange(runtime, session).change(consent_id, action, owner=caller.pseudonym)
+    name = _client_name(runtime.provider(session), changed.requester)
+    return _consent_json(changed, runtime.clock(), name)
+
+
+# -- legal basis -------------------------------------------------------------------------------
+
+
+@router.post(
+    "/legal-access",
+    status_code=201,
+    summary="Open a citizen's documents on a recorded legal basis (officers with locker.legal)",
+)
+def legal_access(
+    body: LegalRequest, request: Request, runtime: RuntimeDep, session: SessionDep
+) -> dict[str, Any]:
+    caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+    grant = _legal(runtime, session).open(
+        officer=caller.pseudonym, substantial=caller.substantial,
+        departments=_legal_departments(caller), department=body.department,
+        owner=_owner(runtime, body.cnic), doctypes=body.doctypes,
+        legal_reference=body.legal_reference, reason=body.reason,
+        disclosure_delay_days=body.disclosure_delay_days,
+        department_names=dict(runtime.provider(session).roles.departments()),
+    )  # fmt: skip
+    return _grant_json(grant, runtime.settings.public_url.rstrip("/"))
+
+
+def _grant_json(grant: Grant, base: str) -> dict[str, Any]:
+    path = f"/exchange/legal-access/{grant.id}/documents/"
+    return {
+        "grant_id": grant.id,
+        "grant": grant.token,
+        "grant_header": GRANT_HEADER,
+        "department": grant.department,
+        "expires_at": iso(grant.expires_at),
+        "disclose_after": _time(grant.disclose_after),
+        "documents": [_document_json(d, base, path + d.id) for d in grant.documents],
+    }
+
+
+@router.get(
+    "/legal-access/{grant_id}/documents/{document_id}",
+    response_class=StreamingResponse,
+    summary=f"A document under a legal-access grant (the grant in {GRANT_HEADER})",
+)
+def legal_download(
+    grant_id: Id,
+    document_id: Id,
+    request: Request,
+    runtime: RuntimeDep,
+    grant: Annotated[str, Header(alias=GRANT_HEADER, max_length=16384)],
+) -> Response:
+    with runtime.transaction() as session:
+        caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+        found, content = _legal(runtime, session).download(
+            grant_id, grant, document_id, officer=caller.pseudonym,
+            substantial=caller.substantial, departments=_legal_departments(caller),
+        )  # fmt: skip
+    return _stream(found, content, None)
