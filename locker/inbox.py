@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from locker.models import inbox
@@ -70,3 +70,16 @@ class Inbox:
             Message(r.id, r.kind, r.message, r.reference, r.created_at, r.visible_from, r.read_at)
             for r in rows
         ]
+
+    def mark_read(self, owner: str, message_id: int) -> bool:
+        """Mark one of `owner`'s visible messages read; False if there is no such message."""
+        marked = self._db.execute(
+            update(inbox)
+            .where(
+                inbox.c.id == message_id,
+                inbox.c.owner == owner,
+                inbox.c.visible_from <= self._clock(),
+            )
+            .values(read_at=func.coalesce(inbox.c.read_at, self._clock()))
+        )
+        return getattr(marked, "rowcount", 0) == 1

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from api.bearer import CitizenCaller, citizen, service
 from api.deps import RuntimeDep, SessionDep
+from api.problems import problem
 from api.runtime import Runtime
 from audit import pseudonym
 from identity.cnic import normalise_cnic
@@ -358,6 +359,16 @@ def inbox(request: Request, runtime: RuntimeDep, session: SessionDep) -> dict[st
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
     messages = Inbox(session, clock=runtime.clock).visible(caller.pseudonym)
     return {"messages": [_message_json(m) for m in messages]}
+
+
+@router.post("/inbox/{message_id}/read", status_code=204, summary="Mark an inbox message read")
+def read_message(
+    message_id: int, request: Request, runtime: RuntimeDep, session: SessionDep
+) -> Response:
+    caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+    if not Inbox(session, clock=runtime.clock).mark_read(caller.pseudonym, message_id):
+        return problem(404, "No such message")
+    return Response(status_code=204)
 
 
 def _message_json(message: Message) -> dict[str, Any]:

@@ -290,6 +290,12 @@ def test_a_request_tells_the_citizen_by_sms_and_inbox_and_shows_her_what_and_why
     inbox = web.get("/exchange/inbox", headers=_bearer(scene.weak)).json()["messages"]
     assert [m["reference"] for m in inbox] == [request_id]
     assert "The gc-admissions service asks for your Birth certificate" in inbox[0]["message"]
+    assert inbox[0]["read"] is False
+    message = f"/exchange/inbox/{inbox[0]['id']}/read"
+    missing = web.post("/exchange/inbox/999999/read", headers=_bearer(scene.weak))
+    assert missing.status_code == 404
+    assert web.post(message, headers=_bearer(scene.weak)).status_code == 204
+    assert web.get("/exchange/inbox", headers=_bearer(scene.weak)).json()["messages"][0]["read"]
     pending = web.get("/exchange/requests?status=pending", headers=_bearer(scene.weak))
     [shown] = pending.json()["requests"]
     assert shown["requester"] == {"id": "gc-admissions", "name": "The gc-admissions service"}
