@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import resource
@@ -22,6 +23,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -36,18 +39,19 @@ from api.runtime import open_runtime
 from api.settings import Settings
 from bench.identity import REPO, _cores, _cpu_seconds, _free_port, _servers
 from signing.documents.orders import Signer, sign_transfer_order
+from signing.documents.pades import LocalTimeStamper
 from signing.documents.transfer_order import DOCUMENT_TYPE, TransferOrder
 from signing.pki.authority import Subject
 from signing.pki.custody import create_root
-from signing.pki.profiles import DEPARTMENT_SEAL, OFFICER_SIGNING, QR_SIGNER
+from signing.pki.profiles import DEPARTMENT_SEAL, OFFICER_SIGNING, QR_SIGNER, TSA
 from signing.qr import QrPayload, encode, kid_for
 from signing.qr.payload import FieldValue
 from signing.trustlist import TrustedSigner, TrustList
+from signing.tsa import TimeStampAuthority
 from signing.verdict import Outcome, verify_qr
 
 SECONDS = float(os.environ.get("SHANAKHT_BENCH_SECONDS", "15"))
 OCSP_USERS = 32
-PDF_SAMPLES = 30
 ROUNDS = 5
 PASSPHRASE = "bench root passphrase"  # noqa: S105 (a throwaway root, in a temporary directory)
 OCSP_TARGET = 1000.0
@@ -126,9 +130,11 @@ def main() -> None:
             issuing, _ = authority.issuing()
             qr = Signer(authority.private_key(qr_signer), qr_signer.certificate, [issuing])
             signer = Signer(authority.private_key(officer), officer.certificate, [issuing])
+            tsa = authority.issue(TSA, Subject("Bench TSA"), actor="bench")
+            stamping = Signer(authority.private_key(tsa), tsa.certificate, [issuing])
         runtime.close()
         rows = _qr_rows(qr, now)
-        rows += _pdf_rows(signer, qr, now)
+        rows += _pdf_rows(_PdfDesk.of(signer, qr, stamping), now)
         rows += _ocsp_rows(settings, seal.certificate, issuing)
     print()
     width = max(len(r[0]) for r in rows)
@@ -172,28 +178,66 @@ def _share(rate: float, limit: float, what: str) -> str:
     return f"{100 * share:.0f}% {what} (target {100 * QR_SHARE:.0f}%): {met}"
 
 
-def _pdf_rows(officer: Signer, qr_signer: Signer, now: datetime) -> list[tuple[str, str, str]]:
-    """Render, QR-sign and PAdES-sign one transfer order, as `POST /signing/orders/transfer`
-    does, in this one process."""
+@dataclass(frozen=True)
+class _PdfDesk:
+    """What a worker process needs to sign orders: keys as PEM, certificates as DER (picklable)."""
 
-    def one() -> bytes:
-        return sign_transfer_order(
+    officer: tuple[bytes, bytes]
+    qr_signer: tuple[bytes, bytes]
+    tsa: tuple[bytes, bytes]
+    issuing: bytes
+
+    @classmethod
+    def of(cls, officer: Signer, qr_signer: Signer, tsa: Signer) -> _PdfDesk:
+        def pair(signer: Signer) -> tuple[bytes, bytes]:
+            key = signer.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            return key, signer.certificate.public_bytes(serialization.Encoding.DER)
+
+        issuing = officer.chain[0].public_bytes(serialization.Encoding.DER)
+        return cls(pair(officer), pair(qr_signer), pair(tsa), issuing)
+
+    def signer(self, pair: tuple[bytes, bytes]) -> Signer:
+        key = serialization.load_pem_private_key(pair[0], password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        issuing = x509.load_der_x509_certificate(self.issuing)
+        return Signer(key, x509.load_der_x509_certificate(pair[1]), [issuing])
+
+
+def _sign_orders(desk: _PdfDesk, now: datetime, seconds: float) -> int:
+    """Sign transfer orders for `seconds` as the HTTP route does: render, QR, PAdES and an
+    RFC 3161 time-stamp from the service's own TSA; how many were made."""
+    officer, qr_signer, tsa = (desk.signer(p) for p in (desk.officer, desk.qr_signer, desk.tsa))
+    stamper = LocalTimeStamper(TimeStampAuthority(tsa.key, tsa.certificate, tsa.chain))
+    made, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        sign_transfer_order(
             ORDER, department="School Education Department", officer=officer,
-            qr_signer=qr_signer, now=now,
-        ).pdf  # fmt: skip
+            qr_signer=qr_signer, now=now, timestamper=stamper,
+        )  # fmt: skip
+        made += 1
+    return made
 
-    one()
-    times = []
-    for _ in range(PDF_SAMPLES):
-        start = time.perf_counter()
-        one()
-        times.append(time.perf_counter() - start)
-    per_core = 1 / statistics.median(times)
-    met = "met" if per_core * _cores() >= PDF_TARGET else "NOT met"
+
+def _pdf_rows(desk: _PdfDesk, now: datetime) -> list[tuple[str, str, str]]:
+    """Signed orders per second from one process per core, all at once: measured, not an
+    estimate from one core."""
+    cores = _cores()
+    seconds = max(SECONDS / 2, 3.0)
+    _sign_orders(desk, now, 0.5)  # warm: fonts, templates
+    with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_sign_orders, [desk] * cores, [now] * cores, [0.5] * cores))
+        started = time.perf_counter()
+        made = sum(pool.map(_sign_orders, [desk] * cores, [now] * cores, [seconds] * cores))
+        elapsed = time.perf_counter() - started
+    rate = made / elapsed
+    met = "met" if rate >= PDF_TARGET else "NOT met"
     return [
-        ("signed transfer-order PDFs, one core /s", f"{per_core:,.1f}",
-         f"in process (render, QR, PAdES, time-stamp); x {_cores()} cores = "
-         f"{per_core * _cores():,.0f}/s, an estimate (target {PDF_TARGET:.0f}/s): {met}"),
+        (f"signed transfer-order PDFs, {cores} processes /s", f"{rate:,.1f}",
+         f"render, QR, PAdES, time-stamp (target {PDF_TARGET:.0f}/s): {met}"),
     ]  # fmt: skip
 
 

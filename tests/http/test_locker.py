@@ -365,3 +365,16 @@ def test_the_s3_store_serves_the_same_api(
     assert _download(web, office.citizen, document_id).content == big
     [key] = store.keys("documents/")
     assert big[100:200] not in b"".join(store.get(key))
+
+
+def test_a_store_that_does_not_answer_is_503_and_leaves_nothing(
+    web: TestClient, office: Office, oidc_runtime: Runtime
+) -> None:
+    oidc_runtime.store = s3_store(
+        f"http://127.0.0.1:{free_port()}", "nowhere", connect_timeout=0.5, max_attempts=1
+    )
+    response = _issue(web, office)
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == PROBLEM
+    with oidc_runtime.sessions() as session:
+        assert session.execute(select(func.count()).select_from(documents)).scalar_one() == 0
