@@ -150,11 +150,11 @@ class Locker:
             _check_same_subject(earlier, owner, doctype)
         document_id = earlier.id if earlier is not None else new_id()
         version = earlier.version + 1 if earlier is not None else 1
-        stored = self._store_content(document_id, version, owner, content, content_type)
+        stored = self._store_content(document_id, version, owner, content, content_type, seal)
         if earlier is None:
             created = self._insert_new(
                 document_id, owner, kind.code, issuer, issuer_doc_id, title, valid_until,
-                kind.classification.value, stored, seal,
+                kind.classification.value, stored,
             )  # fmt: skip
             if created is not None:
                 self._note("locker.document.issued", who, created)
@@ -162,7 +162,7 @@ class Locker:
             earlier = self._by_issuer_id(issuer, issuer_doc_id)  # another request made it first
             assert earlier is not None  # noqa: S101 (the insert failed on this very key)
             _check_same_subject(earlier, owner, doctype)
-        return self._update(earlier, stored, title, valid_until, seal, who)
+        return self._update(earlier, stored, title, valid_until, who)
 
     def upload(
         self,
@@ -179,10 +179,10 @@ class Locker:
         kind = document_type(doctype)
         _check_title(title)
         document_id = new_id()
-        stored = self._store_content(document_id, 1, owner, content, content_type)
+        stored = self._store_content(document_id, 1, owner, content, content_type, None)
         created = self._insert_new(
             document_id, owner, kind.code, SELF, None, title, None,
-            kind.classification.value, stored, None,
+            kind.classification.value, stored,
         )  # fmt: skip
         assert created is not None  # noqa: S101 (a fresh id cannot collide)
         self._note("locker.document.uploaded", who, created)
@@ -320,7 +320,10 @@ class Locker:
         owner: str,
         content: Iterable[bytes],
         content_type: str,
+        seal: Seal | None,
     ) -> _Stored:
+        """Encrypt and store the content, and seal its digest: all before the first database
+        write, since on SQLite that write takes the one write lock until the commit."""
         if content_type not in CONTENT_TYPES:
             raise DocumentRefused(
                 f"{content_type or 'no type'} is not one of {', '.join(sorted(CONTENT_TYPES))}"
@@ -340,6 +343,7 @@ class Locker:
             size=sealed.plaintext_size,
             content_type=content_type,
             created_at=now,
+            signature=seal(sealed.sha256) if seal is not None else None,
         )
 
     def _insert_new(
@@ -353,25 +357,31 @@ class Locker:
         valid_until: datetime | None,
         classification: str,
         stored: _Stored,
-        seal: Seal | None,
     ) -> Document | None:
         """Record a new document; None if another request recorded this issuer's document id
-        first (its object stays an orphan for the sweeper)."""
+        first (its object stays an orphan for the sweeper). An upload's id is fresh and cannot
+        collide, so only an issue pays for the savepoint that catches that race."""
         uri = f"{issuer}-{doctype}-{issuer_doc_id or document_id}"
-        try:
-            with self._db.begin_nested():
-                self._db.execute(
-                    insert(documents).values(
-                        id=document_id, owner=owner, doctype=doctype, issuer=issuer,
-                        issuer_doc_id=issuer_doc_id, uri=uri, title=title, status=ACTIVE,
-                        issued_at=stored.created_at, valid_until=valid_until,
-                        classification=classification, version=1,
-                    )
-                )  # fmt: skip
-        except IntegrityError:
-            return None
-        self._insert_version(document_id, stored, seal)
-        return self.get(document_id, owner=owner)
+        row = insert(documents).values(
+            id=document_id, owner=owner, doctype=doctype, issuer=issuer,
+            issuer_doc_id=issuer_doc_id, uri=uri, title=title, status=ACTIVE,
+            issued_at=stored.created_at, valid_until=valid_until,
+            classification=classification, version=1,
+        )  # fmt: skip
+        if issuer_doc_id is None:
+            self._db.execute(row)
+        else:
+            try:
+                with self._db.begin_nested():
+                    self._db.execute(row)
+            except IntegrityError:
+                return None
+        self._insert_version(document_id, stored)
+        return Document(
+            document_id, owner, doctype, issuer, issuer_doc_id, uri, title, ACTIVE,
+            stored.created_at, valid_until, classification, 1, None, None, stored.sha256,
+            stored.size, stored.content_type, stored.signature,
+        )  # fmt: skip
 
     def _update(
         self,
@@ -379,7 +389,6 @@ class Locker:
         stored: _Stored,
         title: str,
         valid_until: datetime | None,
-        seal: Seal | None,
         who: Accessor,
     ) -> Issued:
         current = self._by_issuer_id(earlier.issuer, earlier.issuer_doc_id or "", lock=True)
@@ -394,7 +403,7 @@ class Locker:
         if version != stored.version:  # another update got in between: number this one after
             self._store.delete(stored.object_key)
             raise DocumentRefused("the document changed while this update ran; send it again")
-        self._insert_version(current.id, stored, seal)
+        self._insert_version(current.id, stored)
         self._db.execute(
             update(documents)
             .where(documents.c.id == current.id)
@@ -403,13 +412,13 @@ class Locker:
         self._note("locker.document.updated", who, current, version=version)
         return Issued(self.get(current.id, owner=current.owner), "updated")
 
-    def _insert_version(self, document_id: str, stored: _Stored, seal: Seal | None) -> None:
+    def _insert_version(self, document_id: str, stored: _Stored) -> None:
         self._db.execute(
             insert(versions).values(
                 document_id=document_id, version=stored.version, object_key=stored.object_key,
                 wrapped_key=stored.wrapped_key, sha256=stored.sha256, size=stored.size,
                 content_type=stored.content_type, created_at=stored.created_at,
-                signature=seal(stored.sha256) if seal is not None else None,
+                signature=stored.signature,
             )
         )  # fmt: skip
 
@@ -449,6 +458,7 @@ class _Stored:
     size: int
     content_type: str
     created_at: datetime
+    signature: bytes | None
 
 
 _MAGIC: dict[str, tuple[bytes, ...]] = {

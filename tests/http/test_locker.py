@@ -334,11 +334,12 @@ def _served(runtime: Runtime) -> Iterator[str]:
 def test_a_download_whose_ciphertext_changed_is_cut_off_not_completed(
     web: TestClient, office: Office, oidc_runtime: Runtime
 ) -> None:
-    document_id = _issue(web, office).json()["id"]
+    big = b"%PDF-1.7\n" + os.urandom(3 * 1024 * 1024)
+    document_id = _issue(web, office, content=big).json()["id"]
     [key] = oidc_runtime.store.keys("documents/")
     path = oidc_runtime.settings.data_dir / "objects" / key
     data = bytearray(path.read_bytes())
-    data[200_000] ^= 1  # in the fourth 64 KiB chunk: three chunks go out before it fails
+    data[2_500_000] ^= 1  # past two 1 MiB blocks: they go out before the damage is found
     path.write_bytes(bytes(data))
     with _served(oidc_runtime) as base:
         connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=10)
@@ -350,8 +351,8 @@ def test_a_download_whose_ciphertext_changed_is_cut_off_not_completed(
             response.read()
         connection.close()
     received = cut.value.partial
-    assert 0 < len(received) < len(PDF)
-    assert bytes(received) == PDF[: len(received)], "only authenticated chunks were released"
+    assert 0 < len(received) < len(big)
+    assert bytes(received) == big[: len(received)], "only authenticated chunks were released"
 
 
 def test_the_s3_store_serves_the_same_api(

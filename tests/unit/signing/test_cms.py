@@ -333,3 +333,14 @@ def test_a_signature_checks_against_a_digest_as_against_the_content(
         verify_digest(signature, other, trust_roots=[officer.pki.root], now=LATER)
     with pytest.raises(ValueError, match="32 bytes"):
         sign_digest(digest[:16], key=officer.key, certificate=officer.certificate, chain=[])
+
+
+def test_a_root_passed_in_the_chain_is_still_not_carried(officer: Officer) -> None:
+    signature = sign_detached(
+        DATA, key=officer.key, certificate=officer.certificate,
+        chain=[officer.pki.issuing, officer.pki.root],
+    )  # fmt: skip
+    carried = cms.ContentInfo.load(signature)["content"]["certificates"]
+    root = officer.pki.root.public_bytes(serialization.Encoding.DER)
+    assert root not in {c.chosen.dump() for c in carried}
+    assert verify(officer, signature) == officer.certificate
