@@ -29,7 +29,6 @@ class CitizenCaller:
     pseudonym: str
     client_id: str
     substantial: bool  # signed in with a second factor
-    roles: frozenset[tuple[str, str]]  # (department, role)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +87,24 @@ def citizen(request: Request, runtime: Runtime, session: Session, scope: str) ->
         raise forbidden("this API is for citizens; a department system's token cannot use it")
     if scope not in access.scopes:
         raise forbidden(f"the token lacks the {scope} scope", scope)
-    account = provider.accounts.by_id(access.citizen_id)
-    if account is None or account.status != "active":
+    standing = provider.accounts.standing(access.citizen_id)
+    if standing is None or standing[1] != "active":
         raise _unauthorised("the account is no longer active")
     acr = provider.sessions.assurance(access.session_id) if access.session_id else None
     return CitizenCaller(
-        citizen_id=account.id,
-        pseudonym=account.pseudonym,
+        citizen_id=access.citizen_id,
+        pseudonym=standing[0],
         client_id=access.client_id,
         substantial=acr == ACR_SUBSTANTIAL,
-        roles=frozenset((g.department, g.role) for g in provider.roles.of(account.id)),
     )
+
+
+def roles_of(
+    runtime: Runtime, session: Session, caller: CitizenCaller
+) -> frozenset[tuple[str, str]]:
+    """The (department, role) pairs a citizen holds: asked for only where roles matter."""
+    grants = runtime.provider(session).roles.of(caller.citizen_id)
+    return frozenset((g.department, g.role) for g in grants)
 
 
 def service(request: Request, runtime: Runtime, session: Session, scope: str) -> ServiceCaller:

@@ -123,6 +123,14 @@ class Accounts:
         ).one_or_none()
         return self._open(row) if row is not None else None
 
+    def standing(self, citizen_id: str) -> tuple[str, str] | None:
+        """(pseudonym, status) of an account, without opening its sealed profile: what an API
+        needs to know who calls, on every request."""
+        row = self._session.execute(
+            select(citizens.c.pseudonym, citizens.c.status).where(citizens.c.id == citizen_id)
+        ).one_or_none()
+        return (row.pseudonym, row.status) if row is not None else None
+
     def exists(self, pseudonym: str) -> bool:
         found = self._session.execute(
             select(citizens.c.id).where(citizens.c.pseudonym == pseudonym)

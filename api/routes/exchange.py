@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
-from api.bearer import CitizenCaller, citizen, service
+from api.bearer import CitizenCaller, citizen, roles_of, service
 from api.deps import RuntimeDep, SessionDep
 from api.problems import problem
 from api.runtime import Runtime
@@ -130,8 +130,9 @@ def _client_name(provider: Provider, client_id: str) -> str:
     return client.name if client is not None else client_id
 
 
-def _legal_departments(caller: CitizenCaller) -> frozenset[str]:
-    return frozenset(department for department, role in caller.roles if role == LEGAL_ROLE)
+def _legal_departments(runtime: Runtime, session: Session, caller: CitizenCaller) -> frozenset[str]:
+    held = roles_of(runtime, session, caller)
+    return frozenset(department for department, role in held if role == LEGAL_ROLE)
 
 
 # -- what goes out -----------------------------------------------------------------------------
@@ -458,7 +459,7 @@ def legal_access(
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
     grant = _legal(runtime, session).open(
         officer=caller.pseudonym, substantial=caller.substantial,
-        departments=_legal_departments(caller), department=body.department,
+        departments=_legal_departments(runtime, session, caller), department=body.department,
         owner=_owner(runtime, body.cnic), doctypes=body.doctypes,
         legal_reference=body.legal_reference, reason=body.reason,
         disclosure_delay_days=body.disclosure_delay_days,
@@ -495,7 +496,7 @@ def legal_download(
     with runtime.transaction() as session:
         caller = citizen(request, runtime, session, CITIZEN_SCOPE)
         found, content = _legal(runtime, session).download(
-            grant_id, grant, document_id, officer=caller.pseudonym,
-            substantial=caller.substantial, departments=_legal_departments(caller),
+            grant_id, grant, document_id, officer=caller.pseudonym, substantial=caller.substantial,
+            departments=_legal_departments(runtime, session, caller),
         )  # fmt: skip
     return _stream(found, content, None)

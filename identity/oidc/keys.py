@@ -9,6 +9,7 @@ issued keep verifying.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,12 @@ SigningKey = RSAKey | ECKey
 
 # Parsed private keys by kid. A kid names one key for ever, so the cache never goes stale.
 _parsed: dict[str, SigningKey] = {}
+
+# The published key set by database, parsed, with when it was read and the kids in it: every
+# API request verifies a token, and reading and parsing the keys each time was a tenth of the
+# work. Kept a minute; a kid not in it (a key made by another replica) reloads it at once.
+VERIFYING_TTL = 60.0
+_verifying: dict[str, tuple[float, KeySet, frozenset[str]]] = {}
 
 
 def _generate(alg: str) -> SigningKey:
@@ -80,8 +87,12 @@ class SigningKeys:
             if alg not in active:
                 self._create(alg)
 
+    def _database(self) -> str:
+        return str(self._session.get_bind().engine.url)
+
     def rotate(self) -> list[str]:
         """Retire every signing key and make new ones; return the new kids."""
+        _verifying.pop(self._database(), None)
         self._session.execute(
             update(signing_keys)
             .where(signing_keys.c.retired_at.is_(None))
@@ -133,6 +144,13 @@ class SigningKeys:
         )
         return [json.loads(jwk) for jwk, retired in rows if retired is None or retired > cutoff]
 
-    def key_set(self) -> KeySet:
-        """The published keys, for verifying tokens this provider signed."""
-        return KeySet.import_key_set({"keys": self.published()})
+    def key_set(self, *, kid: str | None = None) -> KeySet:
+        """The published keys, for verifying tokens this provider signed (one with `kid`)."""
+        database = self._database()
+        held, now = _verifying.get(database), time.monotonic()
+        if held is not None and now - held[0] < VERIFYING_TTL and (kid is None or kid in held[2]):
+            return held[1]
+        published = self.published()
+        keys = KeySet.import_key_set({"keys": published})
+        _verifying[database] = (now, keys, frozenset(str(k["kid"]) for k in published))
+        return keys

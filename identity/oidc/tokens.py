@@ -429,7 +429,8 @@ class TokenService:
     def verify_access_token(self, token: str) -> AccessToken:
         """Our signature, our issuer, not expired, not revoked, its session still live."""
         try:
-            decoded = jwt.decode(token, self._keys.key_set(), algorithms=[ACCESS_ALG])
+            keys = self._keys.key_set(kid=_kid_of(token))
+            decoded = jwt.decode(token, keys, algorithms=[ACCESS_ALG])
         except (JoseError, ValueError):
             raise InvalidToken("the access token is not valid") from None
         if decoded.header.get("typ") != "at+jwt":
@@ -544,3 +545,14 @@ class TokenService:
         else:
             key = _sha256_hex(token)
         return self._db.execute(select(tokens).where(tokens.c.id == key)).one_or_none()
+
+
+def _kid_of(token: str) -> str | None:
+    """The kid a compact JWS names in its header, if it can be read (the signature is not
+    checked here: this only picks which key set to check it with)."""
+    try:
+        header = json.loads(base64.urlsafe_b64decode(token.split(".", 1)[0] + "=="))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
