@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog
@@ -130,6 +130,9 @@ class SignerCaches:
     tsa: Held[TimeStampAuthority] = field(default_factory=Held)
 
 
+_INIT_LOCK = 0x5348_4B50_4B49  # "SHKPKI": the advisory lock `initialise` takes on PostgreSQL
+
+
 @dataclass(frozen=True, slots=True)
 class Subject:
     """Whom a certificate is for: a common name, the department, and the officer's pseudonym
@@ -165,7 +168,7 @@ class Authority:
 
     def initialise(self, root: RootCa, *, actor: str) -> x509.Certificate:
         """Record the root, make the issuing CA, its OCSP responder and first CRL."""
-        self._lock()
+        self._lock_for_initialisation()
         if self._issuing_row() is not None:
             raise PkiError("the PKI is initialised already")
         now = self._clock()
@@ -225,6 +228,15 @@ class Authority:
         self._db.execute(
             select(authorities.c.serial).where(authorities.c.kind == "issuing").with_for_update()
         ).all()
+
+    def _lock_for_initialisation(self) -> None:
+        """Two `pki init` at once must not make two CAs. Before the first there is no issuing
+        row for FOR UPDATE to lock, so PostgreSQL takes a transaction-scoped advisory lock;
+        on SQLite, FOR UPDATE already takes the database's one write lock."""
+        if self._db.get_bind().dialect.name == "postgresql":
+            self._db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK})
+        else:
+            self._lock()
 
     def _issuing_row(self) -> Any:
         return self._db.execute(
