@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from api.bearer import CitizenCaller, citizen, roles_of, service
 from api.deps import RuntimeDep, SessionDep
 from api.problems import problem
+from api.routes.locker_views import document_response
 from api.runtime import Runtime
 from audit import pseudonym
 from identity.cnic import normalise_cnic
@@ -159,11 +160,12 @@ def _doctypes(codes: tuple[str, ...]) -> list[dict[str, str]]:
     return described
 
 
-def _request_json(found: ExchangeRequest, now: datetime, requester_name: str) -> dict[str, Any]:
+def _terms_json(found: ExchangeRequest | Consent, now: datetime, requester: str) -> dict[str, Any]:
+    """What a request asks and a consent grants: the same terms, shown the same way."""
     return {
         "id": found.id,
         "status": found.state(now),
-        "requester": {"id": found.requester, "name": requester_name},
+        "requester": {"id": found.requester, "name": requester},
         "doctypes": _doctypes(found.doctypes),
         "purpose": {"code": found.purpose_code, "text": found.purpose_text},
         "data_life_days": found.data_life_days,
@@ -171,6 +173,12 @@ def _request_json(found: ExchangeRequest, now: datetime, requester_name: str) ->
         "valid_until": iso(found.valid_until),
         "fetch_limit": found.fetch_limit,
         "created_at": iso(found.created_at),
+    }
+
+
+def _request_json(found: ExchangeRequest, now: datetime, requester_name: str) -> dict[str, Any]:
+    return {
+        **_terms_json(found, now, requester_name),
         "decided_at": _time(found.decided_at),
         "consent_id": found.consent_id,
     }
@@ -178,18 +186,9 @@ def _request_json(found: ExchangeRequest, now: datetime, requester_name: str) ->
 
 def _consent_json(found: Consent, now: datetime, requester_name: str) -> dict[str, Any]:
     return {
-        "id": found.id,
+        **_terms_json(found, now, requester_name),
         "request_id": found.request_id,
-        "status": found.state(now),
         "uses": found.uses,
-        "fetch_limit": found.fetch_limit,
-        "requester": {"id": found.requester, "name": requester_name},
-        "doctypes": _doctypes(found.doctypes),
-        "purpose": {"code": found.purpose_code, "text": found.purpose_text},
-        "data_life_days": found.data_life_days,
-        "valid_from": iso(found.valid_from),
-        "valid_until": iso(found.valid_until),
-        "created_at": iso(found.created_at),
         "status_changed_at": iso(found.status_changed_at),
         "artifact": found.artifact,
     }
@@ -213,19 +212,10 @@ def _document_json(found: Document, base: str, content_url: str) -> dict[str, An
 
 
 def _stream(found: Document, content: Iterator[bytes], signature_path: str | None) -> Response:
-    headers = {
-        "Content-Length": str(found.size),
-        "Content-Disposition": f'attachment; filename="{found.uri.replace("/", "_")}"',
-        "Repr-Digest": f"sha-256=:{base64.b64encode(found.sha256).decode()}:",
-        "Cache-Control": "no-store",
-    }
+    link = None
     if signature_path is not None and found.signature is not None:
-        headers["Link"] = f'<{signature_path}>; rel="describedby"; ' + (
-            'type="application/pkcs7-signature"'
-        )
-    # A plain iterator: Starlette reads it in a worker thread, and an exception it raises
-    # aborts the response instead of ending it.
-    return StreamingResponse(content, media_type=found.content_type, headers=headers)
+        link = f'<{signature_path}>; rel="describedby"; type="application/pkcs7-signature"'
+    return document_response(found, content, link=link)
 
 
 # -- the exchange's public key -----------------------------------------------------------------

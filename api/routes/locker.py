@@ -14,7 +14,6 @@ is sent, and no database session is held while the body streams.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -29,7 +28,7 @@ from sqlalchemy.orm import Session
 from api.bearer import CitizenCaller, citizen, forbidden, service
 from api.deps import RuntimeDep
 from api.problems import problem
-from api.routes.locker_views import document_view, seal_status
+from api.routes.locker_views import BLOCK, document_response, document_view, seal_status
 from api.runtime import Runtime
 from audit import pseudonym
 from identity.cnic import normalise_cnic
@@ -45,14 +44,6 @@ router = APIRouter(prefix="/locker", tags=["locker"])
 LOCKER_SCOPE = "locker"
 ISSUE_SCOPE = "locker.issue."  # + the document type's code
 CNIC_HEADER = "shanakht-cnic"
-BLOCK = 1024 * 1024  # what crosses from the event loop to the worker thread at a time
-EXTENSIONS = {
-    "application/pdf": "pdf",
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "application/json": "json",
-    "application/xml": "xml",
-}
 DownloadKind = Annotated[str, Query(pattern="^(inline|attachment)$")]
 
 
@@ -90,34 +81,6 @@ def _declared_too_large(request: Request, runtime: Runtime) -> Response | None:
 
 def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def _stream(document: Document, plaintext: Iterator[bytes], disposition: str) -> Response:
-    name = f"{document.uri.replace('/', '_')}.{EXTENSIONS[document.content_type]}"
-    headers = {
-        "Content-Length": str(document.size),
-        "Content-Disposition": f'{disposition}; filename="{name}"',
-        "Repr-Digest": f"sha-256=:{base64.b64encode(document.sha256).decode()}:",
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-        # A document shown in the browser runs nothing and reaches nothing.
-        "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'; "
-        "style-src 'unsafe-inline'",
-    }
-    return StreamingResponse(_blocks(plaintext), media_type=document.content_type, headers=headers)
-
-
-def _blocks(plaintext: Iterator[bytes]) -> Iterator[bytes]:
-    """The plaintext regrouped into 1 MiB blocks: Starlette moves each item of a plain
-    iterator to a worker thread and back, and one hop per 64 KiB chunk halved the rate."""
-    block = bytearray()
-    for chunk in plaintext:
-        block += chunk
-        if len(block) >= BLOCK:
-            yield bytes(block)
-            block.clear()
-    if block:
-        yield bytes(block)
 
 
 # -- department systems ------------------------------------------------------------------------
@@ -300,7 +263,7 @@ async def my_content(
     document_id: str, request: Request, runtime: RuntimeDep, disposition: DownloadKind = "inline"
 ) -> Response:
     found, plaintext = await run_in_threadpool(_open, runtime, request, document_id, None)
-    return _stream(found, plaintext, disposition)
+    return document_response(found, plaintext, disposition)
 
 
 @router.get("/documents/{document_id}/signature", summary="The issuer's detached CMS seal")
@@ -424,7 +387,7 @@ async def shared(token: str, runtime: RuntimeDep, disposition: DownloadKind = "i
         found, plaintext = await run_in_threadpool(_redeem, runtime, token)
     except ShareUnusable as exc:
         return problem(404, "No such link", str(exc))
-    return _stream(found, plaintext, disposition)
+    return document_response(found, plaintext, disposition)
 
 
 def _sharing(runtime: Runtime, session: Session) -> Sharing:
@@ -504,7 +467,7 @@ async def their_content(
     disposition: DownloadKind = "inline",
 ) -> Response:
     found, plaintext = await run_in_threadpool(_open, runtime, request, document_id, owner_id)
-    return _stream(found, plaintext, disposition)
+    return document_response(found, plaintext, disposition)
 
 
 @router.get("/types", summary="The document types a locker holds")

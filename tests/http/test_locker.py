@@ -7,21 +7,16 @@ from __future__ import annotations
 import http.client
 import os
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from api.app import create_app
 from api.runtime import Runtime
 from audit.models import entries
 from identity.nadra import SCENARIOS, read_registry
@@ -30,6 +25,7 @@ from locker.models import documents
 from signing.pki.authority import Subject
 from signing.pki.custody import create_root
 from signing.pki.profiles import DEPARTMENT_SEAL
+from tests.http.live_server import served
 from tests.http.oidc_kit import register_citizen, register_client, token
 from tests.http.test_roles_and_entries import _access_token
 from tests.s3_server import free_port, s3_store
@@ -311,26 +307,6 @@ def test_a_nominee_reads_but_only_while_named(
     assert b'"basis":"nominee"' in log
 
 
-@contextmanager
-def _served(runtime: Runtime) -> Iterator[str]:
-    """The app on a real HTTP server (uvicorn, in a thread), for what TestClient cannot show:
-    how a response looks on the wire when it fails half way."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="critical")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 def test_a_download_whose_ciphertext_changed_is_cut_off_not_completed(
     web: TestClient, office: Office, oidc_runtime: Runtime
 ) -> None:
@@ -341,8 +317,8 @@ def test_a_download_whose_ciphertext_changed_is_cut_off_not_completed(
     data = bytearray(path.read_bytes())
     data[2_500_000] ^= 1  # past two 1 MiB blocks: they go out before the damage is found
     path.write_bytes(bytes(data))
-    with _served(oidc_runtime) as base:
-        connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=10)
+    with served(oidc_runtime) as address:
+        connection = http.client.HTTPConnection(address, timeout=10)
         connection.request("GET", f"/locker/documents/{document_id}/content",
                            headers=_bearer(office.citizen))  # fmt: skip
         response = connection.getresponse()

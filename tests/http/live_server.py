@@ -1,0 +1,34 @@
+"""The app on a real HTTP server (uvicorn, in a thread), for what TestClient cannot show: how
+a response looks on the wire, for one, when it fails half way."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from api.app import create_app
+from api.runtime import Runtime
+from tests.s3_server import free_port
+
+
+@contextmanager
+def served(runtime: Runtime) -> Iterator[str]:
+    """The server's address, host:port, while the block runs."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="critical")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
