@@ -34,7 +34,7 @@ from audit import pseudonym
 from identity.cnic import normalise_cnic
 from locker.access import Accessor
 from locker.doctypes import DOCUMENT_TYPES, SELF, DocumentType, document_type
-from locker.documents import Document, UnknownDocument
+from locker.documents import Document, Seal, UnknownDocument
 from locker.sharing import ShareUnusable, Sharing
 from signing.documents.cms import sign_digest
 from signing.pki.profiles import DEPARTMENT_SEAL
@@ -106,7 +106,7 @@ def _owner(runtime: Runtime, session: Session, cnic: str | None) -> str:
     return owner
 
 
-def _seal(runtime: Runtime, session: Session, department: str) -> Any:
+def _seal(runtime: Runtime, session: Session, department: str) -> Seal:
     """The department's seal as a function of a document's SHA-256: its detached CMS."""
     authority = runtime.authority(session)
     issued = authority.current(DEPARTMENT_SEAL, department=department)
