@@ -448,20 +448,16 @@ def _explain(response: httpx2.Response) -> str:
     return f"{request}: {response.status_code} {said or response.text[:200]}"
 
 
-def _shanakht_refresh_token(base: str, cnic: str, secret: str) -> str:
-    """The authorization code flow once, as a browser would (login, consent), for a refresh
-    token: each refresh user holds a family of its own."""
+def browser_code(base: str, client_id: str, scope: str, cnic: str) -> tuple[str, str]:
+    """The authorization code flow as a browser drives it (login, consent): the code and its
+    PKCE verifier, for the caller to redeem."""
     verifier, challenge = _pkce()
     with httpx2.Client(base_url=base) as browser:
-        response = browser.get(
-            "/oauth/authorize?"
-            + _authorize_query("bench-eservice", " ".join(ESERVICE_SCOPES), challenge)
-        )
+        response = browser.get("/oauth/authorize?" + _authorize_query(client_id, scope, challenge))
         for _ in range(8):
             location = response.headers.get("location", "")
             if location.startswith(REDIRECT_URI):
-                code = _query(location)["code"]
-                return _redeem(base, "/oauth/token", secret, "bench-eservice", code, verifier)
+                return _query(location)["code"], verifier
             assert response.status_code in (302, 303), _explain(response)
             page = browser.get(location)
             if page.status_code != 200:
@@ -479,6 +475,13 @@ def _shanakht_refresh_token(base: str, cnic: str, secret: str) -> str:
             else:
                 raise AssertionError(f"unexpected page {page.url}")
     raise AssertionError("the authorization code flow did not come back")
+
+
+def _shanakht_refresh_token(base: str, cnic: str, secret: str) -> str:
+    """The authorization code flow once, for a refresh token: each refresh user holds a family
+    of its own."""
+    code, verifier = browser_code(base, "bench-eservice", " ".join(ESERVICE_SCOPES), cnic)
+    return _redeem(base, "/oauth/token", secret, "bench-eservice", code, verifier)
 
 
 def _bench_shanakht(name: str, database_url: str | None, logs: Path, hash_s: float) -> Column:

@@ -70,22 +70,17 @@ from api.migrate import prepare
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from bench.identity import (
-    _CSRF,
-    PASSWORD,
     REDIRECT_URI,
     Server,
-    _authorize_query,
     _cores,
     _cpu_seconds,
-    _explain,
     _free_port,
     _machine_busy_seconds,
     _pick_citizens,
-    _pkce,
-    _query,
     _register,
     _rss_mb,
     _servers,
+    browser_code,
 )
 from identity.nadra import ensure_registry, read_registry
 from identity.oidc.clients import CLIENT_SECRET_BASIC, ESERVICE, SERVICE, NewClient
@@ -183,34 +178,10 @@ def _token(base: str, client_id: str, secret: str, form: dict[str, str]) -> dict
 def _citizen_tokens(base: str, cnic: str, secret: str) -> dict[str, Any]:
     """The authorization code flow as a browser drives it (login, consent), then the code
     redeemed at the token endpoint: the citizen's access and refresh tokens."""
-    verifier, challenge = _pkce()
-    with httpx2.Client(base_url=base) as browser:
-        response = browser.get(
-            "/oauth/authorize?" + _authorize_query(PORTAL_ID, CITIZEN_SCOPE, challenge)
-        )
-        for _ in range(8):
-            location = response.headers.get("location", "")
-            if location.startswith(REDIRECT_URI):
-                form = {"grant_type": "authorization_code", "code": _query(location)["code"],
-                        "redirect_uri": REDIRECT_URI, "code_verifier": verifier}  # fmt: skip
-                return _token(base, PORTAL_ID, secret, form)
-            assert response.status_code in (302, 303), _explain(response)
-            page = browser.get(location)
-            if page.status_code != 200:
-                response = page
-                continue
-            found = _CSRF.search(page.text)
-            assert found, page.text[:300]
-            request_id = _query(str(page.url)).get("request", "")
-            if page.url.path == "/login":
-                form = {"cnic": cnic, "password": PASSWORD, "request": request_id}
-                response = browser.post("/login", data={**form, "csrf": found.group(1)})
-            elif page.url.path == "/consent":
-                form = {"decision": "allow", "request": request_id, "csrf": found.group(1)}
-                response = browser.post("/consent", data=form)
-            else:
-                raise AssertionError(f"unexpected page {page.url}")
-    raise AssertionError("the authorization code flow did not come back")
+    code, verifier = browser_code(base, PORTAL_ID, CITIZEN_SCOPE, cnic)
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier}  # fmt: skip
+    return _token(base, PORTAL_ID, secret, form)
 
 
 @dataclass
