@@ -37,6 +37,7 @@ class ServiceCaller:
 
     client_id: str
     scopes: frozenset[str]
+    department: str | None  # the department it speaks for, if registered with one
 
 
 def _unauthorised(description: str, scheme: str = "Bearer") -> HTTPException:
@@ -116,4 +117,4 @@ def service(request: Request, runtime: Runtime, session: Session, scope: str) ->
         raise forbidden("this API is for department systems (client credentials)")
     if scope not in access.scopes:
         raise forbidden(f"the token lacks the {scope} scope", scope)
-    return ServiceCaller(client_id=client.id, scopes=access.scopes)
+    return ServiceCaller(client_id=client.id, scopes=access.scopes, department=client.department)

@@ -168,6 +168,7 @@ def clients() -> None:
 @click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default="RS256")
 @click.option("--require-par", is_flag=True, help="FAPI 2.0: requests must be pushed.")
 @click.option("--require-dpop", is_flag=True, help="FAPI 2.0: tokens must be DPoP-bound.")
+@click.option("--department", help="A department system: the department it speaks for.")
 def clients_add(
     client_id: str,
     name: str,
@@ -181,6 +182,7 @@ def clients_add(
     id_token_alg: str,
     require_par: bool,
     require_dpop: bool,
+    department: str | None,
 ) -> None:
     """Register a client; prints its secret once when it uses client_secret_basic."""
     try:
@@ -200,6 +202,7 @@ def clients_add(
         id_token_alg=id_token_alg,
         require_par=require_par,
         require_dpop=require_dpop,
+        department=department,
     )
     with cli_runtime() as runtime:
         migrate(runtime)

@@ -150,6 +150,7 @@ def _prepare(settings: Settings, root_dir: Path) -> Setup:
             NewClient(
                 id=SERVICE_ID, name="A department's records system", kind=SERVICE,
                 auth_method=CLIENT_SECRET_BASIC, scopes=(f"locker.issue.{DOCTYPE}",),
+                department=DEPARTMENT,
             ),
         )  # fmt: skip
         portal = _client(

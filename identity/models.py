@@ -96,6 +96,7 @@ clients = Table(
     Column("require_par", Boolean, nullable=False),
     Column("require_dpop", Boolean, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("department", String(32), nullable=True, comment="whom a department system speaks for"),
 )
 
 used_assertions = Table(

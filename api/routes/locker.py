@@ -96,6 +96,17 @@ def _kind(code: str) -> DocumentType:
     return kind
 
 
+def _issuer(request: Request, runtime: Runtime, session: Session, kind: DocumentType) -> str:
+    """The client id of the department system issuing `kind`: it needs the type's scope and
+    must speak for the type's department, so a scope granted by mistake to another
+    department's system still issues nothing in this department's name."""
+    caller = service(request, runtime, session, ISSUE_SCOPE + kind.code)
+    if caller.department != kind.department:
+        speaks_for = caller.department or "no department"
+        raise forbidden(f"{caller.client_id} speaks for {speaks_for}, not {kind.department}")
+    return caller.client_id
+
+
 def _owner(runtime: Runtime, session: Session, cnic: str | None) -> str:
     """The locker of the citizen with `cnic`: their pseudonym, if they have an account."""
     if not cnic:
@@ -129,12 +140,12 @@ def _issue(
 ) -> Response:
     kind = _kind(doctype)
     with runtime.transaction() as session:
-        caller = service(request, runtime, session, ISSUE_SCOPE + kind.code)
+        issuer = _issuer(request, runtime, session, kind)
         owner = _owner(runtime, session, request.headers.get(CNIC_HEADER))
         issued = runtime.locker(session).issue(
             owner=owner, doctype=kind.code, issuer=kind.department, issuer_doc_id=doc_id,
             title=title, content=body, content_type=_content_type(request),
-            who=Accessor(f"client:{caller.client_id}", kind.department, "issuer"),
+            who=Accessor(f"client:{issuer}", kind.department, "issuer"),
             valid_until=valid_until, seal=_seal(runtime, session, kind.department),
         )  # fmt: skip
         view = document_view(issued.document, runtime.clock())
@@ -179,10 +190,10 @@ def revoke(
 ) -> dict[str, Any]:
     kind = _kind(doctype)
     with runtime.transaction() as session:
-        caller = service(request, runtime, session, ISSUE_SCOPE + kind.code)
+        issuer = _issuer(request, runtime, session, kind)
         found = runtime.locker(session).revoke(
             issuer=kind.department, issuer_doc_id=doc_id, reason=revocation.reason,
-            who=Accessor(f"client:{caller.client_id}", kind.department, "issuer"),
+            who=Accessor(f"client:{issuer}", kind.department, "issuer"),
         )  # fmt: skip
         return document_view(found, runtime.clock())
 
@@ -196,7 +207,7 @@ def issued_state(
 ) -> dict[str, Any]:
     kind = _kind(doctype)
     with runtime.transaction() as session:
-        service(request, runtime, session, ISSUE_SCOPE + kind.code)
+        _issuer(request, runtime, session, kind)
         found = runtime.locker(session).issued(kind.department, doc_id)
         if found is None or found.doctype != kind.code:
             raise UnknownDocument("this issuer has no document with that id")

@@ -26,7 +26,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from identity.models import clients
+from identity.models import clients, departments
 from identity.oidc.errors import InvalidClient, InvalidRequest
 from identity.oidc.replay import spend_once
 
@@ -76,6 +76,7 @@ class Client:
     require_dpop: bool
     jwks: dict[str, Any] | None
     secret_hash: bytes | None
+    department: str | None = None  # a department system's department
 
 
 def _check_uri(uri: str, what: str) -> str:
@@ -111,6 +112,7 @@ def _row_to_client(row: Any) -> Client:
         require_dpop=row.require_dpop,
         jwks=json.loads(row.jwks) if row.jwks else None,
         secret_hash=row.secret_hash,
+        department=row.department,
     )
 
 
@@ -130,6 +132,7 @@ class NewClient:
     id_token_alg: str = "RS256"  # noqa: S105 (an algorithm name)
     require_par: bool = False
     require_dpop: bool = False
+    department: str | None = None
 
 
 class ClientRegistry:
@@ -184,6 +187,7 @@ class ClientRegistry:
             raise ClientConfigError(f"unknown scopes: {' '.join(sorted(unknown))}")
         if new.id_token_alg not in ("RS256", "ES256"):
             raise ClientConfigError("ID tokens are signed RS256 or ES256")
+        self._check_department(new)
         return {
             "id": new.id,
             "name": new.name,
@@ -205,7 +209,21 @@ class ClientRegistry:
             "require_par": new.require_par,
             "require_dpop": new.require_dpop,
             "created_at": self._clock(),
+            "department": new.department,
         }
+
+    def _check_department(self, new: NewClient) -> None:
+        """A department system may speak for one registered department; an e-service acts
+        for citizens, never for a department."""
+        if new.department is None:
+            return
+        if new.kind != SERVICE:
+            raise ClientConfigError("only a department system belongs to a department")
+        known = self._db.execute(
+            select(departments.c.id).where(departments.c.id == new.department)
+        ).first()
+        if known is None:
+            raise ClientConfigError(f"no department {new.department!r}: add it first")
 
     def get(self, client_id: str) -> Client | None:
         row = self._db.execute(select(clients).where(clients.c.id == client_id)).one_or_none()

@@ -67,6 +67,22 @@ def test_bad_client_registrations_are_clear_messages(
         assert message in out
 
 
+def test_a_department_system_is_registered_for_a_known_department_only(
+    cli_env: dict[str, str],
+) -> None:
+    system = ["clients", "add", "lgcd-crms", "--name", "CRMS", "--kind", "service", "--auth",
+              "client_secret_basic", "--scope", "locker.issue.birth"]  # fmt: skip
+    code, out = run(cli_env, *system, "--department", "lgcd")
+    assert (code, "no department 'lgcd': add it first" in out) == (2, True)
+    assert run(cli_env, "departments", "add", "lgcd", "--name", "Local Government")[0] == 0
+    code, out = run(cli_env, "clients", "add", "portal", "--name", "Portal", "--auth",
+                    "client_secret_basic", "--redirect-uri", "https://portal.example/cb",
+                    "--scope", "openid", "--department", "lgcd")  # fmt: skip
+    assert (code, "only a department system belongs to a department" in out) == (2, True)
+    code, out = run(cli_env, *system, "--department", "lgcd")
+    assert code == 0, out
+
+
 def test_a_private_key_is_refused_as_a_client_jwks(tmp_path: Path, cli_env: dict[str, str]) -> None:
     key = RSAKey.generate_key(2048)
     jwks = tmp_path / "jwks.json"

@@ -4,6 +4,7 @@ link and names a nominee; every refusal is problem+json and leaves nothing behin
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import subprocess
@@ -47,9 +48,11 @@ class Office:
     root_pem: Path
 
 
-def _service_token(web: TestClient, runtime: Runtime, client_id: str, scopes: str) -> str:
+def _service_token(
+    web: TestClient, runtime: Runtime, client_id: str, scopes: str, department: str | None
+) -> str:
     system = register_client(runtime, client_id, kind=SERVICE, secret=True,
-                             scopes=tuple(scopes.split()))  # fmt: skip
+                             scopes=tuple(scopes.split()), department=department)  # fmt: skip
     response = token(web, system, grant_type="client_credentials")
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])
@@ -60,7 +63,9 @@ def office(web: TestClient, oidc_runtime: Runtime, tmp_path: Path) -> Office:
     root = create_root(tmp_path / "root", "a long test passphrase", common_name="Test Root",
                        now=oidc_runtime.clock())  # fmt: skip
     with oidc_runtime.transaction() as session:
-        oidc_runtime.provider(session).roles.add_department("lgcd", "Local Government")
+        roles = oidc_runtime.provider(session).roles
+        roles.add_department("lgcd", "Local Government")
+        roles.add_department("police", "Police")
         authority = oidc_runtime.authority(session)
         authority.initialise(root, actor="admin:test")
         authority.issue(DEPARTMENT_SEAL, Subject("LGCD seal", "lgcd"), actor="admin:test")
@@ -75,7 +80,7 @@ def office(web: TestClient, oidc_runtime: Runtime, tmp_path: Path) -> Office:
     other = _access_token(web, portal, other_cnic, "openid locker")
     web.cookies.clear()
     return Office(
-        issuer=_service_token(web, oidc_runtime, "lgcd-crms", "locker.issue.birth"),
+        issuer=_service_token(web, oidc_runtime, "lgcd-crms", "locker.issue.birth", "lgcd"),
         citizen=citizen,
         other=other,
         cnic=cnic,
@@ -206,6 +211,19 @@ def test_too_large_is_413_whether_declared_or_streamed(
     streamed = _issue(web, office, content=iter([PDF[:60_000], PDF[60_000:120_000]]))
     assert streamed.status_code == 413, streamed.text
     assert streamed.headers["content-type"] == PROBLEM
+    assert list(oidc_runtime.store.keys("documents/")) == []
+
+
+def test_a_system_issues_only_for_its_own_department_whatever_its_scopes(
+    web: TestClient, office: Office, oidc_runtime: Runtime
+) -> None:
+    """A police system given the birth-certificate scope by mistake still cannot issue one in
+    the name of local government, nor can a system registered with no department."""
+    for client_id, department in (("police-records", "police"), ("stray-system", None)):
+        token_ = _service_token(web, oidc_runtime, client_id, "locker.issue.birth", department)
+        refused = _issue(web, dataclasses.replace(office, issuer=token_))
+        assert refused.status_code == 403, refused.text
+        assert "not lgcd" in refused.json()["title"]
     assert list(oidc_runtime.store.keys("documents/")) == []
 
 
