@@ -36,9 +36,7 @@ from locker.exchange import (
 )
 from locker.ids import new_id
 from locker.inbox import LEGAL_ACCESS, Inbox
-from locker.kek import KekProvider
 from locker.release import checked_doctypes, releasable
-from locker.stores import ObjectStore
 
 ROLE = "locker.legal"
 GRANT_LIFETIME = timedelta(minutes=15)
@@ -75,8 +73,7 @@ class LegalAccess:
         self,
         session: Session,
         *,
-        store: ObjectStore,
-        keks: KekProvider,
+        locker: Locker,
         audit: AuditLog,
         signer: ConsentSigner,
         citizens: Citizens,
@@ -84,8 +81,7 @@ class LegalAccess:
         clock: Callable[[], datetime],
     ) -> None:
         self._db = session
-        self._store = store
-        self._keks = keks
+        self._locker = locker
         self._audit = audit
         self._signer = signer
         self._citizens = citizens
@@ -123,9 +119,7 @@ class LegalAccess:
             raise UnknownCitizen("no citizen has an account with that CNIC")
         now = self._clock()
         released = [
-            d
-            for d in self._locker(self._audit).list(owner)
-            if releasable(d, wanted, now=now, standing=False)
+            d for d in self._locker.list(owner) if releasable(d, wanted, now=now, standing=False)
         ][:MAX_DOCUMENTS]
         grant_id = new_id()
         expires = whole_seconds(now + GRANT_LIFETIME)
@@ -191,8 +185,7 @@ class LegalAccess:
             raise GrantInvalid(f"you no longer hold {ROLE} in {department}")
         disclose_after = claims.get("disclose_after")
         withheld = _withheld(disclose_after, grant=grant_id)
-        locker = self._locker(self._audit)
-        found = locker.find(document_id)
+        found = self._locker.find(document_id)
         if (
             found is None
             or document_id not in claims.get("documents", [])
@@ -201,11 +194,10 @@ class LegalAccess:
             raise UnknownDocument("this grant releases no document with that id")
         reference, reason = str(claims["legal_reference"]), str(claims["reason"])
         who = _officer(officer, department, reference, reason)
-        fetched = locker.content(found, who=who, action="locker.legal.fetched", details=withheld)
+        fetched = self._locker.content(
+            found, who=who, action="locker.legal.fetched", details=withheld
+        )
         return found, primed(fetched)
-
-    def _locker(self, audit: AuditLog) -> Locker:
-        return Locker(self._db, store=self._store, keks=self._keks, audit=audit, clock=self._clock)
 
 
 def _withheld(disclose_after: datetime | str | None, **details: str) -> dict[str, str]:

@@ -112,8 +112,7 @@ def _exchange(runtime: Runtime, session: Session) -> Exchange:
 def _legal(runtime: Runtime, session: Session) -> LegalAccess:
     return LegalAccess(
         session,
-        store=runtime.store,
-        keks=runtime.keks,
+        locker=runtime.locker(session),
         audit=runtime.audit_log(session),
         signer=_signer(runtime),
         citizens=_Accounts(runtime.provider(session)),

@@ -105,8 +105,7 @@ class Kit:
     def legal(self, session: Session) -> LegalAccess:
         return LegalAccess(
             session,
-            store=self.runtime.store,
-            keks=self.runtime.keks,
+            locker=self.runtime.locker(session),
             audit=self.runtime.audit_log(session),
             signer=self.signer,
             citizens=self.phones,
