@@ -6,9 +6,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean tools
+.PHONY: run demo test lint format bench clean tools
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/web_assets.json
+	$(PYTHON) tools/web_assets.py  # scripts from npm the pages serve and the tests inject
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -17,11 +18,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## set up, migrate and serve on http://127.0.0.1:8000
 	$(BIN)/shanakht serve
 
-# Independent judges the tests call: zbarimg decodes our QR images (Debian's zbar-tools).
+demo: $(STAMP)  ## Shanakht and two sample e-services, three journeys walked, left running
+	$(BIN)/shanakht demo
+
+# Independent judges the tests call: zbarimg decodes our QR images (Debian's zbar-tools),
+# pdftoppm draws PDFs, and Debian's Chromium is the browser Playwright drives.
 tools:
-	@{ command -v zbarimg && command -v pdftoppm; } >/dev/null || { [ "$$(id -u)" = 0 ] \
-	  && apt-get update -qq && apt-get install -y -qq zbar-tools poppler-utils >/dev/null; } \
-	  || { echo "the tests need zbarimg and pdftoppm: apt-get install zbar-tools poppler-utils" >&2; exit 1; }
+	@{ command -v zbarimg && command -v pdftoppm && command -v chromium; } >/dev/null || { [ "$$(id -u)" = 0 ] \
+	  && apt-get update -qq && apt-get install -y -qq zbar-tools poppler-utils chromium >/dev/null; } \
+	  || { echo "the tests need zbarimg, pdftoppm and chromium: apt-get install zbar-tools poppler-utils chromium" >&2; exit 1; }
 
 test: $(STAMP) tools  ## set up and run the whole test suite
 	$(BIN)/pytest

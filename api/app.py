@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -15,22 +16,33 @@ from fastapi.staticfiles import StaticFiles
 
 from api import problems
 from api.backchannel import deliver, end_sessions
+from api.i18n import Text
+from api.metrics import Telemetry
+from api.metrics import router as metrics_router
 from api.middleware import SecurityHeaders
 from api.routes import (
     access_log,
+    access_pages,
     account,
+    admin_pages,
     audit,
+    consent_pages,
     enrol,
     exchange,
     health,
+    home,
     locker,
+    locker_pages,
+    officer_pages,
     oidc,
     pki,
     signin,
     signing,
+    verifier_pages,
 )
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
+from api.signed_in import RoleMissing
 from api.web import CsrfRejected, NotSignedIn, render
 from identity.housekeeping import purge_expired
 
@@ -118,19 +130,28 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(Telemetry)  # outermost: times and logs every answer, errors too
     problems.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(health.router)
+    app.include_router(metrics_router)
+    app.include_router(home.router)
     app.include_router(audit.router)
     # Before any router with /locker/{...} paths, so /locker/access-log is never taken for one.
     app.include_router(access_log.router)
     app.include_router(oidc.router)
     app.include_router(signin.router)
     app.include_router(account.router)
+    app.include_router(consent_pages.router)
+    app.include_router(access_pages.router)
+    app.include_router(officer_pages.router)
+    app.include_router(admin_pages.router)
     app.include_router(enrol.router)
     app.include_router(pki.router)
     app.include_router(signing.router)
+    app.include_router(verifier_pages.router)
     app.include_router(locker.router)
+    app.include_router(locker_pages.router)
     app.include_router(exchange.router)
 
     @app.exception_handler(CsrfRejected)
@@ -140,12 +161,30 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             runtime,
             "message.html",
             status_code=403,
-            heading="Please try again",
-            message=str(exc).capitalize() + ".",
+            heading=Text("Please try again"),
+            message=Text("The form has expired. Reload the page and try again."),
         )
 
     @app.exception_handler(NotSignedIn)
-    async def _sign_in_first(_request: Request, _exc: NotSignedIn) -> Response:
-        return RedirectResponse("/login", status_code=303)
+    async def _sign_in_first(_request: Request, exc: NotSignedIn) -> Response:
+        where = "/login/second-factor" if exc.step_up else "/login"
+        return RedirectResponse(f"{where}?{urlencode({'next': exc.next_page})}", status_code=303)
+
+    @app.exception_handler(RoleMissing)
+    async def _not_yours(request: Request, exc: RoleMissing) -> Response:
+        return render(
+            request,
+            runtime,
+            "message.html",
+            status_code=403,
+            heading=Text("This page is not for your account"),
+            message=Text(
+                "It needs the %(role)s role in a department. Ask your department's "
+                "administrator if you should have it.",
+                role=str(exc),
+            ),
+            link="/",
+            link_text=Text("Home"),
+        )
 
     return app

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 from typing import Any
 
 import click
 
+from api.administration import (
+    CLI_ACTOR,
+    default_scopes,
+    rotate_kek,
+    rotate_signing_keys,
+    verify_audit,
+)
 from api.backchannel import deliver, end_sessions
-from api.cli_locker import kek_lines, locker, rotate_kek
+from api.cli_backup import backup, restore
+from api.cli_demo import demo
+from api.cli_locker import kek_lines, locker
 from api.cli_pki import pki
 from api.cli_support import (
     EXIT_TAMPERED,
@@ -21,9 +29,8 @@ from api.cli_support import (
     migrate,
 )
 from api.cli_verify import verify
-from api.database import snapshot
 from api.runtime import Runtime
-from audit import AuditError, AuditEvent, TamperError, verify_log
+from audit import AuditError, AuditEvent, TamperError
 from identity.oidc.clients import (
     CLIENT_SECRET_BASIC,
     ESERVICE,
@@ -43,21 +50,21 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes (metrics are summed across them, see PROMETHEUS_MULTIPROC_DIR).",
+)
+def serve(host: str, port: int, workers: int) -> None:
     """Migrate the database, then serve the API on 127.0.0.1:8000."""
-    import uvicorn
-
-    from api.app import create_app
+    from api import serving
 
     with cli_runtime() as runtime:
-        logging.basicConfig(
-            level=runtime.settings.log_level, format="%(levelname)s %(name)s: %(message)s"
-        )
         migrate(runtime)
         click.echo(f"Shanakht on http://{host}:{port} (data in {runtime.settings.data_dir})")
-        uvicorn.run(
-            create_app(runtime), host=host, port=port, log_level=runtime.settings.log_level.lower()
-        )
+        serving.run(runtime, host, port, workers)
 
 
 @main.group()
@@ -87,17 +94,15 @@ def audit_verify() -> None:
 
 
 def _verify(runtime: Runtime) -> None:
-    with snapshot(runtime.engine) as connection:
-        origin = runtime.settings.resolved_audit_origin
-        try:
-            report = verify_log(connection, runtime.audit_verifier, origin)
-        except TamperError as exc:
-            where = f" at seq {exc.seq}" if exc.seq is not None else ""
-            fail(f"audit log FAILED verification{where}: {exc}", EXIT_TAMPERED)
-        click.echo(
-            f"audit log verified: {report.size} entries, {report.checkpoints} checkpoints, "
-            f"root {base64.b64encode(report.root).decode()}"
-        )
+    try:
+        report = verify_audit(runtime)
+    except TamperError as exc:
+        where = f" at seq {exc.seq}" if exc.seq is not None else ""
+        fail(f"audit log FAILED verification{where}: {exc}", EXIT_TAMPERED)
+    click.echo(
+        f"audit log verified: {report.size} entries, {report.checkpoints} checkpoints, "
+        f"root {base64.b64encode(report.root).decode()}"
+    )
 
 
 @audit.command("checkpoint")
@@ -196,7 +201,7 @@ def clients_add(
         auth_method=auth_method,
         redirect_uris=redirect_uris,
         post_logout_redirect_uris=post_logout_uris,
-        scopes=scopes or (("openid", "profile") if kind == ESERVICE else ()),
+        scopes=scopes or default_scopes(kind),
         jwks=jwks,
         backchannel_logout_uri=backchannel_logout_uri,
         id_token_alg=id_token_alg,
@@ -261,15 +266,10 @@ def keys_rotate(which: str) -> None:
         migrate(runtime)
         if which in ("oidc", "all"):
             with runtime.transaction() as session:
-                kids = runtime.provider(session).keys.rotate()
-                runtime.audit_log(session).append(
-                    AuditEvent(
-                        actor="admin:cli", action="identity.keys.rotated", details={"kids": kids}
-                    )
-                )
+                kids = rotate_signing_keys(runtime, session, actor=CLI_ACTOR)
             click.echo("new signing keys: " + ", ".join(kids))
         if which in ("locker", "all"):
-            version_id = rotate_kek(runtime)
+            version_id = rotate_kek(runtime, actor=CLI_ACTOR)
             click.echo(f"new locker KEK: {version_id} (`shanakht locker rewrap` moves old keys)")
 
 
@@ -413,6 +413,9 @@ def citizens_remove(cnic: str, reason: str) -> None:
         click.echo(f"removed; {len(ended)} sessions ended, {len(notices)} e-services told")
 
 
+main.add_command(demo)
 main.add_command(pki)
 main.add_command(verify)
 main.add_command(locker)
+main.add_command(backup)
+main.add_command(restore)

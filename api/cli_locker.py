@@ -7,11 +7,10 @@ from collections.abc import Callable
 
 import click
 
+from api.administration import kek_states
 from api.cli_support import cli_runtime, fail, migrate
-from api.runtime import Runtime
-from audit import AuditEvent
 from locker.errors import LockerError
-from locker.kek import KekProvider, LocalKeks
+from locker.kek import KekProvider
 from locker.rewrap import BATCH_SIZE, rewrap_all
 
 ACTOR = "admin:cli"
@@ -77,39 +76,10 @@ def locker_sweep() -> None:
         )
 
 
-def rotate_kek(runtime: Runtime) -> str:
-    """Add a KEK version for new data keys, recorded in the audit log; its id. Existing keys
-    stay under the old version until `locker rewrap` moves them."""
-    with runtime.transaction() as session:
-        version_id = runtime.keks.rotate()
-        runtime.audit_log(session).append(
-            AuditEvent(
-                actor=ACTOR, action="locker.keys.rotated", details={"kek_version": version_id}
-            )
-        )
-    return version_id
-
-
 def kek_lines(keks: KekProvider) -> list[str]:
     """One line per KEK version: its id, and whether new keys are wrapped under it or it only
     unwraps (or cannot be opened, which `locker rewrap` would trip over)."""
-    current = keks.current().version_id
-    lines = []
-    for version_id in _kek_versions(keks, current):
-        try:
-            keks.get(version_id)
-            state = "current" if version_id == current else "unwrap only"
-        except LockerError as exc:
-            state = f"unavailable: {exc}"
-        lines.append(f"{version_id}\tKEK\t{state}")
-    return lines
-
-
-def _kek_versions(keks: KekProvider, current: str) -> list[str]:
-    """Every version the provider has. The provider protocol cannot list them, so for the local
-    provider this relies on its numbering (local:1 to local:N, N the current one); any other
-    provider shows its current version only."""
-    prefix, _, number = current.partition(":")
-    if isinstance(keks, LocalKeks) and prefix == "local" and number.isdigit():
-        return [f"local:{n}" for n in range(1, int(number) + 1)]
-    return [current]
+    return [
+        f"{k.version_id}\tKEK\t{k.state}" + (f": {k.problem}" if k.problem else "")
+        for k in kek_states(keks)
+    ]

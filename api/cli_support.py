@@ -11,12 +11,11 @@ import click
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.administration import find_citizen
 from api.errors import StartupError
 from api.migrate import prepare
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
-from audit import pseudonym
-from identity.cnic import normalise_cnic
 from identity.errors import InvalidCnic
 
 EXIT_TAMPERED = 1
@@ -83,10 +82,9 @@ def migrate(runtime: Runtime) -> None:
 def citizen_for(runtime: Runtime, session: Any, cnic: str) -> tuple[str, str]:
     """(citizen id, pseudonym) of the account holding `cnic`, or a clear failure."""
     try:
-        subject = pseudonym(normalise_cnic(cnic), key=runtime.pseudonym_key)
+        found = find_citizen(runtime, session, cnic)
     except InvalidCnic as exc:
         fail(str(exc))
-    account = runtime.provider(session).accounts.by_pseudonym(subject)
-    if account is None:
+    if found is None:
         fail("no account holds that CNIC")
-    return account.id, subject
+    return found

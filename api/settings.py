@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -12,7 +13,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SHANAKHT_", frozen=True, extra="ignore")
+    # SHANAKHT_SECRETS_DIR (read once, at import) names a folder of files, one per setting,
+    # named like its variable in lower case (`shanakht_master_key`): Docker's and Kubernetes'
+    # secrets. A variable set in the environment wins over a file.
+    model_config = SettingsConfigDict(
+        env_prefix="SHANAKHT_",
+        frozen=True,
+        extra="ignore",
+        secrets_dir=os.environ.get("SHANAKHT_SECRETS_DIR") or None,
+    )
 
     env: Literal["development", "production"] = Field(
         "development",
@@ -92,6 +101,11 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Level of the service's own log."
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="`json`: one object per line with a request id and no personal data; "
+        "`text`: the same fields for a terminal.",
     )
 
     @model_validator(mode="after")

@@ -18,9 +18,14 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from api import i18n
 from api.runtime import Runtime
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES.env.globals["_"] = i18n.gettext
+TEMPLATES.env.globals["LANGUAGES"] = i18n.NAMES
+# A route's words that may be `i18n.Text`, translated into the reader's language when drawn.
+LOCALISED = ("error", "notice", "heading", "message")
 SESSION_COOKIE = "shanakht_session"
 CSRF_COOKIE = "shanakht_csrf"
 
@@ -36,7 +41,13 @@ class CsrfRejected(Exception):
 
 
 class NotSignedIn(Exception):
-    """A page for signed-in citizens was asked for without a live session."""
+    """A page was asked for without a live session (or, with `step_up`, without the second
+    factor it needs): the browser is sent to sign in and brought back to `next_page`."""
+
+    def __init__(self, message: str, *, next_page: str = "/", step_up: bool = False) -> None:
+        super().__init__(message)
+        self.next_page = next_page
+        self.step_up = step_up
 
 
 def cookie_name(runtime: Runtime, base: str) -> str:
@@ -45,6 +56,27 @@ def cookie_name(runtime: Runtime, base: str) -> str:
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def language(request: Request, runtime: Runtime) -> str:
+    return i18n.chosen(request, cookie_name(runtime, i18n.LANG_COOKIE))
+
+
+def here(request: Request) -> str:
+    """This page's path and query, for the language switch to come back to."""
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def local_path(target: str | None) -> str:
+    """`target` if it is a path on this service, else "/": never an open redirect. Browsers
+    drop tabs and newlines from URLs and read a backslash as a slash, so "/\\t/evil" would
+    leave the site: any control character or backslash is refused outright."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if any(ch == "\\" or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return "/"
+    return target
 
 
 def csrf_token(request: Request, runtime: Runtime) -> str:
@@ -82,9 +114,17 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     csrf = csrf_token(request, runtime)
+    lang = language(request, runtime)
+    for key in LOCALISED:
+        if key in context:
+            context[key] = i18n.localise(lang, context[key])
+    if "errors" in context:  # field name -> what is wrong with it, shown beside the field
+        context["errors"] = {k: i18n.localise(lang, v) for k, v in context["errors"].items()}
+    page = {"csrf": csrf, "lang": lang, "dir": i18n.direction(lang), "here": here(request)}
     response = TEMPLATES.TemplateResponse(
-        request, template, {"csrf": csrf, **context}, status_code=status_code
+        request, template, {**page, **context}, status_code=status_code
     )
+    response.headers["Content-Language"] = lang
     response.headers["Content-Security-Policy"] = PAGE_CSP
     response.headers["Cache-Control"] = "no-store"
     if getattr(request.state, "new_csrf", None):

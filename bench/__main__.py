@@ -1,6 +1,15 @@
 """Run every benchmark: `python -m bench` (what `make bench` does)."""
 
-from bench import audit_log, identity, locker_crypto, locker_http, locker_rewrap, signing
+from bench import (
+    audit_log,
+    identity,
+    locker_crypto,
+    locker_http,
+    locker_rewrap,
+    pages,
+    signing,
+    verifier_page,
+)
 
 if __name__ == "__main__":
     audit_log.main()
@@ -9,3 +18,5 @@ if __name__ == "__main__":
     locker_crypto.main()
     locker_rewrap.main()
     locker_http.main()
+    pages.main()
+    verifier_page.main()

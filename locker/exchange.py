@@ -256,6 +256,16 @@ class Exchange:
             raise UnknownRequest("this client filed no request with that id")
         return found, self._consent(found.consent_id) if found.consent_id else None
 
+    def requests_by(self, requester: str, *, limit: int = 200) -> list[Request]:
+        """The requests `requester` filed, newest first (at most `limit`)."""
+        rows = self._db.execute(
+            _select_requests()
+            .where(requests.c.requester == requester)
+            .order_by(requests.c.created_at.desc(), requests.c.id)
+            .limit(limit)
+        )
+        return [_request(row) for row in rows]
+
     # -- the citizen decides ------------------------------------------------------------------
 
     def requests_of(self, owner: str, *, state: str | None = None) -> list[Request]:

@@ -19,10 +19,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from api.bearer import citizen
 from api.deps import RuntimeDep, SessionDep
 from api.problems import problem
+from api.runtime import Runtime
 from locker import access_log
 from locker.access_log import COLUMNS, AccessFilter, AccessItem, AccessLogError
 
@@ -141,17 +143,12 @@ def list_access(
         )
     except AccessLogError as exc:
         return problem(400, "The request is malformed", str(exc))
-    log = runtime.audit_log(session)
-    now = runtime.clock()
     if output_format == "csv":
-        export = access_log.read(
-            log, caller.pseudonym, now=now, filters=filters, before=before,
-            limit=access_log.EXPORT_CAP, scan_budget=access_log.EXPORT_SCAN,
-        )  # fmt: skip
-        return _export(request, export.items, export.next_before)
+        return export_csv(request, runtime, session, caller.pseudonym, filters, before)
     page = access_log.read(
-        log, caller.pseudonym, now=now, filters=filters, before=before, limit=limit
-    )
+        runtime.audit_log(session), caller.pseudonym, now=runtime.clock(), filters=filters,
+        before=before, limit=limit,
+    )  # fmt: skip
     body = AccessLogPage(items=[_body(i) for i in page.items], next_before=page.next_before)
     return JSONResponse(body.model_dump(), headers=PRIVATE)
 
@@ -166,14 +163,42 @@ def prove(
     """Entry `seq` of the citizen's access log with its inclusion proof against a signed
     checkpoint (one is signed now if none covers the entry yet)."""
     caller = citizen(request, runtime, session, scope=SCOPE)
-    log = runtime.audit_log(session)
-    entry = access_log.find(log, caller.pseudonym, seq, now=runtime.clock())
-    if entry is None:
+    bundle = proof_bundle(runtime, session, caller.pseudonym, seq)
+    if bundle is None:
         return problem(404, "No such entry in your access log")
+    return JSONResponse(bundle.model_dump(), headers=PRIVATE)
+
+
+# Shared with the citizen's "who accessed my data" page (api/routes/access_pages.py).
+
+
+def export_csv(
+    request: Request,
+    runtime: Runtime,
+    session: Session,
+    owner: str,
+    filters: AccessFilter,
+    before: int | None,
+) -> Response:
+    """`owner`'s entries matching `filters` (older than `before`) as the CSV attachment."""
+    export = access_log.read(
+        runtime.audit_log(session), owner, now=runtime.clock(), filters=filters, before=before,
+        limit=access_log.EXPORT_CAP, scan_budget=access_log.EXPORT_SCAN,
+    )  # fmt: skip
+    return _export(request, export.items, export.next_before)
+
+
+def proof_bundle(runtime: Runtime, session: Session, owner: str, seq: int) -> ProofBundle | None:
+    """Entry `seq` of `owner`'s access log with its inclusion proof; None if it is not theirs
+    to see (or does not exist)."""
+    log = runtime.audit_log(session)
+    entry = access_log.find(log, owner, seq, now=runtime.clock())
+    if entry is None:
+        return None
     signed = log.checkpoint_covering(seq)
     proof = log.inclusion_proof(seq, signed.checkpoint.size)
     data = entry.to_bytes()
-    bundle = ProofBundle(
+    return ProofBundle(
         seq=seq,
         entry=data.decode(),
         entry_base64=_b64(data),
@@ -184,4 +209,3 @@ def prove(
         checkpoint=signed.note,
         verifier_key=runtime.audit_signer.verifier_key,
     )
-    return JSONResponse(bundle.model_dump(), headers=PRIVATE)

@@ -4,44 +4,23 @@ their authenticator app."""
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Annotated
 
 import qrcode
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 from qrcode.image.svg import SvgPathImage
 
 from api.backchannel import deliver_after, end_sessions
 from api.deps import RuntimeDep, SessionDep
-from api.web import SESSION_COOKIE, NotSignedIn, check_csrf, cookie_name, render
+from api.i18n import Text
+from api.routes.signin import SCOPE_TEXT
+from api.signed_in import SignedIn, SignedInDep, menu
+from api.web import SESSION_COOKIE, check_csrf, cookie_name, render
 from audit import AuditEvent
-from identity.accounts import Account
-from identity.oidc.provider import Provider
-from identity.oidc.sessions import SsoSession
 
 router = APIRouter(tags=["account pages"], include_in_schema=False)
 CsrfForm = Annotated[str, Form()]
-
-
-@dataclass(frozen=True, slots=True)
-class SignedIn:
-    provider: Provider
-    sso: SsoSession
-    account: Account
-
-
-def signed_in(request: Request, runtime: RuntimeDep, session: SessionDep) -> SignedIn:
-    """The citizen whose session cookie this is; NotSignedIn (sent to /login) otherwise."""
-    provider = runtime.provider(session)
-    sso = provider.sessions.current(request.cookies.get(cookie_name(runtime, SESSION_COOKIE)))
-    account = provider.accounts.by_id(sso.citizen_id) if sso else None
-    if sso is None or account is None:
-        raise NotSignedIn("sign in first")
-    return SignedIn(provider, sso, account)
-
-
-SignedInDep = Annotated[SignedIn, Depends(signed_in)]
 
 
 def _audit(runtime: RuntimeDep, session: SessionDep, me: SignedIn, action: str, **kw: str) -> None:
@@ -76,13 +55,14 @@ def account_page(
             {
                 "client_id": grant.client_id,
                 "name": client.name if client else grant.client_id,
-                "scopes": ", ".join(sorted(grant.scopes)) or "who you are",
+                "scopes": [SCOPE_TEXT[s] for s in sorted(grant.scopes) if s in SCOPE_TEXT],
             }
         )
     return render(
         request,
         runtime,
         "account.html",
+        menu=menu(runtime, session, me),
         name=me.account.profile.full_name,
         sessions=sessions,
         grants=grants,
@@ -169,10 +149,10 @@ def authenticator_confirm(
             runtime,
             "message.html",
             status_code=400,
-            heading="That code is not right",
-            message="Set the app up again and enter the code it shows.",
+            heading=Text("That code is not right"),
+            message=Text("Set the app up again and enter the code it shows."),
             link="/account/authenticator",
-            link_text="Try again",
+            link_text=Text("Try again"),
         )
     _audit(runtime, session, me, "identity.second_factor.enabled")
     return render(request, runtime, "authenticator.html", codes=codes)

@@ -7,12 +7,13 @@ account, no text message.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from api.deps import FormParams, RuntimeDep, SessionDep, settle
+from api.i18n import Text
 from api.runtime import Runtime
 from api.web import check_csrf, client_address, render
 from identity.enrolment import REGISTER, RESET
@@ -35,28 +36,41 @@ router = APIRouter(tags=["registration pages"], include_in_schema=False)
 FormText = Annotated[str, Form()]
 
 FLOWS = {
-    "register": {"purpose": REGISTER, "heading": "Create your Shanakht account"},
-    "reset": {"purpose": RESET, "heading": "Reset your password"},
+    "register": {"purpose": REGISTER, "heading": Text("Create your Shanakht account")},
+    "reset": {"purpose": RESET, "heading": Text("Reset your password")},
 }
+DATE_FIELDS = ("date_of_birth", "card_issue_date")
 
 
-def _details_error(exc: IdentityError) -> tuple[int, str]:
-    """Status and words for a refusal of card details, saying what the citizen can do."""
+def _details_error(exc: IdentityError) -> tuple[int, dict[str, object]]:
+    """Status, and the words for a refusal of card details (beside the field they concern,
+    where there is one), saying what the citizen can do."""
     if isinstance(exc, RegistryUnavailable | SmsUnavailable):
-        return 503, "NADRA or the SMS service is not answering. Nothing was saved; try again later."
+        words = Text(
+            "NADRA or the SMS service is not answering. Nothing was saved; try again later."
+        )
+        return 503, {"error": words}
     if isinstance(exc, TooManyAttempts):
-        return 429, f"Too many attempts. Try again in {exc.retry_after} seconds."
+        words = Text(
+            "Too many attempts. Try again in %(seconds)s seconds.", seconds=exc.retry_after
+        )
+        return 429, {"error": words}
     if isinstance(exc, CardNotValid):
-        return 422, "NADRA reports that this card is not valid. Renew it at a NADRA centre."
-    if isinstance(exc, InvalidCnic | InvalidMobile):
-        return 400, str(exc).capitalize() + "."
-    return (
-        422,
-        "These details do not match your CNIC, or the mobile number is not registered to it.",
+        words = Text("NADRA reports that this card is not valid. Renew it at a NADRA centre.")
+        return 422, {"error": words}
+    if isinstance(exc, InvalidCnic):
+        words = Text("Type the 13 digits of your CNIC, as 12345-1234567-1.")
+        return 400, {"errors": {"cnic": words}}
+    if isinstance(exc, InvalidMobile):
+        words = Text("Type a Pakistani mobile number, as 0300-1234567.")
+        return 400, {"errors": {"mobile": words}}
+    words = Text(
+        "These details do not match your CNIC, or the mobile number is not registered to it."
     )
+    return 422, {"error": words}
 
 
-def _flow(name: str) -> dict[str, str]:
+def _flow(name: str) -> dict[str, Any]:
     return FLOWS[name]
 
 
@@ -71,6 +85,20 @@ def _details_page(request: Request, runtime: Runtime, flow: str, **extra: object
     )
 
 
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _finish_refusal(exc: IdentityError) -> Text:
+    if isinstance(exc, AccountExists):
+        return Text("You already have an account. Sign in, or use 'Forgot password'.")
+    return Text("This step has expired or was already done. Start again.")
+
+
 def _start(
     request: Request,
     runtime: Runtime,
@@ -80,23 +108,30 @@ def _start(
 ) -> Response:
     check_csrf(request, runtime, form["csrf"])
     enrolment = runtime.enrolment(session)
-    try:
-        details = CardDetails(
-            cnic=form["cnic"],
-            full_name=form["full_name"],
-            father_or_husband_name=form["father_or_husband_name"],
-            date_of_birth=date.fromisoformat(form["date_of_birth"]),
-            card_issue_date=date.fromisoformat(form["card_issue_date"]),
-        )
-    except ValueError:
-        return _details_page(request, runtime, flow, status_code=400, error="Dates are YYYY-MM-DD.")
+    typed = {k: v for k, v in form.items() if k != "csrf"}
+    missing = {k: Text("Fill this in.") for k, v in typed.items() if not v.strip()}
+    for name in DATE_FIELDS:
+        if name not in missing and not _is_date(form[name]):
+            missing[name] = Text("Give the date as on your card, for example 1990-01-31.")
+    if missing:
+        return _details_page(
+            request, runtime, flow, status_code=400, errors=missing, form=typed,
+            error=Text("Some details need correcting: see below."),
+        )  # fmt: skip
+    details = CardDetails(
+        cnic=form["cnic"],
+        full_name=form["full_name"],
+        father_or_husband_name=form["father_or_husband_name"],
+        date_of_birth=date.fromisoformat(form["date_of_birth"]),
+        card_issue_date=date.fromisoformat(form["card_issue_date"]),
+    )
     start = enrolment.start_registration if flow == "register" else enrolment.start_reset
     try:
         ticket = start(details, form["mobile"], client=client_address(request))
     except (IdentityError, SmsUnavailable) as exc:
         session.rollback()
-        status, message = _details_error(exc)
-        response = _details_page(request, runtime, flow, status_code=status, error=message)
+        status, words = _details_error(exc)
+        response = _details_page(request, runtime, flow, status_code=status, form=typed, **words)
         if isinstance(exc, TooManyAttempts):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
@@ -131,8 +166,9 @@ def _check_code(
     except WrongCode as exc:
         settle(session, exc)
         return _code_page(
-            request, runtime, flow, ticket, status_code=400, error=str(exc).capitalize() + "."
-        )
+            request, runtime, flow, ticket, status_code=400,
+            error=Text("That code is not right. %(left)s tries left.", left=exc.attempts_left),
+        )  # fmt: skip
     except ChallengeFailed as exc:
         settle(session, exc)
         return render(
@@ -140,10 +176,10 @@ def _check_code(
             runtime,
             "message.html",
             status_code=410,
-            heading="Start again",
-            message=str(exc).capitalize() + ".",
+            heading=Text("Start again"),
+            message=Text("This code has expired or was used up. Start again to get a new one."),
             link=f"/{flow}",
-            link_text="Start again",
+            link_text=Text("Start again"),
         )
     return RedirectResponse(f"/{flow}/password?ticket={ticket}", status_code=303)
 
@@ -181,10 +217,10 @@ def _set_password(
             runtime,
             "message.html",
             status_code=409,
-            heading="Start again",
-            message=str(exc).capitalize() + ".",
+            heading=Text("Start again"),
+            message=_finish_refusal(exc),
             link="/login",
-            link_text="Sign in",
+            link_text=Text("Sign in"),
         )
     if next_page.startswith("/oauth/authorize/resume") or next_page == "/account":
         # An expired password changed during a sign-in: the citizen signs in again with it.
@@ -193,10 +229,10 @@ def _set_password(
         request,
         runtime,
         "message.html",
-        heading="Done",
-        message="Your password is set. You can now sign in.",
+        heading=Text("Done"),
+        message=Text("Your password is set. You can now sign in."),
         link="/login",
-        link_text="Sign in",
+        link_text=Text("Sign in"),
     )
 
 

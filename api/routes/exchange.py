@@ -109,6 +109,11 @@ def _exchange(runtime: Runtime, session: Session) -> Exchange:
     )
 
 
+def exchange_service(runtime: Runtime, session: Session) -> Exchange:
+    """The once-only exchange, wired to this runtime (the officer's pages use it too)."""
+    return _exchange(runtime, session)
+
+
 def _legal(runtime: Runtime, session: Session) -> LegalAccess:
     return LegalAccess(
         session,
@@ -125,7 +130,15 @@ def _owner(runtime: Runtime, cnic: str) -> str:
     return pseudonym(normalise_cnic(cnic), key=runtime.pseudonym_key)
 
 
+# Requests an officer files on the officer's pages are the department's own, not a system's:
+# their requester is "department:<id>" (client ids hold no ":", so the two never meet).
+DEPARTMENT_REQUESTER = "department:"
+
+
 def _client_name(provider: Provider, client_id: str) -> str:
+    if client_id.startswith(DEPARTMENT_REQUESTER):
+        department = client_id.removeprefix(DEPARTMENT_REQUESTER)
+        return dict(provider.roles.departments()).get(department, department)
     client = provider.clients.get(client_id)
     return client.name if client is not None else client_id
 
@@ -241,21 +254,28 @@ def file_request(
     session: SessionDep,
 ) -> dict[str, Any]:
     caller = service(request, runtime, session, DEPARTMENT_SCOPE)
-    provider = runtime.provider(session)
+    name = _client_name(runtime.provider(session), caller.client_id)
+    filed = file_for(runtime, session, body, requester=caller.client_id, requester_name=name)
+    response.headers["Location"] = f"/exchange/requests/{filed.id}"
+    return _request_json(filed, runtime.clock(), name)
+
+
+def file_for(
+    runtime: Runtime, session: Session, body: NewRequest, *, requester: str, requester_name: str
+) -> ExchangeRequest:
+    """File `body` in `requester`'s name: what a department system (POST /exchange/requests)
+    and an officer (the officer's pages) both do."""
     now = runtime.clock()
     end = body.valid_until
     if end is None:
         assert body.valid_days is not None  # noqa: S101 (the model requires one of them)
         end = max(body.valid_from or now, now) + timedelta(days=body.valid_days)
-    name = _client_name(provider, caller.client_id)
-    filed = _exchange(runtime, session).file_request(
-        requester=caller.client_id, requester_name=name, owner=_owner(runtime, body.cnic),
+    return _exchange(runtime, session).file_request(
+        requester=requester, requester_name=requester_name, owner=_owner(runtime, body.cnic),
         doctypes=body.doctypes, purpose_code=body.purpose_code, purpose_text=body.purpose_text,
         data_life_days=body.data_life_days, valid_from=body.valid_from, valid_until=end,
         fetch_limit=body.fetch_limit,
     )  # fmt: skip
-    response.headers["Location"] = f"/exchange/requests/{filed.id}"
-    return _request_json(filed, now, name)
 
 
 @router.get("/requests/{request_id}", summary="A request's state, and its consent once given")
@@ -347,8 +367,7 @@ def signature(
 @router.get("/inbox", summary="The citizen's locker inbox, newest first")
 def inbox(request: Request, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
-    messages = Inbox(session, clock=runtime.clock).visible(caller.pseudonym)
-    return {"messages": [_message_json(m) for m in messages]}
+    return {"messages": inbox_of(runtime, session, caller.pseudonym)}
 
 
 @router.post("/inbox/{message_id}/read", status_code=204, summary="Mark an inbox message read")
@@ -380,10 +399,7 @@ def my_requests(
     status: Annotated[Literal["pending", "approved", "denied", "expired"] | None, Query()] = None,
 ) -> dict[str, Any]:
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
-    found = _exchange(runtime, session).requests_of(caller.pseudonym, state=status)
-    provider, now = runtime.provider(session), runtime.clock()
-    names = {r.requester: _client_name(provider, r.requester) for r in found}
-    return {"requests": [_request_json(r, now, names[r.requester]) for r in found]}
+    return {"requests": requests_of(runtime, session, caller.pseudonym, status)}
 
 
 @router.post(
@@ -395,11 +411,9 @@ def approve(
     request_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
 ) -> dict[str, Any]:
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
-    consent = _exchange(runtime, session).approve(
-        request_id, owner=caller.pseudonym, substantial=caller.substantial
+    return approve_for(
+        runtime, session, request_id, owner=caller.pseudonym, substantial=caller.substantial
     )
-    name = _client_name(runtime.provider(session), consent.requester)
-    return _consent_json(consent, runtime.clock(), name)
 
 
 @router.post("/requests/{request_id}/deny", summary="Deny a request")
@@ -407,17 +421,13 @@ def deny(
     request_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
 ) -> dict[str, Any]:
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
-    denied = _exchange(runtime, session).deny(request_id, owner=caller.pseudonym)
-    name = _client_name(runtime.provider(session), denied.requester)
-    return _request_json(denied, runtime.clock(), name)
+    return deny_for(runtime, session, request_id, owner=caller.pseudonym)
 
 
 @router.get("/consents", summary="The consents the citizen gave, newest first")
 def my_consents(request: Request, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
-    found = _exchange(runtime, session).consents_of(caller.pseudonym)
-    provider, now = runtime.provider(session), runtime.clock()
-    return {"consents": [_consent_json(c, now, _client_name(provider, c.requester)) for c in found]}
+    return {"consents": consents_of(runtime, session, caller.pseudonym)}
 
 
 @router.post("/consents/{consent_id}/{action}", summary="Pause, resume or revoke a consent")
@@ -429,7 +439,55 @@ def change_consent(
     session: SessionDep,
 ) -> dict[str, Any]:
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
-    changed = _exchange(runtime, session).change(consent_id, action, owner=caller.pseudonym)
+    return change_for(runtime, session, consent_id, action, owner=caller.pseudonym)
+
+
+# What the citizen's calls above do, shared with the citizen's pages (api/routes/consent_pages.py):
+# the same domain calls, answered in the same terms, whether the caller holds a token or a cookie.
+
+
+def client_name(provider: Provider, client_id: str) -> str:
+    """Who asks, as the citizen reads it: the e-service's or the department's name."""
+    return _client_name(provider, client_id)
+
+
+def inbox_of(runtime: Runtime, session: Session, owner: str) -> list[dict[str, Any]]:
+    return [_message_json(m) for m in Inbox(session, clock=runtime.clock).visible(owner)]
+
+
+def requests_of(
+    runtime: Runtime, session: Session, owner: str, status: str | None = None
+) -> list[dict[str, Any]]:
+    found = _exchange(runtime, session).requests_of(owner, state=status)
+    provider, now = runtime.provider(session), runtime.clock()
+    names = {r.requester: _client_name(provider, r.requester) for r in found}
+    return [_request_json(r, now, names[r.requester]) for r in found]
+
+
+def consents_of(runtime: Runtime, session: Session, owner: str) -> list[dict[str, Any]]:
+    found = _exchange(runtime, session).consents_of(owner)
+    provider, now = runtime.provider(session), runtime.clock()
+    return [_consent_json(c, now, _client_name(provider, c.requester)) for c in found]
+
+
+def approve_for(
+    runtime: Runtime, session: Session, request_id: str, *, owner: str, substantial: bool
+) -> dict[str, Any]:
+    consent = _exchange(runtime, session).approve(request_id, owner=owner, substantial=substantial)
+    name = _client_name(runtime.provider(session), consent.requester)
+    return _consent_json(consent, runtime.clock(), name)
+
+
+def deny_for(runtime: Runtime, session: Session, request_id: str, *, owner: str) -> dict[str, Any]:
+    denied = _exchange(runtime, session).deny(request_id, owner=owner)
+    name = _client_name(runtime.provider(session), denied.requester)
+    return _request_json(denied, runtime.clock(), name)
+
+
+def change_for(
+    runtime: Runtime, session: Session, consent_id: str, action: str, *, owner: str
+) -> dict[str, Any]:
+    changed = _exchange(runtime, session).change(consent_id, action, owner=owner)
     name = _client_name(runtime.provider(session), changed.requester)
     return _consent_json(changed, runtime.clock(), name)
 

@@ -14,8 +14,8 @@ is sent, and no database session is held while the body streams.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import datetime
 from typing import Annotated, Any
 
 import anyio.from_thread
@@ -25,16 +25,18 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from api import metrics
 from api.bearer import CitizenCaller, citizen, forbidden, service
 from api.deps import RuntimeDep
 from api.problems import problem
+from api.routes import locker_views as views
 from api.routes.locker_views import BLOCK, document_response, document_view, seal_status
 from api.runtime import Runtime
 from audit import pseudonym
 from identity.cnic import normalise_cnic
 from locker.access import Accessor
 from locker.doctypes import DOCUMENT_TYPES, SELF, DocumentType, document_type
-from locker.documents import Document, Seal, UnknownDocument
+from locker.documents import Document, Issued, Seal, UnknownDocument
 from locker.sharing import ShareUnusable, Sharing
 from signing.documents.cms import sign_digest
 from signing.pki.profiles import DEPARTMENT_SEAL
@@ -117,16 +119,50 @@ def _owner(runtime: Runtime, session: Session, cnic: str | None) -> str:
     return owner
 
 
-def _seal(runtime: Runtime, session: Session, department: str) -> Seal:
-    """The department's seal as a function of a document's SHA-256: its detached CMS."""
+def department_seal(runtime: Runtime, session: Session, department: str) -> Seal | None:
+    """The department's seal as a function of a document's SHA-256 (its detached CMS), or
+    None while it has no seal certificate. Department systems and officers' pages seal alike."""
     authority = runtime.authority(session)
     issued = authority.current(DEPARTMENT_SEAL, department=department)
     if issued is None:
-        raise HTTPException(409, f"Cannot issue yet: {department} has no seal certificate")
+        return None
     key, (issuing, _) = authority.private_key(issued), authority.issuing()
-    return lambda sha256: sign_digest(
-        sha256, key=key, certificate=issued.certificate, chain=[issuing]
-    )
+
+    def seal(sha256: bytes) -> bytes:
+        metrics.signature("seal")
+        return sign_digest(sha256, key=key, certificate=issued.certificate, chain=[issuing])
+
+    return seal
+
+
+def _seal(runtime: Runtime, session: Session, department: str) -> Seal:
+    seal = department_seal(runtime, session, department)
+    if seal is None:
+        raise HTTPException(409, f"Cannot issue yet: {department} has no seal certificate")
+    return seal
+
+
+def issue_sealed(
+    runtime: Runtime,
+    session: Session,
+    kind: DocumentType,
+    seal: Seal,
+    *,
+    owner: str,
+    doc_id: str,
+    title: str,
+    valid_until: datetime | None,
+    content: Iterable[bytes],
+    content_type: str,
+    who: Accessor,
+) -> Issued:
+    """Issue `kind` into `owner`'s locker in its department's name, sealed: what a department
+    system (PUT /locker/issued) and an officer (the officer's pages) both do."""
+    return runtime.locker(session).issue(
+        owner=owner, doctype=kind.code, issuer=kind.department, issuer_doc_id=doc_id,
+        title=title, content=content, content_type=content_type, who=who,
+        valid_until=valid_until, seal=seal,
+    )  # fmt: skip
 
 
 def _issue(
@@ -142,11 +178,11 @@ def _issue(
     with runtime.transaction() as session:
         issuer = _issuer(request, runtime, session, kind)
         owner = _owner(runtime, session, request.headers.get(CNIC_HEADER))
-        issued = runtime.locker(session).issue(
-            owner=owner, doctype=kind.code, issuer=kind.department, issuer_doc_id=doc_id,
-            title=title, content=body, content_type=_content_type(request),
+        issued = issue_sealed(
+            runtime, session, kind, _seal(runtime, session, kind.department), owner=owner,
+            doc_id=doc_id, title=title, valid_until=valid_until, content=body,
+            content_type=_content_type(request),
             who=Accessor(f"client:{issuer}", kind.department, "issuer"),
-            valid_until=valid_until, seal=_seal(runtime, session, kind.department),
         )  # fmt: skip
         view = document_view(issued.document, runtime.clock())
     status = 201 if issued.outcome == "created" else 200
@@ -218,7 +254,7 @@ def issued_state(
 
 
 def _me(caller: CitizenCaller) -> Accessor:
-    return Accessor(caller.pseudonym, "citizen", "owner")
+    return views.owner_accessor(caller.pseudonym)
 
 
 def _citizen(request: Request, runtime: Runtime, session: Session) -> CitizenCaller:
@@ -256,13 +292,7 @@ def _open(
     recorded in a transaction that has committed when this returns."""
     with runtime.transaction() as session:
         caller = _citizen(request, runtime, session)
-        owner, who = caller.pseudonym, _me(caller)
-        if owner_ref is not None:
-            relation = Sharing(session, audit=runtime.audit_log(session), clock=runtime.clock)
-            if relation.relation(owner_ref, caller.pseudonym) is None:
-                raise UnknownDocument("no such document in a locker you may read")
-            owner, who = owner_ref, Accessor(caller.pseudonym, "citizen", "nominee")
-        return runtime.locker(session).open(document_id, owner=owner, who=who)
+        return views.open_readable(runtime, session, caller.pseudonym, document_id, owner_ref)
 
 
 @router.get(
@@ -296,9 +326,9 @@ def _upload(
         raise UnknownDocument(str(exc)) from None
     with runtime.transaction() as session:
         caller = _citizen(request, runtime, session)
-        created = runtime.locker(session).upload(
-            owner=caller.pseudonym, doctype=doctype, title=title, content=body,
-            content_type=_content_type(request), who=_me(caller),
+        created = views.upload_own(
+            runtime, session, caller.pseudonym, doctype=doctype, title=title, content=body,
+            content_type=_content_type(request),
         )  # fmt: skip
         return document_view(created, runtime.clock())
 
@@ -333,29 +363,16 @@ class NewShare(BaseModel):
     max_uses: Annotated[int | None, Field(ge=1, le=1000)] = None
 
 
-def _share_view(share: Any, now: datetime) -> dict[str, Any]:
-    return {
-        "id": share.id,
-        "document_id": share.document_id,
-        "created_at": share.created_at.isoformat(),
-        "expires_at": share.expires_at.isoformat(),
-        "revoked": share.revoked_at is not None,
-        "uses": share.uses,
-        "max_uses": share.max_uses,
-        "live": share.live(now),
-    }
+_share_view = views.share_view
 
 
 @router.post("/documents/{document_id}/shares", status_code=201, summary="Share a document")
 def share(document_id: str, new: NewShare, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.transaction() as session:
         caller = _citizen(request, runtime, session)
-        found = runtime.locker(session).get(document_id, owner=caller.pseudonym)
-        made, token = _sharing(runtime, session).share(
-            found, who=_me(caller), life=timedelta(hours=new.hours), max_uses=new.max_uses
+        return views.share_document(
+            runtime, session, caller.pseudonym, document_id, hours=new.hours, max_uses=new.max_uses
         )
-    base = runtime.settings.public_url.rstrip("/")
-    return {**_share_view(made, runtime.clock()), "url": f"{base}/locker/shared/{token}"}
 
 
 @router.get("/shares", summary="My share links")
@@ -402,7 +419,7 @@ async def shared(token: str, runtime: RuntimeDep, disposition: DownloadKind = "i
 
 
 def _sharing(runtime: Runtime, session: Session) -> Sharing:
-    return Sharing(session, audit=runtime.audit_log(session), clock=runtime.clock)
+    return views.sharing(runtime, session)
 
 
 # -- nominees ----------------------------------------------------------------------------------
@@ -417,33 +434,17 @@ class NewNominee(BaseModel):
 def nominate(new: NewNominee, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.transaction() as session:
         caller = _citizen(request, runtime, session)
-        nominee = pseudonym(normalise_cnic(new.cnic), key=runtime.pseudonym_key)
-        account = runtime.provider(session).accounts.by_pseudonym(nominee)
-        if account is None:
+        named = views.nominate(runtime, session, caller.pseudonym, new.cnic, new.relation)
+        if named is None:
             raise HTTPException(404, "That citizen has no Shanakht account")
-        named = _sharing(runtime, session).nominate(
-            caller.pseudonym, nominee, new.relation, who=_me(caller)
-        )
-        return {"id": named.nominee, "name": account.profile.full_name, "relation": new.relation}
+        return named
 
 
 @router.get("/nominees", summary="Whom I named, and who named me")
 def nominees(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.transaction() as session:
         caller = _citizen(request, runtime, session)
-        sharing, accounts = _sharing(runtime, session), runtime.provider(session).accounts
-
-        def person(ref: str, relation: str) -> dict[str, Any]:
-            account = accounts.by_pseudonym(ref)
-            name = account.profile.full_name if account is not None else None
-            return {"id": ref, "name": name, "relation": relation}
-
-        return {
-            "named": [person(n.nominee, n.relation) for n in sharing.nominees(caller.pseudonym)],
-            "lockers": [
-                person(n.owner, n.relation) for n in sharing.nominated_by(caller.pseudonym)
-            ],
-        }
+        return dict(views.people(runtime, session, caller.pseudonym))
 
 
 @router.delete("/nominees/{nominee_id}", status_code=204, summary="Remove a nominee")
@@ -458,9 +459,9 @@ def remove_nominee(nominee_id: str, request: Request, runtime: RuntimeDep) -> Re
 def their_documents(owner_id: str, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.transaction() as session:
         caller = _citizen(request, runtime, session)
-        if _sharing(runtime, session).relation(owner_id, caller.pseudonym) is None:
+        found = views.readable_documents(runtime, session, caller.pseudonym, owner_id)
+        if found is None:
             raise forbidden("you are not named for that locker")
-        found = runtime.locker(session).list(owner_id)
         now = runtime.clock()
         return {"documents": [document_view(d, now) for d in found]}
 

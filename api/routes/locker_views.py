@@ -13,8 +13,8 @@ import base64
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -23,8 +23,12 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from api.runtime import Runtime
+from audit import pseudonym
+from identity.cnic import normalise_cnic
+from locker.access import Accessor
 from locker.doctypes import document_type
-from locker.documents import Document
+from locker.documents import Document, UnknownDocument
+from locker.sharing import Share, Sharing
 from signing.documents.cms import verify_digest
 from signing.errors import SigningError
 from signing.pki.authority import PkiNotReady, serial_text
@@ -142,3 +146,117 @@ def _blocks(plaintext: Iterator[bytes]) -> Iterator[bytes]:
             block.clear()
     if block:
         yield bytes(block)
+
+
+# -- what the JSON routes and the citizen's pages both do -----------------------------------------
+
+
+def owner_accessor(owner: str) -> Accessor:
+    """The citizen acting on their own locker."""
+    return Accessor(owner, "citizen", "owner")
+
+
+def sharing(runtime: Runtime, session: Session) -> Sharing:
+    return Sharing(session, audit=runtime.audit_log(session), clock=runtime.clock)
+
+
+def open_readable(
+    runtime: Runtime, session: Session, reader: str, document_id: str, owner: str | None = None
+) -> tuple[Document, Iterator[bytes]]:
+    """The document and its plaintext stream, for `reader` in their own locker or (with
+    `owner`) in a locker they were named for, recorded as read by them on that footing."""
+    if owner is None:
+        return runtime.locker(session).open(document_id, owner=reader, who=owner_accessor(reader))
+    if sharing(runtime, session).relation(owner, reader) is None:
+        raise UnknownDocument("no such document in a locker you may read")
+    who = Accessor(reader, "citizen", "nominee")
+    return runtime.locker(session).open(document_id, owner=owner, who=who)
+
+
+def readable_documents(
+    runtime: Runtime, session: Session, reader: str, owner: str
+) -> list[Document] | None:
+    """`owner`'s documents for `reader`, named their nominee or guardian; None if not named."""
+    if sharing(runtime, session).relation(owner, reader) is None:
+        return None
+    return runtime.locker(session).list(owner)
+
+
+def upload_own(
+    runtime: Runtime,
+    session: Session,
+    owner: str,
+    *,
+    doctype: str,
+    title: str,
+    content: Iterable[bytes],
+    content_type: str,
+) -> Document:
+    """A citizen's own upload into their locker (any registered type, shown as theirs)."""
+    try:
+        document_type(doctype)
+    except LookupError as exc:
+        raise UnknownDocument(str(exc)) from None
+    return runtime.locker(session).upload(
+        owner=owner, doctype=doctype, title=title, content=content,
+        content_type=content_type, who=owner_accessor(owner),
+    )  # fmt: skip
+
+
+def share_view(share: Share, now: datetime) -> dict[str, Any]:
+    return {
+        "id": share.id,
+        "document_id": share.document_id,
+        "created_at": share.created_at.isoformat(),
+        "expires_at": share.expires_at.isoformat(),
+        "revoked": share.revoked_at is not None,
+        "uses": share.uses,
+        "max_uses": share.max_uses,
+        "live": share.live(now),
+    }
+
+
+def share_document(
+    runtime: Runtime,
+    session: Session,
+    owner: str,
+    document_id: str,
+    *,
+    hours: int,
+    max_uses: int | None,
+) -> dict[str, Any]:
+    """A new share link to one of `owner`'s documents: its view and its URL (shown once)."""
+    found = runtime.locker(session).get(document_id, owner=owner)
+    made, token = sharing(runtime, session).share(
+        found, who=owner_accessor(owner), life=timedelta(hours=hours), max_uses=max_uses
+    )
+    base = runtime.settings.public_url.rstrip("/")
+    return {**share_view(made, runtime.clock()), "url": f"{base}/locker/shared/{token}"}
+
+
+def nominate(
+    runtime: Runtime, session: Session, owner: str, cnic: str, relation: str
+) -> dict[str, Any] | None:
+    """Name the citizen with `cnic` as `owner`'s nominee or guardian; None if that CNIC has no
+    account (which the caller says plainly: naming someone needs them to have one)."""
+    nominee = pseudonym(normalise_cnic(cnic), key=runtime.pseudonym_key)
+    account = runtime.provider(session).accounts.by_pseudonym(nominee)
+    if account is None:
+        return None
+    named = sharing(runtime, session).nominate(owner, nominee, relation, who=owner_accessor(owner))
+    return {"id": named.nominee, "name": account.profile.full_name, "relation": relation}
+
+
+def people(runtime: Runtime, session: Session, me: str) -> dict[str, list[dict[str, Any]]]:
+    """Whom `me` named, and whose lockers `me` was named for, with their names."""
+    shared, accounts = sharing(runtime, session), runtime.provider(session).accounts
+
+    def person(ref: str, relation: str) -> dict[str, Any]:
+        account = accounts.by_pseudonym(ref)
+        name = account.profile.full_name if account is not None else None
+        return {"id": ref, "name": name, "relation": relation}
+
+    return {
+        "named": [person(n.nominee, n.relation) for n in shared.nominees(me)],
+        "lockers": [person(n.owner, n.relation) for n in shared.nominated_by(me)],
+    }

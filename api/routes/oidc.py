@@ -12,7 +12,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
+from api import metrics
 from api.deps import FormParams, RuntimeDep, SessionDep, settle
+from api.i18n import Text
 from api.runtime import Runtime
 from api.web import SESSION_COOKIE, cookie_name, render
 from identity.login import ACR_LOW, ACR_SUBSTANTIAL
@@ -81,8 +83,10 @@ def untrusted(request: Request, runtime: Runtime, exc: UntrustedRedirect) -> Res
         runtime,
         "message.html",
         status_code=400,
-        heading="This sign-in link is not valid",
-        message=f"{exc.description}. Go back to the e-service and start again.",
+        heading=Text("This sign-in link is not valid"),
+        message=Text(
+            "%(reason)s. Go back to the e-service and start again.", reason=exc.description
+        ),
     )
 
 
@@ -277,6 +281,7 @@ def token(request: Request, runtime: RuntimeDep, params: FormParams) -> Response
             result = _grant(request, provider, params)
         except OAuthError as exc:
             return _refused(request, session, exc)
+    metrics.token_issued(params.get("grant_type"))
     return JSONResponse(result.to_json(), headers=NO_STORE)
 
 

@@ -12,11 +12,21 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from api import metrics
 from api.backchannel import deliver_after, end_sessions
 from api.deps import RuntimeDep, SessionDep, settle
+from api.i18n import Text, too_many_attempts
 from api.routes.oidc import continue_authorization, untrusted, with_query
 from api.runtime import Runtime
-from api.web import SESSION_COOKIE, check_csrf, client_address, cookie_name, render, set_cookie
+from api.web import (
+    SESSION_COOKIE,
+    check_csrf,
+    client_address,
+    cookie_name,
+    local_path,
+    render,
+    set_cookie,
+)
 from audit import AuditEvent
 from identity.errors import ChallengeFailed, InvalidCredentials, TooManyAttempts, WrongCode
 from identity.login import ACR_SUBSTANTIAL
@@ -29,17 +39,19 @@ from identity.oidc.sessions import SsoSession
 router = APIRouter(tags=["sign-in pages"], include_in_schema=False)
 
 SCOPE_TEXT = {
-    "openid": "to know it is you (an identifier for this e-service only)",
-    "profile": "your name and your father's or husband's name",
-    "cnic": "your CNIC number",
-    "birthdate": "your date of birth",
-    "gender": "your gender",
-    "address": "your address",
-    "phone": "your verified mobile number",
-    "roles": "your roles as an officer of a department",
-    "signing": "to sign documents in your name, with your officer's certificate",
-    "locker": "to open your document locker: read, upload and share your documents, and "
-    "answer departments' requests for them",
+    "openid": Text("to know it is you (an identifier for this e-service only)"),
+    "profile": Text("your name and your father's or husband's name"),
+    "cnic": Text("your CNIC number"),
+    "birthdate": Text("your date of birth"),
+    "gender": Text("your gender"),
+    "address": Text("your address"),
+    "phone": Text("your verified mobile number"),
+    "roles": Text("your roles as an officer of a department"),
+    "signing": Text("to sign documents in your name, with your officer's certificate"),
+    "locker": Text(
+        "to open your document locker: read, upload and share your documents, and "
+        "answer departments' requests for them"
+    ),
 }
 
 FormText = Annotated[str, Form()]
@@ -55,12 +67,12 @@ def _pending(provider: Provider, request_id: str) -> AuthorizationRequest | None
     return provider.authorizer.load(request_id)
 
 
-def _next(request_id: str) -> str:
-    return (
-        f"/oauth/authorize/resume?{urlencode({'request': request_id})}"
-        if request_id
-        else "/account"
-    )
+def _next(request_id: str, next_page: str = "") -> str:
+    """Where a finished sign-in goes: back into the e-service's authorization request, else
+    to the portal page that sent the citizen here (a path on this service), else the account."""
+    if request_id:
+        return f"/oauth/authorize/resume?{urlencode({'request': request_id})}"
+    return local_path(next_page) if next_page else "/account"
 
 
 # -- login -------------------------------------------------------------------------------------
@@ -72,6 +84,7 @@ def login_page(
     runtime: RuntimeDep,
     session: SessionDep,
     request_id: Annotated[str, Query(alias="request")] = "",
+    next_page: Annotated[str, Query(alias="next")] = "",
 ) -> Response:
     provider = runtime.provider(session)
     try:
@@ -84,6 +97,7 @@ def login_page(
         runtime,
         "login.html",
         request_id=request_id,
+        next=local_path(next_page) if next_page else "",
         client_name=client.name if client else None,
     )
 
@@ -97,11 +111,13 @@ def login(
     password: FormText,
     csrf: Annotated[str, Form()] = "",
     request_id: Annotated[str, Form(alias="request")] = "",
+    next_page: Annotated[str, Form(alias="next")] = "",
 ) -> Response:
     check_csrf(request, runtime, csrf)
     try:
         result = runtime.password_login().login(cnic, password, client=client_address(request))
     except InvalidCredentials as exc:
+        metrics.login("failure")
         settle(session, exc)
         notices: list[LogoutNotice] = []
         if exc.locked_citizen is not None:
@@ -115,11 +131,14 @@ def login(
             status_code=401,
             request_id=request_id,
             cnic=cnic,
-            error="The CNIC or password is not right, or the account is locked for "
-            "a while. Check both, or use 'Forgot password'.",
+            error=Text(
+                "The CNIC or password is not right, or the account is locked for a while. "
+                "Check both, or use 'Forgot password'."
+            ),
         )
         return deliver_after(refused, runtime, notices)
     except TooManyAttempts as exc:
+        metrics.login("throttled")
         settle(session, exc)
         response = render(
             request,
@@ -128,10 +147,13 @@ def login(
             status_code=429,
             request_id=request_id,
             cnic=cnic,
-            error=f"Too many attempts. Try again in {exc.retry_after} seconds.",
+            error=Text(
+                "Too many attempts. Try again in %(seconds)s seconds.", seconds=exc.retry_after
+            ),
         )
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
+    metrics.login("success")
     if result.password_expired:
         ticket = runtime.enrolment(session).expired_password_ticket(
             result.citizen_id, result.pseudonym
@@ -141,8 +163,8 @@ def login(
             runtime,
             "password.html",
             ticket=ticket,
-            action=f"/reset/password?{urlencode({'next': _next(request_id)})}",
-            heading="Your password has expired: choose a new one",
+            action=f"/reset/password?{urlencode({'next': _next(request_id, next_page)})}",
+            heading=Text("Your password has expired: choose a new one"),
         )
     provider = runtime.provider(session)
     previous = _current(request, runtime, provider)
@@ -158,7 +180,7 @@ def login(
         client_address=client_address(request),
         user_agent=request.headers.get("user-agent", ""),
     )
-    onward = RedirectResponse(_next(request_id), status_code=303)
+    onward = RedirectResponse(_next(request_id, next_page), status_code=303)
     set_cookie(onward, runtime, SESSION_COOKIE, token, samesite="lax")
     return deliver_after(onward, runtime, notices)
 
@@ -166,8 +188,19 @@ def login(
 # -- second factor (step-up) ---------------------------------------------------------------
 
 
-def _second_factor_action(request_id: str, method: str) -> str:
-    return f"/login/second-factor?{urlencode({'request': request_id, 'method': method})}"
+def _code_refusal(exc: Exception) -> Text:
+    if isinstance(exc, WrongCode):
+        return Text("That code is not right.")
+    if isinstance(exc, TooManyAttempts):
+        return too_many_attempts(exc.retry_after)
+    return Text("This code has expired or was used up. Start again to get a new one.")
+
+
+def _second_factor_action(request_id: str, method: str, next_page: str = "") -> str:
+    query = {"request": request_id, "method": method}
+    if next_page:
+        query["next"] = next_page
+    return f"/login/second-factor?{urlencode(query)}"
 
 
 @router.get("/login/second-factor", response_model=None)
@@ -177,6 +210,7 @@ def second_factor_page(
     session: SessionDep,
     request_id: Annotated[str, Query(alias="request")] = "",
     method: str = "",
+    next_page: Annotated[str, Query(alias="next")] = "",
 ) -> Response:
     """An authenticator-app code when the citizen has one (SMS on request), else an SMS code."""
     provider = runtime.provider(session)
@@ -191,12 +225,12 @@ def second_factor_page(
             runtime,
             "code.html",
             ticket="",
-            action=_second_factor_action(request_id, "app"),
+            action=_second_factor_action(request_id, "app", next_page),
             app=True,
-            sms_link=_second_factor_action(request_id, "sms"),
+            sms_link=_second_factor_action(request_id, "sms", next_page),
         )
     ticket = factor.start_sms(account)
-    action = _second_factor_action(request_id, "sms")
+    action = _second_factor_action(request_id, "sms", next_page)
     return render(request, runtime, "code.html", ticket=ticket, action=action)
 
 
@@ -210,6 +244,7 @@ def second_factor(
     csrf: Annotated[str, Form()] = "",
     request_id: Annotated[str, Query(alias="request")] = "",
     method: str = "sms",
+    next_page: Annotated[str, Query(alias="next")] = "",
 ) -> Response:
     check_csrf(request, runtime, csrf)
     provider = runtime.provider(session)
@@ -225,20 +260,20 @@ def second_factor(
             amr = factor.finish_sms(ticket, code, citizen_id=sso.citizen_id)
     except (WrongCode, ChallengeFailed, TooManyAttempts) as exc:
         settle(session, exc)
-        words = "That code is not right." if isinstance(exc, WrongCode) else str(exc).capitalize()
+        words = _code_refusal(exc)
         return render(
             request,
             runtime,
             "code.html",
             status_code=400,
             ticket=ticket,
-            action=_second_factor_action(request_id, method),
+            action=_second_factor_action(request_id, method, next_page),
             app=method == "app",
-            sms_link=_second_factor_action(request_id, "sms"),
+            sms_link=_second_factor_action(request_id, "sms", next_page),
             error=words,
         )
     provider.sessions.step_up(sso.id, acr=ACR_SUBSTANTIAL, amr=amr)
-    return RedirectResponse(_next(request_id), status_code=303)
+    return RedirectResponse(_next(request_id, next_page), status_code=303)
 
 
 # -- consent -----------------------------------------------------------------------------------
@@ -370,8 +405,8 @@ def logout_page(
             request,
             runtime,
             "message.html",
-            heading="Signed out",
-            message="You are not signed in to Shanakht.",
+            heading=Text("Signed out"),
+            message=Text("You are not signed in to Shanakht."),
         )
     return render(
         request,
@@ -429,9 +464,10 @@ def _sign_out(
             request,
             runtime,
             "message.html",
-            heading="Signed out",
-            message="You are signed out of Shanakht and of every e-service you "
-            "used in this session.",
+            heading=Text("Signed out"),
+            message=Text(
+                "You are signed out of Shanakht and of every e-service you used in this session."
+            ),
         )
     response.delete_cookie(cookie_name(runtime, SESSION_COOKIE), path="/")
     return deliver_after(response, runtime, notices)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field
 from pyhanko.sign.timestamps import TimeStamper
 from starlette.datastructures import UploadFile
 
+from api import metrics
 from api.deps import RuntimeDep, capped_body, media_type
 from api.problems import problem
 from api.runtime import Runtime
@@ -137,17 +139,48 @@ def _verdict_json(verdict: Verdict, checked: FileVerdict | None = None) -> dict[
     return body
 
 
-def _verify_text(runtime: Runtime, text: str) -> dict[str, Any]:
+def verdict_on_text(runtime: Runtime, text: str) -> Verdict:
+    """The verdict on a QR code's text, against this deployment's trust list and the CA's
+    online status. What `POST /signing/verify` and the verifier page (/verify) both answer."""
     trust, _root = _trust(runtime)
     status = lambda certificate: _online(runtime, certificate)  # noqa: E731
-    return _verdict_json(verify_qr(text, trust, now=runtime.clock(), status=status))
+    return verify_qr(text, trust, now=runtime.clock(), status=status)
 
 
-def _verify_file(runtime: Runtime, data: bytes) -> dict[str, Any]:
+def verdict_on_file(runtime: Runtime, data: bytes) -> FileVerdict:
+    """The verdict on a photo of a QR code or a signed PDF, as `verdict_on_text` does it.
+    Raises UnreadableFile (not a PNG, JPEG or PDF that opens) or NoQrCode (no code on it)."""
     trust, root = _trust(runtime)
     status = lambda certificate: _online(runtime, certificate)  # noqa: E731
-    checked = check_file(data, trust, root=root, now=runtime.clock(), status=status)
-    return _verdict_json(checked.verdict, checked)
+    return check_file(data, trust, root=root, now=runtime.clock(), status=status)
+
+
+class UploadTooLarge(Exception):
+    """The form's file is over MAX_FILE_BYTES (declared so, or found so as it was read)."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A multipart form's `file` (None if it has none) and its text fields (a CSRF token)."""
+
+    data: bytes | None
+    fields: dict[str, str]
+
+
+async def read_upload(request: Request, *, max_fields: int = 2) -> Upload:
+    """The `file` of a multipart form, held to MAX_FILE_BYTES: a declared length over it is
+    refused before the body is read, and at most one byte more than it is ever taken from the
+    file. Raises UploadTooLarge; a broken multipart body is Starlette's 400."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FILE_BYTES + 64 * 1024:
+        raise UploadTooLarge
+    async with request.form(max_files=1, max_fields=max_fields) as form:
+        upload = form.get("file")
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        data = await upload.read(MAX_FILE_BYTES + 1) if isinstance(upload, UploadFile) else None
+    if data is not None and len(data) > MAX_FILE_BYTES:
+        raise UploadTooLarge
+    return Upload(data, fields)
 
 
 def _too_large(limit: int) -> Response:
@@ -165,19 +198,17 @@ async def verify(request: Request, runtime: RuntimeDep) -> Any:
             body = VerifyText.model_validate_json(text)
         except ValueError:
             return problem(400, 'Send {"payload": "SHK1:..."}')
-        return await run_in_threadpool(_verify_text, runtime, body.payload)
+        verdict = await run_in_threadpool(verdict_on_text, runtime, body.payload)
+        return _verdict_json(verdict)
     if kind == "multipart/form-data":
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_FILE_BYTES + 64 * 1024:
-            return _too_large(MAX_FILE_BYTES)
-        async with request.form(max_files=1, max_fields=2) as form:
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                return problem(400, "Send the photo or PDF as the form field `file`")
-            data = await upload.read(MAX_FILE_BYTES + 1)
-        if len(data) > MAX_FILE_BYTES:
+        try:
+            upload = await read_upload(request)
+        except UploadTooLarge:
             return problem(413, "The file is too large", f"at most {MAX_FILE_BYTES} bytes")
-        return await run_in_threadpool(_verify_file, runtime, data)
+        if upload.data is None:
+            return problem(400, "Send the photo or PDF as the form field `file`")
+        checked = await run_in_threadpool(verdict_on_file, runtime, upload.data)
+        return _verdict_json(checked.verdict, checked)
     return problem(415, "Send JSON or a multipart form", "application/json or multipart/form-data")
 
 
@@ -236,6 +267,7 @@ def _b64url(digest: bytes) -> str:
 def _record_signature(
     runtime: Runtime, session: Any, officer: str, subject: str | None, details: dict[str, str]
 ) -> None:
+    metrics.signature("document")
     runtime.audit_log(session).append(
         AuditEvent(
             actor=officer,
@@ -247,11 +279,25 @@ def _record_signature(
     )
 
 
-def _sign_order(runtime: Runtime, request: Request, order: TransferOrderRequest) -> Response:
-    try:
-        _citizen, officer_pseudonym = _officer(request, runtime, order.department)
-    except PermissionError as exc:
-        return problem(403, "Not allowed", str(exc))
+class CannotSign(Exception):
+    """Nothing to sign with yet: the officer has no signing certificate, or the department
+    no QR signer (the message says which)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignedOrder:
+    pdf: bytes
+    filename: str
+    delivered: str  # for the `Shanakht-Locker` header: "delivered; ..." or "not-delivered; why"
+
+
+def sign_and_deliver(
+    runtime: Runtime, session: Any, order: TransferOrderRequest, officer_pseudonym: str
+) -> SignedOrder:
+    """Sign `order` as the officer (whose signing.officer role the caller has checked), record
+    it, and deliver it into the teacher's locker, in the caller's transaction: what the API
+    and the officer's pages both do. CannotSign, or ValueError (a field TransferOrder
+    refused), otherwise."""
     teacher = pseudonym(normalise_cnic(order.teacher_cnic), key=runtime.pseudonym_key)
     fields = TransferOrder(
         order_no=order.order_no,
@@ -263,48 +309,58 @@ def _sign_order(runtime: Runtime, request: Request, order: TransferOrderRequest)
         post=order.post,
         authority=order.authority,
     )
-    with runtime.transaction() as session:
-        authority = runtime.authority(session)
-        names = dict(runtime.provider(session).roles.departments())
-        officer = _officer_signer(runtime, session, order.department, officer_pseudonym)
-        qr = authority.current(QR_SIGNER, department=order.department)
-        if officer is None or qr is None:
-            missing = "your officer-signing certificate" if officer is None else "a QR signer"
-            return problem(409, "Cannot sign yet", f"{order.department} has no {missing}")
-        issuing, _ = authority.issuing()
-        signer, serial = officer
-        signed = sign_transfer_order(
-            fields,
-            department=names.get(order.department, order.department),
-            officer=signer,
-            qr_signer=Signer(authority.private_key(qr), qr.certificate, [issuing]),
-            now=runtime.clock(),
-            valid_for=timedelta(days=order.valid_days) if order.valid_days else None,
-            timestamper=_timestamper(runtime, authority),
-        )
-        _record_signature(
-            runtime,
-            session,
-            officer_pseudonym,
-            teacher,
-            {
-                "type": "teacher-transfer-order",
-                "order": order.order_no,
-                "sha256": _b64url(signed.document_hash),
-                "certificate": serial_text(serial),
-            },
-        )
-        delivered = _deliver(
-            runtime, session, order, teacher, officer_pseudonym, signer, signed.pdf
-        )
+    authority = runtime.authority(session)
+    names = dict(runtime.provider(session).roles.departments())
+    officer = _officer_signer(runtime, session, order.department, officer_pseudonym)
+    qr = authority.current(QR_SIGNER, department=order.department)
+    if officer is None or qr is None:
+        missing = "your officer-signing certificate" if officer is None else "a QR signer"
+        raise CannotSign(f"{order.department} has no {missing}")
+    issuing, _ = authority.issuing()
+    signer, serial = officer
+    signed = sign_transfer_order(
+        fields,
+        department=names.get(order.department, order.department),
+        officer=signer,
+        qr_signer=Signer(authority.private_key(qr), qr.certificate, [issuing]),
+        now=runtime.clock(),
+        valid_for=timedelta(days=order.valid_days) if order.valid_days else None,
+        timestamper=_timestamper(runtime, authority),
+    )
+    _record_signature(
+        runtime,
+        session,
+        officer_pseudonym,
+        teacher,
+        {
+            "type": "teacher-transfer-order",
+            "order": order.order_no,
+            "sha256": _b64url(signed.document_hash),
+            "certificate": serial_text(serial),
+        },
+    )
+    delivered = _deliver(runtime, session, order, teacher, officer_pseudonym, signer, signed.pdf)
     filename = order.order_no.replace("/", "-") + ".pdf"
+    return SignedOrder(signed.pdf, filename, delivered)
+
+
+def _sign_order(runtime: Runtime, request: Request, order: TransferOrderRequest) -> Response:
+    try:
+        _citizen, officer_pseudonym = _officer(request, runtime, order.department)
+    except PermissionError as exc:
+        return problem(403, "Not allowed", str(exc))
+    try:
+        with runtime.transaction() as session:
+            signed = sign_and_deliver(runtime, session, order, officer_pseudonym)
+    except CannotSign as exc:
+        return problem(409, "Cannot sign yet", str(exc))
     return Response(
         signed.pdf,
         status_code=201,
         media_type="application/pdf",
         headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Shanakht-Locker": delivered,
+            "Content-Disposition": f'attachment; filename="{signed.filename}"',
+            "Shanakht-Locker": signed.delivered,
         },
     )
 

@@ -18,7 +18,13 @@ from tests.s3_server import free_port
 @contextmanager
 def served(runtime: Runtime) -> Iterator[str]:
     """The server's address, host:port, while the block runs."""
-    port = free_port()
+    with served_on(runtime, free_port()) as address:
+        yield address
+
+
+@contextmanager
+def served_on(runtime: Runtime, port: int) -> Iterator[str]:
+    """The app served on 127.0.0.1:`port` (chosen before, when the settings must name it)."""
     server = uvicorn.Server(
         uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="critical")
     )

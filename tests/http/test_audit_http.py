@@ -105,7 +105,12 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "storage": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "object_store": "ok",
+        "keys": "ok",
+        "storage": "ok",
+    }
 
 
 def test_readiness_fails_when_the_database_is_gone(

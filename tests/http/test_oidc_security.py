@@ -637,7 +637,7 @@ def test_step_up_with_an_authenticator_app(
     setup = web.get("/account/authenticator")
     assert setup.status_code == 200
     assert 'src="data:image/svg+xml;base64,' in setup.text
-    secret = setup.text.split("Key: <code>")[1].split("</code>")[0]
+    secret = setup.text.split('<code dir="ltr" id="totp-key">')[1].split("</code>")[0]
     app = pyotp.TOTP(secret)
     confirmed = web.post(
         "/account/authenticator", data={"csrf": csrf_of(setup.text), "code": app.now()}

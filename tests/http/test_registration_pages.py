@@ -93,21 +93,35 @@ def test_a_nadra_outage_says_try_later_and_creates_nothing(
 
 
 @pytest.mark.parametrize(
-    ("changes", "status", "words"),
+    ("changes", "status", "words", "beside"),
     [
-        ({"full_name": "Not The Name"}, 422, "do not match"),
-        ({"cnic": "35202-123"}, 400, "13 digits"),
-        ({"mobile": "12345"}, 400, "mobile"),
-        ({"date_of_birth": "yesterday"}, 400, "YYYY-MM-DD"),
+        ({"full_name": "Not The Name"}, 422, "do not match", None),
+        ({"cnic": "35202-123"}, 400, "13 digits", "cnic"),
+        ({"mobile": "12345"}, 400, "mobile number", "mobile"),
+        ({"date_of_birth": "yesterday"}, 400, "for example 1990-01-31", "date_of_birth"),
+        ({"full_name": "  "}, 400, "Fill this in", "full_name"),
     ],
 )
 def test_bad_details_are_explained(
-    web: TestClient, record: CitizenRecord, changes: dict[str, str], status: int, words: str
+    web: TestClient,
+    record: CitizenRecord,
+    changes: dict[str, str],
+    status: int,
+    words: str,
+    beside: str | None,
 ) -> None:
+    """Each refusal says what to do; one that concerns a field is shown beside it (tied to
+    the input for screen readers), and what was typed is kept."""
     page = web.get("/register")
     response = web.post("/register", data=_form(record, csrf_of(page.text), **changes))
     assert response.status_code == status
     assert words in response.text
+    if beside is not None:
+        error = re.search(rf'<p class="field-error" id="{beside}-error">([^<]+)</p>', response.text)
+        assert error is not None
+        assert words in error.group(1)
+        assert re.search(rf'id="{beside}"[^>]*aria-invalid="true"', response.text)
+    assert record.full_name in response.text or "full_name" in changes
 
 
 def test_an_expired_card_is_told_to_renew(web: TestClient, oidc_runtime: Runtime) -> None:

@@ -293,3 +293,26 @@ def test_an_issuer_seal_is_kept_with_its_version(runtime: Runtime, parts: Parts)
         ).document  # fmt: skip
     assert sealed == [issued.sha256]
     assert issued.signature == b"CMS over " + issued.sha256
+
+
+def test_an_issue_that_loses_the_race_for_its_issuer_id_answers_the_winner(
+    runtime: Runtime, parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another request records the same issuer's document id between this one's read and its
+    insert: the insert does nothing, the transaction goes on, and the retry is judged against
+    the document the other made (here the same content: unchanged, no second document)."""
+    with runtime.transaction() as session:
+        first, _ = _issue(_locker(runtime, session, parts))
+    looked = Locker._by_issuer_id
+    calls: list[bool] = []
+
+    def unseen_at_first(self: Locker, issuer: str, doc_id: str, *, lock: bool = False) -> object:
+        calls.append(lock)
+        return None if len(calls) == 1 else looked(self, issuer, doc_id, lock=lock)
+
+    monkeypatch.setattr(Locker, "_by_issuer_id", unseen_at_first)
+    with runtime.transaction() as session:
+        assert _issue(_locker(runtime, session, parts)) == (first, "unchanged")
+    with runtime.sessions() as session:
+        assert session.execute(select(func.count()).select_from(documents)).scalar_one() == 1
+        assert session.execute(select(func.count()).select_from(versions)).scalar_one() == 1

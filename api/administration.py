@@ -1,0 +1,103 @@
+"""What an administrator does, shared by the `shanakht` command line and the /admin pages.
+
+Each function is one administrative act on the runtime, with its audit entry where it has one;
+the CLI and the pages differ only in who they name as the actor ("admin:cli", or the signed-in
+administrator's pseudonym) and in how they show the result. Neither click nor FastAPI here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from api.database import snapshot
+from api.runtime import Runtime
+from audit import AuditEvent, VerifyReport, pseudonym, verify_log
+from identity.cnic import normalise_cnic
+from identity.oidc.clients import ESERVICE
+from locker.errors import LockerError
+from locker.kek import KekProvider, LocalKeks
+
+CLI_ACTOR = "admin:cli"
+
+
+def find_citizen(runtime: Runtime, session: Session, cnic: str) -> tuple[str, str] | None:
+    """(citizen id, pseudonym) of the account holding `cnic`, None if no account does.
+    Raises InvalidCnic when `cnic` is not a well-formed CNIC."""
+    subject = pseudonym(normalise_cnic(cnic), key=runtime.pseudonym_key)
+    account = runtime.provider(session).accounts.by_pseudonym(subject)
+    return (account.id, subject) if account is not None else None
+
+
+def default_scopes(kind: str) -> tuple[str, ...]:
+    """What a client is allowed when it is registered without scopes."""
+    return ("openid", "profile") if kind == ESERVICE else ()
+
+
+def rotate_signing_keys(runtime: Runtime, session: Session, *, actor: str) -> list[str]:
+    """New token-signing keys (the old ones stay in the JWKS a day), recorded in the audit log;
+    their key ids."""
+    kids = runtime.provider(session).keys.rotate()
+    runtime.audit_log(session).append(
+        AuditEvent(actor=actor, action="identity.keys.rotated", details={"kids": kids})
+    )
+    return kids
+
+
+def rotate_kek(runtime: Runtime, *, actor: str) -> str:
+    """Add a KEK version for new data keys, recorded in the audit log; its id. Existing keys
+    stay under the old version until a re-wrap moves them."""
+    with runtime.transaction() as session:
+        version_id = runtime.keks.rotate()
+        runtime.audit_log(session).append(
+            AuditEvent(
+                actor=actor, action="locker.keys.rotated", details={"kek_version": version_id}
+            )
+        )
+    return version_id
+
+
+CURRENT = "current"
+UNWRAP_ONLY = "unwrap only"
+UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class KekState:
+    version_id: str
+    state: str  # CURRENT, UNWRAP_ONLY or UNAVAILABLE
+    problem: str = ""  # why it is unavailable
+
+
+def kek_states(keks: KekProvider) -> list[KekState]:
+    """Every KEK version: whether new keys are wrapped under it, or it only unwraps, or it
+    cannot be opened (which a re-wrap would trip over)."""
+    current = keks.current().version_id
+    states = []
+    for version_id in _kek_versions(keks, current):
+        try:
+            keks.get(version_id)
+        except LockerError as exc:
+            states.append(KekState(version_id, UNAVAILABLE, str(exc)))
+            continue
+        states.append(KekState(version_id, CURRENT if version_id == current else UNWRAP_ONLY))
+    return states
+
+
+def _kek_versions(keks: KekProvider, current: str) -> list[str]:
+    """Every version the provider has. The provider protocol cannot list them, so for the local
+    provider this relies on its numbering (local:1 to local:N, N the current one); any other
+    provider shows its current version only."""
+    prefix, _, number = current.partition(":")
+    if isinstance(keks, LocalKeks) and prefix == "local" and number.isdigit():
+        return [f"local:{n}" for n in range(1, int(number) + 1)]
+    return [current]
+
+
+def verify_audit(runtime: Runtime) -> VerifyReport:
+    """Re-check the whole audit log and its checkpoints on a consistent snapshot; raises
+    TamperError at the first bad entry or checkpoint."""
+    with snapshot(runtime.engine) as connection:
+        origin = runtime.settings.resolved_audit_origin
+        return verify_log(connection, runtime.audit_verifier, origin)

@@ -1,0 +1,230 @@
+"""Keys and their rotation: the OIDC token-signing keys and the locker's key-encryption keys,
+as `shanakht keys list|rotate` shows and turns them; and, after a KEK rotation, moving every
+stored data key to the new KEK (`shanakht locker rewrap`) with its progress on the page.
+
+The re-wrap runs in a background thread of this process, batch by batch, each batch its own
+transaction (`locker.rewrap.rewrap_all`); the page reads its counts and a small script from
+/static refreshes them (without the script, a Refresh button does). Stopping it, or losing the
+process, loses nothing: every key is always under an old or the new KEK, and starting again
+skips the keys already moved, so a run is resumed by starting it again. One run at a time per
+process; another replica's run is not seen here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from api.administration import kek_states, rotate_kek, rotate_signing_keys
+from api.deps import RuntimeDep, SessionDep
+from api.i18n import Text
+from api.routes.admin_common import AdminDep, CsrfForm, actor, page
+from api.runtime import Runtime
+from api.web import PAGE_CSP, check_csrf
+from locker.errors import LockerError
+from locker.rewrap import BATCH_SIZE, rewrap_all
+
+router = APIRouter()
+log = logging.getLogger("shanakht.admin")
+
+REWRAP_BATCH = BATCH_SIZE
+# The progress page's script, from /static, for this response only.
+SCRIPT_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
+
+IDLE, RUNNING, STOPPING, DONE, STOPPED, FAILED = (
+    "idle", "running", "stopping", "done", "stopped", "failed",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RewrapState:
+    status: str = IDLE
+    done: int = 0
+    total: int = 0
+    rewrapped: int = 0
+    already_current: int = 0
+    changed: int = 0
+    kek_version: str = ""
+    problem: str = ""  # why a failed run stopped (a document version, never a key)
+    started_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in (RUNNING, STOPPING)
+
+
+class _Stop(Exception):
+    """Raised from the progress callback to end a run between batches, when asked to."""
+
+
+class RewrapJob:
+    """The one re-wrap run of this process, and what it has done so far."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = RewrapState()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> RewrapState:
+        with self._lock:
+            return self._state
+
+    def _set(self, **changes: object) -> None:
+        with self._lock:
+            self._state = replace(self._state, **changes)  # type: ignore[arg-type]
+
+    def start(self, runtime: Runtime, who: str) -> bool:
+        """Start a run unless one is going; whether this call started it."""
+        with self._lock:
+            if self._state.active:
+                return False
+            self._state = RewrapState(status=RUNNING, started_at=runtime.clock())
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, args=(runtime, who), name="admin-rewrap", daemon=True
+            )
+            self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._state.status != RUNNING:
+                return
+            self._state = replace(self._state, status=STOPPING)
+            self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """For tests and shutdown: until the current run ends."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _progress(self, done: int, total: int) -> None:
+        self._set(done=done, total=total)
+        if self._stop.is_set():
+            raise _Stop
+
+    def _run(self, runtime: Runtime, who: str) -> None:
+        try:
+            report = rewrap_all(
+                runtime.transaction, runtime.keks, runtime.audit_log,
+                actor=who, batch_size=REWRAP_BATCH, progress=self._progress,
+            )  # fmt: skip
+        except _Stop:
+            self._set(status=STOPPED)
+        except LockerError as exc:
+            self._set(status=FAILED, problem=str(exc))
+        except Exception:
+            log.exception("the data-key re-wrap stopped on an unexpected error")
+            self._set(status=FAILED, problem="")
+        else:
+            self._set(
+                status=DONE, done=report.done, total=max(report.total, report.done),
+                rewrapped=report.rewrapped, already_current=report.already_current,
+                changed=report.changed, kek_version=report.kek_version,
+            )  # fmt: skip
+
+
+_JOBS: dict[int, tuple[weakref.ref[Runtime], RewrapJob]] = {}
+_JOBS_LOCK = threading.Lock()
+
+
+def rewrap_job(runtime: Runtime) -> RewrapJob:
+    """The re-wrap job of this runtime (one per process and runtime). Keyed by the runtime's
+    id, checked against a weak reference, so a later runtime at a reused address starts
+    afresh."""
+    with _JOBS_LOCK:
+        held = _JOBS.get(id(runtime))
+        if held is None or held[0]() is not runtime:
+            held = (weakref.ref(runtime), RewrapJob())
+            _JOBS[id(runtime)] = held
+        return held[1]
+
+
+@router.get("/admin/keys", response_model=None)
+def keys_page(
+    request: Request, runtime: RuntimeDep, session: SessionDep, me: AdminDep, done: str = ""
+) -> Response:
+    notice = {
+        "oidc": Text("New signing keys are in use. The old ones stay published for a day, "
+                     "so tokens already issued still verify."),
+        "locker": Text("A new locker key (KEK) wraps every new document's key. Re-wrap the "
+                       "stored data keys so the old KEK can be retired."),
+    }.get(done)  # fmt: skip
+    return page(
+        request, runtime, session, me, "admin_keys.html", notice=notice,
+        signing=runtime.provider(session).keys.all(), keks=kek_states(runtime.keks),
+        rotated_kek=done == "locker", rewrap=rewrap_job(runtime).state,
+    )  # fmt: skip
+
+
+@router.post("/admin/keys/rotate", response_model=None)
+def rotate(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: AdminDep,
+    which: Annotated[str, Form()] = "",
+    csrf: CsrfForm = "",
+) -> Response:
+    check_csrf(request, runtime, csrf)
+    if which == "oidc":
+        rotate_signing_keys(runtime, session, actor=actor(me))
+    elif which == "locker":
+        rotate_kek(runtime, actor=actor(me))
+    else:
+        return page(
+            request, runtime, session, me, "admin_keys.html", status_code=422,
+            error=Text("Choose which keys to rotate."),
+            signing=runtime.provider(session).keys.all(), keks=kek_states(runtime.keks),
+            rotated_kek=False, rewrap=rewrap_job(runtime).state,
+        )  # fmt: skip
+    return RedirectResponse(f"/admin/keys?done={which}", status_code=303)
+
+
+@router.get("/admin/keys/rewrap", response_model=None)
+def rewrap_page(
+    request: Request, runtime: RuntimeDep, session: SessionDep, me: AdminDep
+) -> Response:
+    state = rewrap_job(runtime).state
+    response = page(request, runtime, session, me, "admin_rewrap.html", rewrap=state,
+                    current=runtime.keks.current().version_id)  # fmt: skip
+    if state.active:
+        response.headers["Content-Security-Policy"] = SCRIPT_CSP
+    return response
+
+
+@router.get("/admin/keys/rewrap/progress", response_model=None)
+def rewrap_progress(runtime: RuntimeDep, me: AdminDep) -> Response:
+    """The run's counts for the progress page's script."""
+    state = rewrap_job(runtime).state
+    return JSONResponse(
+        {"status": state.status, "done": state.done, "total": state.total},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.post("/admin/keys/rewrap", response_model=None)
+def start_rewrap(
+    request: Request,
+    runtime: RuntimeDep,
+    me: AdminDep,
+    action: Annotated[str, Form()] = "start",
+    csrf: CsrfForm = "",
+) -> Response:
+    check_csrf(request, runtime, csrf)
+    job = rewrap_job(runtime)
+    if action == "stop":
+        job.stop()
+    else:
+        job.start(runtime, actor(me))
+    return RedirectResponse("/admin/keys/rewrap", status_code=303)

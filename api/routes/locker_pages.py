@@ -1,0 +1,428 @@
+"""The citizen's locker pages: `/documents` (what is in my locker, and an upload form),
+`/documents/{id}` (its facts, preview, download, share links, delete) and, in
+`locker_nominee_pages`, `/nominees`.
+
+They do what the JSON routes under /locker do, with the session cookie instead of a bearer
+token, through the same functions (`api.routes.locker_views`): a read is recorded in the
+access log on the same footing, an upload is sniffed and size-checked by the locker itself.
+
+An upload is a plain multipart form, so it works without scripts. python-multipart spools
+the file to a temporary file as it arrives; the file is then handed to the locker in 1 MiB
+blocks, encrypted and stored as it is read, so no upload ever sits whole in memory. With
+scripts on, /static/upload.js sends the same form by XMLHttpRequest to show its progress:
+that page alone may run a script of this service and talk back to it (UPLOAD_CSP).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import PurePath
+from typing import IO, Annotated, Any
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
+
+from api.deps import RuntimeDep, SessionDep
+from api.i18n import Text
+from api.routes import locker_nominee_pages
+from api.routes.locker import DownloadKind
+from api.routes.locker_page_parts import departments, shown, size_text
+from api.routes.locker_views import (
+    BLOCK,
+    document_response,
+    document_view,
+    open_readable,
+    owner_accessor,
+    share_document,
+    share_view,
+    sharing,
+    upload_own,
+)
+from api.runtime import Runtime
+from api.signed_in import SignedIn, SignedInDep, menu, signed_in
+from api.web import PAGE_CSP, check_csrf, render
+from audit import holds_cnic
+from locker.doctypes import DOCUMENT_TYPES, SELF
+from locker.documents import (
+    CONTENT_TYPES,
+    DocumentRefused,
+    DocumentTooLarge,
+    UnknownDocument,
+)
+from locker.sharing import ShareRefused, ShareUnusable
+
+router = APIRouter(tags=["locker pages"], include_in_schema=False)
+router.include_router(locker_nominee_pages.router)
+
+CsrfForm = Annotated[str, Form()]
+# The documents page runs /static/upload.js, which sends the upload form back here by
+# XMLHttpRequest to show its progress; every other page keeps PAGE_CSP's none.
+UPLOAD_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
+# What a multipart form adds around the file (boundaries, part headers, the other fields): a
+# body declared larger than the limit by more than this is refused before it is read.
+FORM_OVERHEAD = 64 * 1024
+TITLE_MAX = 200
+HOURS_MAX = 720
+USES_MAX = 1000
+
+# What a browser may call a file the locker takes, and what its name may end in.
+_ALIASES = {"text/xml": "application/xml", "image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
+_SUFFIXES = {
+    ".pdf": "application/pdf",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".json": "application/json",
+    ".xml": "application/xml",
+}
+ACCEPT = ",".join([*_SUFFIXES, *sorted(CONTENT_TYPES)])
+
+# After a redirect, the page says what was done: only these words, never any text from the URL.
+DONE = {
+    "uploaded": Text("Your document is uploaded and stored encrypted."),
+    "deleted": Text("The document is deleted."),
+    "unshared": Text("The link is revoked: it no longer opens the document."),
+}
+
+NOT_ALLOWED = Text("Upload a PDF, PNG, JPEG, JSON or XML file.")
+NOT_WHAT_IT_SAYS = Text(
+    "This file's content is not a PDF, PNG, JPEG, JSON or XML document as its name says."
+)
+SOME_WRONG = Text("Some details need correcting: see below.")
+
+
+def not_found(request: Request, runtime: Runtime, session: Session, me: SignedIn) -> Response:
+    """The one answer for a document that is not this citizen's, or is no more: 404."""
+    return render(
+        request, runtime, "message.html", status_code=404, menu=menu(runtime, session, me),
+        heading=Text("No such document"),
+        message=Text("There is no document at this address in a locker you may read."),
+        link="/documents", link_text=Text("Your documents"),
+    )  # fmt: skip
+
+
+# -- the list and the upload form ---------------------------------------------------------------
+
+
+def _documents_page(
+    request: Request,
+    runtime: Runtime,
+    session: Session,
+    me: SignedIn,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    names = departments(runtime, session)
+    found = runtime.locker(session).list(me.account.pseudonym)
+    context.setdefault("errors", {})
+    context.setdefault("form", {"doctype": "other"})
+    limit = runtime.settings.locker_max_bytes
+    response = render(
+        request, runtime, "locker_documents.html", status_code=status_code,
+        menu=menu(runtime, session, me),
+        documents=[shown(runtime, session, d, names) for d in found],
+        types=sorted(DOCUMENT_TYPES.values(), key=lambda t: (t.department != SELF, t.name)),
+        accept=ACCEPT, max_bytes=limit, max_text=size_text(limit),
+        too_large=Text("That file is too large: a document may be at most %(size)s.",
+                       size=size_text(limit)),
+        **context,
+    )  # fmt: skip
+    response.headers["Content-Security-Policy"] = UPLOAD_CSP
+    return response
+
+
+@router.get("/documents", response_model=None)
+def documents_page(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SignedInDep,
+    done: str = "",
+) -> Response:
+    return _documents_page(request, runtime, session, me, notice=DONE.get(done))
+
+
+def _signed_in_first(runtime: Runtime, request: Request) -> None:
+    """Sign-in is checked before a byte of the upload is read (NotSignedIn: off to /login)."""
+    with runtime.transaction() as session:
+        signed_in(request, runtime, session)
+
+
+def _content_type(upload: UploadFile) -> str | None:
+    """The locker's name for the file's type: what the browser said, else its name's ending."""
+    said = (upload.content_type or "").split(";")[0].strip().lower()
+    said = _ALIASES.get(said, said)
+    if said in CONTENT_TYPES:
+        return said
+    return _SUFFIXES.get(PurePath(upload.filename or "").suffix.lower())
+
+
+def _size(file: IO[bytes]) -> int:
+    file.seek(0, 2)
+    size = file.tell()
+    file.seek(0)
+    return size
+
+
+def _blocks(file: IO[bytes]) -> Iterator[bytes]:
+    while block := file.read(BLOCK):
+        yield block
+
+
+def _checked_upload(
+    fields: dict[str, str], upload: UploadFile | None, limit: int, too_large: Text
+) -> tuple[dict[str, Text], str | None]:
+    """What is wrong with the form, field by field, and the file's type as the locker names it."""
+    errors: dict[str, Text] = {}
+    title = fields["title"]
+    if not title:
+        errors["title"] = Text("Give the document a title.")
+    elif len(title) > TITLE_MAX:
+        errors["title"] = Text("Keep the title to 200 characters or fewer.")
+    elif holds_cnic(title):
+        errors["title"] = Text("Leave CNIC numbers out of the title.")
+    if fields["doctype"] not in DOCUMENT_TYPES:
+        errors["doctype"] = Text("Choose one of the listed types.")
+    if upload is None or not upload.filename:
+        errors["file"] = Text("Choose a file to upload.")
+        return errors, None
+    size, content_type = _size(upload.file), _content_type(upload)
+    if size == 0:
+        errors["file"] = Text("That file is empty. Choose the file again.")
+    elif size > limit:
+        errors["file"] = too_large
+    elif content_type is None:
+        errors["file"] = NOT_ALLOWED
+    return errors, content_type
+
+
+def _upload(
+    runtime: Runtime, request: Request, fields: dict[str, str], upload: UploadFile | None
+) -> Response:
+    limit = runtime.settings.locker_max_bytes
+    too_large = Text("That file is too large: a document may be at most %(size)s.",
+                     size=size_text(limit))  # fmt: skip
+    with runtime.transaction() as session:
+        me = signed_in(request, runtime, session)
+        errors, content_type = _checked_upload(fields, upload, limit, too_large)
+
+        def again(status: int) -> Response:
+            session.rollback()
+            return _documents_page(request, runtime, session, me, status, errors=errors,
+                                   form=fields, error=SOME_WRONG)  # fmt: skip
+
+        if errors:
+            return again(413 if errors.get("file") is too_large else 400)
+        if upload is None or content_type is None:  # never: _checked_upload said so
+            return again(400)
+        try:
+            created = upload_own(
+                runtime, session, me.account.pseudonym, doctype=fields["doctype"],
+                title=fields["title"], content=_blocks(upload.file), content_type=content_type,
+            )  # fmt: skip
+        except DocumentTooLarge:
+            errors["file"] = too_large
+            return again(413)
+        except DocumentRefused:  # the title and type were checked: the content is not its type
+            errors["file"] = NOT_WHAT_IT_SAYS
+            return again(422)
+    return RedirectResponse(f"/documents/{created.id}?done=uploaded", status_code=303)
+
+
+def _declared_too_large(runtime: Runtime, request: Request) -> Response:
+    with runtime.transaction() as session:
+        me = signed_in(request, runtime, session)
+        limit = runtime.settings.locker_max_bytes
+        return _documents_page(
+            request, runtime, session, me, 413, error=SOME_WRONG,
+            errors={"file": Text("That file is too large: a document may be at most %(size)s.",
+                                 size=size_text(limit))},
+        )  # fmt: skip
+
+
+@router.post("/documents", response_model=None)
+async def upload(request: Request, runtime: RuntimeDep) -> Response:
+    await run_in_threadpool(_signed_in_first, runtime, request)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > runtime.settings.locker_max_bytes + FORM_OVERHEAD:
+        return await run_in_threadpool(_declared_too_large, runtime, request)
+    async with request.form(max_files=1, max_fields=8) as form:
+        csrf = form.get("csrf")
+        check_csrf(request, runtime, csrf if isinstance(csrf, str) else None)
+        fields = {
+            name: value.strip() if isinstance(value := form.get(name), str) else ""
+            for name in ("title", "doctype")
+        }
+        file = form.get("file")
+        chosen = file if isinstance(file, UploadFile) else None
+        return await run_in_threadpool(_upload, runtime, request, fields, chosen)
+
+
+# -- one document -------------------------------------------------------------------------------
+
+
+def _document_page(
+    request: Request,
+    runtime: Runtime,
+    session: Session,
+    me: SignedIn,
+    document_id: str,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    try:
+        found = runtime.locker(session).get(document_id, owner=me.account.pseudonym)
+    except UnknownDocument:
+        return not_found(request, runtime, session, me)
+    now = runtime.clock()
+    links = [
+        share_view(s, now)
+        for s in sharing(runtime, session).shares(me.account.pseudonym)
+        if s.document_id == found.id
+    ]
+    context.setdefault("errors", {})
+    context.setdefault("form", {"hours": "24", "max_uses": ""})
+    return render(
+        request, runtime, "locker_document.html", status_code=status_code,
+        menu=menu(runtime, session, me),
+        document=shown(runtime, session, found, departments(runtime, session)),
+        links=links, hours_max=HOURS_MAX, uses_max=USES_MAX, **context,
+    )  # fmt: skip
+
+
+@router.get("/documents/{document_id}", response_model=None)
+def document_page(
+    document_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SignedInDep,
+    done: str = "",
+) -> Response:
+    return _document_page(request, runtime, session, me, document_id, notice=DONE.get(done))
+
+
+@router.get("/documents/{document_id}/content", response_model=None)
+def document_content(
+    document_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SignedInDep,
+    disposition: DownloadKind = "inline",
+) -> Response:
+    """Preview or download, streamed through the service and recorded as read by the owner,
+    as GET /locker/documents/{id}/content records it. The read's entry commits when this
+    returns, before the first byte leaves (SessionDep's scope); the store is read as the
+    body streams, with no database session held."""
+    try:
+        found, plaintext = open_readable(runtime, session, me.account.pseudonym, document_id)
+    except UnknownDocument:
+        return not_found(request, runtime, session, me)
+    return document_response(found, plaintext, disposition)
+
+
+def _whole_number(text: str, low: int, high: int) -> int | None:
+    text = text.strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        return None
+    return int(text)
+
+
+@router.post("/documents/{document_id}/shares", response_model=None)
+def make_share(
+    document_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SignedInDep,
+    hours: Annotated[str, Form()] = "",
+    max_uses: Annotated[str, Form()] = "",
+    csrf: CsrfForm = "",
+) -> Response:
+    """A new share link, shown on the page this answers with and never again (only its hash is
+    kept), so this POST is not redirected: its URL must not travel in a Location header."""
+    check_csrf(request, runtime, csrf)
+    form = {"hours": hours, "max_uses": max_uses}
+    errors: dict[str, Text] = {}
+    life = _whole_number(hours, 1, HOURS_MAX)
+    if life is None:
+        errors["hours"] = Text("Give a whole number of hours from 1 to 720 (30 days).")
+    uses = _whole_number(max_uses, 1, USES_MAX) if max_uses.strip() else None
+    if max_uses.strip() and uses is None:
+        errors["max_uses"] = Text("Leave this empty, or give a whole number from 1 to 1000.")
+    if errors or life is None:
+        return _document_page(request, runtime, session, me, document_id, 400, errors=errors,
+                              form=form, error=SOME_WRONG)  # fmt: skip
+    try:
+        made = share_document(
+            runtime, session, me.account.pseudonym, document_id, hours=life, max_uses=uses
+        )
+    except UnknownDocument:
+        return not_found(request, runtime, session, me)
+    except ShareRefused:
+        session.rollback()
+        return _document_page(request, runtime, session, me, document_id, 422, form=form,
+                              error=Text("Only an active document can be shared."))  # fmt: skip
+    return _document_page(request, runtime, session, me, document_id, made=made)
+
+
+@router.post("/documents/{document_id}/shares/{share_id}/revoke", response_model=None)
+def revoke_share(
+    document_id: str,
+    share_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SignedInDep,
+    csrf: CsrfForm = "",
+) -> Response:
+    check_csrf(request, runtime, csrf)
+    owner = me.account.pseudonym
+    try:
+        sharing(runtime, session).revoke(share_id, owner=owner, who=owner_accessor(owner))
+    except ShareUnusable:
+        return not_found(request, runtime, session, me)
+    return RedirectResponse(f"/documents/{document_id}?done=unshared", status_code=303)
+
+
+@router.get("/documents/{document_id}/delete", response_model=None)
+def confirm_delete(
+    document_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SignedInDep,
+) -> Response:
+    try:
+        found = runtime.locker(session).get(document_id, owner=me.account.pseudonym)
+    except UnknownDocument:
+        return not_found(request, runtime, session, me)
+    return render(
+        request, runtime, "locker_delete.html", status_code=200 if found.uploaded else 409,
+        menu=menu(runtime, session, me), document=document_view(found, runtime.clock()),
+    )  # fmt: skip
+
+
+@router.post("/documents/{document_id}/delete", response_model=None)
+def delete_document(
+    document_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SignedInDep,
+    csrf: CsrfForm = "",
+) -> Response:
+    check_csrf(request, runtime, csrf)
+    owner = me.account.pseudonym
+    try:
+        runtime.locker(session).delete(document_id, owner=owner, who=owner_accessor(owner))
+    except UnknownDocument:
+        return not_found(request, runtime, session, me)
+    except DocumentRefused:  # issued: it belongs to the department's record
+        session.rollback()
+        return confirm_delete(document_id, request, runtime, session, me)
+    return RedirectResponse("/documents?done=deleted", status_code=303)

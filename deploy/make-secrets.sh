@@ -1,0 +1,25 @@
+#!/bin/sh
+# Make the secrets docker-compose.yml reads, once, into ./secrets beside it (never commit it;
+# .gitignore keeps it out). Random values from the kernel. The folder is the owner's only;
+# the files are readable (0644) because compose mounts them as they are into containers that
+# run as other users (the API's uid 10001).
+#
+# Keep a copy of secrets/shanakht_master_key apart from every backup: without it, the keys in
+# the data volume and in `shanakht backup` do not open.
+set -eu
+cd "$(dirname "$0")/.."
+mkdir -p secrets
+chmod 700 secrets
+random() { head -c 32 /dev/urandom | base64 | tr -d '\n/+=' ; }
+put() {
+  if [ -e "secrets/$1" ]; then echo "secrets/$1 exists: kept"; return; fi
+  printf '%s' "$2" > "secrets/$1"
+  chmod 644 "secrets/$1"
+  echo "secrets/$1 made"
+}
+pg=$(random)
+put postgres_password "$pg"
+put shanakht_database_url "postgresql+psycopg://shanakht:$(cat secrets/postgres_password)@postgres:5432/shanakht"
+put minio_root_password "$(random)"
+put shanakht_s3_secret_key "$(random)"
+put shanakht_master_key "$(head -c 32 /dev/urandom | base64 | tr -d '\n')"

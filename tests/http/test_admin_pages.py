@@ -1,0 +1,610 @@
+"""The administrator's pages through the app: who may open them, what a second factor guards,
+what each form refuses (beside the field), and that every act reaches the domain and the
+audit log as `shanakht ...` does."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from joserfc.jwk import ECKey
+from sqlalchemy import select, text
+
+from api.routes import admin_keys
+from api.runtime import Runtime
+from audit import AuditEntry, AuditEvent
+from audit.models import entries
+from identity.nadra import SCENARIOS, CitizenRecord, read_registry
+from locker.access import Accessor
+from tests.http.oidc_kit import PASSWORD, csrf_of, register_citizen
+from tests.unit.audit.helpers import tampering
+
+DEPARTMENT = "pitb"
+PRIVATE_JWKS = json.dumps({"keys": [ECKey.generate_key("P-256").as_dict(private=True)]})
+
+
+def _record(runtime: Runtime, scenario: str) -> CitizenRecord:
+    return read_registry(runtime.identity.nadra_file)[SCENARIOS[scenario]]
+
+
+def _citizen(runtime: Runtime, scenario: str, *roles: str) -> CitizenRecord:
+    """A registered citizen holding `roles` in DEPARTMENT, granted through the domain."""
+    record = _record(runtime, scenario)
+    register_citizen(runtime, record)
+    with runtime.transaction() as session:
+        provider = runtime.provider(session)
+        if DEPARTMENT not in {d for d, _ in provider.roles.departments()}:
+            provider.roles.add_department(DEPARTMENT, "Punjab IT Board")
+        account = provider.accounts.by_pseudonym(_pseudonym(runtime, record.cnic))
+        assert account is not None
+        for role in roles:
+            provider.roles.grant(account.id, account.pseudonym, DEPARTMENT, role, by="admin:test")
+    return record
+
+
+def _pseudonym(runtime: Runtime, cnic: str) -> str:
+    from audit import pseudonym
+
+    return pseudonym(cnic, key=runtime.pseudonym_key)
+
+
+def _sign_in(web: TestClient, runtime: Runtime, record: CitizenRecord, *, code: bool) -> None:
+    page = web.get("/login")
+    done = web.post(
+        "/login",
+        data={"cnic": record.cnic, "password": PASSWORD, "csrf": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    if not code:
+        return
+    step = web.get("/login/second-factor?next=/admin")
+    text = runtime.identity.sms.last_to(record.mobile_numbers[0]).text  # type: ignore[union-attr]
+    sms = re.search(r"\b(\d{6})\b", text).group(1)  # type: ignore[union-attr]
+    ticket = re.search(r'name="ticket" value="([^"]+)"', step.text).group(1)  # type: ignore[union-attr]
+    proved = web.post(
+        "/login/second-factor?method=sms&next=/admin",
+        data={"ticket": ticket, "code": sms, "csrf": csrf_of(step.text)},
+        follow_redirects=False,
+    )
+    assert proved.status_code == 303
+    assert proved.headers["location"] == "/admin"
+
+
+@pytest.fixture
+def admin(web: TestClient, oidc_runtime: Runtime) -> CitizenRecord:
+    record = _citizen(oidc_runtime, "active_female", "identity.admin")
+    _sign_in(web, oidc_runtime, record, code=True)
+    return record
+
+
+def _post(web: TestClient, path: str, form: dict[str, str], page: str | None = None):  # type: ignore[no-untyped-def]
+    csrf = csrf_of(web.get(page or path).text)
+    return web.post(path, data={"csrf": csrf, **form}, follow_redirects=False)
+
+
+def _audit(runtime: Runtime) -> list[AuditEvent]:
+    with runtime.engine.connect() as connection:
+        rows = connection.execute(select(entries.c.entry).order_by(entries.c.seq)).all()
+    return [AuditEntry.from_bytes(r.entry).event for r in rows]
+
+
+def _entry_text(event: AuditEvent) -> str:
+    return json.dumps([event.actor, event.subject, event.resource, event.details, event.purpose])
+
+
+def _actions(runtime: Runtime) -> list[str]:
+    return [e.action for e in _audit(runtime)]
+
+
+# -- who may open what -------------------------------------------------------------------------
+
+
+def test_signed_out_goes_to_sign_in(web: TestClient) -> None:
+    response = web.get("/admin/departments", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=%2Fadmin%2Fdepartments"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/admin", "/admin/departments", "/admin/officers", "/admin/clients", "/admin/keys",
+     "/admin/audit"],
+)  # fmt: skip
+def test_a_citizen_without_the_role_gets_the_403_page(
+    web: TestClient, oidc_runtime: Runtime, path: str
+) -> None:
+    record = _citizen(oidc_runtime, "active_male")
+    _sign_in(web, oidc_runtime, record, code=True)
+    response = web.get(path)
+    assert response.status_code == 403
+    assert "This page is not for your account" in response.text
+    assert "text/html" in response.headers["content-type"]
+
+
+def test_the_role_is_asked_for_before_the_second_factor(
+    web: TestClient, oidc_runtime: Runtime
+) -> None:
+    record = _citizen(oidc_runtime, "active_male")
+    _sign_in(web, oidc_runtime, record, code=False)
+    assert web.get("/admin/keys", follow_redirects=False).status_code == 403
+
+
+def test_an_administrator_gives_a_second_factor_first(
+    web: TestClient, oidc_runtime: Runtime
+) -> None:
+    record = _citizen(oidc_runtime, "active_female", "identity.admin")
+    _sign_in(web, oidc_runtime, record, code=False)
+    response = web.get("/admin/clients", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login/second-factor?next=%2Fadmin%2Fclients"
+    # a form posted without it is sent to the section's page afterwards, not to the POST URL
+    posted = web.post("/admin/departments", data={"csrf": "x"}, follow_redirects=False)
+    assert posted.headers["location"] == "/login/second-factor?next=%2Fadmin%2Fdepartments"
+
+
+def test_an_audit_reader_views_and_verifies_but_may_not_sign_or_administer(
+    web: TestClient, oidc_runtime: Runtime
+) -> None:
+    record = _citizen(oidc_runtime, "active_male", "audit.reader")
+    _sign_in(web, oidc_runtime, record, code=True)
+    page = web.get("/admin/audit")
+    assert page.status_code == 200
+    assert "Verify the log now" in page.text
+    assert "Sign a checkpoint now" not in page.text
+    csrf = csrf_of(page.text)
+    verified = web.post("/admin/audit/verify", data={"csrf": csrf})
+    assert verified.status_code == 200
+    assert "The whole log verified" in verified.text
+    before = _actions(oidc_runtime)
+    signed = web.post("/admin/audit/checkpoint", data={"csrf": csrf}, follow_redirects=False)
+    assert signed.status_code == 403
+    for path in ("/admin/departments", "/admin/officers", "/admin/keys"):
+        assert web.get(path).status_code == 403
+    grant = web.post(
+        "/admin/officers/whoever/grant",
+        data={"csrf": csrf, "department": DEPARTMENT, "role": "identity.admin"},
+    )
+    assert grant.status_code == 403
+    assert _actions(oidc_runtime) == before
+
+
+def test_an_audit_reader_needs_no_second_factor_to_read(
+    web: TestClient, oidc_runtime: Runtime
+) -> None:
+    record = _citizen(oidc_runtime, "active_male", "audit.reader")
+    _sign_in(web, oidc_runtime, record, code=False)
+    assert web.get("/admin/audit").status_code == 200
+    overview = web.get("/admin")
+    assert overview.status_code == 200
+    assert 'href="/admin/keys"' not in overview.text
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("/admin/departments", {"department_id": "sed", "name": "School Education"}),
+        ("/admin/clients/new", {"client_id": "x"}),
+        ("/admin/keys/rotate", {"which": "oidc"}),
+        ("/admin/keys/rewrap", {"action": "start"}),
+        ("/admin/audit/checkpoint", {}),
+        ("/admin/audit/verify", {}),
+        ("/admin/officers", {"cnic": "3520212345671"}),
+    ],
+)
+def test_a_form_without_its_csrf_token_is_refused(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord, path: str, form: dict[str, str]
+) -> None:
+    before = _actions(oidc_runtime)
+    response = web.post(path, data=form, follow_redirects=False)
+    assert response.status_code == 403
+    assert "The form has expired" in response.text
+    assert _actions(oidc_runtime) == before
+
+
+# -- departments -------------------------------------------------------------------------------
+
+
+def test_departments_list_and_add(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord
+) -> None:
+    page = web.get("/admin/departments")
+    assert page.status_code == 200
+    assert "Punjab IT Board" in page.text
+    added = _post(web, "/admin/departments", {"department_id": "sed", "name": "School Education"})
+    assert added.status_code == 303
+    assert added.headers["location"] == "/admin/departments?added=sed"
+    shown = web.get(added.headers["location"])
+    assert "Department sed added." in shown.text
+    assert "School Education" in shown.text
+    with oidc_runtime.transaction() as session:
+        assert ("sed", "School Education") in oidc_runtime.provider(session).roles.departments()
+    last = _audit(oidc_runtime)[-1]
+    assert last.action == "identity.department.added"
+    assert last.resource == "department:sed"
+    assert last.actor == f"citizen:{_pseudonym(oidc_runtime, admin.cnic)}"
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "words"),
+    [
+        ({"department_id": "SED!", "name": "School"}, "department_id", "lower-case"),
+        ({"department_id": "x", "name": "School"}, "department_id", "2 to 32"),
+        ({"department_id": DEPARTMENT, "name": "Again"}, "department_id", "already"),
+        ({"department_id": "sed", "name": "  "}, "name", "full name"),
+    ],
+)
+def test_a_bad_department_is_explained_beside_the_field(
+    web: TestClient, admin: CitizenRecord, form: dict[str, str], field: str, words: str
+) -> None:
+    response = _post(web, "/admin/departments", form)
+    assert response.status_code == 422
+    error = re.search(rf'<p class="field-error" id="{field}-error">([^<]+)</p>', response.text)
+    assert error
+    assert words in error.group(1)
+    assert f'id="{field}"' in response.text
+    assert 'aria-invalid="true"' in response.text
+    assert f'value="{form["department_id"]}"' in response.text  # what was typed is kept
+
+
+# -- officers and roles ------------------------------------------------------------------------
+
+
+def test_find_an_officer_grant_and_revoke(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord
+) -> None:
+    officer = _citizen(oidc_runtime, "active_male")
+    found = _post(web, "/admin/officers", {"cnic": officer.cnic})
+    assert found.status_code == 303
+    where = found.headers["location"]
+    assert officer.cnic not in where, "a CNIC never goes in a URL"
+    page = web.get(where)
+    assert officer.full_name in page.text
+    assert "No roles" in page.text
+    granted = _post(web, f"{where}/grant", {"department": DEPARTMENT, "role": "locker.issuer"},
+                    page=where)  # fmt: skip
+    assert granted.status_code == 303
+    page = web.get(granted.headers["location"])
+    assert "Role granted." in page.text
+    assert "locker.issuer" in page.text
+    entry = _audit(oidc_runtime)[-1]
+    assert entry.action == "identity.role.granted"
+    assert entry.subject == _pseudonym(oidc_runtime, officer.cnic)
+    assert entry.actor == f"citizen:{_pseudonym(oidc_runtime, admin.cnic)}"
+    assert entry.details == {"role": "locker.issuer"}
+    revoked = _post(web, f"{where}/revoke", {"department": DEPARTMENT, "role": "locker.issuer"},
+                    page=where)  # fmt: skip
+    assert revoked.status_code == 303
+    assert "Role taken away." in web.get(revoked.headers["location"]).text
+    assert _audit(oidc_runtime)[-1].action == "identity.role.revoked"
+    again = _post(web, f"{where}/revoke", {"department": DEPARTMENT, "role": "locker.issuer"},
+                  page=where)  # fmt: skip
+    assert again.status_code == 409
+    assert "was not held" in again.text
+    for entry in _audit(oidc_runtime):
+        assert officer.cnic not in _entry_text(entry)
+
+
+@pytest.mark.parametrize(
+    ("cnic", "words"),
+    [("35202-123", "13 digits"), ("3520299999991", "No Shanakht account holds this CNIC")],
+)
+def test_a_cnic_that_finds_no_account_is_said_plainly(
+    web: TestClient, admin: CitizenRecord, cnic: str, words: str
+) -> None:
+    response = _post(web, "/admin/officers", {"cnic": cnic})
+    assert response.status_code == 422
+    error = re.search(r'<p class="field-error" id="cnic-error">([^<]+)</p>', response.text)
+    assert error
+    assert words in error.group(1)
+    assert f'value="{cnic}"' in response.text
+
+
+def test_unknown_role_or_department_is_explained_beside_the_field(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord
+) -> None:
+    officer = _citizen(oidc_runtime, "active_male")
+    where = _post(web, "/admin/officers", {"cnic": officer.cnic}).headers["location"]
+    bad_role = _post(web, f"{where}/grant", {"department": DEPARTMENT, "role": "root"}, page=where)
+    assert bad_role.status_code == 422
+    assert 'id="role-error"' in bad_role.text
+    assert "There is no such role" in bad_role.text
+    bad_dept = _post(web, f"{where}/grant", {"department": "nope", "role": "locker.issuer"},
+                     page=where)  # fmt: skip
+    assert bad_dept.status_code == 422
+    assert 'id="department-error"' in bad_dept.text
+    twice = {"department": DEPARTMENT, "role": "signing.officer"}
+    assert _post(web, f"{where}/grant", twice, page=where).status_code == 303
+    again = _post(web, f"{where}/grant", twice, page=where)
+    assert again.status_code == 422
+    assert "holds that role in that department already" in again.text
+
+
+def test_an_unknown_account_is_404_and_an_admin_cannot_unmake_themself(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord
+) -> None:
+    assert web.get("/admin/officers/no-such-id").status_code == 404
+    form = {"department": DEPARTMENT, "role": "locker.issuer"}
+    missing = _post(web, "/admin/officers/no-such-id/grant", form, page="/admin/officers")
+    assert missing.status_code == 404
+    me = _post(web, "/admin/officers", {"cnic": admin.cnic}).headers["location"]
+    refused = _post(web, f"{me}/revoke", {"department": DEPARTMENT, "role": "identity.admin"},
+                    page=me)  # fmt: skip
+    assert refused.status_code == 409
+    assert "ask another administrator" in refused.text
+
+
+# -- e-service clients -------------------------------------------------------------------------
+
+
+def _client_form(**changes: str) -> dict[str, str]:
+    form = {
+        "client_id": "e-transfer",
+        "name": "e-Transfer",
+        "kind": "eservice",
+        "auth_method": "client_secret_basic",
+        "redirect_uris": "https://etransfer.example/callback",
+        "scopes": "openid profile",
+        "backchannel_logout_uri": "https://etransfer.example/bc",
+        "id_token_alg": "RS256",
+    }
+    form.update(changes)
+    return form
+
+
+def test_register_a_client_with_a_secret_shown_exactly_once(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    response = _post(web, "/admin/clients/new", _client_form(require_par="1"))
+    assert response.status_code == 200, response.text
+    secret = re.search(r'<code class="secret" dir="ltr" id="client-secret">([^<]+)</code>',
+                       response.text).group(1)  # type: ignore[union-attr]  # fmt: skip
+    assert response.text.count(secret) == 1
+    assert response.headers["cache-control"] == "no-store"
+    with oidc_runtime.transaction() as session:
+        client = oidc_runtime.provider(session).clients.get("e-transfer")
+    assert client is not None
+    assert client.require_par
+    assert not client.require_dpop
+    assert client.backchannel_logout_uri == "https://etransfer.example/bc"
+    # the secret works at the token endpoint's authentication, and is nowhere else
+    with oidc_runtime.transaction() as session:
+        clients = oidc_runtime.provider(session).clients
+        assert clients.authenticate(
+            basic=("e-transfer", secret), form_client_id=None, assertion_type=None,
+            assertion=None, audiences=[],
+        ).id == "e-transfer"  # fmt: skip
+    for path in ("/admin/clients", "/admin/clients/e-transfer/remove", "/admin/keys"):
+        assert secret not in web.get(path).text
+    assert secret not in caplog.text
+    assert all(secret not in _entry_text(e) for e in _audit(oidc_runtime))
+    entry = _audit(oidc_runtime)[-1]
+    assert entry.action == "identity.client.registered"
+    assert entry.resource == "client:e-transfer"
+
+
+def test_register_a_private_key_jwt_department_system_and_remove_it(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord
+) -> None:
+    jwks = {"keys": [ECKey.generate_key("P-256").as_dict(private=False)]}
+    form = _client_form(
+        client_id="pitb-system", name="PITB system", kind="service",
+        auth_method="private_key_jwt", jwks=json.dumps(jwks), redirect_uris="",
+        scopes="locker.fetch", department=DEPARTMENT, require_dpop="1",
+        backchannel_logout_uri="",
+    )  # fmt: skip
+    response = _post(web, "/admin/clients/new", form)
+    assert response.status_code == 200
+    assert "Client secret" not in response.text
+    listed = web.get("/admin/clients")
+    assert "pitb-system" in listed.text
+    assert "DPoP" in listed.text
+    confirm = web.get("/admin/clients/pitb-system/remove")
+    assert "Remove pitb-system?" in confirm.text
+    removed = web.post("/admin/clients/pitb-system/remove", data={"csrf": csrf_of(confirm.text)},
+                       follow_redirects=False)  # fmt: skip
+    assert removed.status_code == 303
+    assert "Client removed." in web.get(removed.headers["location"]).text
+    with oidc_runtime.transaction() as session:
+        assert oidc_runtime.provider(session).clients.get("pitb-system") is None
+    assert _audit(oidc_runtime)[-1].action == "identity.client.removed"
+    gone = web.post("/admin/clients/pitb-system/remove", data={"csrf": csrf_of(confirm.text)})
+    assert gone.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"redirect_uris": "http://etransfer.example/cb"}, "redirect_uris", "https"),
+        ({"redirect_uris": "https://etransfer.example/cb#x"}, "redirect_uris", "without a #"),
+        ({"redirect_uris": ""}, "redirect_uris", "at least one"),
+        ({"client_id": "E Transfer"}, "client_id", "lower-case"),
+        ({"name": ""}, "name", "consent page"),
+        ({"scopes": "profile"}, "scopes", "include openid"),
+        ({"scopes": "openid salary"}, "scopes", "Unknown scopes: salary"),
+        ({"auth_method": "private_key_jwt", "jwks": ""}, "jwks", "public keys"),
+        ({"auth_method": "private_key_jwt", "jwks": "{not json"}, "jwks", "not JSON"),
+        ({"auth_method": "private_key_jwt", "jwks": PRIVATE_JWKS}, "jwks", "public keys only"),
+        ({"auth_method": "private_key_jwt", "jwks": '{"keys": [{"kty": "EC"}]}'}, "jwks",
+         "does not parse"),
+        ({"department": DEPARTMENT}, "department", "Only a department system"),
+        ({"kind": "service", "redirect_uris": "", "scopes": "locker.fetch",
+          "department": "nowhere"}, "department", "Choose one of the departments"),
+        ({"backchannel_logout_uri": "ftp://x.example/"}, "backchannel_logout_uri", "https"),
+    ],
+)  # fmt: skip
+def test_a_bad_client_is_explained_beside_the_field(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    admin: CitizenRecord,
+    changes: dict[str, str],
+    field: str,
+    words: str,
+) -> None:
+    form = _client_form(**changes)
+    response = _post(web, "/admin/clients/new", form)
+    assert response.status_code == 422, response.text
+    error = re.search(rf'<p class="field-error" id="{field}-error">([^<]+)</p>', response.text)
+    assert error, response.text
+    assert words in error.group(1).replace("&#39;", "'")
+    assert f'value="{form["client_id"]}"' in response.text
+    with oidc_runtime.transaction() as session:
+        assert oidc_runtime.provider(session).clients.all() == []
+
+
+def test_a_client_id_taken_is_said_beside_it(web: TestClient, admin: CitizenRecord) -> None:
+    assert _post(web, "/admin/clients/new", _client_form()).status_code == 200
+    again = _post(web, "/admin/clients/new", _client_form())
+    assert again.status_code == 422
+    assert 'id="client_id-error"' in again.text
+    assert "already registered" in again.text
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+def test_list_and_rotate_signing_keys_and_kek(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord
+) -> None:
+    page = web.get("/admin/keys")
+    assert page.status_code == 200
+    assert "local:1" in page.text
+    with oidc_runtime.transaction() as session:
+        before = {k.kid for k in oidc_runtime.provider(session).keys.all()}
+    rotated = _post(web, "/admin/keys/rotate", {"which": "oidc"}, page="/admin/keys")
+    assert rotated.headers["location"] == "/admin/keys?done=oidc"
+    with oidc_runtime.transaction() as session:
+        after = {k.kid for k in oidc_runtime.provider(session).keys.all()}
+    new = after - before
+    assert new
+    assert all(kid in web.get("/admin/keys").text for kid in new)
+    assert _audit(oidc_runtime)[-1].action == "identity.keys.rotated"
+    kek = _post(web, "/admin/keys/rotate", {"which": "locker"}, page="/admin/keys")
+    assert kek.headers["location"] == "/admin/keys?done=locker"
+    page = web.get(kek.headers["location"])
+    assert "local:2" in page.text
+    assert "Re-wrap every data key" in page.text
+    assert oidc_runtime.keks.current().version_id == "local:2"
+    assert _audit(oidc_runtime)[-1].action == "locker.keys.rotated"
+    bad = _post(web, "/admin/keys/rotate", {"which": "everything"}, page="/admin/keys")
+    assert bad.status_code == 422
+
+
+def _documents(runtime: Runtime, count: int) -> None:
+    owner = "p:" + "C" * 43
+    who = Accessor(owner, "citizen", "owner")
+    for n in range(count):
+        with runtime.transaction() as session:
+            runtime.locker(session).upload(
+                owner=owner, doctype="other", title=f"Copy {n}",
+                content=[b"%PDF-1.4 " + bytes([n]) * 64], content_type="application/pdf",
+                who=who,
+            )  # fmt: skip
+
+
+def test_rewrap_runs_in_batches_and_shows_progress(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin_keys, "REWRAP_BATCH", 2)
+    _documents(oidc_runtime, 5)
+    _post(web, "/admin/keys/rotate", {"which": "locker"}, page="/admin/keys")
+    started = _post(web, "/admin/keys/rewrap", {"action": "start"}, page="/admin/keys")
+    assert started.headers["location"] == "/admin/keys/rewrap"
+    admin_keys.rewrap_job(oidc_runtime).wait(30)
+    progress = web.get("/admin/keys/rewrap/progress").json()
+    assert progress == {"status": "done", "done": 5, "total": 5}
+    page = web.get("/admin/keys/rewrap")
+    assert '<progress id="rewrap-bar" max="5" value="5">' in page.text
+    assert "every data key is under local:2" in page.text
+    assert "script-src" not in page.headers["content-security-policy"]
+    entry = _audit(oidc_runtime)[-1]
+    assert entry.action == "locker.keys.rewrapped"
+    assert entry.details["rewrapped"] == 5
+    assert entry.actor == f"citizen:{_pseudonym(oidc_runtime, admin.cnic)}"
+
+
+def test_a_stopped_rewrap_resumes_where_it_left_off(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin_keys, "REWRAP_BATCH", 1)
+    _documents(oidc_runtime, 4)
+    _post(web, "/admin/keys/rotate", {"which": "locker"}, page="/admin/keys")
+    job = admin_keys.rewrap_job(oidc_runtime)
+    original = job._progress
+    gate: list[int] = []
+
+    def slow(done: int, total: int) -> None:
+        gate.append(done)
+        if done == 2:
+            job.stop()  # as the Stop button does, between batches
+        original(done, total)
+
+    monkeypatch.setattr(job, "_progress", slow)
+    _post(web, "/admin/keys/rewrap", {"action": "start"}, page="/admin/keys")
+    job.wait(30)
+    page = web.get("/admin/keys/rewrap")
+    assert "Stopped." in page.text
+    assert "Resume the re-wrap" in page.text
+    assert job.state.done == 2
+    monkeypatch.setattr(job, "_progress", original)
+    _post(web, "/admin/keys/rewrap", {"action": "start"}, page="/admin/keys/rewrap")
+    job.wait(30)
+    state = job.state
+    assert state.status == "done"
+    assert state.already_current == 2
+    assert state.rewrapped == 2
+
+
+def test_the_progress_page_loads_its_script_only_while_running(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = admin_keys.rewrap_job(oidc_runtime)
+    monkeypatch.setattr(job, "_state", admin_keys.RewrapState(status="running", done=3, total=9))
+    page = web.get("/admin/keys/rewrap")
+    assert 'src="/static/admin.js"' in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert '<progress id="rewrap-bar" max="9" value="3">' in page.text
+    monkeypatch.setattr(job, "_state", admin_keys.RewrapState())
+
+
+# -- audit checkpoints -------------------------------------------------------------------------
+
+
+def test_an_administrator_signs_a_checkpoint_and_verifies_the_log(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord
+) -> None:
+    page = web.get("/admin/audit")
+    assert "No checkpoint has been signed yet." in page.text
+    signed = _post(web, "/admin/audit/checkpoint", {}, page="/admin/audit")
+    assert signed.headers["location"] == "/admin/audit?signed=1"
+    page = web.get(signed.headers["location"])
+    assert "Checkpoint signed." in page.text
+    with oidc_runtime.transaction() as session:
+        log = oidc_runtime.audit_log(session)
+        latest = log.latest_checkpoint()
+        size = log.size()
+    assert latest is not None
+    assert latest.checkpoint.size == size
+    assert _audit(oidc_runtime)[-1].action == "audit.checkpoint.requested"
+    assert f'<dd id="log-size">{size}</dd>' in page.text
+    assert latest.note.splitlines()[2] in page.text
+    verified = _post(web, "/admin/audit/verify", {}, page="/admin/audit")
+    assert "The whole log verified" in verified.text
+    assert f"{size} entries" in verified.text
+
+
+def test_a_tampered_log_fails_verification_on_the_page(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord
+) -> None:
+    _post(web, "/admin/audit/checkpoint", {}, page="/admin/audit")
+    page = web.get("/admin/audit")
+    with tampering(oidc_runtime) as connection:
+        connection.execute(text("UPDATE audit_entries SET chain = :c WHERE seq = 2"),
+                           {"c": bytes(32)})  # fmt: skip
+    verified = web.post("/admin/audit/verify", data={"csrf": csrf_of(page.text)})
+    assert verified.status_code == 200
+    assert "FAILED verification" in verified.text
+    assert 'class="verdict bad"' in verified.text
