@@ -2,7 +2,7 @@
 
 Shanakht starts on the embedded defaults (SQLite, the local object store, generated keys) in a
 data directory of its own, with the three sample e-services beside it (`examples/`:
-e-Transfer, Domicile and the My Locker app). What the journeys need is set up the way an
+e-Transfer and Domicile). What the journeys need is set up the way an
 administrator and the departments would: departments, the PKI, citizens registered from the
 synthetic NADRA registry through the registration service (codes read from the development
 SMS outbox), an officer's role, certificates and authenticator app, the e-services and
@@ -69,11 +69,10 @@ def _examples() -> Any:
         from examples import journeys
         from examples.domicile import app as domicile
         from examples.etransfer import app as etransfer
-        from examples.locker_app import app as locker_app
         from examples.relying_party import ServiceConfig
     except ImportError as exc:
         fail(f"the demo needs the sample e-services: pip install -e '.[examples]' ({exc})")
-    return journeys, etransfer, domicile, locker_app, ServiceConfig
+    return journeys, etransfer, domicile, ServiceConfig
 
 
 def free_port() -> int:
@@ -87,15 +86,14 @@ class Ports:
     shanakht: int
     etransfer: int
     domicile: int
-    locker_app: int
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        return cls(base, base + 1, base + 2, base + 3)
+        return cls(base, base + 1, base + 2)
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(free_port(), free_port(), free_port(), free_port())
+        return cls(free_port(), free_port(), free_port())
 
 
 def _url(port: int) -> str:
@@ -258,14 +256,6 @@ def seed(runtime: Runtime, ports: Ports, journeys: Any, echo: Any) -> World:
             None,
         ),
         (
-            "locker-app",
-            "My Locker",
-            ESERVICE,
-            ports.locker_app,
-            ("openid", "profile", "locker"),
-            None,
-        ),
-        (
             "domicile-system",
             "Domicile (Home Department)",
             SERVICE,
@@ -424,11 +414,11 @@ def serving(apps: list[tuple[Any, int]]) -> Iterator[None]:
     default=8000,
     show_default=True,
     type=click.IntRange(1, 65532),
-    help="Shanakht's port; e-Transfer, Domicile and My Locker take the next three.",
+    help="Shanakht's port; e-Transfer and Domicile take the next two.",
 )
 def demo(check: bool, data_dir: Path, port: int) -> None:
     """Start Shanakht and two sample e-services, walk three journeys, keep them up."""
-    journeys, etransfer, domicile, locker_app, service_config = _examples()
+    journeys, etransfer, domicile, service_config = _examples()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     temporary = Path(tempfile.mkdtemp(prefix="shanakht-demo-")) if check else None
     directory = temporary or data_dir
@@ -436,9 +426,7 @@ def demo(check: bool, data_dir: Path, port: int) -> None:
     if not check:
         _fresh_directory(directory)
     try:
-        code = _run(
-            directory, ports, check, journeys, etransfer, domicile, locker_app, service_config
-        )
+        code = _run(directory, ports, check, journeys, etransfer, domicile, service_config)
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -452,7 +440,6 @@ def _run(
     journeys: Any,
     etransfer: Any,
     domicile: Any,
-    locker_app: Any,
     service_config: Any,
 ) -> int:
     from api.app import create_app
@@ -462,7 +449,6 @@ def _run(
         shanakht=_url(ports.shanakht),
         etransfer=_url(ports.etransfer),
         domicile=_url(ports.domicile),
-        locker_app=_url(ports.locker_app),
     )
     started = time.monotonic()
     try:
@@ -497,7 +483,6 @@ def _run(
                 domicile.create_app(config("domicile", ports.domicile, "domicile-system")),
                 ports.domicile,
             ),
-            (locker_app.create_app(config("locker-app", ports.locker_app)), ports.locker_app),
         ]
         with serving(apps):
             document = issue_birth_certificate(
@@ -534,7 +519,7 @@ def _welcome(urls: Any, people: dict[str, Any], directory: Path) -> None:
     echo(f"  Shanakht    {urls.shanakht}/login   (account page {urls.shanakht}/account)")
     echo(f"  e-Transfer  {urls.etransfer}/       (officers: {urls.etransfer}/login?as=officer)")
     echo(f"  Domicile    {urls.domicile}/")
-    echo(f"  My Locker   {urls.locker_app}/       (approve departments' requests)")
+    echo(f"  Locker      {urls.shanakht}/documents (requests: {urls.shanakht}/requests)")
     echo(f"Demo accounts (password {PASSWORD} for all):")
     for person in people.values():
         extra = f", authenticator secret {person.totp_secret}" if person.totp_secret else ""
