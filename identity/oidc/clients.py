@@ -22,7 +22,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -55,6 +55,9 @@ CITIZEN_SCOPES = frozenset(
 )
 _API_SCOPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+_CLIENT = select(clients).where(clients.c.id == bindparam("client_id"))  # every token request
 
 
 class ClientConfigError(ValueError):
@@ -226,7 +229,7 @@ class ClientRegistry:
             raise ClientConfigError(f"no department {new.department!r}: add it first")
 
     def get(self, client_id: str) -> Client | None:
-        row = self._db.execute(select(clients).where(clients.c.id == client_id)).one_or_none()
+        row = self._db.execute(_CLIENT, {"client_id": client_id}).one_or_none()
         return _row_to_client(row) if row is not None else None
 
     def all(self) -> list[Client]:

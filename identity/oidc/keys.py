@@ -17,7 +17,7 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from identity.models import signing_keys
@@ -37,6 +37,15 @@ _parsed: dict[str, SigningKey] = {}
 # work. Kept a minute; a kid not in it (a key made by another replica) reloads it at once.
 VERIFYING_TTL = 60.0
 _verifying: dict[str, tuple[float, KeySet, frozenset[str]]] = {}
+
+
+# The key that signs now for an algorithm: read on every token signed, so built once.
+_CURRENT = (
+    select(signing_keys.c.kid, signing_keys.c.private_key)
+    .where(signing_keys.c.alg == bindparam("alg"), signing_keys.c.retired_at.is_(None))
+    .order_by(signing_keys.c.created_at.desc())
+    .limit(1)
+)
 
 
 def _generate(alg: str) -> SigningKey:
@@ -120,12 +129,7 @@ class SigningKeys:
         return key
 
     def current(self, alg: str) -> tuple[str, SigningKey]:
-        row = self._session.execute(
-            select(signing_keys.c.kid, signing_keys.c.private_key)
-            .where(signing_keys.c.alg == alg, signing_keys.c.retired_at.is_(None))
-            .order_by(signing_keys.c.created_at.desc())
-            .limit(1)
-        ).one_or_none()
+        row = self._session.execute(_CURRENT, {"alg": alg}).one_or_none()
         if row is None:
             raise LookupError(f"no {alg} signing key: run `shanakht db upgrade`")
         return row.kid, self._private(row.kid, alg, row.private_key)

@@ -72,6 +72,16 @@ def _from_row(row: Any) -> SsoSession:
     )
 
 
+def live_at(session_id: Any, now: Any) -> ColumnElement[bool]:
+    """`Sessions.live` with the session and the time as values or bound parameters, for a
+    statement built once."""
+    return exists().where(
+        sessions.c.id == session_id,
+        sessions.c.ended_at.is_(None),
+        sessions.c.expires_at > now,
+    )
+
+
 class Sessions:
     def __init__(self, session: Session, clock: Callable[[], datetime]) -> None:
         self._db = session
@@ -134,11 +144,7 @@ class Sessions:
     def live(self, session_id: str | None) -> ColumnElement[bool]:
         """A condition true while the session stands, for a write that must not outlive it
         (checked in the statement that writes, so no logout slips in between)."""
-        return exists().where(
-            sessions.c.id == session_id,
-            sessions.c.ended_at.is_(None),
-            sessions.c.expires_at > self._clock(),
-        )
+        return live_at(session_id, self._clock())
 
     def assurance(self, session_id: str) -> str | None:
         """The level of assurance the session's sign-in reached (its acr), if it stands."""

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog
@@ -40,13 +40,33 @@ from identity.oidc.errors import (
 )
 from identity.oidc.grants import Grants
 from identity.oidc.keys import SigningKeys
-from identity.oidc.sessions import Sessions
+from identity.oidc.sessions import Sessions, live_at
 
 ACCESS_TTL = timedelta(minutes=10)
 ID_TOKEN_TTL = timedelta(minutes=10)
 REFRESH_TTL = timedelta(hours=12)  # no longer than a session lives; logout revokes it anyway
 ACCESS_ALG = "ES256"
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+
+
+# The grants' statements, built once: building and keying a statement costs more than
+# running it on SQLite, and a grant runs several (some inside the database's write lock).
+_PSEUDONYM = select(citizens.c.pseudonym).where(citizens.c.id == bindparam("citizen_id"))
+_REFRESH_ROW = select(tokens).where(
+    tokens.c.id == bindparam("token_id"), tokens.c.kind == "refresh"
+)
+_INSERT_TOKENS = insert(tokens)
+# The compare-and-set that spends a refresh token: unused, unrevoked, its session live.
+_SPEND_REFRESH = (
+    update(tokens)
+    .where(
+        tokens.c.id == bindparam("token_id"),
+        tokens.c.used_at.is_(None),
+        tokens.c.revoked_at.is_(None),
+        live_at(bindparam("live_session"), bindparam("now")),
+    )
+    .values(used_at=bindparam("spent_at"))
+)
 
 
 def _sha256_hex(value: str) -> str:
@@ -159,7 +179,7 @@ class TokenService:
 
     def _pseudonym(self, citizen_id: str) -> str | None:
         found: str | None = self._db.execute(
-            select(citizens.c.pseudonym).where(citizens.c.id == citizen_id)
+            _PSEUDONYM, {"citizen_id": citizen_id}
         ).scalar_one_or_none()
         return found
 
@@ -212,7 +232,7 @@ class TokenService:
         return token, family.row("refresh", _sha256_hex(token), scopes, self._clock(), REFRESH_TTL)
 
     def _store(self, *rows: Row) -> None:
-        self._db.execute(insert(tokens), list(rows))
+        self._db.execute(_INSERT_TOKENS, list(rows))
 
     def _revoke_family(self, family: str) -> None:
         self._db.execute(
@@ -358,15 +378,10 @@ class TokenService:
         access, access_row = self._new_access_token(family, scopes)
         new_refresh, refresh_row = self._new_refresh_token(family, granted)
         subject = self._pseudonym(row.citizen_id)
+        now = self._clock()
         spent = self._db.execute(
-            update(tokens)
-            .where(
-                tokens.c.id == token_id,
-                tokens.c.used_at.is_(None),
-                tokens.c.revoked_at.is_(None),
-                self._sessions.live(row.session_id),
-            )
-            .values(used_at=self._clock())
+            _SPEND_REFRESH,
+            {"token_id": token_id, "live_session": row.session_id, "now": now, "spent_at": now},
         )
         if getattr(spent, "rowcount", 0) != 1:
             # Spent or revoked meanwhile (judged as such), or else the session has ended.
@@ -383,9 +398,7 @@ class TokenService:
         )
 
     def _refresh_row(self, token_id: str) -> Any:
-        return self._db.execute(
-            select(tokens).where(tokens.c.id == token_id, tokens.c.kind == "refresh")
-        ).one_or_none()
+        return self._db.execute(_REFRESH_ROW, {"token_id": token_id}).one_or_none()
 
     def _check_refresh(self, client: Client, row: Any, dpop_jkt: str | None) -> None:
         if row is None or row.client_id != client.id:
