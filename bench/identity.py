@@ -11,6 +11,12 @@ Shanakht runs as two `shanakht serve` processes (one per core) on one data direc
 default, PostgreSQL (a schema of its own) when SHANAKHT_DATABASE_URL is set; the load is spread
 over both. The peer is panva's oidc-provider (bench/peers/oidc_provider), also two processes,
 put through the same workloads. SHANAKHT_BENCH_SECONDS sets each measured phase (default 20).
+
+The load comes from a process of its own: `bench.loadgen` (Python) for the logins and for the
+grants paced at the target rate (latency counted from when each request was due, so no
+coordinated omission), and wrk (C, one per server and workload) for the closed-loop grant
+phases, which find the most the servers can do: a Python load generator spends about as much
+CPU a grant as the server, on the same two cores, and would measure itself as much as them.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import socket
@@ -28,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -238,6 +245,152 @@ def _run_phase(column: Column, label: str, plan: dict[str, Any], pids: list[int]
         flush=True,
     )
     return report
+
+
+# The closed-loop grant phases, driven by wrk. A refresh token rotates on every use, so each
+# wrk thread keeps a pool of them: it takes one for each request and puts back the new one the
+# answer carries. wrk builds one request more than it has connections at the start, and answers
+# still in flight when it stops are never read, so each pool starts with two spare tokens and
+# a phase's tokens are spent by the end of it (each phase gets families of its own).
+WRK_GRANTS = """\
+local auth = "Basic " .. os.getenv("BENCH_BASIC")
+local grant = os.getenv("BENCH_GRANT")
+local scope = os.getenv("BENCH_SCOPE") or ""
+local headers = {["Content-Type"] = "application/x-www-form-urlencoded", ["Authorization"] = auth}
+local threads = {}
+pool = {}
+samples = {}
+
+setup = function(thread)
+  threads[#threads + 1] = thread
+end
+
+init = function(args)
+  for token in string.gmatch(os.getenv("BENCH_TOKENS") or "", "[^,]+") do
+    pool[#pool + 1] = token
+  end
+end
+
+request = function()
+  local body = "grant_type=" .. grant
+  if grant == "refresh_token" then
+    body = body .. "&refresh_token=" .. (table.remove(pool) or "none-left")
+  end
+  if scope ~= "" then
+    body = body .. "&scope=" .. scope
+  end
+  return wrk.format("POST", nil, headers, body)
+end
+
+response = function(status, headers, body)
+  if status ~= 200 then
+    if #samples < 3 then
+      samples[#samples + 1] = status .. ": " .. string.sub(string.gsub(body, "%s+", " "), 1, 200)
+    end
+    return
+  end
+  local token = string.match(body, '"refresh_token":"([^"]+)"')
+  if token then
+    pool[#pool + 1] = token
+  end
+end
+
+done = function(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    for _, sample in ipairs(thread:get("samples")) do
+      io.write("error: ", sample, "\\n")
+    end
+  end
+  local e = summary.errors
+  io.write(string.format('{"answered": %d, "seconds": %f, "errors": %d, "p50_ms": %f, '
+    .. '"p99_ms": %f}\\n', summary.requests - e.status, summary.duration / 1e6,
+    e.connect + e.read + e.write + e.timeout + e.status,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+WRK_SPARE = 2  # refresh tokens each wrk starts with beyond one per connection (see above)
+
+
+@dataclass(frozen=True)
+class WrkLoad:
+    """One wrk against one server: a grant workload over `connections` connections."""
+
+    base: str
+    user: dict[str, Any]  # the workload, as the load generator's plan has it
+    connections: int
+    tokens: tuple[str, ...] = ()
+
+
+def _wrk_run(loads: list[WrkLoad], script: Path, seconds: float) -> list[dict[str, Any]]:
+    """The loads side by side, one wrk each: their reports (with `samples`, the first
+    errors' answers)."""
+    wrk = shutil.which("wrk") or "wrk"
+    runs = []
+    for load in loads:
+        user = load.user
+        basic = f"{user['client_id']}:{user['secret']}"
+        env = {
+            **_clean_environ(),
+            "BENCH_BASIC": base64.b64encode(basic.encode()).decode(),
+            "BENCH_GRANT": user["kind"],
+            "BENCH_SCOPE": user.get("scope", ""),
+            "BENCH_TOKENS": ",".join(load.tokens),
+        }
+        argv = [wrk, "-t1", f"-c{load.connections}", f"-d{seconds:.0f}s", "--timeout", "30s"]
+        runs.append(
+            subprocess.Popen(
+                [*argv, "-s", str(script), load.base + user["path"]],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
+    reports = []
+    for run in runs:
+        lines = run.communicate()[0].strip().splitlines()
+        if run.returncode != 0 or not lines:
+            raise RuntimeError(f"wrk failed ({run.returncode})")
+        report: dict[str, Any] = json.loads(lines[-1])
+        report["samples"] = [line[len("error: ") :] for line in lines if line.startswith("error: ")]
+        reports.append(report)
+    return reports
+
+
+def _wrk_phase(
+    column: Column, label: str, loads: list[WrkLoad], pids: list[int], script: Path
+) -> None:
+    """A closed-loop phase through wrk, with the same rows as the load generator's phases:
+    the rate is the sum of the wrks', p50 and p99 the worst of theirs (each wrk's own
+    percentiles; they are not pooled)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    servers, machine, started = sum(map(_cpu_seconds, pids)), _machine_busy_seconds(), time.time()
+    reports = _wrk_run(loads, script, SECONDS)
+    wall = time.time() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    server_cpu = (sum(map(_cpu_seconds, pids)) - servers) / wall
+    machine_cpu = (_machine_busy_seconds() - machine) / wall
+    summary = {
+        "rate": sum(r["answered"] / r["seconds"] for r in reports),  # 200s only
+        "p50_ms": max(r["p50_ms"] for r in reports),
+        "p99_ms": max(r["p99_ms"] for r in reports),
+        "errors": sum(r["errors"] for r in reports),
+    }
+    workloads: dict[str, Any] = {}
+    for load, report in zip(loads, reports, strict=True):
+        samples = workloads.setdefault(load.user["kind"], {"error_samples": []})["error_samples"]
+        samples += report["samples"][: 3 - len(samples)]
+    column.phase(
+        label,
+        {"all": summary, "cpu_cores": used / wall, "workloads": workloads},
+        server_cpu,
+        machine_cpu,
+    )
+    print(
+        f"  {label} (wrk): {summary['rate']:,.1f}/s, p99 {summary['p99_ms']:.1f} ms, "
+        f"{summary['errors']} errors, servers {server_cpu:.2f} cores, wrk {used / wall:.2f}",
+        flush=True,
+    )
 
 
 # -- servers -----------------------------------------------------------------------------------
@@ -526,12 +679,6 @@ def _bench_shanakht(name: str, database_url: str | None, logs: Path, hash_s: flo
         with _servers(commands, "/healthz", logs) as servers:
             bases = [s.base for s in servers]
             pids = [s.process.pid for s in servers]
-            tokens = [
-                _shanakht_refresh_token(
-                    bases[i % len(bases)], setup.cnics[i], setup.eservice_secret
-                )
-                for i in range(GRANT_USERS)
-            ]
             per_user = len(setup.cnics) // LOGIN_USERS
             logins = [
                 {
@@ -556,7 +703,12 @@ def _bench_shanakht(name: str, database_url: str | None, logs: Path, hash_s: flo
                 "client_id": "bench-eservice",
                 "secret": setup.eservice_secret,
             }
-            _grant_phases(column, bases, pids, service, eservice, tokens)
+
+            def mint(i: int) -> str:
+                cnic = setup.cnics[i % len(setup.cnics)]
+                return _shanakht_refresh_token(bases[i % len(bases)], cnic, setup.eservice_secret)
+
+            _grant_phases(column, bases, pids, service, eservice, mint, logs)
         _rss_rows(column, pids)
     return column
 
@@ -567,34 +719,44 @@ def _grant_phases(
     pids: list[int],
     service: dict[str, Any],
     eservice: dict[str, Any],
-    tokens: list[str],
+    mint: Callable[[int], str],
+    work: Path,
 ) -> None:
     """client_credentials alone, refresh_token alone, both at once as fast as they go (the
-    rate target), then both at once at the target rate (the latency target: at saturation a
-    closed loop's latency is its queue, users / rate, whatever the server does).
+    rate target; wrk), then both at once at the target rate (the latency target, from the
+    load generator: at saturation a closed loop's latency is its queue, users / rate, whatever
+    the server does).
 
-    Refresh user i always talks to bases[i % n], where its family began: the peer keeps its
-    tokens in each process's memory. Shanakht would take them anywhere.
+    `mint(i)` makes a new refresh token family on bases[i % n], and every refresh user (or
+    wrk) talks to the server its tokens came from: the peer keeps its tokens in each
+    process's memory. Shanakht would take them anywhere.
     """
     n = len(bases)
-    ccs = [{**service, "base": bases[i % n]} for i in range(GRANT_USERS)]
-    _run_phase(column, CLIENT_CREDENTIALS, {"users": ccs}, pids)
-    refreshes = [
-        {**eservice, "base": bases[i % n], "refresh_token": tokens[i]} for i in range(GRANT_USERS)
-    ]
-    report = _run_phase(column, REFRESH, {"users": refreshes}, pids)
+    script = work / "grants.lua"
+    script.write_text(WRK_GRANTS)
+
+    def tokens(base: int, count: int) -> tuple[str, ...]:
+        return tuple(mint(base + n * i) for i in range(count))
+
+    def loads(user: dict[str, Any], connections: int) -> list[WrkLoad]:
+        refresh = user["kind"] == "refresh_token"
+        return [
+            WrkLoad(
+                bases[i], user, connections, tokens(i, connections + WRK_SPARE) if refresh else ()
+            )
+            for i in range(n)
+        ]
+
+    per_server = GRANT_USERS // n
+    _wrk_run(loads(service, per_server), script, WARMUP)  # the servers warm up
+    _wrk_phase(column, CLIENT_CREDENTIALS, loads(service, per_server), pids, script)
+    _wrk_phase(column, REFRESH, loads(eservice, per_server), pids, script)
+    both = loads(service, per_server // 2) + loads(eservice, per_server // 2)
+    _wrk_phase(column, BOTH, both, pids, script)
     half = GRANT_USERS // 2
-    refreshes = _carried_on(refreshes[:half], report["refresh_tokens"][:half])
-    report = _run_phase(column, BOTH, {"users": ccs[:half] + refreshes}, pids)
-    refreshes = _carried_on(refreshes, report["refresh_tokens"])
-    plan = {"users": ccs[:half] + refreshes, "rate": GRANT_TARGET}
-    _run_phase(column, PACED, plan, pids)
-
-
-def _carried_on(users: list[dict[str, Any]], tokens: list[str | None]) -> list[dict[str, Any]]:
-    """The refresh users whose families live on, each with the newest token it was given
-    (the load generator reports them in the order of its plan)."""
-    return [{**user, "refresh_token": t} for user, t in zip(users, tokens, strict=True) if t]
+    ccs = [{**service, "base": bases[i % n]} for i in range(half)]
+    refreshes = [{**eservice, "base": bases[i % n], "refresh_token": mint(i)} for i in range(half)]
+    _run_phase(column, PACED, {"users": ccs + refreshes, "rate": GRANT_TARGET}, pids)
 
 
 def _rss_rows(column: Column, pids: list[int]) -> None:
@@ -756,9 +918,6 @@ def _bench_peer(logs: Path) -> Column:
         bases = [s.base for s in servers]
         pids = [s.process.pid for s in servers]
         n = len(bases)
-        tokens = [
-            _peer_refresh_token(bases[i % n], secrets_["eservice"]) for i in range(GRANT_USERS)
-        ]
         logins = []
         for i in range(LOGIN_USERS):
             _verifier, challenge = _pkce()
@@ -789,7 +948,11 @@ def _bench_peer(logs: Path) -> Column:
             "secret": secrets_["eservice"],
             "scope": "locker.read",
         }
-        _grant_phases(column, bases, pids, service, eservice, tokens)
+
+        def mint(i: int) -> str:
+            return _peer_refresh_token(bases[i % n], secrets_["eservice"])
+
+        _grant_phases(column, bases, pids, service, eservice, mint, logs)
     _rss_rows(column, pids)
     return column
 
