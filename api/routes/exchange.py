@@ -504,15 +504,32 @@ def legal_access(
     body: LegalRequest, request: Request, runtime: RuntimeDep, session: SessionDep
 ) -> dict[str, Any]:
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
-    grant = _legal(runtime, session).open(
-        officer=caller.pseudonym, substantial=caller.substantial,
-        departments=_legal_departments(runtime, session, caller), department=body.department,
+    grant = legal_open_for(
+        runtime, session, body, officer=caller.pseudonym, substantial=caller.substantial,
+        departments=_legal_departments(runtime, session, caller),
+    )  # fmt: skip
+    return _grant_json(grant, runtime.settings.public_url.rstrip("/"))
+
+
+def legal_open_for(
+    runtime: Runtime,
+    session: Session,
+    body: LegalRequest,
+    *,
+    officer: str,
+    substantial: bool,
+    departments: frozenset[str],
+) -> Grant:
+    """Record a legal-basis access by `officer` (who holds `locker.legal` in `departments`)
+    and grant its download: the API's and the officer's page's one way to do it."""
+    return _legal(runtime, session).open(
+        officer=officer, substantial=substantial,
+        departments=departments, department=body.department,
         owner=_owner(runtime, body.cnic), doctypes=body.doctypes,
         legal_reference=body.legal_reference, reason=body.reason,
         disclosure_delay_days=body.disclosure_delay_days,
         department_names=dict(runtime.provider(session).roles.departments()),
     )  # fmt: skip
-    return _grant_json(grant, runtime.settings.public_url.rstrip("/"))
 
 
 def _grant_json(grant: Grant, base: str) -> dict[str, Any]:
@@ -542,8 +559,29 @@ def legal_download(
 ) -> Response:
     with runtime.transaction() as session:
         caller = citizen(request, runtime, session, CITIZEN_SCOPE)
-        found, content = _legal(runtime, session).download(
-            grant_id, grant, document_id, officer=caller.pseudonym, substantial=caller.substantial,
+        return legal_download_for(
+            runtime, session, grant_id, grant, document_id, officer=caller.pseudonym,
+            substantial=caller.substantial,
             departments=_legal_departments(runtime, session, caller),
         )  # fmt: skip
+
+
+def legal_download_for(
+    runtime: Runtime,
+    session: Session,
+    grant_id: str,
+    grant: str,
+    document_id: str,
+    *,
+    officer: str,
+    substantial: bool,
+    departments: frozenset[str],
+) -> Response:
+    """One document under a legal-access grant, streamed through the service: the API's and
+    the officer's page's one way to do it. The fetch and its audit entry are written in
+    `session`, which the caller commits before the response's first byte goes out."""
+    found, content = _legal(runtime, session).download(
+        grant_id, grant, document_id, officer=officer, substantial=substantial,
+        departments=departments,
+    )  # fmt: skip
     return _stream(found, content, None)

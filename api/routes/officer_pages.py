@@ -5,7 +5,9 @@ transfer orders, the department's certificates), each in its own module.
     /officer                                  the desk
     /officer/{department}/issue               issue a document to a CNIC (locker.issuer)
     /officer/{department}/revoke              revoke a document it issued (locker.issuer)
+    /officer/{department}/bulk                issue a ZIP of documents (locker.issuer)
     /officer/{department}/requests            once-only requests (locker.issuer or .legal)
+    /officer/{department}/legal               open documents on a legal basis (.legal, 2FA)
     /officer/{department}/sign                sign a transfer order (signing.officer, 2FA)
     /officer/{department}/certificates        revoke a certificate (signing.officer, 2FA)
 """
@@ -18,7 +20,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.deps import RuntimeDep, SessionDep
-from api.routes import officer_locker, officer_requests, officer_signing
+from api.routes import (
+    officer_bulk,
+    officer_legal,
+    officer_locker,
+    officer_requests,
+    officer_signing,
+)
 from api.routes.locker import department_seal
 from api.routes.officer_common import (
     ISSUER,
@@ -75,5 +83,7 @@ def desk(request: Request, runtime: RuntimeDep, session: SessionDep, me: SignedI
 
 
 router.include_router(officer_locker.router)
+router.include_router(officer_bulk.router)
 router.include_router(officer_requests.router)
+router.include_router(officer_legal.router)
 router.include_router(officer_signing.router)

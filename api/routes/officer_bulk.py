@@ -1,0 +1,683 @@
+"""Bulk issue (/officer/{department}/bulk): an officer holding locker.issuer sends one ZIP of
+documents with a `manifest.csv` naming, row by row, whose locker each goes into; every row is
+checked first, and only a manifest with no problem at all is issued, in a background job whose
+progress has its own page.
+
+    /officer/{department}/bulk                  the upload, and every row's problem beside it
+    /officer/{department}/bulk/{job}            the job's progress and each row's outcome
+    /officer/{department}/bulk/{job}/progress   its counts, for static/bulk.js
+
+The manifest's columns are cnic, doc_id, doctype, title, valid_until (optional, YYYY-MM-DD)
+and file (the file's name inside the ZIP). The ZIP is distrusted: a name that would leave its
+folder refuses the whole ZIP; each member's size is checked as declared and again as it
+inflates (a member that inflates past what it declares or past the limit is refused), and the
+manifest, the rows and the total are capped.
+
+Each row is issued in its own transaction through `api.routes.locker.issue_sealed`, the very
+function the single-issue page uses, so it is sealed and audited alike; the locker is
+idempotent by document number, so running a batch again issues nothing twice (its rows come
+back "unchanged"). Jobs live in this process only (another replica does not see them); the
+ZIP is kept in a temporary file for the job's life and deleted when it ends. CNICs are kept in
+memory for the job's life only, are never logged, and never appear in the pages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import os
+import re
+import secrets
+import tempfile
+import threading
+import weakref
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from api.deps import RuntimeDep, SessionDep
+from api.i18n import Text
+from api.routes.locker import department_seal, issue_sealed
+from api.routes.locker_views import BLOCK
+from api.routes.officer_common import (
+    CNIC_FORMAT,
+    ISSUER,
+    NO_ACCOUNT,
+    Desk,
+    as_officer,
+    day,
+    desk_for,
+    end_of,
+    page,
+    see_other,
+)
+from api.routes.officer_locker import DOC_ID_FORMAT, ENDINGS
+from api.runtime import Runtime
+from api.signed_in import SignedInDep
+from api.web import PAGE_CSP, check_csrf
+from audit import holds_cnic, pseudonym
+from identity.cnic import normalise_cnic
+from identity.errors import InvalidCnic
+from locker.access import Accessor
+from locker.doctypes import DOCUMENT_TYPES, DocumentType
+from locker.documents import DocumentRefused, DocumentTooLarge, Seal
+
+router = APIRouter(tags=["officer pages"], include_in_schema=False)
+log = logging.getLogger("shanakht.officer.bulk")
+FormText = Annotated[str, Form()]
+
+MANIFEST = "manifest.csv"
+COLUMNS = ("cnic", "doc_id", "doctype", "title", "file")
+OPTIONAL = ("valid_until",)
+MAX_ROWS = 1000
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_TOTAL_BYTES = 2 * 1024**3  # the ZIP as sent, and its files inflated, each at most this
+MAX_JOBS = 100  # finished jobs kept for their pages, per process
+_DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
+_MAGIC: dict[str, tuple[bytes, ...]] = {
+    "application/pdf": (b"%PDF-",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "application/json": (b"{", b"["),
+    "application/xml": (b"<",),
+}
+# The page's progress script, from /static, for this response only.
+SCRIPT_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
+# The upload's progress bar (static/officer.js), as the single-issue page has it.
+UPLOAD_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
+
+RUNNING, DONE, FAILED = "running", "done", "failed"
+CREATED, UPDATED, UNCHANGED, REFUSED = "created", "updated", "unchanged", "refused"
+
+TOO_LARGE = "The file is too large: at most %(limit)s."
+DAMAGED = Text("The file is damaged, or inflates beyond the size the ZIP declares for it.")
+
+
+class _Inflated(Exception):
+    """A member inflated past what it declared, or past the limit."""
+
+
+@dataclass(slots=True)
+class Row:
+    """One manifest row: its line in the file, what it says, and what is wrong with it."""
+
+    line: int
+    cnic: str
+    doc_id: str
+    doctype: str
+    title: str
+    valid_until: str
+    file: str
+    problems: list[Text] = field(default_factory=list)
+    content_type: str = ""
+    ends: datetime | None = None
+    outcome: str = ""
+    reason: Text | None = None
+
+
+@dataclass(slots=True)
+class Checked:
+    """The ZIP as checked: a problem with the whole of it, or its rows (each with its own)."""
+
+    problem: Text | None = None
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def good(self) -> bool:
+        return self.problem is None and bool(self.rows) and not any(r.problems for r in self.rows)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:.0f} MiB" if size >= 1024 * 1024 else f"{size} bytes"
+
+
+def _types(department: str) -> dict[str, DocumentType]:
+    return {t.code: t for t in DOCUMENT_TYPES.values() if t.department == department}
+
+
+def _safe_name(name: str) -> bool:
+    """A member name that stays inside the ZIP's folder: relative, forward slashes, no '..'."""
+    if not name or name.startswith(("/", "\\")) or "\\" in name or "\x00" in name:
+        return False
+    if re.match(r"^[A-Za-z]:", name):
+        return False
+    return all(part not in ("..",) for part in name.split("/"))
+
+
+def _content_type(name: str) -> str | None:
+    lower = name.lower()
+    return next((kind for end, kind in ENDINGS.items() if lower.endswith(end)), None)
+
+
+def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> Iterator[bytes]:
+    """The member's content in blocks, counted as it inflates: past its declared size or past
+    `limit`, `_Inflated` (zipfile's own CRC check refuses a member whose header lies, too)."""
+    cap = min(info.file_size, limit)
+    total = 0
+    try:
+        with archive.open(info) as member:
+            while block := member.read(BLOCK):
+                total += len(block)
+                if total > cap:
+                    raise _Inflated
+                yield block
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise _Inflated from exc
+
+
+def _read_manifest(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str | Text:
+    if info.file_size > MAX_MANIFEST_BYTES:
+        return Text("The manifest is too large: at most %(limit)s.", limit=_mib(MAX_MANIFEST_BYTES))
+    try:
+        raw = b"".join(_inflate(archive, info, MAX_MANIFEST_BYTES))
+    except _Inflated:
+        return Text("The manifest is damaged, or larger than the ZIP says it is.")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return Text("The manifest is not UTF-8 text.")
+
+
+def check_zip(path: str, desk: Desk, runtime: Runtime) -> Checked:
+    """Every problem of the ZIP at `path`, as the page shows them; nothing is issued here."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return Checked(Text("This is not a ZIP file, or it is damaged."))
+    with archive:
+        members: dict[str, zipfile.ZipInfo] = {}
+        for info in archive.infolist():
+            if not _safe_name(info.filename):
+                return Checked(
+                    Text(
+                        "The ZIP holds a name that leaves its folder (%(name)s). Nothing "
+                        "was issued.",
+                        name=info.filename[:80],
+                    )
+                )
+            if info.flag_bits & 0x1:
+                return Checked(
+                    Text(
+                        "The ZIP holds a file with a password (%(name)s). Send it without one.",
+                        name=info.filename[:80],
+                    )
+                )
+            if info.filename in members:
+                return Checked(
+                    Text("The ZIP holds two files named %(name)s.", name=info.filename[:80])
+                )
+            members[info.filename] = info
+        found = members.get(MANIFEST)
+        if found is None:
+            return Checked(Text("The ZIP holds no manifest.csv at its top level."))
+        text = _read_manifest(archive, found)
+        if isinstance(text, Text):
+            return Checked(text)
+        return _check_rows(text, members, archive, desk, runtime)
+
+
+def _check_rows(
+    text: str,
+    members: dict[str, zipfile.ZipInfo],
+    archive: zipfile.ZipFile,
+    desk: Desk,
+    runtime: Runtime,
+) -> Checked:
+    try:
+        lines = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error:
+        return Checked(Text("The manifest is not a CSV file."))
+    lines = [line for line in lines if any(cell.strip() for cell in line)]
+    expected = ", ".join((*COLUMNS, *OPTIONAL))
+    if not lines:
+        return Checked(Text("The manifest is empty."))
+    header = [cell.strip().lower() for cell in lines[0]]
+    if (
+        len(set(header)) != len(header)
+        or not set(COLUMNS) <= set(header)
+        or not set(header) <= {*COLUMNS, *OPTIONAL}
+    ):
+        return Checked(
+            Text(
+                "The manifest's first line names the columns: %(expected)s (valid_until may be "
+                "left out). It names: %(found)s.",
+                expected=expected,
+                found=", ".join(header)[:200],
+            )
+        )
+    body = lines[1:]
+    if not body:
+        return Checked(Text("The manifest has no rows under its header."))
+    if len(body) > MAX_ROWS:
+        return Checked(
+            Text(
+                "The manifest has %(count)s rows; a batch has at most %(limit)s.",
+                count=len(body),
+                limit=MAX_ROWS,
+            )
+        )
+    kinds = _types(desk.department)
+    limit = min(runtime.settings.locker_max_bytes, MAX_TOTAL_BYTES)
+    now = runtime.clock()
+    rows: list[Row] = []
+    numbers: dict[str, int] = {}
+    total = 0
+    for index, cells in enumerate(body, start=2):
+        if len(cells) != len(header):
+            row = Row(index, "", "", "", "", "", "")
+            row.problems.append(
+                Text(
+                    "This row has %(found)s fields; the header has %(expected)s.",
+                    found=len(cells),
+                    expected=len(header),
+                )
+            )
+            rows.append(row)
+            continue
+        values = {name: cell.strip() for name, cell in zip(header, cells, strict=True)}
+        row = Row(
+            index,
+            values["cnic"],
+            values["doc_id"],
+            values["doctype"],
+            values["title"],
+            values.get("valid_until", ""),
+            values["file"],
+        )
+        rows.append(row)
+        try:
+            normalise_cnic(row.cnic)
+        except InvalidCnic:
+            row.problems.append(CNIC_FORMAT)
+        if row.doctype not in kinds:
+            row.problems.append(
+                Text("Choose one of the types %(department)s issues.", department=desk.name)
+            )
+        if not _DOC_ID.fullmatch(row.doc_id) or holds_cnic(row.doc_id):
+            row.problems.append(DOC_ID_FORMAT)
+        elif row.doc_id in numbers:
+            row.problems.append(
+                Text("This document number is on line %(line)s too.", line=numbers[row.doc_id])
+            )
+        else:
+            numbers[row.doc_id] = index
+        if not row.title or len(row.title) > 200 or holds_cnic(row.title):
+            row.problems.append(Text("Give a title of 1 to 200 characters, without a CNIC in it."))
+        if row.valid_until:
+            last_day = day(row.valid_until)
+            if last_day is None or end_of(last_day) <= now:
+                row.problems.append(
+                    Text("Give the date as YYYY-MM-DD, after today, or leave it empty.")
+                )
+            else:
+                row.ends = end_of(last_day)
+        total += _check_file(row, members, archive, limit)
+        if total > MAX_TOTAL_BYTES:
+            return Checked(
+                Text(
+                    "The files come to more than %(limit)s in all. Split the batch.",
+                    limit=_mib(MAX_TOTAL_BYTES),
+                ),
+                rows,
+            )
+    return Checked(None, rows)
+
+
+def _check_file(
+    row: Row, members: dict[str, zipfile.ZipInfo], archive: zipfile.ZipFile, limit: int
+) -> int:
+    """Check the row's file (inflating it, counted); the bytes it inflated to."""
+    info = members.get(row.file)
+    if not row.file or info is None or info.is_dir() or row.file == MANIFEST:
+        row.problems.append(Text("No file of this name is in the ZIP."))
+        return 0
+    content_type = _content_type(row.file)
+    if content_type is None:
+        row.problems.append(
+            Text("This file type is not accepted: send a PDF, PNG, JPEG, JSON or XML.")
+        )
+        return 0
+    if info.file_size > limit:
+        row.problems.append(Text(TOO_LARGE, limit=_mib(limit)))
+        return 0
+    size, first = 0, b""
+    try:
+        for block in _inflate(archive, info, limit):
+            if not first:
+                first = block
+            size += len(block)
+    except _Inflated:
+        row.problems.append(DAMAGED)
+        return size
+    if size == 0:
+        row.problems.append(Text("The file is empty."))
+    elif not _starts_as(first, content_type):
+        row.problems.append(
+            Text(
+                "The file's content is not a %(kind)s file.",
+                kind=content_type.split("/")[1].upper(),
+            )
+        )
+    row.content_type = content_type
+    return size
+
+
+def _starts_as(first: bytes, content_type: str) -> bool:
+    if content_type in ("application/json", "application/xml"):
+        first = first.lstrip(b" \t\r\n").removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    return first.startswith(_MAGIC[content_type])
+
+
+# -- the job ------------------------------------------------------------------------------------
+
+
+class BulkJob:
+    """One batch being issued in the background, and what each row came to."""
+
+    def __init__(
+        self, job_id: str, desk: Desk, starter: str, path: str, rows: list[Row], started: datetime
+    ) -> None:
+        self.id = job_id
+        self.desk = desk
+        self.starter = starter  # the officer's account id: only they see the job
+        self.started = started
+        self._path = path
+        self._rows = rows
+        self._lock = threading.Lock()
+        self._done = 0
+        self._status = RUNNING
+        self._problem: Text | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def status(self) -> str:
+        with self._lock:
+            return self._status
+
+    @property
+    def done(self) -> int:
+        with self._lock:
+            return self._done
+
+    @property
+    def total(self) -> int:
+        return len(self._rows)
+
+    @property
+    def problem(self) -> Text | None:
+        with self._lock:
+            return self._problem
+
+    def rows(self) -> list[Row]:
+        """The rows done so far, with their outcomes."""
+        with self._lock:
+            return list(self._rows[: self._done])
+
+    def counts(self) -> dict[str, int]:
+        counted = {CREATED: 0, UPDATED: 0, UNCHANGED: 0, REFUSED: 0}
+        for row in self.rows():
+            counted[row.outcome] = counted.get(row.outcome, 0) + 1
+        return counted
+
+    def start(self, runtime: Runtime, who: Accessor) -> None:
+        self._thread = threading.Thread(
+            target=self._run, args=(runtime, who), name=f"bulk-issue-{self.id}", daemon=True
+        )
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """For tests and shutdown: until the job ends."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, runtime: Runtime, who: Accessor) -> None:
+        try:
+            with runtime.transaction() as session:
+                seal = department_seal(runtime, session, self.desk.department)
+            if seal is None:
+                with self._lock:
+                    self._status, self._problem = FAILED, _no_seal(self.desk)
+                return
+            with zipfile.ZipFile(self._path) as archive:
+                for row in self._rows:
+                    self._issue(runtime, archive, row, seal, who)
+                    with self._lock:
+                        self._done += 1
+            with self._lock:
+                self._status = DONE
+        except Exception as exc:
+            log.error("bulk issue %s stopped: %s", self.id, type(exc).__name__)
+            with self._lock:
+                self._status = FAILED
+                self._problem = Text("The job stopped on an unexpected error. Run it again: "
+                                     "what was issued is not issued twice.")  # fmt: skip
+        finally:
+            for row in self._rows:
+                row.cnic = ""  # not kept past the job
+            with contextlib.suppress(OSError):
+                os.unlink(self._path)
+
+    def _issue(
+        self, runtime: Runtime, archive: zipfile.ZipFile, row: Row, seal: Seal, who: Accessor
+    ) -> None:
+        kind = DOCUMENT_TYPES[row.doctype]
+        limit = min(runtime.settings.locker_max_bytes, MAX_TOTAL_BYTES)
+        outcome, reason = REFUSED, None
+        try:
+            with runtime.transaction() as session:
+                owner = pseudonym(normalise_cnic(row.cnic), key=runtime.pseudonym_key)
+                if not runtime.provider(session).accounts.exists(owner):
+                    reason = NO_ACCOUNT
+                else:
+                    issued = issue_sealed(
+                        runtime, session, kind, seal, owner=owner, doc_id=row.doc_id,
+                        title=row.title, valid_until=row.ends,
+                        content=_inflate(archive, archive.getinfo(row.file), limit),
+                        content_type=row.content_type, who=who,
+                    )  # fmt: skip
+                    outcome = issued.outcome
+        except _Inflated:
+            reason = DAMAGED
+        except DocumentTooLarge:
+            reason = Text(TOO_LARGE, limit=_mib(limit))
+        except DocumentRefused as exc:
+            reason = _refusal(str(exc))
+        with self._lock:
+            row.outcome, row.reason = outcome, reason
+
+
+def _refusal(message: str) -> Text:
+    if "issuer document id" in message:
+        return Text("This number was used for another citizen's or type's document.")
+    if holds_cnic(message):
+        message = "?"
+    return Text("The locker refused this document: %(why)s", why=message)
+
+
+def _no_seal(desk: Desk) -> Text:
+    return Text(
+        "%(department)s has no seal certificate yet, so nothing can be issued in its name. "
+        "Ask the PKI administrator to issue one (shanakht pki issue department-seal "
+        "--department %(id)s), then try again.",
+        department=desk.name,
+        id=desk.department,
+    )
+
+
+_JOBS: dict[int, tuple[weakref.ref[Runtime], dict[str, BulkJob]]] = {}
+_JOBS_LOCK = threading.Lock()
+
+
+def jobs_of(runtime: Runtime) -> dict[str, BulkJob]:
+    """This runtime's bulk jobs (per process; keyed like `admin_keys.rewrap_job`)."""
+    with _JOBS_LOCK:
+        held = _JOBS.get(id(runtime))
+        if held is None or held[0]() is not runtime:
+            held = (weakref.ref(runtime), {})
+            _JOBS[id(runtime)] = held
+        return held[1]
+
+
+def _keep(runtime: Runtime, job: BulkJob) -> None:
+    jobs = jobs_of(runtime)
+    with _JOBS_LOCK:
+        finished = [j for j in jobs.values() if j.status != RUNNING]
+        while len(jobs) >= MAX_JOBS and finished:
+            jobs.pop(finished.pop(0).id, None)
+        jobs[job.id] = job
+
+
+# -- pages --------------------------------------------------------------------------------------
+
+
+def _form_page(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SignedInDep,
+    desk: Desk,
+    status_code: int = 200,
+    **context: object,
+) -> Response:
+    limit = min(runtime.settings.locker_max_bytes, MAX_TOTAL_BYTES)
+    context.setdefault("errors", {})
+    context.setdefault("rows", [])
+    response = page(
+        request, runtime, session, me, "officer_bulk.html", status_code=status_code, desk=desk,
+        types=list(_types(desk.department).values()), limit=_mib(limit),
+        total=_mib(MAX_TOTAL_BYTES), max_rows=MAX_ROWS,
+        sealed=department_seal(runtime, session, desk.department) is not None, **context,
+    )  # fmt: skip
+    response.headers["Content-Security-Policy"] = UPLOAD_CSP
+    return response
+
+
+@router.get("/officer/{department}/bulk", response_model=None)
+def bulk_form(
+    department: str, request: Request, runtime: RuntimeDep, session: SessionDep, me: SignedInDep
+) -> Response:
+    desk = desk_for(runtime, session, me, department, ISSUER)
+    return _form_page(request, runtime, session, me, desk)
+
+
+def _spool(upload: UploadFile) -> str | None:
+    """The upload copied to a temporary file of its own; None (and no file) past the cap."""
+    handle, path = tempfile.mkstemp(prefix="shanakht-bulk-", suffix=".zip")
+    size = 0
+    try:
+        with os.fdopen(handle, "wb") as out:
+            source: IO[bytes] = upload.file
+            source.seek(0)
+            while block := source.read(BLOCK):
+                size += len(block)
+                if size > MAX_TOTAL_BYTES:
+                    raise _Inflated
+                out.write(block)
+    except _Inflated:
+        os.unlink(path)
+        return None
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+@router.post("/officer/{department}/bulk", response_model=None)
+def bulk_upload(
+    department: str,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SignedInDep,
+    file: Annotated[UploadFile | None, File()] = None,
+    csrf: FormText = "",
+) -> Response:
+    check_csrf(request, runtime, csrf)
+    desk = desk_for(runtime, session, me, department, ISSUER)
+    if department_seal(runtime, session, desk.department) is None:
+        return _form_page(request, runtime, session, me, desk, 409, error=_no_seal(desk))
+    problem: Text | None = None
+    path: str | None = None
+    if file is None or not file.filename:
+        problem = Text("Choose the ZIP file to issue.")
+    elif (file.size is not None and file.size > MAX_TOTAL_BYTES) or (path := _spool(file)) is None:
+        problem = Text("The ZIP is too large: at most %(limit)s.", limit=_mib(MAX_TOTAL_BYTES))
+    checked = Checked(problem) if path is None else check_zip(path, desk, runtime)
+    if path is None or not checked.good:
+        if path is not None:
+            os.unlink(path)
+        problem = checked.problem or (
+            None if checked.rows else Text("The manifest has no rows under its header.")
+        )
+        return _form_page(
+            request, runtime, session, me, desk, 422 if checked.rows else 400,
+            errors={"file": problem} if problem else {},
+            rows=checked.rows,
+            error=Text("Nothing was issued. Correct the problems shown, then send the ZIP again."),
+        )  # fmt: skip
+    job = BulkJob(
+        secrets.token_urlsafe(12), desk, me.account.id, path, checked.rows, runtime.clock()
+    )
+    _keep(runtime, job)
+    job.start(runtime, as_officer(me, desk.department))
+    return see_other(f"/officer/{desk.department}/bulk/{job.id}")
+
+
+def _job(runtime: Runtime, desk: Desk, me: SignedInDep, job_id: str) -> BulkJob | None:
+    job = jobs_of(runtime).get(job_id)
+    if job is None or job.desk.department != desk.department or job.starter != me.account.id:
+        return None
+    return job
+
+
+@router.get("/officer/{department}/bulk/{job_id}", response_model=None)
+def bulk_job(
+    department: str,
+    job_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SignedInDep,
+) -> Response:
+    desk = desk_for(runtime, session, me, department, ISSUER)
+    job = _job(runtime, desk, me, job_id)
+    if job is None:
+        return page(
+            request, runtime, session, me, "message.html", status_code=404,
+            heading=Text("No such batch"),
+            message=Text("This process has no batch of that number. Batches live in the process "
+                         "that ran them; after a restart, or on another replica, send the ZIP "
+                         "again: what was issued already is not issued twice."),
+            link=f"/officer/{desk.department}/bulk", link_text=Text("Issue a batch of documents"),
+        )  # fmt: skip
+    status = job.status
+    response = page(
+        request, runtime, session, me, "officer_bulk_job.html", desk=desk, job=job,
+        status=status, done=job.done, total=job.total, rows=job.rows(), counts=job.counts(),
+        problem=job.problem,
+    )  # fmt: skip
+    if status == RUNNING:
+        response.headers["Content-Security-Policy"] = SCRIPT_CSP
+    return response
+
+
+@router.get("/officer/{department}/bulk/{job_id}/progress", response_model=None)
+def bulk_progress(
+    department: str, job_id: str, runtime: RuntimeDep, session: SessionDep, me: SignedInDep
+) -> Response:
+    """The job's counts, for the progress page's script."""
+    desk = desk_for(runtime, session, me, department, ISSUER)
+    job = _job(runtime, desk, me, job_id)
+    if job is None:
+        return JSONResponse({"status": "unknown"}, status_code=404)
+    return JSONResponse(
+        {"status": job.status, "done": job.done, "total": job.total},
+        headers={"Cache-Control": "no-store"},
+    )
