@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
 
 from api.migrate import prepare
 from api.runtime import Runtime, open_runtime
@@ -29,8 +29,8 @@ from tests.s3_server import free_port
 CHROMIUM = "/usr/bin/chromium"
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-PHONE = {"width": 360, "height": 740}
-DESKTOP = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 360, "height": 740}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 # WCAG 2.1 A and AA; "serious" and "critical" findings fail a test.
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 BLOCKING = {"serious", "critical"}
@@ -94,9 +94,7 @@ def site_runtime(site: tuple[str, Runtime]) -> Runtime:
     return site[1]
 
 
-def _context(
-    chromium: Browser, base_url: str, viewport: dict[str, int], lang: str
-) -> BrowserContext:
+def _context(chromium: Browser, base_url: str, viewport: ViewportSize, lang: str) -> BrowserContext:
     return chromium.new_context(base_url=base_url, viewport=viewport, locale=lang)
 
 

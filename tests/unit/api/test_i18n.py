@@ -22,7 +22,7 @@ def _extracted() -> set[str]:
         keywords={"_": None, "Text": None},
         options_map={"templates/**.html": {}},
     )
-    return {message for _file, _line, message, _comments, _context in found if message}
+    return {m for _file, _line, m, _comments, _context in found if isinstance(m, str) and m}
 
 
 def test_every_page_message_has_an_urdu_translation() -> None:

@@ -181,7 +181,11 @@ def test_an_empty_final_chunk_dropped() -> None:
         open_(sealed[: chunk_at(2)])
 
 
-@pytest.mark.parametrize("extra", [b"\x00", os.urandom(TAG_BYTES), os.urandom(SMALL + 100)])
+@pytest.mark.parametrize(
+    "extra",
+    [b"\x00", os.urandom(TAG_BYTES), os.urandom(SMALL + 100)],
+    ids=["one-byte", "a-tag", "a-chunk"],  # random bytes make ids no two collections share
+)
 def test_data_after_the_final_chunk(extra: bytes) -> None:
     with pytest.raises(CiphertextInvalid):
         open_(SEALED + extra)
