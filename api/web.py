@@ -29,11 +29,20 @@ LOCALISED = ("error", "notice", "heading", "message")
 SESSION_COOKIE = "shanakht_session"
 CSRF_COOKIE = "shanakht_csrf"
 
-# Pages may load only what the service itself serves; nothing may frame them.
+# Pages may load only what the service itself serves, post forms only to it, and nothing may
+# frame them.
 PAGE_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' https: "
-    "http://127.0.0.1:* http://localhost:*; frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
 )
+# A page that runs the service's own script from /static, which talks back to the service.
+SCRIPTED_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
+# The sign-in pages' forms end in a redirect to an e-service (its redirect or post-logout URI,
+# on any host it registered), and browsers hold form-action to every hop of the redirect.
+SIGN_IN_CSP = PAGE_CSP.replace(
+    "form-action 'self'", "form-action 'self' https: http://127.0.0.1:* http://localhost:*"
+)
+SIGN_IN_TEMPLATES = frozenset({"login.html", "code.html", "consent.html", "logout.html"})
 
 
 class CsrfRejected(Exception):
@@ -125,7 +134,8 @@ def render(
         request, template, {**page, **context}, status_code=status_code
     )
     response.headers["Content-Language"] = lang
-    response.headers["Content-Security-Policy"] = PAGE_CSP
+    policy = SIGN_IN_CSP if template in SIGN_IN_TEMPLATES else PAGE_CSP
+    response.headers["Content-Security-Policy"] = policy
     response.headers["Cache-Control"] = "no-store"
     if getattr(request.state, "new_csrf", None):
         set_cookie(response, runtime, CSRF_COOKIE, csrf, samesite="strict")

@@ -27,7 +27,7 @@ from api.deps import RuntimeDep, SessionDep
 from api.i18n import Text
 from api.routes.admin_common import AdminDep, CsrfForm, actor, page
 from api.runtime import Runtime
-from api.web import PAGE_CSP, check_csrf
+from api.web import SCRIPTED_CSP, check_csrf
 from locker.errors import LockerError
 from locker.rewrap import BATCH_SIZE, rewrap_all
 
@@ -35,8 +35,6 @@ router = APIRouter()
 log = logging.getLogger("shanakht.admin")
 
 REWRAP_BATCH = BATCH_SIZE
-# The progress page's script, from /static, for this response only.
-SCRIPT_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
 
 IDLE, RUNNING, STOPPING, DONE, STOPPED, FAILED = (
     "idle", "running", "stopping", "done", "stopped", "failed",
@@ -199,7 +197,7 @@ def rewrap_page(
     response = page(request, runtime, session, me, "admin_rewrap.html", rewrap=state,
                     current=runtime.keks.current().version_id)  # fmt: skip
     if state.active:
-        response.headers["Content-Security-Policy"] = SCRIPT_CSP
+        response.headers["Content-Security-Policy"] = SCRIPTED_CSP
     return response
 
 

@@ -10,7 +10,7 @@ An upload is a plain multipart form, so it works without scripts. python-multipa
 the file to a temporary file as it arrives; the file is then handed to the locker in 1 MiB
 blocks, encrypted and stored as it is read, so no upload ever sits whole in memory. With
 scripts on, /static/upload.js sends the same form by XMLHttpRequest to show its progress:
-that page alone may run a script of this service and talk back to it (UPLOAD_CSP).
+that page alone may run a script of this service and talk back to it (SCRIPTED_CSP).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from api.routes.locker_views import (
 )
 from api.runtime import Runtime
 from api.signed_in import SignedIn, SignedInDep, menu, signed_in
-from api.web import PAGE_CSP, check_csrf, render
+from api.web import SCRIPTED_CSP, check_csrf, render
 from audit import holds_cnic
 from locker.doctypes import DOCUMENT_TYPES, SELF
 from locker.documents import (
@@ -58,9 +58,6 @@ router = APIRouter(tags=["locker pages"], include_in_schema=False)
 router.include_router(locker_nominee_pages.router)
 
 CsrfForm = Annotated[str, Form()]
-# The documents page runs /static/upload.js, which sends the upload form back here by
-# XMLHttpRequest to show its progress; every other page keeps PAGE_CSP's none.
-UPLOAD_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
 # What a multipart form adds around the file (boundaries, part headers, the other fields): a
 # body declared larger than the limit by more than this is refused before it is read.
 FORM_OVERHEAD = 64 * 1024
@@ -130,7 +127,8 @@ def _documents_page(
                        size=size_text(limit)),
         **context,
     )  # fmt: skip
-    response.headers["Content-Security-Policy"] = UPLOAD_CSP
+    # /static/upload.js sends the form back by XMLHttpRequest to show its progress.
+    response.headers["Content-Security-Policy"] = SCRIPTED_CSP
     return response
 
 

@@ -61,7 +61,7 @@ from api.routes.officer_common import (
 from api.routes.officer_locker import DOC_ID_FORMAT, ENDINGS
 from api.runtime import Runtime
 from api.signed_in import SignedInDep
-from api.web import PAGE_CSP, check_csrf
+from api.web import SCRIPTED_CSP, check_csrf
 from audit import holds_cnic, pseudonym
 from identity.cnic import normalise_cnic
 from identity.errors import InvalidCnic
@@ -88,10 +88,6 @@ _MAGIC: dict[str, tuple[bytes, ...]] = {
     "application/json": (b"{", b"["),
     "application/xml": (b"<",),
 }
-# The page's progress script, from /static, for this response only.
-SCRIPT_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
-# The upload's progress bar (static/officer.js), as the single-issue page has it.
-UPLOAD_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
 CREATED, UPDATED, UNCHANGED, REFUSED = "created", "updated", "unchanged", "refused"
@@ -555,7 +551,7 @@ def _form_page(
         total=_mib(MAX_TOTAL_BYTES), max_rows=MAX_ROWS,
         sealed=department_seal(runtime, session, desk.department) is not None, **context,
     )  # fmt: skip
-    response.headers["Content-Security-Policy"] = UPLOAD_CSP
+    response.headers["Content-Security-Policy"] = SCRIPTED_CSP
     return response
 
 
@@ -664,7 +660,7 @@ def bulk_job(
         problem=job.problem,
     )  # fmt: skip
     if status == RUNNING:
-        response.headers["Content-Security-Policy"] = SCRIPT_CSP
+        response.headers["Content-Security-Policy"] = SCRIPTED_CSP
     return response
 
 

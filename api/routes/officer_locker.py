@@ -36,7 +36,7 @@ from api.routes.officer_common import (
     see_other,
 )
 from api.signed_in import SignedInDep
-from api.web import PAGE_CSP, check_csrf
+from api.web import SCRIPTED_CSP, check_csrf
 from audit import holds_cnic, pseudonym
 from identity.cnic import normalise_cnic
 from identity.errors import InvalidCnic
@@ -123,9 +123,7 @@ def _issue_page(
         **context,
     )
     # The upload's progress bar (static/officer.js): this page alone runs a script, its own.
-    response.headers["Content-Security-Policy"] = PAGE_CSP.replace(
-        "default-src 'none';", "default-src 'none'; script-src 'self'; connect-src 'self';"
-    )
+    response.headers["Content-Security-Policy"] = SCRIPTED_CSP
     return response
 
 

@@ -130,3 +130,14 @@ def test_an_expired_card_is_told_to_renew(web: TestClient, oidc_runtime: Runtime
     response = web.post("/register", data=_form(expired, csrf_of(page.text)))
     assert response.status_code == 422
     assert "Renew it" in response.text
+
+
+def test_only_the_sign_in_pages_may_post_onwards_to_an_e_service(web: TestClient) -> None:
+    """A page's forms post to the service alone; the sign-in pages' forms end in a redirect to
+    the e-service's registered URI, so theirs may go on to https origins, nothing else's may."""
+    register = web.get("/register").headers["content-security-policy"]
+    assert "form-action 'self';" in register
+    assert "https:" not in register
+    login = web.get("/login").headers["content-security-policy"]
+    assert "form-action 'self' https:" in login
+    assert "frame-ancestors 'none'" in login
