@@ -62,6 +62,14 @@ DEPARTMENTS = {
     "home": "Home Department",
 }
 
+DEMO_OFFICER_ROLES = (
+    "signing.officer",
+    "locker.issuer",
+    "locker.legal",
+    "identity.admin",
+    "audit.reader",
+)
+
 
 def _examples() -> Any:
     """The sample e-services and the journeys; a clear message if their extra is missing."""
@@ -215,14 +223,16 @@ def seed(runtime: Runtime, ports: Ports, journeys: Any, echo: Any) -> World:
         provider = runtime.provider(session)
         account = provider.accounts.by_id(ids["officer"])
         assert account is not None  # noqa: S101 (registered a moment ago)
-        provider.roles.grant(
-            account.id, account.pseudonym, "sed", "signing.officer", by="admin:demo"
-        )
+        # Every desk in one demo account: the officer's pages (/officer) and the
+        # administrator's (/admin) are there to try, not only signing.
+        for role in DEMO_OFFICER_ROLES:
+            provider.roles.grant(account.id, account.pseudonym, "sed", role, by="admin:demo")
         authority = runtime.authority(session)
         subject = Subject(officer.full_name, "sed", account.pseudonym, OFFICER_POST)
         authority.issue(OFFICER_SIGNING, subject, actor="admin:demo")
         authority.issue(QR_SIGNER, Subject("SED QR signer", "sed"), actor="admin:demo")
         authority.issue(DEPARTMENT_SEAL, Subject("LGCD seal", "lgcd"), actor="admin:demo")
+        authority.issue(DEPARTMENT_SEAL, Subject("SED seal", "sed"), actor="admin:demo")
         apps = runtime.second_factor(session).apps
         totp_secret, _uri = apps.begin(account.id, officer.full_name)
         # The app's first code confirms it; the previous step's, so the sign-in in the next
@@ -231,8 +241,9 @@ def seed(runtime: Runtime, ports: Ports, journeys: Any, echo: Any) -> World:
         if apps.confirm(account.id, previous) is None:
             raise RuntimeError("the authenticator app did not confirm")
     echo(
-        "  officer: signing.officer in sed, signing certificate, authenticator app; "
-        "QR signer for sed; seal for lgcd"
+        "  officer: signing.officer, locker.issuer, locker.legal, identity.admin and "
+        "audit.reader in sed, signing certificate, authenticator app; QR signer for sed; "
+        "seals for sed and lgcd"
     )
 
     key_dir = runtime.settings.data_dir / "examples"
@@ -520,6 +531,8 @@ def _welcome(urls: Any, people: dict[str, Any], directory: Path) -> None:
     echo(f"  e-Transfer  {urls.etransfer}/       (officers: {urls.etransfer}/login?as=officer)")
     echo(f"  Domicile    {urls.domicile}/")
     echo(f"  Locker      {urls.shanakht}/documents (requests: {urls.shanakht}/requests)")
+    echo(f"  Officer     {urls.shanakht}/officer  Administration {urls.shanakht}/admin")
+    echo(f"  Verifier    {urls.shanakht}/verify   (no sign-in)")
     echo(f"Demo accounts (password {PASSWORD} for all):")
     for person in people.values():
         extra = f", authenticator secret {person.totp_secret}" if person.totp_secret else ""
