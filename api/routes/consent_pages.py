@@ -259,14 +259,15 @@ def change_consent(
 # -- deciding a request ------------------------------------------------------------------------
 
 
-@router.get("/requests/{request_id}/approve", response_model=None)
-def approve_page(
-    request_id: Id,
+def _confirm(
     request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    me: SubstantialDep,
+    runtime: Runtime,
+    session: Session,
+    me: SignedIn,
+    request_id: str,
+    kind: str,
 ) -> Response:
+    """The page that shows a pending request's terms once more before `kind` (approve, deny)."""
     found = _pending(runtime, session, me, request_id)
     if found is None:
         return _not_found(request, runtime, Text("No such request"))
@@ -275,10 +276,21 @@ def approve_page(
         runtime,
         "requests_confirm.html",
         menu=menu(runtime, session, me),
-        kind="approve",
+        kind=kind,
         t=_shown(found),
-        action=f"/requests/{request_id}/approve",
+        action=f"/requests/{request_id}/{kind}",
     )
+
+
+@router.get("/requests/{request_id}/approve", response_model=None)
+def approve_page(
+    request_id: Id,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SubstantialDep,
+) -> Response:
+    return _confirm(request, runtime, session, me, request_id, "approve")
 
 
 @router.post("/requests/{request_id}/approve", response_model=None)
@@ -304,18 +316,7 @@ def approve(
 def deny_page(
     request_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep, me: SignedInDep
 ) -> Response:
-    found = _pending(runtime, session, me, request_id)
-    if found is None:
-        return _not_found(request, runtime, Text("No such request"))
-    return render(
-        request,
-        runtime,
-        "requests_confirm.html",
-        menu=menu(runtime, session, me),
-        kind="deny",
-        t=_shown(found),
-        action=f"/requests/{request_id}/deny",
-    )
+    return _confirm(request, runtime, session, me, request_id, "deny")
 
 
 @router.post("/requests/{request_id}/deny", response_model=None)
