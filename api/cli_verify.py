@@ -1,13 +1,16 @@
 """`shanakht verify FILE`: one verdict on a photo of a QR code or a signed PDF.
 
 On a Shanakht server it checks against the deployment's own trust list and the CA's current
-status. Anywhere else, give it a trust list and the root to pin (`--trust-list`, `--root`,
-both fetched once from /signing/trust-list and /pki/root-ca.crt) and it works offline, with no
-database. The exit code says which verdict, so scripts can act on it.
+status, and whether the issuing department has revoked the order itself in the teacher's
+locker, as `POST /signing/verify` does. Anywhere else, give it a trust list and the root to
+pin (`--trust-list`, `--root`, both fetched once from /signing/trust-list and
+/pki/root-ca.crt) and it works offline, with no database, and so cannot see an order's own
+revocation, only its signer's. The exit code says which verdict, so scripts can act on it.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import click
 from cryptography import x509
 
 from api.cli_support import EXIT_USAGE, cli_runtime, fail, migrate
+from api.routes.signing import with_document_status
 from signing.errors import SigningError
 from signing.files import FileVerdict, check_file
 from signing.pki.authority import serial_text
@@ -57,7 +61,9 @@ def _on_server(data: bytes) -> FileVerdict:
             now = runtime.clock()
             trust: TrustList = load_trust_list(authority.trust_list(), root=root, now=now)
             status: StatusCheck = authority.online_status
-            return check_file(data, trust, root=root, now=now, status=status)
+            checked = check_file(data, trust, root=root, now=now, status=status)
+            # As the API answers: revoked if the issuing department revoked the order itself.
+            return replace(checked, verdict=with_document_status(runtime, session, checked.verdict))
 
 
 @click.command("verify")
@@ -95,6 +101,10 @@ def verify(file: Path, trust_file: Path | None, root_file: Path | None) -> None:
         subject = verdict.signer.certificate.subject.rfc4514_string()
         serial = serial_text(verdict.signer.certificate.serial_number)
         click.echo(f"  signed by: {subject} ({serial})")
+    if verdict.revoked_at is not None:
+        click.echo(f"  revoked on: {verdict.revoked_at:%Y-%m-%d %H:%M} UTC")
+    if verdict.revocation_reason:
+        click.echo(f"  reason given: {verdict.revocation_reason}")
     if checked.pdf is not None:
         state = "valid" if checked.pdf.ok else f"NOT valid ({checked.pdf.problem})"
         click.echo(f"  PDF signature: {state}")

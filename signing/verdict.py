@@ -22,6 +22,11 @@ that fails decides, so that the answer names the most basic thing wrong:
                        the offline verdict stands with checked_online False and says so.
     9. AUTHENTIC
 
+One check is not here, because it needs the issuer's records: whether the issuing department
+has revoked the document itself (a transfer order withdrawn). `document_revoked` turns an
+authentic or expired verdict into REVOKED for a caller that knows so; on a server the API does
+that lookup (api/routes/signing.py), an offline verifier cannot.
+
 Payload, fields and signer are filled in only once the signature has verified (3 passed), so
 nothing a forger wrote can reach a screen through a verdict.
 """
@@ -32,7 +37,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -72,6 +77,9 @@ class Verdict:
     fields: dict[str, str | int] = field(default_factory=dict, hash=False)
     signer: TrustedSigner | None = None
     checked_online: bool = False
+    # When the issuing department revoked the document itself, and why (its own words), if so.
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
 
     @property
     def authentic(self) -> bool:
@@ -85,6 +93,7 @@ FAILED = "This code could not be checked, so it must not be trusted."
 UNKNOWN = "This code names a signer this app does not trust, so it cannot be confirmed."
 FORGED = "This code's signature does not match its contents: it has been altered or forged."
 REVOKED = "This code's signer has been revoked, so the document must not be trusted."
+DOCUMENT_REVOKED = "The office that issued this document has revoked it: it is no longer in force."
 EXPIRED = "This code is genuine but it expired at"
 OUT_OF_TERM = "This code is dated when its signer could not sign, so it is not genuine."
 WRONG_DOCUMENT = "This code is genuine but the document shown is not the one it was issued for."
@@ -216,3 +225,19 @@ def _judge_signed(
         return verdict(Outcome.UNKNOWN_SIGNER, ONLINE_UNKNOWN, online=True)
     _log.warning("online status check answered %r; the offline verdict stands", answer)
     return verdict(Outcome.AUTHENTIC, UNREACHABLE)
+
+
+def document_revoked(found: Verdict, *, revoked_at: datetime | None, reason: str | None) -> Verdict:
+    """`found` made REVOKED because the issuing department revoked the document it was signed
+    for, at `revoked_at` for `reason`. Only a verdict whose signature verified and that nothing
+    worse was found in (AUTHENTIC, EXPIRED) is turned: the rest already refuse the code, and
+    say what is more basically wrong with it."""
+    if found.payload is None or found.outcome not in (Outcome.AUTHENTIC, Outcome.EXPIRED):
+        return found
+    return replace(
+        found,
+        outcome=Outcome.REVOKED,
+        reason=DOCUMENT_REVOKED,
+        revoked_at=revoked_at,
+        revocation_reason=reason,
+    )

@@ -2,16 +2,17 @@
 
 `POST /signing/verify` takes what a verifier has: the QR's text (JSON), or a photo or the PDF
 (multipart `file`). It answers one verdict, checked against this deployment's own trust list
-and, since the CA is right here, online status too. `POST /signing/orders/transfer` lets an
-officer with `signing.officer` in a department sign a transfer order with the certificate the
-service holds for them, and answers the signed PDF.
+and, since the CA is right here, online status too, and whether the issuing department has
+revoked the order in the teacher's locker (`with_document_status`).
+`POST /signing/orders/transfer` lets an officer with `signing.officer` in a department sign a
+transfer order with the certificate the service holds for them, and answers the signed PDF.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from pyhanko.sign.timestamps import TimeStamper
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from api import metrics
@@ -32,6 +34,7 @@ from identity.login import ACR_SUBSTANTIAL
 from identity.oidc.errors import InvalidToken
 from locker.access import Accessor
 from locker.doctypes import document_type
+from locker.documents import REVOKED as LOCKER_REVOKED
 from signing.documents.cms import sign_detached, sign_digest
 from signing.documents.orders import Signer, sign_transfer_order
 from signing.documents.pades import LocalTimeStamper, http_timestamper
@@ -41,7 +44,7 @@ from signing.pki.authority import Authority, serial_text
 from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER
 from signing.qr.dictionary import DICTIONARY_V1, DICTIONARY_V1_ID
 from signing.trustlist import TrustList, load_trust_list
-from signing.verdict import Verdict, verify_qr
+from signing.verdict import Outcome, Verdict, document_revoked, verify_qr
 
 router = APIRouter(prefix="/signing", tags=["signing"])
 
@@ -134,6 +137,13 @@ def _verdict_json(verdict: Verdict, checked: FileVerdict | None = None) -> dict[
         body["issued_at"] = verdict.payload.issued_at.isoformat()
         expires = verdict.payload.expires_at
         body["expires_at"] = expires.isoformat() if expires else None
+    if verdict.revoked_at is not None or verdict.revocation_reason is not None:
+        # The issuing department revoked the document itself: when, and in its own words why.
+        revoked_at = verdict.revoked_at
+        body["revocation"] = {
+            "revoked_at": revoked_at.isoformat() if revoked_at is not None else None,
+            "reason": verdict.revocation_reason,
+        }
     if checked is not None and checked.pdf is not None:
         body["pdf"] = {"signature_valid": checked.pdf.ok, "problem": checked.pdf.problem}
     return body
@@ -144,7 +154,9 @@ def verdict_on_text(runtime: Runtime, text: str) -> Verdict:
     online status. What `POST /signing/verify` and the verifier page (/verify) both answer."""
     trust, _root = _trust(runtime)
     status = lambda certificate: _online(runtime, certificate)  # noqa: E731
-    return verify_qr(text, trust, now=runtime.clock(), status=status)
+    found = verify_qr(text, trust, now=runtime.clock(), status=status)
+    with runtime.sessions() as session:
+        return with_document_status(runtime, session, found)
 
 
 def verdict_on_file(runtime: Runtime, data: bytes) -> FileVerdict:
@@ -152,7 +164,46 @@ def verdict_on_file(runtime: Runtime, data: bytes) -> FileVerdict:
     Raises UnreadableFile (not a PNG, JPEG or PDF that opens) or NoQrCode (no code on it)."""
     trust, root = _trust(runtime)
     status = lambda certificate: _online(runtime, certificate)  # noqa: E731
-    return check_file(data, trust, root=root, now=runtime.clock(), status=status)
+    checked = check_file(data, trust, root=root, now=runtime.clock(), status=status)
+    with runtime.sessions() as session:
+        return replace(checked, verdict=with_document_status(runtime, session, checked.verdict))
+
+
+def with_document_status(runtime: Runtime, session: Session, found: Verdict) -> Verdict:
+    """`found`, made REVOKED if the department whose QR signer signed the code has revoked the
+    document in the locker since: the cryptography cannot know that, the issuer's record does.
+
+    The document is looked up as `sign_and_deliver` delivered it: issued by the signer's
+    department (as the CA recorded it when it certified the signer, never a word the code
+    carries), under the order number the code carries (its signed "no" field), and of the
+    code's document type. Only an authentic or expired verdict is looked up; every other one
+    refuses the code already.
+
+    An order that was never delivered into a locker (the teacher had no Shanakht account when
+    it was signed, or it was signed in a department other than the one whose transfer orders
+    lockers hold) has no record here, so its revocation cannot be seen: it keeps verifying as
+    authentic. A register of revocations for undelivered orders is future work.
+    """
+    if found.signer is None or found.payload is None:
+        return found
+    if found.outcome not in (Outcome.AUTHENTIC, Outcome.EXPIRED):
+        return found
+    number = found.fields.get("no")
+    if not isinstance(number, str) or not number:
+        return found
+    certified = runtime.authority(session).get(found.signer.certificate.serial_number)
+    if certified is None or certified.department is None:
+        return found
+    document = runtime.locker(session).issued(certified.department, number)
+    if (
+        document is None
+        or document.doctype != found.payload.document_type
+        or document.status != LOCKER_REVOKED
+    ):
+        return found
+    return document_revoked(
+        found, revoked_at=document.revoked_at, reason=document.revocation_reason
+    )
 
 
 class UploadTooLarge(Exception):

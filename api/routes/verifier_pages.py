@@ -129,6 +129,9 @@ REASONS: dict[str, Text] = {
     verdict.REVOKED: Text(
         "This code's signer has been revoked, so the document must not be trusted."
     ),
+    verdict.DOCUMENT_REVOKED: Text(
+        "The office that issued this document has revoked it: it is no longer in force."
+    ),
     verdict.OUT_OF_TERM: Text(
         "This code is dated when its signer could not sign, so it is not genuine."
     ),
@@ -264,6 +267,10 @@ def finding(found: Verdict, checked: FileVerdict | None = None) -> Finding:
         facts.append((Text("Signed on"), _when(payload.issued_at)))
         if payload.expires_at is not None:
             facts.append((Text("Valid until"), _when(payload.expires_at)))
+    if found.revoked_at is not None:  # the department revoked the document itself
+        facts.append((Text("Revoked on"), _when(found.revoked_at)))
+    if found.revocation_reason:  # the issuing office's own words: not translated
+        facts.append((Text("Reason given"), found.revocation_reason))
     if found.signer is not None and key != ALTERED:
         certificate = found.signer.certificate
         facts.append((Text("Code signed by"), _named(certificate)))

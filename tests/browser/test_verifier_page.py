@@ -25,12 +25,15 @@ from api.runtime import Runtime
 from tests.browser.conftest import CHROMIUM, assert_accessible
 from tests.http.test_verifier_page import (
     ORDER,
+    REVOCATION_REASON,
     TEACHER,
     SignedOrder,
     blurred,
+    deliver,
     noise_png,
     png_of_qr,
     revoke,
+    revoke_order,
     signed_order,
 )
 
@@ -99,6 +102,28 @@ def test_an_altered_code_and_a_revoked_signer(
     expect(page.locator("#verdict")).to_have_text("✖ Revoked")
     expect(page.get_by_text(TEACHER)).to_have_count(0)
     assert_accessible(page)
+
+
+def test_an_order_its_department_revoked(
+    page: Page, order: SignedOrder, site_runtime: Runtime
+) -> None:
+    deliver(site_runtime, order)
+    _paste(page, order.payload)
+    expect(page.locator("#verdict")).to_have_text("✔ Authentic")
+    revoke_order(site_runtime)
+    _paste(page, order.payload)
+    expect(page.locator("#verdict")).to_have_attribute("data-outcome", "revoked")
+    expect(page.locator("#verdict")).to_have_text("✖ Revoked")
+    expect(page.locator("#reason")).to_have_text(
+        "The office that issued this document has revoked it: it is no longer in force."
+    )
+    assert _fact(page, "Reason given") == REVOCATION_REASON
+    assert _fact(page, "Revoked on").endswith("PKT")
+    expect(page.get_by_text(TEACHER)).to_have_count(0)
+    assert_accessible(page)
+    _upload(page, "order.pdf", order.pdf, "application/pdf")
+    expect(page.locator("#verdict")).to_have_text("✖ Revoked")
+    assert _fact(page, "Reason given") == REVOCATION_REASON
 
 
 def test_an_unknown_issuer(page: Page, order: SignedOrder) -> None:

@@ -457,6 +457,57 @@ def test_a_signed_order_lands_in_the_teachers_locker_sealed_by_its_signer(
     assert "An Officer" in seal["signer"]
 
 
+def test_an_order_its_department_revokes_in_the_locker_verifies_as_revoked(
+    web: TestClient, desk: Desk, oidc_runtime: Runtime, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Signed and delivered into the teacher's locker by `POST /signing/orders/transfer`, then
+    revoked by its department there: its text, its PDF and `shanakht verify` on the server all
+    say revoked, with the department's reason; the other order, not revoked, stays authentic."""
+    record = read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["active_female"]]
+    register_citizen(oidc_runtime, record)
+    kept, withdrawn = "SED/TR/2026/004514", "SED/TR/2026/004515"
+    pdfs, texts = {}, {}
+    for number in (kept, withdrawn):
+        response = web.post("/signing/orders/transfer",
+                            json={**ORDER, "order_no": number, "teacher_cnic": record.cnic},
+                            headers={"Authorization": f"Bearer {desk.token}"})  # fmt: skip
+        assert response.status_code == 201, response.text
+        assert response.headers["shanakht-locker"].startswith("delivered; document=")
+        pdfs[number] = response.content
+        work = tmp_path / number.replace("/", "-")
+        work.mkdir()
+        texts[number] = _qr_text(response.content, work)
+    assert web.post("/signing/verify", json={"payload": texts[withdrawn]}).json()["authentic"]
+    with oidc_runtime.transaction() as session:
+        oidc_runtime.locker(session).revoke(
+            issuer="sed", issuer_doc_id=withdrawn, reason="Cancelled on appeal",
+            who=Accessor("officer:test", "sed", "issuer"),
+        )  # fmt: skip
+    for verdict in (
+        web.post("/signing/verify", json={"payload": texts[withdrawn]}).json(),
+        _verify_file(web, pdfs[withdrawn], "order.pdf"),
+    ):
+        assert verdict["outcome"] == "revoked", verdict
+        assert verdict["authentic"] is False
+        assert "has revoked it" in verdict["reason"]
+        assert verdict["revocation"]["reason"] == "Cancelled on appeal"
+        assert verdict["revocation"]["revoked_at"].startswith(str(oidc_runtime.clock().year))
+    for verdict in (
+        web.post("/signing/verify", json={"payload": texts[kept]}).json(),
+        _verify_file(web, pdfs[kept], "order.pdf"),
+    ):
+        assert verdict["outcome"] == "authentic", verdict
+        assert "revocation" not in verdict
+    (tmp_path / "withdrawn.pdf").write_bytes(pdfs[withdrawn])
+    code, output = run(cli_env, "verify", str(tmp_path / "withdrawn.pdf"))
+    assert code == 11, output
+    assert output.startswith("REVOKED: The office that issued this document has revoked it")
+    assert "reason given: Cancelled on appeal" in output
+    (tmp_path / "kept.pdf").write_bytes(pdfs[kept])
+    code, output = run(cli_env, "verify", str(tmp_path / "kept.pdf"))
+    assert code == 0, output
+
+
 def test_the_qr_dictionary_is_published_for_outside_verifiers(
     web: TestClient, desk: Desk, tmp_path: Path
 ) -> None:

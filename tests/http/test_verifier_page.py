@@ -27,10 +27,11 @@ from api.routes.verifier_pages import REASONS
 from api.runtime import Runtime
 from audit import pseudonym
 from identity.cnic import normalise_cnic
+from locker.access import Accessor
 from signing import files, verdict
 from signing.documents.orders import Signer, sign_transfer_order
 from signing.documents.pades import LocalTimeStamper
-from signing.documents.transfer_order import TransferOrder
+from signing.documents.transfer_order import DOCUMENT_TYPE, TransferOrder
 from signing.files import MAX_FILE_BYTES
 from signing.pki.authority import Subject
 from signing.pki.custody import create_root
@@ -91,7 +92,7 @@ def signed_order(runtime: Runtime, tmp_path: Path) -> SignedOrder:
                        now=now)  # fmt: skip
     order = TransferOrder(
         **ORDER,  # type: ignore[arg-type]
-        teacher_pseudonym=pseudonym(normalise_cnic("35202-1000003-3"), key=runtime.pseudonym_key),
+        teacher_pseudonym=pseudonym(normalise_cnic(TEACHER_CNIC), key=runtime.pseudonym_key),
     )
     with runtime.transaction() as session:
         authority = runtime.authority(session)
@@ -116,6 +117,32 @@ def signed_order(runtime: Runtime, tmp_path: Path) -> SignedOrder:
 def revoke(runtime: Runtime, serial: int) -> None:
     with runtime.transaction() as session:
         runtime.authority(session).revoke(serial, "key_compromise", actor="admin:test")
+
+
+TEACHER_CNIC = "35202-1000003-3"
+ORDER_NO = str(ORDER["order_no"])
+REVOCATION_REASON = "Transfer cancelled on the teacher's appeal"
+
+
+def deliver(runtime: Runtime, order: SignedOrder) -> None:
+    """Issue the signed order into the teacher's locker, as `sign_and_deliver` does for a
+    teacher with an account: issued by its department (sed) under its order number."""
+    teacher = pseudonym(normalise_cnic(TEACHER_CNIC), key=runtime.pseudonym_key)
+    with runtime.transaction() as session:
+        runtime.locker(session).issue(
+            owner=teacher, doctype=DOCUMENT_TYPE, issuer="sed", issuer_doc_id=ORDER_NO,
+            title=f"Transfer order {ORDER_NO}", content=[order.pdf],
+            content_type="application/pdf", who=Accessor("officer:test", "sed", "issuer"),
+        )  # fmt: skip
+
+
+def revoke_order(runtime: Runtime, reason: str = REVOCATION_REASON) -> None:
+    """The department revokes the order in the locker, as /officer/sed/revoke does."""
+    with runtime.transaction() as session:
+        runtime.locker(session).revoke(
+            issuer="sed", issuer_doc_id=ORDER_NO, reason=reason,
+            who=Accessor("officer:test", "sed", "issuer"),
+        )  # fmt: skip
 
 
 def png_of_qr(text: str, *, box: int = 6) -> bytes:
@@ -240,6 +267,84 @@ def test_a_revoked_signer_is_revoked(
     assert TEACHER not in html, "a revoked signer's words prove nothing"
     assert "SED QR signer" in html, "but who was revoked is said"
     assert upload(web, order.pdf, "order.pdf")[1] == "revoked"
+
+
+def test_an_order_its_department_revoked_is_revoked_as_text_pdf_and_photo(
+    web: TestClient, order: SignedOrder, oidc_runtime: Runtime
+) -> None:
+    deliver(oidc_runtime, order)
+    assert paste(web, order.payload)[1] == "authentic", "delivered and in force: authentic"
+    assert upload(web, order.pdf, "order.pdf")[1] == "authentic"
+    revoke_order(oidc_runtime)
+    for status, outcome, html in (
+        paste(web, order.payload),
+        upload(web, order.pdf, "order.pdf"),
+        upload(web, png_of_qr(order.payload)),
+    ):
+        assert (status, outcome) == (200, "revoked"), html
+        assert "has revoked it: it is no longer in force" in html
+        assert "Authentic" not in html
+        assert "in force and" not in html
+        facts = _facts(html)
+        assert facts["Reason given"] == REVOCATION_REASON.replace("'", "&#39;")
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} PKT", facts["Revoked on"])
+        assert TEACHER not in html, "a revoked order's words are not shown as if in force"
+    for body in (
+        web.post("/signing/verify", json={"payload": order.payload}).json(),
+        web.post("/signing/verify", files={"file": ("order.pdf", order.pdf)}).json(),
+    ):
+        assert body["outcome"] == "revoked", body
+        assert body["authentic"] is False
+        assert body["reason"] == verdict.DOCUMENT_REVOKED
+        assert body["revocation"]["reason"] == REVOCATION_REASON
+        assert body["revocation"]["revoked_at"] is not None
+        assert "issued_at" not in body
+
+
+def test_a_revoked_order_reads_as_revoked_in_urdu(
+    web: TestClient, order: SignedOrder, oidc_runtime: Runtime
+) -> None:
+    deliver(oidc_runtime, order)
+    revoke_order(oidc_runtime)
+    status, outcome, html = paste(web, order.payload, **{"accept-language": "ur"})
+    assert (status, outcome) == (200, "revoked")
+    assert "اسے منسوخ کر دیا ہے" in html
+    assert "منسوخی کی بتائی گئی وجہ" in html
+    assert "has revoked it" not in html
+
+
+def test_revoking_another_order_or_in_another_department_leaves_this_one_authentic(
+    web: TestClient, order: SignedOrder, oidc_runtime: Runtime
+) -> None:
+    """Only the department's record of this very order counts: not another order's, and not
+    an order of the same number that was never delivered (no record: it stays authentic)."""
+    assert paste(web, order.payload)[1] == "authentic", "never delivered: no record to revoke"
+    deliver(oidc_runtime, order)
+    teacher = pseudonym(normalise_cnic(TEACHER_CNIC), key=oidc_runtime.pseudonym_key)
+    with oidc_runtime.transaction() as session:
+        locker = oidc_runtime.locker(session)
+        locker.issue(
+            owner=teacher, doctype=DOCUMENT_TYPE, issuer="sed", issuer_doc_id="SED/TR/2026/9",
+            title="Transfer order SED/TR/2026/9", content=[b"%PDF-1.7 another"],
+            content_type="application/pdf", who=Accessor("officer:test", "sed", "issuer"),
+        )  # fmt: skip
+        locker.revoke(issuer="sed", issuer_doc_id="SED/TR/2026/9", reason="Another order",
+                      who=Accessor("officer:test", "sed", "issuer"))  # fmt: skip
+    assert paste(web, order.payload)[1] == "authentic"
+    assert web.post("/signing/verify", json={"payload": order.payload}).json()["outcome"] == (
+        "authentic"
+    )
+
+
+def test_a_revoked_order_is_revoked_even_once_it_has_expired(
+    web: TestClient, order: SignedOrder, oidc_runtime: Runtime
+) -> None:
+    deliver(oidc_runtime, order)
+    text = order.expiring(oidc_runtime, seconds=1)
+    time.sleep(1.1)
+    assert paste(web, text)[1] == "expired"
+    revoke_order(oidc_runtime)
+    assert paste(web, text)[1] == "revoked"
 
 
 def test_an_expired_code_is_expired_with_its_fields(

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from signing.pki.profiles import QR_SIGNER
 from signing.qr import PREFIX, QrPayload, encode, kid_for
 from signing.trustlist import TrustedSigner, TrustList, load_trust_list, sign_trust_list
-from signing.verdict import Outcome, Verdict, verify_qr
+from signing.verdict import DOCUMENT_REVOKED, Outcome, Verdict, document_revoked, verify_qr
 from tests.unit.signing.pki_kit import NOW, Hierarchy
 from tests.unit.signing.test_qr_codec import TRANSFER_ORDER, cose_of
 
@@ -327,6 +327,35 @@ def test_expired_comes_before_the_document_and_the_online_check() -> None:
 
     verdict = _check(now=ORDER.expires_at, document=b"another", status=status)
     assert verdict.outcome is Outcome.EXPIRED
+
+
+# The document revoked by its department (the API looks that up; the domain turns the verdict).
+
+
+def test_a_document_its_department_revoked_is_revoked_with_when_and_why() -> None:
+    when = LATER - DAY
+    found = _check(status=lambda _: "good")
+    assert found.authentic
+    revoked = document_revoked(found, revoked_at=when, reason="Cancelled on appeal")
+    assert revoked.outcome is Outcome.REVOKED
+    assert not revoked.authentic
+    assert revoked.reason == DOCUMENT_REVOKED
+    assert (revoked.revoked_at, revoked.revocation_reason) == (when, "Cancelled on appeal")
+    assert revoked.checked_online  # the online check that was made is still said
+    _assert_signed(revoked)
+    assert ORDER.expires_at is not None
+    expired = _check(now=ORDER.expires_at)
+    assert document_revoked(expired, revoked_at=when, reason=None).outcome is Outcome.REVOKED
+
+
+def test_only_a_genuine_verdict_is_turned_revoked_for_its_document() -> None:
+    """What already refuses the code keeps its own, more basic, word."""
+    for found in (
+        _check(document=DOCUMENT + b" "),  # altered
+        _check(encode(ORDER, REVOKED_KEY, REVOKED_KID)),  # its signer revoked
+        _check("SHK1:garbage"),  # malformed
+    ):
+        assert document_revoked(found, revoked_at=LATER, reason="x") == found
 
 
 # Online status.
