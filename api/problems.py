@@ -8,12 +8,15 @@ personal data) travels into an error body or the logs.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import web
+from api.i18n import Text
 from audit import AuditError, EntryError, NoteError, ProofError, ProofRequestError, TamperError
 from identity.errors import (
     AccountExists,
@@ -52,6 +55,20 @@ from signing.pki.authority import PkiError, PkiNotReady
 log = logging.getLogger("shanakht.api")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# Paths that only programs call: they always answer in problem details, whatever they accept.
+API_PREFIXES = (
+    "/oauth",
+    "/locker",
+    "/exchange",
+    "/signing",
+    "/pki",
+    "/audit",
+    "/.well-known",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+)
 
 # Most specific first: the first class an exception is an instance of decides its status.
 DOMAIN_STATUS: list[tuple[type[Exception], int, str]] = [
@@ -136,7 +153,65 @@ async def _oauth_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+def _quality(accept: str, media_type: str) -> float:
+    """How much `accept` wants `media_type` (its q), 0 when it does not name it."""
+    for part in accept.split(","):
+        name, *params = (piece.strip() for piece in part.split(";"))
+        if name.lower() != media_type:
+            continue
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    return float(value)
+                except ValueError:
+                    return 0.0
+        return 1.0
+    return 0.0
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a portal page: its Accept prefers HTML over JSON, and the path is
+    not one of the APIs (which answer programs in problem details, whatever they accept)."""
+    path = request.url.path
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in API_PREFIXES):
+        return False
+    accept = request.headers.get("accept", "")
+    html = _quality(accept, "text/html")
+    json = max(_quality(accept, "application/json"), _quality(accept, PROBLEM_MEDIA_TYPE))
+    return html > 0 and html >= json
+
+
+def _page(request: Request, status: int, heading: Text, message: Text) -> Response:
+    """The problem as a page, in the reader's language, with the same status code."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    back = ""
+    if referer.netloc == request.url.netloc and referer.path:
+        back = web.local_path(referer.path + (f"?{referer.query}" if referer.query else ""))
+    if back and back != "/":
+        link, link_text = back, Text("Go back")
+    else:
+        link, link_text = "/", Text("Home")
+    return web.render(
+        request,
+        request.app.state.runtime,
+        "message.html",
+        status_code=status,
+        heading=heading,
+        message=message,
+        link=link,
+        link_text=link_text,
+    )
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+    if wants_page(request):
+        return _page(
+            request,
+            400,
+            Text("Please try again"),
+            Text("The form was incomplete: fill in every field and try again."),
+        )
     errors = [
         {"location": ".".join(str(part) for part in err["loc"]), "message": err["msg"]}
         for err in exc.errors()
@@ -146,8 +221,20 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
     )
 
 
-async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    response = problem(exc.status_code, str(exc.detail))
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    response: Response
+    if exc.status_code == 404 and wants_page(request):
+        response = _page(
+            request,
+            404,
+            Text("This page does not exist"),
+            Text(
+                "There is no page at this address. Check the address, or start again from "
+                "the home page."
+            ),
+        )
+    else:
+        response = problem(exc.status_code, str(exc.detail))
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response

@@ -131,6 +131,7 @@ def login(
             status_code=401,
             request_id=request_id,
             cnic=cnic,
+            next=local_path(next_page) if next_page else "",
             error=Text(
                 "The CNIC or password is not right, or the account is locked for a while. "
                 "Check both, or use 'Forgot password'."
@@ -147,6 +148,7 @@ def login(
             status_code=429,
             request_id=request_id,
             cnic=cnic,
+            next=local_path(next_page) if next_page else "",
             error=Text(
                 "Too many attempts. Try again in %(seconds)s seconds.", seconds=exc.retry_after
             ),

@@ -1,0 +1,158 @@
+"""What a browser is shown when it goes wrong: a missing page, an incomplete form, a failed
+sign-in. Pages answer in the reader's language with the same status codes; APIs keep
+answering programs in problem details."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import i18n
+from api.runtime import Runtime
+from identity.nadra import SCENARIOS, read_registry
+from tests.http.oidc_kit import PASSWORD, csrf_of, register_citizen
+
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+PROBLEM = "application/problem+json"
+
+
+def _in(web: TestClient, lang: str) -> None:
+    web.get(f"/lang/{lang}?next=/", follow_redirects=False)
+
+
+# -- a failed login keeps where the citizen was going ----------------------------------------
+
+
+def test_a_failed_login_keeps_next_and_the_next_try_goes_there(
+    web: TestClient, oidc_runtime: Runtime
+) -> None:
+    record = read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["active_female"]]
+    register_citizen(oidc_runtime, record)
+    page = web.get("/login?next=/documents")
+    refused = web.post(
+        "/login",
+        data={
+            "csrf": csrf_of(page.text),
+            "cnic": record.cnic,
+            "password": "not-the-password",
+            "next": "/documents",
+        },
+    )
+    assert refused.status_code == 401
+    assert '<input type="hidden" name="next" value="/documents">' in refused.text
+    signed_in = web.post(
+        "/login",
+        data={
+            "csrf": csrf_of(refused.text),
+            "cnic": record.cnic,
+            "password": PASSWORD,
+            "next": "/documents",
+        },
+        follow_redirects=False,
+    )
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/documents"
+
+
+def test_a_failed_login_never_carries_an_outside_next(web: TestClient) -> None:
+    page = web.get("/login")
+    refused = web.post(
+        "/login",
+        data={
+            "csrf": csrf_of(page.text),
+            "cnic": "3520212345671",
+            "password": "wrong",
+            "next": "https://evil.example/",
+        },
+    )
+    assert refused.status_code == 401
+    assert "evil.example" not in refused.text
+
+
+# -- a missing page ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [("en", "This page does not exist"), ("ur", "یہ صفحہ موجود نہیں")],
+)
+def test_a_missing_page_is_a_page_in_the_readers_language(
+    web: TestClient, lang: str, words: str
+) -> None:
+    _in(web, lang)
+    missing = web.get("/nope", headers={"Accept": BROWSER})
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert missing.headers["content-language"] == lang
+    assert words in missing.text
+    assert f'<html lang="{lang}"' in missing.text
+    assert "Not Found" not in missing.text
+
+
+@pytest.mark.parametrize(
+    ("path", "accept"),
+    [
+        ("/nope", "application/json"),
+        ("/nope", PROBLEM),
+        ("/nope", ""),
+        ("/nope", "application/json, text/html;q=0.5"),
+        ("/locker/nope", BROWSER),
+        ("/signing/nope", BROWSER),
+        ("/pki/nope", BROWSER),
+        ("/audit/nope", BROWSER),
+        ("/exchange/nope", BROWSER),
+        ("/oauth/nope", BROWSER),
+        ("/.well-known/nope", BROWSER),
+    ],
+)
+def test_programs_and_apis_still_get_problem_details(
+    web: TestClient, path: str, accept: str
+) -> None:
+    missing = web.get(path, headers={"Accept": accept})
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == PROBLEM
+    assert missing.json()["status"] == 404
+
+
+# -- an incomplete form -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["en", "ur"])
+def test_a_form_missing_a_field_is_a_page_in_the_readers_language(
+    web: TestClient, lang: str
+) -> None:
+    words = i18n.translate(lang, "The form was incomplete: fill in every field and try again.")
+    assert lang == "en" or words.startswith("فارم نامکمل")
+    _in(web, lang)
+    page = web.get("/login")
+    incomplete = web.post(
+        "/login",
+        data={"csrf": csrf_of(page.text), "cnic": "3520212345671"},
+        headers={"Accept": BROWSER, "Referer": "https://shanakht.test/login?next=/documents"},
+    )
+    assert incomplete.status_code == 400
+    assert incomplete.headers["content-type"].startswith("text/html")
+    assert incomplete.headers["content-language"] == lang
+    assert words in incomplete.text
+    assert "Field required" not in incomplete.text
+    assert 'href="/login?next=/documents"' in incomplete.text
+
+
+def test_a_program_posting_an_incomplete_form_still_gets_problem_details(
+    web: TestClient,
+) -> None:
+    incomplete = web.post("/login", data={"cnic": "3520212345671"})
+    assert incomplete.status_code == 400
+    assert incomplete.headers["content-type"] == PROBLEM
+    assert incomplete.json()["errors"][0]["location"] == "body.password"
+
+
+def test_an_incomplete_form_never_links_to_another_site(web: TestClient) -> None:
+    incomplete = web.post(
+        "/login",
+        data={"cnic": "3520212345671"},
+        headers={"Accept": BROWSER, "Referer": "https://evil.example/login"},
+    )
+    assert incomplete.status_code == 400
+    assert "evil.example" not in incomplete.text
+    assert 'href="/"' in incomplete.text
