@@ -9,12 +9,14 @@ department never acts in another's name.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from api.i18n import Text
@@ -121,3 +123,15 @@ CNIC_FORMAT = Text("Enter the CNIC as 13 digits, for example 35202-1234567-1.")
 NO_ACCOUNT = Text(
     "No Shanakht account has this CNIC. The citizen must register first; check the number."
 )
+
+
+def field_problems(
+    exc: ValidationError, problems: Mapping[str, Text], fallback: str
+) -> dict[str, Text]:
+    """What pydantic refused, as the words beside each field (`fallback`'s when the error names
+    no field): the forms validate through the JSON API's own models."""
+    found: dict[str, Text] = {}
+    for problem in exc.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else fallback
+        found.setdefault(field, problems.get(field, problems[fallback]))
+    return found

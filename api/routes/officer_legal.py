@@ -32,6 +32,7 @@ from api.routes.officer_common import (
     Desk,
     department_names,
     desk_for,
+    field_problems,
     page,
 )
 from api.routes.officer_requests import askable
@@ -192,9 +193,7 @@ def _checked(form: dict[str, Any], desk: Desk) -> tuple[dict[str, Text], LegalRe
             department=desk.department,
         )
     except ValidationError as exc:
-        for problem in exc.errors():
-            field = str(problem["loc"][0]) if problem["loc"] else "cnic"
-            errors.setdefault(field, PROBLEMS.get(field, PROBLEMS["cnic"]))
+        errors = {**field_problems(exc, PROBLEMS, "cnic"), **errors}
         return errors, None
     return errors, (None if errors else body)
 

@@ -30,6 +30,7 @@ from api.routes.officer_common import (
     day,
     desk_for,
     end_of,
+    field_problems,
     page,
     see_other,
     start_of,
@@ -273,9 +274,7 @@ def _checked(form: dict[str, Any], now: datetime) -> tuple[dict[str, Text], NewR
             fetch_limit=form["fetch_limit"] or 0,
         )
     except ValidationError as exc:
-        for problem in exc.errors():
-            field = str(problem["loc"][0]) if problem["loc"] else "valid_until"
-            errors.setdefault(field, PROBLEMS.get(field, PROBLEMS["valid_until"]))
+        errors = {**field_problems(exc, PROBLEMS, "valid_until"), **errors}
         return errors, None
     return errors, (None if errors else body)
 

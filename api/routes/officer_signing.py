@@ -25,6 +25,7 @@ from api.routes.officer_common import (
     Desk,
     day,
     desk_for,
+    field_problems,
     page,
     see_other,
 )
@@ -160,9 +161,7 @@ def sign(
         given = {k: v for k, v in form.items() if v or k != "valid_days"}
         order = TransferOrderRequest.model_validate({"department": desk.department, **given})
     except ValidationError as exc:
-        for problem in exc.errors():
-            field = str(problem["loc"][0]) if problem["loc"] else "order_no"
-            errors.setdefault(field, PROBLEMS.get(field, PROBLEMS["order_no"]))
+        errors = {**field_problems(exc, PROBLEMS, "order_no"), **errors}
     if errors or order is None:
         return _sign_page(
             request,
