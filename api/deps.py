@@ -12,7 +12,8 @@ from api.runtime import Runtime
 from audit import AuditLog
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async, so that FastAPI does not hop to a worker thread just to read an attribute."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

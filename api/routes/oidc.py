@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from api import metrics
 from api.deps import FormParams, RuntimeDep, SessionDep, settle
 from api.i18n import Text
+from api.lanes import quick
 from api.runtime import Runtime
 from api.web import SESSION_COOKIE, cookie_name, render
 from identity.login import ACR_LOW, ACR_SUBSTANTIAL
@@ -271,8 +272,12 @@ def _client_and_token(
 
 
 @router.post("/oauth/token", response_model=None)
-def token(request: Request, runtime: RuntimeDep, params: FormParams) -> Response:
-    # Its own transaction rather than SessionDep's: it commits here, in the handler's thread,
+async def token(request: Request, runtime: RuntimeDep, params: FormParams) -> Response:
+    return await quick(_token, request, runtime, params)
+
+
+def _token(request: Request, runtime: Runtime, params: dict[str, str]) -> Response:
+    # Its own transaction rather than SessionDep's: it commits here, in the lane's thread,
     # where the dependency would commit only after a hop through the event loop and another
     # worker thread, holding SQLite's write lock meanwhile. The busiest write path there is.
     with runtime.transaction() as session:
@@ -344,32 +349,46 @@ def pushed_authorization(
 
 
 @router.post("/oauth/introspect", response_model=None)
-def introspect(
-    request: Request, runtime: RuntimeDep, session: SessionDep, params: FormParams
-) -> Response:
-    provider = runtime.provider(session)
-    found = _client_and_token(request, session, provider, params)
-    if isinstance(found, Response):
-        return found
-    return JSONResponse(provider.tokens.introspect(*found), headers=NO_STORE)
+async def introspect(request: Request, runtime: RuntimeDep, params: FormParams) -> Response:
+    return await quick(_introspect, request, runtime, params)
+
+
+def _introspect(request: Request, runtime: Runtime, params: dict[str, str]) -> Response:
+    with runtime.transaction() as session:
+        provider = runtime.provider(session)
+        found = _client_and_token(request, session, provider, params)
+        if isinstance(found, Response):
+            return found
+        return JSONResponse(provider.tokens.introspect(*found), headers=NO_STORE)
 
 
 @router.post("/oauth/revoke", response_model=None)
-def revoke(
-    request: Request, runtime: RuntimeDep, session: SessionDep, params: FormParams
-) -> Response:
-    provider = runtime.provider(session)
-    found = _client_and_token(request, session, provider, params)
-    if isinstance(found, Response):
-        return found
-    provider.tokens.revoke(*found)
+async def revoke(request: Request, runtime: RuntimeDep, params: FormParams) -> Response:
+    return await quick(_revoke, request, runtime, params)
+
+
+def _revoke(request: Request, runtime: Runtime, params: dict[str, str]) -> Response:
+    with runtime.transaction() as session:
+        provider = runtime.provider(session)
+        found = _client_and_token(request, session, provider, params)
+        if isinstance(found, Response):
+            return found
+        provider.tokens.revoke(*found)
     return Response(status_code=200, headers=NO_STORE)
 
 
 @router.api_route("/oauth/userinfo", methods=["GET", "POST"], response_model=None)
-def userinfo(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+async def userinfo(request: Request, runtime: RuntimeDep) -> Response:
     """OpenID Connect Core 5.3, with Bearer (RFC 6750) or DPoP (RFC 9449 7) tokens."""
-    provider = runtime.provider(session)
+    return await quick(_userinfo, request, runtime)
+
+
+def _userinfo(request: Request, runtime: Runtime) -> Response:
+    with runtime.transaction() as session:
+        return _claims_or_refusal(request, runtime.provider(session), session)
+
+
+def _claims_or_refusal(request: Request, provider: Provider, session: Session) -> Response:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     try:
         if scheme.lower() not in ("bearer", "dpop") or not value:
