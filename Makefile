@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint format bench clean tools
+.PHONY: run demo test lint audit format bench clean tools
 
 $(STAMP): pyproject.toml tools/web_assets.json
 	$(PYTHON) tools/web_assets.py  # scripts from npm the pages serve and the tests inject
@@ -31,10 +31,14 @@ tools:
 test: $(STAMP) tools  ## set up and run the whole test suite
 	$(BIN)/pytest
 
-lint: $(STAMP)  ## ruff lint, format check, and strict type checks of the packages
+lint: $(STAMP)  ## ruff lint, format check, strict type checks and bandit on the packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/bandit -q -c pyproject.toml -r api identity locker signing audit examples
+
+audit: $(STAMP)  ## known vulnerabilities in the installed dependencies (needs the advisory databases)
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
