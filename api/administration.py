@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from api.database import snapshot
 from api.runtime import Runtime
 from audit import AuditEvent, VerifyReport, pseudonym, verify_log
+from audit.canonical import JsonValue
 from identity.cnic import normalise_cnic
 from identity.oidc.clients import ESERVICE
 from locker.errors import LockerError
@@ -35,12 +36,15 @@ def default_scopes(kind: str) -> tuple[str, ...]:
     return ("openid", "profile") if kind == ESERVICE else ()
 
 
-def rotate_signing_keys(runtime: Runtime, session: Session, *, actor: str) -> list[str]:
-    """New token-signing keys (the old ones stay in the JWKS a day), recorded in the audit log;
-    their key ids."""
-    kids = runtime.provider(session).keys.rotate()
+def rotate_signing_keys(
+    runtime: Runtime, session: Session, *, actor: str, compromised: bool = False
+) -> list[str]:
+    """New token-signing keys, recorded in the audit log; their key ids. The old ones stay in
+    the JWKS a day, or leave it at once when `compromised` (see SigningKeys.rotate)."""
+    kids = runtime.provider(session).keys.rotate(compromised=compromised)
+    details: dict[str, JsonValue] = {"kids": list(kids), "compromised": compromised}
     runtime.audit_log(session).append(
-        AuditEvent(actor=actor, action="identity.keys.rotated", details={"kids": kids})
+        AuditEvent(actor=actor, action="identity.keys.rotated", details=details)
     )
     return kids
 

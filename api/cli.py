@@ -256,18 +256,27 @@ def keys() -> None:
 
 @keys.command("rotate")
 @click.argument("which", type=click.Choice(KEY_SETS), default="all", required=False)
-def keys_rotate(which: str) -> None:
+@click.option(
+    "--compromised",
+    is_flag=True,
+    help="The signing keys leaked: withdraw them from the JWKS now, not after a day.",
+)
+def keys_rotate(which: str, compromised: bool) -> None:
     """New signing keys (old ones stay in the JWKS a day) and/or a new locker KEK.
 
     WHICH: oidc (the token-signing keys), locker (a KEK version; `shanakht locker rewrap` then
-    moves the stored data keys to it) or all, the default.
+    moves the stored data keys to it) or all, the default. With --compromised, tokens the old
+    signing keys signed stop verifying at once (e-services refresh theirs).
     """
     with cli_runtime() as runtime:
         migrate(runtime)
         if which in ("oidc", "all"):
             with runtime.transaction() as session:
-                kids = rotate_signing_keys(runtime, session, actor=CLI_ACTOR)
-            click.echo("new signing keys: " + ", ".join(kids))
+                kids = rotate_signing_keys(
+                    runtime, session, actor=CLI_ACTOR, compromised=compromised
+                )
+            withdrawn = " (the old ones withdrawn from the JWKS now)" if compromised else ""
+            click.echo("new signing keys: " + ", ".join(kids) + withdrawn)
         if which in ("locker", "all"):
             version_id = rotate_kek(runtime, actor=CLI_ACTOR)
             click.echo(f"new locker KEK: {version_id} (`shanakht locker rewrap` moves old keys)")

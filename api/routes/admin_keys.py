@@ -155,6 +155,8 @@ def keys_page(
     notice = {
         "oidc": Text("New signing keys are in use. The old ones stay published for a day, "
                      "so tokens already issued still verify."),
+        "oidc-compromised": Text("New signing keys are in use and the old ones are "
+                                 "withdrawn: tokens they signed no longer verify."),
         "locker": Text("A new locker key (KEK) wraps every new document's key. Re-wrap the "
                        "stored data keys so the old KEK can be retired."),
     }.get(done)  # fmt: skip
@@ -175,8 +177,9 @@ def rotate(
     csrf: CsrfForm = "",
 ) -> Response:
     check_csrf(request, runtime, csrf)
-    if which == "oidc":
-        rotate_signing_keys(runtime, session, actor=actor(me))
+    if which in ("oidc", "oidc-compromised"):
+        compromised = which == "oidc-compromised"
+        rotate_signing_keys(runtime, session, actor=actor(me), compromised=compromised)
     elif which == "locker":
         rotate_kek(runtime, actor=actor(me))
     else:

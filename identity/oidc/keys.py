@@ -17,7 +17,7 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from identity.models import signing_keys
@@ -99,14 +99,31 @@ class SigningKeys:
     def _database(self) -> str:
         return str(self._session.get_bind().engine.url)
 
-    def rotate(self) -> list[str]:
-        """Retire every signing key and make new ones; return the new kids."""
+    def rotate(self, *, compromised: bool = False) -> list[str]:
+        """Retire every signing key and make new ones; return the new kids.
+
+        A routine rotation keeps the old keys in the JWKS for OVERLAP, so tokens signed just
+        before still verify. A compromised key must stop vouching at once: whoever holds it
+        can sign ID tokens that relying parties check against the JWKS alone. So then every
+        key still published is withdrawn now, as if retired OVERLAP ago; the access tokens it
+        signed stop verifying here too (clients refresh: refresh tokens are not signed). Other
+        server processes drop it within VERIFYING_TTL.
+        """
         _verifying.pop(self._database(), None)
-        self._session.execute(
-            update(signing_keys)
-            .where(signing_keys.c.retired_at.is_(None))
-            .values(retired_at=self._clock())
-        )
+        now = self._clock()
+        if compromised:
+            published = or_(
+                signing_keys.c.retired_at.is_(None), signing_keys.c.retired_at > now - OVERLAP
+            )
+            self._session.execute(
+                update(signing_keys).where(published).values(retired_at=now - OVERLAP)
+            )
+        else:
+            self._session.execute(
+                update(signing_keys)
+                .where(signing_keys.c.retired_at.is_(None))
+                .values(retired_at=now)
+            )
         return [self._create(alg) for alg in ALGORITHMS]
 
     def all(self) -> list[KeyInfo]:

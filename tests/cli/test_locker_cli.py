@@ -96,6 +96,11 @@ def test_rotate_all_is_the_default_and_rotates_both(
     listed = run(cli_env, "keys", "list", "all")[1].splitlines()
     assert sum(line.endswith("in use") for line in listed) == 2, "the newest signing keys"
     assert listed[-2:] == ["local:1\tKEK\tunwrap only", "local:2\tKEK\tcurrent"]
+    code, out = run(cli_env, "keys", "rotate", "oidc", "--compromised")
+    assert (code, "withdrawn from the JWKS now" in out) == (0, True), out
+    with runtime.transaction() as session:
+        published = runtime.provider(session).keys.published()
+    assert len(published) == 2, "only the two newest keys: the leaked ones are withdrawn"
     assert run(cli_env, "keys", "rotate", "nonsense")[0] == 2
 
 

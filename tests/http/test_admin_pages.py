@@ -482,6 +482,12 @@ def test_list_and_rotate_signing_keys_and_kek(
     assert new
     assert all(kid in web.get("/admin/keys").text for kid in new)
     assert _audit(oidc_runtime)[-1].action == "identity.keys.rotated"
+    leaked = _post(web, "/admin/keys/rotate", {"which": "oidc-compromised"}, page="/admin/keys")
+    assert leaked.headers["location"] == "/admin/keys?done=oidc-compromised"
+    assert "the old ones are withdrawn" in web.get(leaked.headers["location"]).text
+    published = {k["kid"] for k in web.get("/oauth/jwks").json()["keys"]}
+    assert len(published) == 2
+    assert not published & after, "every key published before is withdrawn"
     kek = _post(web, "/admin/keys/rotate", {"which": "locker"}, page="/admin/keys")
     assert kek.headers["location"] == "/admin/keys?done=locker"
     page = web.get(kek.headers["location"])
