@@ -18,12 +18,14 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from api import i18n
+from api import i18n, local_time
 from api.runtime import Runtime
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.globals["_"] = i18n.gettext
 TEMPLATES.env.globals["LANGUAGES"] = i18n.NAMES
+TEMPLATES.env.filters["moment"] = local_time.moment
+TEMPLATES.env.filters["day"] = local_time.day
 # A route's words that may be `i18n.Text`, translated into the reader's language when drawn.
 LOCALISED = ("error", "notice", "heading", "message")
 SESSION_COOKIE = "shanakht_session"

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import FormParams, RuntimeDep, SessionDep
 from api.i18n import Text
+from api.local_time import moment
 from api.routes.access_log import PRIVATE, export_csv, proof_bundle
 from api.routes.exchange import client_name
 from api.runtime import Runtime
@@ -116,7 +117,7 @@ def _row(item: AccessItem, names: dict[str, str]) -> dict[str, Any]:
     kind, _sep, detail = (item.basis or "").partition(":")
     return {
         "seq": item.seq,
-        "time": item.time.replace("T", " ")[:19] + " UTC",
+        "time": moment(item.time, seconds=True),
         "action": item.action,
         "organisation": item.organisation,
         "organisation_name": names.get(item.organisation or "", item.organisation),

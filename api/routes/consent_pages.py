@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text
+from api.local_time import moment
 from api.routes.exchange import (
     Id,
     approve_for,
@@ -58,19 +59,12 @@ DONE = {
 # -- drawing -----------------------------------------------------------------------------------
 
 
-def _when(value: str | None) -> str:
-    """An RFC 3339 UTC time as a reader takes it in: "2026-05-01 10:00 UTC"."""
-    if not value:
-        return ""
-    return value.replace("T", " ")[:16] + " UTC"
-
-
 def _shown(terms: dict[str, Any]) -> dict[str, Any]:
     """A request's or consent's terms (as the JSON API gives them), with readable times."""
     shown = dict(terms)
     for key in ("valid_from", "valid_until", "created_at", "decided_at", "status_changed_at"):
         if key in shown:
-            shown[key] = _when(shown[key])
+            shown[key] = moment(shown[key])
     return shown
 
 
@@ -157,7 +151,7 @@ def requests_page(
         runtime,
         "requests.html",
         menu=menu(runtime, session, me),
-        messages=[{**m, "at": _when(m["at"])} for m in inbox_of(runtime, session, owner)],
+        messages=[{**m, "at": moment(m["at"])} for m in inbox_of(runtime, session, owner)],
         pending=[r for r in asked if r["status"] == "pending"],
         earlier=[r for r in asked if r["status"] != "pending"],
         consents=[_shown(c) for c in consents_of(runtime, session, owner)],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from fastapi import Request
@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from api.i18n import Text
+from api.local_time import PKT
 from api.runtime import Runtime
 from api.signed_in import RoleMissing, SignedIn, menu
 from api.web import local_path, render
@@ -111,12 +112,13 @@ def day(text: str) -> date | None:
 
 
 def end_of(day_: date) -> datetime:
-    """The last second of `day_`, UTC: a validity that ends on a day includes that day."""
-    return datetime.combine(day_, time(23, 59, 59), tzinfo=UTC)
+    """The last second of `day_` in Pakistan: a validity that ends on a day includes all of
+    that day as the officer and the citizen count it (pages show PKT, api.local_time)."""
+    return datetime.combine(day_, time(23, 59, 59), tzinfo=PKT)
 
 
 def start_of(day_: date) -> datetime:
-    return datetime.combine(day_, time(0, 0), tzinfo=UTC)
+    return datetime.combine(day_, time(0, 0), tzinfo=PKT)
 
 
 CNIC_FORMAT = Text("Enter the CNIC as 13 digits, for example 35202-1234567-1.")
