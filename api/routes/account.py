@@ -12,15 +12,18 @@ from fastapi.responses import RedirectResponse
 from qrcode.image.svg import SvgPathImage
 
 from api.backchannel import deliver_after, end_sessions
-from api.deps import RuntimeDep, SessionDep
-from api.i18n import Text
+from api.deps import RuntimeDep, SessionDep, settle
+from api.i18n import Text, too_many_attempts
 from api.routes.signin import SCOPE_TEXT
+from api.runtime import Runtime
 from api.signed_in import SignedIn, SignedInDep, menu
-from api.web import SESSION_COOKIE, check_csrf, cookie_name, render
+from api.web import SESSION_COOKIE, check_csrf, client_address, cookie_name, render
 from audit import AuditEvent
+from identity.errors import InvalidCredentials, TooManyAttempts, WeakPassword
 
 router = APIRouter(tags=["account pages"], include_in_schema=False)
 CsrfForm = Annotated[str, Form()]
+CHANGED = Text("Your password is changed. Your other sign-ins have ended.")
 
 
 def _audit(runtime: RuntimeDep, session: SessionDep, me: SignedIn, action: str, **kw: str) -> None:
@@ -36,7 +39,7 @@ def _audit(runtime: RuntimeDep, session: SessionDep, me: SignedIn, action: str, 
 
 @router.get("/account", response_model=None)
 def account_page(
-    request: Request, runtime: RuntimeDep, session: SessionDep, me: SignedInDep
+    request: Request, runtime: RuntimeDep, session: SessionDep, me: SignedInDep, done: str = ""
 ) -> Response:
     provider = me.provider
     sessions = [
@@ -67,6 +70,7 @@ def account_page(
         sessions=sessions,
         grants=grants,
         authenticator=runtime.second_factor(session).apps.enabled(me.account.id),
+        notice=CHANGED if done == "password" else None,
     )
 
 
@@ -112,6 +116,69 @@ def revoke_grant(
     if me.provider.grants.revoke(me.account.id, client_id):
         _audit(runtime, session, me, "identity.consent.revoked", resource=f"client:{client_id}")
     return RedirectResponse("/account", status_code=303)
+
+
+@router.get("/account/password", response_model=None)
+def password_page(request: Request, runtime: RuntimeDep, me: SignedInDep) -> Response:
+    return render(request, runtime, "account_password.html", errors={})
+
+
+@router.post("/account/password", response_model=None)
+def change_password(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SignedInDep,
+    current: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form()] = "",
+    csrf: CsrfForm = "",
+) -> Response:
+    """The current password first, checked as a login is (throttled, counted towards the
+    lockout), so a borrowed, signed-in browser cannot change it; then the new one, held to
+    the policy. Every other session ends: whoever had the old password is signed out."""
+    check_csrf(request, runtime, csrf)
+    if password != confirm:
+        return _password_refused(
+            request, runtime, {"confirm": Text("The two new passwords differ.")}
+        )
+    try:
+        runtime.password_login().login(
+            me.account.profile.cnic, current, client=client_address(request)
+        )
+    except InvalidCredentials as exc:
+        if exc.locked_citizen is not None:  # too many wrong guesses: the account locked
+            ended = me.provider.sessions.end_all(exc.locked_citizen, "locked")
+            response = RedirectResponse("/login", status_code=303)
+            return deliver_after(
+                response, runtime, end_sessions(runtime, me.provider, ended, "locked")
+            )
+        wrong = Text("That is not your current password.")
+        return _password_refused(request, runtime, {"current": wrong})
+    except TooManyAttempts as exc:
+        return _password_refused(request, runtime, {"current": too_many_attempts(exc.retry_after)})
+    enrolment = runtime.enrolment(session)
+    ticket = enrolment.expired_password_ticket(me.account.id, me.account.pseudonym)
+    try:
+        enrolment.complete_reset(ticket, password)
+    except WeakPassword as exc:
+        settle(session, exc)
+        return _password_refused(request, runtime, {}, exc.failures)
+    others = [s for s in me.provider.sessions.active_for(me.account.id) if s.id != me.sso.id]
+    ended = [e for s in others if (e := me.provider.sessions.end(s.id, "password_changed"))]
+    notices = end_sessions(runtime, me.provider, ended, "password_changed")
+    return deliver_after(
+        RedirectResponse("/account?done=password", status_code=303), runtime, notices
+    )
+
+
+def _password_refused(
+    request: Request, runtime: Runtime, errors: dict[str, Text], failures: list[str] | None = None
+) -> Response:
+    return render(
+        request, runtime, "account_password.html", status_code=422, errors=errors,
+        failures=failures or [],
+    )  # fmt: skip
 
 
 def _qr_data_uri(text: str) -> str:

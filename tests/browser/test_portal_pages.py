@@ -68,6 +68,14 @@ def test_account_page_after_signing_in(page: Page, citizen: str) -> None:
     expect(page.get_by_role("navigation", name="Main")).to_be_visible()
     assert_accessible(page)
     _fits(page)
+    page.get_by_role("link", name="Change your password").click()
+    page.get_by_label("Current password").fill("Not#MyPassword1")
+    page.get_by_label("New password", exact=True).fill("Mango#Season2027")
+    page.get_by_label("New password again").fill("Mango#Season2027")
+    page.get_by_role("button", name="Save password").click()
+    expect(page.locator("#current")).to_have_attribute("aria-invalid", "true")
+    assert_accessible(page)
+    _fits(page)
 
 
 def test_keyboard_reaches_the_form_from_the_skip_link(page: Page) -> None:

@@ -60,6 +60,7 @@ def test_every_part_of_the_portal_is_in_urdu(
     _as_admin(page, site_runtime, nadra_file, citizen, "/admin")
     for path in (
         "/account",
+        "/account/password",
         "/documents",
         "/requests",
         "/access",
