@@ -238,6 +238,7 @@ class Exchange:
             f"{requester_name} asks for your {names}. Open the request to see why, and to "
             "approve or deny it.",
             reference=request_id,
+            params={"requester": requester_name, "doctypes": list(wanted)},
         )
         found = self._request(request_id)
         assert found is not None  # noqa: S101 (inserted just now, in this transaction)

@@ -8,8 +8,9 @@ needs to run later for the citizen to be told.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
@@ -19,6 +20,9 @@ from locker.models import inbox
 
 MAX_MESSAGE = 500
 REQUEST, LEGAL_ACCESS = "exchange.request", "exchange.legal_access"
+
+# What a message's facts may hold: names, codes and references, one or several.
+Params = Mapping[str, str | list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,7 @@ class Message:
     created_at: datetime
     visible_from: datetime
     read_at: datetime | None
+    params: dict[str, str | list[str]] = field(default_factory=dict)
 
 
 class Inbox:
@@ -45,16 +50,19 @@ class Inbox:
         *,
         reference: str | None = None,
         visible_from: datetime | None = None,
+        params: Params | None = None,
     ) -> None:
         """Leave `message` for `owner`, shown from `visible_from` (at once by default); a long
-        message is cut to fit rather than refused, since the action it reports stands."""
+        message is cut to fit rather than refused, since the action it reports stands.
+        `message` is the record, in English; `params` are its facts, from which a page says
+        the same in the reader's language."""
         now = self._clock()
         if len(message) > MAX_MESSAGE:
             message = message[: MAX_MESSAGE - 1] + "…"
         self._db.execute(
             insert(inbox).values(
                 owner=owner, kind=kind, message=message, reference=reference, created_at=now,
-                visible_from=visible_from or now,
+                visible_from=visible_from or now, params=json.dumps(params) if params else None,
             )
         )  # fmt: skip
 
@@ -67,9 +75,12 @@ class Inbox:
             .limit(limit)
         )
         return [
-            Message(r.id, r.kind, r.message, r.reference, r.created_at, r.visible_from, r.read_at)
+            Message(
+                r.id, r.kind, r.message, r.reference, r.created_at, r.visible_from, r.read_at,
+                json.loads(r.params) if r.params else {},
+            )
             for r in rows
-        ]
+        ]  # fmt: skip
 
     def mark_read(self, owner: str, message_id: int) -> bool:
         """Mark one of `owner`'s visible messages read; False if there is no such message."""

@@ -147,6 +147,11 @@ class LegalAccess:
             f"on a legal basis: {legal_reference}.",
             reference=grant_id,
             visible_from=disclose_after,
+            params={
+                "department": (department_names or {}).get(acting, acting),
+                "doctypes": list(wanted),
+                "reference": legal_reference,
+            },
         )
         if disclose_after is None:
             self._texts.send(mobile, SMS_LEGAL)  # before the entry: an append holds the log

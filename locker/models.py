@@ -90,6 +90,12 @@ inbox = Table(
     Column("owner", String(64), nullable=False, index=True),
     Column("kind", String(32), nullable=False),
     Column("message", String(500), nullable=False),
+    Column(
+        "params",
+        Text,
+        nullable=True,
+        comment="the message's facts as JSON, for pages to say it in the reader's language",
+    ),
     Column("reference", String(64), nullable=True, comment="a request, consent or document id"),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("visible_from", UtcDateTime(), nullable=False, comment="later under a delay"),

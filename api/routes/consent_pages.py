@@ -24,7 +24,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from api.deps import RuntimeDep, SessionDep, settle
-from api.i18n import Text
+from api.i18n import Text, translate
 from api.local_time import moment
 from api.routes.exchange import (
     Id,
@@ -37,9 +37,10 @@ from api.routes.exchange import (
 )
 from api.runtime import Runtime
 from api.signed_in import SignedIn, SignedInDep, SubstantialDep, menu
-from api.web import check_csrf, render
+from api.web import check_csrf, language, render
+from locker.doctypes import document_type
 from locker.exchange import ExchangeError, UnknownConsent, UnknownRequest
-from locker.inbox import Inbox
+from locker.inbox import LEGAL_ACCESS, REQUEST, Inbox
 from locker.release import ReleaseRefused
 
 router = APIRouter(tags=["consent pages"], include_in_schema=False)
@@ -57,6 +58,35 @@ DONE = {
 
 
 # -- drawing -----------------------------------------------------------------------------------
+
+
+# What the inbox says, by kind, from the message's facts (locker.inbox): the stored sentence is
+# the record, in English; these say it in the reader's language.
+SAID = {
+    REQUEST: Text("%(requester)s asks for your %(documents)s. Open the request to see why, and "
+                  "to approve or deny it."),
+    LEGAL_ACCESS: Text("Officers of %(department)s were given access to your %(documents)s "
+                       "without your consent, on a legal basis: %(reference)s."),
+}  # fmt: skip
+
+
+def _readable(message: dict[str, Any], lang: str) -> dict[str, Any]:
+    """An inbox message for the page: its time in PKT, its words in `lang` where its facts
+    allow (messages from before facts were kept read as they were written)."""
+    said, facts = SAID.get(message["kind"]), dict(message.get("params") or {})
+    words = message["message"]
+    if said is not None and facts:
+        codes = facts.pop("doctypes", [])
+        documents = ", ".join(translate(lang, _type_name(code)) for code in codes)
+        words = translate(lang, said.message, documents=documents, **facts)
+    return {**message, "message": words, "at": moment(message["at"])}
+
+
+def _type_name(code: str) -> str:
+    try:
+        return document_type(code).name
+    except LookupError:
+        return code
 
 
 def _shown(terms: dict[str, Any]) -> dict[str, Any]:
@@ -144,14 +174,14 @@ def requests_page(
     me: SignedInDep,
     done: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
-    owner = me.account.pseudonym
+    owner, lang = me.account.pseudonym, language(request, runtime)
     asked = [_shown(r) for r in requests_of(runtime, session, owner)]
     return render(
         request,
         runtime,
         "requests.html",
         menu=menu(runtime, session, me),
-        messages=[{**m, "at": moment(m["at"])} for m in inbox_of(runtime, session, owner)],
+        messages=[_readable(m, lang) for m in inbox_of(runtime, session, owner)],
         pending=[r for r in asked if r["status"] == "pending"],
         earlier=[r for r in asked if r["status"] != "pending"],
         consents=[_shown(c) for c in consents_of(runtime, session, owner)],

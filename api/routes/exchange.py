@@ -385,6 +385,7 @@ def _message_json(message: Message) -> dict[str, Any]:
         "id": message.id,
         "kind": message.kind,
         "message": message.message,
+        "params": message.params,
         "reference": message.reference,
         "at": iso(message.visible_from),
         "read": message.read_at is not None,

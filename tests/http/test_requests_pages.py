@@ -175,6 +175,9 @@ def test_the_page_shows_what_the_consent_will_say(
     assert f'href="/requests/{request_id}/approve"' in article
     # The inbox message is there, unread, with a button to mark it read.
     assert "asks for your Birth certificate" in page.text
+    urdu = web.get("/requests?lang=ur").text  # the same message, said in Urdu from its facts
+    assert f"{DEPARTMENT_NAME} آپ کی یہ دستاویزات مانگ رہا ہے: پیدائش کا سرٹیفکیٹ" in urdu
+    assert "asks for your" not in urdu
     marked = web.post(
         re.search(r'action="(/requests/messages/\d+/read)"', page.text).group(1),  # type: ignore[union-attr]
         data={"csrf": csrf_of(page.text)},
