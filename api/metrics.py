@@ -56,20 +56,6 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 UNMATCHED = "unmatched"
 GRANT_TYPES = frozenset({"authorization_code", "refresh_token", "client_credentials"})
 
-# The routes whose bodies are document content: what comes in is counted as locker bytes in
-# (when the document was taken), what goes out as locker bytes out. A test holds the download
-# set equal to the app's streaming routes, so a new one cannot be forgotten.
-LOCKER_UPLOADS = frozenset({("PUT", "/locker/issued/{doctype}"), ("POST", "/locker/documents")})
-LOCKER_DOWNLOADS = frozenset(
-    {
-        ("GET", "/locker/documents/{document_id}/content"),
-        ("GET", "/locker/shared/{token}"),
-        ("GET", "/locker/lockers/{owner_id}/documents/{document_id}/content"),
-        ("GET", "/exchange/consents/{consent_id}/documents/{document_id}"),
-        ("GET", "/exchange/legal-access/{grant_id}/documents/{document_id}"),
-    }
-)
-
 REQUESTS = Counter(
     "shanakht_http_requests",
     "HTTP requests answered, by route template, method and status.",
@@ -89,7 +75,8 @@ TOKENS = Counter(
 )
 LOCKER_BYTES = Counter(
     "shanakht_locker_bytes",
-    "Document bytes the locker took in (uploads, issues) and served (downloads).",
+    "Document bytes the locker stored (uploads, issues; API, pages and bulk alike) and served "
+    "(downloads, as they are sent).",
     ["direction"],
 )
 SIGNATURES = Counter(
@@ -109,6 +96,12 @@ def login(outcome: Literal["success", "failure", "throttled"]) -> None:
 
 def token_issued(grant_type: str | None) -> None:
     TOKENS.labels(grant_type if grant_type in GRANT_TYPES else "other").inc()
+
+
+def locker_bytes(direction: Literal["in", "out"], count: int) -> None:
+    """Counted where every path meets: the shared upload and issue internals, and the one
+    function that streams a document out (api.routes.locker_views)."""
+    LOCKER_BYTES.labels(direction).inc(count)
 
 
 def signature(kind: Literal["seal", "document"]) -> None:
@@ -170,11 +163,6 @@ class Telemetry:
             route = route_template(scope)
             REQUESTS.labels(route, method, str(status)).inc()
             LATENCY.labels(route, method).observe(elapsed)
-            if status < 300:
-                if (method, route) in LOCKER_UPLOADS:
-                    LOCKER_BYTES.labels("in").inc(bytes_in)
-                elif (method, route) in LOCKER_DOWNLOADS:
-                    LOCKER_BYTES.labels("out").inc(bytes_out)
             access_log.info(
                 "%s %s %s",
                 method,

@@ -170,11 +170,14 @@ def issue_sealed(
 ) -> Issued:
     """Issue `kind` into `owner`'s locker in its department's name, sealed: what a department
     system (PUT /locker/issued) and an officer (the officer's pages) both do."""
-    return runtime.locker(session).issue(
+    issued = runtime.locker(session).issue(
         owner=owner, doctype=kind.code, issuer=kind.department, issuer_doc_id=doc_id,
         title=title, content=content, content_type=content_type, who=who,
         valid_until=valid_until, seal=seal,
     )  # fmt: skip
+    if issued.outcome != "unchanged":  # a retry stores nothing
+        metrics.locker_bytes("in", issued.document.size)
+    return issued
 
 
 def _issue(

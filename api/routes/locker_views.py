@@ -22,6 +22,7 @@ from fastapi import Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from api import metrics
 from api.runtime import Runtime
 from audit import pseudonym
 from identity.cnic import normalise_cnic
@@ -142,9 +143,11 @@ def _blocks(plaintext: Iterator[bytes]) -> Iterator[bytes]:
     for chunk in plaintext:
         block += chunk
         if len(block) >= BLOCK:
+            metrics.locker_bytes("out", len(block))
             yield bytes(block)
             block.clear()
     if block:
+        metrics.locker_bytes("out", len(block))
         yield bytes(block)
 
 
@@ -197,10 +200,12 @@ def upload_own(
         document_type(doctype)
     except LookupError as exc:
         raise UnknownDocument(str(exc)) from None
-    return runtime.locker(session).upload(
+    created = runtime.locker(session).upload(
         owner=owner, doctype=doctype, title=title, content=content,
         content_type=content_type, who=owner_accessor(owner),
     )  # fmt: skip
+    metrics.locker_bytes("in", created.size)
+    return created
 
 
 def share_view(share: Share, now: datetime) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from signing.pki.authority import Subject
 from signing.pki.custody import create_root
 from signing.pki.profiles import DEPARTMENT_SEAL
 from tests.http.oidc_kit import PASSWORD, csrf_of, register_citizen
+from tests.http.test_telemetry import sample
 
 PDF = b"%PDF-1.7\n" + os.urandom(50_000) + b"\n%%EOF\n"
 SMALL = b"%PDF-1.7\n%%EOF\n"
@@ -193,6 +194,20 @@ def test_a_document_page_shows_its_facts_and_streams_its_content(
     assert "sandbox" in download.headers["content-security-policy"]
     assert _log(oidc_runtime).count(b'"action":"locker.document.read"') == 2
     assert PDF[:32].hex() not in page.text  # the page shows the digest, never the content
+
+
+def test_page_uploads_and_downloads_count_as_locker_bytes(me: TestClient, lockers: Lockers) -> None:
+    stored, served = _bytes(me, "in"), _bytes(me, "out")
+    assert _upload(me, "notes.txt", b"hello", "text/plain").status_code == 400
+    assert _bytes(me, "in") == stored, "a refused upload stores nothing"
+    assert _upload(me, "a.pdf", SMALL, "application/pdf").status_code == 303
+    assert _bytes(me, "in") == stored + len(SMALL)
+    assert me.get(f"/documents/{lockers.birth}/content").content == PDF
+    assert _bytes(me, "out") == served + len(PDF)
+
+
+def _bytes(web: TestClient, direction: str) -> float:
+    return sample(web, "shanakht_locker_bytes_total", direction=direction)
 
 
 @pytest.mark.parametrize(
