@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import problems
+from api import lanes, problems
 from api.backchannel import deliver, end_sessions
 from api.i18n import Text
 from api.metrics import Telemetry
@@ -103,6 +103,7 @@ async def _every(interval: float, job: Callable[[Runtime], None], runtime: Runti
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """Build the app on `runtime`, or on one opened from the environment's settings."""
     runtime = runtime or open_runtime(Settings())
+    lanes.hand_over_quickly()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -20,6 +20,11 @@ async def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
+# The largest id or sequence number a column holds (BIGINT; SQLite's INTEGER is as wide). A
+# larger one names nothing, and the database driver would not even send it (OverflowError, a
+# 500), so routes bound their integer ids by it and a larger one is a malformed request (400).
+BIGINT_MAX = 2**63 - 1
+
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
     """One transaction per request (see `Runtime.transaction` for what an error keeps)."""

@@ -8,11 +8,16 @@ personal data) travels into an error body or the logs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import web
@@ -49,6 +54,7 @@ from locker.exchange import (
 )
 from locker.legal import GrantInvalid, LegalAccessRefused
 from locker.release import ReleaseRefused
+from locker.sharing import ShareRefused, ShareUnusable
 from signing.files import NoQrCode, UnreadableFile
 from signing.pki.authority import PkiError, PkiNotReady
 
@@ -101,6 +107,8 @@ DOMAIN_STATUS: list[tuple[type[Exception], int, str]] = [
     (UnknownCitizen, 404, "No account for that CNIC"),
     (UnknownRequest, 404, "No such request"),
     (UnknownConsent, 404, "No such consent"),
+    (ShareUnusable, 404, "No such share link or nominee"),
+    (ShareRefused, 422, "That cannot be shared"),
     (RequestRefused, 422, "The request cannot be accepted"),
     (ReleaseRefused, 422, "Those documents cannot be released this way"),
     (RequestClosed, 409, "The request is no longer open"),
@@ -115,6 +123,65 @@ DOMAIN_STATUS: list[tuple[type[Exception], int, str]] = [
     (KeyUnavailable, 500, "A document key is not available"),
     (LockerError, 500, "The locker could not answer"),
 ]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as the OpenAPI schema declares every error of the APIs.
+    Some problems carry more members (`errors` for a malformed request), so more are allowed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+
+
+PROBLEM_SCHEMA_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route or router: each status in `statuses` answers problem+json, so
+    the OpenAPI schema names every error a client must handle, in the shape it arrives in."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA_REF}},
+        }
+        for status in statuses
+    }
+
+
+def _is_fastapi_validation_error(response: dict[str, Any]) -> bool:
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return bool(schema.get("$ref", "").endswith("/HTTPValidationError"))
+
+
+def _declare_problems(schema: dict[str, Any]) -> None:
+    """FastAPI declares a 422 `HTTPValidationError` for every operation with parameters, but
+    this service answers a malformed request 400 in problem details (`_validation_error`):
+    the schema says so instead, with the Problem shape every `problem_responses` refers to."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = Problem.model_json_schema()
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.get("responses", {})
+            if _is_fastapi_validation_error(responses.get("422", {})):
+                del responses["422"]
+                responses.setdefault("400", problem_responses(400)[400])
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+
+
+def _openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _declare_problems(generate())  # generate() keeps what it made in app.openapi_schema
+        return app.openapi_schema or generate()
+
+    return openapi
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra: object) -> JSONResponse:
@@ -245,10 +312,32 @@ async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "Internal error", "The error was logged; please try again later.")
 
 
+DATABASE_RETRY_AFTER = 5  # seconds: a restart or a fail-over of the database takes about that
+
+
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The database is down, its connection dropped mid-transaction, its disk full or its
+    lock held too long: the transaction was rolled back whole, so this is a 503 worth
+    retrying, like a storage outage. Any other database error is a bug, and stays a 500.
+    Neither names the statement or its parameters (which may carry personal data)."""
+    outage = isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+    if not outage:
+        raise exc
+    orig = getattr(exc, "orig", None)
+    log.warning("database unavailable: %s", type(orig or exc).__name__)
+    response = problem(503, "The database is not answering; try again later")
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(OAuthError, _oauth_error)
     for cls, _status, _title in DOMAIN_STATUS:
         app.add_exception_handler(cls, _domain_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]

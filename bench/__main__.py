@@ -8,6 +8,7 @@ from bench import (
     locker_rewrap,
     pages,
     signing,
+    soak,
     verifier_page,
 )
 
@@ -20,3 +21,4 @@ if __name__ == "__main__":
     locker_http.main()
     pages.main()
     verifier_page.main()
+    soak.main()

@@ -19,7 +19,12 @@ the wait it caused (no coordinated omission, as wrk2 measures).
 
 Kinds: `login` (Shanakht's POST /login), `peer_login` (oidc-provider's login interaction),
 `client_credentials` and `refresh_token` (any token endpoint, client_secret_basic), `ocsp`
-(a DER request POSTed to an OCSP responder).
+(a DER request POSTed to an OCSP responder), `http` (any request, described in the plan: see
+`_http`; bench/soak.py's mixed workload).
+
+A user may carry its own schedule (`interval` seconds between its requests, `offset` the share
+of one interval its first waits) instead of the plan's `rate`, and a `name`: the report's
+workloads are keyed by it (by kind without one).
 
 The token grants go over a lean HTTP/1.1 client of its own (one kept-alive connection per
 user, requests built as bytes, answers read by Content-Length) on uvloop: httpx2 spent about
@@ -93,10 +98,16 @@ def _running(user: dict[str, Any], window: Window) -> bool:
 
 
 async def _timed(
-    window: Window, tally: Tally, send: Any, expect: int, user: dict[str, Any]
+    window: Window,
+    tally: Tally,
+    send: Any,
+    expect: int,
+    user: dict[str, Any],
+    check: Callable[[Any], str | None] | None = None,
 ) -> httpx2.Response | None:
     """Send one request when due; count it when it completes inside the window. None on
-    failure."""
+    failure: another status than `expect`, or what `check` (if any) finds wrong with the
+    answer."""
     start = await _due(user)
     try:
         response: httpx2.Response = await send()
@@ -106,16 +117,20 @@ async def _timed(
             tally.error(f"{type(exc).__name__}: {exc}")
         return None
     done = time.perf_counter()
-    ok = response.status_code == expect
+    wrong = None
+    if response.status_code != expect:
+        wrong = f"{response.status_code}: {response.text}"
+    elif check is not None:
+        wrong = check(response)
     # Counted by when it was due on a schedule (so a slow tail is not cut off at the end),
     # by when it finished in a closed loop.
     moment = start if user.get("interval") is not None else done
     if window.start <= moment <= window.end:
-        if ok:
+        if wrong is None:
             tally.latencies.append(done - start)
         else:
-            tally.error(f"{response.status_code}: {response.text}")
-    return response if ok else None
+            tally.error(wrong)
+    return response if wrong is None else None
 
 
 async def _login(
@@ -267,12 +282,98 @@ async def _ocsp(
         await _timed(window, tally, send, 200, user)
 
 
+TOKEN_AGE = 240.0  # seconds an `http` user's access token is used before it renews it
+
+
+async def _access_token(client: httpx2.AsyncClient, bearer: dict[str, Any]) -> str:
+    """The `http` user's access token, renewed (untimed, uncounted) once TOKEN_AGE old: by
+    its refresh token if it has one (rotated: the newest is kept), else by client_credentials.
+
+    bearer: {"path", "client_id", "secret", "refresh_token" or "scope", "access_token"?}
+    """
+    token: str | None = bearer.get("access_token")
+    if token is not None and time.perf_counter() - bearer["at"] < TOKEN_AGE:
+        return token
+    if bearer.get("refresh_token"):
+        form = {"grant_type": "refresh_token", "refresh_token": bearer["refresh_token"]}
+    else:
+        form = {"grant_type": "client_credentials", "scope": bearer["scope"]}
+    try:
+        response = await client.post(
+            bearer["path"], data=form, auth=(bearer["client_id"], bearer["secret"])
+        )
+    except httpx2.HTTPError as exc:
+        raise Stop(f"could not renew the access token: {type(exc).__name__}: {exc}") from None
+    if response.status_code != 200:
+        raise Stop(f"could not renew the access token: {response.status_code} {response.text}")
+    answer = response.json()
+    if bearer.get("refresh_token"):
+        bearer["refresh_token"] = answer["refresh_token"]
+    bearer["access_token"], bearer["at"] = answer["access_token"], time.perf_counter()
+    return str(answer["access_token"])
+
+
+def _answer_check(user: dict[str, Any]) -> Callable[[httpx2.Response], str | None] | None:
+    """What an `http` user checks in an answer beyond its status: that it contains a string
+    (`contains`), or that its body is `length` bytes long."""
+    contains: str | None = user.get("contains")
+    length: int | None = user.get("length")
+    if contains is None and length is None:
+        return None
+
+    def check(response: httpx2.Response) -> str | None:
+        if contains is not None and contains not in response.text:
+            return f"{response.status_code} without {contains!r}: {response.text}"
+        if length is not None and len(response.content) != length:
+            return f"{response.status_code} with {len(response.content)} bytes, not {length}"
+        return None
+
+    return check
+
+
+async def _http(
+    client: httpx2.AsyncClient, user: dict[str, Any], window: Window, tally: Tally
+) -> None:
+    """Any request, again and again: `method` to `path`, with `headers`, a raw `body`
+    (base64) or a `json` one, answered with `expect` (and passing `contains` or `length`).
+
+    The path and `vary` (fields of the JSON body, as templates) are formatted for each
+    request with `user` (the user's `id`), `n` (its request count) and the fields of an entry
+    of `cycle`, each entry used for `repeat` requests in turn: ids to read, consents to spend.
+    With `bearer` (see `_access_token`) each request carries an access token.
+    """
+    body = base64.b64decode(user["body"]) if "body" in user else None
+    cycle: list[dict[str, Any]] = user.get("cycle") or [{}]
+    repeat: int = user.get("repeat", 1)
+    vary: dict[str, str] = user.get("vary", {})
+    check = _answer_check(user)
+    n = 0
+    while _running(user, window):
+        values = {"user": user.get("id", 0), "n": n, **cycle[(n // repeat) % len(cycle)]}
+        n += 1
+        headers = dict(user.get("headers", {}))
+        if "bearer" in user:
+            headers["authorization"] = f"Bearer {await _access_token(client, user['bearer'])}"
+        content = None
+        if "json" in user:
+            fields = {**user["json"], **{k: v.format(**values) for k, v in vary.items()}}
+            content = json.dumps(fields).encode()
+            headers["content-type"] = "application/json"
+        elif body is not None:
+            content = body
+        request = client.build_request(
+            user["method"], user["path"].format(**values), headers=headers, content=content
+        )
+        await _timed(window, tally, lambda r=request: client.send(r), user["expect"], user, check)
+
+
 WORKLOADS: dict[str, Callable[..., Awaitable[None]]] = {
     "login": _login,
     "peer_login": _peer_login,
     "client_credentials": _client_credentials,
     "refresh_token": _refresh,
     "ocsp": _ocsp,
+    "http": _http,
 }
 
 
@@ -322,7 +423,7 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
         for i, user in enumerate(users):  # evenly spread over the schedule
             user["interval"] = len(users) / plan["rate"]
             user["offset"] = i / len(users)
-    tallies = {kind: Tally() for kind in dict.fromkeys(u["kind"] for u in users)}
+    tallies = {name: Tally() for name in dict.fromkeys(map(_name, users))}
     every = Tally()
 
     async def cpu_at_window_start() -> float:
@@ -330,7 +431,7 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
         return _cpu()
 
     cpu_task = asyncio.create_task(cpu_at_window_start())
-    await asyncio.gather(*(_user(u, window, tallies[u["kind"]]) for u in users))
+    await asyncio.gather(*(_user(u, window, tallies[_name(u)]) for u in users))
     cpu = _cpu() - await cpu_task
     elapsed = min(time.perf_counter(), window.end + TIMEOUT) - window.start
     wall = time.time() - time.perf_counter()  # the window on the clock other processes share
@@ -349,6 +450,11 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
         u.get("refresh_token") for u in users if u["kind"] == "refresh_token"
     ]
     return report
+
+
+def _name(user: dict[str, Any]) -> str:
+    """The workload a user's requests are counted in: its `name`, else its kind."""
+    return str(user.get("name", user["kind"]))
 
 
 def _summary(tally: Tally, duration: float) -> dict[str, Any]:

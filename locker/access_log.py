@@ -108,14 +108,20 @@ class AccessFilter:
         return _day_start(self.since) if self.since is not None else None
 
     def _end(self) -> str | None:
-        """The first instant after the window, so `until` counts its whole day."""
-        return _day_start(self.until + timedelta(days=1)) if self.until is not None else None
+        """The first instant after the window, so `until` counts its whole day; none when
+        `until` is the calendar's last day (there is no day after it to start)."""
+        if self.until is None or self.until == date.max:
+            return None
+        return _day_start(self.until + timedelta(days=1))
 
     def floor(self) -> str | None:
-        """The entry time below which no later entry in a backward walk can match."""
+        """The entry time below which no later entry in a backward walk can match; none when
+        `since` is within the clock skew of the calendar's first day (nothing is older)."""
         if self.since is None:
             return None
         start = datetime.combine(self.since, time.min, tzinfo=UTC)
+        if start - datetime.min.replace(tzinfo=UTC) < CLOCK_SKEW:
+            return None
         return format_time(start - CLOCK_SKEW)
 
     def matches(self, item: AccessItem) -> bool:

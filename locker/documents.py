@@ -305,7 +305,8 @@ class Locker:
 
     def sweep_orphans(self, grace: timedelta = ORPHAN_GRACE) -> int:
         """Remove objects no version records, once older than `grace`: what a write left when
-        its transaction failed or its process died between the store and the commit."""
+        its transaction failed or its process died between the store and the commit; and the
+        scraps of writes whose process died mid-put (temporary files, unfinished uploads)."""
         cutoff = self._clock() - grace
         removed = 0
         for key in self._store.keys("documents/"):
@@ -318,7 +319,7 @@ class Locker:
             if known is None:
                 self._store.delete(key)
                 removed += 1
-        return removed
+        return removed + self._store.remove_scraps("documents/", cutoff)
 
     # -- inside -------------------------------------------------------------------------------
 

@@ -22,13 +22,16 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api.bearer import citizen
-from api.deps import RuntimeDep, SessionDep
-from api.problems import problem
+from api.deps import BIGINT_MAX, RuntimeDep, SessionDep
+from api.problems import problem, problem_responses
 from api.runtime import Runtime
 from locker import access_log
 from locker.access_log import COLUMNS, AccessFilter, AccessItem, AccessLogError
 
-router = APIRouter(prefix="/locker/access-log", tags=["locker"])
+# A citizen's token is required (401 without it, 403 without the locker scope).
+router = APIRouter(
+    prefix="/locker/access-log", tags=["locker"], responses=problem_responses(401, 403)
+)
 
 SCOPE = "locker"
 PRIVATE = {"Cache-Control": "no-store"}  # personal data: no cache keeps it
@@ -123,7 +126,9 @@ def list_access(
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
-    before: Annotated[int | None, Query(ge=0, description="entries older than this seq")] = None,
+    before: Annotated[
+        int | None, Query(ge=0, le=BIGINT_MAX, description="entries older than this seq")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="items per page (JSON)")] = 50,
     organisation: Annotated[str | None, Query(max_length=100)] = None,
     action: Annotated[str | None, Query(max_length=100, description="a prefix")] = None,
@@ -153,12 +158,12 @@ def list_access(
     return JSONResponse(body.model_dump(), headers=PRIVATE)
 
 
-@router.get("/{seq}/proof", response_model=ProofBundle)
+@router.get("/{seq}/proof", response_model=ProofBundle, responses=problem_responses(404))
 def prove(
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
-    seq: Annotated[int, Path(ge=0, description="the entry's sequence number")],
+    seq: Annotated[int, Path(ge=0, le=BIGINT_MAX, description="the entry's sequence number")],
 ) -> ProofBundle | Response:
     """Entry `seq` of the citizen's access log with its inclusion proof against a signed
     checkpoint (one is signed now if none covers the entry yet)."""

@@ -129,9 +129,9 @@ def change_password(
     runtime: RuntimeDep,
     session: SessionDep,
     me: SignedInDep,
-    current: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
-    confirm: Annotated[str, Form()] = "",
+    current: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    confirm: Annotated[str, Form()],
     csrf: CsrfForm = "",
 ) -> Response:
     """The current password first, checked as a login is (throttled, counted towards the

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from api.deps import AuditLogDep, RuntimeDep, SessionDep
-from api.problems import problem
+from api.deps import BIGINT_MAX, AuditLogDep, RuntimeDep, SessionDep
+from api.problems import problem, problem_responses
 from api.runtime import Runtime
 from api.web import SESSION_COOKIE, cookie_name
 from audit import AuditEvent
@@ -125,12 +125,14 @@ def _reader(request: Request, runtime: Runtime, provider: Provider) -> tuple[str
     return account.pseudonym, provider.roles.has(account.id, "audit.reader")
 
 
-@router.get("/entries", response_model=EntriesPage)
+@router.get("/entries", response_model=EntriesPage, responses=problem_responses(401, 403))
 def entries(
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
-    after: Annotated[int, Query(ge=-1, description="return entries after this seq")] = -1,
+    after: Annotated[
+        int, Query(ge=-1, le=BIGINT_MAX, description="return entries after this seq")
+    ] = -1,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     subject: Annotated[str | None, Query(description="auditors: one person's entries")] = None,
 ) -> EntriesPage | JSONResponse:

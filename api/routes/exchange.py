@@ -26,8 +26,8 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
 from api.bearer import CitizenCaller, citizen, roles_of, service
-from api.deps import RuntimeDep, SessionDep
-from api.problems import problem
+from api.deps import BIGINT_MAX, RuntimeDep, SessionDep
+from api.problems import problem, problem_responses
 from api.routes.locker_views import document_response
 from api.runtime import Runtime
 from audit import pseudonym
@@ -42,7 +42,11 @@ from locker.inbox import Inbox, Message
 from locker.legal import ROLE as LEGAL_ROLE
 from locker.legal import Grant, LegalAccess
 
-router = APIRouter(prefix="/exchange", tags=["once-only exchange"])
+# Every operation but the consent keys wants a token (401 without, 403 for the wrong caller or
+# scope), and names a request, consent or document that may not exist (404).
+router = APIRouter(
+    prefix="/exchange", tags=["once-only exchange"], responses=problem_responses(401, 403, 404)
+)
 
 DEPARTMENT_SCOPE = "locker.request"
 CITIZEN_SCOPE = "locker"
@@ -233,7 +237,12 @@ def _stream(found: Document, content: Iterator[bytes], signature_path: str | Non
 # -- the exchange's public key -----------------------------------------------------------------
 
 
-@router.get("/consent-keys", summary="The key consent artifacts are signed with (a JWKS)")
+@router.get(
+    "/consent-keys",
+    summary="The key consent artifacts are signed with (a JWKS)",
+    response_class=Response,
+    responses={200: {"description": "A JWK set", "content": {"application/jwk-set+json": {}}}},
+)
 def consent_keys(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(
         _signer(runtime).jwks(),
@@ -372,7 +381,10 @@ def inbox(request: Request, runtime: RuntimeDep, session: SessionDep) -> dict[st
 
 @router.post("/inbox/{message_id}/read", status_code=204, summary="Mark an inbox message read")
 def read_message(
-    message_id: int, request: Request, runtime: RuntimeDep, session: SessionDep
+    message_id: Annotated[int, Path(ge=0, le=BIGINT_MAX)],
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
 ) -> Response:
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
     if not Inbox(session, clock=runtime.clock).mark_read(caller.pseudonym, message_id):

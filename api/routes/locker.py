@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import anyio.from_thread
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from api import metrics
 from api.bearer import CitizenCaller, citizen, forbidden, service
 from api.deps import RuntimeDep
-from api.problems import problem
+from api.problems import problem, problem_responses
 from api.routes import locker_views as views
 from api.routes.locker_views import BLOCK, document_response, document_view, seal_status
 from api.runtime import Runtime
@@ -36,17 +36,48 @@ from audit import pseudonym
 from identity.cnic import normalise_cnic
 from locker.access import Accessor
 from locker.doctypes import DOCUMENT_TYPES, SELF, DocumentType, document_type
-from locker.documents import Document, Issued, Seal, UnknownDocument
+from locker.documents import CONTENT_TYPES, Document, Issued, Seal, UnknownDocument
 from locker.sharing import ShareUnusable, Sharing
 from signing.documents.cms import sign_digest
 from signing.pki.profiles import DEPARTMENT_SEAL
 
-router = APIRouter(prefix="/locker", tags=["locker"])
+# Every operation but the public types list and share links wants a token (401 without, 403
+# for the wrong caller or scope) and names something that may not exist (404).
+router = APIRouter(prefix="/locker", tags=["locker"], responses=problem_responses(401, 403, 404))
 
 LOCKER_SCOPE = "locker"
 ISSUE_SCOPE = "locker.issue."  # + the document type's code
 CNIC_HEADER = "shanakht-cnic"
 DownloadKind = Annotated[str, Query(pattern="^(inline|attachment)$")]
+# The types departments issue, listed in the schema; another is answered 404 ("no such type"),
+# as before, rather than refused as a malformed request.
+IssuedType = Annotated[
+    str,
+    Path(
+        description="a document type a department issues",
+        json_schema_extra={
+            "enum": sorted(c for c, t in DOCUMENT_TYPES.items() if t.department != SELF)
+        },
+    ),
+]
+
+# The raw body an upload streams (FastAPI cannot see it), declared so clients learn what they
+# may send, and the API fuzzer sends it.
+DOCUMENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            kind: {"schema": {"type": "string", "format": "binary"}}
+            for kind in sorted(CONTENT_TYPES)
+        },
+    }
+}
+CNIC_PARAMETER = {
+    "name": "Shanakht-Cnic",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string"},
+}
 
 
 # -- streaming bodies --------------------------------------------------------------------------
@@ -208,9 +239,14 @@ def _issue(
     "/issued/{doctype}",
     summary="Issue a document into a citizen's locker, or a new version of it (idempotent)",
     response_model=None,
+    responses={
+        201: {"description": "The first version", "content": {"application/json": {}}},
+        **problem_responses(400, 413, 422, 503),
+    },
+    openapi_extra={**DOCUMENT_BODY, "parameters": [CNIC_PARAMETER]},
 )
 async def issue(
-    doctype: str,
+    doctype: IssuedType,
     request: Request,
     runtime: RuntimeDep,
     doc_id: Annotated[str, Query(min_length=1, max_length=64)],
@@ -234,7 +270,7 @@ class Revocation(BaseModel):
 
 @router.post("/issued/{doctype}/revoke", summary="Revoke an issued document")
 def revoke(
-    doctype: str,
+    doctype: IssuedType,
     revocation: Revocation,
     request: Request,
     runtime: RuntimeDep,
@@ -252,7 +288,7 @@ def revoke(
 
 @router.get("/issued/{doctype}", summary="An issued document's state, for its issuer")
 def issued_state(
-    doctype: str,
+    doctype: IssuedType,
     request: Request,
     runtime: RuntimeDep,
     doc_id: Annotated[str, Query(min_length=1, max_length=64)],
@@ -349,7 +385,13 @@ def _upload(
         return document_view(created, runtime.clock())
 
 
-@router.post("/documents", status_code=201, summary="Upload a document of my own")
+@router.post(
+    "/documents",
+    status_code=201,
+    summary="Upload a document of my own",
+    responses=problem_responses(400, 413, 422, 503),
+    openapi_extra=DOCUMENT_BODY,
+)
 async def upload(
     request: Request,
     runtime: RuntimeDep,

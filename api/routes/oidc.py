@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api import metrics
 from api.deps import FormParams, RuntimeDep, SessionDep, settle
 from api.i18n import Text
 from api.lanes import quick
+from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA_REF
 from api.runtime import Runtime
 from api.web import SESSION_COOKIE, cookie_name, render
 from identity.login import ACR_LOW, ACR_SUBSTANTIAL
@@ -45,6 +48,70 @@ from identity.oidc.tokens import TokenResponse
 
 router = APIRouter(tags=["openid connect"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class OAuthErrorBody(BaseModel):
+    """RFC 6749 5.2: how the OAuth endpoints refuse, in place of problem details."""
+
+    error: str
+    error_description: str | None = None
+
+
+def oauth_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` declaring each status in `statuses` as RFC 6749 error JSON."""
+    return {status: {"model": OAuthErrorBody} for status in statuses}
+
+
+def form_body(*required: str, **fields: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra=` declaring the form an endpoint reads (through `FormParams`, so FastAPI
+    cannot see it): clients learn the fields, and the fuzzer sends them."""
+    schema = {"type": "object", "properties": fields, "required": list(required)}
+    form = {"application/x-www-form-urlencoded": {"schema": schema}}
+    return {"requestBody": {"required": True, "content": form}}
+
+
+TEXT: dict[str, Any] = {"type": "string"}
+CLIENT_AUTH = {"client_id": TEXT, "client_assertion_type": TEXT, "client_assertion": TEXT}
+TOKEN_FORM = form_body(
+    "grant_type",
+    grant_type={"enum": ["authorization_code", "refresh_token", "client_credentials"]},
+    code=TEXT,
+    redirect_uri=TEXT,
+    code_verifier=TEXT,
+    refresh_token=TEXT,
+    scope=TEXT,
+    **CLIENT_AUTH,
+)
+TOKEN_NAMING_FORM = form_body("token", token=TEXT, token_type_hint=TEXT, **CLIENT_AUTH)
+PAR_FORM = form_body(
+    "response_type",
+    "redirect_uri",
+    "scope",
+    "code_challenge",
+    "code_challenge_method",
+    response_type={"enum": ["code"]},
+    redirect_uri=TEXT,
+    scope=TEXT,
+    state=TEXT,
+    nonce=TEXT,
+    code_challenge=TEXT,
+    code_challenge_method={"enum": ["S256"]},
+    prompt=TEXT,
+    acr_values=TEXT,
+    dpop_jkt=TEXT,
+    **CLIENT_AUTH,
+)
+
+
+# The front channel answers a browser: a redirect onwards (to sign in, consent, or back to the
+# e-service with a code or an error), or a page when the e-service cannot be trusted with one.
+BROWSER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    303: {"description": "On to the next step, or back to the e-service"},
+    400: {
+        "description": "The sign-in link is not valid (a page), or the request is malformed",
+        "content": {"text/html": {}, PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA_REF}},
+    },
+}
 
 
 def oauth_error(
@@ -175,7 +242,10 @@ def continue_authorization(
     return RedirectResponse(target, status_code=303)
 
 
-@router.api_route("/oauth/authorize", methods=["GET", "POST"], response_model=None)
+# One route a method, so each operation has an id of its own in the OpenAPI schema (one
+# route for both gave GET and POST the same id, which the schema forbids).
+@router.get("/oauth/authorize", response_class=HTMLResponse, responses=BROWSER_RESPONSES)
+@router.post("/oauth/authorize", response_class=HTMLResponse, responses=BROWSER_RESPONSES)
 def authorize(
     request: Request, runtime: RuntimeDep, session: SessionDep, params: FormParams
 ) -> Response:
@@ -194,7 +264,7 @@ def authorize(
     return continue_authorization(request, runtime, provider, request_id, auth)
 
 
-@router.get("/oauth/authorize/resume", response_model=None)
+@router.get("/oauth/authorize/resume", response_class=HTMLResponse, responses=BROWSER_RESPONSES)
 def resume(
     request: Request,
     runtime: RuntimeDep,
@@ -236,7 +306,10 @@ def _authenticated(request: Request, provider: Provider, params: dict[str, str])
         form_client_id=params.get("client_id"),
         assertion_type=params.get("client_assertion_type"),
         assertion=params.get("client_assertion"),
-        audiences=[provider.token_endpoint, provider.issuer, str(request.url)],
+        # This endpoint's URL under the configured issuer, never as the request spells it:
+        # the Host header is the caller's to choose, so an assertion minted for another
+        # server's endpoint would otherwise pass here under that server's name.
+        audiences=[provider.token_endpoint, provider.issuer, provider.issuer + request.url.path],
     )
 
 
@@ -271,7 +344,12 @@ def _client_and_token(
     return client, params["token"]
 
 
-@router.post("/oauth/token", response_model=None)
+@router.post(
+    "/oauth/token",
+    response_model=None,
+    responses=oauth_errors(400, 401),
+    openapi_extra=TOKEN_FORM,
+)
 async def token(request: Request, runtime: RuntimeDep, params: FormParams) -> Response:
     return await quick(_token, request, runtime, params)
 
@@ -316,7 +394,13 @@ def _grant(request: Request, provider: Provider, params: dict[str, str]) -> Toke
     )
 
 
-@router.post("/oauth/par", response_model=None)
+@router.post(
+    "/oauth/par",
+    response_model=None,
+    status_code=201,
+    responses=oauth_errors(400, 401),
+    openapi_extra=PAR_FORM,
+)
 def pushed_authorization(
     request: Request, runtime: RuntimeDep, session: SessionDep, params: FormParams
 ) -> Response:
@@ -348,36 +432,51 @@ def pushed_authorization(
     )
 
 
-@router.post("/oauth/introspect", response_model=None)
+@router.post(
+    "/oauth/introspect",
+    response_model=None,
+    responses=oauth_errors(400, 401),
+    openapi_extra=TOKEN_NAMING_FORM,
+)
 async def introspect(request: Request, runtime: RuntimeDep, params: FormParams) -> Response:
-    return await quick(_introspect, request, runtime, params)
+    def answer(provider: Provider, client: Client, token: str) -> Response:
+        return JSONResponse(provider.tokens.introspect(client, token), headers=NO_STORE)
+
+    return await quick(_about_a_token, request, runtime, params, answer)
 
 
-def _introspect(request: Request, runtime: Runtime, params: dict[str, str]) -> Response:
-    with runtime.transaction() as session:
-        provider = runtime.provider(session)
-        found = _client_and_token(request, session, provider, params)
-        if isinstance(found, Response):
-            return found
-        return JSONResponse(provider.tokens.introspect(*found), headers=NO_STORE)
-
-
-@router.post("/oauth/revoke", response_model=None)
+@router.post(
+    "/oauth/revoke",
+    response_class=Response,
+    responses=oauth_errors(400, 401),
+    openapi_extra=TOKEN_NAMING_FORM,
+)
 async def revoke(request: Request, runtime: RuntimeDep, params: FormParams) -> Response:
-    return await quick(_revoke, request, runtime, params)
+    def answer(provider: Provider, client: Client, token: str) -> Response:
+        provider.tokens.revoke(client, token)
+        return Response(status_code=200, headers=NO_STORE)
+
+    return await quick(_about_a_token, request, runtime, params, answer)
 
 
-def _revoke(request: Request, runtime: Runtime, params: dict[str, str]) -> Response:
+def _about_a_token(
+    request: Request,
+    runtime: Runtime,
+    params: dict[str, str],
+    answer: Callable[[Provider, Client, str], Response],
+) -> Response:
+    """Introspection and revocation: authenticate the client, find the token it names, then
+    `answer`, in one transaction."""
     with runtime.transaction() as session:
         provider = runtime.provider(session)
         found = _client_and_token(request, session, provider, params)
         if isinstance(found, Response):
             return found
-        provider.tokens.revoke(*found)
-    return Response(status_code=200, headers=NO_STORE)
+        return answer(provider, *found)
 
 
-@router.api_route("/oauth/userinfo", methods=["GET", "POST"], response_model=None)
+@router.get("/oauth/userinfo", response_model=None, responses=oauth_errors(401))
+@router.post("/oauth/userinfo", response_model=None, responses=oauth_errors(401))
 async def userinfo(request: Request, runtime: RuntimeDep) -> Response:
     """OpenID Connect Core 5.3, with Bearer (RFC 6750) or DPoP (RFC 9449 7) tokens."""
     return await quick(_userinfo, request, runtime)

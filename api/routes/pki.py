@@ -16,10 +16,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, capped_body, media_type
-from api.problems import problem
+from api.problems import problem, problem_responses
 from api.runtime import Runtime
 
-router = APIRouter(prefix="/pki", tags=["pki"])
+# 503 until `shanakht pki init` has set the PKI up.
+router = APIRouter(prefix="/pki", tags=["pki"], responses=problem_responses(503))
 
 MAX_OCSP_REQUEST = 4096  # a request for one certificate, with a nonce, is about 100 bytes
 OCSP_RESPONSE = "application/ocsp-response"
@@ -61,7 +62,12 @@ def _answer(runtime: Runtime, request_der: bytes) -> Response:
     return Response(body, media_type=OCSP_RESPONSE, headers={"Cache-Control": "no-cache"})
 
 
-@router.post("/ocsp", response_class=Response, summary="OCSP (RFC 6960), request in the body")
+@router.post(
+    "/ocsp",
+    response_class=Response,
+    summary="OCSP (RFC 6960), request in the body",
+    responses=problem_responses(413, 415),
+)
 async def ocsp_post(request: Request, runtime: RuntimeDep) -> Response:
     body = await _query(request, "application/ocsp-request", MAX_OCSP_REQUEST)
     if isinstance(body, Response):
@@ -80,7 +86,11 @@ async def _query(request: Request, kind: str, limit: int) -> bytes | Response:
 
 
 @router.get(
-    "/ocsp/{encoded:path}", response_class=Response, summary="OCSP (RFC 6960 A.1), in the URL"
+    "/ocsp/{encoded:path}",
+    response_class=Response,
+    summary="OCSP (RFC 6960 A.1), in the URL",
+    # 404 when the path cannot be one (a newline in it, say): no route matches it.
+    responses=problem_responses(404, 413),
 )
 async def ocsp_get(encoded: str, runtime: RuntimeDep) -> Response:
     try:
@@ -99,6 +109,7 @@ MAX_TSA_REQUEST = 16 * 1024
     "/tsa",
     response_class=Response,
     summary="RFC 3161 time-stamps by the service's own authority",
+    responses=problem_responses(413, 415),
 )
 async def time_stamp(request: Request, runtime: RuntimeDep) -> Response:
     body = await _query(request, "application/timestamp-query", MAX_TSA_REQUEST)

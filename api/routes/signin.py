@@ -393,6 +393,10 @@ def logout_page(
     provider = runtime.provider(session)
     sso = _current(request, runtime, provider)
     hinted = provider.tokens.session_of_id_token(id_token_hint) if id_token_hint else None
+    if hinted is not None and client_id and client_id != hinted[0]:
+        # RP-Initiated Logout 1.0, 2: the ID token must have been issued to the client named;
+        # another client's is no hint (the citizen is asked, and sent to no one's URI).
+        hinted = None
     if hinted is not None:
         client_id = client_id or hinted[0]
     if sso is not None and hinted is not None and hinted[1] == sso.sid:

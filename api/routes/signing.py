@@ -26,7 +26,7 @@ from starlette.datastructures import UploadFile
 
 from api import metrics
 from api.deps import RuntimeDep, capped_body, media_type
-from api.problems import problem
+from api.problems import problem, problem_responses
 from api.runtime import Runtime
 from audit import AuditEvent, pseudonym
 from identity.cnic import normalise_cnic
@@ -238,7 +238,11 @@ def _too_large(limit: int) -> Response:
     return problem(413, "The request is too large", f"at most {limit} bytes")
 
 
-@router.post("/verify", summary="Verify a QR code: its text, a photo, or the signed PDF")
+@router.post(
+    "/verify",
+    summary="Verify a QR code: its text, a photo, or the signed PDF",
+    responses=problem_responses(400, 413, 415, 422),
+)
 async def verify(request: Request, runtime: RuntimeDep) -> Any:
     kind = media_type(request)
     if kind == "application/json":
@@ -448,6 +452,7 @@ def _deliver(
     response_class=Response,
     status_code=201,
     summary="Sign any file: a detached CAdES-B signature (officers with signing.officer)",
+    responses=problem_responses(400, 401, 403, 409, 413),
 )
 async def cms_signature(request: Request, runtime: RuntimeDep, department: str) -> Response:
     body = await capped_body(request, MAX_FILE_BYTES)
@@ -492,6 +497,7 @@ def _sign_file(runtime: Runtime, request: Request, department: str, data: bytes)
     response_class=Response,
     status_code=201,
     summary="Sign a teacher transfer order (officers with signing.officer)",
+    responses=problem_responses(400, 401, 403, 409, 422),
 )
 def transfer_order(order: TransferOrderRequest, request: Request, runtime: RuntimeDep) -> Response:
     try:

@@ -282,7 +282,7 @@ class ClientRegistry:
         # (2) Read the claimed client without trusting it yet, to find its registered keys.
         try:
             claims = json.loads(extract_compact(assertion.encode()).payload)
-        except (JoseError, ValueError, UnicodeError):
+        except (JoseError, ValueError, UnicodeError, RecursionError):  # RecursionError: nesting
             raise InvalidClient("the client assertion is not a signed JWT") from None
         if not isinstance(claims, dict):
             raise InvalidClient("the client assertion is not a signed JWT")

@@ -565,7 +565,7 @@ def _kid_of(token: str) -> str | None:
     checked here: this only picks which key set to check it with)."""
     try:
         header = json.loads(base64.urlsafe_b64decode(token.split(".", 1)[0] + "=="))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: not a header
         return None
     kid = header.get("kid") if isinstance(header, dict) else None
     return kid if isinstance(kid, str) else None

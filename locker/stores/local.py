@@ -3,7 +3,8 @@
 A write goes to a temporary file beside its target, is synced, then renamed over it: rename is
 atomic, so a reader sees the old object or the whole new one, never part of one, and a crash
 mid-write leaves only a temporary file, which no key can name (it starts with "."), so it is
-never listed or served. Directories left empty by a delete are removed. (Should syncing the
+never listed or served, and the orphan sweeper removes it once stale (`remove_scraps`).
+Directories left empty by a delete are removed. (Should syncing the
 folder fail after the rename, the put fails although the object is there: its database row is
 never committed, so it is an orphan like any other, for the sweeper.)
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, ParamSpec, TypeVar
 
@@ -20,6 +22,7 @@ from locker.errors import ObjectMissing, StoreUnavailable
 from locker.stores.protocol import ObjectStream, check_key, check_prefix, is_segment
 
 READ_SIZE = 1024 * 1024
+_TEMPORARY = ".tmp-"  # no key can name it (see protocol.py)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -71,13 +74,7 @@ class LocalStore:
             return
         except OSError as error:
             raise StoreUnavailable(f"cannot delete {key!r}: {error.strerror}") from error
-        for folder in path.parents:
-            if folder == self._root:
-                break
-            try:
-                folder.rmdir()
-            except OSError:  # not empty (or being filled by a put this very moment): keep it
-                break
+        self._remove_empty(path.parent)
 
     def exists(self, key: str) -> bool:
         return _io(key, self._path(key).is_file)
@@ -99,6 +96,40 @@ class LocalStore:
                 if is_segment(name) and (base + name).startswith(prefix):
                     yield base + name
 
+    def remove_scraps(self, prefix: str, before: datetime) -> int:
+        """Remove temporary files under `prefix` last written before `before`: what a put
+        killed mid-write left (a live put writes, so touches, its file all the while)."""
+        check_prefix(prefix)
+        removed = 0
+        for directory, _subdirectories, files in os.walk(self._root):
+            folder = Path(directory)
+            relative = folder.relative_to(self._root).as_posix()
+            base = "" if relative == "." else relative + "/"
+            for name in files:
+                if not name.startswith(_TEMPORARY) or not (base + name).startswith(prefix):
+                    continue
+                try:
+                    if (folder / name).stat().st_mtime >= before.timestamp():
+                        continue
+                    (folder / name).unlink()
+                except FileNotFoundError:  # renamed into place or removed meanwhile
+                    continue
+                except OSError as error:
+                    raise StoreUnavailable(f"cannot remove {name!r}: {error.strerror}") from error
+                removed += 1
+                self._remove_empty(folder)
+        return removed
+
+    def _remove_empty(self, folder: Path) -> None:
+        """Remove `folder` and its parents up to the root while they are empty."""
+        for each in (folder, *folder.parents):
+            if each == self._root or self._root not in each.parents:
+                break
+            try:
+                each.rmdir()
+            except OSError:  # not empty (or being filled by a put this very moment): keep it
+                break
+
     def _path(self, key: str) -> Path:
         # check_key refuses "..", empty segments and a leading "/": the path stays under root.
         return self._root.joinpath(*check_key(key).split("/"))
@@ -106,7 +137,7 @@ class LocalStore:
     def _create_temporary(self, folder: Path, key: str) -> tuple[BinaryIO, Path]:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         for _ in range(5):  # a delete may remove the (empty) folder between mkdir and open
-            temporary = folder / f".tmp-{uuid.uuid4().hex}"
+            temporary = folder / f"{_TEMPORARY}{uuid.uuid4().hex}"
             try:
                 folder.mkdir(mode=0o700, parents=True, exist_ok=True)
                 return os.fdopen(os.open(temporary, flags, 0o600), "wb"), temporary

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Protocol
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -41,6 +42,12 @@ class ObjectStore(Protocol):
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Every key that starts with `prefix` (a string prefix, not a folder), in no set
         order: what an orphan sweeper compares with the database."""
+        ...
+
+    def remove_scraps(self, prefix: str, before: datetime) -> int:
+        """Remove what writes under `prefix` that never finished left (a process killed
+        mid-put: a local temporary file, an S3 multipart upload never completed nor aborted),
+        if last touched before `before`; how many. Never an object, nor a write going on."""
         ...
 
 

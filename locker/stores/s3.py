@@ -4,8 +4,9 @@ An object of up to one part (8 MiB) goes up in one PutObject; a larger one strea
 multipart upload, one part in memory at a time, and any failure, the caller's iterator's
 included, aborts the upload so S3 keeps nothing of it. (If the abort itself cannot get through,
 the parts stay invisible until the bucket's stale-upload expiry removes them: MinIO's default,
-or an AbortIncompleteMultipartUpload lifecycle rule elsewhere.) Reads stream the response body
-block by block.
+or an AbortIncompleteMultipartUpload lifecycle rule elsewhere; the orphan sweeper's
+`remove_scraps` aborts them too, as it does those of a process killed mid-upload.) Reads
+stream the response body block by block.
 
 Request checksums are left to when S3 requires them: several S3-compatible servers refuse the
 newer trailing-checksum headers, and the content is already authenticated end to end (each
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any, NoReturn
 
 import boto3
@@ -197,6 +199,33 @@ class S3Store:
                 return
             for item in page.get("Contents", ()):
                 yield item["Key"]
+
+    def remove_scraps(self, prefix: str, before: datetime) -> int:
+        """Abort multipart uploads under `prefix` begun before `before` and never completed:
+        what a process killed mid-upload left (one that fails aborts its own). Their parts
+        are invisible, but stored (and paid for) until aborted."""
+        check_prefix(prefix)
+        removed = 0
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        pages = iter(paginator.paginate(Bucket=self._bucket, Prefix=prefix))
+        while True:
+            with self._errors(self._bucket):
+                page = next(pages, None)
+            if page is None:
+                return removed
+            for upload in page.get("Uploads", ()):
+                if upload["Initiated"] >= before:
+                    continue
+                with self._errors(upload["Key"]):
+                    try:
+                        self._client.abort_multipart_upload(
+                            Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                    except ClientError as error:
+                        if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                            raise
+                        continue  # completed or aborted meanwhile
+                removed += 1
 
     @contextlib.contextmanager
     def _errors(self, key: str) -> Iterator[None]:

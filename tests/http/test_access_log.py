@@ -276,6 +276,31 @@ def test_a_spreadsheet_formula_in_a_purpose_is_exported_as_text(
     assert _get(web, "/locker/access-log", access).json()["items"][0]["purpose"] == who.reason
 
 
+def test_a_seq_past_what_a_column_holds_is_a_400_not_a_500(web: TestClient, world: World) -> None:
+    """Found by the API fuzzer: a seq beyond 2**63 - 1 reached the database driver, which
+    cannot send it (OverflowError), and the citizen got a 500."""
+    access = _token(web, world.rp, world.amina)
+    for path, params in ((f"/locker/access-log/{2**63}/proof", {}),
+                         ("/locker/access-log", {"before": 10**30})):  # fmt: skip
+        response = _get(web, path, access, **params)
+        assert (response.status_code, response.headers["content-type"]) == (400, PROBLEM)
+        assert response.json()["title"] == "The request is malformed"
+    assert _get(web, f"/locker/access-log/{2**63 - 1}/proof", access).status_code == 404
+
+
+def test_a_window_to_the_ends_of_the_calendar_is_every_entry(web: TestClient, world: World) -> None:
+    """Found by the API fuzzer: since=0001-01-01 (less the clock skew) and until=9999-12-31
+    (plus a day) left the calendar, an OverflowError and a 500, in the JSON and the CSV."""
+    access = _token(web, world.rp, world.amina)
+    everything = _seqs(web, access)
+    assert everything
+    assert _seqs(web, access, since="0001-01-01", until="9999-12-31") == everything
+    assert _seqs(web, access, before=1, since="0001-01-01") == [s for s in everything if s < 1]
+    exported = _get(web, "/locker/access-log", access, format="csv", since="0001-01-01",
+                    until="9999-12-31")  # fmt: skip
+    assert exported.status_code == 200, exported.text
+
+
 def test_a_withheld_entry_appears_only_after_its_time(
     web: TestClient, oidc_runtime: Runtime, world: World
 ) -> None:

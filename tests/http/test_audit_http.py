@@ -131,6 +131,31 @@ def test_unknown_paths_are_problems_too(client: TestClient) -> None:
     assert response.headers["content-type"] == PROBLEM
 
 
+def test_an_entry_number_no_column_holds_is_a_400_problem(client: TestClient) -> None:
+    """Found by the API fuzzer: a seq past 2**63 - 1 reached the database driver, which cannot
+    send it (OverflowError: a 500)."""
+    response = client.get(f"/audit/entries?after={2**63}")
+    assert (response.status_code, response.headers["content-type"]) == (400, PROBLEM)
+
+
+def test_the_openapi_schema_says_how_the_apis_answer(client: TestClient) -> None:
+    """Found by the API fuzzer: GET and POST of one route shared an operation id (the schema
+    forbids it, and FastAPI's warning made /openapi.json a 500 wherever warnings are errors),
+    and every operation declared FastAPI's 422 while a malformed request is a 400 problem."""
+    response = client.get("/openapi.json")
+    assert response.status_code == 200, response.text
+    schema = response.json()
+    operations = [op for item in schema["paths"].values() for op in item.values()]
+    ids = [op["operationId"] for op in operations]
+    assert len(ids) == len(set(ids))
+    assert "HTTPValidationError" not in response.text
+    inclusion = schema["paths"]["/audit/proofs/inclusion"]["get"]["responses"]
+    declared = inclusion["400"]["content"][PROBLEM]["schema"]
+    assert declared == {"$ref": "#/components/schemas/Problem"}
+    required = schema["components"]["schemas"]["Problem"]["required"]
+    assert {"type", "title", "status"} <= set(required)
+
+
 @pytest.mark.parametrize("path", ["/healthz", "/no/such/page", "/audit/proofs/inclusion?size=x"])
 def test_every_response_carries_the_security_headers(client: TestClient, path: str) -> None:
     headers = client.get(path).headers

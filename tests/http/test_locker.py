@@ -325,6 +325,28 @@ def test_a_nominee_reads_but_only_while_named(
     assert b'"basis":"nominee"' in log
 
 
+def test_what_cannot_be_shared_or_unshared_is_a_clear_4xx_not_a_500(
+    web: TestClient, office: Office
+) -> None:
+    """Found by the API fuzzer: the locker's own refusals (ShareUnusable, ShareRefused) had no
+    status of their own and left as 500 "The locker could not answer"."""
+    citizen = _bearer(office.citizen)
+    for path in ("/locker/shares/no-such-share", "/locker/nominees/no-such-nominee"):
+        gone = web.delete(path, headers=citizen)
+        assert (gone.status_code, gone.headers["content-type"]) == (404, PROBLEM), path
+        assert gone.json()["status"] == 404
+    myself = web.put("/locker/nominees", json={"cnic": office.cnic}, headers=citizen)
+    assert (myself.status_code, myself.headers["content-type"]) == (422, PROBLEM)
+    assert myself.json()["detail"] == "you cannot name yourself"
+    _issue(web, office)
+    document_id = _mine(web, office.citizen)[0]["id"]
+    web.post("/locker/issued/birth/revoke", params={"doc_id": "BC/2026/0001"},
+             json={"reason": "issued in error"}, headers=_bearer(office.issuer))  # fmt: skip
+    revoked = web.post(f"/locker/documents/{document_id}/shares", json={}, headers=citizen)
+    assert (revoked.status_code, revoked.headers["content-type"]) == (422, PROBLEM)
+    assert revoked.json()["detail"] == "the document is revoked"
+
+
 def test_a_download_whose_ciphertext_changed_is_cut_off_not_completed(
     web: TestClient, office: Office, oidc_runtime: Runtime
 ) -> None:

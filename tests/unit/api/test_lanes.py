@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
 import anyio
 
-from api.lanes import QUICK_THREADS, quick
+from api.lanes import QUICK_THREADS, SWITCH_INTERVAL, hand_over_quickly, quick
 
 
 def test_quick_work_runs_off_the_loop_one_at_a_time() -> None:
@@ -42,3 +43,12 @@ def test_quick_work_runs_off_the_loop_one_at_a_time() -> None:
     assert results == {n: n * n for n in range(8)}
     assert most == QUICK_THREADS == 1
     assert loop_thread not in threads
+
+
+def test_a_server_process_hands_the_gil_over_within_half_a_millisecond() -> None:
+    before = sys.getswitchinterval()
+    try:
+        hand_over_quickly()
+        assert sys.getswitchinterval() == SWITCH_INTERVAL == 0.0005
+    finally:
+        sys.setswitchinterval(before)
