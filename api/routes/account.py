@@ -16,7 +16,7 @@ from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text, too_many_attempts
 from api.routes.signin import SCOPE_TEXT
 from api.runtime import Runtime
-from api.signed_in import SignedIn, SignedInDep, menu
+from api.signed_in import SignedIn, SignedInDep, SubstantialDep, menu
 from api.web import SESSION_COOKIE, check_csrf, client_address, cookie_name, render
 from audit import AuditEvent
 from identity.errors import InvalidCredentials, TooManyAttempts, WeakPassword
@@ -189,8 +189,26 @@ def _qr_data_uri(text: str) -> str:
 
 @router.get("/account/authenticator", response_model=None)
 def authenticator_page(
-    request: Request, runtime: RuntimeDep, session: SessionDep, me: SignedInDep
+    request: Request, runtime: RuntimeDep, session: SessionDep, me: SubstantialDep
 ) -> Response:
+    """What setting up an app means, and a button that does it. Adding, replacing or removing
+    the second factor needs the second factor of this session (an SMS code to the number
+    NADRA holds, or the current app): with a password alone, whoever had stolen it could put
+    their own app in and sign in as `substantial` from then on."""
+    enabled = runtime.second_factor(session).apps.enabled(me.account.id)
+    return render(request, runtime, "authenticator.html", start=True, enabled=enabled)
+
+
+@router.post("/account/authenticator/begin", response_model=None)
+def authenticator_begin(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SubstantialDep,
+    csrf: CsrfForm = "",
+) -> Response:
+    """A new key: a POST with the form's token, so that no link elsewhere can replace the app."""
+    check_csrf(request, runtime, csrf)
     apps = runtime.second_factor(session).apps
     secret, uri = apps.begin(me.account.id, me.account.profile.full_name)
     return render(
@@ -203,7 +221,7 @@ def authenticator_confirm(
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
-    me: SignedInDep,
+    me: SubstantialDep,
     code: Annotated[str, Form()],
     csrf: CsrfForm = "",
 ) -> Response:
@@ -227,7 +245,11 @@ def authenticator_confirm(
 
 @router.post("/account/authenticator/disable", response_model=None)
 def authenticator_disable(
-    request: Request, runtime: RuntimeDep, session: SessionDep, me: SignedInDep, csrf: CsrfForm = ""
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SubstantialDep,
+    csrf: CsrfForm = "",
 ) -> Response:
     check_csrf(request, runtime, csrf)
     runtime.second_factor(session).apps.disable(me.account.id)

@@ -27,7 +27,7 @@ from api.app import _sweep_sessions
 from api.runtime import Runtime
 from audit import pseudonym
 from audit.models import entries
-from identity.models import challenges, codes, tokens
+from identity.models import challenges, codes, tokens, totp_factors
 from identity.models import sessions as sso_sessions
 from identity.nadra import SCENARIOS, read_registry
 from identity.oidc.errors import InvalidGrant
@@ -628,14 +628,39 @@ def test_expired_sessions_are_swept_and_announced(
             assert left == 0, f"{table.name} still holds expired rows"
 
 
+def _sms_step_up(web: TestClient, runtime: Runtime, cnic: str, *, then: str) -> None:
+    """Give this browser's session a second factor with the SMS code, and come back to `then`."""
+    page = web.get(f"/login/second-factor?{urlencode({'next': then})}")
+    record = read_registry(runtime.identity.nadra_file)[cnic]
+    code = runtime.identity.sms.last_to(record.mobile_numbers[0]).text.split()[3].rstrip(".")
+    ticket = page.text.split('name="ticket" value="')[1].split('"')[0]
+    posted = web.post(
+        f"/login/second-factor?{urlencode({'method': 'sms', 'next': then})}",
+        data={"ticket": ticket, "code": code, "csrf": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert posted.headers["location"] == then, posted.text
+
+
 def test_step_up_with_an_authenticator_app(
     web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
 ) -> None:
     clock = Clock()  # held still, so the codes below fall in known 30-second steps
     oidc_runtime.clock = clock
     _tokens(web, browser, rp, citizen)
-    setup = web.get("/account/authenticator")
-    assert setup.status_code == 200
+    # A password alone cannot put an app in: it would make whoever stole it `substantial`.
+    refused = web.get("/account/authenticator", follow_redirects=False)
+    assert refused.headers["location"].startswith("/login/second-factor")
+    csrf = csrf_of(web.get("/account").text)
+    for path in ("/account/authenticator/begin", "/account/authenticator/disable"):
+        posted = web.post(path, data={"csrf": csrf}, follow_redirects=False)
+        assert posted.headers["location"].startswith("/login/second-factor"), path
+    with oidc_runtime.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(totp_factors)).scalar() == 0
+    _sms_step_up(web, oidc_runtime, citizen, then="/account/authenticator")
+    start = web.get("/account/authenticator")
+    assert start.status_code == 200
+    setup = web.post("/account/authenticator/begin", data={"csrf": csrf_of(start.text)})
     assert 'src="data:image/svg+xml;base64,' in setup.text
     secret = setup.text.split('<code dir="ltr" id="totp-key">')[1].split("</code>")[0]
     app = pyotp.TOTP(secret)
@@ -643,8 +668,11 @@ def test_step_up_with_an_authenticator_app(
         "/account/authenticator", data={"csrf": csrf_of(setup.text), "code": app.now()}
     )
     assert "Your recovery codes" in confirmed.text
+    web.cookies.clear()  # a new sign-in: password first, then the app
     response, verifier = browser.authorize(rp, acr_values="urn:shanakht:loa:substantial")
-    page = browser.follow(response)
+    page = browser.follow(browser.login(browser.follow(response), citizen))
+    while page.status_code == 303:  # back through the authorization, on to the second factor
+        page = browser.follow(page)
     assert "authenticator app" in page.text
     action = page.text.split('action="')[1].split('"')[0].replace("&amp;", "&")
     not_the_code = "000000" if app.at(clock.now) != "000000" else "111111"
