@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from api.backchannel import deliver_after, end_sessions
 from api.deps import FormParams, RuntimeDep, SessionDep, settle
 from api.i18n import Text
 from api.runtime import Runtime
@@ -30,6 +31,7 @@ from identity.errors import (
     WrongCode,
 )
 from identity.nadra import CardDetails
+from identity.oidc.logout import LogoutNotice
 from identity.sms import SmsUnavailable
 
 router = APIRouter(tags=["registration pages"], include_in_schema=False)
@@ -198,7 +200,7 @@ def _set_password(
     enrolment = runtime.enrolment(session)
     finish = enrolment.complete_registration if flow == "register" else enrolment.complete_reset
     try:
-        finish(ticket, password)
+        citizen_id = finish(ticket, password)
     except WeakPassword as exc:
         settle(session, exc)
         return render(
@@ -222,10 +224,17 @@ def _set_password(
             link="/login",
             link_text=Text("Sign in"),
         )
+    notices: list[LogoutNotice] = []
+    if flow == "reset":
+        # Whoever knew the old password is signed out everywhere, with their tokens.
+        provider = runtime.provider(session)
+        ended = provider.sessions.end_all(citizen_id, "password_reset")
+        notices = end_sessions(runtime, provider, ended, "password_reset")
     if next_page.startswith("/oauth/authorize/resume") or next_page == "/account":
         # An expired password changed during a sign-in: the citizen signs in again with it.
-        return RedirectResponse(f"/login?{next_page.partition('?')[2]}", status_code=303)
-    return render(
+        again = RedirectResponse(f"/login?{next_page.partition('?')[2]}", status_code=303)
+        return deliver_after(again, runtime, notices)
+    done = render(
         request,
         runtime,
         "message.html",
@@ -234,6 +243,7 @@ def _set_password(
         link="/login",
         link_text=Text("Sign in"),
     )
+    return deliver_after(done, runtime, notices)
 
 
 for _flow_name in FLOWS:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from api.runtime import Runtime
 from identity.models import challenges, citizens
 from identity.nadra import SCENARIOS, CitizenRecord, read_registry
-from tests.http.oidc_kit import csrf_of
+from tests.http.oidc_kit import csrf_of, register_citizen
 
 PASSWORD = "Basmati!Harvest2026"
 
@@ -141,3 +141,38 @@ def test_only_the_sign_in_pages_may_post_onwards_to_an_e_service(web: TestClient
     login = web.get("/login").headers["content-security-policy"]
     assert "form-action 'self' https:" in login
     assert "frame-ancestors 'none'" in login
+
+
+def test_a_reset_password_signs_out_whoever_had_the_old_one(
+    web: TestClient, oidc_runtime: Runtime, record: CitizenRecord
+) -> None:
+    register_citizen(oidc_runtime, record, PASSWORD)
+    thief = TestClient(web.app, base_url="https://shanakht.test")
+    login_page = thief.get("/login")
+    thief.post(
+        "/login",
+        data={"csrf": csrf_of(login_page.text), "cnic": record.cnic, "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert thief.get("/account", follow_redirects=False).status_code == 200
+    page = web.get("/reset")
+    started = web.post("/reset", data=_form(record, csrf_of(page.text)), follow_redirects=False)
+    code_page = web.get(started.headers["location"])
+    text = oidc_runtime.identity.sms.last_to(record.mobile_numbers[-1]).text
+    code = re.search(r"\b(\d{6})\b", text).group(1)  # type: ignore[union-attr]
+    ticket = re.search(r'name="ticket" value="([^"]+)"', code_page.text).group(1)  # type: ignore[union-attr]
+    proved = web.post(
+        "/reset/code", data={"csrf": csrf_of(code_page.text), "ticket": ticket, "code": code},
+        follow_redirects=False,
+    )  # fmt: skip
+    password_page = web.get(proved.headers["location"])
+    done = web.post(
+        "/reset/password",
+        data={
+            "csrf": csrf_of(password_page.text),
+            "ticket": ticket,
+            "password": "Mango#Season2027",
+        },
+    )
+    assert "You can now sign in" in done.text
+    assert thief.get("/account", follow_redirects=False).status_code == 303, "signed out"
