@@ -32,6 +32,9 @@ class IdentityPolicy:
     # per client address against spraying one password over many accounts.
     per_account: Limit = Limit(10, THROTTLE_WINDOW)
     per_address: Limit = Limit(100, THROTTLE_WINDOW)
+    # Second-factor codes by SMS, per account: each costs a text and brings five new guesses
+    # at a new code, and the page that sends one is a link anyone can make a browser open.
+    per_account_sms: Limit = Limit(5, THROTTLE_WINDOW)
     # Registration and reset each cost a NADRA query and an SMS: throttle per CNIC and address.
     per_cnic_enrolment: Limit = Limit(5, timedelta(hours=1))
     per_address_enrolment: Limit = Limit(30, timedelta(hours=1))

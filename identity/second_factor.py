@@ -50,6 +50,8 @@ class SecondFactor:
         self.apps = AuthenticatorApps(session, sealer=sealer, code_key=code_key, clock=clock)
 
     def start_sms(self, account: Account) -> str:
+        """Send a sign-in code; TooManyAttempts past the per-account limit (policy)."""
+        self._throttle.hit(f"second_factor_sms:{account.pseudonym}", self._policy.per_account_sms)
         code = new_code()
         challenge_id = self._challenges.create(
             PURPOSE, account.pseudonym, {"citizen_id": account.id}, code

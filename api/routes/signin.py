@@ -231,7 +231,19 @@ def second_factor_page(
             app=True,
             sms_link=_second_factor_action(request_id, "sms", next_page),
         )
-    ticket = factor.start_sms(account)
+    try:
+        ticket = factor.start_sms(account)
+    except TooManyAttempts as exc:
+        refused = render(
+            request,
+            runtime,
+            "message.html",
+            status_code=429,
+            heading=Text("Too many codes"),
+            message=too_many_attempts(exc.retry_after),
+        )
+        refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
     action = _second_factor_action(request_id, "sms", next_page)
     return render(request, runtime, "code.html", ticket=ticket, action=action)
 

@@ -809,3 +809,21 @@ def test_one_code_redeemed_twice_at_once_gives_tokens_once_and_revokes_them(
             select(func.count()).where(tokens.c.revoked_at.is_(None))
         ).scalar_one()
     assert live == 0, "what the winner got is revoked with the code's family"
+
+
+def test_sms_codes_for_the_second_factor_are_throttled_per_account(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    """Each visit to the code page sends a text and brings five new guesses: a link anyone can
+    make a signed-in browser open. Past the limit, a 429 and no text."""
+    _tokens(web, browser, rp, citizen)
+    mobile = read_registry(oidc_runtime.identity.nadra_file)[citizen].mobile_numbers[0]
+    texts = len([m for m in oidc_runtime.identity.sms.messages() if m.to == mobile])
+    limit = oidc_runtime.identity.policy.per_account_sms.attempts
+    for _ in range(limit):
+        assert web.get("/login/second-factor?next=/account").status_code == 200
+    refused = web.get("/login/second-factor?next=/account")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    sent = len([m for m in oidc_runtime.identity.sms.messages() if m.to == mobile])
+    assert sent == texts + limit
