@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from api.local_time import day
 from api.routes.locker import department_seal, issue_sealed
 from api.runtime import Runtime
 from audit import pseudonym
@@ -159,7 +160,7 @@ def test_the_list_shows_badges_issuers_and_uploads_newest_first(
     assert page.text.count('<span class="badge ok">Verified</span>') == 2
     assert "Issued by Local Government" in page.text
     assert "Issued by Home Department" in page.text
-    soon = (datetime.now().astimezone() + timedelta(days=10)).date().isoformat()
+    soon = day(datetime.now(UTC) + timedelta(days=10))  # pages say dates as Pakistan has them
     assert f"Expires soon: {soon}" in page.text
     assert page.text.index("Domicile") < page.text.index("Birth certificate</a>")
     made = _upload(me, "degree.pdf", PDF, "application/pdf")
