@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import web
@@ -312,14 +312,25 @@ async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "Internal error", "The error was logged; please try again later.")
 
 
+UNSTORABLE = (
+    "A value in it cannot be stored: leave out control characters such as NUL, and keep "
+    "numbers within range."
+)
 DATABASE_RETRY_AFTER = 5  # seconds: a restart or a fail-over of the database takes about that
 
 
-async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(request: Request, exc: Exception) -> Response:
     """The database is down, its connection dropped mid-transaction, its disk full or its
     lock held too long: the transaction was rolled back whole, so this is a 503 worth
-    retrying, like a storage outage. Any other database error is a bug, and stays a 500.
-    Neither names the statement or its parameters (which may carry personal data)."""
+    retrying, like a storage outage. A value the database cannot hold (a NUL character in a
+    text, which PostgreSQL refuses; a number past its column) came from the request: a 400.
+    Any other database error is a bug, and stays a 500. None names the statement or its
+    parameters (which may carry personal data)."""
+    if isinstance(exc, DataError):
+        log.info("a value the database refused: %s", type(getattr(exc, "orig", exc)).__name__)
+        if wants_page(request):
+            return _page(request, 400, Text("Please try again"), Text(UNSTORABLE))
+        return problem(400, "The request is malformed", UNSTORABLE)
     outage = isinstance(exc, OperationalError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )

@@ -96,7 +96,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from api.app import create_app
 from api.runtime import Runtime
@@ -749,4 +749,19 @@ def test_a_database_error_that_is_a_bug_stays_a_500_not_an_outage(runtime: Runti
     with TestClient(app, raise_server_exceptions=False) as client:
         body = _problem(client.get("/locker/broken"), 500)
     assert body["title"] == "Internal error"
+    assert "3520212345671" not in json.dumps(body)
+
+
+def test_a_value_the_database_cannot_hold_is_the_requests_fault_a_400(runtime: Runtime) -> None:
+    """PostgreSQL refuses a NUL in a text and a number past its column, where SQLite stores
+    them: the value came from the request, so a 400 that names nothing of the statement."""
+    app = create_app(runtime)
+
+    def unstorable() -> None:
+        raise DataError("INSERT INTO titles VALUES (?)", ("3520212345671",), Exception("NUL"))
+
+    app.add_api_route("/locker/unstorable", unstorable)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        body = _problem(client.get("/locker/unstorable"), 400)
+    assert "cannot be stored" in body["detail"]
     assert "3520212345671" not in json.dumps(body)
