@@ -39,7 +39,12 @@ DEFAULT_MAX_BYTES = 1024**3
 ORPHAN_GRACE = timedelta(hours=6)  # far longer than any upload takes to commit
 EXPIRY_NOTICE = timedelta(days=30)
 _ISSUER_DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
-_OBJECT_KEY = re.compile(r"documents/([a-p]{32})/([0-9]+)-([0-9]{8}T[0-9]{6})")
+# documents/<2 letters of the id>/<id>.<version>-<when written>: 256 folders made once, so a
+# new document costs no new folder (and no folder to sync). Keys of the earlier layout,
+# documents/<id>/<version>-<when>, stay valid where recorded and are swept alike.
+_OBJECT_KEY = re.compile(
+    r"documents/(?:[a-p]{2}/[a-p]{32}\.|[a-p]{32}/)[0-9]+-(?P<stamp>[0-9]{8}T[0-9]{6})"
+)
 _STAMP = "%Y%m%dT%H%M%S"
 # Built once: a new document's rows are written inside the database's write lock (SQLite).
 _INSERT_DOCUMENT = insert(documents)
@@ -311,7 +316,7 @@ class Locker:
         removed = 0
         for key in self._store.keys("documents/"):
             found = _OBJECT_KEY.fullmatch(key)
-            if found is None or _written_at(found.group(3)) > cutoff:
+            if found is None or _written_at(found["stamp"]) > cutoff:
                 continue
             known = self._db.execute(
                 select(versions.c.version).where(versions.c.object_key == key)
@@ -343,7 +348,7 @@ class Locker:
         checked = _checked(content, content_type, self._max_bytes)
         sealed = encrypt_stream(checked, data_key, context)
         now = self._clock()
-        object_key = f"documents/{document_id}/{version}-{now.strftime(_STAMP)}"
+        object_key = f"documents/{document_id[:2]}/{document_id}.{version}-{now.strftime(_STAMP)}"
         self._store.put(object_key, sealed)
         return _Stored(
             version=version,

@@ -11,6 +11,7 @@ never committed, so it is an orphan like any other, for the sweeper.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -139,7 +140,7 @@ class LocalStore:
         for _ in range(5):  # a delete may remove the (empty) folder between mkdir and open
             temporary = folder / f"{_TEMPORARY}{uuid.uuid4().hex}"
             try:
-                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                _make_folders(folder)
                 return os.fdopen(os.open(temporary, flags, 0o600), "wb"), temporary
             except FileNotFoundError:
                 continue
@@ -161,6 +162,22 @@ def _io(key: str, operation: Callable[P, T], *args: P.args, **kwargs: P.kwargs) 
         return operation(*args, **kwargs)
     except OSError as error:
         raise StoreUnavailable(f"the store failed on {key!r}: {error.strerror}") from error
+
+
+def _make_folders(folder: Path) -> None:
+    """Create `folder` and its missing parents, each synced into its parent: syncing a file
+    and the folder it is renamed in does not make a new folder's own entry survive a power
+    cut, and a lost folder would take a committed document with it."""
+    missing: list[Path] = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for each in reversed(missing):
+        with contextlib.suppress(
+            FileExistsError
+        ):  # a put beside this one made it: sync all the same
+            each.mkdir(mode=0o700)
+        _sync_directory(each.parent)
 
 
 def _sync_directory(folder: Path) -> None:

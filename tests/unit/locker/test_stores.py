@@ -190,6 +190,25 @@ def test_local_key_through_an_object(tmp_path: Path) -> None:
     assert sorted(store.keys()) == ["a", "c/d"]
 
 
+def test_local_new_folders_are_synced_into_their_parents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut after the commit must not lose the folder a new object went into: each
+    folder a put makes is synced into its parent, and the object's own folder after the
+    rename."""
+    from locker.stores import local
+
+    root = tmp_path / "root"
+    store = LocalStore(root)
+    synced: list[Path] = []
+    monkeypatch.setattr(local, "_sync_directory", synced.append)
+    store.put("a/b/c", [b"x"])
+    assert synced == [root, root / "a", root / "a" / "b"]
+    synced.clear()
+    store.put("a/b/d", [b"y"])
+    assert synced == [root / "a" / "b"], "an existing folder is not synced again"
+
+
 def test_local_temporary_files_are_not_keys(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     store.put("a/b", [b"x"])
