@@ -29,6 +29,7 @@ from api.cli_support import (
     migrate,
 )
 from api.cli_verify import verify
+from api.migrate import prepare
 from api.runtime import Runtime
 from audit import AuditError, AuditEvent, TamperError
 from identity.oidc.clients import (
@@ -58,11 +59,17 @@ def main() -> None:
     help="Worker processes (metrics are summed across them, see PROMETHEUS_MULTIPROC_DIR).",
 )
 def serve(host: str, port: int, workers: int) -> None:
-    """Migrate the database, then serve the API on 127.0.0.1:8000."""
+    """Migrate the database (production: check it is migrated), then serve the API."""
     from api import serving
 
     with cli_runtime() as runtime:
-        migrate(runtime)
+        if runtime.settings.env == "production":
+            # Production migrates in its own step (`db upgrade`), as the role that owns the
+            # schema; a replica connects as the application role and only checks the revision.
+            runtime.check_database()
+            prepare(runtime, migrate_schema=False)
+        else:
+            migrate(runtime)
         click.echo(f"Shanakht on http://{host}:{port} (data in {runtime.settings.data_dir})")
         serving.run(runtime, host, port, workers)
 
@@ -74,7 +81,7 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Migrate the database schema to the latest version."""
+    """Migrate the database schema to the latest version (SHANAKHT_DATABASE_MIGRATION_URL)."""
     with cli_runtime() as runtime:
         migrate(runtime)
         click.echo("database is up to date")

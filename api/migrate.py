@@ -1,4 +1,15 @@
-"""Alembic, driven from code: `shanakht db upgrade` and `serve` call `upgrade`."""
+"""Alembic, driven from code: `shanakht db upgrade` (and `serve` in development) call `prepare`.
+
+On PostgreSQL the schema has two roles (issue 7). The migration role owns every table and
+trigger and runs the migrations: SHANAKHT_DATABASE_MIGRATION_URL, or the database URL when that
+is unset (the quick start, SQLite, a single-role PostgreSQL). The application role, named by
+SHANAKHT_DATABASE_APP_ROLE and connecting through SHANAKHT_DATABASE_URL, owns nothing: it gets
+DML on the ordinary tables and only SELECT and INSERT on the append-only audit tables, so a
+compromised API process can neither rewrite the log nor drop its triggers or tables.
+`grant_app_role` is that policy. Revision 0011 applies it, and every upgrade applies it again
+(it is idempotent), so a role named after 0011 ran, or a table a later migration added, is
+covered by the next `shanakht db upgrade`.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +17,157 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from pydantic import ValidationError
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
+from api.database import create_db_engine
+from api.errors import StartupError
 from api.runtime import Runtime
+from api.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
+# What the application role may do, table by table; every other table in the schema (and every
+# table a later migration creates, through the default privileges) gets DML. Never TRUNCATE,
+# REFERENCES or TRIGGER, and never ownership: ALTER, DROP, DISABLE TRIGGER are the owner's.
+APP_DML = "SELECT, INSERT, UPDATE, DELETE"
+APP_TABLE_PRIVILEGES = {
+    "audit_entries": "SELECT, INSERT",  # append-only (their triggers say so too)
+    "audit_checkpoints": "SELECT, INSERT",  # append-only
+    "audit_head": "SELECT, UPDATE",  # the one row an append moves; seeded by a migration
+    "alembic_version": "SELECT",  # `/readyz` and `serve` read the schema's revision
+}
 
-def alembic_config() -> Config:
+
+def alembic_config(app_role: str | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["app_role"] = app_role
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the schema to `revision` inside one transaction."""
-    config = alembic_config()
+def configured_app_role() -> str | None:
+    """SHANAKHT_DATABASE_APP_ROLE from the environment (or the secrets folder), for callers
+    of `upgrade` that do not name one (a restore)."""
+    try:
+        return Settings().database_app_role
+    except ValidationError:
+        return None
+
+
+def upgrade(engine: Engine, revision: str = "head", *, app_role: str | None = None) -> None:
+    """Migrate the schema to `revision` inside one transaction, then grant the application
+    role (`app_role`, else the configured one; on PostgreSQL only) what it may do."""
+    role = app_role or configured_app_role()
+    config = alembic_config(role)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        if role is not None:
+            grant_app_role(connection, role)
 
 
-def prepare(runtime: Runtime) -> None:
-    """Everything a fresh data directory needs before serving: the schema, then signing keys."""
-    upgrade(runtime.engine)
+def grant_app_role(connection: Connection, role: str) -> None:
+    """Give `role` exactly the privileges the API needs on the current schema's tables and
+    sequences, now and (by default privileges) for tables the connected role creates later.
+    Run by the role that owns the schema; nothing on SQLite, which has no roles."""
+    if connection.dialect.name != "postgresql":
+        return
+    found = connection.execute(
+        text(
+            "SELECT r.rolsuper, r.rolname = current_user, pg_has_role(r.oid, current_user, "
+            "'MEMBER'), current_schema() FROM pg_roles r WHERE r.rolname = :role"
+        ),
+        {"role": role},
+    ).one_or_none()
+    if found is None:
+        raise StartupError(
+            f"SHANAKHT_DATABASE_APP_ROLE names {role}, which PostgreSQL does not know: create "
+            "it first (LOGIN and a password, nothing else), as deploy/postgres/init.sh does"
+        )
+    superuser, connected_as_role, member_of_migrator, schema = found
+    owned = connection.execute(
+        text(
+            "SELECT c.relname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
+            "WHERE r.rolname = :role AND c.relnamespace = CAST(current_schema() AS regnamespace) "
+            "ORDER BY c.relname"
+        ),
+        {"role": role},
+    ).scalars()
+    if names := list(owned):
+        raise StartupError(
+            f"the application role {role} owns {', '.join(names)} in schema {schema}: "
+            "whoever owns a table can alter or drop it. Migrate as another role (the owner, "
+            "SHANAKHT_DATABASE_MIGRATION_URL) and give it the tables"
+        )
+    if connected_as_role:
+        return  # a command run as the application role: the migration role granted already
+    if superuser or member_of_migrator:
+        raise StartupError(
+            f"SHANAKHT_DATABASE_APP_ROLE names {role}, which is a superuser or a member of the "
+            "migration role: it would bypass every grant. Name a role of its own"
+        )
+    quote = connection.dialect.identifier_preparer.quote
+    grantee, where = quote(role), quote(schema)
+    tables = set(
+        connection.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        ).scalars()
+    )
+    statements = [
+        f"GRANT USAGE ON SCHEMA {where} TO {grantee}",
+        # Only the schema's owner (and whom it names) creates in it; PostgreSQL 15 already
+        # leaves PUBLIC without CREATE on the public schema, older ones do not.
+        f"REVOKE CREATE ON SCHEMA {where} FROM PUBLIC, {grantee}",
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA {where} FROM {grantee}",
+        f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {where} FROM {grantee}",
+        f"GRANT {APP_DML} ON ALL TABLES IN SCHEMA {where} TO {grantee}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {where} TO {grantee}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {where} GRANT {APP_DML} ON TABLES TO {grantee}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {where} GRANT USAGE, SELECT ON SEQUENCES TO {grantee}",
+    ]
+    for table, privileges in APP_TABLE_PRIVILEGES.items():
+        if table in tables:
+            statements.append(f"REVOKE ALL ON {quote(table)} FROM {grantee}")
+            statements.append(f"GRANT {privileges} ON {quote(table)} TO {grantee}")
+    for statement in statements:
+        connection.execute(text(statement))
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Raise StartupError unless the database is at the revision this code needs: how a
+    production replica, which migrates nothing, refuses to serve an old schema."""
+    needed = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current != needed:
+        raise StartupError(
+            f"the schema is at {', '.join(sorted(current)) or 'no revision'}, this code needs "
+            f"{', '.join(sorted(needed))}: run `shanakht db upgrade` (as the migration role, "
+            "SHANAKHT_DATABASE_MIGRATION_URL) first"
+        )
+
+
+def prepare(runtime: Runtime, *, migrate_schema: bool = True) -> None:
+    """Everything a fresh data directory needs before serving: the schema (migrated through the
+    migration URL, or, with `migrate_schema` false, only checked), then signing keys."""
+    settings = runtime.settings
+    if not migrate_schema:
+        require_current_schema(runtime.engine)
+    elif settings.resolved_migration_url == settings.resolved_database_url:
+        upgrade(runtime.engine, app_role=settings.database_app_role)
+    else:
+        try:
+            engine = create_db_engine(settings.resolved_migration_url)
+        except (SQLAlchemyError, ValueError) as exc:
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StartupError(f"SHANAKHT_DATABASE_MIGRATION_URL is not usable: {first}") from None
+        try:
+            upgrade(engine, app_role=settings.database_app_role)
+        finally:
+            engine.dispose()
     with runtime.transaction() as session:
         runtime.provider(session).keys.ensure()

@@ -36,6 +36,18 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; default: a SQLite file in the data directory. "
         "PostgreSQL: `postgresql+psycopg://user:pass@host/db`.",
     )
+    database_migration_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL that `shanakht db upgrade` migrates through: the role that "
+        "owns the schema. Default: the database URL.",
+    )
+    database_app_role: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        description="PostgreSQL: the role the API connects as (in the database URL). The "
+        "migrations grant it only what it needs: DML on ordinary tables, SELECT and INSERT "
+        "on the audit log, nothing it could own, alter or drop. Default: no such grants.",
+    )
     master_key: SecretStr | None = Field(
         None,
         description="Base64 of 32 random bytes that encrypt every key at rest. Development "
@@ -124,6 +136,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'shanakht.db').resolve()}"
+
+    @cached_property
+    def resolved_migration_url(self) -> str:
+        return self.database_migration_url or self.resolved_database_url
 
     @cached_property
     def resolved_issuer(self) -> str:

@@ -17,9 +17,18 @@ put() {
   chmod 644 "secrets/$1"
   echo "secrets/$1 made"
 }
-pg=$(random)
-put postgres_password "$pg"
-put shanakht_database_url "postgresql+psycopg://shanakht:$(cat secrets/postgres_password)@postgres:5432/shanakht"
+# Two PostgreSQL roles: `shanakht` owns the schema and migrates it (the `migrate` service
+# only); `shanakht_app` is what the API replicas connect as, with DML only and no way to
+# change the audit log (deploy/postgres/init.sh makes it, migration 0011 grants it).
+put postgres_password "$(random)"
+put postgres_app_password "$(random)"
+put shanakht_database_migration_url "postgresql+psycopg://shanakht:$(cat secrets/postgres_password)@postgres:5432/shanakht"
+# Secrets made before the two roles gave the API the owner's URL: replace that one.
+if [ -e secrets/shanakht_database_url ] && grep -q '^postgresql+psycopg://shanakht:' secrets/shanakht_database_url; then
+  rm secrets/shanakht_database_url
+  echo "secrets/shanakht_database_url named the schema's owner: replaced by shanakht_app's"
+fi
+put shanakht_database_url "postgresql+psycopg://shanakht_app:$(cat secrets/postgres_app_password)@postgres:5432/shanakht"
 put minio_root_password "$(random)"
 put shanakht_s3_secret_key "$(random)"
 put shanakht_master_key "$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
