@@ -50,6 +50,7 @@ from joserfc.jwk import ECKey, RSAKey
 from api.migrate import prepare
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
+from bench import loadgen
 from bench.audit_log import _postgres_schema
 from identity.enrolment import REGISTER
 from identity.nadra import CardDetails, CardStatus, CitizenRecord, ensure_registry, read_registry
@@ -209,31 +210,21 @@ def _run_phase(column: Column, label: str, plan: dict[str, Any], pids: list[int]
     """Run the load generator on `plan`, sampling the servers' RSS and CPU while it runs; the
     CPU they used inside the measured window tells lock-bound from CPU-bound."""
     plan = {"warmup": WARMUP, "duration": SECONDS, **plan}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "bench.loadgen"],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdin is not None
-    assert child.stdout is not None
-    child.stdin.write(json.dumps(plan))
-    child.stdin.close()
     # (wall time, CPU seconds of all servers, busy CPU seconds of the whole machine)
     cpu: list[tuple[float, float, float]] = []
-    while child.poll() is None:
+
+    def sample() -> None:
         for pid in pids:
             column.peak_rss[pid] = max(column.peak_rss.get(pid, 0.0), _rss_mb(pid))
         servers = sum(_cpu_seconds(pid) for pid in pids)
         cpu.append((time.time(), servers, _machine_busy_seconds()))
-        time.sleep(RSS_EVERY)
-    output = child.stdout.read()
-    if child.returncode != 0:
-        raise RuntimeError(f"the load generator failed in {label} ({child.returncode})")
-    report: dict[str, Any] = json.loads(output)
+
+    try:
+        report = loadgen.run_beside(plan, sample, RSS_EVERY)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc} in {label}") from None
     start, end = report["window"]
-    inside = [sample for sample in cpu if start <= sample[0] <= end]
+    inside = [row for row in cpu if start <= row[0] <= end]
     server_cpu = machine_cpu = float("nan")
     if len(inside) >= 2:
         (t0, s0, m0), (t1, s1, m1) = inside[0], inside[-1]

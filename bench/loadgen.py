@@ -38,10 +38,12 @@ import base64
 import json
 import re
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
@@ -472,6 +474,30 @@ def _summary(tally: Tally, duration: float) -> dict[str, Any]:
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def run_beside(plan: dict[str, Any], sample: Callable[[], None], every: float) -> dict[str, Any]:
+    """Run this load generator on `plan` in a process of its own, calling `sample` every
+    `every` seconds until it ends (the benches watch the servers meanwhile); its report."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.loadgen"],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    child.stdin.write(json.dumps(plan))
+    child.stdin.close()
+    while child.poll() is None:
+        sample()
+        time.sleep(every)
+    output = child.stdout.read()
+    if child.returncode != 0:
+        raise RuntimeError(f"the load generator failed ({child.returncode})")
+    report: dict[str, Any] = json.loads(output)
+    return report
 
 
 def main() -> None:

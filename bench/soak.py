@@ -54,12 +54,10 @@ it in a run shorter than ten minutes), "end" the last one inside it.
 from __future__ import annotations
 
 import base64
-import json
 import math
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -76,6 +74,7 @@ from api.routes.locker_views import upload_own
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from audit import pseudonym
+from bench import loadgen
 from bench.identity import (
     ESERVICE_SCOPES,
     PASSWORD,
@@ -568,21 +567,12 @@ class Samples:
 def _run(plan: dict[str, Any], pids: list[int]) -> tuple[dict[str, Any], Samples]:
     """Run bench/loadgen.py on `plan`, sampling the servers every second meanwhile and saying
     how they fare every PROGRESS_EVERY seconds."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "bench.loadgen"],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdin is not None
-    assert child.stdout is not None
-    child.stdin.write(json.dumps(plan))
-    child.stdin.close()
     samples = Samples()
     started = time.time()
     shown = started
-    while child.poll() is None:
+
+    def sample() -> None:
+        nonlocal shown
         now = time.time()
         row = (now, [_rss_mb(p) for p in pids], sum(map(_cpu_seconds, pids)),
                _machine_busy_seconds())  # fmt: skip
@@ -598,11 +588,8 @@ def _run(plan: dict[str, Any], pids: list[int]) -> tuple[dict[str, Any], Samples
                 flush=True,
             )
             shown = now
-        time.sleep(SAMPLE_EVERY)
-    output = child.stdout.read()
-    if child.returncode != 0:
-        raise RuntimeError(f"the load generator failed ({child.returncode})")
-    return json.loads(output), samples
+
+    return loadgen.run_beside(plan, sample, SAMPLE_EVERY), samples
 
 
 def _server_seconds(bases: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
