@@ -9,6 +9,9 @@ from audit.errors import NoteError
 from audit.merkle import HASH_SIZE
 from audit.note import NoteSigner, NoteVerifier, b64decode_strict
 
+MAX_SIZE = 2**64 - 1  # C2SP tlog-checkpoint: the tree size is a uint64
+MAX_SIZE_DIGITS = len(str(MAX_SIZE))  # checked first: int() of 4,301 digits raises ValueError
+
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
@@ -35,8 +38,10 @@ class Checkpoint:
             not size_text.isascii()
             or not size_text.isdigit()
             or (size_text.startswith("0") and size_text != "0")
+            or len(size_text) > MAX_SIZE_DIGITS
+            or int(size_text) > MAX_SIZE
         ):
-            raise NoteError("a checkpoint's size is a decimal number without leading zeros")
+            raise NoteError("a checkpoint's size is a decimal uint64 without leading zeros")
         root = b64decode_strict(root_text)
         if len(root) != HASH_SIZE:
             raise NoteError(f"a checkpoint's root is a {HASH_SIZE}-byte hash")

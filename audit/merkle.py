@@ -230,6 +230,10 @@ def verify_consistency(
     for equal sizes the proof must be empty and the roots equal.
     """
     _check_hashes("the proof", proof)
+    # Bytes, of any length (the transparency-dev vectors accept equal sizes with short roots):
+    # anything else is refused here rather than failing as a TypeError in node_hash.
+    if not isinstance(old_root, bytes) or not isinstance(new_root, bytes):
+        raise ProofError("the roots must be bytes")
     if old_size < 1:
         raise ProofError("a consistency proof from an empty tree proves nothing")
     if old_size > new_size:

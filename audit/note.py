@@ -26,6 +26,16 @@ MAX_SIGNATURES = 100
 def _check_name(name: str) -> None:
     if not name or "+" in name or any(c.isspace() for c in name):
         raise NoteError("a key name is non-empty and holds no spaces and no '+'")
+    _check_utf8(name, "a key name")
+
+
+def _check_utf8(text: str, what: str) -> None:
+    """Refuse text that cannot be UTF-8 (a lone surrogate, as JSON can carry): it is signed and
+    hashed as UTF-8, and encoding it would raise a UnicodeEncodeError instead of a NoteError."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise NoteError(f"{what} is not UTF-8 text") from None
 
 
 def _key_hash(name: str, public_key: bytes) -> bytes:
@@ -98,6 +108,7 @@ class NoteVerifier:
 
     def open(self, note: str) -> str:
         """Return the note's text if this key signed it; raise NoteError otherwise."""
+        _check_utf8(note, "a signed note")
         # (1) The text is everything up to and including the newline before the blank line.
         split = note.rfind("\n\n")
         if split < 0 or not note.endswith("\n"):
@@ -106,6 +117,7 @@ class NoteVerifier:
         lines = signature_block[:-1].split("\n")
         if len(lines) > MAX_SIGNATURES:
             raise NoteError("too many signatures on the note")
+        verified = False
         for line in lines:
             # (2) Every signature line must be well formed, ours or not.
             if not line.startswith(SIGNATURE_PREFIX):
@@ -117,10 +129,13 @@ class NoteVerifier:
             # (3) Only a line with our name and key hash counts; others belong to witnesses.
             if name != self.name or blob[:4] != self.key_hash:
                 continue
-            # (4) The signature covers the text's exact bytes.
+            # (4) The signature covers the text's exact bytes. The lines after it are read
+            # too: a malformed line anywhere refuses the note, as (2) says.
             try:
                 self.public_key.verify(blob[4:], text.encode())
             except InvalidSignature as exc:
                 raise NoteError("the note's signature does not verify") from exc
+            verified = True
+        if verified:
             return text
         raise NoteError(f"the note carries no signature by {self.name}")

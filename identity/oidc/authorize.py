@@ -41,6 +41,8 @@ PUSHED_TTL = timedelta(seconds=90)
 CODE_TTL = timedelta(seconds=60)
 PAR_PREFIX = "urn:ietf:params:oauth:request_uri:"
 _PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+# ASCII digits only (str.isdigit takes "²", which int() refuses), and few enough for int().
+_MAX_AGE = re.compile(r"[0-9]{1,10}")
 _PROMPTS = frozenset({"none", "login", "consent"})
 
 LOGIN = "login"
@@ -152,7 +154,7 @@ class Authorizer:
             raise InvalidRequest("prompt is none, or any of login and consent")
         max_age = None
         if "max_age" in params:
-            if not params["max_age"].isdigit():
+            if not _MAX_AGE.fullmatch(params["max_age"]):
                 raise InvalidRequest("max_age is a number of seconds")
             max_age = int(params["max_age"])
         wanted = [v for v in params.get("acr_values", "").split() if v in ACR_RANK]

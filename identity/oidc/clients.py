@@ -297,13 +297,14 @@ class ClientRegistry:
         # (3) The signature, by one of the client's registered keys, with an asymmetric alg.
         try:
             token = jwt.decode(assertion, _key_set(client.jwks), algorithms=ASSERTION_ALGORITHMS)
-        except (JoseError, ValueError):
+        except (JoseError, ValueError, TypeError):  # TypeError: joserfc, on a `crit` not a list
             raise InvalidClient("the client assertion's signature does not verify") from None
         claims = token.claims
-        # (4) Audience, lifetime and single use.
+        # (4) Audience, lifetime and single use. Only strings can name us (a dict in `aud`
+        # would make set() raise TypeError).
         aud = claims.get("aud")
         audience = aud if isinstance(aud, list) else [aud]
-        if not set(audience) & set(audiences):
+        if not {a for a in audience if isinstance(a, str)} & set(audiences):
             raise InvalidClient("the client assertion is for another audience")
         now = int(self._clock().timestamp())
         exp = claims.get("exp")

@@ -67,21 +67,26 @@ class DpopVerifier:
             key = _import_public(jwk)
         except (JoseError, ValueError, TypeError, KeyError):
             raise InvalidDpopProof("the DPoP proof's key does not parse") from None
-        # (2) Its signature, by that key.
+        # (2) Its signature, by that key. The sender chose the key, so the claims are the
+        # sender's too: joserfc raises TypeError on a `crit` that is not a list of strings,
+        # and RecursionError on claims nested past the JSON parser's depth.
         try:
             token = jwt.decode(proof, key, algorithms=ALGORITHMS)
-        except (JoseError, ValueError):
+        except (JoseError, ValueError, TypeError, RecursionError):
             raise InvalidDpopProof("the DPoP proof's signature does not verify") from None
         claims = token.claims
         # (3) For this request: method and URL (without query and fragment).
-        if claims.get("htm") != method or _normalise_htu(str(claims.get("htu", ""))) != (
-            _normalise_htu(url)
-        ):
+        try:
+            htu = _normalise_htu(str(claims.get("htu", "")))
+        except ValueError:  # urlsplit: "http://[" is no URL
+            raise InvalidDpopProof("the DPoP proof's htu is not a URL") from None
+        if claims.get("htm") != method or htu != _normalise_htu(url):
             raise InvalidDpopProof("the DPoP proof is for another request")
-        # (4) Fresh, and used once.
+        # (4) Fresh, and used once. Compared, not subtracted: `now - iat` overflows for an
+        # iat past float's range, while Python compares an int with a float exactly.
         iat = claims.get("iat")
         now = self._clock().timestamp()
-        if not isinstance(iat, int) or abs(now - iat) > MAX_AGE_SECONDS:
+        if not isinstance(iat, int) or not now - MAX_AGE_SECONDS <= iat <= now + MAX_AGE_SECONDS:
             raise InvalidDpopProof("the DPoP proof is not fresh")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not 8 <= len(jti) <= 128:

@@ -47,6 +47,9 @@ ID_TOKEN_TTL = timedelta(minutes=10)
 REFRESH_TTL = timedelta(hours=12)  # no longer than a session lives; logout revokes it anyway
 ACCESS_ALG = "ES256"
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+# What joserfc raises on a token it cannot read: its own errors, ValueError (bad base64, text
+# that is not UTF-8), and TypeError for a header whose `crit` is not a list of strings.
+_UNREADABLE = (JoseError, ValueError, TypeError)
 
 
 # The grants' statements, built once: building and keying a statement costs more than
@@ -70,7 +73,9 @@ _SPEND_REFRESH = (
 
 
 def _sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+    # surrogatepass: a lone surrogate (JSON can carry one) hashes to a row that is not there,
+    # instead of raising UnicodeEncodeError; every token we issue is ASCII.
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _half_hash(value: str) -> str:
@@ -444,7 +449,7 @@ class TokenService:
         try:
             keys = self._keys.key_set(kid=_kid_of(token))
             decoded = jwt.decode(token, keys, algorithms=[ACCESS_ALG])
-        except (JoseError, ValueError):
+        except _UNREADABLE:
             raise InvalidToken("the access token is not valid") from None
         if decoded.header.get("typ") != "at+jwt":
             raise InvalidToken("that is not an access token")
@@ -536,7 +541,7 @@ class TokenService:
             claims = jwt.decode(
                 id_token, self._keys.key_set(), algorithms=["RS256", "ES256"]
             ).claims
-        except (JoseError, ValueError):
+        except _UNREADABLE:
             return None
         aud, sid = claims.get("aud"), claims.get("sid")
         if (
@@ -552,7 +557,7 @@ class TokenService:
         if token.count(".") == 2:
             try:
                 claims = jwt.decode(token, self._keys.key_set(), algorithms=[ACCESS_ALG]).claims
-            except (JoseError, ValueError):
+            except _UNREADABLE:
                 return None
             key = str(claims.get("jti"))
         else:
