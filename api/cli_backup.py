@@ -30,6 +30,16 @@ backup's own key files, so a manifest rewritten to match altered files does not 
 without the master key. A restore checks all of it before it writes anything, refuses a
 non-empty target unless --force, and ends by verifying the restored audit log against the
 recorded head.
+
+Which PostgreSQL role does what (the two roles of `api.migrate`): a backup reads through
+SHANAKHT_DATABASE_URL, the application role, which may SELECT every table (the audit log's
+included). A restore writes as the schema's owner, through SHANAKHT_DATABASE_MIGRATION_URL (the
+database URL when unset): dropping and creating tables, loading rows into tables the
+application role may not write as a restore must (the audit log, the head, the schema's
+revision), moving sequences on. It then grants the application role, named by
+SHANAKHT_DATABASE_APP_ROLE, exactly what `shanakht db upgrade` grants (`grant_app_role`), and
+verifies the restored log through the database URL, as the API will read it. SQLite has one
+file and no roles: the database URL's file is replaced.
 """
 
 from __future__ import annotations
@@ -49,13 +59,14 @@ from typing import Any
 import click
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, MetaData, create_engine, inspect, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.cli_support import EXIT_TAMPERED, cli_runtime, fail
 from api.database import create_db_engine, snapshot
 from api.errors import StartupError
 from api.keystore import LocalKeyStore, parse_master_key
-from api.migrate import upgrade
+from api.migrate import grant_app_role, upgrade
 from api.runtime import open_runtime, open_store, prepare_data_dir
 from api.settings import Settings
 from audit import TamperError, verify_log
@@ -365,16 +376,17 @@ def _target_contents(settings: Settings, engine: Engine, store: Any) -> list[str
 
 
 def _clear_target(settings: Settings, engine: Engine) -> None:
+    # The tables first: should the database refuse (a role that may not drop them), the
+    # target's key files are still there.
+    if engine.dialect.name != "sqlite":  # SQLite's file is replaced whole
+        with engine.begin() as connection:
+            reflected = MetaData()
+            reflected.reflect(bind=connection)
+            quote = connection.dialect.identifier_preparer.quote
+            for table in reversed(reflected.sorted_tables):
+                connection.execute(text(f"DROP TABLE IF EXISTS {quote(table.name)} CASCADE"))
+            connection.execute(text("DROP FUNCTION IF EXISTS audit_refuse_change() CASCADE"))
     shutil.rmtree(settings.data_dir / "keys", ignore_errors=True)
-    if engine.dialect.name == "sqlite":
-        return  # the file is replaced whole
-    with engine.begin() as connection:
-        reflected = MetaData()
-        reflected.reflect(bind=connection)
-        quote = connection.dialect.identifier_preparer.quote
-        for table in reversed(reflected.sorted_tables):
-            connection.execute(text(f"DROP TABLE IF EXISTS {quote(table.name)} CASCADE"))
-        connection.execute(text("DROP FUNCTION IF EXISTS audit_refuse_change() CASCADE"))
 
 
 def _restore_keys(directory: Path, data_dir: Path, use_included_master: bool) -> None:
@@ -407,10 +419,15 @@ def _restore_sqlite(directory: Path, engine: Engine) -> None:
     os.replace(temporary, target)
 
 
-def _restore_postgresql(directory: Path, engine: Engine, manifest: dict[str, Any]) -> None:
+def _restore_postgresql(
+    directory: Path, engine: Engine, manifest: dict[str, Any], app_role: str | None
+) -> None:
+    """The schema at the backup's revision and its rows, through `engine`, the schema owner's:
+    the application role may neither create tables nor write the audit log and the schema's
+    revision as a restore must, nor move a sequence. Then `app_role`, if named, is granted."""
     from psycopg import sql
 
-    upgrade(engine, manifest["database"]["revision"])
+    upgrade(engine, manifest["database"]["revision"], app_role=app_role)
     with engine.begin() as connection:
         dbapi: Any = connection.connection.dbapi_connection
         with dbapi.cursor() as cursor:
@@ -447,6 +464,10 @@ def _restore_postgresql(directory: Path, engine: Engine, manifest: dict[str, Any
                             ).format(c=column_name, t=name),
                             (sequence,),
                         )
+        if app_role is not None:
+            # As `upgrade` does after migrating (it granted already; granting again here,
+            # idempotently, commits the privileges with the rows they are for).
+            grant_app_role(connection, app_role)
 
 
 def _restore_objects(directory: Path, store: Any, keys: list[str]) -> None:
@@ -472,7 +493,9 @@ def restore(directory: Path, force: bool) -> None:
     backup (exit 1) before writing anything; refuses a target that already holds keys, tables
     or documents unless --force; ends by verifying the restored audit log. The backup holds
     encrypted documents and key material: the restored key files are written 0600. Stop the
-    service before restoring.
+    service before restoring. On PostgreSQL the schema and rows are written as the schema's
+    owner (SHANAKHT_DATABASE_MIGRATION_URL, else SHANAKHT_DATABASE_URL), and the role named by
+    SHANAKHT_DATABASE_APP_ROLE is granted what `shanakht db upgrade` grants it.
     """
     try:
         settings = Settings()
@@ -486,14 +509,26 @@ def restore(directory: Path, force: bool) -> None:
     dialect = manifest["database"]["dialect"]
     try:
         prepare_data_dir(settings.data_dir)
-        engine = create_db_engine(settings.resolved_database_url)
+        named = make_url(settings.resolved_database_url).get_backend_name()
+        # The schema's owner does the writing (see the module's docstring). SQLite has no
+        # owner: the file replaced is the one the database URL names.
+        owner_url = settings.resolved_database_url
+        if named != "sqlite":
+            owner_url = settings.resolved_migration_url
+        engine = create_db_engine(owner_url)
     except (StartupError, SQLAlchemyError, ValueError) as exc:
         fail(str(exc))
+    driver_error: Any = engine.dialect.loaded_dbapi.Error  # raised by COPY, on the raw cursor
     try:
-        if engine.dialect.name != dialect:
+        if named != dialect:
             fail(
                 f"this backup holds a {dialect} database and SHANAKHT_DATABASE_URL names "
-                f"{engine.dialect.name}: restore into the same kind of database"
+                f"{named}: restore into the same kind of database"
+            )
+        if engine.dialect.name != dialect:
+            fail(
+                f"this backup holds a {dialect} database and SHANAKHT_DATABASE_MIGRATION_URL "
+                f"names {engine.dialect.name}: restore into the same kind of database"
             )
         store = open_store(settings)
         held = _target_contents(settings, engine, store)
@@ -505,10 +540,18 @@ def restore(directory: Path, force: bool) -> None:
         if dialect == "sqlite":
             _restore_sqlite(directory, engine)
         else:
-            _restore_postgresql(directory, engine, manifest)
+            _restore_postgresql(directory, engine, manifest, settings.database_app_role)
         _restore_objects(directory, store, manifest["objects"])
-    except SQLAlchemyError as exc:
-        fail(f"database error: {str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}")
+    except (SQLAlchemyError, driver_error) as exc:
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        if dialect != "sqlite" and settings.database_migration_url is None:
+            first += (
+                " (a restore writes as the schema's owner: if SHANAKHT_DATABASE_URL names the "
+                "application role, set SHANAKHT_DATABASE_MIGRATION_URL to the owner's URL)"
+            )
+        fail(f"database error: {first}")
+    except StartupError as exc:  # the application role cannot be granted (`grant_app_role`)
+        fail(str(exc))
     except StoreError as exc:
         fail(f"object store error: {exc}")
     finally:
@@ -522,6 +565,8 @@ def _verify_restored(settings: Settings, manifest: dict[str, Any]) -> None:
     except StartupError as exc:
         fail(str(exc))
     try:
+        # Through the database URL, as the API will read it: the application role's grants
+        # are part of what is checked.
         with snapshot(runtime.engine) as connection:
             size, chain = connection.execute(select(head.c.size, head.c.chain)).one()
             try:
@@ -530,6 +575,9 @@ def _verify_restored(settings: Settings, manifest: dict[str, Any]) -> None:
                 )
             except TamperError as exc:
                 fail(f"the restored audit log does not verify: {exc}", EXIT_TAMPERED)
+    except SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        fail(f"the restored database cannot be read through SHANAKHT_DATABASE_URL: {first}")
     finally:
         runtime.close()
     recorded = manifest["audit"]

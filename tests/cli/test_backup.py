@@ -1,6 +1,8 @@
 """`shanakht backup` and `shanakht restore`, run as an operator would: documents issued, backed
 up, restored into a fresh data directory and database, the log verified and the documents read
-back byte for byte; and every way a backup can be bad, refused before anything is written."""
+back byte for byte; and every way a backup can be bad, refused before anything is written. On
+PostgreSQL, also with production's two roles: the restore writes as the schema's owner and
+leaves the application role exactly what `db upgrade` grants it."""
 
 from __future__ import annotations
 
@@ -26,8 +28,15 @@ from tests.cli.test_cli import run
 from tests.cli.test_locker_cli import CITIZEN, OWNER, _issue
 from tests.conftest import POSTGRES_URL
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY
+from tests.unit.api import test_database_roles
+from tests.unit.api.test_database_roles import Roles, postgres_only
+from tests.unit.api.test_database_roles import _refused as _refused_by_postgres
 
 PUBLIC_URL = "https://shanakht.test"
+
+# The fixture of the role tests: an application role of its own (LOGIN, nothing else) beside
+# the test's schema, dropped afterwards with its grants in every schema.
+roles = test_database_roles.roles
 
 
 @dataclass
@@ -282,6 +291,109 @@ def test_a_production_backup_needs_its_master_key(
     assert code == 0, out
     assert run(target.env, "audit", "verify")[0] == 0
     _read_back(target, made)
+
+
+@postgres_only
+def test_a_restore_writes_as_the_owner_and_leaves_the_app_role_no_more_than_upgrade_grants(
+    roles: Roles, fresh_database_url: str, tmp_path: Path
+) -> None:
+    """Production's two roles (`api.migrate`): the service and `backup` connect as the
+    application role; `restore` creates the schema and loads the audit log as the schema's
+    owner (SHANAKHT_DATABASE_MIGRATION_URL), then grants the application role as `db upgrade`
+    does. The restored service works as the application role, which still cannot rewrite the
+    log or change the schema."""
+    live = Place(roles.settings(), roles.env())
+    made = _serving(live, 2)  # migrated as the owner, documents issued as the application role
+    as_app = {k: v for k, v in roles.env().items() if k != "SHANAKHT_DATABASE_MIGRATION_URL"}
+    backup = tmp_path / "backup"
+    code, out = run(as_app, "backup", str(backup))  # the application role reads every table
+    assert code == 0, out
+
+    password = make_url(roles.app_url).password
+    app_url = make_url(fresh_database_url).set(username=roles.name, password=password)
+    target = _place(
+        tmp_path / "restored",
+        app_url.render_as_string(hide_password=False),
+        "local",
+        "",
+        SHANAKHT_DATABASE_MIGRATION_URL=fresh_database_url,
+        SHANAKHT_DATABASE_APP_ROLE=roles.name,
+    )
+    target_as_app = {k: v for k, v in target.env.items() if k != "SHANAKHT_DATABASE_MIGRATION_URL"}
+
+    # The application role alone cannot make the schema: PostgreSQL refuses, nothing is made.
+    code, out = run(target_as_app, "restore", str(backup))
+    assert code == 2, out
+    assert "database error: no schema has been selected to create in" in out
+    assert "set SHANAKHT_DATABASE_MIGRATION_URL" in out
+
+    # As the owner (--force: the failed attempt left the key files).
+    code, out = run(target.env, "restore", "--force", str(backup))
+    assert code == 0, out
+    assert "audit entries verified, 2 objects" in out
+    # Replacing a restored database drops its tables: the owner's to do, not the role's, which
+    # is refused before the target's key files go.
+    keys = target.settings.data_dir / "keys"
+    held = sorted(path.name for path in keys.rglob("*"))
+    code, out = run(target_as_app, "restore", "--force", str(backup))
+    assert code == 2, out
+    assert "must be owner of table" in out
+    assert sorted(path.name for path in keys.rglob("*")) == held
+    code, out = run(target.env, "restore", "--force", str(backup))
+    assert code == 0, out
+
+    # The restored service, as the application role: the log verifies, the documents read
+    # back, and it carries on (a checkpoint's id from a sequence the owner moved on).
+    code, out = run(target_as_app, "audit", "verify")
+    assert code == 0, out
+    _read_back(target, made)
+    runtime = target.runtime()
+    try:
+        with runtime.transaction() as session:
+            runtime.audit_log(session).checkpoint()
+        _issue(runtime, 1)
+        with runtime.engine.connect() as connection:
+            assert connection.execute(text("SELECT current_user")).scalar() == roles.name
+        # Granted no more than `db upgrade` grants: the log is append-only to it, and the
+        # restored tables are not its to alter or drop.
+        rewrite = "UPDATE audit_entries SET entry = entry"
+        assert "permission denied" in _refused_by_postgres(runtime.engine, rewrite)
+        assert "permission denied" in _refused_by_postgres(
+            runtime.engine, "DELETE FROM audit_entries"
+        )
+        for statement in (
+            "ALTER TABLE audit_entries DISABLE TRIGGER USER",
+            "DROP TABLE audit_entries",
+        ):
+            assert "must be owner" in _refused_by_postgres(runtime.engine, statement)
+    finally:
+        runtime.close()
+    assert run(target_as_app, "audit", "verify")[0] == 0
+
+    owner = create_engine(fresh_database_url)
+    try:
+        with owner.connect() as connection:
+            owned = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
+                    "WHERE r.rolname = :name"
+                ),
+                {"name": roles.name},
+            ).scalar()
+            can = connection.execute(
+                text(
+                    "SELECT has_table_privilege(:r, 'audit_entries', 'INSERT'), "
+                    "has_table_privilege(:r, 'audit_entries', 'UPDATE'), "
+                    "has_table_privilege(:r, 'audit_entries', 'DELETE'), "
+                    "has_table_privilege(:r, 'audit_checkpoints', 'UPDATE'), "
+                    "has_table_privilege(:r, 'identity_citizens', 'UPDATE')"
+                ),
+                {"r": roles.name},
+            ).one()
+    finally:
+        owner.dispose()
+    assert owned == 0
+    assert tuple(can) == (True, False, False, False, True)
 
 
 def _document_of(key: str) -> str:
