@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,8 +30,10 @@ RSA_BITS = 2048  # NIST SP 800-57: fine to 2030; keys rotate long before. 3072 s
 
 SigningKey = RSAKey | ECKey
 
-# Parsed private keys by kid. A kid names one key for ever, so the cache never goes stale.
-_parsed: dict[str, SigningKey] = {}
+# Parsed private keys by the sealer that opened them, then by kid. A kid names one key for
+# ever, so the cache never goes stale; and a runtime whose sealer cannot open a key (another
+# master key) never gets it from a cache another runtime filled.
+_parsed: weakref.WeakKeyDictionary[Sealer, dict[str, SigningKey]] = weakref.WeakKeyDictionary()
 
 # The published key set by database, parsed, with when it was read and the kids in it: every
 # API request verifies a token, and reading and parsing the keys each time was a tenth of the
@@ -138,11 +141,12 @@ class SigningKeys:
         return [KeyInfo(*row) for row in rows]
 
     def _private(self, kid: str, alg: str, sealed: bytes) -> SigningKey:
-        key = _parsed.get(kid)
+        opened = _parsed.setdefault(self._sealer, {})
+        key = opened.get(kid)
         if key is None:
             pem = self._sealer.open(sealed, f"signing-key:{kid}")
             key = RSAKey.import_key(pem) if alg == "RS256" else ECKey.import_key(pem)
-            _parsed[kid] = key
+            opened[kid] = key
         return key
 
     def current(self, alg: str) -> tuple[str, SigningKey]:
