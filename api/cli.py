@@ -29,6 +29,7 @@ from api.cli_support import (
     migrate,
 )
 from api.cli_verify import verify
+from api.key_check import check_keys_fit_database
 from api.migrate import prepare
 from api.runtime import Runtime
 from audit import AuditError, AuditEvent, TamperError
@@ -70,6 +71,7 @@ def serve(host: str, port: int, workers: int) -> None:
             prepare(runtime, migrate_schema=False)
         else:
             migrate(runtime)
+        check_keys_fit_database(runtime)
         click.echo(f"Shanakht on http://{host}:{port} (data in {runtime.settings.data_dir})")
         serving.run(runtime, host, port, workers)
 

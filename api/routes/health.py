@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import RuntimeDep
 from api.errors import StartupError
+from api.key_check import check_keys_fit_database
 from api.migrate import alembic_config
 from api.problems import problem
 from api.runtime import AUDIT_CHECKPOINT_KEY, Runtime
@@ -87,6 +88,7 @@ def check_keys(runtime: Runtime) -> None:
     runtime.keys.secret(AUDIT_CHECKPOINT_KEY)  # StartupError if it does not open
     current = runtime.keks.current()
     runtime.keks.get(current.version_id)  # LockerError (KeyUnavailable) if it is gone
+    check_keys_fit_database(runtime)  # KeysDoNotFit (a StartupError) if a key was replaced
 
 
 def check_data_dir(runtime: Runtime) -> None:
