@@ -151,6 +151,7 @@ class Runtime:
             issuer=self.settings.resolved_issuer,
             sealer=self.identity.sealer,
             pairwise_key=self.identity.pairwise_key,
+            policy=self.identity.policy,
         )
         return Provider(session, config, audit=self.audit_log(session), clock=self.clock)
 
@@ -261,6 +262,7 @@ def open_runtime(settings: Settings) -> Runtime:
             password_expiry=timedelta(days=expiry) if expiry else None,
             per_account=Limit(settings.login_attempts_per_account, THROTTLE_WINDOW),
             per_address=Limit(settings.login_attempts_per_address, THROTTLE_WINDOW),
+            helpline=settings.helpline,
         ),
         notifier=HttpLogoutNotifier(),
         nadra_file=data_dir / "nadra" / "registry.jsonl",

@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     locker_max_bytes: int = Field(
         1024**3, ge=1024, description="Largest document the locker accepts, in bytes."
     )
+    helpline: str = Field(
+        "the Shanakht helpline",
+        min_length=3,
+        max_length=40,
+        description="Whom a citizen is told to call when a text reports a change of password or "
+        "second factor they did not make: set the province's support number.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Level of the service's own log."
     )

@@ -173,6 +173,14 @@ def _has_code_form(page: httpx2.Response) -> bool:
     return any("code" in f.names() for f in forms_of(page.text))
 
 
+def _sms_to_send(page: httpx2.Response) -> bool:
+    """The second-factor page before any code went: a "Send me a code" button, no code box
+    (a text goes only when the citizen asks, never on a page load)."""
+    return not _has_code_form(page) and any(
+        "/second-factor/send" in f.action for f in forms_of(page.text)
+    )
+
+
 def _has_consent_form(page: httpx2.Response) -> bool:
     return any("decision" in f.names() for f in forms_of(page.text))
 
@@ -190,7 +198,7 @@ def sign_in(
     consent."""
     asked = seen if seen is not None else []
     page = browser.get(start)
-    for _ in range(6):
+    for _ in range(8):
         if not browser.at(page, urls.shanakht):
             return page
         _expect(page.status_code == 200, f"Shanakht answered {page.status_code} at {page.url}")
@@ -199,6 +207,8 @@ def sign_in(
             page = browser.submit(
                 page, "password", {"cnic": browser.who.cnic, "password": browser.who.password}
             )
+        elif _sms_to_send(page):
+            page = browser.submit(page, "csrf", action="/second-factor/send")
         elif _has_code_form(page):
             ticket = next(
                 (v for f in forms_of(page.text) for n, v, _k in f.fields if n == "ticket"), ""
@@ -318,6 +328,8 @@ def _once_only(urls: Urls, teacher: Browser, sms_code: Callable[[str], str], ste
     with steps.step("she approves it (approving needs a second factor: an SMS code)") as found:
         page = teacher.get(urls.shanakht + approve.group(1))
         asked: list[str] = []
+        if _sms_to_send(page):
+            page = teacher.submit(page, "csrf", action="/second-factor/send")
         if _has_code_form(page):
             asked.append("sms")
             page = teacher.submit(page, "code", {"code": sms_code(teacher.who.mobile)})

@@ -183,11 +183,19 @@ class Accounts:
             .values(failed_logins=failed_logins, locked_until=locked_until)
         )
 
-    def record_success(self, citizen_id: str, password_hash: str | None) -> None:
-        """Clear the failure count; store a rehashed password when its parameters were old."""
-        values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
+    def record_success(
+        self, citizen_id: str, password_hash: str | None, *, clear_failures: bool = True
+    ) -> None:
+        """Clear the failure count (unless `clear_failures` is false: a known browser's success
+        leaves unknown browsers' lockout standing); store a rehashed password when its
+        parameters were old."""
+        values: dict[str, object] = (
+            {"failed_logins": 0, "locked_until": None} if clear_failures else {}
+        )
         if password_hash is not None:
             values["password_hash"] = password_hash
+        if not values:
+            return
         self._session.execute(update(citizens).where(citizens.c.id == citizen_id).values(**values))
 
     def remove(self, citizen_id: str) -> None:

@@ -104,6 +104,31 @@ class Challenges:
         )
         raise WrongCode(attempts_left=self._policy.code_attempts - attempts)
 
+    def live_for(self, purpose: str, pseudonym: str) -> list[Challenge]:
+        """The challenges for `pseudonym` and `purpose` that a code could still prove (not
+        expired, used or out of tries), newest first."""
+        rows = self._session.execute(
+            select(challenges)
+            .where(
+                challenges.c.purpose == purpose,
+                challenges.c.pseudonym == pseudonym,
+                challenges.c.consumed_at.is_(None),
+                challenges.c.verified_at.is_(None),
+                challenges.c.expires_at > self._clock(),
+                challenges.c.attempts < self._policy.code_attempts,
+            )
+            .order_by(challenges.c.created_at.desc())
+        )
+        return [
+            Challenge(
+                row.id,
+                purpose,
+                row.pseudonym,
+                self._sealer.open_json(row.payload, f"challenge:{row.id}"),
+            )
+            for row in rows
+        ]
+
     def peek(self, challenge_id: str, purpose: str) -> Challenge:
         """A verified challenge's payload without taking it or locking it: for the slow work
         (password checks, hashing) before `consume`, so none of it is done under a lock."""

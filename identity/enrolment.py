@@ -19,6 +19,7 @@ from identity.challenges import Challenges, new_code
 from identity.cnic import normalise_cnic
 from identity.errors import AccountExists, CardNotValid, ChallengeFailed, DetailsNotVerified
 from identity.nadra import CardDetails, CitizenRecord, NadraRegistry, Outcome
+from identity.notices import PASSWORD_CHANGED, CredentialNotices
 from identity.passwords import PasswordHasher, check_password, personal_words
 from identity.phone import normalise_mobile
 from identity.policy import IdentityPolicy
@@ -58,6 +59,7 @@ class Enrolment:
             session, code_key=code_key, sealer=sealer, policy=policy, clock=clock
         )
         self._throttle = Throttle(session, clock)
+        self._notices = CredentialNotices(sms=sms, audit=audit, policy=policy, clock=clock)
 
     def _verified_record(
         self, details: CardDetails, mobile_text: str, client: str
@@ -171,6 +173,8 @@ class Enrolment:
         self._challenges.consume(challenge_id, RESET)
         self._accounts.set_password(account.id, password_hash, now=self._clock())
         self._record("identity.password.reset", account.pseudonym, proven=True)
+        # Reset, expired or changed on the account page: the holder hears of it every time.
+        self._notices.send(account.mobile, account.pseudonym, PASSWORD_CHANGED)
         return account.id
 
     @staticmethod

@@ -3,6 +3,10 @@
 Every refusal a stranger can provoke looks the same: unknown CNIC, wrong password and locked
 account all raise InvalidCredentials after the same argon2 work. The holder of a locked account
 learns of it by SMS, to the number NADRA and the telco tied to their CNIC.
+
+A browser that presents a valid device cookie for the account (`identity.devices`) is counted
+apart: its attempts and failures count against its cookie, and a lockout caused by strangers
+does not keep it out. Only strangers' failures lock the account, and only for strangers.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from audit import AuditEvent, AuditLog, pseudonym
 from audit.canonical import JsonValue
 from identity.accounts import Account, Accounts
 from identity.cnic import normalise_cnic
+from identity.devices import DeviceCookies
 from identity.errors import InvalidCnic, InvalidCredentials
 from identity.passwords import PasswordHasher
-from identity.policy import IdentityPolicy
+from identity.policy import IdentityPolicy, Limit
 from identity.sealing import Sealer
 from identity.sms import SmsGateway, SmsUnavailable
 from identity.throttle import Throttle
@@ -37,6 +42,8 @@ class LoginResult:
     pseudonym: str
     acr: str
     password_expired: bool
+    # A fresh device cookie for this browser, when the login was given `devices`.
+    device_cookie: str | None = None
 
 
 class PasswordLogin:
@@ -70,19 +77,41 @@ class PasswordLogin:
         self._policy = policy
         self._clock = clock
 
-    def login(self, cnic_text: str, password: str, *, client: str) -> LoginResult:
-        """Check a CNIC and password; raise InvalidCredentials (already recorded) on failure."""
+    @property
+    def _device_lockout(self) -> Limit:
+        return Limit(self._policy.lockout_threshold, self._policy.lockout)
+
+    def login(
+        self,
+        cnic_text: str,
+        password: str,
+        *,
+        client: str,
+        devices: DeviceCookies | None = None,
+        device_cookie: str | None = None,
+    ) -> LoginResult:
+        """Check a CNIC and password; raise InvalidCredentials (already recorded) on failure.
+
+        With `devices`, a valid `device_cookie` for this account makes this a known browser
+        (counted and locked out on its own), and a success returns a new cookie to set.
+        """
         try:
             cnic = normalise_cnic(cnic_text)
         except InvalidCnic:
             self._hasher.verify(None, password)  # the same time as any other refusal
             raise InvalidCredentials("the CNIC or password is not right") from None
         subject = pseudonym(cnic, key=self._pseudonym_key)
-        # (1) Throttles first: a refused attempt costs no hashing and counts nothing.
+        # A cookie made for this very account, checked with no database: a known browser.
+        nonce = devices.nonce(device_cookie, subject) if devices is not None else None
+        # (1) Throttles first: a refused attempt costs no hashing and counts nothing. A known
+        # browser's attempts count against its cookie, so strangers cannot use up its quota.
         with self._transaction() as session:
             throttle = Throttle(session, self._clock)
             throttle.hit(f"login:address:{client}", self._policy.per_address)
-            throttle.hit(f"login:account:{subject}", self._policy.per_account)
+            if nonce is None:
+                throttle.hit(f"login:account:{subject}", self._policy.per_account)
+            else:
+                throttle.hit(f"login:device:{nonce}", self._policy.per_account)
             seen = Accounts(session, self._sealer).by_pseudonym(subject)
         # (2) One argon2 verification whatever the account's state, so timing tells nothing,
         # and with no transaction open, so it holds no lock.
@@ -98,13 +127,18 @@ class PasswordLogin:
         with self._transaction() as session:
             accounts = Accounts(session, self._sealer)
             audit = self._audit_for(session)
+            throttle = Throttle(session, self._clock)
             account = accounts.by_pseudonym(subject, for_update=True)
             now = self._clock()
-            locked = (
-                account is not None
-                and account.locked_until is not None
-                and account.locked_until > now
-            )
+            if nonce is not None:
+                # A known browser is kept out only by its own lockout, never the account's.
+                locked = throttle.full(f"login:device_failures:{nonce}", self._device_lockout)
+            else:
+                locked = (
+                    account is not None
+                    and account.locked_until is not None
+                    and account.locked_until > now
+                )
             if (
                 account is None
                 or account.status != "active"
@@ -112,43 +146,64 @@ class PasswordLogin:
                 or locked
                 or not matches
             ):
-                refusal = self._refusal(accounts, audit, account, subject, client, locked, now)
+                refusal = self._refusal(
+                    accounts, audit, throttle, account, subject, client, locked, now, nonce
+                )
             else:
-                accounts.record_success(account.id, rehash)
+                # A known browser's success leaves strangers' lockout of the account standing.
+                accounts.record_success(account.id, rehash, clear_failures=nonce is None)
                 expiry = self._policy.password_expiry
                 expired = expiry is not None and account.password_changed_at + expiry <= now
+                details: dict[str, JsonValue] = {
+                    "method": "password",
+                    "acr": ACR_LOW,
+                    "client": client,
+                }
+                if nonce is not None:
+                    details["known_device"] = True
                 audit.append(
                     AuditEvent(
                         actor=f"citizen:{subject}",
                         action="identity.login",
                         subject=subject,
-                        details={"method": "password", "acr": ACR_LOW, "client": client},
+                        details=details,
                     )
                 )
-                return LoginResult(account.id, subject, ACR_LOW, expired)
+                cookie = devices.issue(subject) if devices is not None else None
+                return LoginResult(account.id, subject, ACR_LOW, expired, cookie)
         raise refusal
 
     def _refusal(
         self,
         accounts: Accounts,
         audit: AuditLog,
+        throttle: Throttle,
         account: Account | None,
         subject: str,
         client: str,
         locked: bool,
         now: datetime,
+        nonce: str | None,
     ) -> InvalidCredentials:
         """Record a failed login (and a lockout it causes); return the one answer for all."""
         details: dict[str, JsonValue] = {"method": "password", "client": client}
         newly_locked = None
         if account is not None and not locked and account.status == "active":
-            failures = account.failed_logins + 1
-            lock_until = None
-            if failures >= self._policy.lockout_threshold:
-                lock_until = now + self._policy.lockout
-                newly_locked = account.id
-                self._lockout(audit, account, subject, failures)
-            accounts.record_failure(account.id, failures, lock_until)
+            if nonce is not None:
+                # A known browser's failures lock out that browser's cookie, not the account.
+                failures = throttle.add(f"login:device_failures:{nonce}", self._device_lockout)
+                details["known_device"] = True
+                if failures == self._policy.lockout_threshold:
+                    newly_locked = account.id
+                    self._lockout(audit, account, subject, failures, device=True)
+            else:
+                failures = account.failed_logins + 1
+                lock_until = None
+                if failures >= self._policy.lockout_threshold:
+                    lock_until = now + self._policy.lockout
+                    newly_locked = account.id
+                    self._lockout(audit, account, subject, failures, device=False)
+                accounts.record_failure(account.id, failures, lock_until)
             details["failures"] = failures
         elif locked:
             details["reason"] = "locked"
@@ -165,20 +220,30 @@ class PasswordLogin:
         )
         return InvalidCredentials("the CNIC or password is not right", locked_citizen=newly_locked)
 
-    def _lockout(self, audit: AuditLog, account: Account, subject: str, failures: int) -> None:
+    def _lockout(
+        self, audit: AuditLog, account: Account, subject: str, failures: int, *, device: bool
+    ) -> None:
         minutes = int(self._policy.lockout.total_seconds() // 60)
         audit.append(
             AuditEvent(
                 actor="system",
-                action="identity.account.locked",
+                action="identity.device.locked" if device else "identity.account.locked",
                 subject=subject,
                 details={"failures": failures, "minutes": minutes},
             )
         )
+        if device:
+            text = (
+                f"Shanakht: a browser you signed in with before was locked after {failures} "
+                f"failed logins. It opens again in {minutes} minutes; your other devices are "
+                "not affected."
+            )
+        else:
+            text = (
+                f"Shanakht: your account was locked after {failures} failed logins from "
+                f"unknown devices. It opens again in {minutes} minutes, or reset your "
+                "password now. Browsers you signed in with before can still sign in."
+            )
         # The lockout stands and is logged whether or not the courtesy notice gets through.
         with contextlib.suppress(SmsUnavailable):
-            self._sms.send(
-                account.mobile,
-                f"Shanakht: your account was locked after {failures} failed logins. It opens "
-                f"again in {minutes} minutes, or reset your password now.",
-            )
+            self._sms.send(account.mobile, text)

@@ -120,9 +120,16 @@ auth_requests = Table(
 sessions = Table(
     "identity_sessions",
     metadata,
-    Column("id", String(64), primary_key=True, comment="SHA-256 of the cookie, hex"),
+    Column("id", String(64), primary_key=True, comment="random hex (older rows: a cookie hash)"),
     Column("sid", String(ID), nullable=False, unique=True, comment="public id, in tokens"),
     Column("citizen_id", String(ID), ForeignKey("identity_citizens.id"), nullable=False),
+    Column(
+        "token_hash",
+        String(64),
+        nullable=False,
+        unique=True,
+        comment="SHA-256 of the cookie, hex; renewed when the session steps up",
+    ),
     Column("acr", String(64), nullable=False),
     Column("amr", Text, nullable=False, comment="JSON list"),
     Column("auth_time", UtcDateTime(), nullable=False),

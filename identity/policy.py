@@ -38,3 +38,16 @@ class IdentityPolicy:
     # Registration and reset each cost a NADRA query and an SMS: throttle per CNIC and address.
     per_cnic_enrolment: Limit = Limit(5, timedelta(hours=1))
     per_address_enrolment: Limit = Limit(30, timedelta(hours=1))
+    # Sign-in sessions (ASVS 4.0.3 3.3.2, Level 2): a session unused for `session_idle` ends,
+    # and none outlives `session_lifetime` whatever its use; either way the citizen signs in
+    # again and every e-service in the session hears of the end by back-channel logout.
+    session_idle: timedelta = timedelta(minutes=30)
+    session_lifetime: timedelta = timedelta(hours=12)
+    # Device cookies (OWASP "Slow Down Online Guessing Attacks with Device Cookies"): a browser
+    # that once signed in to an account keeps a signed cookie for it this long. Its failures
+    # count against that cookie alone (the lockout threshold and time above apply to it), so a
+    # stranger who locks the account out for unknown browsers does not lock out its holder.
+    device_cookie_lifetime: timedelta = timedelta(days=365)
+    # Named in the text message sent after every change of password or second factor
+    # (SHANAKHT_HELPLINE: the province's own support number).
+    helpline: str = "the Shanakht helpline"

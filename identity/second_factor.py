@@ -17,11 +17,12 @@ from identity.accounts import Account
 from identity.challenges import Challenges, new_code
 from identity.errors import ChallengeFailed, WrongCode
 from identity.login import ACR_SUBSTANTIAL
+from identity.notices import RECOVERY_CODE_USED, CredentialNotices
 from identity.policy import IdentityPolicy
 from identity.sealing import Sealer
 from identity.sms import SmsGateway
 from identity.throttle import Throttle
-from identity.totp import AuthenticatorApps
+from identity.totp import RECOVERY_CODE, AuthenticatorApps
 
 PURPOSE = "second_factor"
 SMS_AMR = ("pwd", "sms")
@@ -48,22 +49,37 @@ class SecondFactor:
         )
         self._throttle = Throttle(session, clock)
         self.apps = AuthenticatorApps(session, sealer=sealer, code_key=code_key, clock=clock)
+        self.notices = CredentialNotices(sms=sms, audit=audit, policy=policy, clock=clock)
 
-    def start_sms(self, account: Account) -> str:
-        """Send a sign-in code; TooManyAttempts past the per-account limit (policy)."""
+    def start_sms(self, account: Account, *, sid: str = "") -> str:
+        """Send a sign-in code for the session `sid`; TooManyAttempts past the per-account
+        limit (policy). Only ever on a request that means it (a POST with its CSRF token)."""
         self._throttle.hit(f"second_factor_sms:{account.pseudonym}", self._policy.per_account_sms)
         code = new_code()
         challenge_id = self._challenges.create(
-            PURPOSE, account.pseudonym, {"citizen_id": account.id}, code
+            PURPOSE, account.pseudonym, {"citizen_id": account.id, "sid": sid}, code
         )
         self._sms.send(account.mobile, f"Shanakht sign-in code {code}. Never share it.")
         return challenge_id
 
-    def finish_sms(self, challenge_id: str, code: str, *, citizen_id: str) -> tuple[str, ...]:
+    def pending_sms(self, account: Account, *, sid: str) -> str | None:
+        """The newest code sent in the session `sid` that can still be entered, if any: the
+        code page shows it again rather than send another."""
+        for challenge in self._challenges.live_for(PURPOSE, account.pseudonym):
+            payload = challenge.payload
+            if payload.get("sid") == sid and payload["citizen_id"] == account.id:
+                return challenge.id
+        return None
+
+    def finish_sms(
+        self, challenge_id: str, code: str, *, citizen_id: str, sid: str | None = None
+    ) -> tuple[str, ...]:
         """Check the SMS code for this citizen's session; return the methods (amr) now proven."""
         self._challenges.verify(challenge_id, PURPOSE, code)
         challenge = self._challenges.consume(challenge_id, PURPOSE)
         if challenge.payload["citizen_id"] != citizen_id:
+            raise ChallengeFailed("this code belongs to another sign-in")
+        if sid is not None and challenge.payload.get("sid", sid) != sid:
             raise ChallengeFailed("this code belongs to another sign-in")
         self._record(challenge.pseudonym, "sms")
         return SMS_AMR
@@ -71,9 +87,12 @@ class SecondFactor:
     def finish_app(self, account: Account, code: str) -> tuple[str, ...]:
         """Check an authenticator-app or recovery code, throttled like a password."""
         self._throttle.hit(f"second_factor:{account.pseudonym}", self._policy.per_account)
-        if not self.apps.verify(account.id, code):
+        kind = self.apps.verify_kind(account.id, code)
+        if kind is None:
             raise WrongCode(attempts_left=0)
         self._record(account.pseudonym, "app")
+        if kind == RECOVERY_CODE:  # a lost phone, or someone holding the printed codes
+            self.notices.send(account.mobile, account.pseudonym, RECOVERY_CODE_USED)
         return APP_AMR
 
     def _record(self, pseudonym: str, method: str) -> None:

@@ -30,20 +30,7 @@ class Throttle:
         push its own window further out.
         """
         now = self._clock()
-        stale = throttles.c.window_start <= now - limit.window
-        counted = (
-            upsert_into(self._session, throttles)
-            .values(key=key, window_start=now, hits=1)
-            .on_conflict_do_update(
-                index_elements=[throttles.c.key],
-                set_={
-                    "window_start": case((stale, now), else_=throttles.c.window_start),
-                    "hits": case((stale, 1), else_=throttles.c.hits + 1),
-                },
-            )
-            .returning(throttles.c.window_start, throttles.c.hits)
-        )
-        window_start, hits = self._session.execute(counted).one()
+        window_start, hits = self._count(key, limit, now)
         if hits > limit.attempts:
             retry = (window_start + limit.window - now).total_seconds()
             raise TooManyAttempts(retry_after=max(1, math.ceil(retry)))
@@ -63,7 +50,11 @@ class Throttle:
         For counting failures, where a lockout is `full` once the count reaches the limit;
         `hit` counts attempts and refuses the one past the limit.
         """
-        now = self._clock()
+        return self._count(key, limit, self._clock())[1]
+
+    def _count(self, key: str, limit: Limit, now: datetime) -> tuple[datetime, int]:
+        """Count one under `key`, in a fresh window if the last one has passed: the window's
+        start and the count in it, read back from the same statement."""
         stale = throttles.c.window_start <= now - limit.window
         counted = (
             upsert_into(self._session, throttles)
@@ -75,6 +66,7 @@ class Throttle:
                     "hits": case((stale, 1), else_=throttles.c.hits + 1),
                 },
             )
-            .returning(throttles.c.hits)
+            .returning(throttles.c.window_start, throttles.c.hits)
         )
-        return int(self._session.execute(counted).scalar_one())
+        window_start, hits = self._session.execute(counted).one()
+        return window_start, int(hits)

@@ -23,6 +23,8 @@ from identity.sealing import Sealer
 ISSUER_NAME = "Shanakht"
 RECOVERY_CODES = 10
 DRIFT_STEPS = 1  # accept the previous and next 30-second step too: phones' clocks drift
+APP_CODE = "app"
+RECOVERY_CODE = "recovery"
 
 
 def _context(citizen_id: str) -> str:
@@ -101,6 +103,10 @@ class AuthenticatorApps:
 
     def verify(self, citizen_id: str, code: str) -> bool:
         """An app code (once per step) or an unused recovery code."""
+        return self.verify_kind(citizen_id, code) is not None
+
+    def verify_kind(self, citizen_id: str, code: str) -> str | None:
+        """As `verify`, saying which kind of code it was: APP_CODE, RECOVERY_CODE or None."""
         step = self._matching_step(citizen_id, code, confirmed=True)
         if step is not None:
             self._db.execute(
@@ -108,7 +114,7 @@ class AuthenticatorApps:
                 .where(totp_factors.c.citizen_id == citizen_id)
                 .values(last_step=step)
             )
-            return True
+            return APP_CODE
         used = self._db.execute(
             update(recovery_codes)
             .where(
@@ -118,7 +124,7 @@ class AuthenticatorApps:
             )
             .values(used_at=self._clock())
         )
-        return bool(getattr(used, "rowcount", 0))
+        return RECOVERY_CODE if getattr(used, "rowcount", 0) else None
 
     def disable(self, citizen_id: str) -> None:
         self._db.execute(delete(totp_factors).where(totp_factors.c.citizen_id == citizen_id))

@@ -1,5 +1,10 @@
 """The citizen's account page: where they are signed in, which e-services they allowed, and
-their authenticator app."""
+their authenticator app.
+
+Every change of a credential here is told to the registered mobile by SMS
+(`identity.notices`): a password change (sent by the reset it goes through), a new app key
+drawn over an app in use, an app set up, an app removed.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +19,13 @@ from qrcode.image.svg import SvgPathImage
 from api.backchannel import deliver_after, end_sessions
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text, too_many_attempts
-from api.routes.signin import SCOPE_TEXT
+from api.routes.signin import SCOPE_TEXT, password_login, set_device_cookie
 from api.runtime import Runtime
 from api.signed_in import SignedIn, SignedInDep, SubstantialDep, menu
-from api.web import SESSION_COOKIE, check_csrf, client_address, cookie_name, render
+from api.web import SESSION_COOKIE, check_csrf, cookie_name, render
 from audit import AuditEvent
 from identity.errors import InvalidCredentials, TooManyAttempts, WeakPassword
+from identity.notices import APP_ADDED, APP_REMOVED, APP_REPLACED
 
 router = APIRouter(tags=["account pages"], include_in_schema=False)
 CsrfForm = Annotated[str, Form()]
@@ -143,15 +149,19 @@ def change_password(
             request, runtime, {"confirm": Text("The two new passwords differ.")}
         )
     try:
-        runtime.password_login().login(
-            me.account.profile.cnic, current, client=client_address(request)
-        )
+        checked = password_login(request, runtime, me.account.profile.cnic, current)
     except InvalidCredentials as exc:
-        if exc.locked_citizen is not None:  # too many wrong guesses: the account locked
-            ended = me.provider.sessions.end_all(exc.locked_citizen, "locked")
+        if exc.locked_citizen is not None:
+            # Too many wrong guesses from this signed-in browser: it is locked out (its device
+            # cookie, or the account for unknown browsers), and its session ends. The
+            # citizen's other sessions were not the ones guessing, and stay.
+            gone = me.provider.sessions.end(me.sso.id, "locked")
             response = RedirectResponse("/login", status_code=303)
+            response.delete_cookie(cookie_name(runtime, SESSION_COOKIE), path="/")
             return deliver_after(
-                response, runtime, end_sessions(runtime, me.provider, ended, "locked")
+                response,
+                runtime,
+                end_sessions(runtime, me.provider, [gone] if gone else [], "locked"),
             )
         wrong = Text("That is not your current password.")
         return _password_refused(request, runtime, {"current": wrong})
@@ -167,9 +177,9 @@ def change_password(
     others = [s for s in me.provider.sessions.active_for(me.account.id) if s.id != me.sso.id]
     ended = [e for s in others if (e := me.provider.sessions.end(s.id, "password_changed"))]
     notices = end_sessions(runtime, me.provider, ended, "password_changed")
-    return deliver_after(
-        RedirectResponse("/account?done=password", status_code=303), runtime, notices
-    )
+    done = RedirectResponse("/account?done=password", status_code=303)
+    set_device_cookie(done, runtime, checked)
+    return deliver_after(done, runtime, notices)
 
 
 def _password_refused(
@@ -209,8 +219,12 @@ def authenticator_begin(
 ) -> Response:
     """A new key: a POST with the form's token, so that no link elsewhere can replace the app."""
     check_csrf(request, runtime, csrf)
-    apps = runtime.second_factor(session).apps
-    secret, uri = apps.begin(me.account.id, me.account.profile.full_name)
+    factor = runtime.second_factor(session)
+    replacing = factor.apps.enabled(me.account.id)
+    secret, uri = factor.apps.begin(me.account.id, me.account.profile.full_name)
+    if replacing:  # the app in use stops working now, whether or not the new one is set up
+        _audit(runtime, session, me, "identity.second_factor.replaced")
+        factor.notices.send(me.account.mobile, me.account.pseudonym, APP_REPLACED)
     return render(
         request, runtime, "authenticator.html", secret=secret, qr=_qr_data_uri(uri), codes=None
     )
@@ -226,7 +240,8 @@ def authenticator_confirm(
     csrf: CsrfForm = "",
 ) -> Response:
     check_csrf(request, runtime, csrf)
-    codes = runtime.second_factor(session).apps.confirm(me.account.id, code)
+    factor = runtime.second_factor(session)
+    codes = factor.apps.confirm(me.account.id, code)
     if codes is None:
         session.rollback()
         return render(
@@ -240,6 +255,7 @@ def authenticator_confirm(
             link_text=Text("Try again"),
         )
     _audit(runtime, session, me, "identity.second_factor.enabled")
+    factor.notices.send(me.account.mobile, me.account.pseudonym, APP_ADDED)
     return render(request, runtime, "authenticator.html", codes=codes)
 
 
@@ -252,6 +268,10 @@ def authenticator_disable(
     csrf: CsrfForm = "",
 ) -> Response:
     check_csrf(request, runtime, csrf)
-    runtime.second_factor(session).apps.disable(me.account.id)
+    factor = runtime.second_factor(session)
+    had_one = factor.apps.enabled(me.account.id)
+    factor.apps.disable(me.account.id)
     _audit(runtime, session, me, "identity.second_factor.disabled")
+    if had_one:
+        factor.notices.send(me.account.mobile, me.account.pseudonym, APP_REMOVED)
     return RedirectResponse("/account", status_code=303)

@@ -1,7 +1,10 @@
 """The pages a citizen sees while signing in: login, second factor, consent, logout.
 
-Each POST checks the CSRF token first. Every refusal a stranger can provoke renders the same
-words; throttling answers 429 with Retry-After.
+Each POST checks the CSRF token first, and only a POST changes anything: the second-factor
+page sends its SMS when the citizen presses its button, never on a GET. Every refusal a
+stranger can provoke renders the same words; throttling answers 429 with Retry-After. A
+successful login gives the browser a device cookie (`identity.devices`), and a second factor
+gives the session a new cookie token.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from api.web import (
     set_cookie,
 )
 from audit import AuditEvent
+from identity.devices import DeviceCookies
 from identity.errors import ChallengeFailed, InvalidCredentials, TooManyAttempts, WrongCode
-from identity.login import ACR_SUBSTANTIAL
+from identity.login import ACR_SUBSTANTIAL, LoginResult
 from identity.oidc.authorize import AuthorizationRequest
 from identity.oidc.errors import AccessDenied, UntrustedRedirect
 from identity.oidc.logout import LogoutNotice
@@ -55,6 +59,44 @@ SCOPE_TEXT = {
 }
 
 FormText = Annotated[str, Form()]
+DEVICE_COOKIE = "shanakht_device"
+DEVICE_KEY = "identity-device-cookie"  # in the key store, sealed under the master key
+
+
+def device_cookies(runtime: Runtime) -> DeviceCookies:
+    """The signer and checker of device cookies, with its key from the key store."""
+    return DeviceCookies(
+        runtime.keys.secret(DEVICE_KEY),
+        lifetime=runtime.identity.policy.device_cookie_lifetime,
+        clock=runtime.clock,
+    )
+
+
+def password_login(request: Request, runtime: Runtime, cnic: str, password: str) -> LoginResult:
+    """A password login from this browser, with the device cookie it holds (if any)."""
+    return runtime.password_login().login(
+        cnic,
+        password,
+        client=client_address(request),
+        devices=device_cookies(runtime),
+        device_cookie=request.cookies.get(cookie_name(runtime, DEVICE_COOKIE)),
+    )
+
+
+def set_device_cookie(response: Response, runtime: Runtime, result: LoginResult) -> None:
+    """Remember this browser for the account it just signed in to (HttpOnly, Secure on https,
+    SameSite=Lax, for the policy's device cookie lifetime)."""
+    if result.device_cookie is None:
+        return
+    lifetime = runtime.identity.policy.device_cookie_lifetime
+    set_cookie(
+        response,
+        runtime,
+        DEVICE_COOKIE,
+        result.device_cookie,
+        samesite="lax",
+        max_age=int(lifetime.total_seconds()),
+    )
 
 
 def _current(request: Request, runtime: Runtime, provider: Provider) -> SsoSession | None:
@@ -115,16 +157,12 @@ def login(
 ) -> Response:
     check_csrf(request, runtime, csrf)
     try:
-        result = runtime.password_login().login(cnic, password, client=client_address(request))
+        result = password_login(request, runtime, cnic, password)
     except InvalidCredentials as exc:
         metrics.login("failure")
         settle(session, exc)
-        notices: list[LogoutNotice] = []
-        if exc.locked_citizen is not None:
-            provider = runtime.provider(session)
-            locked = provider.sessions.end_all(exc.locked_citizen, "locked")
-            notices = end_sessions(runtime, provider, locked, "locked")
-        refused = render(
+        # A lockout ends no session: strangers' failures must not sign the holder out.
+        return render(
             request,
             runtime,
             "login.html",
@@ -137,7 +175,6 @@ def login(
                 "Check both, or use 'Forgot password'."
             ),
         )
-        return deliver_after(refused, runtime, notices)
     except TooManyAttempts as exc:
         metrics.login("throttled")
         settle(session, exc)
@@ -160,7 +197,7 @@ def login(
         ticket = runtime.enrolment(session).expired_password_ticket(
             result.citizen_id, result.pseudonym
         )
-        return render(
+        expired = render(
             request,
             runtime,
             "password.html",
@@ -168,9 +205,11 @@ def login(
             action=f"/reset/password?{urlencode({'next': _next(request_id, next_page)})}",
             heading=Text("Your password has expired: choose a new one"),
         )
+        set_device_cookie(expired, runtime, result)
+        return expired
     provider = runtime.provider(session)
     previous = _current(request, runtime, provider)
-    notices = []
+    notices: list[LogoutNotice] = []
     if previous is not None:
         # A new login in this browser replaces the old session (no session fixation).
         ended = provider.sessions.end(previous.id, "replaced")
@@ -184,6 +223,7 @@ def login(
     )
     onward = RedirectResponse(_next(request_id, next_page), status_code=303)
     set_cookie(onward, runtime, SESSION_COOKIE, token, samesite="lax")
+    set_device_cookie(onward, runtime, result)
     return deliver_after(onward, runtime, notices)
 
 
@@ -198,11 +238,17 @@ def _code_refusal(exc: Exception) -> Text:
     return Text("This code has expired or was used up. Start again to get a new one.")
 
 
-def _second_factor_action(request_id: str, method: str, next_page: str = "") -> str:
+def _second_factor_action(
+    request_id: str, method: str, next_page: str = "", path: str = "/login/second-factor"
+) -> str:
     query = {"request": request_id, "method": method}
     if next_page:
         query["next"] = next_page
-    return f"/login/second-factor?{urlencode(query)}"
+    return f"{path}?{urlencode(query)}"
+
+
+def _send_action(request_id: str, next_page: str) -> str:
+    return _second_factor_action(request_id, "sms", next_page, "/login/second-factor/send")
 
 
 @router.get("/login/second-factor", response_model=None)
@@ -214,7 +260,11 @@ def second_factor_page(
     method: str = "",
     next_page: Annotated[str, Query(alias="next")] = "",
 ) -> Response:
-    """An authenticator-app code when the citizen has one (SMS on request), else an SMS code."""
+    """An authenticator-app code when the citizen has one (SMS on request), else an SMS code.
+
+    Showing the page sends nothing: a link anyone can make a signed-in browser open must not
+    cost a text or bring fresh guesses. The code sent earlier in this sign-in is asked for if
+    it is still good; otherwise a button sends one (a POST with the form's CSRF token)."""
     provider = runtime.provider(session)
     sso = _current(request, runtime, provider)
     account = provider.accounts.by_id(sso.citizen_id) if sso else None
@@ -231,9 +281,38 @@ def second_factor_page(
             app=True,
             sms_link=_second_factor_action(request_id, "sms", next_page),
         )
+    ticket = factor.pending_sms(account, sid=sso.sid)
+    return render(
+        request,
+        runtime,
+        "code.html",
+        ticket=ticket or "",
+        action=_second_factor_action(request_id, "sms", next_page),
+        send_action=_send_action(request_id, next_page),
+        send=ticket is None,
+    )
+
+
+@router.post("/login/second-factor/send", response_model=None)
+def second_factor_send(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    csrf: Annotated[str, Form()] = "",
+    request_id: Annotated[str, Query(alias="request")] = "",
+    next_page: Annotated[str, Query(alias="next")] = "",
+) -> Response:
+    """Send a sign-in code by SMS (throttled per account), then show the page that asks for it."""
+    check_csrf(request, runtime, csrf)
+    provider = runtime.provider(session)
+    sso = _current(request, runtime, provider)
+    account = provider.accounts.by_id(sso.citizen_id) if sso else None
+    if sso is None or account is None:
+        return RedirectResponse(f"/login?{urlencode({'request': request_id})}", 303)
     try:
-        ticket = factor.start_sms(account)
+        runtime.second_factor(session).start_sms(account, sid=sso.sid)
     except TooManyAttempts as exc:
+        settle(session, exc)
         refused = render(
             request,
             runtime,
@@ -244,8 +323,7 @@ def second_factor_page(
         )
         refused.headers["Retry-After"] = str(exc.retry_after)
         return refused
-    action = _second_factor_action(request_id, "sms", next_page)
-    return render(request, runtime, "code.html", ticket=ticket, action=action)
+    return RedirectResponse(_second_factor_action(request_id, "sms", next_page), 303)
 
 
 @router.post("/login/second-factor", response_model=None)
@@ -271,7 +349,7 @@ def second_factor(
         if method == "app":
             amr = factor.finish_app(account, code)
         else:
-            amr = factor.finish_sms(ticket, code, citizen_id=sso.citizen_id)
+            amr = factor.finish_sms(ticket, code, citizen_id=sso.citizen_id, sid=sso.sid)
     except (WrongCode, ChallengeFailed, TooManyAttempts) as exc:
         settle(session, exc)
         words = _code_refusal(exc)
@@ -284,10 +362,15 @@ def second_factor(
             action=_second_factor_action(request_id, method, next_page),
             app=method == "app",
             sms_link=_second_factor_action(request_id, "sms", next_page),
+            send_action=_send_action(request_id, next_page),
             error=words,
         )
-    provider.sessions.step_up(sso.id, acr=ACR_SUBSTANTIAL, amr=amr)
-    return RedirectResponse(_next(request_id, next_page), status_code=303)
+    # The session's assurance rises: it gets a new cookie token, and the old cookie (which
+    # may have been planted or seen before the second factor) opens nothing any more.
+    token = provider.sessions.step_up(sso.id, acr=ACR_SUBSTANTIAL, amr=amr)
+    onward = RedirectResponse(_next(request_id, next_page), status_code=303)
+    set_cookie(onward, runtime, SESSION_COOKIE, token, samesite="lax")
+    return onward
 
 
 # -- consent -----------------------------------------------------------------------------------

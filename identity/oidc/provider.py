@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from identity.oidc.keys import SigningKeys
 from identity.oidc.logout import LogoutTokens
 from identity.oidc.sessions import Sessions
 from identity.oidc.tokens import TokenService
+from identity.policy import IdentityPolicy
 from identity.roles import Roles
 from identity.sealing import Sealer
 
@@ -27,6 +28,8 @@ class ProviderConfig:
     issuer: str
     sealer: Sealer
     pairwise_key: bytes
+    # Its session idle time and lifetime are the provider's (the rest is login's business).
+    policy: IdentityPolicy = field(default_factory=IdentityPolicy)
 
 
 class Provider:
@@ -43,7 +46,12 @@ class Provider:
         self.keys = SigningKeys(session, config.sealer, clock)
         self.clients = ClientRegistry(session, clock)
         self.grants = Grants(session, clock)
-        self.sessions = Sessions(session, clock)
+        self.sessions = Sessions(
+            session,
+            clock,
+            idle=config.policy.session_idle,
+            lifetime=config.policy.session_lifetime,
+        )
         self.dpop = DpopVerifier(session, clock)
         self.authorizer = Authorizer(
             session, clients=self.clients, grants=self.grants, sessions=self.sessions, clock=clock

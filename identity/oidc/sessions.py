@@ -1,9 +1,15 @@
 """Single sign-on sessions: one per browser, shared by every e-service the citizen visits.
 
 The cookie holds a random token; the table keeps only its SHA-256, so a read of the table
-cannot be replayed as a cookie. Ending a session (logout, expiry, "sign out everywhere", a
-lockout) revokes every token issued in it and returns the e-services to notify by back-channel
-logout, which is how one sign-out ends every e-service's session.
+cannot be replayed as a cookie. The token changes whenever the session's assurance rises
+(`step_up`): the cookie a browser had before the second factor no longer opens the session
+(no session fixation), while the session itself, its `sid`, its e-services and its tokens
+stay as they were. A session unused for the idle time, or older than its lifetime, is over
+(`IdentityPolicy.session_idle` and `session_lifetime`).
+
+Ending a session (logout, expiry, "sign out everywhere", a password change) revokes every token
+issued in it and returns the e-services to notify by back-channel logout, which is how one
+sign-out ends every e-service's session.
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ from sqlalchemy import ColumnElement, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from identity.models import session_clients, sessions, tokens
+from identity.policy import IdentityPolicy
 
-IDLE_TIMEOUT = timedelta(hours=2)
-MAX_LIFETIME = timedelta(hours=12)
-TOUCH_EVERY = timedelta(minutes=5)  # last_seen is written at most this often
+IDLE_TIMEOUT = IdentityPolicy().session_idle  # the defaults; a provider may be given others
+MAX_LIFETIME = IdentityPolicy().session_lifetime
+TOUCH_EVERY = timedelta(minutes=1)  # last_seen is written at most this often
 
 
 def _hash(token: str) -> str:
@@ -83,9 +90,18 @@ def live_at(session_id: Any, now: Any) -> ColumnElement[bool]:
 
 
 class Sessions:
-    def __init__(self, session: Session, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        clock: Callable[[], datetime],
+        *,
+        idle: timedelta = IDLE_TIMEOUT,
+        lifetime: timedelta = MAX_LIFETIME,
+    ) -> None:
         self._db = session
         self._clock = clock
+        self._idle = idle
+        self._lifetime = lifetime
 
     def create(
         self,
@@ -100,7 +116,8 @@ class Sessions:
         token = secrets.token_urlsafe(32)
         now = self._clock()
         values = {
-            "id": _hash(token),
+            "id": secrets.token_hex(32),  # the record's own name, never the cookie's
+            "token_hash": _hash(token),
             "sid": uuid.uuid4().hex,
             "citizen_id": citizen_id,
             "acr": acr,
@@ -110,7 +127,7 @@ class Sessions:
             "user_agent": user_agent[:200],
             "created_at": now,
             "last_seen": now,
-            "expires_at": now + IDLE_TIMEOUT,
+            "expires_at": now + min(self._idle, self._lifetime),
         }
         self._db.execute(insert(sessions).values(**values))
         return token, _from_row(SimpleNamespace(**values))
@@ -120,14 +137,20 @@ class Sessions:
         if not token:
             return None
         row = self._db.execute(
-            select(sessions).where(sessions.c.id == _hash(token), sessions.c.ended_at.is_(None))
+            select(sessions).where(
+                sessions.c.token_hash == _hash(token), sessions.c.ended_at.is_(None)
+            )
         ).one_or_none()
         now = self._clock()
         if row is None or row.expires_at <= now:
             return None
         found = _from_row(row)
+        # The policy as it stands now, whatever the row was given when written: a shorter
+        # idle time or lifetime takes effect at once for sessions already open.
+        if now - found.last_seen >= self._idle or now - found.created_at >= self._lifetime:
+            return None
         if now - found.last_seen >= TOUCH_EVERY:
-            expires = min(now + IDLE_TIMEOUT, found.created_at + MAX_LIFETIME)
+            expires = min(now + self._idle, found.created_at + self._lifetime)
             self._db.execute(
                 update(sessions)
                 .where(sessions.c.id == found.id)
@@ -161,12 +184,22 @@ class Sessions:
         ).one_or_none()
         return row is not None and row.expires_at > self._clock()
 
-    def step_up(self, session_id: str, *, acr: str, amr: Sequence[str]) -> None:
+    def step_up(self, session_id: str, *, acr: str, amr: Sequence[str]) -> str:
+        """Raise the session's assurance and renew its cookie token (ASVS 3.2.1): return the
+        new token, to set as the cookie; the old one opens nothing from now on. The session
+        keeps its record, `sid`, e-services and tokens, so single sign-on carries on."""
+        token = secrets.token_urlsafe(32)
         self._db.execute(
             update(sessions)
             .where(sessions.c.id == session_id)
-            .values(acr=acr, amr=json.dumps(list(amr)), auth_time=self._clock())
+            .values(
+                token_hash=_hash(token),
+                acr=acr,
+                amr=json.dumps(list(amr)),
+                auth_time=self._clock(),
+            )
         )
+        return token
 
     def join(self, session_id: str, client_id: str) -> None:
         """Note that an e-service got tokens in this session, so its end reaches it."""

@@ -40,12 +40,13 @@ def _grant(runtime: Runtime, cnic: str, *roles: str) -> None:
 
 
 def _second_factor(page: Page, runtime: Runtime, nadra_file: Path, cnic: str) -> None:
-    """On the code page: type the SMS code the (simulated) gateway sent."""
+    """On the code page: ask for a code, then type the one the (simulated) gateway sent."""
+    page.locator('main form[action^="/login/second-factor/send"] button').click()
     expect(page.locator("#code")).to_be_visible()
     mobile = read_registry(nadra_file)[cnic].mobile_numbers[0]
     text = runtime.identity.sms.last_to(mobile).text  # type: ignore[union-attr]
     page.fill("#code", re.search(r"\b(\d{6})\b", text).group(1))  # type: ignore[union-attr]
-    page.locator("main form button[type=submit]").click()
+    page.locator("main form:has(#code) button[type=submit]").click()
 
 
 def _as_admin(page: Page, runtime: Runtime, nadra_file: Path, cnic: str, then: str) -> None:

@@ -32,12 +32,14 @@ def _fits(page: Page) -> None:
 def _second_factor(page: Page, runtime: Runtime, office: Office, then: str) -> None:
     page.goto(then)
     page.wait_for_url("**/login/second-factor**")
+    page.locator('main form[action^="/login/second-factor/send"] button').click()
+    expect(page.locator("#code")).to_be_visible()
     message = runtime.identity.sms.last_to(office.officer.mobile_numbers[0])
     assert message is not None
     text = message.text
     code = re.search(r"\b(\d{6})\b", text).group(1)  # type: ignore[union-attr]
     page.fill("#code", code)
-    page.locator("main button[type=submit]").click()
+    page.locator("main form:has(#code) button[type=submit]").click()
     page.wait_for_url(f"**{then}")
 
 

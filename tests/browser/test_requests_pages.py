@@ -64,6 +64,8 @@ def test_a_citizen_approves_pauses_resumes_revokes_and_denies(
     # Approving: a password-only session is taken through the SMS code, then back.
     card.get_by_role("link", name=re.compile("^Approve")).click()
     page.wait_for_url("**/login/second-factor**")
+    page.locator('main form[action^="/login/second-factor/send"] button').click()
+    expect(page.locator("#code")).to_be_visible()
     page.fill("#code", _code(runtime, citizen))
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url(f"**/requests/{asked}/approve")

@@ -80,6 +80,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import selectors
 import signal
 import socket
@@ -460,7 +461,15 @@ def test_the_sms_second_factor_with_the_gateway_down_is_503_then_works(
     browser.sign_in(rp, office.cnic, scope="openid locker")
     pending = _count(oidc_runtime, challenges)
     response, _ = browser.authorize(rp, scope="openid locker", acr_values=ACR_SUBSTANTIAL)
-    refused = browser.follow(response)
+    page = browser.follow(response)
+    assert page.status_code == 200, "showing the code page sends nothing"
+    send = re.search(r'action="(/login/second-factor/send[^"]*)"', page.text)
+    assert send is not None
+    refused = web.post(
+        send.group(1).replace("&amp;", "&"),
+        data={"csrf": csrf_of(page.text)},
+        follow_redirects=False,
+    )
     assert "SMS" in _problem(refused, 503)["title"]
     assert _count(oidc_runtime, challenges) == pending, "no code left that was never sent"
     oidc_runtime.identity.sms.outage = False

@@ -35,6 +35,7 @@ from identity.oidc.grants import Grants
 from identity.oidc.tokens import TokenService
 from tests.http.oidc_kit import (
     ISSUER,
+    PASSWORD,
     Browser,
     RelyingParty,
     csrf_of,
@@ -86,6 +87,21 @@ def _userinfo(web: TestClient, access_token: str) -> int:
     return web.get(
         "/oauth/userinfo", headers={"Authorization": f"Bearer {access_token}"}
     ).status_code
+
+
+def _ask_for_sms(web: TestClient, page: Any) -> Any:
+    """Press "Send me a code" on the second-factor page; return the page that asks for it."""
+    assert 'name="ticket"' not in page.text, "a GET sent no code, so none is asked for yet"
+    action = page.text.split('<form method="post" action="')[1].split('"')[0]
+    sent = web.post(
+        action.replace("&amp;", "&"), data={"csrf": csrf_of(page.text)}, follow_redirects=False
+    )
+    assert sent.status_code == 303, sent.text
+    return web.get(sent.headers["location"])
+
+
+def _session_cookie(web: TestClient) -> str:
+    return next(v for k, v in web.cookies.items() if k.endswith("shanakht_session"))
 
 
 # -- the front channel ---------------------------------------------------------------------
@@ -543,7 +559,7 @@ def test_step_up_to_substantial_with_an_sms_code(
     _tokens(web, browser, rp, citizen)
     response, verifier = browser.authorize(rp, acr_values="urn:shanakht:loa:substantial")
     assert "/login/second-factor" in response.headers["location"]
-    page = browser.follow(response)
+    page = _ask_for_sms(web, browser.follow(response))
     record = read_registry(oidc_runtime.identity.nadra_file)[citizen]
     code = oidc_runtime.identity.sms.last_to(record.mobile_numbers[0]).text.split()[3].rstrip(".")
     ticket = page.text.split('name="ticket" value="')[1].split('"')[0]
@@ -587,9 +603,12 @@ def test_every_e_service_in_the_session_hears_of_the_logout(
     assert "nonce" not in logout
 
 
-def test_a_lockout_ends_the_citizens_sessions_everywhere(
+def test_a_lockout_by_strangers_ends_no_session_and_keeps_only_strangers_out(
     web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
 ) -> None:
+    """Anyone who knows a CNIC can fail five logins; that locks the account for browsers it
+    has never signed in from, and nothing else: the holder's sessions and tokens stay, and the
+    holder's browser (it has a device cookie) still signs in."""
     rp_with_bc = register_client(oidc_runtime, "bc", backchannel_logout_uri="https://bc.example/bc")
     signed_in = Browser(web)
     tokens = _tokens(web, signed_in, rp_with_bc, citizen)
@@ -602,8 +621,22 @@ def test_a_lockout_ends_the_citizens_sessions_everywhere(
             follow_redirects=False,
         )
         assert response.status_code == 401
-    assert _userinfo(web, tokens["access_token"]) == 401
-    assert [t["aud"] for t in _logout_tokens(web, oidc_runtime)] == ["bc"]
+    assert _userinfo(web, tokens["access_token"]) == 200, "the holder's tokens stand"
+    assert web.get("/account", follow_redirects=False).status_code == 200, "and the session"
+    assert _logout_tokens(web, oidc_runtime) == []
+    mobile = read_registry(oidc_runtime.identity.nadra_file)[citizen].mobile_numbers[0]
+    assert "locked" in oidc_runtime.identity.sms.last_to(mobile).text  # type: ignore[union-attr]
+    # The right password from another unknown browser is refused, with the usual words.
+    stranger = TestClient(web.app, base_url="https://shanakht.test")
+    page = stranger.get("/login")
+    form = {"cnic": citizen, "password": PASSWORD, "csrf": csrf_of(page.text)}
+    assert stranger.post("/login", data=form, follow_redirects=False).status_code == 401
+    # The holder's browser, signed out, signs in again with its device cookie.
+    page = web.get("/logout")
+    web.post("/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
+    page = web.get("/login")
+    form = {"cnic": citizen, "password": PASSWORD, "csrf": csrf_of(page.text)}
+    assert web.post("/login", data=form, follow_redirects=False).status_code == 303
 
 
 def test_expired_sessions_are_swept_and_announced(
@@ -630,7 +663,7 @@ def test_expired_sessions_are_swept_and_announced(
 
 def _sms_step_up(web: TestClient, runtime: Runtime, cnic: str, *, then: str) -> None:
     """Give this browser's session a second factor with the SMS code, and come back to `then`."""
-    page = web.get(f"/login/second-factor?{urlencode({'next': then})}")
+    page = _ask_for_sms(web, web.get(f"/login/second-factor?{urlencode({'next': then})}"))
     record = read_registry(runtime.identity.nadra_file)[cnic]
     code = runtime.identity.sms.last_to(record.mobile_numbers[0]).text.split()[3].rstrip(".")
     ticket = page.text.split('name="ticket" value="')[1].split('"')[0]
@@ -814,16 +847,145 @@ def test_one_code_redeemed_twice_at_once_gives_tokens_once_and_revokes_them(
 def test_sms_codes_for_the_second_factor_are_throttled_per_account(
     web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
 ) -> None:
-    """Each visit to the code page sends a text and brings five new guesses: a link anyone can
-    make a signed-in browser open. Past the limit, a 429 and no text."""
+    """Each code sent costs a text and brings five new guesses. Only the page's button sends
+    one; past the limit, a 429 and no text."""
     _tokens(web, browser, rp, citizen)
     mobile = read_registry(oidc_runtime.identity.nadra_file)[citizen].mobile_numbers[0]
     texts = len([m for m in oidc_runtime.identity.sms.messages() if m.to == mobile])
     limit = oidc_runtime.identity.policy.per_account_sms.attempts
+    page = web.get("/login/second-factor?next=/account")
+    send = "/login/second-factor/send?request=&method=sms&next=%2Faccount"
     for _ in range(limit):
-        assert web.get("/login/second-factor?next=/account").status_code == 200
-    refused = web.get("/login/second-factor?next=/account")
+        sent = web.post(send, data={"csrf": csrf_of(page.text)}, follow_redirects=False)
+        assert sent.status_code == 303
+    refused = web.post(send, data={"csrf": csrf_of(page.text)}, follow_redirects=False)
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) > 0
-    sent = len([m for m in oidc_runtime.identity.sms.messages() if m.to == mobile])
-    assert sent == texts + limit
+    sent_now = len([m for m in oidc_runtime.identity.sms.messages() if m.to == mobile])
+    assert sent_now == texts + limit
+
+
+def test_the_code_page_sends_nothing_on_a_get(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    """A link to the code page, followed by a signed-in browser from any site, sends no text:
+    the page offers a button, whose POST needs this browser's CSRF token. Once a code is sent,
+    the page asks for it again on reload and sends no other."""
+    _tokens(web, browser, rp, citizen)
+    mobile = read_registry(oidc_runtime.identity.nadra_file)[citizen].mobile_numbers[0]
+
+    def texts() -> int:
+        return len([m for m in oidc_runtime.identity.sms.messages() if m.to == mobile])
+
+    before = texts()
+    for _ in range(oidc_runtime.identity.policy.per_account_sms.attempts + 1):
+        page = web.get("/login/second-factor?next=/account")
+        assert page.status_code == 200
+        assert "Send me a code" in page.text
+        assert 'name="code"' not in page.text
+    assert texts() == before, "no GET sent a text"
+    send = "/login/second-factor/send?request=&method=sms&next=%2Faccount"
+    forged = web.post(send, data={"csrf": "from-another-site"}, follow_redirects=False)
+    assert forged.status_code == 403
+    assert web.post(send, follow_redirects=False).status_code == 403
+    assert texts() == before, "nor did a POST without the form's token"
+    asked = _ask_for_sms(web, page)
+    assert texts() == before + 1
+    ticket = asked.text.split('name="ticket" value="')[1].split('"')[0]
+    again = web.get("/login/second-factor?next=/account")
+    assert f'name="ticket" value="{ticket}"' in again.text, "the code sent is asked for again"
+    assert "Send a new code" in again.text
+    assert texts() == before + 1
+    # Another browser signed in to the same account is not shown this browser's code.
+    other = Browser(TestClient(web.app, base_url="https://shanakht.test"))
+    _tokens(other.client, other, rp, citizen)
+    theirs = other.client.get("/login/second-factor?next=/account")
+    assert ticket not in theirs.text
+    assert "Send me a code" in theirs.text
+
+
+def test_a_second_factor_renews_the_session_cookie(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    """ASVS 3.2.1: the cookie from before the second factor (planted, or seen on a shared
+    computer) opens nothing once the session steps up; the session carries on under a new
+    cookie, with its e-services, tokens and single sign-on."""
+    tokens = _tokens(web, browser, rp, citizen)
+    before = _session_cookie(web)
+    _sms_step_up(web, oidc_runtime, citizen, then="/account")
+    after = _session_cookie(web)
+    assert after != before
+    assert web.get("/account", follow_redirects=False).status_code == 200
+    old = TestClient(web.app, base_url="https://shanakht.test")
+    old.cookies.set("__Host-shanakht_session", before)
+    refused = old.get("/account", follow_redirects=False)
+    assert refused.status_code == 303
+    assert refused.headers["location"].startswith("/login")
+    page = old.get("/login/second-factor?next=/account", follow_redirects=False)
+    assert page.headers["location"].startswith("/login"), "not even the code page"
+    response, _ = Browser(old).authorize(rp)
+    assert response.headers["location"].startswith("/login?request="), "no SSO for it either"
+    assert _userinfo(web, tokens["access_token"]) == 200, "tokens from before still stand"
+    again, _ = browser.authorize(rp, acr_values="urn:shanakht:loa:substantial")
+    assert again.headers["location"].startswith(rp.redirect_uri), "SSO, now substantial"
+    with oidc_runtime.engine.connect() as connection:
+        live = connection.execute(
+            select(func.count()).select_from(sso_sessions).where(sso_sessions.c.ended_at.is_(None))
+        ).scalar_one()
+    assert live == 1, "the same session, not a second one"
+
+
+def test_a_session_idle_for_30_minutes_asks_for_the_password_again(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    """ASVS 3.3.2 at Level 2: 30 minutes without use ends the session; use keeps it going."""
+    assert oidc_runtime.identity.policy.session_idle == timedelta(minutes=30)
+    clock = Clock()
+    oidc_runtime.clock = clock
+    rp_with_bc = register_client(oidc_runtime, "bc", backchannel_logout_uri="https://bc.example/bc")
+    _tokens(web, browser, rp_with_bc, citizen)
+    for _ in range(3):  # in use every 25 minutes: an hour and a quarter, still signed in
+        clock.now += timedelta(minutes=25)
+        assert web.get("/account", follow_redirects=False).status_code == 200
+    clock.now += timedelta(minutes=30, seconds=1)
+    page = web.get("/account", follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"].startswith("/login")
+    response, _ = browser.authorize(rp_with_bc)
+    assert response.headers["location"].startswith("/login?request="), "the password again"
+    silent, _ = browser.authorize(rp_with_bc, prompt="none")
+    assert query_of(silent.headers["location"])["error"] == "login_required"
+    # As documented for expiry: the sweeper ends it and tells its e-services.
+    assert _logout_tokens(web, oidc_runtime) == []
+    _sweep_sessions(oidc_runtime)
+    assert [t["aud"] for t in _logout_tokens(web, oidc_runtime)] == ["bc"]
+
+
+def test_no_session_outlives_12_hours_however_busy(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    assert oidc_runtime.identity.policy.session_lifetime == timedelta(hours=12)
+    clock = Clock()
+    oidc_runtime.clock = clock
+    _tokens(web, browser, rp, citizen)
+    for _ in range(12 * 60 // 25):  # 11 h 40 min of use every 25 minutes
+        clock.now += timedelta(minutes=25)
+        assert web.get("/account", follow_redirects=False).status_code == 200
+    clock.now += timedelta(minutes=20, seconds=1)
+    assert web.get("/account", follow_redirects=False).headers["location"].startswith("/login")
+
+
+def test_the_device_cookie_is_private_to_this_site_and_long_lived(
+    web: TestClient, citizen: str
+) -> None:
+    page = web.get("/login")
+    form = {"cnic": citizen, "password": PASSWORD, "csrf": csrf_of(page.text)}
+    response = web.post("/login", data=form, follow_redirects=False)
+    cookies = response.headers.get_list("set-cookie")
+    (device,) = [c for c in cookies if c.startswith("__Host-shanakht_device=")]
+    attributes = {part.strip().split("=")[0].lower() for part in device.split(";")}
+    assert {"httponly", "secure", "path", "max-age"} <= attributes
+    assert "samesite=lax" in device.lower()
+    max_age = int(device.lower().split("max-age=")[1].split(";")[0])
+    assert max_age >= 180 * 24 * 3600
+    assert citizen not in device

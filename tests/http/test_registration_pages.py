@@ -176,3 +176,57 @@ def test_a_reset_password_signs_out_whoever_had_the_old_one(
     )
     assert "You can now sign in" in done.text
     assert thief.get("/account", follow_redirects=False).status_code == 303, "signed out"
+
+
+def test_a_reset_is_told_to_the_registered_mobile_even_when_reset_from_another(
+    web: TestClient, oidc_runtime: Runtime, record: CitizenRecord
+) -> None:
+    """The reset proves a second number of the CNIC's; the notice goes to the one registered
+    with the account, which the holder still has if the reset was someone else's."""
+    register_citizen(oidc_runtime, record, PASSWORD)  # registered with its first number
+    registered, other = record.mobile_numbers[0], record.mobile_numbers[-1]
+    assert registered != other
+    page = web.get("/reset")
+    started = web.post("/reset", data=_form(record, csrf_of(page.text)), follow_redirects=False)
+    code_page = web.get(started.headers["location"])
+    assert oidc_runtime.identity.sms.last_to(other) is not None
+    text = oidc_runtime.identity.sms.last_to(other).text  # type: ignore[union-attr]
+    code = re.search(r"\b(\d{6})\b", text).group(1)  # type: ignore[union-attr]
+    ticket = re.search(r'name="ticket" value="([^"]+)"', code_page.text).group(1)  # type: ignore[union-attr]
+    proved = web.post(
+        "/reset/code", data={"csrf": csrf_of(code_page.text), "ticket": ticket, "code": code},
+        follow_redirects=False,
+    )  # fmt: skip
+    before = len(oidc_runtime.identity.sms.messages())
+    password_page = web.get(proved.headers["location"])
+    assert len(oidc_runtime.identity.sms.messages()) == before, "showing a page sends nothing"
+    done = web.post(
+        "/reset/password",
+        data={
+            "csrf": csrf_of(password_page.text),
+            "ticket": ticket,
+            "password": "Mango#Season2027",
+        },
+    )
+    assert "You can now sign in" in done.text
+    told = oidc_runtime.identity.sms.last_to(registered)
+    assert told is not None
+    assert re.match(
+        r"Your Shanakht password was changed at \d{4}-\d{2}-\d{2} \d{2}:\d{2} PKT\.", told.text
+    )
+    assert record.cnic not in told.text
+
+
+def test_the_registration_and_reset_pages_send_nothing_on_a_get(
+    web: TestClient, oidc_runtime: Runtime, record: CitizenRecord
+) -> None:
+    """Only the POST of the card details (with its CSRF token) sends a code; every page of
+    both flows can be opened, by a link from anywhere, without a text or a NADRA query."""
+    register_citizen(oidc_runtime, record, PASSWORD)
+    before = len(oidc_runtime.identity.sms.messages())
+    for flow in ("register", "reset"):
+        for path in (f"/{flow}", f"/{flow}/code?ticket=x", f"/{flow}/password?ticket=x"):
+            assert web.get(path).status_code == 200, path
+        forged = web.post(f"/{flow}", data=_form(record, "not-the-token"))
+        assert forged.status_code == 403
+    assert len(oidc_runtime.identity.sms.messages()) == before
