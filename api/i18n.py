@@ -65,8 +65,12 @@ def catalogue(lang: str) -> dict[str, str]:
 
 
 def translate(lang: str, message: str, **params: Any) -> str:
+    """`message` in `lang`, its %(name)s filled from `params` (a `Text` among them is said in
+    `lang` too, such as a document type's name inside a sentence)."""
     words = catalogue(lang).get(message, message)
-    return words % params if params else words
+    if not params:
+        return words
+    return words % {name: localise(lang, value) for name, value in params.items()}
 
 
 def localise(lang: str, words: object) -> object:

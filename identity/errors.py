@@ -4,9 +4,11 @@ Several of them deliberately say less than the code knows: an outsider must not 
 error whether a CNIC or a mobile number has an account.
 """
 
+from audit.refusal import RefusalError
 
-class IdentityError(Exception):
-    """Base of every identity error."""
+
+class IdentityError(RefusalError):
+    """Base of every identity error: a `RefusalError`, so a page can say it in either language."""
 
 
 class InvalidCnic(IdentityError):
@@ -61,8 +63,10 @@ class InvalidCredentials(IdentityError):
     """The CNIC and password do not open an account: wrong password, unknown CNIC and locked
     account all give this one answer. Login has already committed the failure's record.
 
-    `locked_citizen` is for the caller alone, never for the response: the account this very
-    failure locked, whose sessions must now end everywhere.
+    `locked_citizen` is for the caller alone, never for the response: the account whose
+    lockout this very failure caused, for the account (unknown browsers) or for the browser's
+    device cookie. It ends no session by itself: strangers' failures must not sign the holder
+    out; a caller whose signed-in browser caused it may sign that browser out.
     """
 
     def __init__(self, message: str, *, locked_citizen: str | None = None) -> None:

@@ -76,8 +76,28 @@ class Roles:
         return any(g.role == role for g in self.of(citizen_id))
 
     def grant(
-        self, citizen_id: str, pseudonym: str, department: str, role: str, *, by: str
+        self,
+        citizen_id: str,
+        pseudonym: str,
+        department: str,
+        role: str,
+        *,
+        by: str,
+        granter: str | None = None,
     ) -> None:
+        """Give a citizen a role. `granter` is the administrator's own account id (None for
+        the operator at the command line, who bootstraps the first administrator).
+
+        No administrator grants a role to themself: one stolen administrator session must not
+        be enough to open locker documents on a legal basis or to sign as an officer, and every
+        role held by an administrator is then one another administrator chose to give.
+        """
+        if granter is not None and granter == citizen_id:
+            raise RoleError(
+                "an administrator cannot grant themself a role: another administrator must",
+                code="role.self_grant",
+                field="role",
+            )
         if role not in ROLES:
             raise RoleError(f"unknown role {role!r}; roles are {', '.join(sorted(ROLES))}")
         try:

@@ -66,9 +66,14 @@ class DocumentRefused(LockerError):
 class DocumentTooLarge(DocumentRefused):
     """The content passed the locker's size limit; nothing of it was kept."""
 
+    code = "document.too_large"
+    field = "file"
+
 
 class UnknownDocument(LockerError):
     """No such document in this locker (or not this citizen's)."""
+
+    code = "document.unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +161,10 @@ class Locker:
         the document as it stands, so a retry never makes two."""
         kind = document_type(doctype)
         if issuer == SELF or issuer != kind.department:
-            raise DocumentRefused(f"{kind.name}s are issued by {kind.department}, not {issuer}")
+            raise DocumentRefused(
+                f"{kind.name}s are issued by {kind.department}, not {issuer}",
+                code="document.issuer", field="doctype", doctype=doctype,
+            )  # fmt: skip
         _check_issuer_doc_id(issuer_doc_id)
         _check_title(title)
         earlier = self._by_issuer_id(issuer, issuer_doc_id)
@@ -207,8 +215,8 @@ class Locker:
         never released to a department again."""
         found = self._by_issuer_id(issuer, issuer_doc_id, lock=True)
         if found is None or found.status == DELETED:
-            raise UnknownDocument("this issuer has no document with that id")
-        _check_title(reason, "a revocation reason")
+            raise UnknownDocument("this issuer has no document with that id", field="doc_id")
+        _check_title(reason, "a revocation reason", "reason")
         if found.status != REVOKED:
             self._db.execute(
                 update(documents)
@@ -223,7 +231,9 @@ class Locker:
         Issued documents belong to the issuer's record and are revoked, not deleted."""
         found = self.get(document_id, owner=owner)
         if not found.uploaded:
-            raise DocumentRefused("an issued document cannot be deleted; only uploads can")
+            raise DocumentRefused(
+                "an issued document cannot be deleted; only uploads can", code="document.issued"
+            )
         self._db.execute(
             update(versions).where(versions.c.document_id == document_id).values(wrapped_key=None)
         )
@@ -341,8 +351,9 @@ class Locker:
         write, since on SQLite that write takes the one write lock until the commit."""
         if content_type not in CONTENT_TYPES:
             raise DocumentRefused(
-                f"{content_type or 'no type'} is not one of {', '.join(sorted(CONTENT_TYPES))}"
-            )
+                f"{content_type or 'no type'} is not one of {', '.join(sorted(CONTENT_TYPES))}",
+                code="document.type", field="file",
+            )  # fmt: skip
         context = Context(document_id, version, owner)
         data_key = new_data_key()
         checked = _checked(content, content_type, self._max_bytes)
@@ -412,11 +423,17 @@ class Locker:
             return Issued(current, "unchanged")
         if current.status != ACTIVE:
             self._store.delete(stored.object_key)
-            raise DocumentRefused(f"that document is {current.status}; issue a new one instead")
+            raise DocumentRefused(
+                f"that document is {current.status}; issue a new one instead",
+                code=f"document.{current.status}", field="doc_id",
+            )  # fmt: skip
         version = current.version + 1
         if version != stored.version:  # another update got in between: number this one after
             self._store.delete(stored.object_key)
-            raise DocumentRefused("the document changed while this update ran; send it again")
+            raise DocumentRefused(
+                "the document changed while this update ran; send it again",
+                code="document.changed",
+            )  # fmt: skip
         self._insert_version(current.id, stored)
         self._db.execute(
             update(documents)
@@ -486,50 +503,85 @@ _MAGIC: dict[str, tuple[bytes, ...]] = {
 }
 
 
+_SIGNATURE_BYTES = max(len(magic) for magics in _MAGIC.values() for magic in magics)
+_HEAD_MOST = 64 * 1024  # leading whitespace a JSON or XML document may have before its start
+
+
 def _checked(content: Iterable[bytes], content_type: str, limit: int) -> Iterator[bytes]:
     """`content`, refused as it streams if it is empty, larger than `limit`, or does not start
-    the way its declared type does (so a page cannot be stored, and later served, as a PDF)."""
+    the way its declared type does (so a page cannot be stored, and later served, as a PDF).
+
+    The start is judged on enough bytes to hold a signature, however the content was cut into
+    chunks (a client's chunked body may send a PDF's first byte alone)."""
     total = 0
+    head: bytes | None = b""  # kept back until the start can be judged; None once it was
     for chunk in content:
         if not chunk:
             continue
-        if total == 0 and not _starts_as(chunk, content_type):
-            raise DocumentRefused(f"the content is not {content_type}")
         total += len(chunk)
         if total > limit:
-            raise DocumentTooLarge(f"a document is at most {limit} bytes")
+            raise DocumentTooLarge(f"a document is at most {limit} bytes", most=limit)
+        if head is not None:
+            head += chunk
+            if not _judgeable(head, content_type):
+                continue
+            _check_start(head, content_type)
+            chunk, head = head, None
         yield chunk
     if total == 0:
-        raise DocumentRefused("the document is empty")
+        raise DocumentRefused("the document is empty", code="document.empty", field="file")
+    if head is not None:  # all of it was shorter than a signature
+        _check_start(head, content_type)
+        yield head
 
 
-def _starts_as(first: bytes, content_type: str) -> bool:
-    """Whether the first chunk begins as `content_type` does (JSON and XML after any
-    whitespace or byte-order mark)."""
+def _judgeable(head: bytes, content_type: str) -> bool:
+    return len(_without_preamble(head, content_type)) >= _SIGNATURE_BYTES or len(head) >= _HEAD_MOST
+
+
+def _check_start(head: bytes, content_type: str) -> None:
+    if not _without_preamble(head, content_type).startswith(_MAGIC[content_type]):
+        raise DocumentRefused(
+            f"the content is not {content_type}",
+            code="document.content", field="file", content_type=content_type,
+        )  # fmt: skip
+
+
+def _without_preamble(head: bytes, content_type: str) -> bytes:
+    """The head without what may come before a JSON or XML document's start: whitespace and a
+    byte-order mark."""
     if content_type in ("application/json", "application/xml"):
-        first = first.lstrip(b" \t\r\n").removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
-    return first.startswith(_MAGIC[content_type])
+        return head.lstrip(b" \t\r\n").removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    return head
 
 
 def _check_issuer_doc_id(issuer_doc_id: str) -> None:
     if not _ISSUER_DOC_ID.fullmatch(issuer_doc_id):
         raise DocumentRefused(
-            "an issuer document id is 1 to 64 letters, digits, '.', '_', '/' and '-'"
-        )
+            "an issuer document id is 1 to 64 letters, digits, '.', '_', '/' and '-'",
+            code="document.number", field="doc_id",
+        )  # fmt: skip
     if holds_cnic(issuer_doc_id):
-        raise DocumentRefused("an issuer document id must not hold a CNIC")
+        raise DocumentRefused(
+            "an issuer document id must not hold a CNIC", code="text.cnic", field="doc_id"
+        )
 
 
-def _check_title(text: str, what: str = "a title") -> None:
+def _check_title(text: str, what: str = "a title", field: str = "title") -> None:
     if not text.strip() or len(text) > 200:
-        raise DocumentRefused(f"{what} is 1 to 200 characters")
+        raise DocumentRefused(
+            f"{what} is 1 to 200 characters", code=f"document.{field}", field=field, most=200
+        )
     if holds_cnic(text):
-        raise DocumentRefused(f"{what} must not hold a CNIC")
+        raise DocumentRefused(f"{what} must not hold a CNIC", code="text.cnic", field=field)
 
 
 def _check_same_subject(earlier: Document, owner: str, doctype: str) -> None:
     if (earlier.owner, earlier.doctype) != (owner, doctype):
-        raise DocumentRefused("that issuer document id was used for another document")
+        raise DocumentRefused(
+            "that issuer document id was used for another document",
+            code="document.number_taken", field="doc_id",
+        )  # fmt: skip
 
 
 def _written_at(stamp: str) -> datetime:

@@ -6,9 +6,11 @@ crypto-shredding matter, a store that does not answer is a 503 worth retrying, a
 is a 404 or an orphaned row. Messages never carry key material or document content.
 """
 
+from audit.refusal import RefusalError
 
-class LockerError(Exception):
-    """Base of every locker error."""
+
+class LockerError(RefusalError):
+    """Base of every locker error: a `RefusalError`, so a page can say it in either language."""
 
 
 class CiphertextInvalid(LockerError):

@@ -70,6 +70,8 @@ class UnknownRequest(ExchangeError):
 class UnknownConsent(ExchangeError):
     """No such consent, or not one the caller may see."""
 
+    code = "consent.unknown"
+
 
 class RequestClosed(ExchangeError):
     """The request was decided already, or its window has passed."""
@@ -82,16 +84,21 @@ class ConsentStateError(ExchangeError):
 class NeedsSecondFactor(ExchangeError):
     """The action needs the substantial assurance level: a sign-in with a second factor."""
 
+    code = "second_factor.needed"
+
 
 class ConsentRefused(ExchangeError):
     """The consent does not allow this fetch now: paused, revoked, expired, or before its
     window. The refusal's audit entry must stand, so the transaction is kept."""
 
     keep_transaction = True
+    code = "consent.refused"
 
 
 class FetchLimitReached(ConsentRefused):
     """Every fetch the consent allows has been made."""
+
+    code = "consent.fetch_limit_reached"
 
 
 class Citizens(Protocol):
@@ -213,9 +220,15 @@ class Exchange:
         audit entry, since an append holds the log's lock until the commit."""
         check_purpose(purpose_code, purpose_text)
         if not 1 <= fetch_limit <= MAX_FETCH_LIMIT:
-            raise RequestRefused(f"the fetch limit is 1 to {MAX_FETCH_LIMIT}")
+            raise RequestRefused(
+                f"the fetch limit is 1 to {MAX_FETCH_LIMIT}",
+                code="request.fetch_limit", field="fetch_limit", most=MAX_FETCH_LIMIT,
+            )  # fmt: skip
         if not 0 <= data_life_days <= MAX_DATA_LIFE_DAYS:
-            raise RequestRefused(f"the data life is 0 to {MAX_DATA_LIFE_DAYS} days")
+            raise RequestRefused(
+                f"the data life is 0 to {MAX_DATA_LIFE_DAYS} days",
+                code="request.data_life", field="data_life_days", most=MAX_DATA_LIFE_DAYS,
+            )  # fmt: skip
         wanted = checked_doctypes(doctypes, standing=fetch_limit > 1)
         now = self._clock()
         start, end = _window(valid_from, valid_until, now)
@@ -432,7 +445,9 @@ class Exchange:
         if counted.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
             # Another fetch or a citizen's change got in first; say which, from the row now.
             self._usable(consent_id, requester, now, tried="content")
-            raise ConsentRefused("the consent changed while this fetch ran; try again")
+            raise ConsentRefused(
+                "the consent changed while this fetch ran; try again", code="consent.changed"
+            )
         who = _fetcher(consent)
         content = self._locker.content(found, who=who, action="locker.exchange.fetched")
         return found, primed(content)
@@ -446,16 +461,23 @@ class Exchange:
         state = consent.state(now)
         refusal: ConsentRefused | None = None
         if state == PAUSED:
-            refusal = ConsentRefused("the citizen has paused this consent")
+            refusal = ConsentRefused("the citizen has paused this consent", code="consent.paused")
         elif state == REVOKED:
-            refusal = ConsentRefused("the citizen has revoked this consent")
+            refusal = ConsentRefused("the citizen has revoked this consent", code="consent.revoked")
         elif state == EXPIRED:
-            refusal = ConsentRefused(f"the consent expired at {iso(consent.valid_until)}")
+            refusal = ConsentRefused(
+                f"the consent expired at {iso(consent.valid_until)}",
+                code="consent.expired", at=consent.valid_until,
+            )  # fmt: skip
         elif now < consent.valid_from:
-            refusal = ConsentRefused(f"the consent's window opens at {iso(consent.valid_from)}")
+            refusal = ConsentRefused(
+                f"the consent's window opens at {iso(consent.valid_from)}",
+                code="consent.not_yet", at=consent.valid_from,
+            )  # fmt: skip
         elif tried == "content" and consent.uses >= consent.fetch_limit:
             refusal = FetchLimitReached(
-                f"all {consent.fetch_limit} fetches this consent allows have been made"
+                f"all {consent.fetch_limit} fetches this consent allows have been made",
+                limit=consent.fetch_limit,
             )
         if refusal is not None:
             record(
@@ -522,11 +544,19 @@ def check_purpose(code: str, text: str) -> None:
     of 1 to 500 characters, neither holding a CNIC (the log refuses them; refusing here
     says so clearly, before anything is written)."""
     if not _PURPOSE_CODE.fullmatch(code):
-        raise RequestRefused("a purpose code is 1 to 32 letters, digits, '.', '_' and '-'")
+        raise RequestRefused(
+            "a purpose code is 1 to 32 letters, digits, '.', '_' and '-'",
+            code="purpose.code", field="purpose_code",
+        )  # fmt: skip
     if not text.strip() or len(text) > MAX_PURPOSE_TEXT:
-        raise RequestRefused(f"a purpose text is 1 to {MAX_PURPOSE_TEXT} characters")
+        raise RequestRefused(
+            f"a purpose text is 1 to {MAX_PURPOSE_TEXT} characters",
+            code="purpose.text", field="purpose_text", most=MAX_PURPOSE_TEXT,
+        )  # fmt: skip
     if holds_cnic(code) or holds_cnic(text):
-        raise RequestRefused("a purpose must not hold a CNIC")
+        raise RequestRefused(
+            "a purpose must not hold a CNIC", code="purpose.cnic", field="purpose_text"
+        )
 
 
 def primed(content: Iterator[bytes]) -> Iterator[bytes]:
@@ -540,13 +570,22 @@ def _window(
     valid_from: datetime | None, valid_until: datetime, now: datetime
 ) -> tuple[datetime, datetime]:
     if valid_until.tzinfo is None or (valid_from is not None and valid_from.tzinfo is None):
-        raise RequestRefused("give the window's times with their UTC offset")
+        raise RequestRefused(
+            "give the window's times with their UTC offset",
+            code="window.offset", field="valid_until",
+        )  # fmt: skip
     start = whole_seconds(max(valid_from or now, now))
     end = whole_seconds(valid_until)
     if end <= start:
-        raise RequestRefused("the window must end after it starts, and in the future")
+        raise RequestRefused(
+            "the window must end after it starts, and in the future",
+            code="window.order", field="valid_until",
+        )  # fmt: skip
     if end - start > MAX_WINDOW:
-        raise RequestRefused(f"a window is at most {MAX_WINDOW.days} days")
+        raise RequestRefused(
+            f"a window is at most {MAX_WINDOW.days} days",
+            code="window.too_long", field="valid_until", days=MAX_WINDOW.days,
+        )  # fmt: skip
     return start, end
 
 

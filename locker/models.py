@@ -140,3 +140,23 @@ consents = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("status_changed_at", UtcDateTime(), nullable=False),
 )
+
+legal_requests = Table(
+    "locker_legal_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("department", String(32), nullable=False, index=True, comment="acted for"),
+    Column("filer", String(64), nullable=False, index=True, comment="the officer's pseudonym"),
+    Column("owner", String(64), nullable=False, index=True, comment="the citizen's pseudonym"),
+    Column("doctypes", String(200), nullable=False, comment="space separated codes"),
+    Column("legal_reference", String(100), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("disclosure_delay_days", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("status", String(16), nullable=False, comment="pending | approved | refused"),
+    Column("decided_at", UtcDateTime(), nullable=True),
+    Column("decider", String(64), nullable=True, comment="the second officer's pseudonym"),
+    Column("refusal", String(500), nullable=True, comment="why the second officer refused"),
+    Column("opened_at", UtcDateTime(), nullable=True, comment="the first opening"),
+    Column("disclose_after", UtcDateTime(), nullable=True, comment="set at the first opening"),
+)

@@ -29,27 +29,38 @@ _RANK = {
 class ReleaseRefused(LockerError):
     """Documents of a kind asked for can never be released on the footing offered."""
 
+    field = "doctypes"
+
 
 def checked_doctypes(codes: Iterable[str], *, standing: bool) -> tuple[str, ...]:
     """`codes`, deduplicated in order, if each names a type a department may ask for on this
     footing (`standing`: a consent for more than one fetch); ReleaseRefused otherwise."""
     wanted = tuple(dict.fromkeys(codes))
     if not 1 <= len(wanted) <= MAX_DOCTYPES:
-        raise ReleaseRefused(f"ask for 1 to {MAX_DOCTYPES} document types")
+        raise ReleaseRefused(
+            f"ask for 1 to {MAX_DOCTYPES} document types", code="doctypes.count", most=MAX_DOCTYPES
+        )
     for code in wanted:
         try:
             kind = document_type(code)
         except LookupError as exc:
-            raise ReleaseRefused(str(exc)) from None
+            raise ReleaseRefused(str(exc), code="doctypes.unknown") from None
         if kind.department == SELF:
-            raise ReleaseRefused(f"{kind.name}s are citizens' own uploads; they are never released")
+            raise ReleaseRefused(
+                f"{kind.name}s are citizens' own uploads; they are never released",
+                code="doctypes.upload", doctype=code,
+            )  # fmt: skip
         if kind.classification == Classification.SECRET:
-            raise ReleaseRefused(f"{kind.name}s are Secret: never released electronically")
+            raise ReleaseRefused(
+                f"{kind.name}s are Secret: never released electronically",
+                code="doctypes.secret", doctype=code,
+            )  # fmt: skip
         if kind.classification == Classification.SENSITIVE and standing:
             raise ReleaseRefused(
                 f"{kind.name}s are Sensitive: they need an explicit consent (a fetch limit "
-                "of 1), never a standing one"
-            )
+                "of 1), never a standing one",
+                code="doctypes.sensitive", doctype=code,
+            )  # fmt: skip
     return wanted
 
 

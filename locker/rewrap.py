@@ -168,8 +168,9 @@ def _moves(rows: Sequence[Any], kek: Kek, keks: KekProvider) -> list[dict[str, A
             new = rewrap_under(old, kek, keks.get)
         except LockerError as error:
             raise RewrapFailed(
-                f"document {row.document_id} version {row.version}: {error}"
-            ) from error
+                f"document {row.document_id} version {row.version}: {error}",
+                code="rewrap.failed", document=row.document_id, version=row.version,
+            ) from error  # fmt: skip
         if new is not None:
             moves.append({"d": row.document_id, "v": row.version, "old": old, "new": new})
     return moves

@@ -5,9 +5,11 @@ what a person at a counter needs to tell apart (a damaged print, an old app, a f
 order that has run out), not a parser's diagnostics.
 """
 
+from audit.refusal import RefusalError
 
-class SigningError(Exception):
-    """Base of every signing error."""
+
+class SigningError(RefusalError):
+    """Base of every signing error: a `RefusalError`, so a page can say it in either language."""
 
 
 class MalformedPayload(SigningError):
@@ -28,3 +30,8 @@ class SignatureInvalid(SigningError):
 
 class PayloadExpired(SigningError):
     """The signature is good but the payload's expiry is at or before the verifier's `now`."""
+
+
+class OrderInvalid(SigningError, ValueError):
+    """A document's field that cannot be printed or signed as given; `field` names it. A
+    ValueError too, as callers that build documents have always caught."""

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from api.administration import default_scopes
 from api.deps import RuntimeDep, SessionDep
 from api.i18n import Text
+from api.refusals import refusal
 from api.routes.admin_common import AdminDep, CsrfForm, FormText, page, record
 from api.runtime import Runtime
 from api.signed_in import SignedIn
@@ -147,19 +148,6 @@ def _jwks_problem(text: str) -> Text | None:
     return None
 
 
-def _field_of(message: str) -> str:
-    """Which field a refusal from the registry is about (it checks what this page may not)."""
-    for words, field in (
-        ("JWKS", "jwks"), ("public keys", "jwks"), ("already registered", "client_id"),
-        ("client id", "client_id"), ("post-logout", "post_logout_uris"),
-        ("back-channel", "backchannel_logout_uri"), ("redirect URI", "redirect_uris"),
-        ("scope", "scopes"), ("department", "department"),
-    ):  # fmt: skip
-        if words in message:
-            return field
-    return "client_id"
-
-
 def _form(**fields: Any) -> dict[str, Any]:
     return {
         "client_id": fields["client_id"].strip(),
@@ -272,8 +260,9 @@ def add_client(
         )
         try:
             client, secret = provider.clients.add(new)
-        except ClientConfigError as exc:
-            errors[_field_of(str(exc))] = Text("Not accepted: %(reason)s", reason=str(exc))
+        except ClientConfigError as exc:  # the registry's last word, beside its field
+            said = refusal(exc)
+            errors[said.beside(FIELDS) or "client_id"] = said.words
     if errors:
         return _new_page(request, runtime, session, me, form, errors, status_code=422)
     record(

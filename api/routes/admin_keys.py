@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from api.administration import kek_states, rotate_kek, rotate_signing_keys
 from api.deps import RuntimeDep, SessionDep
 from api.i18n import Text
+from api.refusals import refusal
 from api.routes.admin_common import AdminDep, CsrfForm, actor, page
 from api.runtime import Runtime
 from api.web import SCRIPTED_CSP, check_csrf
@@ -50,7 +51,7 @@ class RewrapState:
     already_current: int = 0
     changed: int = 0
     kek_version: str = ""
-    problem: str = ""  # why a failed run stopped (a document version, never a key)
+    problem: Text | None = None  # why a failed run stopped (a document version, never a key)
     started_at: datetime | None = None
 
     @property
@@ -120,10 +121,12 @@ class RewrapJob:
         except _Stop:
             self._set(status=STOPPED)
         except LockerError as exc:
-            self._set(status=FAILED, problem=str(exc))
+            log.error("the data-key re-wrap stopped: %s", exc)
+            said = refusal(exc)
+            self._set(status=FAILED, problem=said.words if said.known else None)
         except Exception:
             log.exception("the data-key re-wrap stopped on an unexpected error")
-            self._set(status=FAILED, problem="")
+            self._set(status=FAILED, problem=None)
         else:
             self._set(
                 status=DONE, done=report.done, total=max(report.total, report.done),

@@ -229,9 +229,15 @@ def grant_role(
         errors["role"] = Text("There is no such role. Choose one of the roles in the list.")
     if not errors:
         try:
-            provider.roles.grant(citizen_id, account.pseudonym, department, role, by=actor(me))
-        except RoleError:
-            errors["role"] = Text("This officer holds that role in that department already.")
+            provider.roles.grant(
+                citizen_id, account.pseudonym, department, role, by=actor(me), granter=me.account.id
+            )
+        except RoleError as exc:
+            errors["role"] = (
+                Text("You cannot give yourself a role: ask another administrator.")
+                if exc.code == "role.self_grant"
+                else Text("This officer holds that role in that department already.")
+            )
     if errors:
         return _officer_page(
             request, runtime, session, me, citizen_id, status_code=422,

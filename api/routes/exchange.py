@@ -4,7 +4,8 @@ Three kinds of caller, each by access token (see `api.bearer`): a department sys
 client-credentials token carrying `locker.request` files requests and fetches under consents
 given to it; a citizen's token with the `locker` scope reads the inbox and decides; an
 officer's citizen token with `locker`, a sign-in with a second factor and `locker.legal` in a
-department opens documents on a legal basis. Handlers are plain functions (their database and
+department files a legal-basis access request, decides another officer's, and opens its own
+once a second officer approved it. Handlers are plain functions (their database and
 crypto work blocks, so it runs off the event loop); every write commits before the answer.
 
 A content download counts its use and writes its audit entry in a transaction committed
@@ -39,8 +40,15 @@ from locker.documents import Document
 from locker.exchange import Consent, Exchange
 from locker.exchange import Request as ExchangeRequest
 from locker.inbox import Inbox, Message
+from locker.legal import (
+    MAX_DELAY_DAYS,
+    MAX_REASON,
+    Grant,
+    LegalAccess,
+    LegalAccessRefused,
+    LegalAccessRequest,
+)
 from locker.legal import ROLE as LEGAL_ROLE
-from locker.legal import Grant, LegalAccess
 
 # Every operation but the consent keys wants a token (401 without, 403 for the wrong caller or
 # scope), and names a request, consent or document that may not exist (404).
@@ -79,8 +87,12 @@ class LegalRequest(BaseModel):
     doctypes: Doctypes
     legal_reference: Annotated[str, Field(min_length=1, max_length=100)]
     reason: Annotated[str, Field(min_length=1, max_length=500)]
-    disclosure_delay_days: Annotated[int, Field(ge=0, le=365)] = 0
+    disclosure_delay_days: Annotated[int, Field(ge=0, le=MAX_DELAY_DAYS)] = 0
     department: Annotated[str | None, Field(min_length=2, max_length=32)] = None
+
+
+class LegalRefusal(BaseModel):
+    reason: Annotated[str, Field(min_length=1, max_length=MAX_REASON)]
 
 
 # -- wiring ------------------------------------------------------------------------------------
@@ -128,6 +140,11 @@ def _legal(runtime: Runtime, session: Session) -> LegalAccess:
         texts=runtime.identity.sms,
         clock=runtime.clock,
     )
+
+
+def legal_service(runtime: Runtime, session: Session) -> LegalAccess:
+    """Legal-basis access, wired to this runtime (the officer's pages read requests with it)."""
+    return _legal(runtime, session)
 
 
 def _owner(runtime: Runtime, cnic: str) -> str:
@@ -508,23 +525,116 @@ def change_for(
 # -- legal basis -------------------------------------------------------------------------------
 
 
+# Legal-basis access is a two-person rule (see `locker.legal`): one officer files, a second
+# officer of the same department approves or refuses, and only then the first opens, within a
+# day. Every caller is an officer's citizen token with `locker`, a second-factor sign-in and
+# `locker.legal`; the functions after the routes are the officer's pages' way to do the same.
+
+
 @router.post(
     "/legal-access",
     status_code=201,
-    summary="Open a citizen's documents on a recorded legal basis (officers with locker.legal)",
+    summary="File a legal-basis access request; a second officer must approve it (locker.legal)",
+    responses=problem_responses(400, 409, 422),
 )
 def legal_access(
-    body: LegalRequest, request: Request, runtime: RuntimeDep, session: SessionDep
+    body: LegalRequest,
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    session: SessionDep,
+) -> dict[str, Any]:
+    caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+    filed = legal_file_for(
+        runtime, session, body, officer=caller.pseudonym, substantial=caller.substantial,
+        departments=_legal_departments(runtime, session, caller),
+    )  # fmt: skip
+    response.headers["Location"] = f"/exchange/legal-access/{filed.id}"
+    return legal_request_json(filed, runtime.clock())
+
+
+@router.get(
+    "/legal-access/pending",
+    summary="Legal-access requests awaiting this officer's decision (others', same department)",
+)
+def legal_pending(request: Request, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+    caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+    departments = _legal_departments(runtime, session, caller)
+    if not departments:
+        raise LegalAccessRefused(f"you hold {LEGAL_ROLE} in no department", role=LEGAL_ROLE)
+    found = _legal(runtime, session).awaiting(officer=caller.pseudonym, departments=departments)
+    now = runtime.clock()
+    return {"requests": [legal_request_json(r, now) for r in found]}
+
+
+@router.get(
+    "/legal-access/{request_id}", summary="A legal-access request (officers of its department)"
+)
+def legal_request_state(
+    request_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
+) -> dict[str, Any]:
+    caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+    found = _legal(runtime, session).get(
+        request_id, departments=_legal_departments(runtime, session, caller)
+    )
+    return legal_request_json(found, runtime.clock())
+
+
+@router.post(
+    "/legal-access/{request_id}/approve",
+    summary="Approve another officer's legal-access request (a second officer, same department)",
+    responses=problem_responses(400, 409, 422),
+)
+def legal_approve(
+    request_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
+) -> dict[str, Any]:
+    caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+    decided = legal_decide_for(
+        runtime, session, request_id, approve=True, officer=caller.pseudonym,
+        substantial=caller.substantial, departments=_legal_departments(runtime, session, caller),
+    )  # fmt: skip
+    return legal_request_json(decided, runtime.clock())
+
+
+@router.post(
+    "/legal-access/{request_id}/refuse",
+    summary="Refuse another officer's legal-access request, saying why",
+    responses=problem_responses(400, 409, 422),
+)
+def legal_refuse(
+    request_id: Id,
+    body: LegalRefusal,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+) -> dict[str, Any]:
+    caller = citizen(request, runtime, session, CITIZEN_SCOPE)
+    decided = legal_decide_for(
+        runtime, session, request_id, approve=False, reason=body.reason,
+        officer=caller.pseudonym, substantial=caller.substantial,
+        departments=_legal_departments(runtime, session, caller),
+    )  # fmt: skip
+    return legal_request_json(decided, runtime.clock())
+
+
+@router.post(
+    "/legal-access/{request_id}/open",
+    status_code=201,
+    summary="Open an approved request: the documents and a 15-minute grant (its filer, for a day)",
+    responses=problem_responses(400, 409, 422),
+)
+def legal_open(
+    request_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
 ) -> dict[str, Any]:
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
     grant = legal_open_for(
-        runtime, session, body, officer=caller.pseudonym, substantial=caller.substantial,
+        runtime, session, request_id, officer=caller.pseudonym, substantial=caller.substantial,
         departments=_legal_departments(runtime, session, caller),
     )  # fmt: skip
     return _grant_json(grant, runtime.settings.public_url.rstrip("/"))
 
 
-def legal_open_for(
+def legal_file_for(
     runtime: Runtime,
     session: Session,
     body: LegalRequest,
@@ -532,17 +642,77 @@ def legal_open_for(
     officer: str,
     substantial: bool,
     departments: frozenset[str],
-) -> Grant:
-    """Record a legal-basis access by `officer` (who holds `locker.legal` in `departments`)
-    and grant its download: the API's and the officer's page's one way to do it."""
-    return _legal(runtime, session).open(
+) -> LegalAccessRequest:
+    """File a legal-access request by `officer` (who holds `locker.legal` in `departments`),
+    pending a second officer's approval: the API's and the officer's page's one way to."""
+    return _legal(runtime, session).file(
         officer=officer, substantial=substantial,
         departments=departments, department=body.department,
         owner=_owner(runtime, body.cnic), doctypes=body.doctypes,
         legal_reference=body.legal_reference, reason=body.reason,
         disclosure_delay_days=body.disclosure_delay_days,
+    )  # fmt: skip
+
+
+def legal_decide_for(
+    runtime: Runtime,
+    session: Session,
+    request_id: str,
+    *,
+    approve: bool,
+    officer: str,
+    substantial: bool,
+    departments: frozenset[str],
+    reason: str = "",
+) -> LegalAccessRequest:
+    """Approve or refuse another officer's request: the API's and the pages' one way to."""
+    legal = _legal(runtime, session)
+    if approve:
+        return legal.approve(
+            request_id, officer=officer, substantial=substantial, departments=departments
+        )
+    return legal.refuse(
+        request_id, officer=officer, substantial=substantial, departments=departments,
+        reason=reason,
+    )  # fmt: skip
+
+
+def legal_open_for(
+    runtime: Runtime,
+    session: Session,
+    request_id: str,
+    *,
+    officer: str,
+    substantial: bool,
+    departments: frozenset[str],
+) -> Grant:
+    """Open an approved request (its filer, within a day of the approval), record the access
+    and grant its download: the API's and the officer's page's one way to do it."""
+    return _legal(runtime, session).open(
+        request_id, officer=officer, substantial=substantial, departments=departments,
         department_names=dict(runtime.provider(session).roles.departments()),
     )  # fmt: skip
+
+
+def legal_request_json(found: LegalAccessRequest, now: datetime) -> dict[str, Any]:
+    return {
+        "id": found.id,
+        "status": found.state(now),
+        "department": found.department,
+        "filed_by": found.filer,
+        "doctypes": _doctypes(found.doctypes),
+        "legal_reference": found.legal_reference,
+        "reason": found.reason,
+        "disclosure_delay_days": found.disclosure_delay_days,
+        "created_at": iso(found.created_at),
+        "decide_by": iso(found.decide_by),
+        "decided_at": _time(found.decided_at),
+        "decided_by": found.decider,
+        "refusal_reason": found.refusal,
+        "open_until": _time(found.open_until),
+        "opened_at": _time(found.opened_at),
+        "disclose_after": _time(found.disclose_after),
+    }
 
 
 def _grant_json(grant: Grant, base: str) -> dict[str, Any]:
@@ -551,6 +721,8 @@ def _grant_json(grant: Grant, base: str) -> dict[str, Any]:
         "grant_id": grant.id,
         "grant": grant.token,
         "grant_header": GRANT_HEADER,
+        "request_id": grant.request_id,
+        "approved_by": grant.approver,
         "department": grant.department,
         "expires_at": iso(grant.expires_at),
         "disclose_after": _time(grant.disclose_after),

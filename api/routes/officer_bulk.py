@@ -44,6 +44,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import RuntimeDep, SessionDep
 from api.i18n import Text
+from api.refusals import refusal
 from api.routes.locker import department_seal, issue_sealed
 from api.routes.locker_views import BLOCK
 from api.routes.officer_common import (
@@ -484,17 +485,9 @@ class BulkJob:
         except DocumentTooLarge:
             reason = Text(TOO_LARGE, limit=_mib(limit))
         except DocumentRefused as exc:
-            reason = _refusal(str(exc))
+            reason = refusal(exc).words
         with self._lock:
             row.outcome, row.reason = outcome, reason
-
-
-def _refusal(message: str) -> Text:
-    if "issuer document id" in message:
-        return Text("This number was used for another citizen's or type's document.")
-    if holds_cnic(message):
-        message = "?"
-    return Text("The locker refused this document: %(why)s", why=message)
 
 
 def _no_seal(desk: Desk) -> Text:

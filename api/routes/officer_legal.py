@@ -1,17 +1,22 @@
-"""Opening a citizen's documents on a legal basis from the officer's desk (locker.legal, with a
-second factor in the session): the form, the grant it gives and the documents under it.
+"""Legal-basis access from the officer's desk (locker.legal, with a second factor in the
+session), under the two-person rule of `locker.legal`: one officer files, a second officer of
+the department approves or refuses, and only then the first opens the documents.
 
-    /officer/{department}/legal                                   the form; POST opens
+    /officer/{department}/legal                                   the form; POST files a request
+    /officer/{department}/legal/requests                          awaiting my decision; mine
+    /officer/{department}/legal/requests/{request}/approve        POST: a second officer approves
+    /officer/{department}/legal/requests/{request}/refuse         POST: ... or refuses, saying why
+    /officer/{department}/legal/requests/{request}/open           POST: the filer opens it
     /officer/{department}/legal/{grant}/documents/{document}      POST: one document
 
-The officer acts for the department named in the path, and only there. Opening and
-downloading go through the same functions as the department systems' API
-(`api.routes.exchange.legal_open_for` and `legal_download_for`), so the checks, the citizen's
-inbox message and SMS (or their delay), the audit entries naming this officer for the
-department with the legal reference, and the streamed content are the API's. The grant (a
-15-minute JWS naming this officer) rides in each download's form, which is a POST with the
-CSRF token: a download is a recorded act, never a link another site could make a browser
-follow.
+The officer acts for the department named in the path, and only there. Filing, deciding,
+opening and downloading go through the same functions as the API (`api.routes.exchange`
+`legal_file_for`, `legal_decide_for`, `legal_open_for` and `legal_download_for`), so the
+checks, the citizen's inbox message and SMS at the first opening (or their delay), the audit
+entries naming both officers for the department with the legal reference, and the streamed
+content are the API's. The grant (a 15-minute JWS naming this officer and the approver) rides
+in each download's form, which is a POST with the CSRF token: a download is a recorded act,
+never a link another site could make a browser follow; so are a decision and an opening.
 """
 
 from __future__ import annotations
@@ -24,7 +29,15 @@ from pydantic import ValidationError
 
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text
-from api.routes.exchange import LegalRequest, legal_download_for, legal_open_for
+from api.refusals import refusal
+from api.routes.exchange import (
+    LegalRequest,
+    legal_decide_for,
+    legal_download_for,
+    legal_file_for,
+    legal_open_for,
+    legal_service,
+)
 from api.routes.officer_common import (
     CNIC_FORMAT,
     LEGAL,
@@ -34,6 +47,7 @@ from api.routes.officer_common import (
     desk_for,
     field_problems,
     page,
+    see_other,
 )
 from api.routes.officer_requests import askable
 from api.signed_in import SignedIn, SubstantialDep
@@ -42,14 +56,18 @@ from audit import holds_cnic
 from identity.cnic import normalise_cnic
 from identity.errors import InvalidCnic
 from locker.documents import UnknownDocument
-from locker.exchange import NeedsSecondFactor, RequestRefused, UnknownCitizen
+from locker.exchange import NeedsSecondFactor, RequestClosed, RequestRefused, UnknownCitizen
 from locker.legal import (
+    DECISION_WINDOW,
     MAX_DELAY_DAYS,
     MAX_REASON,
     MAX_REFERENCE,
+    OPENING_WINDOW,
     Grant,
     GrantInvalid,
     LegalAccessRefused,
+    LegalAccessRequest,
+    UnknownLegalRequest,
 )
 from locker.release import ReleaseRefused
 
@@ -65,7 +83,9 @@ PROBLEMS = {
         "characters, without a CNIC in it."
     ),
     "reason": Text("Say what the basis allows and why, in 1 to 500 characters, without a CNIC."),
-    "disclosure_delay_days": Text("Give a whole number of days from 0 to 365."),
+    "disclosure_delay_days": Text(
+        "Give a whole number of days from 0 to %(most)s.", most=MAX_DELAY_DAYS
+    ),
 }
 
 
@@ -87,7 +107,13 @@ def _form_page(
         status_code=status_code,
         desk=desk,
         types=askable(),
-        limits={"reference": MAX_REFERENCE, "reason": MAX_REASON, "delay": MAX_DELAY_DAYS},
+        limits={
+            "reference": MAX_REFERENCE,
+            "reason": MAX_REASON,
+            "delay": MAX_DELAY_DAYS,
+            "decide_days": DECISION_WINDOW.days,
+            "open_hours": int(OPENING_WINDOW.total_seconds() // 3600),
+        },
         **context,
     )
 
@@ -102,7 +128,7 @@ def legal_form(
 
 
 @router.post("/officer/{department}/legal", response_model=None)
-def open_on_legal_basis(
+def file_on_legal_basis(
     department: str,
     request: Request,
     runtime: RuntimeDep,
@@ -125,9 +151,10 @@ def open_on_legal_basis(
         "disclosure_delay_days": disclosure_delay_days.strip() or "0",
     }
     errors, body = _checked(form, desk)
+    error = Text("Check the fields marked below.")
     if body is not None:
         try:
-            grant = legal_open_for(
+            filed = legal_file_for(
                 runtime,
                 session,
                 body,
@@ -141,16 +168,16 @@ def open_on_legal_basis(
         except UnknownCitizen as exc:
             settle(session, exc)
             errors["cnic"] = NO_ACCOUNT
-        except ReleaseRefused as exc:
+        except (ReleaseRefused, RequestRefused, LegalAccessRefused, NeedsSecondFactor) as exc:
             settle(session, exc)
-            errors["doctypes"] = Text(
-                "These documents cannot be opened this way: %(why)s", why=str(exc)
-            )
-        except (RequestRefused, LegalAccessRefused, NeedsSecondFactor) as exc:
-            settle(session, exc)
-            errors[_field_of(str(exc))] = Text("Refused: %(why)s", why=str(exc))
+            said = refusal(exc)
+            field = said.beside(form)
+            if field is None:
+                error = said.words
+            else:
+                errors[field] = said.words
         else:
-            return _grant_page(request, runtime, session, me, desk, grant, body)
+            return _requests_page(request, runtime, session, me, desk, filed=filed)
     return _form_page(
         request,
         runtime,
@@ -160,7 +187,7 @@ def open_on_legal_basis(
         status_code=400,
         form=form,
         errors=errors,
-        error=Text("Check the fields marked below."),
+        error=error,
     )
 
 
@@ -198,18 +225,6 @@ def _checked(form: dict[str, Any], desk: Desk) -> tuple[dict[str, Text], LegalRe
     return errors, (None if errors else body)
 
 
-def _field_of(message: str) -> str:
-    for words, field in (
-        ("legal reference", "legal_reference"),
-        ("reason", "reason"),
-        ("disclosure delay", "disclosure_delay_days"),
-        ("document type", "doctypes"),
-    ):
-        if words in message:
-            return field
-    return "legal_reference"
-
-
 def _grant_page(
     request: Request,
     runtime: RuntimeDep,
@@ -217,7 +232,7 @@ def _grant_page(
     me: SignedIn,
     desk: Desk,
     grant: Grant,
-    body: LegalRequest,
+    found: LegalAccessRequest,
 ) -> Response:
     names = department_names(runtime, session)
     kinds = {t.code: t.name for t in askable()}
@@ -230,9 +245,10 @@ def _grant_page(
         status_code=201,
         desk=desk,
         grant=grant,
-        reference=body.legal_reference,
-        reason=body.reason,
-        types=[kinds.get(code, code) for code in dict.fromkeys(body.doctypes)],
+        reference=found.legal_reference,
+        reason=found.reason,
+        approver=_names_of(runtime, session, [found.decider or ""]).get(found.decider or "", ""),
+        types=[kinds.get(code, code) for code in dict.fromkeys(found.doctypes)],
         documents=[
             {
                 "document": d,
@@ -242,6 +258,234 @@ def _grant_page(
             for d in grant.documents
         ],
     )
+
+
+# -- the requests: awaiting a second officer, and the officer's own ------------------------------
+
+
+def _names_of(runtime: RuntimeDep, session: SessionDep, pseudonyms: list[str]) -> dict[str, str]:
+    """The people behind `pseudonyms` (officers, citizens) by name, as a colleague reads them."""
+    accounts = runtime.provider(session).accounts
+    named: dict[str, str] = {}
+    for who in dict.fromkeys(p for p in pseudonyms if p):
+        account = accounts.by_pseudonym(who)
+        named[who] = account.profile.full_name if account is not None else ""
+    return named
+
+
+def _requests_page(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SignedIn,
+    desk: Desk,
+    *,
+    filed: LegalAccessRequest | None = None,
+    done: str | None = None,
+    status_code: int | None = None,
+    errors: dict[str, dict[str, Text]] | None = None,
+    error: Text | None = None,
+    typed: dict[str, str] | None = None,
+) -> Response:
+    """The desk's legal-access requests: those awaiting this officer's decision (filed by
+    others of the department), and this officer's own with what they may do next."""
+    legal = legal_service(runtime, session)
+    departments = frozenset({desk.department})
+    officer = me.account.pseudonym
+    awaiting = legal.awaiting(officer=officer, departments=departments)
+    mine = legal.filed_by(officer=officer, departments=departments)
+    now = runtime.clock()
+    names = _names_of(
+        runtime,
+        session,
+        [r.filer for r in awaiting]
+        + [r.owner for r in awaiting + mine]
+        + [r.decider or "" for r in mine],
+    )
+    kinds = {t.code: t.name for t in askable()}
+
+    def row(found: LegalAccessRequest) -> dict[str, Any]:
+        return {
+            "request": found,
+            "state": found.state(now),
+            "filer": names.get(found.filer, ""),
+            "citizen": names.get(found.owner, ""),
+            "decider": names.get(found.decider or "", ""),
+            "types": [kinds.get(code, code) for code in found.doctypes],
+        }
+
+    notice = None
+    if filed is not None:
+        notice = Text(
+            "The request is filed, waiting for a second officer of %(department)s to approve "
+            "it. Nothing is opened, and nobody is told, until then.",
+            department=desk.name,
+        )
+    elif done == "approved":
+        notice = Text("You approved the request. Its officer may now open the documents.")
+    elif done == "refused":
+        notice = Text("You refused the request. It can never be opened.")
+    return page(
+        request,
+        runtime,
+        session,
+        me,
+        "officer_legal_requests.html",
+        status_code=status_code or (201 if filed is not None else 200),
+        desk=desk,
+        awaiting=[row(r) for r in awaiting],
+        mine=[row(r) for r in mine],
+        filed=filed.id if filed is not None else None,
+        notice=notice,
+        error=error,
+        errors=errors or {},
+        typed=typed or {},
+        limits={"reason": MAX_REASON},
+    )
+
+
+@router.get("/officer/{department}/legal/requests", response_model=None)
+def legal_requests(
+    department: str,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SubstantialDep,
+    done: str | None = None,
+) -> Response:
+    desk = desk_for(runtime, session, me, department, LEGAL)
+    return _requests_page(request, runtime, session, me, desk, done=done)
+
+
+@router.post("/officer/{department}/legal/requests/{request_id}/approve", response_model=None)
+def approve(
+    department: str,
+    request_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SubstantialDep,
+    csrf: FormText = "",
+) -> Response:
+    check_csrf(request, runtime, csrf)
+    desk = desk_for(runtime, session, me, department, LEGAL)
+    return _decide(request, runtime, session, me, desk, request_id, approve=True)
+
+
+@router.post("/officer/{department}/legal/requests/{request_id}/refuse", response_model=None)
+def refuse(
+    department: str,
+    request_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SubstantialDep,
+    refusal_reason: FormText = "",
+    csrf: FormText = "",
+) -> Response:
+    check_csrf(request, runtime, csrf)
+    desk = desk_for(runtime, session, me, department, LEGAL)
+    return _decide(
+        request, runtime, session, me, desk, request_id, approve=False, reason=refusal_reason
+    )
+
+
+def _decide(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SignedIn,
+    desk: Desk,
+    request_id: str,
+    *,
+    approve: bool,
+    reason: str = "",
+) -> Response:
+    """A second officer's decision; a refusal is said on the requests page, beside the
+    refusal's reason when it is about that, in the reader's language."""
+    try:
+        legal_decide_for(
+            runtime,
+            session,
+            request_id,
+            approve=approve,
+            reason=reason.strip(),
+            officer=me.account.pseudonym,
+            substantial=me.substantial,
+            departments=frozenset({desk.department}),
+        )
+    except (
+        UnknownLegalRequest,
+        LegalAccessRefused,
+        RequestClosed,
+        RequestRefused,
+        ReleaseRefused,
+        NeedsSecondFactor,
+    ) as exc:
+        settle(session, exc)
+        said = refusal(exc)
+        field = said.beside({"refusal_reason"})
+        status = 404 if isinstance(exc, UnknownLegalRequest) else 400
+        if isinstance(exc, LegalAccessRefused):
+            status = 403
+        elif isinstance(exc, RequestClosed):
+            status = 409
+        return _requests_page(
+            request,
+            runtime,
+            session,
+            me,
+            desk,
+            status_code=status,
+            error=said.words if field is None else Text("Check the field marked below."),
+            errors={request_id: {field: said.words}} if field is not None else {},
+            typed={request_id: reason},
+        )
+    done = "approved" if approve else "refused"
+    return see_other(f"/officer/{desk.department}/legal/requests?done={done}")
+
+
+@router.post("/officer/{department}/legal/requests/{request_id}/open", response_model=None)
+def open_request(
+    department: str,
+    request_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    me: SubstantialDep,
+    csrf: FormText = "",
+) -> Response:
+    """The filer opens their approved request: the access is recorded, the citizen told at
+    the first opening, and the documents offered under a 15-minute grant."""
+    check_csrf(request, runtime, csrf)
+    desk = desk_for(runtime, session, me, department, LEGAL)
+    departments = frozenset({desk.department})
+    try:
+        grant = legal_open_for(
+            runtime,
+            session,
+            request_id,
+            officer=me.account.pseudonym,
+            substantial=me.substantial,
+            departments=departments,
+        )
+    except (
+        UnknownLegalRequest,
+        LegalAccessRefused,
+        RequestClosed,
+        ReleaseRefused,
+        UnknownCitizen,
+        NeedsSecondFactor,
+    ) as exc:
+        settle(session, exc)
+        status = 404 if isinstance(exc, UnknownLegalRequest | UnknownCitizen) else 409
+        if isinstance(exc, LegalAccessRefused):
+            status = 403
+        return _requests_page(
+            request, runtime, session, me, desk, status_code=status, error=refusal(exc).words
+        )
+    found = legal_service(runtime, session).get(request_id, departments=departments)
+    return _grant_page(request, runtime, session, me, desk, grant, found)
 
 
 @router.post("/officer/{department}/legal/{grant_id}/documents/{document_id}", response_model=None)
@@ -283,11 +527,11 @@ def download(
             status_code=403 if expired else 404,
             heading=Text("The document cannot be opened"),
             message=Text(
-                "The grant has ended (it lasts 15 minutes) or is not yours. Open the documents "
-                "again with the legal reference; that access is recorded too."
+                "The grant has ended (it lasts 15 minutes) or is not yours. Open the approved "
+                "request again while its approval lasts (24 hours); that opening is recorded too."
             )
             if expired
             else Text("The grant does not reach a document with that number."),
-            link=f"/officer/{desk.department}/legal",
-            link_text=Text("Open documents on a legal basis"),
+            link=f"/officer/{desk.department}/legal/requests",
+            link_text=Text("Legal-basis requests"),
         )

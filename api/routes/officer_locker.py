@@ -21,6 +21,7 @@ from fastapi.responses import Response
 
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text
+from api.refusals import refusal
 from api.routes.locker import department_seal, issue_sealed
 from api.routes.locker_views import BLOCK
 from api.routes.officer_common import (
@@ -66,6 +67,7 @@ ENDINGS = {
 }
 ACCEPT = ",".join([*ENDINGS, "application/pdf", "image/png", "image/jpeg"])
 _DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
+ISSUE_FIELDS = ("doctype", "cnic", "doc_id", "title", "valid_until", "file")
 DOC_ID_FORMAT = Text(
     "Use 1 to 64 letters, digits, '.', '_', '/' and '-', starting with a letter or digit."
 )
@@ -244,7 +246,13 @@ def issue(
         errors["file"] = Text("The file is too large: at most %(limit)s.", limit=_mib(limit))
     except DocumentRefused as exc:
         settle(session, exc)
-        errors.update(_refusal(str(exc), content_type))
+        said = refusal(exc)
+        field = said.beside(ISSUE_FIELDS)
+        errors = {field: said.words} if field else {}
+        return _issue_page(
+            request, runtime, session, me, desk, 422, form=form, errors=errors,
+            error=Text("Check the fields marked below.") if field else said.words,
+        )  # fmt: skip
     if errors:
         return _issue_page(
             request,
@@ -268,22 +276,6 @@ def _no_seal(desk: Desk) -> Text:
         department=desk.name,
         id=desk.department,
     )
-
-
-def _refusal(message: str, content_type: str) -> dict[str, Text]:
-    """The locker's refusal, beside the field it is about."""
-    if "issuer document id" in message:
-        return {"doc_id": Text("This number was used for another citizen's or type's document.")}
-    if "empty" in message:
-        return {"file": Text("The file is empty.")}
-    if "content is not" in message:
-        return {
-            "file": Text(
-                "The file's content is not a %(kind)s file.",
-                kind=content_type.split("/")[1].upper(),
-            )
-        }
-    return {"title": Text("The locker refused this document: %(why)s", why=message)}
 
 
 # -- revoke ------------------------------------------------------------------------------------
@@ -357,7 +349,8 @@ def revoke(
             )
         except (DocumentRefused, UnknownDocument) as exc:
             settle(session, exc)
-            errors["doc_id"] = Text("The locker refused: %(why)s", why=str(exc))
+            said = refusal(exc)
+            errors[said.beside(form) or "doc_id"] = said.words
     if errors:
         return page(
             request,

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text
+from api.refusals import refusal
 from api.routes.exchange import NewRequest, exchange_service, file_for
 from api.routes.locker_views import document_response
 from api.routes.officer_common import (
@@ -197,6 +198,7 @@ def new_request(
         "fetch_limit": fetch_limit,
     }
     errors, body = _checked(form, runtime.clock())
+    error = Text("Check the fields marked below.")
     if body is not None:
         try:
             filed = file_for(
@@ -208,14 +210,14 @@ def new_request(
         except UnknownCitizen as exc:
             settle(session, exc)
             errors["cnic"] = NO_ACCOUNT
-        except ReleaseRefused as exc:
+        except (ReleaseRefused, RequestRefused) as exc:
             settle(session, exc)
-            errors["doctypes"] = Text(
-                "These documents cannot be asked for this way: %(why)s", why=str(exc)
-            )
-        except RequestRefused as exc:
-            settle(session, exc)
-            errors[_field_of(str(exc))] = Text("Refused: %(why)s", why=str(exc))
+            said = refusal(exc)
+            field = said.beside(form)
+            if field is None:
+                error = said.words
+            else:
+                errors[field] = said.words
         else:
             return see_other(f"/officer/{desk.department}/requests?filed={filed.id}")
     return _new_page(
@@ -227,7 +229,7 @@ def new_request(
         status_code=400,
         form=form,
         errors=errors,
-        error=Text("Check the fields marked below."),
+        error=error,
     )
 
 
@@ -277,19 +279,6 @@ def _checked(form: dict[str, Any], now: datetime) -> tuple[dict[str, Text], NewR
         errors = {**field_problems(exc, PROBLEMS, "valid_until"), **errors}
         return errors, None
     return errors, (None if errors else body)
-
-
-def _field_of(message: str) -> str:
-    for words, field in (
-        ("purpose code", "purpose_code"),
-        ("purpose", "purpose_text"),
-        ("fetch limit", "fetch_limit"),
-        ("data life", "data_life_days"),
-        ("window", "valid_until"),
-    ):
-        if words in message:
-            return field
-    return "cnic"
 
 
 # -- one request, and its documents ------------------------------------------------------------
@@ -389,6 +378,6 @@ def fetch(
         )
     except (ConsentRefused, UnknownConsent, UnknownDocument) as exc:
         settle(session, exc)
-        why = Text("The document cannot be fetched: %(why)s", why=str(exc))
+        why = Text("The document cannot be fetched: %(why)s", why=refusal(exc).words)
         return _request_page(request, runtime, session, me, desk, request_id, 409, why)
     return document_response(document, content, "attachment")

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text
+from api.refusals import refusal
 from api.routes.officer_common import (
     CNIC_FORMAT,
     SIGNER,
@@ -189,8 +190,10 @@ def sign(
             errors={},
             error=_cannot_sign(desk, str(exc)),
         )
-    except ValueError as exc:  # a field the order itself refused
+    except ValueError as exc:  # a field the order itself refused (signing.errors.OrderInvalid)
         settle(session, exc)
+        said = refusal(exc)
+        field = said.beside(ORDER_FIELDS)
         return _sign_page(
             request,
             runtime,
@@ -199,8 +202,10 @@ def sign(
             desk,
             422,
             form=form,
-            errors={},
-            error=Text("The order is not valid: %(why)s", why=str(exc)),
+            errors={field: said.words} if field else {},
+            error=Text("Check the fields marked below.")
+            if field
+            else Text("The order is not valid: %(why)s", why=said.words),
         )
     delivered = signed.delivered.startswith("delivered")
     if delivered:
@@ -406,6 +411,8 @@ def revoke_certificate(
         runtime.authority(session).revoke(found.serial, reason, actor=me.account.pseudonym)
     except PkiError as exc:
         settle(session, exc)
+        said = refusal(exc)
+        field = said.beside(("reason",))
         return _confirm_page(
             request,
             runtime,
@@ -415,8 +422,8 @@ def revoke_certificate(
             serial,
             409,
             reason=reason,
-            errors={},
-            error=Text("It cannot be revoked: %(why)s", why=str(exc)),
+            errors={field: said.words} if field else {},
+            error=Text("It cannot be revoked: %(why)s", why=said.words),
         )
     done = urlencode({"revoked": serial_hex(found.serial)})
     return see_other(f"/officer/{desk.department}/certificates?{done}")

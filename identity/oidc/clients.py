@@ -26,6 +26,7 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from identity.errors import IdentityError
 from identity.models import clients, departments
 from identity.oidc.errors import InvalidClient, InvalidRequest
 from identity.oidc.replay import spend_once
@@ -60,8 +61,9 @@ _CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _CLIENT = select(clients).where(clients.c.id == bindparam("client_id"))  # every token request
 
 
-class ClientConfigError(ValueError):
-    """A client registration that cannot be accepted; the message says what to fix."""
+class ClientConfigError(IdentityError, ValueError):
+    """A client registration that cannot be accepted; the message says what to fix (and
+    `code`, `field` and `facts` say it for a page)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +84,19 @@ class Client:
     department: str | None = None  # a department system's department
 
 
-def _check_uri(uri: str, what: str) -> str:
+def _check_uri(uri: str, what: str, field: str) -> str:
     parts = urlsplit(uri)
     local = parts.hostname in {"127.0.0.1", "localhost", "::1"}
     if parts.scheme != "https" and not (parts.scheme == "http" and local):
-        raise ClientConfigError(f"{what} {uri!r} must be https (http only on this machine)")
+        raise ClientConfigError(
+            f"{what} {uri!r} must be https (http only on this machine)",
+            code="client.uri_https", field=field, uri=uri,
+        )  # fmt: skip
     if not parts.netloc or parts.fragment:
-        raise ClientConfigError(f"{what} {uri!r} must be absolute and without a fragment")
+        raise ClientConfigError(
+            f"{what} {uri!r} must be absolute and without a fragment",
+            code="client.uri_whole", field=field, uri=uri,
+        )  # fmt: skip
     return uri
 
 
@@ -154,42 +162,74 @@ class ClientRegistry:
             with self._db.begin_nested():
                 self._db.execute(insert(clients).values(**row))
         except IntegrityError:
-            raise ClientConfigError(f"a client {new.id!r} is already registered") from None
+            raise ClientConfigError(
+                f"a client {new.id!r} is already registered",
+                code="client.taken", field="client_id", client=new.id,
+            ) from None  # fmt: skip
         client = self.get(new.id)
         assert client is not None  # noqa: S101 (just inserted in this transaction)
         return client, secret
 
     def _validated(self, new: NewClient) -> dict[str, Any]:
         if not _CLIENT_ID.match(new.id):
-            raise ClientConfigError("a client id is 2-63 lower-case letters, digits and dashes")
+            raise ClientConfigError(
+                "a client id is 2-63 lower-case letters, digits and dashes",
+                code="client.id", field="client_id",
+            )  # fmt: skip
         if new.kind not in (ESERVICE, SERVICE):
-            raise ClientConfigError(f"kind is {ESERVICE} or {SERVICE}")
+            raise ClientConfigError(
+                f"kind is {ESERVICE} or {SERVICE}", code="client.kind", field="kind"
+            )
         if new.auth_method not in (PRIVATE_KEY_JWT, CLIENT_SECRET_BASIC):
-            raise ClientConfigError(f"auth method is {PRIVATE_KEY_JWT} or {CLIENT_SECRET_BASIC}")
+            raise ClientConfigError(
+                f"auth method is {PRIVATE_KEY_JWT} or {CLIENT_SECRET_BASIC}",
+                code="client.auth_method", field="auth_method",
+            )  # fmt: skip
         if new.auth_method == PRIVATE_KEY_JWT:
             if not new.jwks:
-                raise ClientConfigError("private_key_jwt needs the client's public JWKS")
+                raise ClientConfigError(
+                    "private_key_jwt needs the client's public JWKS",
+                    code="client.jwks_missing", field="jwks",
+                )  # fmt: skip
             try:
                 keys = _key_set(new.jwks)
             except (JoseError, ValueError, TypeError, KeyError) as exc:
-                raise ClientConfigError(f"the JWKS does not parse: {exc}") from None
+                raise ClientConfigError(
+                    f"the JWKS does not parse: {exc}", code="client.jwks", field="jwks"
+                ) from None
             if any(key.is_private for key in keys.keys):
-                raise ClientConfigError("register public keys only; the private key stays home")
+                raise ClientConfigError(
+                    "register public keys only; the private key stays home",
+                    code="client.jwks_private", field="jwks",
+                )  # fmt: skip
         scopes = list(dict.fromkeys(new.scopes))
         if new.kind == ESERVICE:
             if not new.redirect_uris:
-                raise ClientConfigError("an e-service needs at least one redirect URI")
+                raise ClientConfigError(
+                    "an e-service needs at least one redirect URI",
+                    code="client.redirect_missing", field="redirect_uris",
+                )  # fmt: skip
             if "openid" not in scopes:
-                raise ClientConfigError("an e-service's scopes include openid")
+                raise ClientConfigError(
+                    "an e-service's scopes include openid", code="client.openid", field="scopes"
+                )
             unknown = set(scopes) - CITIZEN_SCOPES
         else:
             if new.redirect_uris:
-                raise ClientConfigError("a department system signs in no one: no redirect URIs")
+                raise ClientConfigError(
+                    "a department system signs in no one: no redirect URIs",
+                    code="client.redirect_service", field="redirect_uris",
+                )  # fmt: skip
             unknown = {s for s in scopes if not _API_SCOPE.match(s)}
         if unknown:
-            raise ClientConfigError(f"unknown scopes: {' '.join(sorted(unknown))}")
+            raise ClientConfigError(
+                f"unknown scopes: {' '.join(sorted(unknown))}",
+                code="client.scopes", field="scopes", scopes=" ".join(sorted(unknown)),
+            )  # fmt: skip
         if new.id_token_alg not in ("RS256", "ES256"):
-            raise ClientConfigError("ID tokens are signed RS256 or ES256")
+            raise ClientConfigError(
+                "ID tokens are signed RS256 or ES256", code="client.alg", field="id_token_alg"
+            )
         self._check_department(new)
         return {
             "id": new.id,
@@ -198,13 +238,20 @@ class ClientRegistry:
             "auth_method": new.auth_method,
             "secret_hash": None,
             "jwks": json.dumps(new.jwks) if new.jwks else None,
-            "redirect_uris": json.dumps([_check_uri(u, "redirect URI") for u in new.redirect_uris]),
+            "redirect_uris": json.dumps(
+                [_check_uri(u, "redirect URI", "redirect_uris") for u in new.redirect_uris]
+            ),
             "post_logout_redirect_uris": json.dumps(
-                [_check_uri(u, "post-logout redirect URI") for u in new.post_logout_redirect_uris]
+                [
+                    _check_uri(u, "post-logout redirect URI", "post_logout_uris")
+                    for u in new.post_logout_redirect_uris
+                ]
             ),
             "scopes": " ".join(scopes),
             "backchannel_logout_uri": (
-                _check_uri(new.backchannel_logout_uri, "back-channel logout URI")
+                _check_uri(
+                    new.backchannel_logout_uri, "back-channel logout URI", "backchannel_logout_uri"
+                )
                 if new.backchannel_logout_uri
                 else None
             ),
@@ -221,12 +268,18 @@ class ClientRegistry:
         if new.department is None:
             return
         if new.kind != SERVICE:
-            raise ClientConfigError("only a department system belongs to a department")
+            raise ClientConfigError(
+                "only a department system belongs to a department",
+                code="client.department_kind", field="department",
+            )  # fmt: skip
         known = self._db.execute(
             select(departments.c.id).where(departments.c.id == new.department)
         ).first()
         if known is None:
-            raise ClientConfigError(f"no department {new.department!r}: add it first")
+            raise ClientConfigError(
+                f"no department {new.department!r}: add it first",
+                code="client.department", field="department", department=new.department,
+            )  # fmt: skip
 
     def get(self, client_id: str) -> Client | None:
         row = self._db.execute(_CLIENT, {"client_id": client_id}).one_or_none()

@@ -25,6 +25,7 @@ from fpdf.enums import XPos, YPos
 
 from audit.entry import holds_cnic
 from audit.pseudonym import PSEUDONYM_PREFIX
+from signing.errors import OrderInvalid
 
 DOCUMENT_TYPE = "tto"  # a DigiLocker-style doctype code: the QR pays for every byte
 
@@ -70,21 +71,30 @@ def _check_text(label: str, value: object, max_chars: int) -> str:
     hashed, is exactly the order that was built.
     """
     if not isinstance(value, str):
-        raise ValueError(f"{label} must be text, not {type(value).__name__}")
+        raise OrderInvalid(f"{label} must be text, not {type(value).__name__}", field=label)
     if not value.strip():
-        raise ValueError(f"{label} must not be empty")
+        raise OrderInvalid(f"{label} must not be empty", code="order.empty", field=label)
     if value != value.strip():
-        raise ValueError(f"{label} must not start or end with spaces")
+        raise OrderInvalid(
+            f"{label} must not start or end with spaces", code="order.spaces", field=label
+        )
     if len(value) > max_chars:
-        raise ValueError(f"{label} must be at most {max_chars} characters (got {len(value)})")
+        raise OrderInvalid(
+            f"{label} must be at most {max_chars} characters (got {len(value)})",
+            code="order.too_long", field=label, most=max_chars,
+        )  # fmt: skip
     for char in value:
         if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
-            raise ValueError(f"{label} holds a control character (U+{ord(char):04X})")
+            raise OrderInvalid(
+                f"{label} holds a control character (U+{ord(char):04X})",
+                code="order.control", field=label,
+            )  # fmt: skip
         if ord(char) > 0xFF:
-            raise ValueError(
+            raise OrderInvalid(
                 f"{label} holds {char!r} (U+{ord(char):04X}): orders are printed in Helvetica, "
-                "which has Latin-1 characters only; write the name in Latin letters"
-            )
+                "which has Latin-1 characters only; write the name in Latin letters",
+                code="order.latin", field=label, char=char,
+            )  # fmt: skip
     return value
 
 
@@ -104,27 +114,34 @@ class TransferOrder:
     def __post_init__(self) -> None:
         _check_text("order_no", self.order_no, MAX_ORDER_NO)
         if not ORDER_NO.fullmatch(self.order_no):
-            raise ValueError(
+            raise OrderInvalid(
                 "order_no is letters and digits, joined by spaces or . / ( ) -, "
-                f"got {self.order_no!r}"
-            )
+                f"got {self.order_no!r}",
+                code="order.number", field="order_no",
+            )  # fmt: skip
         if holds_cnic(self.order_no):  # it is recorded in the audit log, which refuses CNICs
-            raise ValueError("order_no must not hold a run of 13 digits, the shape of a CNIC")
+            raise OrderInvalid(
+                "order_no must not hold a run of 13 digits, the shape of a CNIC",
+                code="text.cnic", field="order_no",
+            )  # fmt: skip
         # A datetime is a date to isinstance, but an order is dated, not timed.
         if not isinstance(self.order_date, date) or isinstance(self.order_date, datetime):
-            raise ValueError("order_date must be a datetime.date")
+            raise OrderInvalid("order_date must be a datetime.date", field="order_date")
         _check_text("teacher_name", self.teacher_name, MAX_NAME)
         if not isinstance(self.teacher_pseudonym, str) or not PSEUDONYM.fullmatch(
             self.teacher_pseudonym
         ):
-            raise ValueError(
+            raise OrderInvalid(
                 f"teacher_pseudonym must be {PSEUDONYM_PREFIX!r} and 43 base64url characters "
                 "(audit.pseudonym), never the CNIC itself"
             )
         _check_text("from_school", self.from_school, MAX_SCHOOL)
         _check_text("to_school", self.to_school, MAX_SCHOOL)
         if self.from_school.casefold() == self.to_school.casefold():
-            raise ValueError("from_school and to_school are the same school")
+            raise OrderInvalid(
+                "from_school and to_school are the same school",
+                code="order.same_school", field="to_school",
+            )  # fmt: skip
         _check_text("post", self.post, MAX_POST)
         _check_text("authority", self.authority, MAX_AUTHORITY)
 
@@ -244,7 +261,10 @@ def _check_fits(pdf: FPDF) -> None:
     """Refuse an order whose table would run into the QR square: the stamp would cover it."""
     _, top, _ = qr_box_mm()
     if pdf.get_y() > top - QR_GAP_MM:
-        raise ValueError("the order's text does not fit above the QR code; shorten its fields")
+        raise OrderInvalid(
+            "the order's text does not fit above the QR code; shorten its fields",
+            code="order.too_full",
+        )  # fmt: skip
 
 
 def _qr_area(pdf: FPDF) -> None:

@@ -56,6 +56,8 @@ class PkiError(SigningError):
 class PkiNotReady(PkiError):
     """`shanakht pki init` has not been run on this deployment."""
 
+    code = "pki.not_ready"
+
 
 def serial_hex(serial: int) -> str:
     return format(serial, "x")
@@ -347,13 +349,22 @@ class Authority:
     def revoke(self, serial: int, reason: str, *, actor: str) -> IssuedCertificate:
         """Revoke with an RFC 5280 reason and publish a new CRL at once."""
         if reason not in REASONS:
-            raise PkiError(f"unknown reason {reason!r}; reasons are {', '.join(sorted(REASONS))}")
+            raise PkiError(
+                f"unknown reason {reason!r}; reasons are {', '.join(sorted(REASONS))}",
+                code="certificate.reason", field="reason",
+            )  # fmt: skip
         self._lock()
         found = self.get(serial)
         if found is None:
-            raise PkiError(f"no certificate {serial_text(serial)}")
+            raise PkiError(
+                f"no certificate {serial_text(serial)}",
+                code="certificate.unknown", serial=serial_text(serial),
+            )  # fmt: skip
         if found.revoked_at is not None:
-            raise PkiError(f"{serial_text(serial)} was revoked already ({found.reason})")
+            raise PkiError(
+                f"{serial_text(serial)} was revoked already ({found.reason})",
+                code="certificate.revoked", serial=serial_text(serial),
+            )  # fmt: skip
         now = self._clock()
         self._db.execute(
             update(certificates)

@@ -121,15 +121,18 @@ def test_sweep_removes_shredded_ciphertext_and_old_orphans_only(
             runtime.locker(session).delete(document_id, owner=OWNER, who=CITIZEN)
     old = (runtime.clock() - timedelta(days=1)).strftime("%Y%m%dT%H%M%S")
     young = runtime.clock().strftime("%Y%m%dT%H%M%S")
-    runtime.store.put(f"documents/{'a' * 32}/1-{old}", [b"left by a failed upload"])
-    runtime.store.put(f"documents/{'b' * 32}/1-{young}", [b"an upload not yet committed"])
-    assert len(list(runtime.store.keys("documents/"))) == 5
+    # Orphans in both layouts: documents/<2 letters>/<id>.<version>-<when>, and the earlier
+    # documents/<id>/<version>-<when>.
+    runtime.store.put(f"documents/aa/{'a' * 32}.1-{old}", [b"left by a failed upload"])
+    runtime.store.put(f"documents/{'c' * 32}/1-{old}", [b"left by an older release"])
+    runtime.store.put(f"documents/bb/{'b' * 32}.1-{young}", [b"an upload not yet committed"])
+    assert len(list(runtime.store.keys("documents/"))) == 6
 
     code, out = run(cli_env, "locker", "sweep")
 
     assert code == 0, out
-    assert out.strip() == "removed 2 objects of deleted documents and 1 orphaned objects"
-    left = sorted(key.split("/")[1] for key in runtime.store.keys("documents/"))
+    assert out.strip() == "removed 2 objects of deleted documents and 2 orphaned objects"
+    left = sorted(key.split("/")[2].split(".")[0] for key in runtime.store.keys("documents/"))
     assert left == sorted([kept, "b" * 32]), "the live document and the young upload stay"
     code, out = run(cli_env, "locker", "sweep")
     assert out.strip() == "removed 0 objects of deleted documents and 0 orphaned objects"

@@ -161,12 +161,26 @@ def test_upload_sniffing_refuses_or_passes_through(content: bytes, content_type:
 @budget("upload")
 @given(st.lists(st.binary(max_size=64), max_size=12), st.sampled_from(sorted(CONTENT_TYPES)))
 def test_upload_sniffing_any_chunking(chunks: list[bytes], content_type: str) -> None:
-    """However a body arrives in chunks: the refusal or the same bytes, nothing else."""
+    """However a body arrives in chunks (a PDF's first byte alone, say), the verdict is the
+    whole body's: refused exactly when it is empty, too large or starts wrong."""
+    content = b"".join(chunks)
     try:
         passed = b"".join(_checked(iter(chunks), content_type, 256))
-    except DocumentRefused:
+    except DocumentTooLarge:
+        assert len(content) > 256
         return
-    assert passed == b"".join(chunks)
+    except DocumentRefused:
+        assert not content or not _starts_right(content, content_type)
+        return
+    assert passed == content
+    assert _starts_right(content, content_type)
+
+
+def test_a_signature_split_across_chunks_is_still_read() -> None:
+    pdf = [b"%", b"PD", b"F-1.7\n", b"rest"]
+    assert b"".join(_checked(iter(pdf), "application/pdf", 256)) == b"".join(pdf)
+    with pytest.raises(DocumentRefused):
+        list(_checked(iter([b"%", b"PDX-1.7"]), "application/pdf", 256))
 
 
 # Billion laughs: ten levels of ten references, a billion "lol"s (3 GB) if expanded.

@@ -4,6 +4,7 @@ audit log as `shanakht ...` does."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -17,7 +18,9 @@ from api.runtime import Runtime
 from audit import AuditEntry, AuditEvent
 from audit.models import entries
 from identity.nadra import SCENARIOS, CitizenRecord, read_registry
+from locker import rewrap
 from locker.access import Accessor
+from locker.errors import WrappedKeyInvalid
 from tests.http.oidc_kit import PASSWORD, csrf_of, register_citizen
 from tests.unit.audit.helpers import tampering
 
@@ -61,6 +64,9 @@ def _sign_in(web: TestClient, runtime: Runtime, record: CitizenRecord, *, code: 
     if not code:
         return
     step = web.get("/login/second-factor?next=/admin")
+    send = re.search(r'action="(/login/second-factor/send[^"]*)"', step.text)
+    if send is not None:  # the SMS goes when the button is pressed (a POST), not on the GET
+        step = web.post(html.unescape(send.group(1)), data={"csrf": csrf_of(step.text)})
     text = runtime.identity.sms.last_to(record.mobile_numbers[0]).text  # type: ignore[union-attr]
     sms = re.search(r"\b(\d{6})\b", text).group(1)  # type: ignore[union-attr]
     ticket = re.search(r'name="ticket" value="([^"]+)"', step.text).group(1)  # type: ignore[union-attr]
@@ -336,6 +342,24 @@ def test_an_unknown_account_is_404_and_an_admin_cannot_unmake_themself(
     assert "ask another administrator" in refused.text
 
 
+def test_an_administrator_cannot_grant_themself_a_role(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord
+) -> None:
+    me = _post(web, "/admin/officers", {"cnic": admin.cnic}).headers["location"]
+    before = len(_audit(oidc_runtime))
+    refused = _post(web, f"{me}/grant", {"department": DEPARTMENT, "role": "locker.legal"},
+                    page=me)  # fmt: skip
+    assert refused.status_code == 422
+    error = re.search(r'<p class="field-error" id="role-error">([^<]+)</p>', refused.text)
+    assert error
+    assert "ask another administrator" in error.group(1)
+    assert "locker.legal" not in web.get(me).text.split("<main", 1)[1].split("<form", 1)[0]
+    assert len(_audit(oidc_runtime)) == before
+    with oidc_runtime.transaction() as session:
+        account_id = me.rsplit("/", 1)[1]
+        assert not oidc_runtime.provider(session).roles.has(account_id, "locker.legal")
+
+
 # -- e-service clients -------------------------------------------------------------------------
 
 
@@ -459,8 +483,17 @@ def test_a_client_id_taken_is_said_beside_it(web: TestClient, admin: CitizenReco
     assert _post(web, "/admin/clients/new", _client_form()).status_code == 200
     again = _post(web, "/admin/clients/new", _client_form())
     assert again.status_code == 422
-    assert 'id="client_id-error"' in again.text
-    assert "already registered" in again.text
+    error = re.search(r'<p class="field-error" id="client_id-error">([^<]+)</p>', again.text)
+    assert error is not None
+    assert error.group(1) == "A client e-transfer is already registered: choose another id."
+    web.get("/lang/ur")  # the registry's refusal, said from its code and facts
+    urdu = _post(web, "/admin/clients/new", _client_form())
+    assert urdu.status_code == 422
+    error = re.search(r'<p class="field-error" id="client_id-error">([^<]+)</p>', urdu.text)
+    assert error is not None
+    assert "کلائنٹ e-transfer پہلے سے رجسٹرڈ ہے" in error.group(1)
+    assert "already registered" not in urdu.text
+    assert "Not accepted" not in urdu.text
 
 
 # -- keys --------------------------------------------------------------------------------------
@@ -530,6 +563,26 @@ def test_rewrap_runs_in_batches_and_shows_progress(
     assert entry.action == "locker.keys.rewrapped"
     assert entry.details["rewrapped"] == 5
     assert entry.actor == f"citizen:{_pseudonym(oidc_runtime, admin.cnic)}"
+
+
+def test_a_failed_rewrap_names_the_document_version_in_the_readers_language(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def altered(*_args: object) -> bytes:
+        raise WrappedKeyInvalid("the wrapped key does not open")
+
+    monkeypatch.setattr(rewrap, "rewrap_under", altered)
+    _documents(oidc_runtime, 1)
+    _post(web, "/admin/keys/rotate", {"which": "locker"}, page="/admin/keys")
+    _post(web, "/admin/keys/rewrap", {"action": "start"}, page="/admin/keys")
+    admin_keys.rewrap_job(oidc_runtime).wait(30)
+    page = web.get("/admin/keys/rewrap")
+    assert "The re-wrap stopped on an error." in page.text
+    assert ", version 1: its data key could not be re-wrapped" in page.text
+    urdu = web.get("/lang/ur?next=/admin/keys/rewrap")
+    assert "، ورژن 1: اس کی ڈیٹا کلید دوبارہ ریپ نہیں ہو سکی" in urdu.text
+    assert "does not open" not in urdu.text
+    assert "re-wrapped" not in urdu.text
 
 
 def test_a_stopped_rewrap_resumes_where_it_left_off(

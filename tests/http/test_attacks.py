@@ -45,6 +45,9 @@ test instead of repeating it, so the whole catalogue reads in one place.
 | department system issues another department's type (API) | test_locker.py::test_a_system_issues_only_for_its_own_department_whatever_its_scopes |
 | officer issues another department's type on its own desk | test_officer_pages.py::test_an_officer_cannot_act_for_another_department |
 | officer posts to another department's desk (issue, revoke, bulk, sign, legal, requests) | test_attacks.py::test_an_officer_cannot_post_to_another_departments_desk |
+| legal-basis access approved by its own filer (API, pages) | test_exchange.py::test_legal_access_waits_for_a_second_officer_then_is_recorded_and_the_citizen_told, test_officer_legal.py::test_the_filer_cannot_approve_their_own_request_on_the_page |
+| legal-basis access decided by an officer of another department (API, pages) | test_exchange.py::test_an_officer_of_another_department_cannot_decide_a_request, test_officer_legal.py::test_an_officer_of_another_department_cannot_decide_on_the_page |
+| legal-basis access opened before approval, by the approver, after its day, or once refused | test_exchange.py::test_legal_access_waits_for_a_second_officer_then_is_recorded_and_the_citizen_told, test_exchange.py::test_an_approval_must_be_used_within_a_day_and_a_request_decided_within_a_week, test_exchange.py::test_a_refused_request_cannot_be_opened |
 | a consent used by a department it was not given to | test_exchange.py::test_another_departments_consent_and_request_are_not_theirs |
 | another department's request on the officer desk | test_officer_pages.py::test_another_departments_request_is_not_found |
 | the public verifier tells nothing beyond the QR | test_attacks.py::test_the_verifier_answers_only_what_the_code_holds |
@@ -544,6 +547,15 @@ def test_a_sign_in_goes_on_only_to_paths_here(
     for next_page in HOSTILE_NEXT[:3]:
         query = urlencode({"next": next_page, "method": "sms"})
         step = web.get(f"/login/second-factor?{query}")
+        # A GET of the code page sends nothing: press its "Send me a code" button first.
+        send = re.search(r'action="(/login/second-factor/send[^"]*)"', step.text)
+        assert send is not None
+        sent = web.post(
+            send.group(1).replace("&amp;", "&"),
+            data={"csrf": csrf_of(step.text)},
+            follow_redirects=False,
+        )
+        step = web.get(sent.headers["location"])
         sms = oidc_runtime.identity.sms.last_to(record.mobile_numbers[0])
         assert sms is not None
         code = sms.text.split()[3].rstrip(".")
@@ -1096,6 +1108,8 @@ def test_an_officer_cannot_post_to_another_departments_desk(
          {"file": ("batch.zip", b"PK\x05\x06" + bytes(18), "application/zip")}),
         ("/officer/home/sign", {"order_no": "HOME/1"}, None),
         ("/officer/home/legal", {"cnic": office.citizen.cnic}, None),
+        (f"/officer/home/legal/requests/{'a' * 32}/approve", {}, None),
+        (f"/officer/home/legal/requests/{'a' * 32}/open", {}, None),
         ("/officer/home/requests/new", {"cnic": office.citizen.cnic}, None),
         (f"/officer/home/certificates/{office.home_seal_serial:x}",
          {"reason": "key_compromise"}, None),
@@ -1216,6 +1230,9 @@ def test_an_audit_reader_can_change_nothing(web: TestClient, oidc_runtime: Runti
         ("POST", "/locker/issued/birth/revoke?doc_id=x", {"json": {"reason": "x"}}),
         ("POST", "/exchange/requests", {"json": request_body}),
         ("POST", "/exchange/legal-access", {"json": legal_body}),
+        ("POST", f"/exchange/legal-access/{'a' * 32}/approve", {}),
+        ("POST", f"/exchange/legal-access/{'a' * 32}/refuse", {"json": {"reason": "No"}}),
+        ("POST", f"/exchange/legal-access/{'a' * 32}/open", {}),
         ("POST", "/signing/orders/transfer", {"json": order_body}),
         ("POST", "/signing/cms?department=pitb", {"content": b"any file"}),
     ]

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from joserfc import jws
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet, OKPKey
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from api.runtime import Runtime
 from audit import pseudonym
@@ -34,7 +34,7 @@ from locker.doctypes import DOCUMENT_TYPES, Classification, DocumentType
 from locker.errors import StoreUnavailable
 from locker.exchange import SMS_REQUEST
 from locker.inbox import Inbox
-from locker.models import consents, requests, versions
+from locker.models import consents, legal_requests, requests, versions
 from tests.http.live_server import served
 from tests.http.oidc_kit import RelyingParty, register_citizen, register_client, token
 from tests.http.test_roles_and_entries import _access_token, _grant
@@ -621,19 +621,34 @@ class Officer:
     strong: str
     weak: str
     mobile: str
+    pseudonym: str
+
+
+def _legal_officer(
+    web: TestClient, runtime: Runtime, scenario: str, department: str, client_id: str
+) -> Officer:
+    record = read_registry(runtime.identity.nadra_file)[SCENARIOS[scenario]]
+    citizen_id = register_citizen(runtime, record)
+    _grant(runtime, citizen_id, record.cnic, department, "locker.legal")
+    desk = register_client(runtime, client_id, scopes=("openid", "locker", "roles"))
+    weak = _access_token(web, desk, record.cnic, "openid locker")
+    web.cookies.clear()
+    strong = _stepped_up_token(web, runtime, desk, record.cnic, "openid locker")
+    web.cookies.clear()
+    owner = pseudonym(record.cnic, key=runtime.pseudonym_key)
+    return Officer(strong, weak, record.mobile_numbers[0], owner)
 
 
 @pytest.fixture
 def officer(web: TestClient, oidc_runtime: Runtime, scene: Scene) -> Officer:
-    record = read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["active_male"]]
-    citizen_id = register_citizen(oidc_runtime, record)
-    _grant(oidc_runtime, citizen_id, record.cnic, "fia", "locker.legal")
-    desk = register_client(oidc_runtime, "fia-desk", scopes=("openid", "locker", "roles"))
-    weak = _access_token(web, desk, record.cnic, "openid locker")
-    web.cookies.clear()
-    strong = _stepped_up_token(web, oidc_runtime, desk, record.cnic, "openid locker")
-    web.cookies.clear()
-    return Officer(strong, weak, record.mobile_numbers[0])
+    """An officer of fia with locker.legal, who files."""
+    return _legal_officer(web, oidc_runtime, "active_male", "fia", "fia-desk")
+
+
+@pytest.fixture
+def second(web: TestClient, oidc_runtime: Runtime, officer: Officer) -> Officer:
+    """A second officer of fia with locker.legal, who decides."""
+    return _legal_officer(web, oidc_runtime, "two_mobiles", "fia", "fia-review")
 
 
 def _legal(web: TestClient, scene: Scene, access: str, **changes: Any) -> Any:
@@ -645,6 +660,27 @@ def _legal(web: TestClient, scene: Scene, access: str, **changes: Any) -> Any:
         **changes,
     }
     return web.post("/exchange/legal-access", json=body, headers=_bearer(access))
+
+
+def _decide(web: TestClient, request_id: str, access: str, action: str, **body: Any) -> Any:
+    return web.post(
+        f"/exchange/legal-access/{request_id}/{action}",
+        headers=_bearer(access),
+        **({"json": body} if body else {}),
+    )
+
+
+def _granted(
+    web: TestClient, scene: Scene, officer: Officer, second: Officer, **changes: Any
+) -> dict[str, Any]:
+    """Filed by the officer, approved by the second, opened by the officer: the grant."""
+    filed = _legal(web, scene, officer.strong, **changes)
+    assert filed.status_code == 201, filed.text
+    approved = _decide(web, filed.json()["id"], second.strong, "approve")
+    assert approved.status_code == 200, approved.text
+    opened = _decide(web, filed.json()["id"], officer.strong, "open")
+    assert opened.status_code == 201, opened.text
+    return dict(opened.json())
 
 
 def test_legal_access_is_only_for_a_holder_of_the_role_signed_in_with_a_second_factor(
@@ -662,16 +698,47 @@ def test_legal_access_is_only_for_a_holder_of_the_role_signed_in_with_a_second_f
     assert "never released" in _problem(uploads, 422)["detail"]
     in_reference = _legal(web, scene, officer.strong, legal_reference=f"FIR about {scene.cnic}")
     assert _problem(in_reference, 422)["detail"] == "a legal reference must not hold a CNIC"
-    _problem(_legal(web, scene, officer.strong, disclosure_delay_days=400), 400)
+    _problem(_legal(web, scene, officer.strong, disclosure_delay_days=91), 400)
+    _problem(web.get("/exchange/legal-access/pending", headers=_bearer(scene.strong)), 403)
     assert _actions(oidc_runtime) == before
+    assert _count(oidc_runtime, legal_requests) == 0
 
 
-def test_legal_access_is_recorded_and_the_citizen_told_at_once(
-    web: TestClient, scene: Scene, officer: Officer, oidc_runtime: Runtime
+def test_legal_access_waits_for_a_second_officer_then_is_recorded_and_the_citizen_told(
+    web: TestClient, scene: Scene, officer: Officer, second: Officer, oidc_runtime: Runtime
 ) -> None:
-    opened = _legal(web, scene, officer.strong)
+    sent = len(oidc_runtime.identity.sms.messages())
+    filed = _legal(web, scene, officer.strong)
+    assert filed.status_code == 201, filed.text
+    request = filed.json()
+    assert request["status"] == "pending"
+    assert request["filed_by"] == officer.pseudonym
+    assert filed.headers["location"] == f"/exchange/legal-access/{request['id']}"
+    assert len(oidc_runtime.identity.sms.messages()) == sent, "nobody is told on filing"
+    assert web.get("/exchange/inbox", headers=_bearer(scene.weak)).json() == {"messages": []}
+    pending = web.get("/exchange/legal-access/pending", headers=_bearer(second.strong)).json()
+    assert [r["id"] for r in pending["requests"]] == [request["id"]]
+    own = web.get("/exchange/legal-access/pending", headers=_bearer(officer.strong)).json()
+    assert own == {"requests": []}, "the filer is never asked to decide their own"
+
+    early = _decide(web, request["id"], officer.strong, "open")
+    assert _problem(early, 409)["detail"] == "the request awaits a second officer's approval"
+    own_approval = _decide(web, request["id"], officer.strong, "approve")
+    assert "second officer" in _problem(own_approval, 403)["detail"]
+    _problem(_decide(web, request["id"], second.weak, "approve"), 403)
+    approved = _decide(web, request["id"], second.strong, "approve")
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "approved"
+    assert approved.json()["decided_by"] == second.pseudonym
+    _problem(_decide(web, request["id"], second.strong, "approve"), 409)
+    not_theirs = _decide(web, request["id"], second.strong, "open")
+    assert "only the officer who filed" in _problem(not_theirs, 403)["detail"]
+    assert len(oidc_runtime.identity.sms.messages()) == sent
+
+    opened = _decide(web, request["id"], officer.strong, "open")
     assert opened.status_code == 201, opened.text
     grant = opened.json()
+    assert (grant["request_id"], grant["approved_by"]) == (request["id"], second.pseudonym)
     assert grant["disclose_after"] is None
     assert sorted(d["id"] for d in grant["documents"]) == sorted([scene.birth, scene.character])
     sms = oidc_runtime.identity.sms.last_to(scene.mobile)
@@ -696,13 +763,24 @@ def test_legal_access_is_recorded_and_the_citizen_told_at_once(
         web.get(other, headers={**_bearer(officer.strong), "Shanakht-Legal-Grant": grant["grant"]}),
         404,
     )
-    accessed = [e for e in _log(oidc_runtime) if e["action"].startswith("locker.legal.")]
-    assert [e["action"] for e in accessed] == ["locker.legal.accessed", "locker.legal.fetched"]
+    log = [e for e in _log(oidc_runtime) if e["action"].startswith("locker.legal.")]
+    assert [e["action"] for e in log] == [
+        "locker.legal.requested",
+        "locker.legal.approved",
+        "locker.legal.accessed",
+        "locker.legal.fetched",
+    ]
+    requested, approval, *accessed = log
+    assert (requested["actor"], requested["subject"]) == (officer.pseudonym, None)
+    assert (approval["actor"], approval["subject"]) == (second.pseudonym, None)
+    assert approval["details"]["filer"] == officer.pseudonym
     for entry in accessed:
         assert entry["details"]["basis"] == (
             "legal:Order of the Sessions Court Lahore, Crl. Misc. 4471-B/2026"
         )
         assert entry["details"]["organisation"] == "fia"
+        assert entry["details"]["official"] == officer.pseudonym
+        assert entry["details"]["approver"] == second.pseudonym
         assert entry["purpose"] == "Investigation of a forged admission record"
         assert entry["subject"] == scene.owner
         assert "disclose_after" not in entry["details"]
@@ -711,13 +789,76 @@ def test_legal_access_is_recorded_and_the_citizen_told_at_once(
     )
 
 
-def test_a_disclosure_delay_holds_back_the_notice_and_marks_every_entry(
+def test_an_officer_of_another_department_cannot_decide_a_request(
     web: TestClient, scene: Scene, officer: Officer, oidc_runtime: Runtime
 ) -> None:
+    police = _legal_officer(web, oidc_runtime, "two_mobiles", "police", "police-desk")
+    request_id = _legal(web, scene, officer.strong).json()["id"]
+    assert web.get("/exchange/legal-access/pending", headers=_bearer(police.strong)).json() == {
+        "requests": []
+    }
+    _problem(web.get(f"/exchange/legal-access/{request_id}", headers=_bearer(police.strong)), 404)
+    _problem(_decide(web, request_id, police.strong, "approve"), 404)
+    _problem(_decide(web, request_id, police.strong, "refuse", reason="Not enough"), 404)
+    state = web.get(f"/exchange/legal-access/{request_id}", headers=_bearer(officer.strong))
+    assert state.json()["status"] == "pending"
+    assert not [e for e in _actions(oidc_runtime) if e == "locker.legal.approved"]
+
+
+def test_a_refused_request_cannot_be_opened(
+    web: TestClient, scene: Scene, officer: Officer, second: Officer, oidc_runtime: Runtime
+) -> None:
+    request_id = _legal(web, scene, officer.strong).json()["id"]
+    _problem(_decide(web, request_id, second.strong, "refuse", reason=""), 400)
+    refused = _decide(web, request_id, second.strong, "refuse", reason="Order not produced")
+    assert refused.status_code == 200, refused.text
+    assert (refused.json()["status"], refused.json()["refusal_reason"]) == (
+        "refused",
+        "Order not produced",
+    )
+    opened = _decide(web, request_id, officer.strong, "open")
+    assert _problem(opened, 409)["detail"] == "a second officer refused the request"
+    _problem(_decide(web, request_id, second.strong, "approve"), 409)
+    assert web.get("/exchange/inbox", headers=_bearer(scene.weak)).json() == {"messages": []}
+    (entry,) = [e for e in _log(oidc_runtime) if e["action"] == "locker.legal.refused"]
+    assert (entry["actor"], entry["details"]["filer"]) == (second.pseudonym, officer.pseudonym)
+
+
+def test_an_approval_must_be_used_within_a_day_and_a_request_decided_within_a_week(
+    web: TestClient, scene: Scene, officer: Officer, second: Officer, oidc_runtime: Runtime
+) -> None:
+    approved = _legal(web, scene, officer.strong).json()["id"]
+    undecided = _legal(web, scene, officer.strong).json()["id"]
+    _decide(web, approved, second.strong, "approve")
+    # A day passes for the approval and a week for the other request (their times moved
+    # back rather than the clock on, which would end the officers' tokens too).
+    with oidc_runtime.transaction() as session:
+        for request_id, column, by in (
+            (approved, legal_requests.c.decided_at, timedelta(hours=24)),
+            (undecided, legal_requests.c.created_at, timedelta(days=7)),
+        ):
+            when = session.execute(
+                select(column).where(legal_requests.c.id == request_id)
+            ).scalar_one()
+            session.execute(
+                update(legal_requests)
+                .where(legal_requests.c.id == request_id)
+                .values({column.name: when - by})
+            )
+    lapsed = _decide(web, approved, officer.strong, "open")
+    assert "within 24 hours" in _problem(lapsed, 409)["detail"]
+    expired = _decide(web, undecided, second.strong, "approve")
+    assert "within 7 days" in _problem(expired, 409)["detail"]
+    state = web.get(f"/exchange/legal-access/{undecided}", headers=_bearer(officer.strong))
+    assert state.json()["status"] == "expired"
+    assert web.get("/exchange/inbox", headers=_bearer(scene.weak)).json() == {"messages": []}
+
+
+def test_a_disclosure_delay_holds_back_the_notice_and_marks_every_entry(
+    web: TestClient, scene: Scene, officer: Officer, second: Officer, oidc_runtime: Runtime
+) -> None:
     sent = len(oidc_runtime.identity.sms.messages())
-    opened = _legal(web, scene, officer.strong, disclosure_delay_days=30, doctypes=["birth"])
-    assert opened.status_code == 201, opened.text
-    grant = opened.json()
+    grant = _granted(web, scene, officer, second, disclosure_delay_days=30, doctypes=["birth"])
     when = datetime.fromisoformat(grant["disclose_after"])
     assert (
         timedelta(days=30) - timedelta(seconds=5)
@@ -729,7 +870,11 @@ def test_a_disclosure_delay_holds_back_the_notice_and_marks_every_entry(
     url = f"/exchange/legal-access/{grant['grant_id']}/documents/{scene.birth}"
     headers = {**_bearer(officer.strong), "Shanakht-Legal-Grant": grant["grant"]}
     assert web.get(url, headers=headers).content == PDF
-    accessed = [e for e in _log(oidc_runtime) if e["action"].startswith("locker.legal.")]
+    accessed = [
+        e
+        for e in _log(oidc_runtime)
+        if e["action"] in ("locker.legal.accessed", "locker.legal.fetched")
+    ]
     assert len(accessed) == 2
     assert {e["details"]["disclose_after"] for e in accessed} == {grant["disclose_after"]}
     assert accessed[1]["details"]["grant"] == grant["grant_id"]
@@ -739,15 +884,16 @@ def test_a_disclosure_delay_holds_back_the_notice_and_marks_every_entry(
 
 
 def test_a_grant_is_the_officers_own(
-    web: TestClient, scene: Scene, officer: Officer, oidc_runtime: Runtime
+    web: TestClient, scene: Scene, officer: Officer, second: Officer, oidc_runtime: Runtime
 ) -> None:
-    grant = _legal(web, scene, officer.strong).json()
+    grant = _granted(web, scene, officer, second)
     url = f"/exchange/legal-access/{grant['grant_id']}/documents/{scene.birth}"
     headers = {"Shanakht-Legal-Grant": grant["grant"]}
     assert _problem(web.get(url, headers={**headers, **_bearer(scene.strong)}), 403)["title"] == (
         "The grant does not allow this"
     )
     _problem(web.get(url, headers={**headers, **_bearer(officer.weak)}), 403)
+    _problem(web.get(url, headers={**headers, **_bearer(second.strong)}), 403)
     other_grant = "/exchange/legal-access/abcdefabcdefabcdefabcdefabcdefab/documents/"
     _problem(
         web.get(other_grant + scene.birth, headers={**headers, **_bearer(officer.strong)}), 403
@@ -758,7 +904,7 @@ def test_a_grant_is_the_officers_own(
 
 
 def test_every_action_is_a_schedule_ii_entry_without_a_cnic(
-    web: TestClient, scene: Scene, officer: Officer, oidc_runtime: Runtime
+    web: TestClient, scene: Scene, officer: Officer, second: Officer, oidc_runtime: Runtime
 ) -> None:
     consent_id = _consent(web, scene)["id"]
     _manifest(web, scene, consent_id)
@@ -772,7 +918,7 @@ def test_every_action_is_a_schedule_ii_entry_without_a_cnic(
     _fetch(web, scene, consent_id, scene.birth)  # refused, and recorded
     denied = _file(web, scene).json()["id"]
     web.post(f"/exchange/requests/{denied}/deny", headers=_bearer(scene.weak))
-    _legal(web, scene, officer.strong)
+    _granted(web, scene, officer, second)
     log = _log(oidc_runtime)
     exchange = [e for e in log if e["action"].startswith(("locker.exchange.", "locker.legal."))]
     assert {e["action"] for e in exchange} == {
@@ -786,6 +932,8 @@ def test_every_action_is_a_schedule_ii_entry_without_a_cnic(
         "locker.exchange.revoked",
         "locker.exchange.refused",
         "locker.exchange.denied",
+        "locker.legal.requested",
+        "locker.legal.approved",
         "locker.legal.accessed",
     }
     for entry in exchange:
@@ -793,7 +941,10 @@ def test_every_action_is_a_schedule_ii_entry_without_a_cnic(
         assert details["system"] == "shanakht-locker"
         for field in ("organisation", "basis", "fields", "output"):
             assert details[field], (entry["action"], field)
-        assert entry["subject"] == scene.owner
+        # A legal request's filing and decision name the citizen only in their details, so that
+        # nothing the citizen reads shows an investigation before its first opening.
+        decision = entry["action"] in ("locker.legal.requested", "locker.legal.approved")
+        assert entry["subject"] == (None if decision else scene.owner)
         assert entry["time"]
         assert entry["actor"]
     text = json.dumps(log)

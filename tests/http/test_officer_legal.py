@@ -1,7 +1,9 @@
-"""The officer's legal-basis page through the app: only an officer holding locker.legal in the
-department, signed in with a second factor, opens a citizen's documents with a legal
-reference; the download streams the document as the API does; the access is recorded as
-this officer's for the department and the citizen sees it with its reference."""
+"""The officer's legal-basis pages through the app, under the two-person rule: an officer
+holding locker.legal in the department, signed in with a second factor, files a request with a
+legal reference; a second officer of the department approves or refuses it (never the filer,
+never an officer of another department); only then the filer opens it and downloads, as the
+API streams it. Every step is recorded naming both officers, and the citizen sees the access
+with its reference."""
 
 from __future__ import annotations
 
@@ -12,14 +14,18 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
+from sqlalchemy import select
 
 from api.runtime import Runtime
 from identity.nadra import CitizenRecord
+from locker import legal
+from locker.models import legal_requests
 from tests.http.oidc_kit import csrf_of
 from tests.http.test_officer_pages import (
     PDF,
     Office,
     entries_of,
+    in_language,
     owner_of,
     set_up_office,
     sign_in,
@@ -70,6 +76,7 @@ def legal_officer(web: TestClient, oidc_runtime: Runtime, office: Office) -> Off
 
 
 def _open(web: TestClient, office: Office, department: str = "lgcd", **fields: object) -> Response:
+    """File a legal-access request from the page (the first officer's step)."""
     data: dict[str, object] = {
         "cnic": office.citizen.cnic,
         "doctypes": ["birth"],
@@ -80,6 +87,66 @@ def _open(web: TestClient, office: Office, department: str = "lgcd", **fields: o
         **fields,
     }
     return web.post(f"/officer/{department}/legal", data=data, follow_redirects=False)
+
+
+def _grant_role(runtime: Runtime, record: CitizenRecord, department: str) -> None:
+    with runtime.transaction() as session:
+        provider = runtime.provider(session)
+        account = provider.accounts.by_pseudonym(owner_of(runtime, record.cnic))
+        assert account is not None
+        provider.roles.grant(account.id, account.pseudonym, department, "locker.legal", by="a:t")
+
+
+@pytest.fixture
+def second(oidc_runtime: Runtime, legal_officer: Office) -> CitizenRecord:
+    """A second officer of lgcd holding locker.legal, who decides (not yet signed in)."""
+    _grant_role(oidc_runtime, legal_officer.other, "lgcd")
+    return legal_officer.other
+
+
+def _as(web: TestClient, runtime: Runtime, record: CitizenRecord) -> None:
+    web.cookies.clear()
+    sign_in(web, runtime, record, code=True)
+
+
+def _post(web: TestClient, action: str, **fields: str) -> Response:
+    csrf = csrf_of(web.get("/officer/lgcd/legal").text)
+    return web.post(action, data={"csrf": csrf, **fields}, follow_redirects=False)
+
+
+def _request_id(html: str) -> str:
+    found = re.search(r"/officer/lgcd/legal/requests/([A-Za-z0-9_-]+)/(?:approve|open)", html)
+    assert found is not None, "no request to act on"
+    return found.group(1)
+
+
+def _approved(web: TestClient, runtime: Runtime, office: Office, second: CitizenRecord) -> str:
+    """Filed by the officer, approved by the second officer; the officer signed in again."""
+    filed = _open(web, office)
+    assert filed.status_code == 201, filed.text
+    _as(web, runtime, second)
+    request_id = _request_id(web.get("/officer/lgcd/legal/requests").text)
+    approved = _post(web, f"/officer/lgcd/legal/requests/{request_id}/approve")
+    assert approved.status_code == 303, approved.text
+    _as(web, runtime, office.officer)
+    return request_id
+
+
+def _opened(
+    web: TestClient, runtime: Runtime, office: Office, second: CitizenRecord, **fields: object
+) -> Response:
+    """The whole two-person walk on the pages, to the grant's page."""
+    if fields:
+        assert _open(web, office, **fields).status_code == 201
+        _as(web, runtime, second)
+        request_id = _request_id(web.get("/officer/lgcd/legal/requests").text)
+        _post(web, f"/officer/lgcd/legal/requests/{request_id}/approve")
+        _as(web, runtime, office.officer)
+    else:
+        request_id = _approved(web, runtime, office, second)
+    opened = _post(web, f"/officer/lgcd/legal/requests/{request_id}/open")
+    assert opened.status_code == 201, opened.text
+    return opened
 
 
 def _field_error(html: str, field: str) -> str:
@@ -119,18 +186,46 @@ def test_the_desk_links_the_page_for_legal_officers_only(
     assert "/legal" not in web.get("/officer").text
 
 
-def test_a_legal_officer_opens_and_downloads_a_document_and_the_citizen_sees_why(
-    web: TestClient, oidc_runtime: Runtime, legal_officer: Office
+def test_a_filed_request_waits_for_a_second_officer_who_approves_then_the_filer_opens(
+    web: TestClient, oidc_runtime: Runtime, legal_officer: Office, second: CitizenRecord
 ) -> None:
     form = web.get("/officer/lgcd/legal")
     assert form.status_code == 200
-    assert "recorded in the audit log as yours" in form.text
-    assert "The citizen is told at once" in form.text
+    assert "nothing is opened until a second officer" in form.text
+    assert "You cannot approve your own request" in form.text
+    assert "The citizen is told when you first open the documents" in form.text
     assert 'name="disclosure_delay_days"' in form.text
-    opened = _open(web, legal_officer)
+    sent = len(oidc_runtime.identity.sms.messages())
+    filed = _open(web, legal_officer)
+    assert filed.status_code == 201, filed.text
+    assert "waiting for a second officer" in filed.text
+    assert "Waiting for a second officer" in filed.text  # its state, in the list of mine
+    assert "/approve" not in filed.text, "nobody is offered their own request to decide"
+    assert "/open" not in filed.text
+    assert len(oidc_runtime.identity.sms.messages()) == sent
+    assert _legal_entries(oidc_runtime) == []
+
+    _as(web, oidc_runtime, second)
+    awaiting = web.get("/officer/lgcd/legal/requests")
+    assert awaiting.status_code == 200
+    assert "Awaiting your decision" in awaiting.text
+    assert REFERENCE in awaiting.text
+    assert legal_officer.officer.full_name in awaiting.text  # who filed it
+    request_id = _request_id(awaiting.text)
+    assert f'for="refusal_reason-{request_id}"' in awaiting.text  # the reason is labelled
+    approved = _post(web, f"/officer/lgcd/legal/requests/{request_id}/approve")
+    assert approved.status_code == 303
+    assert "You approved the request" in web.get(approved.headers["location"]).text
+    assert _post(web, f"/officer/lgcd/legal/requests/{request_id}/open").status_code == 403
+
+    _as(web, oidc_runtime, legal_officer.officer)
+    mine = web.get("/officer/lgcd/legal/requests")
+    assert f"/officer/lgcd/legal/requests/{request_id}/open" in mine.text
+    opened = _post(web, f"/officer/lgcd/legal/requests/{request_id}/open")
     assert opened.status_code == 201, opened.text
     assert "The citizen was told by SMS and in their locker" in opened.text
     assert "Crl. Misc. 4471-B/2026" in opened.text
+    assert second.full_name in opened.text  # approved by
     ((action, grant),) = _downloads(opened.text)
     sms = oidc_runtime.identity.sms.last_to(legal_officer.citizen.mobile_numbers[0])
     assert sms is not None
@@ -144,14 +239,19 @@ def test_a_legal_officer_opens_and_downloads_a_document_and_the_citizen_sees_why
     assert downloaded.headers["repr-digest"].startswith("sha-256=:")
 
     officer = owner_of(oidc_runtime, legal_officer.officer.cnic)
+    approver = owner_of(oidc_runtime, second.cnic)
     accessed, fetched = _legal_entries(oidc_runtime)
     for entry in (accessed, fetched):
         assert f'"official":"{officer}"' in entry
+        assert f'"approver":"{approver}"' in entry
         assert '"organisation":"lgcd"' in entry
         assert f'"basis":"legal:{REFERENCE}"' in entry
         assert legal_officer.citizen.cnic not in entry
     assert '"action":"locker.legal.accessed"' in accessed
     assert '"action":"locker.legal.fetched"' in fetched
+    (approval,) = entries_of(oidc_runtime, "locker.legal.approved")
+    assert f'"actor":"{approver}"' in approval.decode()
+    assert f'"filer":"{officer}"' in approval.decode()
 
     web.cookies.clear()
     sign_in(web, oidc_runtime, legal_officer.citizen, code=False)
@@ -159,12 +259,96 @@ def test_a_legal_officer_opens_and_downloads_a_document_and_the_citizen_sees_why
     assert access.status_code == 200
     assert f"Legal basis: {REFERENCE}" in access.text
     assert "Fetched a document on a legal basis" in access.text
+    rows = re.findall(r"<tr>.*?</tr>", access.text, re.S)
+    legal_rows = [r for r in rows if f"Legal basis: {REFERENCE}" in r]
+    assert len(legal_rows) == 2  # the opening and the download
+    for row in legal_rows:  # the department both officers act for
+        assert re.search(r"<td>Local Government(<br>|</td>)", row), row
+
+
+def test_the_filer_cannot_approve_their_own_request_on_the_page(
+    web: TestClient, oidc_runtime: Runtime, legal_officer: Office
+) -> None:
+    filed = _open(web, legal_officer)
+    assert filed.status_code == 201
+    with oidc_runtime.sessions() as session:
+        (request_id,) = session.execute(select(legal_requests.c.id)).scalars()
+    refused = _post(web, f"/officer/lgcd/legal/requests/{request_id}/approve")
+    assert refused.status_code == 403
+    assert "You filed this request: a second officer of the department must decide it." in (
+        refused.text
+    )
+    early = _post(web, f"/officer/lgcd/legal/requests/{request_id}/open")
+    assert early.status_code == 409
+    assert "still awaits a second officer" in early.text
+    assert entries_of(oidc_runtime, "locker.legal.approved") == []
+
+
+def test_an_officer_of_another_department_cannot_decide_on_the_page(
+    web: TestClient, oidc_runtime: Runtime, legal_officer: Office
+) -> None:
+    _open(web, legal_officer)
+    with oidc_runtime.sessions() as session:
+        (request_id,) = session.execute(select(legal_requests.c.id)).scalars()
+    _grant_role(oidc_runtime, legal_officer.other, "home")  # locker.legal, but in home
+    _as(web, oidc_runtime, legal_officer.other)
+    assert "Awaiting your decision" in web.get("/officer/home/legal/requests").text
+    assert REFERENCE not in web.get("/officer/home/legal/requests").text
+    csrf = csrf_of(web.get("/officer/home/legal").text)
+    for department, status in (("home", 404), ("lgcd", 403)):
+        action = f"/officer/{department}/legal/requests/{request_id}/approve"
+        assert web.post(action, data={"csrf": csrf}).status_code == status, department
+    assert entries_of(oidc_runtime, "locker.legal.approved") == []
+
+
+def test_a_refusal_needs_a_reason_and_a_refused_request_cannot_be_opened(
+    web: TestClient, oidc_runtime: Runtime, legal_officer: Office, second: CitizenRecord
+) -> None:
+    _open(web, legal_officer)
+    _as(web, oidc_runtime, second)
+    request_id = _request_id(web.get("/officer/lgcd/legal/requests").text)
+    action = f"/officer/lgcd/legal/requests/{request_id}/refuse"
+    empty = _post(web, action, refusal_reason=f"about {legal_officer.citizen.cnic}")
+    assert empty.status_code == 400
+    assert "Say why you refuse" in _field_error(empty.text, f"refusal_reason-{request_id}")
+    refused = _post(web, action, refusal_reason="The order names another person")
+    assert refused.status_code == 303
+    _as(web, oidc_runtime, legal_officer.officer)
+    mine = web.get("/officer/lgcd/legal/requests")
+    assert "The order names another person" in mine.text
+    assert "/open" not in mine.text
+    opened = _post(web, f"/officer/lgcd/legal/requests/{request_id}/open")
+    assert opened.status_code == 409
+    assert "A second officer refused this request" in opened.text
+    assert _legal_entries(oidc_runtime) == []
+    (entry,) = entries_of(oidc_runtime, "locker.legal.refused")
+    assert f'"actor":"{owner_of(oidc_runtime, second.cnic)}"' in entry.decode()
+
+
+def test_the_requests_page_is_in_urdu(
+    web: TestClient, oidc_runtime: Runtime, legal_officer: Office, second: CitizenRecord
+) -> None:
+    _open(web, legal_officer)
+    _as(web, oidc_runtime, second)
+    in_language(web, "ur")
+    shown = web.get("/officer/lgcd/legal/requests")
+    assert shown.status_code == 200
+    assert "قانونی بنیاد پر درخواستیں" in shown.text
+    assert "آپ کے فیصلے کی منتظر" in shown.text
+    assert "مسترد کریں" in shown.text
+    assert "Awaiting your decision" not in shown.text
+    request_id = _request_id(shown.text)
+    _as(web, oidc_runtime, legal_officer.officer)
+    in_language(web, "ur")
+    early = _post(web, f"/officer/lgcd/legal/requests/{request_id}/open")
+    assert "یہ درخواست ابھی دوسرے افسر کی منظوری کی منتظر ہے" in early.text
+    assert "awaits a second officer" not in early.text
 
 
 def test_a_grant_from_the_page_is_refused_once_tampered_and_reaches_only_its_documents(
-    web: TestClient, oidc_runtime: Runtime, legal_officer: Office
+    web: TestClient, oidc_runtime: Runtime, legal_officer: Office, second: CitizenRecord
 ) -> None:
-    opened = _open(web, legal_officer)
+    opened = _opened(web, oidc_runtime, legal_officer, second)
     ((action, grant),) = _downloads(opened.text)
     csrf = csrf_of(opened.text)
     forged = web.post(action, data={"grant": grant[:-4] + "AAAA", "csrf": csrf})
@@ -177,13 +361,13 @@ def test_a_grant_from_the_page_is_refused_once_tampered_and_reaches_only_its_doc
 
 
 def test_a_disclosure_delay_is_said_and_no_sms_goes(
-    web: TestClient, oidc_runtime: Runtime, legal_officer: Office
+    web: TestClient, oidc_runtime: Runtime, legal_officer: Office, second: CitizenRecord
 ) -> None:
     sent = len(oidc_runtime.identity.sms.messages())
-    opened = _open(web, legal_officer, disclosure_delay_days="30")
-    assert opened.status_code == 201, opened.text
+    opened = _opened(web, oidc_runtime, legal_officer, second, disclosure_delay_days="30")
     assert "The citizen will be told when the delay ends" in opened.text
-    assert len(oidc_runtime.identity.sms.messages()) == sent
+    later = oidc_runtime.identity.sms.messages()[sent:]
+    assert all(m.to != legal_officer.citizen.mobile_numbers[0] for m in later)
     (accessed,) = _legal_entries(oidc_runtime)
     assert '"disclose_after":' in accessed
 
@@ -242,8 +426,8 @@ def test_a_form_without_its_csrf_token_is_refused(
         ({"legal_reference": "   "}, "legal_reference", "Give the legal reference"),
         ({"legal_reference": "x" * 101}, "legal_reference", "1 to 100"),
         ({"reason": ""}, "reason", "1 to 500"),
-        ({"disclosure_delay_days": "400"}, "disclosure_delay_days", "0 to 365"),
-        ({"disclosure_delay_days": "soon"}, "disclosure_delay_days", "0 to 365"),
+        ({"disclosure_delay_days": "91"}, "disclosure_delay_days", "0 to 90"),
+        ({"disclosure_delay_days": "soon"}, "disclosure_delay_days", "0 to 90"),
     ],
 )
 def test_a_wrong_field_is_named_beside_it(
@@ -274,4 +458,38 @@ def test_a_reference_holding_a_cnic_is_refused_beside_it(
     refused = _open(web, legal_officer, legal_reference=f"FIR about {citizen.cnic}")
     assert refused.status_code == 400
     assert "without a CNIC" in _field_error(refused.text, "legal_reference")
+    assert _legal_entries(oidc_runtime) == []
+
+
+@pytest.mark.parametrize(
+    ("limit", "fields", "field", "english", "urdu"),
+    [
+        ("MAX_REFERENCE", {}, "legal_reference",
+         "Give the legal reference in 1 to 10 characters.", "قانونی حوالہ 1 سے 10 حروف میں"),
+        ("MAX_DELAY_DAYS", {"disclosure_delay_days": "30"}, "disclosure_delay_days",
+         "Give a whole number of days from 0 to 10.", "0 سے 10 تک دنوں کی کوئی مکمل تعداد"),
+    ],
+)  # fmt: skip
+def test_a_legal_basis_the_locker_refuses_is_said_beside_its_field_in_the_readers_language(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    legal_officer: Office,
+    monkeypatch: pytest.MonkeyPatch,
+    limit: str,
+    fields: dict[str, Any],
+    field: str,
+    english: str,
+    urdu: str,
+) -> None:
+    monkeypatch.setattr(legal, limit, 10)  # stricter than the page's own checks
+    refused = _open(web, legal_officer, **fields)
+    assert refused.status_code == 400, refused.text
+    assert english in _field_error(refused.text, field)
+    in_language(web, "ur")
+    said = _open(web, legal_officer, **fields)
+    assert said.status_code == 400
+    assert urdu in _field_error(said.text, field)
+    assert "a legal reference is" not in said.text
+    assert "a disclosure delay is" not in said.text
+    assert REASON in said.text  # what was typed is kept
     assert _legal_entries(oidc_runtime) == []

@@ -6,6 +6,7 @@ transfer orders delivered, certificates revoked."""
 from __future__ import annotations
 
 import base64
+import html
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from api.runtime import Runtime
 from audit import pseudonym
 from audit.models import entries
 from identity.nadra import SCENARIOS, CitizenRecord, read_registry
+from locker import exchange
 from signing.pki.authority import Subject, serial_hex
 from signing.pki.custody import create_root
 from signing.pki.profiles import DEPARTMENT_SEAL, OFFICER_SIGNING, QR_SIGNER
@@ -101,6 +103,9 @@ def sign_in(web: TestClient, runtime: Runtime, record: CitizenRecord, *, code: b
     if not code:
         return
     step = web.get("/login/second-factor?next=/officer")
+    send = re.search(r'action="(/login/second-factor/send[^"]*)"', step.text)
+    if send is not None:  # the SMS goes when the button is pressed (a POST), not on the GET
+        step = web.post(html.unescape(send.group(1)), data={"csrf": csrf_of(step.text)})
     message = runtime.identity.sms.last_to(record.mobile_numbers[0])
     assert message is not None
     text = message.text
@@ -165,6 +170,11 @@ def _field_error(html: str, field: str) -> str:
     found = re.search(rf'<p class="field-error" id="{field}-error">([^<]+)</p>', html)
     assert found is not None, f"no error beside {field}"
     return found.group(1)
+
+
+def in_language(web: TestClient, lang: str) -> None:
+    """Read the pages in `lang` from now on, as the header's language switch does (a cookie)."""
+    assert web.get(f"/lang/{lang}", follow_redirects=False).status_code == 303
 
 
 # -- who may open what -------------------------------------------------------------------------
@@ -399,7 +409,19 @@ def test_a_request_is_filed_approved_and_fetched_through_the_service(
     assert web.post(fetch, data={"csrf": csrf_of(page.text)}).content == PDF
     spent = web.post(fetch, data={"csrf": csrf_of(page.text)})
     assert spent.status_code == 409
-    assert "cannot be fetched" in spent.text
+    assert (
+        "The document cannot be fetched: All 2 fetches this consent allows have been made."
+        in spent.text
+    )
+    in_language(web, "ur")  # the refusal said from its code and facts, not its English
+    urdu = web.post(fetch, data={"csrf": csrf_of(page.text)})
+    assert urdu.status_code == 409
+    assert (
+        "دستاویز حاصل نہیں کی جا سکتی: اس رضامندی کے تحت اجازت شدہ تمام 2 حصول ہو چکے ہیں"
+        in urdu.text
+    )
+    assert "fetches this consent allows" not in urdu.text
+    in_language(web, "en")
     assert "2 / 2" in web.get(f"/officer/lgcd/requests/{request_id}").text
 
 
@@ -521,3 +543,108 @@ def test_a_certificate_of_the_department_is_revoked_with_a_reason(
     assert revoked is not None
     assert revoked.reason == "key_compromise"
     assert web.post(foreign, data={"reason": "superseded", "csrf": csrf}).status_code == 404
+
+
+# -- the domain's refusals, in the reader's language -------------------------------------------
+
+
+def test_an_invalid_order_is_refused_beside_its_field_in_the_readers_language(
+    web: TestClient, oidc_runtime: Runtime, office: Office
+) -> None:
+    sign_in(web, oidc_runtime, office.officer, code=True)
+    order = {**ORDER, "teacher_cnic": office.citizen.cnic, "csrf": _csrf(web, "/officer/sed/sign")}
+    same = {**order, "to_school": ORDER["from_school"]}  # only the order itself checks this
+    english = web.post("/officer/sed/sign", data=same)
+    assert english.status_code == 422
+    assert "would join the school they leave" in _field_error(english.text, "to_school")
+    assert "Check the fields marked below." in english.text
+    in_language(web, "ur")
+    urdu = web.post("/officer/sed/sign", data=same)
+    assert urdu.status_code == 422
+    assert "استاد اسی اسکول میں جائیں گے" in _field_error(urdu.text, "to_school")
+    assert "same school" not in urdu.text
+    assert "would join" not in urdu.text
+    named = web.post("/officer/sed/sign", data={**order, "teacher_name": "عائشہ بی بی"})
+    assert named.status_code == 422
+    assert "لاطینی حروف" in _field_error(named.text, "teacher_name")
+    assert "Helvetica" not in named.text
+    assert "Latin letters" not in named.text
+    with oidc_runtime.transaction() as session:
+        assert oidc_runtime.locker(session).list(owner_of(oidc_runtime, office.citizen.cnic)) == []
+
+
+def test_revoking_a_revoked_certificate_is_refused_in_the_readers_language(
+    web: TestClient, oidc_runtime: Runtime, office: Office
+) -> None:
+    sign_in(web, oidc_runtime, office.officer, code=True)
+    path = f"/officer/sed/certificates/{serial_hex(office.qr_serial)}"
+    csrf = _csrf(web, path)
+    done = web.post(path, data={"reason": "superseded", "csrf": csrf}, follow_redirects=False)
+    assert done.status_code == 303
+    again = web.post(path, data={"reason": "superseded", "csrf": csrf})
+    assert again.status_code == 409
+    assert "It cannot be revoked: Certificate " in again.text
+    assert " was revoked already." in again.text
+    in_language(web, "ur")
+    urdu = web.post(path, data={"reason": "superseded", "csrf": csrf})
+    assert urdu.status_code == 409
+    assert "یہ منسوخ نہیں ہو سکتا: سرٹیفکیٹ " in urdu.text
+    assert " پہلے ہی منسوخ ہو چکا ہے" in urdu.text
+    assert "revoked already" not in urdu.text
+
+
+def test_the_lockers_refusal_of_an_issue_is_said_beside_its_field_in_the_readers_language(
+    web: TestClient, oidc_runtime: Runtime, officer: Office
+) -> None:
+    assert _issue(web, officer).status_code == 303
+    elsewhere = officer.officer.cnic  # BC/2026/1 is another citizen's document now
+    taken = _issue(web, officer, cnic=elsewhere)
+    assert taken.status_code == 422
+    assert "used for another citizen" in _field_error(taken.text, "doc_id").replace("&#39;", "'")
+    in_language(web, "ur")
+    urdu = _issue(web, officer, cnic=elsewhere)
+    assert urdu.status_code == 422
+    assert "یہ نمبر کسی دوسرے شہری" in _field_error(urdu.text, "doc_id")
+    assert "issuer document id" not in urdu.text
+    assert "used for another" not in urdu.text
+    fake = _issue(web, officer, doc_id="BC/2026/2", file=("f.pdf", b"<html>", "application/pdf"))
+    assert fake.status_code == 422
+    assert "فائل کا مواد PDF فائل نہیں ہے" in _field_error(fake.text, "file")
+    assert "content is not" not in fake.text
+    with oidc_runtime.transaction() as session:
+        assert oidc_runtime.locker(session).list(owner_of(oidc_runtime, officer.officer.cnic)) == []
+
+
+@pytest.mark.parametrize(
+    ("limit", "field", "english", "urdu"),
+    [
+        ("MAX_FETCH_LIMIT", "fetch_limit", "Give a number of fetches from 1 to 1.",
+         "حصول کی تعداد 1 سے 1 تک رکھیں"),
+        ("MAX_DATA_LIFE_DAYS", "data_life_days", "Give a whole number of days from 0 to 1.",
+         "0 سے 1 تک دنوں کی کوئی مکمل تعداد درج کریں"),
+    ],
+)  # fmt: skip
+def test_a_request_the_exchange_refuses_is_said_beside_its_field_in_the_readers_language(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    officer: Office,
+    monkeypatch: pytest.MonkeyPatch,
+    limit: str,
+    field: str,
+    english: str,
+    urdu: str,
+) -> None:
+    monkeypatch.setattr(exchange, limit, 1)  # stricter than the page's own checks
+    until = _in_days(oidc_runtime, 30)
+    refused = _file_request(web, officer, valid_until=until)  # 2 fetches, data kept 30 days
+    assert refused.status_code == 400
+    assert english in _field_error(refused.text, field)
+    in_language(web, "ur")
+    said = _file_request(web, officer, valid_until=until)
+    assert said.status_code == 400
+    assert urdu in _field_error(said.text, field)
+    assert "the fetch limit is" not in said.text
+    assert "the data life is" not in said.text
+    with oidc_runtime.transaction() as session:
+        owner = owner_of(oidc_runtime, officer.citizen.cnic)
+        assert exchange_service(oidc_runtime, session).requests_of(owner) == []

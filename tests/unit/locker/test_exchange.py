@@ -1,7 +1,7 @@
 """The once-only exchange without HTTP: terms checked before anything is written, every state
 change a compare-and-set that two racers cannot both win, expiry read from the clock, the
-classification rules applied at filing, approval and release, and legal grants bound to their
-officer, their documents and their quarter of an hour."""
+classification rules applied at filing, approval and release. Legal-basis access, which the
+kit's `legal` also wires, is tested in test_legal.py."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from locker.exchange import (
     UnknownRequest,
 )
 from locker.inbox import MAX_MESSAGE, Inbox
-from locker.legal import GrantInvalid, LegalAccess, LegalAccessRefused
+from locker.legal import LegalAccess
 from locker.models import consents, inbox, requests
 from locker.release import ReleaseRefused, checked_doctypes, releasable
 from tests.http.test_oidc_security import _both_past
@@ -431,90 +431,6 @@ def test_release_rules(kit: Kit) -> None:
     assert checked_doctypes(["birth", "dom", "birth"], standing=True) == ("birth", "dom")
     with pytest.raises(ReleaseRefused, match="1 to 10"):
         checked_doctypes(["birth"] * 1 + [f"t{i}" for i in range(10)], standing=False)
-
-
-# -- legal basis -------------------------------------------------------------------------------
-
-
-def _open(kit: Kit, **changes: Any) -> Any:
-    terms: dict[str, Any] = {
-        "officer": OFFICER,
-        "substantial": True,
-        "departments": frozenset({"fia"}),
-        "department": None,
-        "owner": OWNER,
-        "doctypes": ["birth"],
-        "legal_reference": "Crl. Misc. 4471-B/2026",
-        "reason": "Forgery investigation",
-        **changes,
-    }
-    with kit.runtime.transaction() as session:
-        return kit.legal(session).open(**terms)
-
-
-def _download(kit: Kit, grant: Any, document: str, **changes: Any) -> bytes:
-    terms: dict[str, Any] = {
-        "officer": OFFICER,
-        "substantial": True,
-        "departments": frozenset({"fia"}),
-        **changes,
-    }
-    with kit.runtime.transaction() as session:
-        _found, content = kit.legal(session).download(grant.id, grant.token, document, **terms)
-    return b"".join(content)
-
-
-def test_legal_access_needs_the_role_in_the_department_acted_for(kit: Kit) -> None:
-    with pytest.raises(LegalAccessRefused, match="no department"):
-        _open(kit, departments=frozenset())
-    with pytest.raises(LegalAccessRefused, match="several departments"):
-        _open(kit, departments=frozenset({"fia", "police"}))
-    with pytest.raises(LegalAccessRefused, match="that department"):
-        _open(kit, department="police")
-    with pytest.raises(NeedsSecondFactor):
-        _open(kit, substantial=False)
-    with pytest.raises(RequestRefused, match="a reason is 1 to 500"):
-        _open(kit, reason="")
-    with pytest.raises(UnknownCitizen):
-        _open(kit, owner="p:" + "Z" * 43)
-    assert _open(kit, departments=frozenset({"fia", "police"}), department="police").department
-    assert kit.count(inbox) == 1
-
-
-def test_a_grant_serves_only_its_officer_its_documents_and_its_quarter_hour(kit: Kit) -> None:
-    document = _issue(kit)
-    later = _issue(kit, doc_id="BC-2")
-    grant = _open(kit)
-    assert {d.id for d in grant.documents} == {document, later}
-    assert _download(kit, grant, document) == PDF
-    with pytest.raises(GrantInvalid, match="someone else"):
-        _download(kit, grant, document, officer="p:" + "X" * 43)
-    with pytest.raises(GrantInvalid, match="no longer hold"):
-        _download(kit, grant, document, departments=frozenset({"police"}))
-    with pytest.raises(NeedsSecondFactor):
-        _download(kit, grant, document, substantial=False)
-    with kit.runtime.transaction() as session:
-        kit.runtime.locker(session).revoke(
-            issuer="lgcd", issuer_doc_id="BC-2", reason="error", who=ISSUER
-        )
-    with pytest.raises(UnknownDocument):
-        _download(kit, grant, later)
-    kit.clock.now += timedelta(minutes=15)
-    with pytest.raises(GrantInvalid, match="expired"):
-        _download(kit, grant, document)
-
-
-def test_a_delayed_disclosure_is_written_now_and_shown_later(kit: Kit) -> None:
-    _issue(kit)
-    grant = _open(kit, disclosure_delay_days=10)
-    assert kit.phones.sent == []
-    with kit.runtime.sessions() as session:
-        assert Inbox(session, clock=kit.clock).visible(OWNER) == []
-        shown = Inbox(session, clock=lambda: grant.disclose_after).visible(OWNER)
-    assert [m.reference for m in shown] == [grant.id]
-    immediate = _open(kit)
-    assert kit.phones.sent[-1][0] == MOBILE
-    assert immediate.disclose_after is None
 
 
 # -- the inbox ---------------------------------------------------------------------------------
