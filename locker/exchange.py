@@ -213,8 +213,11 @@ class Exchange:
         valid_until: datetime,
         fetch_limit: int,
         valid_from: datetime | None = None,
+        official: str | None = None,
     ) -> Request:
-        """Record a request and tell the citizen, in the inbox and by SMS. Every check comes
+        """Record a request and tell the citizen, in the inbox and by SMS. `official` is the
+        officer who filed it on a department's page (their pseudonym), None for a department
+        system: the citizen's access view and the audit log name them. Every check comes
         first, so no SMS goes out for a request that is then refused; a gateway that fails
         undoes the request, so the department can send it again. The SMS goes before the
         audit entry, since an append holds the log's lock until the commit."""
@@ -258,7 +261,7 @@ class Exchange:
         self._texts.send(mobile, SMS_REQUEST)
         record(
             self._audit, "locker.exchange.requested", _department(requester, purpose_text,
-            f"request:{request_id}"), owner=owner, resource=f"request:{request_id}",
+            f"request:{request_id}", official), owner=owner, resource=f"request:{request_id}",
             fields="terms", output="none", **_terms_details(found),
         )  # fmt: skip
         return found
@@ -419,9 +422,10 @@ class Exchange:
         return found
 
     def fetch(
-        self, consent_id: str, document_id: str, *, requester: str
+        self, consent_id: str, document_id: str, *, requester: str, official: str | None = None
     ) -> tuple[Document, Iterator[bytes]]:
-        """One use of the consent: the document and its content, decrypted as it is read.
+        """One use of the consent: the document and its content, decrypted as it is read;
+        `official` as for `file_request`.
 
         The use is counted, and the fetch recorded, in the caller's transaction, which the
         caller commits before streaming. The content's first piece is read here, so a store
@@ -448,7 +452,7 @@ class Exchange:
             raise ConsentRefused(
                 "the consent changed while this fetch ran; try again", code="consent.changed"
             )
-        who = _fetcher(consent)
+        who = _fetcher(consent, official)
         content = self._locker.content(found, who=who, action="locker.exchange.fetched")
         return found, primed(content)
 
@@ -593,12 +597,14 @@ def _citizen(owner: str) -> Accessor:
     return Accessor(owner, "citizen", "owner")
 
 
-def _department(requester: str, purpose_text: str, basis: str) -> Accessor:
-    return Accessor(f"client:{requester}", requester, basis, reason=purpose_text)
+def _department(
+    requester: str, purpose_text: str, basis: str, official: str | None = None
+) -> Accessor:
+    return Accessor(f"client:{requester}", requester, basis, reason=purpose_text, official=official)
 
 
-def _fetcher(consent: Consent) -> Accessor:
-    return _department(consent.requester, consent.purpose_text, f"consent:{consent.id}")
+def _fetcher(consent: Consent, official: str | None = None) -> Accessor:
+    return _department(consent.requester, consent.purpose_text, f"consent:{consent.id}", official)
 
 
 def _terms_details(found: Request) -> dict[str, Any]:

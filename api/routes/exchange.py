@@ -287,10 +287,16 @@ def file_request(
 
 
 def file_for(
-    runtime: Runtime, session: Session, body: NewRequest, *, requester: str, requester_name: str
+    runtime: Runtime,
+    session: Session,
+    body: NewRequest,
+    *,
+    requester: str,
+    requester_name: str,
+    official: str | None = None,
 ) -> ExchangeRequest:
     """File `body` in `requester`'s name: what a department system (POST /exchange/requests)
-    and an officer (the officer's pages) both do."""
+    and an officer (the officer's pages, naming themself as `official`) both do."""
     now = runtime.clock()
     end = body.valid_until
     if end is None:
@@ -300,7 +306,7 @@ def file_for(
         requester=requester, requester_name=requester_name, owner=_owner(runtime, body.cnic),
         doctypes=body.doctypes, purpose_code=body.purpose_code, purpose_text=body.purpose_text,
         data_life_days=body.data_life_days, valid_from=body.valid_from, valid_until=end,
-        fetch_limit=body.fetch_limit,
+        fetch_limit=body.fetch_limit, official=official,
     )  # fmt: skip
 
 

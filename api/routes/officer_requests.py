@@ -202,8 +202,9 @@ def new_request(
     if body is not None:
         try:
             filed = file_for(
-                runtime, session, body, requester=desk.requester, requester_name=desk.name
-            )
+                runtime, session, body, requester=desk.requester, requester_name=desk.name,
+                official=me.account.pseudonym,
+            )  # fmt: skip
         except InvalidCnic as exc:
             settle(session, exc)
             errors["cnic"] = CNIC_FORMAT
@@ -374,7 +375,7 @@ def fetch(
     consent = found[1]
     try:
         document, content = exchange_service(runtime, session).fetch(
-            consent.id, document_id, requester=desk.requester
+            consent.id, document_id, requester=desk.requester, official=me.account.pseudonym
         )
     except (ConsentRefused, UnknownConsent, UnknownDocument) as exc:
         settle(session, exc)

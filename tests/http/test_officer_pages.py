@@ -423,6 +423,12 @@ def test_a_request_is_filed_approved_and_fetched_through_the_service(
     assert "fetches this consent allows" not in urdu.text
     in_language(web, "en")
     assert "2 / 2" in web.get(f"/officer/lgcd/requests/{request_id}").text
+    # The officer behind the department is named, by pseudonym, on the filing and each fetch.
+    me = pseudonym(officer.officer.cnic, key=oidc_runtime.pseudonym_key).encode()
+    for action in ("locker.exchange.requested", "locker.exchange.fetched"):
+        found = entries_of(oidc_runtime, action)
+        assert found, action
+        assert all(b'"official":"' + me + b'"' in e for e in found), action
 
 
 def test_request_fields_are_checked_beside_them(web: TestClient, officer: Office) -> None:
