@@ -103,8 +103,6 @@ def verify(file: Path, trust_file: Path | None, root_file: Path | None) -> None:
         click.echo(f"  signed by: {subject} ({serial})")
     if verdict.revoked_at is not None:
         click.echo(f"  revoked on: {verdict.revoked_at:%Y-%m-%d %H:%M} UTC")
-    if verdict.revocation_reason:
-        click.echo(f"  reason given: {verdict.revocation_reason}")
     if checked.pdf is not None:
         state = "valid" if checked.pdf.ok else f"NOT valid ({checked.pdf.problem})"
         click.echo(f"  PDF signature: {state}")

@@ -77,9 +77,10 @@ class Verdict:
     fields: dict[str, str | int] = field(default_factory=dict, hash=False)
     signer: TrustedSigner | None = None
     checked_online: bool = False
-    # When the issuing department revoked the document itself, and why (its own words), if so.
+    # When the issuing department revoked the document itself, if it did. Not why: a verdict
+    # goes to whoever holds the paper, and the department's words may be about the person (a
+    # disciplinary inquiry, an appeal). The citizen reads them in their locker.
     revoked_at: datetime | None = None
-    revocation_reason: str | None = None
 
     @property
     def authentic(self) -> bool:
@@ -227,9 +228,9 @@ def _judge_signed(
     return verdict(Outcome.AUTHENTIC, UNREACHABLE)
 
 
-def document_revoked(found: Verdict, *, revoked_at: datetime | None, reason: str | None) -> Verdict:
+def document_revoked(found: Verdict, *, revoked_at: datetime | None) -> Verdict:
     """`found` made REVOKED because the issuing department revoked the document it was signed
-    for, at `revoked_at` for `reason`. Only a verdict whose signature verified and that nothing
+    for, at `revoked_at`. Only a verdict whose signature verified and that nothing
     worse was found in (AUTHENTIC, EXPIRED) is turned: the rest already refuse the code, and
     say what is more basically wrong with it."""
     if found.payload is None or found.outcome not in (Outcome.AUTHENTIC, Outcome.EXPIRED):
@@ -239,5 +240,4 @@ def document_revoked(found: Verdict, *, revoked_at: datetime | None, reason: str
         outcome=Outcome.REVOKED,
         reason=DOCUMENT_REVOKED,
         revoked_at=revoked_at,
-        revocation_reason=reason,
     )

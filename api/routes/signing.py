@@ -137,13 +137,9 @@ def _verdict_json(verdict: Verdict, checked: FileVerdict | None = None) -> dict[
         body["issued_at"] = verdict.payload.issued_at.isoformat()
         expires = verdict.payload.expires_at
         body["expires_at"] = expires.isoformat() if expires else None
-    if verdict.revoked_at is not None or verdict.revocation_reason is not None:
-        # The issuing department revoked the document itself: when, and in its own words why.
-        revoked_at = verdict.revoked_at
-        body["revocation"] = {
-            "revoked_at": revoked_at.isoformat() if revoked_at is not None else None,
-            "reason": verdict.revocation_reason,
-        }
+    if verdict.revoked_at is not None:
+        # The issuing department revoked the document itself: when (not why; see Verdict).
+        body["revocation"] = {"revoked_at": verdict.revoked_at.isoformat()}
     if checked is not None and checked.pdf is not None:
         body["pdf"] = {"signature_valid": checked.pdf.ok, "problem": checked.pdf.problem}
     return body
@@ -201,9 +197,7 @@ def with_document_status(runtime: Runtime, session: Session, found: Verdict) -> 
         or document.status != LOCKER_REVOKED
     ):
         return found
-    return document_revoked(
-        found, revoked_at=document.revoked_at, reason=document.revocation_reason
-    )
+    return document_revoked(found, revoked_at=document.revoked_at)
 
 
 class UploadTooLarge(Exception):

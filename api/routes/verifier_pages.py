@@ -269,8 +269,6 @@ def finding(found: Verdict, checked: FileVerdict | None = None) -> Finding:
             facts.append((Text("Valid until"), _when(payload.expires_at)))
     if found.revoked_at is not None:  # the department revoked the document itself
         facts.append((Text("Revoked on"), _when(found.revoked_at)))
-    if found.revocation_reason:  # the issuing office's own words: not translated
-        facts.append((Text("Reason given"), found.revocation_reason))
     if found.signer is not None and key != ALTERED:
         certificate = found.signer.certificate
         facts.append((Text("Code signed by"), _named(certificate)))

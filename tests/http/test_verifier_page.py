@@ -286,7 +286,7 @@ def test_an_order_its_department_revoked_is_revoked_as_text_pdf_and_photo(
         assert "Authentic" not in html
         assert "in force and" not in html
         facts = _facts(html)
-        assert facts["Reason given"] == REVOCATION_REASON.replace("'", "&#39;")
+        assert REVOCATION_REASON.replace("'", "&#39;") not in html, "the office's words stay its"
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} PKT", facts["Revoked on"])
         assert TEACHER not in html, "a revoked order's words are not shown as if in force"
     for body in (
@@ -296,7 +296,7 @@ def test_an_order_its_department_revoked_is_revoked_as_text_pdf_and_photo(
         assert body["outcome"] == "revoked", body
         assert body["authentic"] is False
         assert body["reason"] == verdict.DOCUMENT_REVOKED
-        assert body["revocation"]["reason"] == REVOCATION_REASON
+        assert REVOCATION_REASON not in str(body)
         assert body["revocation"]["revoked_at"] is not None
         assert "issued_at" not in body
 
@@ -309,7 +309,7 @@ def test_a_revoked_order_reads_as_revoked_in_urdu(
     status, outcome, html = paste(web, order.payload, **{"accept-language": "ur"})
     assert (status, outcome) == (200, "revoked")
     assert "اسے منسوخ کر دیا ہے" in html
-    assert "منسوخی کی بتائی گئی وجہ" in html
+    assert REVOCATION_REASON.replace("'", "&#39;") not in html
     assert "has revoked it" not in html
 
 

@@ -332,20 +332,20 @@ def test_expired_comes_before_the_document_and_the_online_check() -> None:
 # The document revoked by its department (the API looks that up; the domain turns the verdict).
 
 
-def test_a_document_its_department_revoked_is_revoked_with_when_and_why() -> None:
+def test_a_document_its_department_revoked_is_revoked_with_when() -> None:
     when = LATER - DAY
     found = _check(status=lambda _: "good")
     assert found.authentic
-    revoked = document_revoked(found, revoked_at=when, reason="Cancelled on appeal")
+    revoked = document_revoked(found, revoked_at=when)
     assert revoked.outcome is Outcome.REVOKED
     assert not revoked.authentic
     assert revoked.reason == DOCUMENT_REVOKED
-    assert (revoked.revoked_at, revoked.revocation_reason) == (when, "Cancelled on appeal")
+    assert revoked.revoked_at == when
     assert revoked.checked_online  # the online check that was made is still said
     _assert_signed(revoked)
     assert ORDER.expires_at is not None
     expired = _check(now=ORDER.expires_at)
-    assert document_revoked(expired, revoked_at=when, reason=None).outcome is Outcome.REVOKED
+    assert document_revoked(expired, revoked_at=when).outcome is Outcome.REVOKED
 
 
 def test_only_a_genuine_verdict_is_turned_revoked_for_its_document() -> None:
@@ -355,7 +355,7 @@ def test_only_a_genuine_verdict_is_turned_revoked_for_its_document() -> None:
         _check(encode(ORDER, REVOKED_KEY, REVOKED_KID)),  # its signer revoked
         _check("SHK1:garbage"),  # malformed
     ):
-        assert document_revoked(found, revoked_at=LATER, reason="x") == found
+        assert document_revoked(found, revoked_at=LATER) == found
 
 
 # Online status.
