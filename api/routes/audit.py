@@ -8,6 +8,7 @@ data: a citizen reads those about themself; an officer with the `audit.reader` r
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -18,9 +19,10 @@ from api.deps import BIGINT_MAX, AuditLogDep, RuntimeDep, SessionDep
 from api.problems import problem, problem_responses
 from api.runtime import Runtime
 from api.web import SESSION_COOKIE, cookie_name
-from audit import AuditEvent
+from audit import AuditEntry, AuditEvent, AuditLog
 from identity.oidc.errors import InvalidToken
 from identity.oidc.provider import Provider
+from locker.access_log import disclosed
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -102,6 +104,23 @@ def consistency_proof(
     )
 
 
+def _readable_page(
+    log: AuditLog, subject: str | None, after: int, limit: int, now: datetime | None
+) -> list[AuditEntry]:
+    """Up to `limit` entries after `after`. With `now` (a citizen reading their own), entries
+    still held back (a legal access whose disclosure is delayed, `disclose_after`) are left
+    out, and more are read in their place, so neither a short page nor a cursor past the
+    last entry shown tells that one is there."""
+    shown: list[AuditEntry] = []
+    while len(shown) < limit:
+        page = log.page(subject=subject, after=after, limit=limit)
+        shown += [e for e in page if now is None or disclosed(e.event.details, now)]
+        if len(page) < limit:
+            break
+        after = page[-1].seq
+    return shown[:limit]
+
+
 class EntriesPage(BaseModel):
     entries: list[dict[str, Any]]
     next_after: int | None
@@ -147,7 +166,7 @@ def entries(
             return problem(403, "You may read only the entries about yourself")
         subject = me
     log = runtime.audit_log(session)
-    page = log.page(subject=subject, after=after, limit=limit)
+    page = _readable_page(log, subject, after, limit, runtime.clock() if not auditor else None)
     if auditor:
         log.append(
             AuditEvent(

@@ -8,6 +8,7 @@ with its reference."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -370,6 +371,18 @@ def test_a_disclosure_delay_is_said_and_no_sms_goes(
     assert all(m.to != legal_officer.citizen.mobile_numbers[0] for m in later)
     (accessed,) = _legal_entries(oidc_runtime)
     assert '"disclose_after":' in accessed
+    # The citizen's own audit entries hold it back too, until the delay ends.
+    _as(web, oidc_runtime, legal_officer.citizen)
+    mine = web.get("/audit/entries", params={"limit": 1}).json()
+    while mine["next_after"] is not None:  # a page of one at a time
+        assert not mine["entries"][0]["action"].startswith("locker.legal"), mine
+        mine = web.get("/audit/entries", params={"limit": 1, "after": mine["next_after"]}).json()
+    assert not any(e["action"].startswith("locker.legal") for e in mine["entries"])
+    later = oidc_runtime.clock() + timedelta(days=31)
+    oidc_runtime.clock = lambda: later
+    _as(web, oidc_runtime, legal_officer.citizen)
+    shown = web.get("/audit/entries", params={"limit": 500}).json()["entries"]
+    assert any(e["action"].startswith("locker.legal") for e in shown)
 
 
 def test_an_officer_without_locker_legal_gets_403(
