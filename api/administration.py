@@ -71,7 +71,8 @@ UNAVAILABLE = "unavailable"
 class KekState:
     version_id: str
     state: str  # CURRENT, UNWRAP_ONLY or UNAVAILABLE
-    problem: str = ""  # why it is unavailable
+    problem: LockerError | None = None  # why it is unavailable (the CLI says it in English,
+    # the keys page in the reader's language: see `api.refusals`)
 
 
 def kek_states(keks: KekProvider) -> list[KekState]:
@@ -83,7 +84,7 @@ def kek_states(keks: KekProvider) -> list[KekState]:
         try:
             keks.get(version_id)
         except LockerError as exc:
-            states.append(KekState(version_id, UNAVAILABLE, str(exc)))
+            states.append(KekState(version_id, UNAVAILABLE, exc))
             continue
         states.append(KekState(version_id, CURRENT if version_id == current else UNWRAP_ONLY))
     return states

@@ -109,6 +109,17 @@ SAID: dict[str, Text] = {
         "Document %(document)s, version %(version)s: its data key could not be re-wrapped (it "
         "was altered, or its KEK version is missing)."
     ),
+    "kek.missing": Text(
+        "The file %(file)s is missing from the keys folder: restore it from the backup."
+    ),
+    "kek.unreadable": Text(
+        "The file %(file)s cannot be read: check the keys folder's disk and permissions."
+    ),
+    "kek.damaged": Text("The file %(file)s is damaged: restore it from the backup."),
+    "kek.master_key": Text(
+        "%(file)s does not open under this master key: the master key is wrong, or the file was "
+        "altered or renamed."
+    ),
     "text.cnic": Text("Leave the CNIC out: a run of 13 digits may not appear here."),
     # Transfer orders and certificates (signing)
     "order.empty": Text("Fill this in."),

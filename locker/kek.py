@@ -113,11 +113,19 @@ class LocalKeks:
         try:
             sealed = path.read_bytes()
         except FileNotFoundError:
-            raise KeyUnavailable(f"no KEK version {version_id} in {self._dir}") from None
+            raise KeyUnavailable(
+                f"no KEK version {version_id} in {self._dir}",
+                code="kek.missing", version=version_id, file=path.name,
+            ) from None  # fmt: skip
         except OSError as error:
-            raise KeyUnavailable(f"KEK version {version_id} cannot be read: {error}") from None
+            raise KeyUnavailable(
+                f"KEK version {version_id} cannot be read: {error}",
+                code="kek.unreadable", version=version_id, file=path.name,
+            ) from None  # fmt: skip
         if len(sealed) != _SEALED_BYTES or not sealed.startswith(_FILE_MAGIC):
-            raise KeyUnavailable(f"{path.name} is not a sealed KEK")
+            raise KeyUnavailable(
+                f"{path.name} is not a sealed KEK", code="kek.damaged", file=path.name
+            )
         body = len(_FILE_MAGIC) + _NONCE_BYTES
         try:
             key = self._seal.decrypt(
@@ -126,7 +134,10 @@ class LocalKeks:
         except InvalidTag:
             raise MasterSecretMismatch(
                 f"KEK version {version_id} does not open under this master secret: the secret "
-                f"is wrong, or {path.name} was altered or renamed"
+                f"is wrong, or {path.name} was altered or renamed",
+                code="kek.master_key",
+                version=version_id,
+                file=path.name,
             ) from None
         with self._lock:
             self._keys[number] = key

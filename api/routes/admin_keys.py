@@ -151,6 +151,19 @@ def rewrap_job(runtime: Runtime) -> RewrapJob:
         return held[1]
 
 
+def _kek_rows(runtime: Runtime) -> list[dict[str, object]]:
+    """Each KEK version for the keys page, an unavailable one's problem in the reader's
+    language."""
+    return [
+        {
+            "version_id": k.version_id,
+            "state": k.state,
+            "problem": refusal(k.problem).words if k.problem is not None else None,
+        }
+        for k in kek_states(runtime.keks)
+    ]
+
+
 @router.get("/admin/keys", response_model=None)
 def keys_page(
     request: Request, runtime: RuntimeDep, session: SessionDep, me: AdminDep, done: str = ""
@@ -165,7 +178,7 @@ def keys_page(
     }.get(done)  # fmt: skip
     return page(
         request, runtime, session, me, "admin_keys.html", notice=notice,
-        signing=runtime.provider(session).keys.all(), keks=kek_states(runtime.keks),
+        signing=runtime.provider(session).keys.all(), keks=_kek_rows(runtime),
         rotated_kek=done == "locker", rewrap=rewrap_job(runtime).state,
     )  # fmt: skip
 
@@ -189,7 +202,7 @@ def rotate(
         return page(
             request, runtime, session, me, "admin_keys.html", status_code=422,
             error=Text("Choose which keys to rotate."),
-            signing=runtime.provider(session).keys.all(), keks=kek_states(runtime.keks),
+            signing=runtime.provider(session).keys.all(), keks=_kek_rows(runtime),
             rotated_kek=False, rewrap=rewrap_job(runtime).state,
         )  # fmt: skip
     return RedirectResponse(f"/admin/keys?done={which}", status_code=303)

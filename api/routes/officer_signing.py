@@ -30,7 +30,12 @@ from api.routes.officer_common import (
     page,
     see_other,
 )
-from api.routes.signing import CannotSign, TransferOrderRequest, sign_and_deliver
+from api.routes.signing import (
+    OFFICER_CERTIFICATE,
+    CannotSign,
+    TransferOrderRequest,
+    sign_and_deliver,
+)
 from api.signed_in import SignedIn, SignedInDep, SubstantialDep
 from api.web import check_csrf
 from identity.cnic import normalise_cnic
@@ -188,7 +193,7 @@ def sign(
             409,
             form=form,
             errors={},
-            error=_cannot_sign(desk, str(exc)),
+            error=_cannot_sign(desk, exc.missing),
         )
     except ValueError as exc:  # a field the order itself refused (signing.errors.OrderInvalid)
         settle(session, exc)
@@ -242,8 +247,8 @@ def _transfer_department() -> str:
     return document_type(DOCUMENT_TYPE).department
 
 
-def _cannot_sign(desk: Desk, why: str) -> Text:
-    if "officer-signing" in why:
+def _cannot_sign(desk: Desk, missing: str) -> Text:
+    if missing == OFFICER_CERTIFICATE:
         return Text(
             "You have no signing certificate in %(department)s yet. Ask the PKI administrator "
             "to issue you one (shanakht pki issue officer-signing --department %(id)s), then "

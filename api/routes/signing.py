@@ -330,7 +330,15 @@ def _record_signature(
 
 class CannotSign(Exception):
     """Nothing to sign with yet: the officer has no signing certificate, or the department
-    no QR signer (the message says which)."""
+    no QR signer; `missing` says which (OFFICER_CERTIFICATE or QR_SIGNER_CERTIFICATE)."""
+
+    def __init__(self, message: str, *, missing: str) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+OFFICER_CERTIFICATE = "officer-signing"
+QR_SIGNER_CERTIFICATE = "qr-signer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,8 +371,12 @@ def sign_and_deliver(
     officer = _officer_signer(runtime, session, order.department, officer_pseudonym)
     qr = authority.current(QR_SIGNER, department=order.department)
     if officer is None or qr is None:
-        missing = "your officer-signing certificate" if officer is None else "a QR signer"
-        raise CannotSign(f"{order.department} has no {missing}")
+        if officer is None:
+            raise CannotSign(
+                f"{order.department} has no officer-signing certificate of yours",
+                missing=OFFICER_CERTIFICATE,
+            )
+        raise CannotSign(f"{order.department} has no QR signer", missing=QR_SIGNER_CERTIFICATE)
     issuing, _ = authority.issuing()
     signer, serial = officer
     signed = sign_transfer_order(
