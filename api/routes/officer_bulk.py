@@ -68,7 +68,7 @@ from identity.cnic import normalise_cnic
 from identity.errors import InvalidCnic
 from locker.access import Accessor
 from locker.doctypes import DOCUMENT_TYPES, DocumentType
-from locker.documents import DocumentRefused, DocumentTooLarge, Seal
+from locker.documents import DocumentRefused, DocumentTooLarge, Seal, starts_as
 
 router = APIRouter(tags=["officer pages"], include_in_schema=False)
 log = logging.getLogger("shanakht.officer.bulk")
@@ -81,14 +81,8 @@ MAX_ROWS = 1000
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_TOTAL_BYTES = 2 * 1024**3  # the ZIP as sent, and its files inflated, each at most this
 MAX_JOBS = 100  # finished jobs kept for their pages, per process
+SNIFF_BYTES = 1024  # of a file's start, to check it is of its declared type
 _DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
-_MAGIC: dict[str, tuple[bytes, ...]] = {
-    "application/pdf": (b"%PDF-",),
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "application/json": (b"{", b"["),
-    "application/xml": (b"<",),
-}
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
 CREATED, UPDATED, UNCHANGED, REFUSED = "created", "updated", "unchanged", "refused"
@@ -347,15 +341,15 @@ def _check_file(
     size, first = 0, b""
     try:
         for block in _inflate(archive, info, limit):
-            if not first:
-                first = block
+            if len(first) < SNIFF_BYTES:  # however the file inflates, enough to judge its start
+                first += block[:SNIFF_BYTES]
             size += len(block)
     except _Inflated:
         row.problems.append(DAMAGED)
         return size
     if size == 0:
         row.problems.append(Text("The file is empty."))
-    elif not _starts_as(first, content_type):
+    elif not starts_as(first, content_type):
         row.problems.append(
             Text(
                 "The file's content is not a %(kind)s file.",
@@ -364,12 +358,6 @@ def _check_file(
         )
     row.content_type = content_type
     return size
-
-
-def _starts_as(first: bytes, content_type: str) -> bool:
-    if content_type in ("application/json", "application/xml"):
-        first = first.lstrip(b" \t\r\n").removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
-    return first.startswith(_MAGIC[content_type])
 
 
 # -- the job ------------------------------------------------------------------------------------
