@@ -80,7 +80,6 @@ import contextlib
 import errno
 import json
 import os
-import re
 import selectors
 import signal
 import socket
@@ -111,7 +110,7 @@ from locker.models import documents, inbox, requests, versions
 from locker.stores import LocalStore, S3Store
 from tests.cli.test_cli import run
 from tests.cli.test_locker_cli import _kek_versions
-from tests.http.oidc_kit import Browser, csrf_of, register_client
+from tests.http.oidc_kit import Browser, csrf_of, press_send, register_client
 from tests.http.test_exchange import Scene, _file
 from tests.http.test_locker import PDF, PROBLEM, Office, _download, _issue, _mine
 from tests.http.test_signing import _stepped_up_token
@@ -463,13 +462,7 @@ def test_the_sms_second_factor_with_the_gateway_down_is_503_then_works(
     response, _ = browser.authorize(rp, scope="openid locker", acr_values=ACR_SUBSTANTIAL)
     page = browser.follow(response)
     assert page.status_code == 200, "showing the code page sends nothing"
-    send = re.search(r'action="(/login/second-factor/send[^"]*)"', page.text)
-    assert send is not None
-    refused = web.post(
-        send.group(1).replace("&amp;", "&"),
-        data={"csrf": csrf_of(page.text)},
-        follow_redirects=False,
-    )
+    refused = press_send(web, page.text)
     assert "SMS" in _problem(refused, 503)["title"]
     assert _count(oidc_runtime, challenges) == pending, "no code left that was never sent"
     oidc_runtime.identity.sms.outage = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import re
 import secrets
 import time
@@ -13,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi.testclient import TestClient
+from httpx2 import Response
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
@@ -120,6 +122,16 @@ def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found, "the page has a CSRF field"
     return found.group(1)
+
+
+def press_send(web: TestClient, page: str) -> Response:
+    """Press the code page's "Send me a code" (or "Send a new code") button: a POST with the
+    form's token, since showing the page sends nothing. The answer, not followed."""
+    found = re.search(r'action="(/login/second-factor/send[^"]*)"', page)
+    assert found is not None, "the page has a button that sends a code"
+    return web.post(
+        html.unescape(found.group(1)), data={"csrf": csrf_of(page)}, follow_redirects=False
+    )
 
 
 def query_of(location: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ audit log as `shanakht ...` does."""
 
 from __future__ import annotations
 
-import html
 import json
 import re
 
@@ -21,7 +20,7 @@ from identity.nadra import SCENARIOS, CitizenRecord, read_registry
 from locker import rewrap
 from locker.access import Accessor
 from locker.errors import WrappedKeyInvalid
-from tests.http.oidc_kit import PASSWORD, csrf_of, register_citizen
+from tests.http.oidc_kit import PASSWORD, csrf_of, press_send, register_citizen
 from tests.unit.audit.helpers import tampering
 
 DEPARTMENT = "pitb"
@@ -64,9 +63,7 @@ def _sign_in(web: TestClient, runtime: Runtime, record: CitizenRecord, *, code: 
     if not code:
         return
     step = web.get("/login/second-factor?next=/admin")
-    send = re.search(r'action="(/login/second-factor/send[^"]*)"', step.text)
-    if send is not None:  # the SMS goes when the button is pressed (a POST), not on the GET
-        step = web.post(html.unescape(send.group(1)), data={"csrf": csrf_of(step.text)})
+    step = web.get(press_send(web, step.text).headers["location"])
     text = runtime.identity.sms.last_to(record.mobile_numbers[0]).text  # type: ignore[union-attr]
     sms = re.search(r"\b(\d{6})\b", text).group(1)  # type: ignore[union-attr]
     ticket = re.search(r'name="ticket" value="([^"]+)"', step.text).group(1)  # type: ignore[union-attr]

@@ -107,6 +107,7 @@ from tests.http.oidc_kit import (
     RelyingParty,
     csrf_of,
     pkce,
+    press_send,
     query_of,
     register_citizen,
     register_client,
@@ -547,15 +548,7 @@ def test_a_sign_in_goes_on_only_to_paths_here(
     for next_page in HOSTILE_NEXT[:3]:
         query = urlencode({"next": next_page, "method": "sms"})
         step = web.get(f"/login/second-factor?{query}")
-        # A GET of the code page sends nothing: press its "Send me a code" button first.
-        send = re.search(r'action="(/login/second-factor/send[^"]*)"', step.text)
-        assert send is not None
-        sent = web.post(
-            send.group(1).replace("&amp;", "&"),
-            data={"csrf": csrf_of(step.text)},
-            follow_redirects=False,
-        )
-        step = web.get(sent.headers["location"])
+        step = web.get(press_send(web, step.text).headers["location"])
         sms = oidc_runtime.identity.sms.last_to(record.mobile_numbers[0])
         assert sms is not None
         code = sms.text.split()[3].rstrip(".")

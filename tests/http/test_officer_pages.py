@@ -6,7 +6,6 @@ transfer orders delivered, certificates revoked."""
 from __future__ import annotations
 
 import base64
-import html
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ from locker import exchange
 from signing.pki.authority import Subject, serial_hex
 from signing.pki.custody import create_root
 from signing.pki.profiles import DEPARTMENT_SEAL, OFFICER_SIGNING, QR_SIGNER
-from tests.http.oidc_kit import PASSWORD, csrf_of, register_citizen
+from tests.http.oidc_kit import PASSWORD, csrf_of, press_send, register_citizen
 
 PDF = b"%PDF-1.4\n% a birth certificate\n%%EOF\n"
 DEPARTMENTS = {"lgcd": "Local Government", "sed": "School Education", "home": "Home Department"}
@@ -103,9 +102,7 @@ def sign_in(web: TestClient, runtime: Runtime, record: CitizenRecord, *, code: b
     if not code:
         return
     step = web.get("/login/second-factor?next=/officer")
-    send = re.search(r'action="(/login/second-factor/send[^"]*)"', step.text)
-    if send is not None:  # the SMS goes when the button is pressed (a POST), not on the GET
-        step = web.post(html.unescape(send.group(1)), data={"csrf": csrf_of(step.text)})
+    step = web.get(press_send(web, step.text).headers["location"])
     message = runtime.identity.sms.last_to(record.mobile_numbers[0])
     assert message is not None
     text = message.text

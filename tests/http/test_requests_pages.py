@@ -21,7 +21,13 @@ from api.runtime import Runtime
 from audit import pseudonym
 from identity.nadra import SCENARIOS, CitizenRecord, read_registry
 from identity.oidc.clients import SERVICE
-from tests.http.oidc_kit import PASSWORD, csrf_of, register_citizen, register_client
+from tests.http.oidc_kit import (
+    PASSWORD,
+    csrf_of,
+    press_send,
+    register_citizen,
+    register_client,
+)
 from tests.http.test_exchange import _issue
 
 DEPARTMENT = "gc-admissions"
@@ -130,15 +136,7 @@ def sign_in(web: TestClient, runtime: Runtime, record: CitizenRecord, *, code: b
     assert done.status_code == 303, done.text
     if code:
         step = web.get("/login/second-factor?next=/requests")
-        # A GET of the code page sends nothing: press its "Send me a code" button first.
-        send = re.search(r'action="(/login/second-factor/send[^"]*)"', step.text)
-        assert send is not None
-        sent = web.post(
-            send.group(1).replace("&amp;", "&"),
-            data={"csrf": csrf_of(step.text)},
-            follow_redirects=False,
-        )
-        step = web.get(sent.headers["location"])
+        step = web.get(press_send(web, step.text).headers["location"])
         ticket = re.search(r'name="ticket" value="([^"]+)"', step.text).group(1)  # type: ignore[union-attr]
         proved = web.post(
             "/login/second-factor?method=sms&next=/requests",
@@ -221,15 +219,7 @@ def test_approving_needs_a_second_factor_and_comes_back(
         )
     assert _state(oidc_runtime, ayesha.cnic, request_id) == "pending"
     step = web.get(f"/login/second-factor?next=/requests/{request_id}/approve")
-    # A GET of the code page sends nothing: press its "Send me a code" button first.
-    send = re.search(r'action="(/login/second-factor/send[^"]*)"', step.text)
-    assert send is not None
-    sent = web.post(
-        send.group(1).replace("&amp;", "&"),
-        data={"csrf": csrf_of(step.text)},
-        follow_redirects=False,
-    )
-    step = web.get(sent.headers["location"])
+    step = web.get(press_send(web, step.text).headers["location"])
     ticket = re.search(r'name="ticket" value="([^"]+)"', step.text).group(1)  # type: ignore[union-attr]
     back = web.post(
         f"/login/second-factor?method=sms&next=/requests/{request_id}/approve",

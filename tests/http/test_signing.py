@@ -4,7 +4,6 @@ photo of the QR, or the PDF; the trust list is what an offline verifier would lo
 from __future__ import annotations
 
 import io
-import re
 import shutil
 import subprocess
 import time
@@ -38,6 +37,7 @@ from tests.http.oidc_kit import (
     Browser,
     RelyingParty,
     csrf_of,
+    press_send,
     query_of,
     register_citizen,
     register_client,
@@ -80,16 +80,7 @@ def _stepped_up_token(
     response, verifier = browser.authorize(rp, scope=scope, acr_values=ACR_SUBSTANTIAL)
     if not response.headers["location"].startswith(rp.redirect_uri):  # not stepped up yet
         page = browser.follow(response)
-        # A GET of the code page sends nothing: press its "Send me a code" button first.
-        send = re.search(r'action="(/login/second-factor/send[^"]*)"', page.text)
-        assert send is not None
-        page = browser.follow(
-            web.post(
-                send.group(1).replace("&amp;", "&"),
-                data={"csrf": csrf_of(page.text)},
-                follow_redirects=False,
-            )
-        )
+        page = browser.follow(press_send(web, page.text))
         record = read_registry(runtime.identity.nadra_file)[cnic]
         sms = runtime.identity.sms.last_to(record.mobile_numbers[0])
         code = sms.text.split()[3].rstrip(".")

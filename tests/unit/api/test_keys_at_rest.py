@@ -64,9 +64,8 @@ from api.runtime import (
     open_runtime,
 )
 from api.settings import Settings
-from identity.enrolment import REGISTER
 from identity.models import clients, signing_keys, totp_factors
-from identity.nadra import SCENARIOS, CardDetails, ensure_registry, read_registry
+from identity.nadra import SCENARIOS, ensure_registry, read_registry
 from identity.oidc.clients import CLIENT_SECRET_BASIC, SERVICE, NewClient
 from identity.passwords import HashParameters, PasswordHasher
 from identity.sealing import SealBroken, Sealer
@@ -82,6 +81,7 @@ from signing.pki.custody import KEY_FILE, create_root
 from signing.pki.keys import KeyUnavailable, SealedKeys
 from signing.pki.profiles import DEPARTMENT_SEAL, QR_SIGNER
 from tests.conftest import POSTGRES_URL
+from tests.http.oidc_kit import register_citizen
 
 ROOT_PASSPHRASE = "an offline root passphrase for this test"
 OWNER = "p:" + "K" * 43
@@ -316,24 +316,7 @@ class Phones:
 
 def _register(runtime: Runtime) -> str:
     record = read_registry(ensure_registry(runtime.identity.nadra_file))[SCENARIOS["active_female"]]
-    card = CardDetails(
-        cnic=record.cnic,
-        full_name=record.full_name,
-        father_or_husband_name=record.father_or_husband_name,
-        date_of_birth=record.date_of_birth,
-        card_issue_date=record.card_issue_date,
-    )
-    mobile = record.mobile_numbers[0]
-    with runtime.transaction() as session:
-        ticket = runtime.enrolment(session).start_registration(card, mobile, client="203.0.113.7")
-    text = runtime.identity.sms.last_to(mobile)
-    assert text is not None
-    code = re.search(r"\b(\d{6})\b", text.text)
-    assert code is not None
-    with runtime.transaction() as session:
-        runtime.enrolment(session).verify_code(ticket, REGISTER, code.group(1))
-    with runtime.transaction() as session:
-        return runtime.enrolment(session).complete_registration(ticket, "Kinnow#Orchard2026")
+    return register_citizen(runtime, record, "Kinnow#Orchard2026")
 
 
 def _exercise(runtime: Runtime, tmp_path: Path, secrets: Secrets) -> None:
