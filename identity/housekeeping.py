@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from identity.models import auth_requests, challenges, codes, tokens, used_assertions
+from identity.models import auth_requests, challenges, codes, throttles, tokens, used_assertions
 
 GRACE = timedelta(days=1)  # a day past expiry, so a late request still meets a clear refusal
 
@@ -21,4 +21,8 @@ def purge_expired(session: Session, now: datetime) -> dict[str, int]:
     for table in (challenges, auth_requests, codes, tokens, used_assertions):
         result = session.execute(delete(table).where(table.c.expires_at < cutoff))
         counts[table.name] = int(getattr(result, "rowcount", 0) or 0)
+    # Attempt counters whose window began more than GRACE ago count nothing any more (every
+    # window is an hour at most): one row per address, account or browser would pile up.
+    result = session.execute(delete(throttles).where(throttles.c.window_start < cutoff))
+    counts[throttles.name] = int(getattr(result, "rowcount", 0) or 0)
     return counts

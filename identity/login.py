@@ -101,18 +101,21 @@ class PasswordLogin:
             self._hasher.verify(None, password)  # the same time as any other refusal
             raise InvalidCredentials("the CNIC or password is not right") from None
         subject = pseudonym(cnic, key=self._pseudonym_key)
-        # A cookie made for this very account, checked with no database: a known browser.
-        nonce = devices.nonce(device_cookie, subject) if devices is not None else None
         # (1) Throttles first: a refused attempt costs no hashing and counts nothing. A known
-        # browser's attempts count against its cookie, so strangers cannot use up its quota.
+        # browser (a cookie made for this very account, since its password was last set)
+        # counts against its cookie, so strangers cannot use up its quota.
         with self._transaction() as session:
+            seen = Accounts(session, self._sealer).by_pseudonym(subject)
+            generation = _generation(seen)
+            nonce = (
+                devices.nonce(device_cookie, subject, generation) if devices is not None else None
+            )
             throttle = Throttle(session, self._clock)
             throttle.hit(f"login:address:{client}", self._policy.per_address)
             if nonce is None:
                 throttle.hit(f"login:account:{subject}", self._policy.per_account)
             else:
                 throttle.hit(f"login:device:{nonce}", self._policy.per_account)
-            seen = Accounts(session, self._sealer).by_pseudonym(subject)
         # (2) One argon2 verification whatever the account's state, so timing tells nothing,
         # and with no transaction open, so it holds no lock.
         stored = seen.password_hash if seen and seen.status == "active" else None
@@ -150,8 +153,11 @@ class PasswordLogin:
                     accounts, audit, throttle, account, subject, client, locked, now, nonce
                 )
             else:
-                # A known browser's success leaves strangers' lockout of the account standing.
+                # A known browser's success leaves strangers' lockout of the account standing,
+                # and clears its own failures.
                 accounts.record_success(account.id, rehash, clear_failures=nonce is None)
+                if nonce is not None:
+                    throttle.clear(f"login:device_failures:{nonce}")
                 expiry = self._policy.password_expiry
                 expired = expiry is not None and account.password_changed_at + expiry <= now
                 details: dict[str, JsonValue] = {
@@ -169,7 +175,11 @@ class PasswordLogin:
                         details=details,
                     )
                 )
-                cookie = devices.issue(subject) if devices is not None else None
+                cookie = (
+                    devices.issue(subject, _generation(account), nonce=nonce)
+                    if devices is not None
+                    else None
+                )
                 return LoginResult(account.id, subject, ACR_LOW, expired, cookie)
         raise refusal
 
@@ -191,9 +201,11 @@ class PasswordLogin:
         if account is not None and not locked and account.status == "active":
             if nonce is not None:
                 # A known browser's failures lock out that browser's cookie, not the account.
-                failures = throttle.add(f"login:device_failures:{nonce}", self._device_lockout)
+                counter = f"login:device_failures:{nonce}"
+                failures = throttle.add(counter, self._device_lockout)
                 details["known_device"] = True
                 if failures == self._policy.lockout_threshold:
+                    throttle.restart(counter)
                     newly_locked = account.id
                     self._lockout(audit, account, subject, failures, device=True)
             else:
@@ -247,3 +259,9 @@ class PasswordLogin:
         # The lockout stands and is logged whether or not the courtesy notice gets through.
         with contextlib.suppress(SmsUnavailable):
             self._sms.send(account.mobile, text)
+
+
+def _generation(account: Account | None) -> str:
+    """The account's credential generation, which a device cookie is bound to: when its
+    password was last set (a change or reset voids every cookie). "" for no account."""
+    return account.password_changed_at.isoformat() if account is not None else ""

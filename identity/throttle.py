@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import case, select
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
 from identity.errors import TooManyAttempts
@@ -51,6 +51,17 @@ class Throttle:
         `hit` counts attempts and refuses the one past the limit.
         """
         return self._count(key, limit, self._clock())[1]
+
+    def restart(self, key: str) -> None:
+        """Start `key`'s window now, keeping its count: a lockout then lasts its whole window
+        from the failure that caused it, not from the first failure counted."""
+        self._session.execute(
+            update(throttles).where(throttles.c.key == key).values(window_start=self._clock())
+        )
+
+    def clear(self, key: str) -> None:
+        """Forget `key`'s count (a success after failures)."""
+        self._session.execute(delete(throttles).where(throttles.c.key == key))
 
     def _count(self, key: str, limit: Limit, now: datetime) -> tuple[datetime, int]:
         """Count one under `key`, in a fresh window if the last one has passed: the window's

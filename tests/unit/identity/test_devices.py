@@ -56,22 +56,27 @@ def _audit(kit: IdentityKit) -> list[dict]:
         return [json.loads(e) for e in c.execute(select(entries.c.entry)).scalars()]
 
 
-def test_a_cookie_is_for_its_account_its_key_and_its_lifetime(kit: IdentityKit) -> None:
+def test_a_cookie_is_for_its_account_its_key_its_password_and_its_lifetime(
+    kit: IdentityKit,
+) -> None:
     devices = DeviceCookies(b"d" * 32, lifetime=timedelta(days=30), clock=kit.clock)
-    cookie = devices.issue("subject-a")
-    assert devices.nonce(cookie, "subject-a")
+    cookie = devices.issue("subject-a", "g1")
+    assert devices.nonce(cookie, "subject-a", "g1")
     assert "subject-a" not in cookie
-    assert devices.nonce(cookie, "subject-b") is None, "another account's cookie"
+    assert devices.nonce(cookie, "subject-b", "g1") is None, "another account's cookie"
+    assert devices.nonce(cookie, "subject-a", "g2") is None, "from before the password changed"
     other_key = DeviceCookies(b"e" * 32, lifetime=timedelta(days=30), clock=kit.clock)
-    assert other_key.nonce(cookie, "subject-a") is None
+    assert other_key.nonce(cookie, "subject-a", "g1") is None
     version, nonce, issued, mac = cookie.split(".")
-    assert devices.nonce(f"{version}.{nonce}.{int(issued) + 1}.{mac}", "subject-a") is None
-    assert devices.nonce(f"{version}.{nonce}x.{issued}.{mac}", "subject-a") is None
+    assert devices.nonce(f"{version}.{nonce}.{int(issued) + 1}.{mac}", "subject-a", "g1") is None
+    assert devices.nonce(f"{version}.{nonce}x.{issued}.{mac}", "subject-a", "g1") is None
     for junk in ("", "x", "a.b.c.d", "d1.....", cookie + "." + cookie):
-        assert devices.nonce(junk, "subject-a") is None
-    assert devices.issue("subject-a") != cookie, "a new nonce each time"
+        assert devices.nonce(junk, "subject-a", "g1") is None
+    assert devices.issue("subject-a", "g1") != cookie, "a new browser gets a new nonce"
+    again = devices.issue("subject-a", "g1", nonce=nonce)
+    assert devices.nonce(again, "subject-a", "g1") == nonce, "a known browser keeps its own"
     kit.clock.advance(days=31)
-    assert devices.nonce(cookie, "subject-a") is None, "expired"
+    assert devices.nonce(cookie, "subject-a", "g1") is None, "expired"
 
 
 def test_a_stranger_locks_out_strangers_not_the_holders_browser(
@@ -151,3 +156,70 @@ def test_a_cookie_from_another_account_changes_nothing_for_any_cnic(
     failures = [e for e in _audit(kit) if e["action"] == "identity.login" and e.get("outcome")]
     assert failures[-1]["details"]["reason"] == "no such account"
     assert "known_device" not in failures[-1]["details"]
+
+
+def _set_password(kit: IdentityKit, citizen_id: str, password: str) -> None:
+    from identity.accounts import Accounts
+
+    kit.clock.advance(seconds=1)
+    with kit.runtime.transaction() as session:
+        Accounts(session, kit.runtime.identity.sealer).set_password(
+            citizen_id, kit.hasher.hash(password), now=kit.clock()
+        )
+
+
+def test_a_new_password_voids_every_cookie_made_before_it(
+    kit: IdentityKit, devices: DeviceCookies, citizen: CitizenRecord
+) -> None:
+    """Cookies gathered with the old password bring no guessing budget of their own."""
+    done = _login(kit, devices, citizen.cnic, PASSWORD)
+    old = done.device_cookie
+    _set_password(kit, done.citizen_id, "Fresh#Password2027")
+    for _ in range(kit.policy.lockout_threshold):
+        _refused(kit, devices, citizen.cnic, WRONG, old)
+    actions = [e["action"] for e in _audit(kit)]
+    assert "identity.account.locked" in actions, "counted as a stranger's: the account locks"
+    assert "identity.device.locked" not in actions
+
+
+def test_a_known_browser_keeps_its_nonce_and_a_success_clears_its_failures(
+    kit: IdentityKit, devices: DeviceCookies, citizen: CitizenRecord
+) -> None:
+    cookie = _login(kit, devices, citizen.cnic, PASSWORD).device_cookie
+    assert cookie is not None
+    for _ in range(kit.policy.lockout_threshold - 1):
+        _refused(kit, devices, citizen.cnic, WRONG, cookie)
+    again = _login(kit, devices, citizen.cnic, PASSWORD, cookie).device_cookie
+    assert again is not None
+    assert again.split(".")[1] == cookie.split(".")[1], "one browser, one counter"
+    for _ in range(kit.policy.lockout_threshold - 1):  # counted afresh: not locked
+        _refused(kit, devices, citizen.cnic, WRONG, again)
+    assert _login(kit, devices, citizen.cnic, PASSWORD, again).citizen_id
+
+
+def test_a_browsers_lockout_lasts_its_whole_time_from_the_failure_that_caused_it(
+    kit: IdentityKit, devices: DeviceCookies, citizen: CitizenRecord
+) -> None:
+    cookie = _login(kit, devices, citizen.cnic, PASSWORD).device_cookie
+    _refused(kit, devices, citizen.cnic, WRONG, cookie)
+    kit.clock.advance(minutes=14)
+    for _ in range(kit.policy.lockout_threshold - 1):
+        _refused(kit, devices, citizen.cnic, WRONG, cookie)
+    kit.clock.advance(minutes=2)  # 16 minutes after the first failure, 2 after the locking one
+    _refused(kit, devices, citizen.cnic, PASSWORD, cookie)
+    kit.clock.advance(minutes=14)
+    assert _login(kit, devices, citizen.cnic, PASSWORD, cookie).citizen_id
+
+
+def test_housekeeping_forgets_old_attempt_counters(
+    kit: IdentityKit, devices: DeviceCookies, citizen: CitizenRecord
+) -> None:
+    from identity.housekeeping import purge_expired
+    from identity.models import throttles
+
+    _login(kit, devices, citizen.cnic, PASSWORD)
+    kit.clock.advance(days=2)
+    with kit.runtime.transaction() as session:
+        assert purge_expired(session, kit.clock())[throttles.name] > 0
+    with kit.runtime.engine.connect() as c:
+        assert c.execute(select(throttles)).first() is None
