@@ -363,7 +363,7 @@ def _exercise(runtime: Runtime, tmp_path: Path, secrets: Secrets) -> None:
             user_agent="pytest",
         )  # fmt: skip
     secrets.add("SSO session cookie", token)
-    device_cookies(runtime).issue("p:" + "D" * 43)
+    device_cookies(runtime).issue("p:" + "D" * 43, "2026-11-26T00:00:00+00:00")
 
     runtime.keks.rotate()  # a second KEK version, which the document below is wrapped under
     with runtime.transaction() as session:
