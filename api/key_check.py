@@ -34,7 +34,7 @@ class KeysDoNotFit(StartupError):
 def check_keys_fit_database(runtime: Runtime) -> None:
     """Raise KeysDoNotFit unless the newest token-signing key, audit checkpoint and wrapped
     data key in the database all open under this runtime's keys (each checked if any exists)."""
-    with runtime.sessions() as session:
+    with Session(runtime.engine) as session:  # the engine the readiness checks look at
         _signing_key_opens(runtime, session)
         _checkpoint_verifies(runtime, session)
         _data_key_unwraps(runtime, session)
