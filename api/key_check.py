@@ -8,23 +8,70 @@ a database sealed under the old ones: tokens signed by a key no one can open, a 
 rejects. So `serve` and `/readyz` open the newest thing of each kind the database holds under
 the keys at hand, and refuse with a clear message (restore the keys folder) if one does not
 open.
+
+That catches a lost folder, not a swapped one: a keys folder restored from another deployment
+(with the same master key), or half of one, can open everything the newest rows need and
+still hold the wrong pseudonym, pairwise, device-cookie or consent key. So every key also has a
+fingerprint in the database (`key_fingerprints`): an HMAC-SHA256 of a fixed label and the key's
+name under the key, which says whether two keys are the same and nothing about either. A key
+is recorded the first time a check sees it (a fresh data directory, a key made since, a KEK
+version since a rotation: each version its own row), and from then on a key that differs from
+its row, or a row whose key is gone, is refused by the key's kind. Rows are only ever added:
+the application role may not change or delete them (`api.migrate`). A database from before
+this check records the keys it is first started with, so the newest-row checks above still
+matter for it.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import hashlib
+import hmac
+from collections.abc import Iterator
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from api.cli_backup import MAC_KEY
 from api.errors import StartupError
-from api.runtime import Runtime
+from api.models import key_fingerprints
+from api.routes.exchange import CONSENT_KEY
+from api.routes.signin import DEVICE_KEY
+from api.runtime import (
+    AUDIT_CHECKPOINT_KEY,
+    AUDIT_PSEUDONYM_KEY,
+    IDENTITY_CODE_KEY,
+    IDENTITY_PAIRWISE_KEY,
+    IDENTITY_SEAL_KEY,
+    LOCKER_KEK_SEAL_KEY,
+    SIGNING_SEAL_KEY,
+    Runtime,
+)
 from audit import AuditError
 from identity.models import signing_keys
 from identity.sealing import SealBroken
 from locker.crypto import Context, unwrap
 from locker.errors import LockerError
+from locker.kek import LocalKeks
 from locker.models import documents, versions
 
 RESTORE = "restore the keys folder (and the master key) that belong to this database"
+FINGERPRINT_LABEL = b"shanakht key fingerprint v1:"
+KEK_PREFIX = "kek:"
+
+# What each key is, for the message that names it (a key not listed is named by its name).
+KINDS = {
+    AUDIT_CHECKPOINT_KEY: "the audit checkpoint signing key",
+    AUDIT_PSEUDONYM_KEY: "the audit pseudonym key",
+    IDENTITY_SEAL_KEY: "the PII sealing key (personal data, TOTP secrets, OIDC keys)",
+    IDENTITY_CODE_KEY: "the one-time code key",
+    IDENTITY_PAIRWISE_KEY: "the pairwise subject key",
+    SIGNING_SEAL_KEY: "the signing seal key (the CA's, department seals' and signers' keys)",
+    LOCKER_KEK_SEAL_KEY: "the locker KEKs' seal key",
+    DEVICE_KEY: "the device cookie key",
+    CONSENT_KEY: "the consent signing key",
+    MAC_KEY: "the backup manifest key",
+}
 
 
 class KeysDoNotFit(StartupError):
@@ -32,12 +79,81 @@ class KeysDoNotFit(StartupError):
 
 
 def check_keys_fit_database(runtime: Runtime) -> None:
-    """Raise KeysDoNotFit unless the newest token-signing key, audit checkpoint and wrapped
-    data key in the database all open under this runtime's keys (each checked if any exists)."""
+    """Raise KeysDoNotFit unless every key matches the fingerprint the database holds for it,
+    and the newest token-signing key, audit checkpoint and wrapped data key in the database
+    all open under this runtime's keys (each checked if any exists). Only then are the keys
+    the database has no fingerprint for recorded: a folder that does not fit records nothing."""
+    present = dict(_present(runtime))
+    recorded = _recorded(runtime)
+    _compare(present, recorded)
     with Session(runtime.engine) as session:  # the engine the readiness checks look at
         _signing_key_opens(runtime, session)
         _checkpoint_verifies(runtime, session)
         _data_key_unwraps(runtime, session)
+    _record(runtime, present, recorded)
+
+
+def _recorded(runtime: Runtime) -> dict[str, str]:
+    with runtime.engine.connect() as connection:
+        rows = connection.execute(select(key_fingerprints.c.name, key_fingerprints.c.fingerprint))
+        return {row.name: row.fingerprint for row in rows}
+
+
+def _record(runtime: Runtime, present: dict[str, str], recorded: dict[str, str]) -> None:
+    """Add the fingerprints of keys seen for the first time; if another replica recorded one
+    first, compare with what it recorded instead."""
+    new = sorted(present.keys() - recorded.keys())
+    if not new:
+        return
+    rows = [{"name": n, "fingerprint": present[n], "recorded_at": runtime.clock()} for n in new]
+    try:
+        with runtime.engine.begin() as connection:
+            connection.execute(insert(key_fingerprints), rows)
+    except IntegrityError:
+        _compare(present, _recorded(runtime))
+        _record(runtime, present, _recorded(runtime))
+
+
+def fingerprint(key: bytes, name: str) -> str:
+    """What says whether two keys called `name` are the same: nothing about the key itself."""
+    return hmac.new(key, FINGERPRINT_LABEL + name.encode(), hashlib.sha256).hexdigest()
+
+
+def _present(runtime: Runtime) -> Iterator[tuple[str, str]]:
+    """The fingerprint of every key in the keys folder, made so far; makes none."""
+    for name in runtime.keys.names():
+        yield name, fingerprint(runtime.keys.secret(name), name)
+    if not isinstance(runtime.keks, LocalKeks):
+        return  # a KMS keeps its own keys; the data key check above covers it
+    for version_id in runtime.keks.versions():
+        name = KEK_PREFIX + version_id
+        try:
+            key = runtime.keks.get(version_id)
+        except LockerError as exc:
+            raise KeysDoNotFit(f"{_kind(name)} does not open: {exc}: {RESTORE}") from None
+        yield name, fingerprint(key, name)
+
+
+def _compare(present: dict[str, str], recorded: dict[str, str]) -> None:
+    """Refuse at the first recorded key that is missing or different, naming its kind."""
+    for name in sorted(recorded):
+        if name not in present:
+            raise KeysDoNotFit(
+                f"{_kind(name)} is missing from the keys folder, but this database was made "
+                f"with it: {RESTORE}"
+            )
+        if not hmac.compare_digest(present[name], recorded[name]):
+            raise KeysDoNotFit(
+                f"{_kind(name)} is not the one this database was made with (another "
+                f"deployment's?): {RESTORE}"
+            )
+
+
+def _kind(name: str) -> str:
+    if name.startswith(KEK_PREFIX):
+        return f"the locker KEK version {name.removeprefix(KEK_PREFIX)}"
+    kind = KINDS.get(name)
+    return f"{kind} ({name})" if kind else f"the key {name}"
 
 
 def _signing_key_opens(runtime: Runtime, session: Session) -> None:

@@ -81,6 +81,12 @@ class LocalKeyStore:
             raise ValueError(f"bad key name {name!r}")
         return self._dir / f"{name}.json"
 
+    def names(self) -> list[str]:
+        """The names of the keys made so far, sorted: what the key check fingerprints, without
+        asking for (and so making) any key."""
+        found = (path.name.removesuffix(".json") for path in self._dir.glob("*.json"))
+        return sorted(name for name in found if _NAME.match(name))
+
     def secret(self, name: str, size: int = 32) -> bytes:
         """The secret called `name`, generated with `size` random bytes the first time."""
         path = self._path(name)

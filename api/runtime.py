@@ -31,7 +31,7 @@ from identity.sealing import Sealer
 from identity.second_factor import SecondFactor
 from identity.sms import OutboxSmsGateway
 from locker.documents import Locker
-from locker.errors import StoreError
+from locker.errors import LockerError, StoreError
 from locker.kek import KekProvider, LocalKeks
 from locker.stores import LocalStore, ObjectStore, S3Store
 from signing.pki.authority import Authority, SignerCaches
@@ -246,6 +246,7 @@ def open_runtime(settings: Settings) -> Runtime:
     else:
         master = development_master_key(data_dir)
     keys = LocalKeyStore(data_dir / "keys", master)
+    keks = _open_keks(data_dir, keys)
     try:
         engine = create_db_engine(settings.resolved_database_url)
     except (SQLAlchemyError, ValueError) as exc:
@@ -282,5 +283,18 @@ def open_runtime(settings: Settings) -> Runtime:
         identity=identity,
         signing_seal_key=keys.secret(SIGNING_SEAL_KEY),
         store=_ready_store(settings),
-        keks=LocalKeks(data_dir / "keys" / "locker", keys.secret(LOCKER_KEK_SEAL_KEY)),
+        keks=keks,
     )
+
+
+def _open_keks(data_dir: Path, keys: LocalKeyStore) -> LocalKeks:
+    """The locker's KEKs, refused by name if they do not open under the key that seals them
+    (a keys folder put together from two deployments), rather than failing with a traceback."""
+    try:
+        return LocalKeks(data_dir / "keys" / "locker", keys.secret(LOCKER_KEK_SEAL_KEY))
+    except LockerError as exc:
+        raise StartupError(
+            f"the locker's KEKs do not open under the locker KEKs' seal key "
+            f"({LOCKER_KEK_SEAL_KEY}): {exc}: restore the keys folder (and the master key) "
+            "that belong to this data directory"
+        ) from None

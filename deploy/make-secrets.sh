@@ -17,12 +17,19 @@ put() {
   chmod 644 "secrets/$1"
   echo "secrets/$1 made"
 }
-# Two PostgreSQL roles: `shanakht` owns the schema and migrates it (the `migrate` service
-# only); `shanakht_app` is what the API replicas connect as, with DML only and no way to
-# change the audit log (deploy/postgres/init.sh makes it, migration 0011 grants it).
+# PostgreSQL: the superuser `postgres` is the DBA's (and postgres-init's, which makes the
+# other two); `shanakht` owns the schema and migrates it (the `migrate` service only), with no
+# superuser rights; `shanakht_app` is what the API replicas connect as, with DML only and no
+# way to change the audit log (deploy/postgres/init.sh makes both, migration 0011 grants).
 put postgres_password "$(random)"
+put postgres_owner_password "$(random)"
 put postgres_app_password "$(random)"
-put shanakht_database_migration_url "postgresql+psycopg://shanakht:$(cat secrets/postgres_password)@postgres:5432/shanakht"
+# Secrets made when the owner was the superuser gave `migrate` the superuser's password.
+if [ -e secrets/shanakht_database_migration_url ] && grep -qF "$(cat secrets/postgres_password)@" secrets/shanakht_database_migration_url; then
+  rm secrets/shanakht_database_migration_url
+  echo "secrets/shanakht_database_migration_url held the superuser's password: replaced by the owner's"
+fi
+put shanakht_database_migration_url "postgresql+psycopg://shanakht:$(cat secrets/postgres_owner_password)@postgres:5432/shanakht"
 # Secrets made before the two roles gave the API the owner's URL: replace that one.
 if [ -e secrets/shanakht_database_url ] && grep -q '^postgresql+psycopg://shanakht:' secrets/shanakht_database_url; then
   rm secrets/shanakht_database_url

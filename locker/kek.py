@@ -104,6 +104,15 @@ class LocalKeks:
             self._newest = max(self._newest, number)
         return _version_id(number)
 
+    def versions(self) -> list[str]:
+        """The ids of the versions on disk, oldest first, none of them opened."""
+        numbers = sorted(
+            int(found.group(1))
+            for name in os.listdir(self._dir)
+            if (found := _FILE_NAME.fullmatch(name)) and name == _file_name(int(found.group(1)))
+        )
+        return [_version_id(number) for number in numbers]
+
     def _key(self, number: int) -> bytes:
         with self._lock:
             key = self._keys.get(number)

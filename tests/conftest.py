@@ -71,8 +71,14 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 
 @pytest.fixture
 def cli_env(settings: Settings) -> dict[str, str]:
-    """Environment for running the CLI against this test's data directory and database."""
+    """Environment for running the CLI against this test's data directory and database.
+
+    PYTHONPATH is passed on, so a CLI run in a subprocess runs the code under test (a worktree
+    first on the path) rather than whichever checkout the virtualenv's `shanakht` was made for.
+    """
+    passed = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
     return {
+        **passed,
         "SHANAKHT_DATA_DIR": str(settings.data_dir),
         "SHANAKHT_DATABASE_URL": str(settings.database_url),
         "SHANAKHT_PUBLIC_URL": settings.public_url,

@@ -24,7 +24,8 @@ from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from api.migrate import prepare
+from api.key_check import check_keys_fit_database
+from api.migrate import prepare, upgrade
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from audit import AuditEvent, verify_log
@@ -337,47 +338,150 @@ def _scram_matches(verifier: str, password: str) -> bool:
     )
 
 
-@postgres_only
-@pytest.mark.skipif(_psql() is None, reason="deploy/postgres/init.sh runs psql")
-def test_the_compose_init_script_makes_a_login_role_with_nothing_else(tmp_path: Path) -> None:
-    name = f"shanakht_app_{uuid.uuid4().hex[:10]}"
+def _init_env(secrets_dir: Path, database: str, owner: str, app: str) -> dict[str, str]:
+    """How postgres-init runs deploy/postgres/init.sh: as the cluster superuser."""
     url = make_url(POSTGRES_URL)
-    secrets_dir = tmp_path / "secrets"
-    secrets_dir.mkdir()
-    env = {
+    return {
         "PATH": f"{Path(str(_psql())).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "PGHOST": url.host or "localhost",
         "PGPORT": str(url.port or 5432),
         "PGUSER": url.username or "postgres",
-        "PGDATABASE": url.database or "postgres",
+        "PGDATABASE": database,
         "PGPASSWORD": url.password or "",
         "SHANAKHT_SECRETS": str(secrets_dir),
-        "SHANAKHT_APP_ROLE": name,
+        "SHANAKHT_OWNER_ROLE": owner,
+        "SHANAKHT_APP_ROLE": app,
     }
+
+
+def _init(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["/bin/sh", str(INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def scratch_database() -> Iterator[str]:
+    """A database of its own (init.sh gives the database and its public schema to the owner)."""
+    name = f"shanakht_init_{uuid.uuid4().hex[:10]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     try:
-        for password in (secrets.token_urlsafe(24), secrets.token_urlsafe(24)):  # then rotated
-            (secrets_dir / "postgres_app_password").write_text(password)
-            done = subprocess.run(
-                ["/bin/sh", str(INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=60
-            )
-            assert done.returncode == 0, done.stderr
-            assert f"PostgreSQL role {name} ready" in done.stdout
-            assert password not in done.stdout + done.stderr
-            with admin.connect() as connection:
-                row = connection.execute(
-                    text("SELECT * FROM pg_authid WHERE rolname = :name"), {"name": name}
-                ).one()
-                memberships = connection.execute(
-                    text("SELECT count(*) FROM pg_auth_members WHERE member = :oid"),
-                    {"oid": row.oid},
-                ).scalar()
-            assert row.rolcanlogin
-            others = (row.rolsuper, row.rolcreatedb, row.rolcreaterole, row.rolreplication)
-            assert others == (False, False, False, False)
-            assert row.rolbypassrls is False
-            assert memberships == 0
-            assert _scram_matches(row.rolpassword, password), "the secret's password, hashed"
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield name
+        _drop_database(name)
     finally:
         admin.dispose()
-        _drop_role(name)
+
+
+def _drop_database(name: str) -> None:
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@postgres_only
+@pytest.mark.skipif(_psql() is None, reason="deploy/postgres/init.sh runs psql")
+def test_the_compose_init_script_makes_an_owner_and_an_app_role_with_nothing_else(
+    tmp_path: Path, scratch_database: str
+) -> None:
+    """Two login roles with nothing else: the owner, not a superuser, owns the database (and so
+    migrates it), and the API's role owns nothing; a second run rotates both passwords."""
+    suffix = uuid.uuid4().hex[:10]
+    owner, app = f"shanakht_owner_{suffix}", f"shanakht_app_{suffix}"
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    env = _init_env(secrets_dir, scratch_database, owner, app)
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        for _rotation in range(2):
+            passwords = {owner: secrets.token_urlsafe(24), app: secrets.token_urlsafe(24)}
+            (secrets_dir / "postgres_owner_password").write_text(passwords[owner])
+            (secrets_dir / "postgres_app_password").write_text(passwords[app])
+            done = _init(env)
+            assert done.returncode == 0, done.stderr
+            assert f"PostgreSQL roles {owner} (owner) and {app} ready" in done.stdout
+            for password in passwords.values():
+                assert password not in done.stdout + done.stderr
+            with admin.connect() as connection:
+                for name, password in passwords.items():
+                    row = connection.execute(
+                        text("SELECT * FROM pg_authid WHERE rolname = :name"), {"name": name}
+                    ).one()
+                    memberships = connection.execute(
+                        text("SELECT count(*) FROM pg_auth_members WHERE member = :oid"),
+                        {"oid": row.oid},
+                    ).scalar()
+                    assert row.rolcanlogin
+                    others = (row.rolsuper, row.rolcreatedb, row.rolcreaterole, row.rolreplication)
+                    assert others == (False, False, False, False), name
+                    assert row.rolbypassrls is False
+                    assert memberships == 0
+                    assert _scram_matches(row.rolpassword, password), "its secret's password"
+        _migrates_as_the_owner(scratch_database, owner, passwords[owner], app)
+    finally:
+        admin.dispose()
+        _drop_database(scratch_database)  # the owner's: it goes before the owner can
+        for role in (owner, app):
+            _drop_role(role)
+
+
+def _migrates_as_the_owner(database: str, owner: str, password: str, app: str) -> None:
+    """`shanakht db upgrade` as the owner (no superuser) builds the schema and grants `app`."""
+    url = make_url(POSTGRES_URL).set(username=owner, password=password, database=database)
+    engine = create_engine(url)
+    try:
+        upgrade(engine, app_role=app)
+        with engine.connect() as connection:
+            owners = connection.execute(
+                text(
+                    "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c "
+                    "WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'"
+                )
+            ).scalars()
+            assert set(owners) == {owner}
+            may = connection.execute(
+                text(
+                    "SELECT has_table_privilege(:app, 'audit_entries', 'INSERT'), "
+                    "has_table_privilege(:app, 'audit_entries', 'UPDATE'), "
+                    "(SELECT datdba::regrole::text FROM pg_database WHERE datname = :db)"
+                ),
+                {"app": app, "db": database},
+            ).one()
+            assert tuple(may) == (True, False, owner)
+    finally:
+        engine.dispose()
+
+
+@postgres_only
+@pytest.mark.skipif(_psql() is None, reason="deploy/postgres/init.sh runs psql")
+def test_the_init_script_refuses_an_owner_that_is_the_superuser(
+    tmp_path: Path, scratch_database: str
+) -> None:
+    """A cluster from the older compose file, whose superuser was the owner, is not left so."""
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    for secret in ("postgres_owner_password", "postgres_app_password"):
+        (secrets_dir / secret).write_text(secrets.token_urlsafe(24))
+    superuser = make_url(POSTGRES_URL).username or "postgres"
+    app = f"shanakht_app_{uuid.uuid4().hex[:10]}"
+    done = _init(_init_env(secrets_dir, scratch_database, superuser, app))
+    assert done.returncode != 0
+    assert "the owner role is the superuser this script connects as" in done.stderr
+    assert "docs/deployment.md" in done.stderr
+
+
+@postgres_only
+def test_the_app_role_records_key_fingerprints_but_cannot_change_or_delete_one(
+    app_runtime: Runtime,
+) -> None:
+    """What `serve` and `/readyz` compare the keys folder with cannot be rewritten to fit
+    another folder by whoever holds the API's database credentials."""
+    check_keys_fit_database(app_runtime)  # records the keys, as the application role
+    with app_runtime.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM key_fingerprints")).scalar()
+    _refused(app_runtime.engine, "UPDATE key_fingerprints SET fingerprint = 'x'")
+    _refused(app_runtime.engine, "DELETE FROM key_fingerprints")
