@@ -109,7 +109,7 @@ def test_a_batch_is_issued_sealed_into_each_citizens_locker_and_a_rerun_changes_
     page = finished(web, oidc_runtime, send(web, good_batch(officer)))
     assert outcomes(page) == {"BC/1": "Created", "BC/2": "Created", "BC/3": "Created"}
     assert "3 created, 0 new versions, 0 unchanged, 0 refused" in page
-    assert "another replica does not see it" in page
+    assert "Every server of the service shows this batch" in page
     assert officer.citizen.cnic not in page
     with oidc_runtime.transaction() as session:
         mine = oidc_runtime.locker(session).list(owner_of(oidc_runtime, officer.citizen.cnic))
