@@ -10,8 +10,8 @@ import logging
 import threading
 from collections.abc import Iterator
 
-from locker import jobs
 from api.runtime import Runtime
+from locker import jobs
 
 log = logging.getLogger("shanakht.jobs")
 

@@ -33,7 +33,8 @@ class TamperError(AuditError, RefusalError):
     def __init__(
         self, message: str, seq: int | None = None, *, code: str | None = None, **facts: object
     ) -> None:
-        super().__init__(message, code=code, **facts)
+        super().__init__(message, code=code)
+        self.facts.update(facts)
         self.seq = seq
         if seq is not None:
             self.facts.setdefault("seq", seq)

@@ -208,6 +208,8 @@ def lines(session: Session, job_id: str) -> list[Line]:
         select(job_lines).where(job_lines.c.job_id == job_id).order_by(job_lines.c.line)
     )
     return [
-        Line(r.line, r.doc_id, r.title, r.outcome, None if r.reason is None else json.loads(r.reason))
+        Line(
+            r.line, r.doc_id, r.title, r.outcome, None if r.reason is None else json.loads(r.reason)
+        )
         for r in rows
     ]

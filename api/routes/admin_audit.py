@@ -82,7 +82,7 @@ def verify(
     try:
         report = verify_audit(runtime)
     except TamperError as exc:
-        verdict = {
+        verdict: dict[str, object] = {
             "ok": False,
             "seq": exc.seq,
             "reason": refusal(exc).words,

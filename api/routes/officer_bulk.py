@@ -43,7 +43,6 @@ from typing import IO, Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
-
 from sqlalchemy.orm import Session
 
 from api.deps import RuntimeDep, SessionDep
@@ -71,9 +70,9 @@ from api.web import SCRIPTED_CSP, check_csrf
 from audit import holds_cnic, pseudonym
 from identity.cnic import normalise_cnic
 from identity.errors import InvalidCnic
+from locker import jobs
 from locker.access import Accessor
 from locker.doctypes import DOCUMENT_TYPES, DocumentType
-from locker import jobs
 from locker.documents import DocumentRefused, DocumentTooLarge, Seal, starts_as
 
 router = APIRouter(tags=["officer pages"], include_in_schema=False)

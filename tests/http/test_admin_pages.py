@@ -722,5 +722,5 @@ def test_a_tampered_log_fails_verification_on_the_page(
     assert 'lang="en"' not in verified.text.split("<main", 1)[1]
     web.get("/lang/ur?next=/admin/audit")
     urdu = web.post("/admin/audit/verify", data={"csrf": csrf_of(web.get("/admin/audit").text)})
-    assert "اندراج 2: ہیش کی زنجیر یہاں ٹوٹتی ہے۔" in urdu.text
+    assert "اندراج 2: ہیش کی زنجیر یہاں ٹوٹتی ہے" in urdu.text
     assert "hash chain" not in urdu.text

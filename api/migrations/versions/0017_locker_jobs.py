@@ -21,9 +21,7 @@ def upgrade() -> None:
         "locker_jobs",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False, comment="bulk-issue | rewrap"),
-        sa.Column(
-            "department", sa.String(length=32), nullable=True, comment="acted for, if any"
-        ),
+        sa.Column("department", sa.String(length=32), nullable=True, comment="acted for, if any"),
         sa.Column(
             "starter", sa.String(length=80), nullable=False, comment="who started it, by pseudonym"
         ),
