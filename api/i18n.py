@@ -46,6 +46,29 @@ class Text:
     def __str__(self) -> str:  # the English, for logs and for API callers
         return translate(DEFAULT, self.message, **self.params)
 
+    def stored(self) -> dict[str, Any]:
+        """As JSON keeps it (a job's problem, written by one replica and read by another):
+        the message and its facts, a fact that is itself `Text` nested alike."""
+        return {
+            "message": self.message,
+            "params": {
+                k: {"text": v.stored()} if isinstance(v, Text) else v
+                for k, v in self.params.items()
+            },
+        }
+
+    @classmethod
+    def restored(cls, kept: Any) -> Text | None:
+        """`stored()` read back; None for anything else (an older or damaged record)."""
+        if not isinstance(kept, dict) or not isinstance(kept.get("message"), str):
+            return None
+        params = kept.get("params")
+        facts = {
+            k: (cls.restored(v["text"]) or "") if isinstance(v, dict) and "text" in v else v
+            for k, v in (params.items() if isinstance(params, dict) else ())
+        }
+        return cls(kept["message"], **facts)
+
 
 @cache
 def catalogue(lang: str) -> dict[str, str]:

@@ -27,6 +27,24 @@ log = logging.getLogger("shanakht.refusals")
 
 # What each code says. The names in %(...)s are the refusal's facts (as `_shown` gives them).
 SAID: dict[str, Text] = {
+    # The audit log's own check (audit.verify), as the administrator's audit page says it
+    "audit.checkpoint_note": Text("Checkpoint %(id)s: its signature or its note does not verify."),
+    "audit.checkpoint_columns": Text("Checkpoint %(id)s: its columns differ from its signed note."),
+    "audit.empty_root": Text("The checkpoint of the empty log has a wrong root."),
+    "audit.missing": Text("Entry %(seq)s is missing."),
+    "audit.not_json": Text("Entry %(seq)s is not a JSON object."),
+    "audit.wrong_seq": Text("Entry %(seq)s holds the entry numbered %(claimed)s."),
+    "audit.chain": Text("Entry %(seq)s: the hash chain breaks here."),
+    "audit.subtree": Text("Entry %(seq)s: its stored subtree hashes are wrong."),
+    "audit.checkpoint_mismatch": Text(
+        "The checkpoint at size %(size)s does not match the entries before it: an entry was "
+        "altered and the hashes after it rewritten."
+    ),
+    "audit.truncated": Text(
+        "The log ends at %(size)s entries but a checkpoint covers %(largest)s: it was cut short."
+    ),
+    "audit.head_size": Text("The log holds %(size)s entries but its head says %(head)s."),
+    "audit.head": Text("The log's head does not match its entries."),
     # Once-only requests and legal-basis access (locker.exchange, locker.legal, locker.release)
     "request.fetch_limit": Text("Give a number of fetches from 1 to %(most)s."),
     "request.data_life": Text("Give a whole number of days from 0 to %(most)s."),

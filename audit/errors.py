@@ -1,5 +1,7 @@
 """The audit package's exceptions: one family, so callers can catch `AuditError` at a boundary."""
 
+from audit.refusal import RefusalError
+
 
 class AuditError(Exception):
     """Base of every audit error."""
@@ -21,12 +23,18 @@ class NoteError(AuditError):
     """A signed note or verifier key is malformed, or its signature does not verify."""
 
 
-class TamperError(AuditError):
+class TamperError(AuditError, RefusalError):
     """The stored log disagrees with itself or with a signed checkpoint.
 
-    `seq` names the first entry found bad, or None when the damage is to a checkpoint.
+    `seq` names the first entry found bad, or None when the damage is to a checkpoint; `code`
+    and the facts say what was found, so the administrator's page words it in their language.
     """
 
-    def __init__(self, message: str, seq: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, seq: int | None = None, *, code: str | None = None, **facts: object
+    ) -> None:
+        super().__init__(message, code=code)
+        self.facts.update(facts)
         self.seq = seq
+        if seq is not None:
+            self.facts.setdefault("seq", seq)

@@ -47,9 +47,15 @@ def _load_checkpoints(
         try:
             signed = Checkpoint.open(row.note, verifier, origin)
         except NoteError as exc:
-            raise TamperError(f"checkpoint {row.id}: {exc}") from exc
+            raise TamperError(
+                f"checkpoint {row.id}: {exc}", code="audit.checkpoint_note", id=row.id
+            ) from exc
         if (signed.size, signed.root) != (row.size, row.root):
-            raise TamperError(f"checkpoint {row.id}: its columns differ from its signed note")
+            raise TamperError(
+                f"checkpoint {row.id}: its columns differ from its signed note",
+                code="audit.checkpoint_columns",
+                id=row.id,
+            )
         roots[signed.size].add(signed.root)
         count += 1
     return roots, count
@@ -64,7 +70,9 @@ def verify_log(connection: Connection, verifier: NoteVerifier, origin: str) -> V
     # (2) Every entry in order: no gap, its own seq inside, its chain and stored subtree hashes
     # recomputed, and the root compared wherever a checkpoint was signed.
     if 0 in roots and roots[0] != {merkle.EMPTY_ROOT}:
-        raise TamperError("the checkpoint of the empty log has a wrong root", seq=0)
+        raise TamperError(
+            "the checkpoint of the empty log has a wrong root", seq=0, code="audit.empty_root"
+        )
     result = connection.execution_options(yield_per=BATCH).execute(
         select(entries.c.seq, entries.c.entry, entries.c.chain, entries.c.hashes).order_by(
             entries.c.seq
@@ -74,25 +82,42 @@ def verify_log(connection: Connection, verifier: NoteVerifier, origin: str) -> V
         for seq, data, stored_chain, stored_hashes in result:
             expected = frontier.size
             if seq != expected:
-                raise TamperError(f"entry {expected} is missing", seq=expected)
+                raise TamperError(
+                    f"entry {expected} is missing", seq=expected, code="audit.missing"
+                )
             try:
                 claimed = json.loads(data).get("seq")
             except (ValueError, AttributeError):
-                raise TamperError(f"entry {seq} is not a JSON object", seq=seq) from None
+                raise TamperError(
+                    f"entry {seq} is not a JSON object", seq=seq, code="audit.not_json"
+                ) from None
             if claimed != seq:
-                raise TamperError(f"entry {seq} holds the entry for seq {claimed}", seq=seq)
+                raise TamperError(
+                    f"entry {seq} holds the entry for seq {claimed}",
+                    seq=seq,
+                    code="audit.wrong_seq",
+                    claimed=str(claimed)[:20],
+                )
             leaf = merkle.leaf_hash(data)
             chain = merkle.chain_hash(chain, leaf)
             if chain != stored_chain:
-                raise TamperError(f"entry {seq}: the hash chain breaks here", seq=seq)
+                raise TamperError(
+                    f"entry {seq}: the hash chain breaks here", seq=seq, code="audit.chain"
+                )
             if b"".join(frontier.push(leaf)) != stored_hashes:
-                raise TamperError(f"entry {seq}: its stored subtree hashes are wrong", seq=seq)
+                raise TamperError(
+                    f"entry {seq}: its stored subtree hashes are wrong",
+                    seq=seq,
+                    code="audit.subtree",
+                )
             signed = roots.get(frontier.size)
             if signed is not None and signed != {frontier.root()}:
                 raise TamperError(
                     f"the checkpoint at size {frontier.size} does not match the entries before it:"
                     " an entry was altered and the hashes after it rewritten",
                     seq=_last_good_checkpoint(roots, frontier.size),
+                    code="audit.checkpoint_mismatch",
+                    size=frontier.size,
                 )
     finally:
         result.close()  # a server-side cursor must not outlive an early exit
@@ -103,14 +128,27 @@ def verify_log(connection: Connection, verifier: NoteVerifier, origin: str) -> V
         raise TamperError(
             f"the log ends at {size} entries but a checkpoint covers {largest}: truncated",
             seq=size,
+            code="audit.truncated",
+            size=size,
+            largest=largest,
         )
     head_size, head_chain, head_frontier = connection.execute(
         select(head.c.size, head.c.chain, head.c.frontier).where(head.c.id == HEAD_ID)
     ).one()
     if head_size != size:
-        raise TamperError(f"the log holds {size} entries but its head says {head_size}", seq=size)
+        raise TamperError(
+            f"the log holds {size} entries but its head says {head_size}",
+            seq=size,
+            code="audit.head_size",
+            size=size,
+            head=head_size,
+        )
     if head_chain != chain or head_frontier != frontier.to_bytes():
-        raise TamperError("the log's head does not match its entries", seq=max(size - 1, 0))
+        raise TamperError(
+            "the log's head does not match its entries",
+            seq=max(size - 1, 0),
+            code="audit.head",
+        )
     return VerifyReport(size=size, root=frontier.root(), checkpoints=count)
 
 

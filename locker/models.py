@@ -160,3 +160,43 @@ legal_requests = Table(
     Column("opened_at", UtcDateTime(), nullable=True, comment="the first opening"),
     Column("disclose_after", UtcDateTime(), nullable=True, comment="set at the first opening"),
 )
+
+jobs = Table(
+    "locker_jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False, comment="bulk-issue | rewrap"),
+    Column("department", String(32), nullable=True, index=True, comment="acted for, if any"),
+    Column("starter", String(80), nullable=False, comment="who started it, by pseudonym"),
+    Column(
+        "state",
+        String(16),
+        nullable=False,
+        comment="queued | running | stopping | done | stopped | failed | interrupted",
+    ),
+    Column("done", Integer, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("summary", Text, nullable=False, comment="JSON: counts and the problem, no PII"),
+    Column(
+        "lane",
+        String(32),
+        nullable=True,
+        unique=True,
+        comment="the kind while a one-at-a-time job is live, else NULL",
+    ),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("beat_at", UtcDateTime(), nullable=False, comment="the runner's last sign of life"),
+    Column("ended_at", UtcDateTime(), nullable=True),
+)
+
+job_lines = Table(
+    "locker_job_lines",
+    metadata,
+    Column("job_id", String(32), ForeignKey(jobs.c.id), primary_key=True),
+    Column("line", Integer, primary_key=True, autoincrement=False),
+    Column("doc_id", String(64), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text, nullable=True, comment="JSON: a message and its facts, no PII"),
+)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from api.administration import verify_audit
 from api.deps import RuntimeDep, SessionDep
 from api.i18n import Text
+from api.refusals import refusal
 from api.routes.admin_common import AdminDep, CsrfForm, ReaderDep, page, record
 from api.runtime import Runtime
 from api.signed_in import SignedIn
@@ -81,10 +82,10 @@ def verify(
     try:
         report = verify_audit(runtime)
     except TamperError as exc:
-        verdict = {
+        verdict: dict[str, object] = {
             "ok": False,
             "seq": exc.seq,
-            "reason": str(exc),
+            "reason": refusal(exc).words,
         }
     else:
         verdict = {

@@ -2,33 +2,39 @@
 as `shanakht keys list|rotate` shows and turns them; and, after a KEK rotation, moving every
 stored data key to the new KEK (`shanakht locker rewrap`) with its progress on the page.
 
-The re-wrap runs in a background thread of this process, batch by batch, each batch its own
-transaction (`locker.rewrap.rewrap_all`); the page reads its counts and a small script from
-/static refreshes them (without the script, a Refresh button does). Stopping it, or losing the
-process, loses nothing: every key is always under an old or the new KEK, and starting again
-skips the keys already moved, so a run is resumed by starting it again. One run at a time per
-process; another replica's run is not seen here.
+The re-wrap runs in a background thread of the process that started it, batch by batch, each
+batch its own transaction (`locker.rewrap.rewrap_all`), and writes its counts to the database
+after each batch (`locker.jobs`); the page, on any replica, reads them and a small script from
+/static refreshes them (without the script, a Refresh button does). Stopping it (from any
+replica), or losing the process, loses nothing: every key is always under an old or the new
+KEK, and starting again skips the keys already moved, so a run is resumed by starting it
+again. A run whose process died shows as interrupted, and may be started again at once. One
+run at a time across the replicas.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.orm import Session
 
 from api.administration import kek_states, rotate_kek, rotate_signing_keys
 from api.deps import RuntimeDep, SessionDep
 from api.i18n import Text
+from api.job_runner import beating
 from api.refusals import refusal
 from api.routes.admin_common import AdminDep, CsrfForm, actor, page
 from api.runtime import Runtime
 from api.web import SCRIPTED_CSP, check_csrf
+from locker import jobs
 from locker.errors import LockerError
 from locker.rewrap import BATCH_SIZE, rewrap_all
 
@@ -37,8 +43,10 @@ log = logging.getLogger("shanakht.admin")
 
 REWRAP_BATCH = BATCH_SIZE
 
-IDLE, RUNNING, STOPPING, DONE, STOPPED, FAILED = (
-    "idle", "running", "stopping", "done", "stopped", "failed",
+KIND = "rewrap"
+IDLE = "idle"
+RUNNING, STOPPING, DONE, STOPPED, FAILED, INTERRUPTED = (
+    jobs.RUNNING, jobs.STOPPING, jobs.DONE, jobs.STOPPED, jobs.FAILED, jobs.INTERRUPTED,
 )  # fmt: skip
 
 
@@ -59,47 +67,48 @@ class RewrapState:
         return self.status in (RUNNING, STOPPING)
 
 
+def rewrap_state(runtime: Runtime, session: Session) -> RewrapState:
+    """The last re-wrap run as the database has it, whichever replica ran it; a run whose
+    process stopped beating is interrupted."""
+    job = jobs.latest(session, KIND)
+    if job is None:
+        return RewrapState()
+    said = job.summary
+    return RewrapState(
+        status=job.status(runtime.clock()), done=job.done, total=job.total,
+        rewrapped=int(said.get("rewrapped", 0)),
+        already_current=int(said.get("already_current", 0)), changed=int(said.get("changed", 0)),
+        kek_version=str(said.get("kek_version", "")), problem=Text.restored(said.get("problem")),
+        started_at=job.created_at,
+    )  # fmt: skip
+
+
 class _Stop(Exception):
     """Raised from the progress callback to end a run between batches, when asked to."""
 
 
 class RewrapJob:
-    """The one re-wrap run of this process, and what it has done so far."""
+    """The runner of this process's re-wrap run, if it has one; the run's state is in the
+    database (`locker.jobs`), where a stop asked on any replica reaches it between batches."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._state = RewrapState()
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @property
-    def state(self) -> RewrapState:
-        with self._lock:
-            return self._state
-
-    def _set(self, **changes: object) -> None:
-        with self._lock:
-            self._state = replace(self._state, **changes)  # type: ignore[arg-type]
-
     def start(self, runtime: Runtime, who: str) -> bool:
-        """Start a run unless one is going; whether this call started it."""
+        """Start a run unless one is going on any replica; whether this call started it."""
         with self._lock:
-            if self._state.active:
+            with runtime.transaction() as session:
+                job = jobs.create(
+                    session, KIND, starter=who, now=runtime.clock(), one_at_a_time=True
+                )
+            if job is None:
                 return False
-            self._state = RewrapState(status=RUNNING, started_at=runtime.clock())
-            self._stop.clear()
             self._thread = threading.Thread(
-                target=self._run, args=(runtime, who), name="admin-rewrap", daemon=True
+                target=self._run, args=(runtime, who, job.id), name="admin-rewrap", daemon=True
             )
             self._thread.start()
         return True
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._state.status != RUNNING:
-                return
-            self._state = replace(self._state, status=STOPPING)
-            self._stop.set()
 
     def wait(self, timeout: float | None = None) -> None:
         """For tests and shutdown: until the current run ends."""
@@ -107,32 +116,51 @@ class RewrapJob:
         if thread is not None:
             thread.join(timeout)
 
-    def _progress(self, done: int, total: int) -> None:
-        self._set(done=done, total=total)
-        if self._stop.is_set():
+    def _progress(self, runtime: Runtime, job_id: str, done: int, total: int) -> None:
+        with runtime.transaction() as session:
+            state = jobs.progress(session, job_id, runtime.clock(), done=done, total=total)
+        if state == STOPPING:
             raise _Stop
 
-    def _run(self, runtime: Runtime, who: str) -> None:
+    def _run(self, runtime: Runtime, who: str, job_id: str) -> None:
+        def progress(done: int, total: int) -> None:
+            self._progress(runtime, job_id, done, total)
+
+        def end(state: str, **summary: object) -> None:
+            with runtime.transaction() as session:
+                jobs.finish(session, job_id, runtime.clock(), state, summary=summary)
+
         try:
-            report = rewrap_all(
-                runtime.transaction, runtime.keks, runtime.audit_log,
-                actor=who, batch_size=REWRAP_BATCH, progress=self._progress,
-            )  # fmt: skip
+            with beating(runtime, job_id):
+                report = rewrap_all(
+                    runtime.transaction, runtime.keks, runtime.audit_log,
+                    actor=who, batch_size=REWRAP_BATCH, progress=progress,
+                )  # fmt: skip
         except _Stop:
-            self._set(status=STOPPED)
+            end(STOPPED)
         except LockerError as exc:
             log.error("the data-key re-wrap stopped: %s", exc)
             said = refusal(exc)
-            self._set(status=FAILED, problem=said.words if said.known else None)
+            end(FAILED, **({"problem": said.words.stored()} if said.known else {}))
         except Exception:
             log.exception("the data-key re-wrap stopped on an unexpected error")
-            self._set(status=FAILED, problem=None)
+            with contextlib.suppress(Exception):  # if the database failed, it shows interrupted
+                end(FAILED)
         else:
-            self._set(
-                status=DONE, done=report.done, total=max(report.total, report.done),
-                rewrapped=report.rewrapped, already_current=report.already_current,
-                changed=report.changed, kek_version=report.kek_version,
-            )  # fmt: skip
+            with runtime.transaction() as session:
+                jobs.finish(
+                    session, job_id, runtime.clock(), DONE, done=report.done,
+                    total=max(report.total, report.done),
+                    summary={"rewrapped": report.rewrapped,
+                             "already_current": report.already_current,
+                             "changed": report.changed, "kek_version": report.kek_version},
+                )  # fmt: skip
+
+
+def stop_rewrap(session: Session) -> bool:
+    """Ask the running re-wrap, on whichever replica runs it, to stop after its batch."""
+    job = jobs.latest(session, KIND)
+    return job is not None and jobs.request_stop(session, job.id)
 
 
 _JOBS: dict[int, tuple[weakref.ref[Runtime], RewrapJob]] = {}
@@ -140,9 +168,8 @@ _JOBS_LOCK = threading.Lock()
 
 
 def rewrap_job(runtime: Runtime) -> RewrapJob:
-    """The re-wrap job of this runtime (one per process and runtime). Keyed by the runtime's
-    id, checked against a weak reference, so a later runtime at a reused address starts
-    afresh."""
+    """This process's re-wrap runner for this runtime. Keyed by the runtime's id, checked
+    against a weak reference, so a later runtime at a reused address starts afresh."""
     with _JOBS_LOCK:
         held = _JOBS.get(id(runtime))
         if held is None or held[0]() is not runtime:
@@ -179,7 +206,7 @@ def keys_page(
     return page(
         request, runtime, session, me, "admin_keys.html", notice=notice,
         signing=runtime.provider(session).keys.all(), keks=_kek_rows(runtime),
-        rotated_kek=done == "locker", rewrap=rewrap_job(runtime).state,
+        rotated_kek=done == "locker", rewrap=rewrap_state(runtime, session),
     )  # fmt: skip
 
 
@@ -203,7 +230,7 @@ def rotate(
             request, runtime, session, me, "admin_keys.html", status_code=422,
             error=Text("Choose which keys to rotate."),
             signing=runtime.provider(session).keys.all(), keks=_kek_rows(runtime),
-            rotated_kek=False, rewrap=rewrap_job(runtime).state,
+            rotated_kek=False, rewrap=rewrap_state(runtime, session),
         )  # fmt: skip
     return RedirectResponse(f"/admin/keys?done={which}", status_code=303)
 
@@ -212,7 +239,7 @@ def rotate(
 def rewrap_page(
     request: Request, runtime: RuntimeDep, session: SessionDep, me: AdminDep
 ) -> Response:
-    state = rewrap_job(runtime).state
+    state = rewrap_state(runtime, session)
     response = page(request, runtime, session, me, "admin_rewrap.html", rewrap=state,
                     current=runtime.keks.current().version_id)  # fmt: skip
     if state.active:
@@ -221,9 +248,9 @@ def rewrap_page(
 
 
 @router.get("/admin/keys/rewrap/progress", response_model=None)
-def rewrap_progress(runtime: RuntimeDep, me: AdminDep) -> Response:
+def rewrap_progress(runtime: RuntimeDep, session: SessionDep, me: AdminDep) -> Response:
     """The run's counts for the progress page's script."""
-    state = rewrap_job(runtime).state
+    state = rewrap_state(runtime, session)
     return JSONResponse(
         {"status": state.status, "done": state.done, "total": state.total},
         headers={"Cache-Control": "no-store"},
@@ -234,14 +261,14 @@ def rewrap_progress(runtime: RuntimeDep, me: AdminDep) -> Response:
 def start_rewrap(
     request: Request,
     runtime: RuntimeDep,
+    session: SessionDep,
     me: AdminDep,
     action: Annotated[str, Form()] = "start",
     csrf: CsrfForm = "",
 ) -> Response:
     check_csrf(request, runtime, csrf)
-    job = rewrap_job(runtime)
     if action == "stop":
-        job.stop()
+        stop_rewrap(session)
     else:
-        job.start(runtime, actor(me))
+        rewrap_job(runtime).start(runtime, actor(me))
     return RedirectResponse("/admin/keys/rewrap", status_code=303)

@@ -16,8 +16,11 @@ manifest, the rows and the total are capped.
 Each row is issued in its own transaction through `api.routes.locker.issue_sealed`, the very
 function the single-issue page uses, so it is sealed and audited alike; the locker is
 idempotent by document number, so running a batch again issues nothing twice (its rows come
-back "unchanged"). Jobs live in this process only (another replica does not see them); the
-ZIP is kept in a temporary file for the job's life and deleted when it ends. CNICs are kept in
+back "unchanged"). The job, its counts and each row's outcome (document number, title, outcome,
+reason; never the CNIC) are kept in the database (`locker.jobs`), written row by row, so its
+page and progress read the same on every replica and after a restart; a job whose process died
+shows as interrupted, and sending the ZIP again finishes it. The ZIP itself is kept in a
+temporary file of the process running the job, for the job's life only. CNICs are kept in
 memory for the job's life only, are never logged, and never appear in the pages.
 """
 
@@ -29,7 +32,6 @@ import io
 import logging
 import os
 import re
-import secrets
 import tempfile
 import threading
 import weakref
@@ -41,9 +43,11 @@ from typing import IO, Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
 
 from api.deps import RuntimeDep, SessionDep
 from api.i18n import Text
+from api.job_runner import beating
 from api.refusals import refusal
 from api.routes.locker import department_seal, issue_sealed
 from api.routes.locker_views import BLOCK
@@ -66,6 +70,7 @@ from api.web import SCRIPTED_CSP, check_csrf
 from audit import holds_cnic, pseudonym
 from identity.cnic import normalise_cnic
 from identity.errors import InvalidCnic
+from locker import jobs
 from locker.access import Accessor
 from locker.doctypes import DOCUMENT_TYPES, DocumentType
 from locker.documents import DocumentRefused, DocumentTooLarge, Seal, starts_as
@@ -80,15 +85,18 @@ OPTIONAL = ("valid_until",)
 MAX_ROWS = 1000
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_TOTAL_BYTES = 2 * 1024**3  # the ZIP as sent, and its files inflated, each at most this
-MAX_JOBS = 100  # finished jobs kept for their pages, per process
 SNIFF_BYTES = 1024  # of a file's start, to check it is of its declared type
 _DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
 
-RUNNING, DONE, FAILED = "running", "done", "failed"
+KIND = "bulk-issue"
+RUNNING = jobs.RUNNING
 CREATED, UPDATED, UNCHANGED, REFUSED = "created", "updated", "unchanged", "refused"
 
 TOO_LARGE = "The file is too large: at most %(limit)s."
 DAMAGED = Text("The file is damaged, or inflates beyond the size the ZIP declares for it.")
+STOPPED_ON_ERROR = Text(
+    "The job stopped on an unexpected error. Run it again: what was issued is not issued twice."
+)
 
 
 class _Inflated(Exception):
@@ -364,52 +372,15 @@ def _check_file(
 
 
 class BulkJob:
-    """One batch being issued in the background, and what each row came to."""
+    """The runner of one batch in this process: it issues the rows and writes each one's
+    outcome, and the job's counts, to `locker.jobs`, where every replica reads them."""
 
-    def __init__(
-        self, job_id: str, desk: Desk, starter: str, path: str, rows: list[Row], started: datetime
-    ) -> None:
+    def __init__(self, job_id: str, desk: Desk, path: str, rows: list[Row]) -> None:
         self.id = job_id
         self.desk = desk
-        self.starter = starter  # the officer's account id: only they see the job
-        self.started = started
         self._path = path
         self._rows = rows
-        self._lock = threading.Lock()
-        self._done = 0
-        self._status = RUNNING
-        self._problem: Text | None = None
         self._thread: threading.Thread | None = None
-
-    @property
-    def status(self) -> str:
-        with self._lock:
-            return self._status
-
-    @property
-    def done(self) -> int:
-        with self._lock:
-            return self._done
-
-    @property
-    def total(self) -> int:
-        return len(self._rows)
-
-    @property
-    def problem(self) -> Text | None:
-        with self._lock:
-            return self._problem
-
-    def rows(self) -> list[Row]:
-        """The rows done so far, with their outcomes."""
-        with self._lock:
-            return list(self._rows[: self._done])
-
-    def counts(self) -> dict[str, int]:
-        counted = {CREATED: 0, UPDATED: 0, UNCHANGED: 0, REFUSED: 0}
-        for row in self.rows():
-            counted[row.outcome] = counted.get(row.outcome, 0) + 1
-        return counted
 
     def start(self, runtime: Runtime, who: Accessor) -> None:
         self._thread = threading.Thread(
@@ -417,37 +388,50 @@ class BulkJob:
         )
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def wait(self, timeout: float | None = None) -> None:
         """For tests and shutdown: until the job ends."""
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def _end(self, runtime: Runtime, state: str, problem: Text | None = None) -> None:
+        summary = {"problem": problem.stored()} if problem is not None else {}
+        with runtime.transaction() as session:
+            jobs.finish(session, self.id, runtime.clock(), state, summary=summary)
+
     def _run(self, runtime: Runtime, who: Accessor) -> None:
         try:
-            with runtime.transaction() as session:
-                seal = department_seal(runtime, session, self.desk.department)
-            if seal is None:
-                with self._lock:
-                    self._status, self._problem = FAILED, _no_seal(self.desk)
-                return
-            with zipfile.ZipFile(self._path) as archive:
-                for row in self._rows:
-                    self._issue(runtime, archive, row, seal, who)
-                    with self._lock:
-                        self._done += 1
-            with self._lock:
-                self._status = DONE
+            with beating(runtime, self.id):
+                with runtime.transaction() as session:
+                    seal = department_seal(runtime, session, self.desk.department)
+                if seal is None:
+                    self._end(runtime, jobs.FAILED, _no_seal(self.desk))
+                    return
+                with zipfile.ZipFile(self._path) as archive:
+                    for row in self._rows:
+                        self._issue(runtime, archive, row, seal, who)
+                        self._record(runtime, row)
+                self._end(runtime, jobs.DONE)
         except Exception as exc:
             log.error("bulk issue %s stopped: %s", self.id, type(exc).__name__)
-            with self._lock:
-                self._status = FAILED
-                self._problem = Text("The job stopped on an unexpected error. Run it again: "
-                                     "what was issued is not issued twice.")  # fmt: skip
+            with contextlib.suppress(Exception):  # if the database is what failed, the
+                self._end(runtime, jobs.FAILED, STOPPED_ON_ERROR)  # job shows interrupted
         finally:
             for row in self._rows:
                 row.cnic = ""  # not kept past the job
             with contextlib.suppress(OSError):
                 os.unlink(self._path)
+
+    def _record(self, runtime: Runtime, row: Row) -> None:
+        line = jobs.Line(
+            row.line, row.doc_id, row.title, row.outcome,
+            row.reason.stored() if row.reason is not None else None,
+        )  # fmt: skip
+        with runtime.transaction() as session:
+            jobs.add_line(session, self.id, line, runtime.clock())
 
     def _issue(
         self, runtime: Runtime, archive: zipfile.ZipFile, row: Row, seal: Seal, who: Accessor
@@ -474,8 +458,7 @@ class BulkJob:
             reason = Text(TOO_LARGE, limit=_mib(limit))
         except DocumentRefused as exc:
             reason = refusal(exc).words
-        with self._lock:
-            row.outcome, row.reason = outcome, reason
+        row.outcome, row.reason = outcome, reason
 
 
 def _no_seal(desk: Desk) -> Text:
@@ -493,7 +476,8 @@ _JOBS_LOCK = threading.Lock()
 
 
 def jobs_of(runtime: Runtime) -> dict[str, BulkJob]:
-    """This runtime's bulk jobs (per process; keyed like `admin_keys.rewrap_job`)."""
+    """This runtime's runners in this process, for `wait` (what a job came to is read from
+    the database, on any replica)."""
     with _JOBS_LOCK:
         held = _JOBS.get(id(runtime))
         if held is None or held[0]() is not runtime:
@@ -503,12 +487,11 @@ def jobs_of(runtime: Runtime) -> dict[str, BulkJob]:
 
 
 def _keep(runtime: Runtime, job: BulkJob) -> None:
-    jobs = jobs_of(runtime)
+    runners = jobs_of(runtime)
     with _JOBS_LOCK:
-        finished = [j for j in jobs.values() if j.status != RUNNING]
-        while len(jobs) >= MAX_JOBS and finished:
-            jobs.pop(finished.pop(0).id, None)
-        jobs[job.id] = job
+        for ended in [j.id for j in runners.values() if not j.running]:
+            runners.pop(ended, None)
+        runners[job.id] = job
 
 
 # -- pages --------------------------------------------------------------------------------------
@@ -599,19 +582,45 @@ def bulk_upload(
             rows=checked.rows,
             error=Text("Nothing was issued. Correct the problems shown, then send the ZIP again."),
         )  # fmt: skip
-    job = BulkJob(
-        secrets.token_urlsafe(12), desk, me.account.id, path, checked.rows, runtime.clock()
-    )
+    stored = jobs.create(
+        session, KIND, starter=me.account.pseudonym, now=runtime.clock(), total=len(checked.rows),
+        department=desk.department,
+    )  # fmt: skip
+    assert stored is not None  # noqa: S101 (bulk jobs are not one at a time: always created)
+    session.commit()  # the runner and every replica read it from now on
+    job = BulkJob(stored.id, desk, path, checked.rows)
     _keep(runtime, job)
     job.start(runtime, as_officer(me, desk.department))
     return see_other(f"/officer/{desk.department}/bulk/{job.id}")
 
 
-def _job(runtime: Runtime, desk: Desk, me: SignedInDep, job_id: str) -> BulkJob | None:
-    job = jobs_of(runtime).get(job_id)
-    if job is None or job.desk.department != desk.department or job.starter != me.account.id:
+def _job(session: Session, desk: Desk, me: SignedInDep, job_id: str) -> jobs.Job | None:
+    """The job, from the database, if it is this officer's own in this department."""
+    job = jobs.get(session, job_id)
+    if (
+        job is None
+        or job.kind != KIND
+        or job.department != desk.department
+        or job.starter != me.account.pseudonym
+    ):
         return None
     return job
+
+
+def _shown(lines: list[jobs.Line]) -> list[dict[str, object]]:
+    """Each line for the page, its reason as words in the reader's language."""
+    return [
+        {"line": x.line, "doc_id": x.doc_id, "title": x.title, "outcome": x.outcome,
+         "reason": Text.restored(x.reason)}
+        for x in lines
+    ]  # fmt: skip
+
+
+def _counts(lines: list[jobs.Line]) -> dict[str, int]:
+    counted = {CREATED: 0, UPDATED: 0, UNCHANGED: 0, REFUSED: 0}
+    for line in lines:
+        counted[line.outcome] = counted.get(line.outcome, 0) + 1
+    return counted
 
 
 @router.get("/officer/{department}/bulk/{job_id}", response_model=None)
@@ -624,21 +633,21 @@ def bulk_job(
     me: SignedInDep,
 ) -> Response:
     desk = desk_for(runtime, session, me, department, ISSUER)
-    job = _job(runtime, desk, me, job_id)
+    job = _job(session, desk, me, job_id)
     if job is None:
         return page(
             request, runtime, session, me, "message.html", status_code=404,
             heading=Text("No such batch"),
-            message=Text("This process has no batch of that number. Batches live in the process "
-                         "that ran them; after a restart, or on another replica, send the ZIP "
+            message=Text("You have no batch of that number in this department. Send the ZIP "
                          "again: what was issued already is not issued twice."),
             link=f"/officer/{desk.department}/bulk", link_text=Text("Issue a batch of documents"),
         )  # fmt: skip
-    status = job.status
+    status = job.status(runtime.clock())
+    lines = jobs.lines(session, job.id)
     response = page(
         request, runtime, session, me, "officer_bulk_job.html", desk=desk, job=job,
-        status=status, done=job.done, total=job.total, rows=job.rows(), counts=job.counts(),
-        problem=job.problem,
+        status=status, done=job.done, total=job.total, rows=_shown(lines), counts=_counts(lines),
+        problem=Text.restored(job.summary.get("problem")),
     )  # fmt: skip
     if status == RUNNING:
         response.headers["Content-Security-Policy"] = SCRIPTED_CSP
@@ -651,10 +660,10 @@ def bulk_progress(
 ) -> Response:
     """The job's counts, for the progress page's script."""
     desk = desk_for(runtime, session, me, department, ISSUER)
-    job = _job(runtime, desk, me, job_id)
+    job = _job(session, desk, me, job_id)
     if job is None:
         return JSONResponse({"status": "unknown"}, status_code=404)
     return JSONResponse(
-        {"status": job.status, "done": job.done, "total": job.total},
+        {"status": job.status(runtime.clock()), "done": job.done, "total": job.total},
         headers={"Cache-Control": "no-store"},
     )

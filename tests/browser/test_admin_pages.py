@@ -211,8 +211,8 @@ def test_the_progress_page_follows_a_running_rewrap(
     release = threading.Event()
     original = job._progress
 
-    def held(done: int, total: int) -> None:
-        original(done, total)
+    def held(runtime: Runtime, job_id: str, done: int, total: int) -> None:
+        original(runtime, job_id, done, total)
         if done == 1:
             release.wait(20)
 

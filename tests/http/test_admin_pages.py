@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +18,7 @@ from api.runtime import Runtime
 from audit import AuditEntry, AuditEvent
 from audit.models import entries
 from identity.nadra import SCENARIOS, CitizenRecord, read_registry
-from locker import rewrap
+from locker import jobs, rewrap
 from locker.access import Accessor
 from locker.errors import WrappedKeyInvalid
 from tests.http.oidc_kit import PASSWORD, csrf_of, press_send, register_citizen
@@ -592,11 +593,12 @@ def test_a_stopped_rewrap_resumes_where_it_left_off(
     original = job._progress
     gate: list[int] = []
 
-    def slow(done: int, total: int) -> None:
+    def slow(runtime: Runtime, job_id: str, done: int, total: int) -> None:
         gate.append(done)
-        if done == 2:
-            job.stop()  # as the Stop button does, between batches
-        original(done, total)
+        if done == 2:  # as the Stop button does, between batches
+            with runtime.transaction() as session:
+                assert admin_keys.stop_rewrap(session)
+        original(runtime, job_id, done, total)
 
     monkeypatch.setattr(job, "_progress", slow)
     _post(web, "/admin/keys/rewrap", {"action": "start"}, page="/admin/keys")
@@ -604,26 +606,78 @@ def test_a_stopped_rewrap_resumes_where_it_left_off(
     page = web.get("/admin/keys/rewrap")
     assert "Stopped." in page.text
     assert "Resume the re-wrap" in page.text
-    assert job.state.done == 2
+    assert _rewrap_state(oidc_runtime).done == 2
     monkeypatch.setattr(job, "_progress", original)
     _post(web, "/admin/keys/rewrap", {"action": "start"}, page="/admin/keys/rewrap")
     job.wait(30)
-    state = job.state
+    state = _rewrap_state(oidc_runtime)
     assert state.status == "done"
     assert state.already_current == 2
     assert state.rewrapped == 2
 
 
+def _rewrap_state(runtime: Runtime) -> admin_keys.RewrapState:
+    with runtime.transaction() as session:
+        return admin_keys.rewrap_state(runtime, session)
+
+
+def _running_rewrap(runtime: Runtime, done: int, total: int) -> str:
+    """A re-wrap run recorded as running (as another replica would have it); its id."""
+    with runtime.transaction() as session:
+        job = jobs.create(
+            session, "rewrap", starter="citizen:p:x", now=runtime.clock(), one_at_a_time=True
+        )
+        assert job is not None
+        jobs.progress(session, job.id, runtime.clock(), done=done, total=total)
+    return job.id
+
+
 def test_the_progress_page_loads_its_script_only_while_running(
-    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord, monkeypatch: pytest.MonkeyPatch
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord
 ) -> None:
-    job = admin_keys.rewrap_job(oidc_runtime)
-    monkeypatch.setattr(job, "_state", admin_keys.RewrapState(status="running", done=3, total=9))
+    _running_rewrap(oidc_runtime, 3, 9)
     page = web.get("/admin/keys/rewrap")
     assert 'src="/static/admin.js"' in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert '<progress id="rewrap-bar" max="9" value="3">' in page.text
-    monkeypatch.setattr(job, "_state", admin_keys.RewrapState())
+
+
+def test_a_rewrap_run_on_another_replica_is_seen_stopped_and_not_started_twice(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord
+) -> None:
+    """The run is in the database: this replica shows its progress, refuses a second run while
+    it beats, and a stop asked here reaches its runner at its next batch."""
+    job_id = _running_rewrap(oidc_runtime, 4, 10)
+    assert web.get("/admin/keys/rewrap/progress").json() == {
+        "status": "running", "done": 4, "total": 10,
+    }  # fmt: skip
+    assert "A re-wrap is running: 4 of 10 data keys done." in web.get("/admin/keys").text
+    assert not admin_keys.rewrap_job(oidc_runtime).start(oidc_runtime, "citizen:p:y")
+    _post(web, "/admin/keys/rewrap", {"action": "stop"}, page="/admin/keys/rewrap")
+    with oidc_runtime.transaction() as session:
+        assert jobs.progress(session, job_id, oidc_runtime.clock(), done=5) == "stopping"
+
+
+def test_a_rewrap_whose_process_died_shows_as_interrupted_and_runs_again(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _documents(oidc_runtime, 2)
+    _post(web, "/admin/keys/rotate", {"which": "locker"}, page="/admin/keys")
+    _running_rewrap(oidc_runtime, 1, 2)
+    later = oidc_runtime.clock() + jobs.STALE + timedelta(seconds=1)
+    monkeypatch.setattr(oidc_runtime, "clock", lambda: later)
+    assert web.get("/admin/keys/rewrap/progress").json()["status"] == "interrupted"
+    page = web.get("/admin/keys/rewrap")
+    assert "Interrupted: the server running the re-wrap stopped" in page.text
+    assert "Resume the re-wrap" in page.text
+    assert "script-src" not in page.headers["content-security-policy"]
+    urdu = web.get("/lang/ur?next=/admin/keys/rewrap")
+    assert "درمیان میں رک گیا" in urdu.text
+    _post(web, "/admin/keys/rewrap", {"action": "start"}, page="/admin/keys/rewrap")
+    admin_keys.rewrap_job(oidc_runtime).wait(30)
+    assert web.get("/admin/keys/rewrap/progress").json() == {
+        "status": "done", "done": 2, "total": 2,
+    }  # fmt: skip
 
 
 # -- audit checkpoints -------------------------------------------------------------------------
@@ -664,3 +718,9 @@ def test_a_tampered_log_fails_verification_on_the_page(
     assert verified.status_code == 200
     assert "FAILED verification" in verified.text
     assert 'class="verdict bad"' in verified.text
+    assert "Entry 2: the hash chain breaks here." in verified.text
+    assert 'lang="en"' not in verified.text.split("<main", 1)[1]
+    web.get("/lang/ur?next=/admin/audit")
+    urdu = web.post("/admin/audit/verify", data={"csrf": csrf_of(web.get("/admin/audit").text)})
+    assert "اندراج 2: ہیش کی زنجیر یہاں ٹوٹتی ہے" in urdu.text
+    assert "hash chain" not in urdu.text

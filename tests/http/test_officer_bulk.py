@@ -9,15 +9,19 @@ import io
 import re
 import struct
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
+from api.app import create_app
 from api.routes import officer_bulk
 from api.routes.locker_views import seal_status
-from api.runtime import Runtime
+from api.runtime import Runtime, open_runtime
+from api.settings import Settings
+from locker import jobs
 from tests.http.oidc_kit import csrf_of
 from tests.http.test_officer_pages import (
     PDF,
@@ -109,7 +113,7 @@ def test_a_batch_is_issued_sealed_into_each_citizens_locker_and_a_rerun_changes_
     page = finished(web, oidc_runtime, send(web, good_batch(officer)))
     assert outcomes(page) == {"BC/1": "Created", "BC/2": "Created", "BC/3": "Created"}
     assert "3 created, 0 new versions, 0 unchanged, 0 refused" in page
-    assert "another replica does not see it" in page
+    assert "Every server of the service shows this batch" in page
     assert officer.citizen.cnic not in page
     with oidc_runtime.transaction() as session:
         mine = oidc_runtime.locker(session).list(owner_of(oidc_runtime, officer.citizen.cnic))
@@ -286,3 +290,61 @@ def test_a_plain_citizen_gets_403_and_a_form_without_csrf_is_refused(
     assert "The form has expired" in refused.text
     assert web.get("/officer/home/bulk").status_code == 403  # not an issuer there
     assert web.get("/officer/lgcd/bulk/nosuchjob").status_code == 404
+
+
+def test_a_batch_is_seen_the_same_from_another_replica(
+    web: TestClient, oidc_runtime: Runtime, officer: Office, settings: Settings
+) -> None:
+    """A second runtime and app on the same database (another replica, or this one after a
+    restart) shows the job, its counts and every line's outcome."""
+    sent = send(web, good_batch(officer))
+    finished(web, oidc_runtime, sent)
+    location = sent.headers["location"]
+    other = open_runtime(settings)
+    try:
+        with TestClient(create_app(other), base_url="https://shanakht.test") as replica:
+            replica.cookies.update(web.cookies)
+            assert replica.get(f"{location}/progress").json() == {
+                "status": "done", "done": 3, "total": 3,
+            }  # fmt: skip
+            page = replica.get(location)
+            assert page.status_code == 200
+            assert outcomes(page.text) == {"BC/1": "Created", "BC/2": "Created", "BC/3": "Created"}
+            assert "3 created, 0 new versions, 0 unchanged, 0 refused" in page.text
+    finally:
+        other.close()
+
+
+def test_a_batch_whose_process_died_shows_as_interrupted_and_says_what_to_do(
+    web: TestClient, oidc_runtime: Runtime, officer: Office, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(officer_bulk.BulkJob, "start", lambda *_args: None)  # never runs
+    sent = send(web, good_batch(officer))
+    location = sent.headers["location"]
+    assert web.get(f"{location}/progress").json()["status"] == "running"
+    later = oidc_runtime.clock() + jobs.STALE + timedelta(seconds=1)
+    monkeypatch.setattr(oidc_runtime, "clock", lambda: later)
+    assert web.get(f"{location}/progress").json() == {
+        "status": "interrupted", "done": 0, "total": 3,
+    }  # fmt: skip
+    page = web.get(location)
+    assert "The batch was interrupted" in page.text
+    assert "Send the same ZIP again to finish it" in page.text
+    assert "script-src" not in page.headers["content-security-policy"]
+    urdu = web.get(f"/lang/ur?next={location}")
+    assert "بیچ درمیان میں رک گیا" in urdu.text
+
+
+def test_another_officers_batch_is_not_shown(
+    web: TestClient, oidc_runtime: Runtime, officer: Office
+) -> None:
+    with oidc_runtime.transaction() as session:
+        theirs = jobs.create(
+            session, "bulk-issue", starter="p:someone-else", now=oidc_runtime.clock(),
+            total=1, department="lgcd",
+        )  # fmt: skip
+    assert theirs is not None
+    assert web.get(f"/officer/lgcd/bulk/{theirs.id}/progress").status_code == 404
+    page = web.get(f"/officer/lgcd/bulk/{theirs.id}")
+    assert page.status_code == 404
+    assert "You have no batch of that number" in page.text

@@ -25,7 +25,7 @@ BUILT = {"legal.legal_reference", "legal.reason", "document.title", "document.re
 
 def _raised() -> set[str]:
     found = set(BUILT)
-    for package in ("locker", "signing", "identity"):
+    for package in ("locker", "signing", "identity", "audit"):
         for path in (ROOT / package).rglob("*.py"):
             found.update(RAISED.findall(path.read_text(encoding="utf-8")))
     return found
