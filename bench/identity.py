@@ -12,11 +12,12 @@ default, PostgreSQL (a schema of its own) when SHANAKHT_DATABASE_URL is set; the
 over both. The peer is panva's oidc-provider (bench/peers/oidc_provider), also two processes,
 put through the same workloads. SHANAKHT_BENCH_SECONDS sets each measured phase (default 20).
 
-The load comes from a process of its own: `bench.loadgen` (Python) for the logins and for the
+The load comes from processes of their own: wrk (C, one per server and workload) for the
+closed-loop phases, the logins and the grants, which find the most the servers can do (a Python
+load generator spends about as much CPU a grant as the server, and 1.7 ms a login, on the same
+two cores, and would measure itself as much as them); and `bench.loadgen` (Python) for the
 grants paced at the target rate (latency counted from when each request was due, so no
-coordinated omission), and wrk (C, one per server and workload) for the closed-loop grant
-phases, which find the most the servers can do: a Python load generator spends about as much
-CPU a grant as the server, on the same two cores, and would measure itself as much as them.
+coordinated omission).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -299,17 +300,70 @@ done = function(summary, latency, requests)
     latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 """
+# Logins through wrk: every connection POSTs the login form again and again with the cookies
+# one GET of the login page gave (Shanakht's CSRF cookie; the peer's interaction), Shanakht's
+# cycling through the citizens of its wrk (BENCH_CNICS); a 303 (signed in) is an answer,
+# anything else an error. The session cookie each success sets is never sent back, so no login
+# first ends another's session.
+WRK_LOGINS = """\
+local cnics = {}
+local i = 0
+local headers = {
+  ["Content-Type"] = "application/x-www-form-urlencoded",
+  ["Cookie"] = os.getenv("BENCH_COOKIE"),
+}
+local form = os.getenv("BENCH_FORM")
+local threads = {}
+samples = {}
+
+setup = function(thread)
+  threads[#threads + 1] = thread
+end
+
+init = function(args)
+  for cnic in string.gmatch(os.getenv("BENCH_CNICS") or "", "[^,]+") do
+    cnics[#cnics + 1] = cnic
+  end
+end
+
+request = function()
+  i = i + 1
+  local body = form
+  if #cnics > 0 then
+    body = "cnic=" .. cnics[(i % #cnics) + 1] .. "&" .. form
+  end
+  return wrk.format("POST", nil, headers, body)
+end
+
+response = function(status, headers, body)
+  if status ~= 303 and #samples < 3 then
+    samples[#samples + 1] = status .. ": " .. string.sub(string.gsub(body, "%s+", " "), 1, 200)
+  end
+end
+""" + WRK_GRANTS[WRK_GRANTS.index("done = function") :]
 WRK_SPARE = 2  # refresh tokens each wrk starts with beyond one per connection (see above)
 
 
 @dataclass(frozen=True)
 class WrkLoad:
-    """One wrk against one server: a grant workload over `connections` connections."""
+    """One wrk against one server: a workload over `connections` connections, its script
+    told what to send by `env` (grants: `grant_env`; logins: `_login_env`)."""
 
     base: str
     user: dict[str, Any]  # the workload, as the load generator's plan has it
     connections: int
-    tokens: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def grant_env(user: dict[str, Any], tokens: tuple[str, ...] = ()) -> dict[str, str]:
+    """WRK_GRANTS's settings: the client, the grant, and the refresh tokens to start with."""
+    basic = f"{user['client_id']}:{user['secret']}"
+    return {
+        "BENCH_BASIC": base64.b64encode(basic.encode()).decode(),
+        "BENCH_GRANT": user["kind"],
+        "BENCH_SCOPE": user.get("scope", ""),
+        "BENCH_TOKENS": ",".join(tokens),
+    }
 
 
 def _wrk_run(loads: list[WrkLoad], script: Path, seconds: float) -> list[dict[str, Any]]:
@@ -318,19 +372,11 @@ def _wrk_run(loads: list[WrkLoad], script: Path, seconds: float) -> list[dict[st
     wrk = shutil.which("wrk") or "wrk"
     runs = []
     for load in loads:
-        user = load.user
-        basic = f"{user['client_id']}:{user['secret']}"
-        env = {
-            **_clean_environ(),
-            "BENCH_BASIC": base64.b64encode(basic.encode()).decode(),
-            "BENCH_GRANT": user["kind"],
-            "BENCH_SCOPE": user.get("scope", ""),
-            "BENCH_TOKENS": ",".join(load.tokens),
-        }
+        env = {**_clean_environ(), **load.env}
         argv = [wrk, "-t1", f"-c{load.connections}", f"-d{seconds:.0f}s", "--timeout", "30s"]
         runs.append(
             subprocess.Popen(
-                [*argv, "-s", str(script), load.base + user["path"]],
+                [*argv, "-s", str(script), load.base + load.user["path"]],
                 env=env,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -345,6 +391,36 @@ def _wrk_run(loads: list[WrkLoad], script: Path, seconds: float) -> list[dict[st
         report["samples"] = [line[len("error: ") :] for line in lines if line.startswith("error: ")]
         reports.append(report)
     return reports
+
+
+def _login_load(
+    base: str, start: str, post: str, form: dict[str, str], cnics: Sequence[str] = ()
+) -> WrkLoad:
+    """One server's share of the login phase for wrk: GET `start` once for the cookies (and,
+    for the peer, the interaction it redirects to, `{location}` in `post`), then POST `form`
+    to `post` on LOGIN_USERS // cores connections."""
+    with httpx2.Client(base_url=base, timeout=30) as browser:
+        page = browser.get(start)
+        location = page.headers.get("location", "")
+        form = dict(form)
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        if found:
+            form["csrf"] = found.group(1)
+        cookies = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
+    if page.status_code not in (200, 303) or not cookies:
+        raise RuntimeError(f"no login form at {base}{start}: {page.status_code}")
+    env = {"BENCH_COOKIE": cookies, "BENCH_FORM": urlencode(form), "BENCH_CNICS": ",".join(cnics)}
+    user = {"kind": "login", "path": post.format(location=location)}
+    return WrkLoad(base, user, LOGIN_USERS // _cores(), env)
+
+
+def _login_phase(column: Column, loads: list[WrkLoad], pids: list[int], work: Path) -> None:
+    """Password logins as fast as they go, through wrk: a Python load generator spent about
+    1.7 ms of CPU a login (0.13 cores at 78/s), out of the cores the hashes need."""
+    script = work / "logins.lua"
+    script.write_text(WRK_LOGINS)
+    _wrk_run(loads, script, WARMUP)  # the servers warm up
+    _wrk_phase(column, LOGINS, loads, pids, script)
 
 
 def _wrk_phase(
@@ -670,17 +746,18 @@ def _bench_shanakht(name: str, database_url: str | None, logs: Path, hash_s: flo
         with _servers(commands, "/healthz", logs) as servers:
             bases = [s.base for s in servers]
             pids = [s.process.pid for s in servers]
-            per_user = len(setup.cnics) // LOGIN_USERS
+            share = len(setup.cnics) // len(bases)
             logins = [
-                {
-                    "kind": "login",
-                    "base": bases[i % len(bases)],
-                    "cnics": setup.cnics[i * per_user : (i + 1) * per_user],
-                    "password": PASSWORD,
-                }
-                for i in range(LOGIN_USERS)
+                _login_load(
+                    base,
+                    "/login",
+                    "/login",
+                    {"password": PASSWORD},
+                    setup.cnics[i * share : (i + 1) * share],
+                )
+                for i, base in enumerate(bases)
             ]
-            _run_phase(column, LOGINS, {"users": logins}, pids)
+            _login_phase(column, logins, pids, logs)
             service = {
                 "kind": "client_credentials",
                 "path": "/oauth/token",
@@ -733,7 +810,10 @@ def _grant_phases(
         refresh = user["kind"] == "refresh_token"
         return [
             WrkLoad(
-                bases[i], user, connections, tokens(i, connections + WRK_SPARE) if refresh else ()
+                bases[i],
+                user,
+                connections,
+                grant_env(user, tokens(i, connections + WRK_SPARE) if refresh else ()),
             )
             for i in range(n)
         ]
@@ -910,19 +990,12 @@ def _bench_peer(logs: Path) -> Column:
         pids = [s.process.pid for s in servers]
         n = len(bases)
         logins = []
-        for i in range(LOGIN_USERS):
+        for base in bases:
             _verifier, challenge = _pkce()
-            query = _authorize_query("bench-eservice", PEER_AUTH_SCOPE, challenge)
-            logins.append(
-                {
-                    "kind": "peer_login",
-                    "base": bases[i % n],
-                    "auth_query": query,
-                    "login": PEER_ACCOUNT,
-                    "password": PASSWORD,
-                }
-            )
-        _run_phase(column, LOGINS, {"users": logins}, pids)
+            start = f"/auth?{_authorize_query('bench-eservice', PEER_AUTH_SCOPE, challenge)}"
+            form = {"login": PEER_ACCOUNT, "password": PASSWORD}
+            logins.append(_login_load(base, start, "{location}/login", form))
+        _login_phase(column, logins, pids, logs)
         service = {
             "kind": "client_credentials",
             "path": "/token",

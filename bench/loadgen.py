@@ -17,7 +17,7 @@ With a rate they send on a schedule, `rate` requests per second in all, and a re
 counts from when it was due, not when it was sent: a server that falls behind is charged for
 the wait it caused (no coordinated omission, as wrk2 measures).
 
-Kinds: `login` (Shanakht's POST /login), `peer_login` (oidc-provider's login interaction),
+Kinds: `login` (Shanakht's POST /login),
 `client_credentials` and `refresh_token` (any token endpoint, client_secret_basic), `ocsp`
 (a DER request POSTed to an OCSP responder), `http` (any request, described in the plan: see
 `_http`; bench/soak.py's mixed workload).
@@ -153,21 +153,6 @@ async def _login(
         i += 1
         await _timed(window, tally, lambda f=form: client.post("/login", data=f), 303, user)
         client.cookies.delete("shanakht_session")
-
-
-async def _peer_login(
-    client: httpx2.AsyncClient, user: dict[str, Any], window: Window, tally: Tally
-) -> None:
-    """oidc-provider: one authorization request (its interaction and cookie), then the login
-    prompt's POST again and again; each one verifies the password and finishes the prompt."""
-    started = await client.get(f"/auth?{user['auth_query']}")
-    location = started.headers.get("location", "")
-    if started.status_code != 303 or not location.startswith("/interaction/"):
-        raise Stop(f"no interaction: {started.status_code} {started.text[:200]}")
-    form = {"login": user["login"], "password": user["password"]}
-    while _running(user, window):
-        send = lambda: client.post(f"{location}/login", data=form)  # noqa: E731
-        await _timed(window, tally, send, 303, user)
 
 
 @dataclass
@@ -371,7 +356,6 @@ async def _http(
 
 WORKLOADS: dict[str, Callable[..., Awaitable[None]]] = {
     "login": _login,
-    "peer_login": _peer_login,
     "client_credentials": _client_credentials,
     "refresh_token": _refresh,
     "ocsp": _ocsp,
