@@ -97,6 +97,7 @@ class Kit:
             locker=self.runtime.locker(session),
             audit=self.runtime.audit_log(session),
             signer=self.signer,
+            seal=self.runtime.row_seal,
             citizens=self.phones,
             texts=self.phones,
             clock=self.clock,
