@@ -80,9 +80,7 @@ class Roles:
             .order_by(roles.c.department_id, roles.c.role)
         )
         return [
-            RoleGrant(r.department_id, r.role)
-            for r in rows
-            if self._seal.check(roles, r._mapping)
+            RoleGrant(r.department_id, r.role) for r in rows if self._seal.check(roles, r._mapping)
         ]
 
     def claim(self, citizen_id: str) -> list[dict[str, str]]:

@@ -330,14 +330,15 @@ class Exchange:
             "fetch_limit": found.fetch_limit,
             "issued_at": iso(issued),
         }
-        row = dict(
-            id=consent_id, request_id=found.id, requester=found.requester, owner=owner,
-            doctypes=" ".join(found.doctypes), purpose_code=found.purpose_code,
-            purpose_text=found.purpose_text, data_life_days=found.data_life_days,
-            valid_from=found.valid_from, valid_until=found.valid_until,
-            fetch_limit=found.fetch_limit, artifact=self._signer.sign(terms, CONSENT_TYPE),
-            status=ACTIVE, uses=0, created_at=issued, status_changed_at=issued,
-        )  # fmt: skip
+        row = {
+            "id": consent_id, "request_id": found.id, "requester": found.requester,
+            "owner": owner, "doctypes": " ".join(found.doctypes),
+            "purpose_code": found.purpose_code, "purpose_text": found.purpose_text,
+            "data_life_days": found.data_life_days, "valid_from": found.valid_from,
+            "valid_until": found.valid_until, "fetch_limit": found.fetch_limit,
+            "artifact": self._signer.sign(terms, CONSENT_TYPE), "status": ACTIVE, "uses": 0,
+            "created_at": issued, "status_changed_at": issued,
+        }  # fmt: skip
         self._db.execute(insert(consents).values(self._seal.sealed(consents, row)))
         consent = self._consent(consent_id)
         assert consent is not None  # noqa: S101 (inserted just now, in this transaction)

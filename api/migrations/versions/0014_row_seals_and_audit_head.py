@@ -27,9 +27,8 @@ depends_on = None
 
 SEALED = ("identity_roles", "identity_clients", "locker_consents")
 COMMENT = "row seal: HMAC-SHA256, audit.row_seal"
-MESSAGE = "the audit head only moves forward, to an entry in the log"
 
-HEAD_FUNCTION = f"""
+HEAD_FUNCTION = """
 CREATE FUNCTION audit_head_forward() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     tip bytea;
@@ -41,13 +40,15 @@ BEGIN
         RETURN NEW;
     END IF;
     IF TG_OP <> 'UPDATE' OR NEW.id <> OLD.id OR NEW.size <= OLD.size THEN
-        RAISE EXCEPTION '{MESSAGE}' USING ERRCODE = 'restrict_violation';
+        RAISE EXCEPTION 'the audit head only moves forward, to an entry in the log'
+            USING ERRCODE = 'restrict_violation';
     END IF;
     SELECT count(*) INTO present FROM audit_entries
         WHERE seq >= OLD.size AND seq < NEW.size;
     SELECT chain INTO tip FROM audit_entries WHERE seq = NEW.size - 1;
     IF present <> NEW.size - OLD.size OR tip IS DISTINCT FROM NEW.chain THEN
-        RAISE EXCEPTION '{MESSAGE}' USING ERRCODE = 'restrict_violation';
+        RAISE EXCEPTION 'the audit head only moves forward, to an entry in the log'
+            USING ERRCODE = 'restrict_violation';
     END IF;
     RETURN NEW;
 END $$
