@@ -30,9 +30,10 @@ from api.cli_support import (
 )
 from api.cli_verify import verify
 from api.key_check import check_keys_fit_database
-from api.migrate import prepare
+from api.migrate import SEALED_TABLES, prepare
 from api.runtime import Runtime
 from audit import AuditError, AuditEvent, TamperError
+from audit.row_seal import bad_rows
 from identity.oidc.clients import (
     CLIENT_SECRET_BASIC,
     ESERVICE,
@@ -150,6 +151,25 @@ def audit_prove(seq: int) -> None:
             "verifier_key": runtime.audit_signer.verifier_key,
         }
         click.echo(json.dumps(bundle, indent=2, ensure_ascii=False))
+
+
+@audit.command("integrity")
+def audit_integrity() -> None:
+    """Check the seal of every role grant, consent and client registration; exit 1 listing
+    each row that is not honoured (written or changed by someone without the service's keys).
+
+    Run it on a schedule and alert on its exit: a refused row is also a warning in the API's
+    log (logger shanakht.integrity), but only when something reads it, and a forged role on an
+    account nobody uses would never be read."""
+    with cli_runtime() as runtime:
+        migrate(runtime)
+        with runtime.sessions() as session, session.begin():
+            found = bad_rows(session, runtime.row_seal, SEALED_TABLES)
+        for bad in found:
+            click.echo(f"{bad.table} {bad.key}: {bad.problem} MAC, not honoured")
+        if found:
+            fail(f"{len(found)} rows of authorization state FAILED their seal", EXIT_TAMPERED)
+        click.echo("authorization state verified: every role, consent and client is sealed")
 
 
 @main.group()

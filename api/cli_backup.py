@@ -385,7 +385,9 @@ def _clear_target(settings: Settings, engine: Engine) -> None:
             quote = connection.dialect.identifier_preparer.quote
             for table in reversed(reflected.sorted_tables):
                 connection.execute(text(f"DROP TABLE IF EXISTS {quote(table.name)} CASCADE"))
-            connection.execute(text("DROP FUNCTION IF EXISTS audit_refuse_change() CASCADE"))
+            # The migrations' trigger functions, which outlive the tables they guard.
+            for function in ("audit_refuse_change", "audit_head_forward"):
+                connection.execute(text(f"DROP FUNCTION IF EXISTS {function}() CASCADE"))
     shutil.rmtree(settings.data_dir / "keys", ignore_errors=True)
 
 

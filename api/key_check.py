@@ -45,6 +45,7 @@ from api.runtime import (
     IDENTITY_SEAL_KEY,
     LOCKER_KEK_SEAL_KEY,
     SIGNING_SEAL_KEY,
+    STATE_MAC_KEY,
     Runtime,
 )
 from audit import AuditError
@@ -68,6 +69,7 @@ KINDS = {
     IDENTITY_PAIRWISE_KEY: "the pairwise subject key",
     SIGNING_SEAL_KEY: "the signing seal key (the CA's, department seals' and signers' keys)",
     LOCKER_KEK_SEAL_KEY: "the locker KEKs' seal key",
+    STATE_MAC_KEY: "the authorization state MAC key (role grants, consents, clients)",
     DEVICE_KEY: "the device cookie key",
     CONSENT_KEY: "the consent signing key",
     MAC_KEY: "the backup manifest key",

@@ -113,6 +113,16 @@ class LocalKeyStore:
         except (ValueError, KeyError, TypeError) as exc:
             raise StartupError(f"key file {path} is damaged: {exc}") from None
 
+    def done(self, step: str) -> bool:
+        """Whether the one-time step `step` was recorded here (`record_done`). Kept beside the
+        keys, not in the database: whoever can write the database must not be able to make
+        the service believe a step (the first sealing of rows) is still to be done."""
+        return (self._dir / f"{self._path(step).stem}.done").exists()
+
+    def record_done(self, step: str) -> None:
+        """Record that the one-time step `step` is done; it then never runs again here."""
+        _create_exclusive(self._dir / f"{self._path(step).stem}.done", b"done\n")
+
     def ed25519(self, name: str) -> Ed25519PrivateKey:
         """An Ed25519 key whose 32-byte seed is the secret `name`."""
         return Ed25519PrivateKey.from_private_bytes(self.secret(name, 32))

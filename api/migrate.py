@@ -25,10 +25,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.database import create_db_engine
 from api.errors import StartupError
-from api.runtime import Runtime
+from api.runtime import STATE_MAC_KEY, Runtime
 from api.settings import Settings
+from audit import AuditEvent
+from audit.row_seal import seal_unsealed
+from identity.models import clients, roles
+from locker.models import consents
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+# The tables whose rows are sealed (`audit.row_seal`): authorization state.
+SEALED_TABLES = (roles, consents, clients)
+FIRST_SEALING = f"{STATE_MAC_KEY}-first-sealing"
 
 # What the application role may do, table by table; every other table in the schema (and every
 # table a later migration creates, through the default privileges) gets DML. Never TRUNCATE,
@@ -172,3 +180,28 @@ def prepare(runtime: Runtime, *, migrate_schema: bool = True) -> None:
             engine.dispose()
     with runtime.transaction() as session:
         runtime.provider(session).keys.ensure()
+    if migrate_schema:
+        seal_existing_rows(runtime)
+
+
+def seal_existing_rows(runtime: Runtime) -> None:
+    """Seal the rows of authorization state written before rows had seals (revision 0014),
+    once per deployment: the first `db upgrade` with this code does it, and records so in the
+    key directory. Never again after that, whatever the database says: a row without a seal
+    is then one the service did not write. A production replica (`serve`, which migrates
+    nothing) never seals; `db upgrade` has done it before replicas start. The sealing is an
+    audit entry, with how many rows of each table it sealed, when there were any."""
+    if runtime.keys.done(FIRST_SEALING):
+        return
+    with runtime.transaction() as session:
+        counts = seal_unsealed(session, runtime.row_seal, SEALED_TABLES)
+        if any(counts.values()):
+            runtime.audit_log(session).append(
+                AuditEvent(
+                    actor="system:upgrade",
+                    action="integrity.sealed",
+                    resource="integrity:rows",
+                    details=dict(counts),
+                )
+            )
+    runtime.keys.record_done(FIRST_SEALING)

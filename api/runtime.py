@@ -20,6 +20,7 @@ from api.hashing import BackgroundHasher
 from api.keystore import LocalKeyStore, development_master_key, parse_master_key
 from api.settings import Settings
 from audit import AuditLog, NoteSigner, NoteVerifier
+from audit.row_seal import RowSeal
 from identity.enrolment import Enrolment
 from identity.login import PasswordLogin
 from identity.nadra import MockNadra, NadraRegistry, ensure_registry
@@ -45,6 +46,7 @@ IDENTITY_CODE_KEY = "identity-codes"
 IDENTITY_PAIRWISE_KEY = "identity-pairwise"
 SIGNING_SEAL_KEY = "signing-seal"
 LOCKER_KEK_SEAL_KEY = "locker-kek-seal"
+STATE_MAC_KEY = "state-mac"  # seals rows of authorization state: audit.row_seal
 
 
 def utc_now() -> datetime:
@@ -89,6 +91,7 @@ class Runtime:
     signing_seal_key: bytes
     store: ObjectStore
     keks: KekProvider
+    row_seal: RowSeal
     signer_caches: SignerCaches = field(default_factory=SignerCaches)
     clock: Callable[[], datetime] = utc_now
     _nadra: NadraRegistry | None = None
@@ -151,6 +154,7 @@ class Runtime:
             issuer=self.settings.resolved_issuer,
             sealer=self.identity.sealer,
             pairwise_key=self.identity.pairwise_key,
+            row_seal=self.row_seal,
             policy=self.identity.policy,
         )
         return Provider(session, config, audit=self.audit_log(session), clock=self.clock)
@@ -284,6 +288,7 @@ def open_runtime(settings: Settings) -> Runtime:
         signing_seal_key=keys.secret(SIGNING_SEAL_KEY),
         store=_ready_store(settings),
         keks=keks,
+        row_seal=RowSeal(keys.secret(STATE_MAC_KEY)),
     )
 
 

@@ -97,6 +97,7 @@ clients = Table(
     Column("require_dpop", Boolean, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("department", String(32), nullable=True, comment="whom a department system speaks for"),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
 )
 
 used_assertions = Table(
@@ -222,6 +223,7 @@ roles = Table(
     Column("role", String(32), primary_key=True, comment="e.g. signing.officer"),
     Column("granted_at", UtcDateTime(), nullable=False),
     Column("granted_by", String(100), nullable=False, comment="who granted it (an actor)"),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
 )
 
 # -- authenticator apps (TOTP) and recovery codes -------------------------------------------------

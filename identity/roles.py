@@ -2,6 +2,8 @@
 
 Officers are citizens: an administrator grants a citizen a role within a department, and the
 role reaches e-services and APIs as the `roles` claim. Every grant and revocation is audited.
+Every grant row is sealed (`audit.row_seal`) when it is written, and one whose seal does not
+verify is no role at all: an INSERT by whoever has SQL but not the service's keys gives nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog
+from audit.row_seal import RowSeal
 from identity.errors import IdentityError
 from identity.models import departments, roles
 
@@ -36,10 +39,18 @@ class RoleGrant:
 
 
 class Roles:
-    def __init__(self, session: Session, *, audit: AuditLog, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        audit: AuditLog,
+        clock: Callable[[], datetime],
+        seal: RowSeal,
+    ) -> None:
         self._db = session
         self._audit = audit
         self._clock = clock
+        self._seal = seal
 
     def add_department(self, department_id: str, name: str) -> None:
         if not _DEPARTMENT_ID.match(department_id):
@@ -61,12 +72,16 @@ class Roles:
         return [(r.id, r.name) for r in rows]
 
     def of(self, citizen_id: str) -> list[RoleGrant]:
+        """The roles `citizen_id` holds: only grants whose seal verifies (the claim, every
+        route's check and the administrator's pages all read them here)."""
         rows = self._db.execute(
-            select(roles.c.department_id, roles.c.role)
+            select(roles)
             .where(roles.c.citizen_id == citizen_id)
             .order_by(roles.c.department_id, roles.c.role)
         )
-        return [RoleGrant(r.department_id, r.role) for r in rows]
+        return [
+            RoleGrant(r.department_id, r.role) for r in rows if self._seal.check(roles, r._mapping)
+        ]
 
     def claim(self, citizen_id: str) -> list[dict[str, str]]:
         """The `roles` claim: [{"department": ..., "role": ...}, ...]."""
@@ -102,15 +117,14 @@ class Roles:
             raise RoleError(f"unknown role {role!r}; roles are {', '.join(sorted(ROLES))}")
         try:
             with self._db.begin_nested():
-                self._db.execute(
-                    insert(roles).values(
-                        citizen_id=citizen_id,
-                        department_id=department,
-                        role=role,
-                        granted_at=self._clock(),
-                        granted_by=by,
-                    )
-                )
+                row = {
+                    "citizen_id": citizen_id,
+                    "department_id": department,
+                    "role": role,
+                    "granted_at": self._clock(),
+                    "granted_by": by,
+                }
+                self._db.execute(insert(roles).values(self._seal.sealed(roles, row)))
         except IntegrityError:
             raise RoleError("no such department, or the role is held already") from None
         self._record("identity.role.granted", pseudonym, department, role, by)

@@ -2,8 +2,9 @@
 
 A consent artifact is the citizen's terms as a compact JWS, so a department can show any
 auditor exactly what it was allowed without asking this service: who may fetch what, why,
-for how long and how often. Status and usage change and are not signed; a change of terms is
-a new consent, never a re-signed one. A legal grant is a short-lived JWS naming the documents
+for how long and how often. Status and usage change and are not signed here (the row that
+holds them is sealed: `audit.row_seal`); a change of terms is a new consent, never a re-signed
+one. A legal grant is a short-lived JWS naming the documents
 an officer may download under a recorded legal basis, so no table of grants is needed.
 
 Ed25519 signatures, under the algorithm name RFC 9864 gives them ("Ed25519"; the older

@@ -7,9 +7,14 @@ into an immutable consent artifact (see `consents`). Status and usage live besid
 artifact: the citizen pauses, resumes or revokes, and each fetch is checked against status,
 window, count and document types at that moment.
 
-Every state change is a compare-and-set on the row's status (and a fetch's count on its
-uses), so two requests racing can never both win: two approvals, an approval and a denial, a
-fetch and a revocation, or two fetches at the last use. Refusals a department meets are
+A consent's row is sealed (`audit.row_seal`), its status and use count included, and a row
+whose seal does not verify is no consent: a revoked consent set active by SQL, or a count set
+back to 0, fetches nothing. So a consent's change reads the row under a lock, checks it, and
+writes it back whole with a new seal, only if its old seal still stands: a compare-and-set,
+so two requests racing can never both win: two approvals, an approval and a denial, a fetch
+and a revocation, or two fetches at the last use. (Fetches under one consent wait for each
+other's commit, as the row lock of the old `uses = uses + 1` made them do; fetches under
+different consents do not.) Refusals a department meets are
 recorded too (outcome "denied"), and stand even though the request fails. Times past a
 window are read as expiry when they are read; nothing has to run to expire a consent.
 """
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -27,6 +32,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from audit import AuditLog, holds_cnic
+from audit.row_seal import MAC_COLUMN, RowSeal
 from locker.access import Accessor, record
 from locker.consents import ARTIFACT_VERSION, CONSENT_TYPE, ConsentSigner, iso, whole_seconds
 from locker.doctypes import document_type
@@ -185,6 +191,7 @@ class Exchange:
         locker: Locker,
         audit: AuditLog,
         signer: ConsentSigner,
+        seal: RowSeal,
         citizens: Citizens,
         texts: Texts,
         clock: Callable[[], datetime],
@@ -193,6 +200,7 @@ class Exchange:
         self._locker = locker
         self._audit = audit
         self._signer = signer
+        self._seal = seal
         self._citizens = citizens
         self._texts = texts
         self._clock = clock
@@ -322,16 +330,16 @@ class Exchange:
             "fetch_limit": found.fetch_limit,
             "issued_at": iso(issued),
         }
-        self._db.execute(
-            insert(consents).values(
-                id=consent_id, request_id=found.id, requester=found.requester, owner=owner,
-                doctypes=" ".join(found.doctypes), purpose_code=found.purpose_code,
-                purpose_text=found.purpose_text, data_life_days=found.data_life_days,
-                valid_from=found.valid_from, valid_until=found.valid_until,
-                fetch_limit=found.fetch_limit, artifact=self._signer.sign(terms, CONSENT_TYPE),
-                status=ACTIVE, uses=0, created_at=issued, status_changed_at=issued,
-            )
-        )  # fmt: skip
+        row = {
+            "id": consent_id, "request_id": found.id, "requester": found.requester,
+            "owner": owner, "doctypes": " ".join(found.doctypes),
+            "purpose_code": found.purpose_code, "purpose_text": found.purpose_text,
+            "data_life_days": found.data_life_days, "valid_from": found.valid_from,
+            "valid_until": found.valid_until, "fetch_limit": found.fetch_limit,
+            "artifact": self._signer.sign(terms, CONSENT_TYPE), "status": ACTIVE, "uses": 0,
+            "created_at": issued, "status_changed_at": issued,
+        }  # fmt: skip
+        self._db.execute(insert(consents).values(self._seal.sealed(consents, row)))
         consent = self._consent(consent_id)
         assert consent is not None  # noqa: S101 (inserted just now, in this transaction)
         self._citizen_record("locker.exchange.approved", consent, request=found.id)
@@ -355,14 +363,15 @@ class Exchange:
             .where(consents.c.owner == owner)
             .order_by(consents.c.created_at.desc(), consents.c.id)
         )
-        return [_consent(row) for row in rows]
+        return [_consent(row) for row in rows if self._seal.check(consents, row._mapping)]
 
     def change(self, consent_id: str, action: str, *, owner: str) -> Consent:
         """Pause, resume or revoke a consent; the change holds for the very next fetch. An
         expired consent can still be revoked (it says more), but not paused or resumed."""
         starts, ends = _TRANSITIONS[action]
-        found = self._consent(consent_id)
-        if found is None or found.owner != owner:
+        row = self._consent_row(consent_id, lock=True)
+        found = _consent(row) if row is not None else None
+        if row is None or found is None or found.owner != owner:
             raise UnknownConsent("you gave no consent with that id")
         now = self._clock()
         state = found.state(now)
@@ -370,13 +379,7 @@ class Exchange:
             state = found.status  # active or paused as recorded: revoking still says more
         if state not in starts:
             raise ConsentStateError(f"the consent is {state}; it cannot be {action}d")
-        condition = [consents.c.id == found.id, consents.c.status.in_(starts)]
-        if action != "revoke":
-            condition.append(consents.c.valid_until > now)
-        changed = self._db.execute(
-            update(consents).where(*condition).values(status=ends, status_changed_at=now)
-        )
-        if changed.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
+        if not self._rewrite(row, status=ends, status_changed_at=now):
             raise ConsentStateError("the consent changed meanwhile; look at it again")
         after = self._consent(found.id)
         assert after is not None  # noqa: S101 (consents are never removed)
@@ -435,18 +438,7 @@ class Exchange:
         now = self._clock()
         consent = self._usable(consent_id, requester, now, tried="content")
         found = self._covered(consent, document_id, now)
-        counted = self._db.execute(
-            update(consents)
-            .where(
-                consents.c.id == consent.id,
-                consents.c.status == ACTIVE,
-                consents.c.uses < consents.c.fetch_limit,
-                consents.c.valid_from <= now,
-                consents.c.valid_until > now,
-            )
-            .values(uses=consents.c.uses + 1)
-        )
-        if counted.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
+        if not self._count_use(consent.id, now):
             # Another fetch or a citizen's change got in first; say which, from the row now.
             self._usable(consent_id, requester, now, tried="content")
             raise ConsentRefused(
@@ -534,12 +526,46 @@ class Exchange:
             requester=consent.requester, consent=consent.id, extra=details,
         )  # fmt: skip
 
+    def _count_use(self, consent_id: str, now: datetime) -> bool:
+        """Spend one use, if the consent, read again under its row's lock, still allows it."""
+        row = self._consent_row(consent_id, lock=True)
+        if row is None:
+            return False
+        current = _consent(row)
+        allowed = (
+            current.status == ACTIVE
+            and current.uses < current.fetch_limit
+            and current.valid_from <= now < current.valid_until
+        )
+        return allowed and self._rewrite(row, uses=current.uses + 1)
+
+    def _rewrite(self, row: Mapping[Any, Any], **changes: Any) -> bool:
+        """Write `changes` to the consent `row` (one whose seal verified) with a new seal,
+        unless the row is no longer what was read: its old MAC is the compare-and-set."""
+        sealed = self._seal.sealed(consents, {**row, **changes})
+        written = self._db.execute(
+            update(consents)
+            .where(consents.c.id == row["id"], consents.c.mac == row[MAC_COLUMN])
+            .values(**changes, mac=sealed[MAC_COLUMN])
+        )
+        return bool(written.rowcount == 1)  # type: ignore[attr-defined]  # a CursorResult
+
+    def _consent_row(self, consent_id: str, *, lock: bool = False) -> Mapping[Any, Any] | None:
+        """The consent's row, every column, if its seal verifies; None if there is none or
+        it does not (such a row is no consent: see the module's docstring). `lock` takes the
+        row's lock until the commit (on SQLite the transaction holds the write lock anyway)."""
+        query = select(consents).where(consents.c.id == consent_id)
+        found = self._db.execute(query.with_for_update() if lock else query).first()
+        if found is None or not self._seal.check(consents, found._mapping):
+            return None
+        return found._mapping
+
     def _request(self, request_id: str) -> Request | None:
         row = self._db.execute(_select_requests().where(requests.c.id == request_id)).first()
         return _request(row) if row is not None else None
 
     def _consent(self, consent_id: str) -> Consent | None:
-        row = self._db.execute(select(consents).where(consents.c.id == consent_id)).first()
+        row = self._consent_row(consent_id)
         return _consent(row) if row is not None else None
 
 
@@ -635,9 +661,12 @@ def _request(row: Any) -> Request:
 
 
 def _consent(row: Any) -> Consent:
+    """A consent from its row: a Row, or a Row's mapping."""
+    row = getattr(row, "_mapping", row)
     return Consent(
-        row.id, row.request_id, row.requester, row.owner, tuple(row.doctypes.split()),
-        row.purpose_code, row.purpose_text, row.data_life_days, row.valid_from,
-        row.valid_until, row.fetch_limit, row.artifact, row.status, row.uses, row.created_at,
-        row.status_changed_at,
+        row["id"], row["request_id"], row["requester"], row["owner"],
+        tuple(row["doctypes"].split()), row["purpose_code"], row["purpose_text"],
+        row["data_life_days"], row["valid_from"], row["valid_until"], row["fetch_limit"],
+        row["artifact"], row["status"], row["uses"], row["created_at"],
+        row["status_changed_at"],
     )  # fmt: skip

@@ -139,6 +139,7 @@ consents = Table(
     Column("uses", Integer, nullable=False, server_default="0"),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("status_changed_at", UtcDateTime(), nullable=False),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
 )
 
 legal_requests = Table(

@@ -119,6 +119,7 @@ def _exchange(runtime: Runtime, session: Session) -> Exchange:
         locker=runtime.locker(session),
         audit=runtime.audit_log(session),
         signer=_signer(runtime),
+        seal=runtime.row_seal,
         citizens=_Accounts(runtime.provider(session)),
         texts=runtime.identity.sms,
         clock=runtime.clock,

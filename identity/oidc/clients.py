@@ -3,6 +3,10 @@
 Two authentication methods: `private_key_jwt` (RFC 7523; preferred, no shared secret) and
 `client_secret_basic` (RFC 6749 2.3.1). Secrets are 256-bit random strings shown once; only
 their SHA-256 is kept, which suffices for values that cannot be guessed.
+
+A registration is a sealed row (`audit.row_seal`): redirect URIs, scopes, keys, method and
+department are what the provider trusts at every authorization and token request, so a row
+whose seal does not verify is no client at all, not one with whatever SQL last wrote.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from audit.row_seal import RowSeal
 from identity.errors import IdentityError
 from identity.models import clients, departments
 from identity.oidc.errors import InvalidClient, InvalidRequest
@@ -147,9 +152,10 @@ class NewClient:
 
 
 class ClientRegistry:
-    def __init__(self, session: Session, clock: Callable[[], datetime]) -> None:
+    def __init__(self, session: Session, clock: Callable[[], datetime], seal: RowSeal) -> None:
         self._db = session
         self._clock = clock
+        self._seal = seal
 
     def add(self, new: NewClient) -> tuple[Client, str | None]:
         """Register a client; return it and, for client_secret_basic, its secret (shown once)."""
@@ -160,7 +166,7 @@ class ClientRegistry:
             row["secret_hash"] = _hash_secret(secret)
         try:
             with self._db.begin_nested():
-                self._db.execute(insert(clients).values(**row))
+                self._db.execute(insert(clients).values(self._seal.sealed(clients, row)))
         except IntegrityError:
             raise ClientConfigError(
                 f"a client {new.id!r} is already registered",
@@ -282,12 +288,16 @@ class ClientRegistry:
             )  # fmt: skip
 
     def get(self, client_id: str) -> Client | None:
+        """The registered client, if its row's seal verifies (every authorization, token,
+        PAR, logout and API request finds its client here)."""
         row = self._db.execute(_CLIENT, {"client_id": client_id}).one_or_none()
-        return _row_to_client(row) if row is not None else None
+        if row is None or not self._seal.check(clients, row._mapping):
+            return None
+        return _row_to_client(row)
 
     def all(self) -> list[Client]:
         rows = self._db.execute(select(clients).order_by(clients.c.id))
-        return [_row_to_client(row) for row in rows]
+        return [_row_to_client(row) for row in rows if self._seal.check(clients, row._mapping)]
 
     def remove(self, client_id: str) -> bool:
         result = self._db.execute(delete(clients).where(clients.c.id == client_id))

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from audit import AuditLog
+from audit.row_seal import RowSeal
 from identity.accounts import Accounts
 from identity.oidc.authorize import Authorizer
 from identity.oidc.clients import ClientRegistry
@@ -28,6 +29,7 @@ class ProviderConfig:
     issuer: str
     sealer: Sealer
     pairwise_key: bytes
+    row_seal: RowSeal  # roles and client registrations are sealed rows
     # Its session idle time and lifetime are the provider's (the rest is login's business).
     policy: IdentityPolicy = field(default_factory=IdentityPolicy)
 
@@ -44,7 +46,7 @@ class Provider:
         self.issuer = config.issuer
         self.accounts = Accounts(session, config.sealer)
         self.keys = SigningKeys(session, config.sealer, clock)
-        self.clients = ClientRegistry(session, clock)
+        self.clients = ClientRegistry(session, clock, config.row_seal)
         self.grants = Grants(session, clock)
         self.sessions = Sessions(
             session,
@@ -56,7 +58,7 @@ class Provider:
         self.authorizer = Authorizer(
             session, clients=self.clients, grants=self.grants, sessions=self.sessions, clock=clock
         )
-        self.roles = Roles(session, audit=audit, clock=clock)
+        self.roles = Roles(session, audit=audit, clock=clock, seal=config.row_seal)
         self.tokens = TokenService(
             session,
             keys=self.keys,

@@ -34,6 +34,7 @@ def test_help_lists_every_command_with_one_line_each() -> None:
     names = [line.strip().split("  ")[0] for line in commands]
     assert names == [
         "audit checkpoint",
+        "audit integrity",
         "audit prove",
         "audit verify",
         "backup",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import insert, select, update
 
 from api.runtime import Runtime
 from audit import pseudonym
+from identity.models import roles as role_rows
 from identity.nadra import SCENARIOS, read_registry
 from identity.roles import RoleError
 from tests.http.oidc_kit import Browser, RelyingParty, register_citizen, register_client, token
@@ -57,6 +59,50 @@ def test_roles_reach_e_services_as_a_claim(
     access = _access_token(web, rp, cnic, "openid roles")
     info = web.get("/oauth/userinfo", headers={"Authorization": f"Bearer {access}"}).json()
     assert info["roles"] == [{"department": "sed", "role": "signing.officer"}]
+
+
+def test_a_role_inserted_by_sql_gives_no_authority(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    officer: tuple[str, str],
+    citizen: tuple[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A DBA inserts `audit.reader` for the officer, even with the MAC of a real grant of
+    theirs copied in: no claim, no reading of others' entries, and a warning without PII."""
+    cnic, citizen_id = officer
+    _grant(oidc_runtime, citizen_id, cnic, "sed", "signing.officer")
+    with oidc_runtime.transaction() as session:
+        real = session.execute(select(role_rows)).one()
+        session.execute(
+            insert(role_rows).values(
+                {**real._mapping, "department_id": "sed", "role": "audit.reader"}
+            )
+        )
+    rp = register_client(oidc_runtime, "audit-console", scopes=("openid", "roles"))
+    access = _access_token(web, rp, cnic, "openid roles")
+    bearer = {"Authorization": f"Bearer {access}"}
+    info = web.get("/oauth/userinfo", headers=bearer).json()
+    assert info["roles"] == [{"department": "sed", "role": "signing.officer"}]
+    them = pseudonym(citizen[0], key=oidc_runtime.pseudonym_key)
+    assert web.get(f"/audit/entries?subject={them}", headers=bearer).status_code == 403
+    warned = [r.getMessage() for r in caplog.records if r.name == "shanakht.integrity"]
+    assert warned
+    assert f"identity_roles row {citizen_id}/sed/audit.reader has a wrong MAC" in warned[0]
+    assert not any(cnic in line for line in warned)
+
+
+def test_a_role_whose_mac_is_nulled_is_no_role(
+    web: TestClient, oidc_runtime: Runtime, officer: tuple[str, str]
+) -> None:
+    cnic, citizen_id = officer
+    _grant(oidc_runtime, citizen_id, cnic, "audit-office", "audit.reader")
+    with oidc_runtime.transaction() as session:
+        roles = oidc_runtime.provider(session).roles
+        assert roles.has(citizen_id, "audit.reader"), "a sealed grant holds"
+        session.execute(update(role_rows).values(mac=None))
+        assert not roles.has(citizen_id, "audit.reader")
+        assert roles.claim(citizen_id) == []
 
 
 def test_unknown_roles_and_departments_are_refused(

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[3]
 INIT_SCRIPT = ROOT / "deploy" / "postgres" / "init.sh"
 PUBLIC_URL = "https://shanakht.test"
 INSUFFICIENT_PRIVILEGE = "42501"  # "permission denied" and "must be owner" alike
+RESTRICT_VIOLATION = "23001"  # the audit triggers' refusals
 
 postgres_only = pytest.mark.skipif(
     not POSTGRES_URL,
@@ -228,6 +229,37 @@ def test_the_app_role_does_its_work_but_cannot_rewrite_the_log_or_change_the_sch
     owner_engine.dispose()
     assert owned == 0
     assert triggers == 4, "both append-only triggers on both tables, still enabled"
+
+
+@postgres_only
+def test_the_app_role_moves_the_audit_head_only_forward_to_an_entry_in_the_log(
+    app_runtime: Runtime,
+) -> None:
+    """The application role may UPDATE the head (every append does), but a trigger lets it
+    only grow the log, to the chain value of the entry it stops at: no rewind to hide the
+    newest entries, no standing still with another chain, no size beyond the entries."""
+    with app_runtime.transaction() as session:
+        app_runtime.audit_log(session).append_many(_event(i) for i in range(3))
+    with app_runtime.transaction() as session:
+        app_runtime.audit_log(session).append(_event(3))
+    engine = app_runtime.engine
+    with engine.connect() as connection:
+        second = connection.execute(text("SELECT chain FROM audit_entries WHERE seq = 1")).scalar()
+        last = connection.execute(text("SELECT chain FROM audit_entries WHERE seq = 3")).scalar()
+    moves = [
+        ("UPDATE audit_head SET size = 2, chain = :chain", {"chain": second}),  # a rewind
+        ("UPDATE audit_head SET size = 4, chain = :chain", {"chain": bytes(32)}),  # other chain
+        ("UPDATE audit_head SET size = 5, chain = :chain", {"chain": last}),  # beyond the log
+        ("UPDATE audit_head SET size = 4, chain = :chain", {"chain": last}),  # standing still
+    ]
+    for statement, params in moves:
+        with pytest.raises(DBAPIError) as caught, engine.begin() as connection:
+            connection.execute(text(statement), params)
+        assert getattr(caught.value.orig, "sqlstate", None) == RESTRICT_VIOLATION, statement
+        assert "the audit head only moves forward" in str(caught.value.orig)
+    with app_runtime.transaction() as session:
+        app_runtime.audit_log(session).append_many(_event(i) for i in range(4, 6))
+    assert _size(app_runtime) == 6, "appends still move it, and the log verifies"
 
 
 @postgres_only

@@ -60,6 +60,7 @@ from api.runtime import (
     IDENTITY_SEAL_KEY,
     LOCKER_KEK_SEAL_KEY,
     SIGNING_SEAL_KEY,
+    STATE_MAC_KEY,
     Runtime,
     open_runtime,
 )
@@ -95,6 +96,7 @@ KEYSTORE_NAMES = {
     IDENTITY_PAIRWISE_KEY,
     SIGNING_SEAL_KEY,
     LOCKER_KEK_SEAL_KEY,
+    STATE_MAC_KEY,
     DEVICE_KEY,
     CONSENT_KEY,
 }
@@ -378,6 +380,7 @@ def _exercise(runtime: Runtime, tmp_path: Path, secrets: Secrets) -> None:
             locker=runtime.locker(session),
             audit=runtime.audit_log(session),
             signer=_signer(runtime),
+            seal=runtime.row_seal,
             citizens=Phones(),
             texts=Phones(),
             clock=runtime.clock,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from api.runtime import Runtime, utc_now
@@ -97,6 +97,7 @@ class Kit:
             locker=self.runtime.locker(session),
             audit=self.runtime.audit_log(session),
             signer=self.signer,
+            seal=self.runtime.row_seal,
             citizens=self.phones,
             texts=self.phones,
             clock=self.clock,
@@ -368,6 +369,80 @@ def test_two_fetches_at_once_at_the_limit_make_one(kit: Kit) -> None:
     [after] = kit.run(lambda exchange: exchange.consents_of(OWNER))
     assert after.uses == 1
     assert kit.actions().count("locker.exchange.fetched") == 1
+
+
+# -- sealed rows: what SQL alone can change, the exchange does not honour ----------------------
+
+
+def _by_sql(kit: Kit, consent_id: str, **values: Any) -> None:
+    """What a DBA can do: change a consent's row, without the service's keys."""
+    with kit.runtime.transaction() as session:
+        session.execute(update(consents).where(consents.c.id == consent_id).values(**values))
+
+
+def _mac(kit: Kit, consent_id: str) -> bytes:
+    with kit.runtime.sessions() as session:
+        found: bytes = session.execute(
+            select(consents.c.mac).where(consents.c.id == consent_id)
+        ).scalar_one()
+    return found
+
+
+def test_a_revoked_consent_resumed_by_sql_fetches_nothing(
+    kit: Kit, caplog: pytest.LogCaptureFixture
+) -> None:
+    document = _issue(kit)
+    consent = _approve(kit, _file(kit))
+    kit.run(lambda exchange: exchange.change(consent.id, "revoke", owner=OWNER))
+    _by_sql(kit, consent.id, status="active")
+    with pytest.raises(UnknownConsent):
+        _fetch(kit, consent.id, document)
+    with pytest.raises(UnknownConsent):
+        kit.run(lambda exchange: exchange.manifest(consent.id, requester="gc-admissions"))
+    with pytest.raises(UnknownConsent):
+        kit.run(lambda exchange: exchange.change(consent.id, "pause", owner=OWNER))
+    assert kit.run(lambda exchange: exchange.consents_of(OWNER)) == []
+    assert "locker.exchange.fetched" not in kit.actions()
+    warned = [r.getMessage() for r in caplog.records if r.name == "shanakht.integrity"]
+    assert f"integrity: locker_consents row {consent.id} has a wrong MAC" in warned[0]
+    assert not any(OWNER in line for line in warned), "the log names the row, not the citizen"
+
+
+def test_a_use_count_set_back_by_sql_fetches_nothing(kit: Kit) -> None:
+    document = _issue(kit)
+    consent = _approve(kit, _file(kit, fetch_limit=1))
+    assert _fetch(kit, consent.id, document) == PDF
+    _by_sql(kit, consent.id, uses=0)
+    with pytest.raises(UnknownConsent):
+        _fetch(kit, consent.id, document)
+    assert kit.actions().count("locker.exchange.fetched") == 1
+
+
+def test_a_consent_whose_mac_is_nulled_or_borrowed_is_no_consent(kit: Kit) -> None:
+    """NULL is not "not sealed yet", and one consent's MAC does not seal another."""
+    document = _issue(kit)
+    first = _approve(kit, _file(kit))
+    second = _approve(kit, _file(kit))
+    _by_sql(kit, first.id, mac=None)
+    _by_sql(kit, second.id, mac=_mac(kit, first.id) or b"")
+    for consent in (first, second):
+        with pytest.raises(UnknownConsent):
+            _fetch(kit, consent.id, document)
+
+
+def test_sealed_changes_and_fetches_keep_a_consent_whole(kit: Kit) -> None:
+    """Every legitimate change writes a new seal: the consent stays usable through a pause,
+    a resume and each fetch, and the count the seal covers is the one the service wrote."""
+    document = _issue(kit)
+    consent = _approve(kit, _file(kit, fetch_limit=3))
+    sealed = _mac(kit, consent.id)
+    assert _fetch(kit, consent.id, document) == PDF
+    assert _mac(kit, consent.id) != sealed, "the fetch re-sealed the row with its new count"
+    kit.run(lambda exchange: exchange.change(consent.id, "pause", owner=OWNER))
+    kit.run(lambda exchange: exchange.change(consent.id, "resume", owner=OWNER))
+    assert _fetch(kit, consent.id, document) == PDF
+    [after] = kit.run(lambda exchange: exchange.consents_of(OWNER))
+    assert (after.status, after.uses) == ("active", 2)
 
 
 def test_a_fetch_only_reaches_the_consents_documents(kit: Kit) -> None:

@@ -1,0 +1,151 @@
+"""Row seals: an HMAC over a row of authorization state, under a key the database never holds.
+
+Role grants, consents and client registrations say who may do what. They are ordinary rows,
+which the application role (and a DBA) can UPDATE, so without this a `SET status = 'active'`
+resumes a revoked consent and an INSERT gives a citizen a role, and nothing notices. Each such
+row now carries `mac`: HMAC-SHA256, under the service's state MAC key (kept with its other
+keys, outside the database), of a canonical encoding of every other column of the row, its
+primary key among them, and the table's name, so a MAC moves neither to another row nor to
+another table. Whoever writes the row seals it; whatever grants authority from it verifies
+it first and treats a row that does not verify (a MAC wrong, or missing) as absent.
+
+A seal proves a row was written by the service as it stands; it cannot prove it is the
+newest such row. Whoever kept an earlier row and its MAC (a consent before its revocation, a
+role before it was revoked) can put them back: the audit log, which records every change, is
+where that shows (docs/threat-model.md section 7, item 9).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, hmac
+from sqlalchemy import Table, select, update
+from sqlalchemy.orm import Session
+
+from audit.canonical import canonical_json
+
+MAC_COLUMN = "mac"
+_DOMAIN = "shanakht-row-seal:v1"
+_log = logging.getLogger("shanakht.integrity")
+
+
+def _value(value: Any) -> Any:
+    """A column's value as canonical JSON can hold it: times in UTC to the microsecond,
+    bytes as base64. A column's type is fixed, so the two never meet a string in one slot."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    return value
+
+
+class RowSeal:
+    """Seals and checks rows of the tables that hold authorization state."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("a row seal key is at least 32 bytes")
+        self._key = key
+
+    def _message(self, table: Table, row: Mapping[Any, Any]) -> bytes:
+        primary = [_value(row[column.name]) for column in table.primary_key.columns]
+        fields = {
+            column.name: _value(row[column.name])
+            for column in table.columns
+            if column.name != MAC_COLUMN
+        }
+        return canonical_json([_DOMAIN, table.name, primary, fields])
+
+    def _hmac(self) -> hmac.HMAC:
+        return hmac.HMAC(self._key, hashes.SHA256())
+
+    def mac(self, table: Table, row: Mapping[Any, Any]) -> bytes:
+        """The MAC of `row` (every column of `table` but the MAC itself) as it will be stored."""
+        signer = self._hmac()
+        signer.update(self._message(table, row))
+        return signer.finalize()
+
+    def sealed(self, table: Table, row: Mapping[Any, Any]) -> dict[str, Any]:
+        """`row` with its MAC: what an INSERT or an UPDATE of the whole row writes."""
+        return {**row, MAC_COLUMN: self.mac(table, row)}
+
+    def holds(self, table: Table, row: Mapping[Any, Any]) -> bool:
+        """Whether `row`, as read with every column, is one the service wrote."""
+        stored = row.get(MAC_COLUMN)
+        if not stored:
+            return False
+        checker = self._hmac()
+        checker.update(self._message(table, row))
+        try:
+            checker.verify(bytes(stored))
+        except InvalidSignature:
+            return False
+        return True
+
+    def check(self, table: Table, row: Mapping[Any, Any]) -> bool:
+        """`holds`, and a warning naming the table and the row's key when it does not: the
+        row is then not honoured, and `shanakht audit integrity` lists it. Keys of these
+        tables are account, consent and client ids, never personal data."""
+        if self.holds(table, row):
+            return True
+        _log.warning(
+            "integrity: %s row %s has a %s MAC; it is not honoured",
+            table.name,
+            _key(table, row),
+            "wrong" if row.get(MAC_COLUMN) else "missing",
+        )
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """A sealed table's row that is not honoured: its MAC is `missing` or `wrong`."""
+
+    table: str
+    key: str
+    problem: str
+
+
+def _key(table: Table, row: Mapping[Any, Any]) -> str:
+    return "/".join(str(row[column.name]) for column in table.primary_key.columns)
+
+
+def bad_rows(session: Session, seal: RowSeal, tables: Iterable[Table]) -> list[BadRow]:
+    """Every row of `tables` whose seal does not verify, for an administrator to look into:
+    the same test the service applies before it honours one."""
+    found: list[BadRow] = []
+    for table in tables:
+        order = list(table.primary_key.columns)
+        for row in session.execute(select(table).order_by(*order)):
+            values = row._mapping
+            if not seal.holds(table, values):
+                problem = "wrong" if values.get(MAC_COLUMN) else "missing"
+                found.append(BadRow(table.name, _key(table, values), problem))
+    return found
+
+
+def seal_unsealed(session: Session, seal: RowSeal, tables: Iterable[Table]) -> dict[str, int]:
+    """Seal every row of `tables` that has no MAC yet; how many, per table.
+
+    Only for the one time a deployment first gets its state MAC key, when its older rows were
+    written before rows had seals: afterwards a row without one is a row the service did not
+    write, and sealing it would bless a forgery. The caller makes sure it runs only then.
+    """
+    counts: dict[str, int] = {}
+    for table in tables:
+        rows = session.execute(select(table).where(table.c[MAC_COLUMN].is_(None))).all()
+        for row in rows:
+            values = row._mapping
+            where = [column == values[column.name] for column in table.primary_key.columns]
+            session.execute(
+                update(table).where(*where).values({MAC_COLUMN: seal.mac(table, values)})
+            )
+        counts[table.name] = len(rows)
+    return counts

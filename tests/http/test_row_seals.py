@@ -1,0 +1,109 @@
+"""Sealed client registrations, the one-time sealing of older rows, and the check an
+administrator runs (docs/threat-model.md section 7, item 9). Roles are in
+test_roles_and_entries.py, consents in tests/unit/locker/test_exchange.py."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from api.migrate import FIRST_SEALING, prepare
+from api.runtime import Runtime
+from audit.models import entries
+from identity.models import clients, roles
+from identity.nadra import SCENARIOS, read_registry
+from tests.cli.test_cli import run
+from tests.http.oidc_kit import Browser, register_citizen, register_client, token
+
+EVIL = "https://evil.example/callback"
+
+
+def _by_sql(runtime: Runtime, statement: object) -> None:
+    """What a DBA can do, without the service's keys."""
+    with runtime.transaction() as session:
+        session.execute(statement)  # type: ignore[call-overload]
+
+
+def _actions(runtime: Runtime) -> list[str]:
+    with runtime.sessions() as session:
+        return [json.loads(e)["action"] for e in session.execute(select(entries.c.entry)).scalars()]
+
+
+def test_a_redirect_uri_added_by_sql_is_refused(web: TestClient, oidc_runtime: Runtime) -> None:
+    rp = register_client(oidc_runtime, "etransfer")
+    browser = Browser(web)
+    sealed, _ = browser.authorize(rp)
+    assert sealed.status_code == 303, "the registration as the service wrote it works"
+    _by_sql(
+        oidc_runtime,
+        update(clients)
+        .where(clients.c.id == rp.client_id)
+        .values(redirect_uris=json.dumps([rp.redirect_uri, EVIL])),
+    )
+    for redirect_uri in (EVIL, rp.redirect_uri):
+        response, _ = browser.authorize(rp, redirect_uri=redirect_uri)
+        assert response.status_code == 400, redirect_uri
+        assert "location" not in response.headers
+    refused = token(
+        web, rp, grant_type="authorization_code", code=secrets.token_urlsafe(16),
+        redirect_uri=rp.redirect_uri, code_verifier=secrets.token_urlsafe(43),
+    )  # fmt: skip
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
+
+
+def test_a_client_whose_mac_is_nulled_is_no_client(web: TestClient, oidc_runtime: Runtime) -> None:
+    rp = register_client(oidc_runtime, "etransfer")
+    _by_sql(oidc_runtime, update(clients).values(mac=None))
+    response, _ = Browser(web).authorize(rp)
+    assert response.status_code == 400
+    with oidc_runtime.transaction() as session:
+        registry = oidc_runtime.provider(session).clients
+        assert registry.get(rp.client_id) is None
+        assert registry.all() == []
+
+
+def test_rows_from_before_seals_are_sealed_once_and_never_again(runtime: Runtime) -> None:
+    """The first upgrade seals rows made before 0014 (here: a MAC set NULL stands for one),
+    records that beside the keys, and never seals again: a row unsealed afterwards stays
+    refused however often the schema is upgraded."""
+    old = register_client(runtime, "older-service")
+    _by_sql(runtime, update(clients).values(mac=None))
+    assert not runtime.keys.done(FIRST_SEALING)
+    prepare(runtime)
+    assert runtime.keys.done(FIRST_SEALING)
+    assert "integrity.sealed" in _actions(runtime)
+    with runtime.transaction() as session:
+        assert session.execute(select(clients.c.mac)).scalar_one() is not None
+        assert runtime.provider(session).clients.get(old.client_id) is not None
+    _by_sql(runtime, update(clients).values(mac=None))
+    prepare(runtime)
+    with runtime.transaction() as session:
+        assert runtime.provider(session).clients.get(old.client_id) is None
+    assert _actions(runtime).count("integrity.sealed") == 1
+
+
+def test_audit_integrity_lists_every_row_not_honoured(
+    oidc_runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    register_client(oidc_runtime, "etransfer")
+    record = read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["active_male"]]
+    citizen_id = register_citizen(oidc_runtime, record)
+    with oidc_runtime.transaction() as session:
+        provider = oidc_runtime.provider(session)
+        provider.roles.add_department("sed", "School Education")
+        provider.roles.grant(citizen_id, "p:x", "sed", "signing.officer", by="admin:test")
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 0, out
+    assert "authorization state verified" in out
+    _by_sql(oidc_runtime, update(roles).values(role="locker.legal"))
+    _by_sql(oidc_runtime, update(clients).values(mac=None))
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 1, out
+    assert f"identity_roles {citizen_id}/sed/locker.legal: wrong MAC" in out
+    assert "identity_clients etransfer: missing MAC" in out
+    assert "2 rows of authorization state FAILED their seal" in out
+    assert record.cnic not in out
