@@ -185,7 +185,7 @@ SAID: dict[str, Text] = {
     ),
     "role.proposal_unknown": Text("There is no such proposal."),
     "role.second_factor": Text("Deciding a proposal needs a sign-in with a second factor."),
-    "role.not_admin": Text("Only an administrator decides a proposal."),
+    "role.not_admin": Text("Only an administrator proposes or decides a grant."),
     "role.own_proposal": Text("You proposed this grant: another administrator must decide it."),
     "role.proposed_for_you": Text(
         "This grant is for you: another administrator must decide it."

@@ -82,6 +82,7 @@ class RoleProposals:
             )  # fmt: skip
         if role not in TWO_PERSON:
             raise RoleError(f"{role!r} is granted at once; only {sorted(TWO_PERSON)} are proposed")
+        self._administrator(proposer)
         citizen_id = self._citizen_id(grantee)
         if citizen_id is None or not self._department_exists(department):
             raise RoleError("no such account or department", field="department")
@@ -175,9 +176,7 @@ class RoleProposals:
             raise ProposalRefused(
                 "deciding a role's grant needs a second factor", code="role.second_factor"
             )
-        admin_id = self._citizen_id(admin)
-        if admin_id is None or not self._roles.has(admin_id, ADMIN):
-            raise ProposalRefused(f"only an {ADMIN} decides a proposal", code="role.not_admin")
+        self._administrator(admin)
         found = self.get(proposal_id)
         if found.proposer == admin:
             raise ProposalRefused(
@@ -232,6 +231,14 @@ class RoleProposals:
                 details=details,
             )
         )
+
+    def _administrator(self, who: str) -> None:
+        """Proposing and deciding are an administrator's: `who` must hold the role now."""
+        found = self._citizen_id(who)
+        if found is None or not self._roles.has(found, ADMIN):
+            raise ProposalRefused(
+                f"only an {ADMIN} proposes or decides a grant", code="role.not_admin"
+            )
 
     def _pending(self, grantee: str, department: str, role: str) -> bool:
         return any(p.department == department and p.role == role for p in self.pending_for(grantee))

@@ -156,7 +156,7 @@ def test_the_grantee_cannot_approve_their_own_promotion(runtime: Runtime, clock:
     assert _holds(runtime, SECOND)
 
 
-def test_deciding_needs_an_administrator_with_a_second_factor(
+def test_proposing_and_deciding_need_an_administrator_deciding_a_second_factor(
     runtime: Runtime, clock: Clock
 ) -> None:
     proposed = _propose(runtime)
@@ -164,6 +164,9 @@ def test_deciding_needs_an_administrator_with_a_second_factor(
         "role.second_factor"
     )
     assert _refused(lambda: _approve(runtime, proposed.id, OFFICER)) == "role.not_admin"
+    assert _refused(lambda: _propose(runtime, grantee=THIRD, proposer=OFFICER)) == (
+        "role.not_admin"
+    )
     assert _refused(lambda: _approve(runtime, "no-such-proposal")) == "role.proposal_unknown"
     assert not _holds(runtime, OFFICER)
 
