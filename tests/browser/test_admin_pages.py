@@ -1,8 +1,8 @@
 """The administrator's pages in a real browser: an administrator signs in with the SMS code and
 does each task (departments, roles, another administrator's proposed grants, clients, keys
-with the re-wrap's progress, checkpoints),
-in English and Urdu, at desk and phone size, each page checked by axe-core; an auditor may only
-read and verify; a citizen without a role gets the 403 page."""
+with the re-wrap's progress, checkpoints), in English and Urdu, at desk and phone size, each
+page checked by axe-core; an auditor may only read and verify; a citizen without a role gets
+the 403 page."""
 
 from __future__ import annotations
 
