@@ -15,7 +15,6 @@ administrators by pseudonym. Revoking stays immediate (`Roles.revoke`), and the 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +24,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog, two_person
+from audit.ids import new_id
 from audit.two_person import APPROVED, DECISION_WINDOW, EXPIRED, MAX_REASON, PENDING, REFUSED
 from identity.models import citizens, departments, role_proposals
 from identity.roles import ADMIN, TWO_PERSON, RoleError, Roles
@@ -93,7 +93,7 @@ class RoleProposals:
                 "this grant is proposed already and awaits a second administrator",
                 code="role.proposed_already", field="role",
             )  # fmt: skip
-        proposal_id = uuid.uuid4().hex
+        proposal_id = new_id()  # letters only: the log refuses a CNIC-shaped run of digits
         self._db.execute(
             insert(role_proposals).values(
                 id=proposal_id, grantee=grantee, department_id=department, role=role,

@@ -132,7 +132,8 @@ def test_a_proposal_names_nobody_by_cnic_and_cannot_be_for_its_proposer(
 ) -> None:
     assert _refused(lambda: _propose(runtime, grantee=PROPOSER)) == "role.self_grant"
     assert _refused(lambda: _propose(runtime, role="audit.reader")) is None  # granted at once
-    _propose(runtime)
+    proposed = _propose(runtime)
+    assert not any(c.isdigit() for c in proposed.id)  # never a CNIC-shaped run in the log
     assert _refused(lambda: _propose(runtime, proposer=THIRD)) == "role.proposed_already"
     with runtime.sessions() as session:
         row = session.execute(select(role_proposals)).one()
