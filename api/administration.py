@@ -31,6 +31,17 @@ def find_citizen(runtime: Runtime, session: Session, cnic: str) -> tuple[str, st
     return (account.id, subject) if account is not None else None
 
 
+def names_of(runtime: Runtime, session: Session, pseudonyms: list[str]) -> dict[str, str]:
+    """The people behind `pseudonyms` (officers, citizens, administrators) by name, as a
+    colleague reads them on a page; "" for a pseudonym no account holds."""
+    accounts = runtime.provider(session).accounts
+    named: dict[str, str] = {}
+    for who in dict.fromkeys(p for p in pseudonyms if p):
+        account = accounts.by_pseudonym(who)
+        named[who] = account.profile.full_name if account is not None else ""
+    return named
+
+
 def default_scopes(kind: str) -> tuple[str, ...]:
     """What a client is allowed when it is registered without scopes."""
     return ("openid", "profile") if kind == ESERVICE else ()

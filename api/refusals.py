@@ -192,6 +192,31 @@ SAID: dict[str, Text] = {
     "client.department": Text("There is no department %(department)s: add it first."),
     # Roles (identity.roles)
     "role.self_grant": Text("You cannot give yourself a role: ask another administrator."),
+    "role.held": Text("This officer holds that role in that department already."),
+    # Grants of the powerful roles, by two administrators (identity.role_proposals)
+    "role.two_person": Text(
+        "%(role)s is granted by two administrators: propose it, and another administrator "
+        "approves it."
+    ),
+    "role.proposed_already": Text(
+        "This grant is proposed already and waits for a second administrator."
+    ),
+    "role.proposal_unknown": Text("There is no such proposal."),
+    "role.second_factor": Text("Deciding a proposal needs a sign-in with a second factor."),
+    "role.not_admin": Text("Only an administrator proposes or decides a grant."),
+    "role.own_proposal": Text("You proposed this grant: another administrator must decide it."),
+    "role.proposed_for_you": Text(
+        "This grant is for you: another administrator must decide it."
+    ),
+    "role.proposal_expired": Text(
+        "This proposal expired: nobody decided it within 7 days. Nothing was granted."
+    ),
+    "role.proposal_decided": Text(
+        "Another administrator has decided this proposal already; nothing was changed."
+    ),
+    "role.refusal_reason": Text(
+        "Say why you refuse, in 1 to %(most)s characters, without a CNIC in it."
+    ),
 }  # fmt: skip
 # What a refusal without words of its own says: never its English sentence.
 GENERAL = Text("This was refused as it stands. Check what was entered, and try again.")

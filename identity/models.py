@@ -226,6 +226,25 @@ roles = Table(
     Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
 )
 
+# A grant of a powerful role (locker.legal, identity.admin) proposed by one administrator,
+# waiting for a second one (identity.role_proposals); people are named by pseudonym only.
+role_proposals = Table(
+    "identity_role_proposals",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("grantee", String(45), nullable=False, index=True, comment="the officer's pseudonym"),
+    Column("department_id", String(32), ForeignKey("identity_departments.id"), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("proposer", String(45), nullable=False, comment="the first administrator's pseudonym"),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column(
+        "status", String(16), nullable=False, index=True, comment="pending | approved | refused"
+    ),
+    Column("decided_at", UtcDateTime(), nullable=True),
+    Column("decider", String(45), nullable=True, comment="the second administrator's pseudonym"),
+    Column("refusal", String(500), nullable=True, comment="why the second administrator refused"),
+)
+
 # -- authenticator apps (TOTP) and recovery codes -------------------------------------------------
 
 totp_factors = Table(

@@ -4,6 +4,8 @@ Officers are citizens: an administrator grants a citizen a role within a departm
 role reaches e-services and APIs as the `roles` claim. Every grant and revocation is audited.
 Every grant row is sealed (`audit.row_seal`) when it is written, and one whose seal does not
 verify is no role at all: an INSERT by whoever has SQL but not the service's keys gives nothing.
+The powerful roles (`TWO_PERSON`) an administrator does not grant alone: they propose it and a
+second administrator approves (`identity.role_proposals`). Taking any role away is immediate.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from identity.models import departments, roles
 ROLES = frozenset(
     {"locker.issuer", "locker.legal", "signing.officer", "audit.reader", "identity.admin"}
 )
+ADMIN = "identity.admin"
+# Roles whose grant by an administrator waits for a second administrator's approval: the one
+# that opens citizens' documents without consent, and the one that grants every role.
+TWO_PERSON = frozenset({"locker.legal", ADMIN})
 _DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 
 
@@ -105,7 +111,8 @@ class Roles:
 
         No administrator grants a role to themself: one stolen administrator session must not
         be enough to open locker documents on a legal basis or to sign as an officer, and every
-        role held by an administrator is then one another administrator chose to give.
+        role held by an administrator is then one another administrator chose to give. Nor
+        does an administrator grant a `TWO_PERSON` role alone: they propose it instead.
         """
         if granter is not None and granter == citizen_id:
             raise RoleError(
@@ -115,6 +122,19 @@ class Roles:
             )
         if role not in ROLES:
             raise RoleError(f"unknown role {role!r}; roles are {', '.join(sorted(ROLES))}")
+        if granter is not None and role in TWO_PERSON:
+            raise RoleError(
+                f"{role} is granted by two administrators: propose it for another's approval",
+                code="role.two_person",
+                field="role",
+                role=role,
+            )
+        self.insert(citizen_id, department, role, by=by)
+        self._record("identity.role.granted", pseudonym, department, role, by)
+
+    def insert(self, citizen_id: str, department: str, role: str, *, by: str) -> None:
+        """The role's row, unaudited: for `grant`, and for an approved proposal, which records
+        its own entry naming both administrators."""
         try:
             with self._db.begin_nested():
                 row = {
@@ -126,8 +146,9 @@ class Roles:
                 }
                 self._db.execute(insert(roles).values(self._seal.sealed(roles, row)))
         except IntegrityError:
-            raise RoleError("no such department, or the role is held already") from None
-        self._record("identity.role.granted", pseudonym, department, role, by)
+            raise RoleError(
+                "no such department, or the role is held already", code="role.held", field="role"
+            ) from None
 
     def revoke(
         self, citizen_id: str, pseudonym: str, department: str, role: str, *, by: str

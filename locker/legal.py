@@ -40,7 +40,10 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from audit import AuditEvent, AuditLog, holds_cnic
+from audit import AuditEvent, AuditLog, holds_cnic, two_person
+from audit.two_person import APPROVED, EXPIRED, PENDING, REFUSED
+from audit.two_person import DECISION_WINDOW as DECISION_WINDOW  # the rule's, said on pages
+from audit.two_person import MAX_REASON as MAX_REASON
 from locker.access import SYSTEM, Accessor, record
 from locker.consents import GRANT_TYPE, ConsentSigner, SignatureInvalid, iso, whole_seconds
 from locker.doctypes import document_type
@@ -63,13 +66,10 @@ from locker.release import checked_doctypes, releasable
 
 ROLE = "locker.legal"
 GRANT_LIFETIME = timedelta(minutes=15)
-DECISION_WINDOW = timedelta(days=7)  # a request nobody decides in this time expires
 OPENING_WINDOW = timedelta(hours=24)  # the filer opens an approved request within this
 MAX_DELAY_DAYS = 90
 MAX_DOCUMENTS = 50
 MAX_REFERENCE = 100
-MAX_REASON = 500
-PENDING, APPROVED, REFUSED, EXPIRED = "pending", "approved", "refused", "expired"
 SMS_LEGAL = (
     "A government office was given access to documents in your locker on a legal basis; "
     "open Shanakht to see which and why."
@@ -154,7 +154,7 @@ class LegalAccessRequest:
     def state(self, now: datetime) -> str:
         """pending, approved, refused or expired, as of `now`: expired is a request nobody
         decided within 7 days, or an approved one whose 24 hours to open it have passed."""
-        if self.status == PENDING and now >= self.decide_by:
+        if two_person.pending_state(self.status, self.created_at, now) == EXPIRED:
             return EXPIRED
         until = self.open_until
         if until is not None and now >= until:
@@ -299,7 +299,7 @@ class LegalAccess:
     ) -> LegalAccessRequest:
         """The second officer's refusal, with why: the request can never be opened."""
         found = self._deciding(request_id, officer, substantial, departments)
-        if not reason.strip() or len(reason) > MAX_REASON or holds_cnic(reason):
+        if not two_person.fit_reason(reason):
             raise RequestRefused(
                 f"a refusal's reason is 1 to {MAX_REASON} characters, without a CNIC",
                 code="legal.refusal_reason", field="refusal_reason", most=MAX_REASON,
@@ -474,17 +474,10 @@ class LegalAccess:
         self, found: LegalAccessRequest, status: str, officer: str, refusal: str | None
     ) -> LegalAccessRequest:
         now = whole_seconds(self._clock())
-        decided = self._db.execute(
-            update(legal_requests)
-            .where(
-                legal_requests.c.id == found.id,
-                legal_requests.c.status == PENDING,
-                legal_requests.c.filer != officer,
-                legal_requests.c.created_at > now - DECISION_WINDOW,
-            )
-            .values(status=status, decided_at=now, decider=officer, refusal=refusal)
-        )
-        if decided.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
+        if not two_person.decide(
+            self._db, legal_requests, found.id, status=status, decider=officer,
+            refusal=refusal, now=now, not_theirs=legal_requests.c.filer != officer,
+        ):  # fmt: skip
             raise LegalRequestClosed(
                 "the request was decided meanwhile, or has expired", state="decided"
             )

@@ -33,6 +33,7 @@ FormText = Annotated[str, Form()]
 SECTIONS = (
     ("/admin/departments", "Departments", ADMIN),
     ("/admin/officers", "Officers and roles", ADMIN),
+    ("/admin/proposals", "Grants to approve", ADMIN),
     ("/admin/clients", "E-service clients", ADMIN),
     ("/admin/keys", "Keys", ADMIN),
     ("/admin/audit", "Audit checkpoints", READER),
@@ -40,6 +41,7 @@ SECTIONS = (
 SECTION_TEXT = {
     "Departments": Text("Departments"),
     "Officers and roles": Text("Officers and roles"),
+    "Grants to approve": Text("Grants to approve"),
     "E-service clients": Text("E-service clients"),
     "Keys": Text("Keys"),
     "Audit checkpoints": Text("Audit checkpoints"),

@@ -14,10 +14,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
-from api.administration import find_citizen
-from api.deps import RuntimeDep, SessionDep
+from api.administration import find_citizen, names_of
+from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text
-from api.routes import admin_audit, admin_clients, admin_keys
+from api.refusals import refusal
+from api.routes import admin_audit, admin_clients, admin_keys, admin_proposals
 from api.routes.admin_common import (
     ADMIN,
     READER,
@@ -33,12 +34,13 @@ from api.routes.admin_common import (
 from api.signed_in import RoleMissing, SignedInDep
 from api.web import check_csrf, render
 from identity.errors import InvalidCnic
-from identity.roles import ROLES, RoleError
+from identity.roles import ROLES, TWO_PERSON, RoleError
 
 router = APIRouter(tags=["administration pages"], include_in_schema=False)
 router.include_router(admin_clients.router)
 router.include_router(admin_keys.router)
 router.include_router(admin_audit.router)
+router.include_router(admin_proposals.router)
 
 MAX_NAME = 120
 
@@ -47,10 +49,16 @@ MAX_NAME = 120
 def overview(
     request: Request, runtime: RuntimeDep, session: SessionDep, me: SignedInDep
 ) -> Response:
-    """The administration desk: the sections this reader may open."""
-    if not held_roles(runtime, session, me) & {ADMIN, READER}:
+    """The administration desk: the sections this reader may open, and how many grants wait
+    for this administrator's approval."""
+    held = held_roles(runtime, session, me)
+    if not held & {ADMIN, READER}:
         raise RoleMissing(ADMIN)
-    return page(request, runtime, session, me, "admin.html")
+    awaiting = 0
+    if ADMIN in held:
+        proposals = runtime.provider(session).role_proposals
+        awaiting = len(proposals.awaiting(admin=me.account.pseudonym))
+    return page(request, runtime, session, me, "admin.html", awaiting=awaiting)
 
 
 # -- departments -----------------------------------------------------------------------------
@@ -181,12 +189,15 @@ def _officer_page(
         )  # fmt: skip
     context.setdefault("errors", {})
     context.setdefault("form", {})
+    proposed = provider.role_proposals.pending_for(account.pseudonym)
+    proposers = names_of(runtime, session, [p.proposer for p in proposed])
     return page(
         request, runtime, session, me, "admin_officer.html", status_code=status_code,
         citizen_id=citizen_id, name=account.profile.full_name,
         grants=provider.roles.of(citizen_id), departments=provider.roles.departments(),
         roles=sorted(ROLES), role_text=ROLE_TEXT, yourself=citizen_id == me.account.id,
-        **context,
+        proposed=[(p, proposers.get(p.proposer, "")) for p in proposed],
+        two_person=TWO_PERSON, my_pseudonym=me.account.pseudonym, **context,
     )  # fmt: skip
 
 
@@ -201,6 +212,10 @@ def officer_page(
 ) -> Response:
     notice = {
         "granted": Text("Role granted."),
+        "proposed": Text(
+            "Grant proposed. Another administrator must approve it within 7 days; until then "
+            "the officer does not hold the role."
+        ),
         "revoked": Text("Role taken away."),
     }.get(done)
     return _officer_page(request, runtime, session, me, citizen_id, notice=notice)
@@ -227,23 +242,28 @@ def grant_role(
         errors["department"] = Text("Choose one of the departments in the list.")
     if role not in ROLES:
         errors["role"] = Text("There is no such role. Choose one of the roles in the list.")
+    two_person = role in TWO_PERSON
     if not errors:
         try:
-            provider.roles.grant(
-                citizen_id, account.pseudonym, department, role, by=actor(me), granter=me.account.id
-            )
+            if two_person:  # a second administrator approves it (admin_proposals)
+                provider.role_proposals.propose(
+                    account.pseudonym, department, role, proposer=me.account.pseudonym
+                )
+            else:
+                provider.roles.grant(
+                    citizen_id, account.pseudonym, department, role,
+                    by=actor(me), granter=me.account.id,
+                )  # fmt: skip
         except RoleError as exc:
-            errors["role"] = (
-                Text("You cannot give yourself a role: ask another administrator.")
-                if exc.code == "role.self_grant"
-                else Text("This officer holds that role in that department already.")
-            )
+            settle(session, exc)
+            errors["role"] = refusal(exc).words
     if errors:
         return _officer_page(
             request, runtime, session, me, citizen_id, status_code=422,
             errors=errors, form={"department": department, "role": role},
         )  # fmt: skip
-    return RedirectResponse(f"/admin/officers/{citizen_id}?done=granted", status_code=303)
+    done = "proposed" if two_person else "granted"
+    return RedirectResponse(f"/admin/officers/{citizen_id}?done={done}", status_code=303)
 
 
 @router.post("/admin/officers/{citizen_id}/revoke", response_model=None)

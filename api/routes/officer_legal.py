@@ -27,6 +27,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from api.administration import names_of
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text
 from api.refusals import refusal
@@ -247,7 +248,7 @@ def _grant_page(
         grant=grant,
         reference=found.legal_reference,
         reason=found.reason,
-        approver=_names_of(runtime, session, [found.decider or ""]).get(found.decider or "", ""),
+        approver=names_of(runtime, session, [found.decider or ""]).get(found.decider or "", ""),
         types=[kinds.get(code, code) for code in dict.fromkeys(found.doctypes)],
         documents=[
             {
@@ -261,16 +262,6 @@ def _grant_page(
 
 
 # -- the requests: awaiting a second officer, and the officer's own ------------------------------
-
-
-def _names_of(runtime: RuntimeDep, session: SessionDep, pseudonyms: list[str]) -> dict[str, str]:
-    """The people behind `pseudonyms` (officers, citizens) by name, as a colleague reads them."""
-    accounts = runtime.provider(session).accounts
-    named: dict[str, str] = {}
-    for who in dict.fromkeys(p for p in pseudonyms if p):
-        account = accounts.by_pseudonym(who)
-        named[who] = account.profile.full_name if account is not None else ""
-    return named
 
 
 def _requests_page(
@@ -295,7 +286,7 @@ def _requests_page(
     awaiting = legal.awaiting(officer=officer, departments=departments)
     mine = legal.filed_by(officer=officer, departments=departments)
     now = runtime.clock()
-    names = _names_of(
+    names = names_of(
         runtime,
         session,
         [r.filer for r in awaiting]

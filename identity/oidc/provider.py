@@ -20,6 +20,7 @@ from identity.oidc.logout import LogoutTokens
 from identity.oidc.sessions import Sessions
 from identity.oidc.tokens import TokenService
 from identity.policy import IdentityPolicy
+from identity.role_proposals import RoleProposals
 from identity.roles import Roles
 from identity.sealing import Sealer
 
@@ -59,6 +60,7 @@ class Provider:
             session, clients=self.clients, grants=self.grants, sessions=self.sessions, clock=clock
         )
         self.roles = Roles(session, audit=audit, clock=clock, seal=config.row_seal)
+        self.role_proposals = RoleProposals(session, roles=self.roles, audit=audit, clock=clock)
         self.tokens = TokenService(
             session,
             keys=self.keys,

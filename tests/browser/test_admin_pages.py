@@ -1,7 +1,8 @@
 """The administrator's pages in a real browser: an administrator signs in with the SMS code and
-does each task (departments, roles, clients, keys with the re-wrap's progress, checkpoints),
-in English and Urdu, at desk and phone size, each page checked by axe-core; an auditor may only
-read and verify; a citizen without a role gets the 403 page."""
+does each task (departments, roles, another administrator's proposed grants, clients, keys
+with the re-wrap's progress, checkpoints), in English and Urdu, at desk and phone size, each
+page checked by axe-core; an auditor may only read and verify; a citizen without a role gets
+the 403 page."""
 
 from __future__ import annotations
 
@@ -111,6 +112,58 @@ def test_departments_and_roles(
     page.get_by_role("button", name="Take away").click()
     expect(page.get_by_role("status")).to_have_text("Role taken away.")
     expect(page.get_by_text("No roles: an ordinary citizen's account.")).to_be_visible()
+
+
+def _proposed_by_another(runtime: Runtime, nadra_file: Path, officer: str) -> None:
+    """Another administrator proposes locker.legal and identity.admin for `officer`."""
+    other = read_registry(nadra_file)[SCENARIOS["two_mobiles"]]
+    register_citizen(runtime, other)
+    _grant(runtime, other.cnic, "identity.admin")
+    with runtime.transaction() as session:
+        proposals = runtime.provider(session).role_proposals
+        for role in ("locker.legal", "identity.admin"):
+            proposals.propose(
+                pseudonym(officer, key=runtime.pseudonym_key), DEPARTMENT, role,
+                proposer=pseudonym(other.cnic, key=runtime.pseudonym_key),
+            )  # fmt: skip
+
+
+@pytest.mark.parametrize("page", ["desktop", "phone"], indirect=True)
+def test_approve_and_refuse_a_grant_by_keyboard_in_english_and_urdu(
+    page: Page, site_runtime: Runtime, nadra_file: Path, citizen: str, officer: str
+) -> None:
+    _as_admin(page, site_runtime, nadra_file, citizen, "/admin")
+    _proposed_by_another(site_runtime, nadra_file, officer)
+    page.reload()
+    page.get_by_role("link", name="Grants waiting for your approval: 2").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/admin/proposals")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Grants to approve")
+    expect(page.get_by_role("article")).to_have_count(2)
+    _check(page)
+    legal = page.get_by_role("article", name=re.compile("^locker.legal for "))
+    legal.get_by_role("button", name="Approve").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text(
+        "You approved the grant. The officer holds the role now."
+    )
+    expect(page.get_by_role("article")).to_have_count(1)
+
+    page.get_by_role("link", name="اردو").click()
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    expect(page.get_by_role("heading", level=1)).to_have_text("منظوری کے منتظر کردار")
+    _check(page)
+    page.get_by_label("آپ کیوں مسترد کرتے ہیں").fill("Not staff of the board")
+    page.get_by_role("button", name="مسترد کریں").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_contain_text("آپ نے کردار مسترد کر دیا")
+    expect(page.get_by_role("main")).to_contain_text("کوئی کردار آپ کی منظوری کا منتظر نہیں")
+    _check(page)
+    with site_runtime.transaction() as session:
+        provider = site_runtime.provider(session)
+        account = provider.accounts.by_pseudonym(pseudonym(officer, key=site_runtime.pseudonym_key))
+        assert account is not None
+        assert [g.role for g in provider.roles.of(account.id)] == ["locker.legal"]
 
 
 @pytest.mark.parametrize("page", ["desktop", "phone"], indirect=True)

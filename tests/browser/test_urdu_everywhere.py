@@ -13,7 +13,9 @@ from playwright.sync_api import Page
 from api import i18n
 from api.routes.officer_common import ISSUER
 from api.runtime import Runtime
-from tests.browser.test_admin_pages import DEPARTMENT, _as_admin, _grant
+from identity.nadra import SCENARIOS, read_registry
+from tests.browser.test_admin_pages import DEPARTMENT, _as_admin, _grant, _proposed_by_another
+from tests.http.oidc_kit import register_citizen
 
 # The visible words of the page, less what is meant to stay as written.
 VISIBLE_WORDS = """() => {
@@ -58,6 +60,9 @@ def test_every_part_of_the_portal_is_in_urdu(
         found[path] = _english_on(page, path, translated)
     _grant(site_runtime, citizen, ISSUER)  # _as_admin adds identity.admin
     _as_admin(page, site_runtime, nadra_file, citizen, "/admin")
+    officer = read_registry(nadra_file)[SCENARIOS["active_male"]]
+    register_citizen(site_runtime, officer)
+    _proposed_by_another(site_runtime, nadra_file, officer.cnic)  # for /admin/proposals to show
     for path in (
         "/account",
         "/account/password",
@@ -72,6 +77,7 @@ def test_every_part_of_the_portal_is_in_urdu(
         "/admin",
         "/admin/departments",
         "/admin/officers",
+        "/admin/proposals",
         "/admin/clients",
         "/admin/keys",
     ):

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from joserfc.jwk import RSAKey
+from sqlalchemy import select
 
 from api.cli import main
 from api.runtime import Runtime
 from identity.errors import InvalidCredentials
+from identity.models import role_proposals
 from identity.nadra import SCENARIOS, ensure_registry, read_registry
 from tests.http.oidc_kit import PASSWORD, register_citizen
 
@@ -117,6 +119,26 @@ def test_departments_and_roles(runtime: Runtime, cli_env: dict[str, str]) -> Non
     )
     assert run(cli_env, "roles", "revoke", record.cnic, "sed", "signing.officer")[0] == 0
     assert run(cli_env, "roles", "revoke", record.cnic, "sed", "signing.officer")[0] == 2
+
+
+def test_the_operator_grants_the_powerful_roles_directly(
+    runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    """`shanakht roles grant` bootstraps administrators: no second administrator exists yet to
+    approve, so the two-person rule of the pages does not hold the command line back."""
+    ensure_registry(runtime.identity.nadra_file)
+    record = read_registry(runtime.identity.nadra_file)[SCENARIOS["active_female"]]
+    register_citizen(runtime, record)
+    assert run(cli_env, "departments", "add", "pitb", "--name", "Punjab IT Board")[0] == 0
+    for role in ("identity.admin", "locker.legal"):
+        code, out = run(cli_env, "roles", "grant", record.cnic, "pitb", role)
+        assert code == 0, out
+    assert run(cli_env, "roles", "list", record.cnic)[1].splitlines() == [
+        "pitb\tidentity.admin",
+        "pitb\tlocker.legal",
+    ]
+    with runtime.sessions() as session:
+        assert session.execute(select(role_proposals.c.id)).first() is None
 
 
 def test_dev_outbox_prints_the_codes(runtime: Runtime, cli_env: dict[str, str]) -> None:

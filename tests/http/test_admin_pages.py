@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
+from api.app import create_app
 from api.routes import admin_keys
 from api.runtime import Runtime
 from audit import AuditEntry, AuditEvent
 from audit.models import entries
+from identity.models import role_proposals
 from identity.nadra import SCENARIOS, CitizenRecord, read_registry
 from locker import jobs, rewrap
 from locker.access import Accessor
@@ -356,6 +359,189 @@ def test_an_administrator_cannot_grant_themself_a_role(
     with oidc_runtime.transaction() as session:
         account_id = me.rsplit("/", 1)[1]
         assert not oidc_runtime.provider(session).roles.has(account_id, "locker.legal")
+
+
+# -- grants of locker.legal and identity.admin: two administrators ------------------------------
+
+
+@pytest.fixture
+def second_admin(oidc_runtime: Runtime) -> Iterator[tuple[TestClient, CitizenRecord]]:
+    """Another administrator, signed in with the SMS code in a browser of their own."""
+    record = _citizen(oidc_runtime, "two_mobiles", "identity.admin")
+    with TestClient(create_app(oidc_runtime), base_url="https://shanakht.test") as other:
+        _sign_in(other, oidc_runtime, record, code=True)
+        yield other, record
+
+
+def _propose(web: TestClient, oidc_runtime: Runtime, grantee: CitizenRecord, role: str) -> str:
+    """The first administrator grants `role` on the officer's page; the proposal's id."""
+    where = _post(web, "/admin/officers", {"cnic": grantee.cnic}).headers["location"]
+    proposed = _post(web, f"{where}/grant", {"department": DEPARTMENT, "role": role}, page=where)
+    assert proposed.status_code == 303
+    assert proposed.headers["location"] == f"{where}?done=proposed"
+    with oidc_runtime.engine.connect() as connection:
+        return str(
+            connection.execute(
+                select(role_proposals.c.id).order_by(role_proposals.c.created_at.desc())
+            )
+            .scalars()
+            .first()
+        )
+
+
+def _holds(runtime: Runtime, record: CitizenRecord, role: str) -> bool:
+    with runtime.transaction() as session:
+        provider = runtime.provider(session)
+        account = provider.accounts.by_pseudonym(_pseudonym(runtime, record.cnic))
+        assert account is not None
+        return provider.roles.has(account.id, role)
+
+
+def test_a_grant_of_locker_legal_waits_for_a_second_administrator(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    admin: CitizenRecord,
+    second_admin: tuple[TestClient, CitizenRecord],
+) -> None:
+    other, second = second_admin
+    officer = _citizen(oidc_runtime, "active_male")
+    where = _post(web, "/admin/officers", {"cnic": officer.cnic}).headers["location"]
+    assert "are given only when a second administrator approves" in web.get(where).text
+    proposal = _propose(web, oidc_runtime, officer, "locker.legal")
+    page = web.get(f"{where}?done=proposed")
+    assert "Grant proposed. Another administrator must approve it within 7 days" in page.text
+    assert "Waiting for a second administrator" in page.text
+    assert not _holds(oidc_runtime, officer, "locker.legal")
+    # The proposer sees nothing to decide, and a forged approval is refused.
+    assert "No grant waits for your approval" in web.get("/admin/proposals").text
+    own = _post(web, f"/admin/proposals/{proposal}/approve", {}, page="/admin/officers")
+    assert own.status_code == 403
+    assert "You proposed this grant: another administrator must decide it." in own.text
+    assert not _holds(oidc_runtime, officer, "locker.legal")
+    # The second administrator is told on the desk, and approves on the proposals page.
+    desk = other.get("/admin")
+    assert "Grants waiting for your approval: 1" in desk.text
+    listed = other.get("/admin/proposals")
+    assert officer.full_name in listed.text
+    assert admin.full_name in listed.text
+    assert f'action="/admin/proposals/{proposal}/approve"' in listed.text
+    assert f'<label for="refusal_reason-{proposal}">' in listed.text
+    approved = _post(other, f"/admin/proposals/{proposal}/approve", {}, page="/admin/officers")
+    assert approved.status_code == 303
+    assert "The officer holds the role now." in other.get(approved.headers["location"]).text
+    assert _holds(oidc_runtime, officer, "locker.legal")
+    again = _post(other, f"/admin/proposals/{proposal}/approve", {}, page="/admin/officers")
+    assert again.status_code == 409
+    assert "decided this proposal already" in again.text
+    first, second_p = (f"citizen:{_pseudonym(oidc_runtime, r.cnic)}" for r in (admin, second))
+    proposed, granted = _audit(oidc_runtime)[-2:]
+    assert (proposed.action, proposed.actor) == ("identity.role.proposed", first)
+    assert (granted.action, granted.actor) == ("identity.role.granted", second_p)
+    assert granted.subject == _pseudonym(oidc_runtime, officer.cnic)
+    assert granted.details == {
+        "role": "locker.legal",
+        "proposal": proposal,
+        "proposer": first.removeprefix("citizen:"),
+        "approver": second_p.removeprefix("citizen:"),
+    }
+    for entry in _audit(oidc_runtime):
+        assert officer.cnic not in _entry_text(entry)
+
+
+def test_a_refused_grant_gives_nothing_and_needs_a_reason(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    admin: CitizenRecord,
+    second_admin: tuple[TestClient, CitizenRecord],
+) -> None:
+    other, second = second_admin
+    officer = _citizen(oidc_runtime, "active_male")
+    proposal = _propose(web, oidc_runtime, officer, "identity.admin")
+    refuse = f"/admin/proposals/{proposal}/refuse"
+    blank = _post(other, refuse, {"refusal_reason": "  "}, page="/admin/officers")
+    assert blank.status_code == 422
+    error = re.search(rf'<p class="field-error" id="refusal_reason-{proposal}-error">([^<]+)</p>',
+                      blank.text)  # fmt: skip
+    assert error
+    assert "Say why you refuse" in error.group(1)
+    refused = _post(other, refuse, {"refusal_reason": "Not staff of the board"},
+                    page="/admin/officers")  # fmt: skip
+    assert refused.status_code == 303
+    assert "was not given the role" in other.get(refused.headers["location"]).text
+    assert not _holds(oidc_runtime, officer, "identity.admin")
+    late = _post(other, f"/admin/proposals/{proposal}/approve", {}, page="/admin/officers")
+    assert late.status_code == 409
+    assert not _holds(oidc_runtime, officer, "identity.admin")
+    entry = _audit(oidc_runtime)[-1]
+    assert entry.action == "identity.role.refused"
+    assert entry.details["proposer"] == _pseudonym(oidc_runtime, admin.cnic)
+    assert entry.details["refuser"] == _pseudonym(oidc_runtime, second.cnic)
+
+
+def test_the_grantee_cannot_approve_their_own_grant(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    admin: CitizenRecord,
+    second_admin: tuple[TestClient, CitizenRecord],
+) -> None:
+    other, second = second_admin
+    proposal = _propose(web, oidc_runtime, second, "locker.legal")
+    assert "No grant waits for your approval" in other.get("/admin/proposals").text
+    forged = _post(other, f"/admin/proposals/{proposal}/approve", {}, page="/admin/officers")
+    assert forged.status_code == 403
+    assert "This grant is for you: another administrator must decide it." in forged.text
+    assert not _holds(oidc_runtime, second, "locker.legal")
+
+
+def test_an_expired_proposal_grants_nothing(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    admin: CitizenRecord,
+    second_admin: tuple[TestClient, CitizenRecord],
+) -> None:
+    other, _second = second_admin
+    officer = _citizen(oidc_runtime, "active_male")
+    proposal = _propose(web, oidc_runtime, officer, "locker.legal")
+    with oidc_runtime.transaction() as session:  # proposed 7 days ago
+        session.execute(
+            update(role_proposals).values(created_at=oidc_runtime.clock() - timedelta(days=7))
+        )
+    assert "Grants waiting for your approval" not in other.get("/admin").text
+    expired = _post(other, f"/admin/proposals/{proposal}/approve", {}, page="/admin/officers")
+    assert expired.status_code == 409
+    assert "nobody decided it within 7 days" in expired.text
+    assert not _holds(oidc_runtime, officer, "locker.legal")
+
+
+def test_taking_a_powerful_role_away_is_immediate(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord
+) -> None:
+    officer = _citizen(oidc_runtime, "active_male", "locker.legal", "identity.admin")
+    where = _post(web, "/admin/officers", {"cnic": officer.cnic}).headers["location"]
+    for role in ("locker.legal", "identity.admin"):
+        revoked = _post(web, f"{where}/revoke", {"department": DEPARTMENT, "role": role},
+                        page=where)  # fmt: skip
+        assert revoked.status_code == 303
+        assert not _holds(oidc_runtime, officer, role)
+    with oidc_runtime.engine.connect() as connection:
+        assert connection.execute(select(role_proposals.c.id)).first() is None
+
+
+def test_the_proposals_page_in_urdu(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    admin: CitizenRecord,
+    second_admin: tuple[TestClient, CitizenRecord],
+) -> None:
+    other, _second = second_admin
+    _propose(web, oidc_runtime, _citizen(oidc_runtime, "active_male"), "locker.legal")
+    other.get("/lang/ur")
+    page = other.get("/admin/proposals")
+    assert 'lang="ur"' in page.text
+    assert "<h1>منظوری کے منتظر کردار</h1>" in page.text
+    assert ">منظور کریں</button>" in page.text
+    assert ">مسترد کریں</button>" in page.text
+    assert "Grants to approve" not in page.text
 
 
 # -- e-service clients -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from alembic import op
 from audit.sqltypes import UtcDateTime
 
 revision = "0017"
-down_revision = "0014"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
