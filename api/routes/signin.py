@@ -19,6 +19,7 @@ from api import metrics
 from api.backchannel import deliver_after, end_sessions
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text, too_many_attempts
+from api.routes.enrol import set_ticket
 from api.routes.oidc import continue_authorization, untrusted, with_query
 from api.runtime import Runtime
 from api.web import (
@@ -201,10 +202,10 @@ def login(
             request,
             runtime,
             "password.html",
-            ticket=ticket,
             action=f"/reset/password?{urlencode({'next': _next(request_id, next_page)})}",
             heading=Text("Your password has expired: choose a new one"),
         )
+        set_ticket(expired, runtime, "reset", ticket)  # as the reset flow carries it
         set_device_cookie(expired, runtime, result)
         return expired
     provider = runtime.provider(session)
