@@ -28,6 +28,7 @@ from identity.oidc.provider import Provider, ProviderConfig
 from identity.passwords import PasswordHasher
 from identity.policy import THROTTLE_WINDOW, IdentityPolicy, Limit
 from identity.sealing import Sealer
+from identity.failures import FailureRecords
 from identity.second_factor import SecondFactor
 from identity.sms import OutboxSmsGateway
 from locker.documents import Locker
@@ -141,8 +142,18 @@ class Runtime:
             sms=parts.sms,
             sealer=parts.sealer,
             code_key=parts.code_key,
+            pseudonym_key=self.pseudonym_key,
             audit=self.audit_log(session),
             policy=parts.policy,
+            clock=self.clock,
+        )
+
+    def failure_records(self, session: Session) -> FailureRecords:
+        """Where authentication failures past the password are audited (within their caps)."""
+        return FailureRecords(
+            session,
+            audit=self.audit_log(session),
+            pseudonym_key=self.pseudonym_key,
             clock=self.clock,
         )
 

@@ -33,7 +33,13 @@ from api.web import (
 )
 from audit import AuditEvent
 from identity.devices import DeviceCookies
-from identity.errors import ChallengeFailed, InvalidCredentials, TooManyAttempts, WrongCode
+from identity.errors import (
+    ChallengeFailed,
+    InvalidCredentials,
+    ReusedCode,
+    TooManyAttempts,
+    WrongCode,
+)
 from identity.login import ACR_SUBSTANTIAL, LoginResult
 from identity.oidc.authorize import AuthorizationRequest
 from identity.oidc.errors import AccessDenied, UntrustedRedirect
@@ -232,6 +238,8 @@ def login(
 
 
 def _code_refusal(exc: Exception) -> Text:
+    if isinstance(exc, ReusedCode):
+        return Text("That code was used already. Wait for your app to show a new one.")
     if isinstance(exc, WrongCode):
         return Text("That code is not right.")
     if isinstance(exc, TooManyAttempts):
@@ -346,12 +354,15 @@ def second_factor(
     if sso is None or account is None:
         return RedirectResponse(f"/login?{urlencode({'request': request_id})}", 303)
     factor = runtime.second_factor(session)
+    address = client_address(request)
     try:
         if method == "app":
-            amr = factor.finish_app(account, code)
+            amr = factor.finish_app(account, code, client=address)
         else:
-            amr = factor.finish_sms(ticket, code, citizen_id=sso.citizen_id, sid=sso.sid)
+            amr = factor.finish_sms(ticket, code, account=account, client=address, sid=sso.sid)
     except (WrongCode, ChallengeFailed, TooManyAttempts) as exc:
+        if isinstance(exc, WrongCode):  # recorded in the log, with the attempt it counts
+            metrics.auth_failure("second_factor", recorded=True)
         settle(session, exc)
         words = _code_refusal(exc)
         return render(
