@@ -21,6 +21,7 @@ from api.keystore import LocalKeyStore, development_master_key, parse_master_key
 from api.settings import Settings
 from audit import AuditLog, NoteSigner, NoteVerifier
 from identity.enrolment import Enrolment
+from identity.failures import FailureRecords
 from identity.login import PasswordLogin
 from identity.nadra import MockNadra, NadraRegistry, ensure_registry
 from identity.oidc.logout import HttpLogoutNotifier, LogoutNotifier
@@ -28,7 +29,6 @@ from identity.oidc.provider import Provider, ProviderConfig
 from identity.passwords import PasswordHasher
 from identity.policy import THROTTLE_WINDOW, IdentityPolicy, Limit
 from identity.sealing import Sealer
-from identity.failures import FailureRecords
 from identity.second_factor import SecondFactor
 from identity.sms import OutboxSmsGateway
 from locker.documents import Locker

@@ -2,8 +2,8 @@
 
 A code is accepted once: the last time step used is kept, so a code read over a shoulder
 cannot be replayed within its 30 seconds. A replayed code is told apart from a wrong one
-(`REUSED_CODE`), so that the refusal can be audited as what it is (ASVS 2.8.5). Recovery codes are for a lost phone; each works once
-and only an HMAC of it is stored.
+(`REUSED_CODE`), so that the refusal can be audited as what it is (ASVS 2.8.5). Recovery
+codes are for a lost phone; each works once and only an HMAC of it is stored.
 """
 
 from __future__ import annotations

@@ -197,7 +197,12 @@ def _code_page(request: Request, runtime: Runtime, flow: str, **extra: object) -
 
 
 def _start_again(
-    request: Request, runtime: Runtime, flow: str, status_code: int, message: Text, link: str,
+    request: Request,
+    runtime: Runtime,
+    flow: str,
+    status_code: int,
+    message: Text,
+    link: str,
     link_text: Text,
 ) -> Response:
     """A page saying the flow must start again; the browser forgets the spent ticket."""

@@ -322,17 +322,13 @@ def _dpop(request: Request, provider: Provider, url: str) -> str | None:
     return provider.dpop.verify(proofs[0], method=request.method, url=url)
 
 
-def _client_failure(
-    request: Request, runtime: Runtime, session: Session, exc: OAuthError
-) -> None:
+def _client_failure(request: Request, runtime: Runtime, session: Session, exc: OAuthError) -> None:
     """After the refusal's rollback: a failed client authentication is audited when it claimed
     a registered client (within that client's cap), and counted either way
     (`identity.failures` says why an unknown client id earns no entry)."""
     if not isinstance(exc, InvalidClient):
         return
-    recorded = exc.client_id is not None and runtime.failure_records(
-        session
-    ).client_authentication(
+    recorded = exc.client_id is not None and runtime.failure_records(session).client_authentication(
         exc.client_id,
         endpoint=metrics.route_template(request.scope),
         reason=exc.description,
@@ -341,9 +337,7 @@ def _client_failure(
     metrics.auth_failure("client_authentication", recorded=recorded)
 
 
-def _refused(
-    request: Request, runtime: Runtime, session: Session, exc: OAuthError
-) -> JSONResponse:
+def _refused(request: Request, runtime: Runtime, session: Session, exc: OAuthError) -> JSONResponse:
     """An error at a client-authenticated endpoint; a failed Basic login gets its challenge."""
     settle(session, exc)
     _client_failure(request, runtime, session, exc)

@@ -357,7 +357,9 @@ class ClientRegistry:
         try:
             token = jwt.decode(assertion, _key_set(client.jwks), algorithms=ASSERTION_ALGORITHMS)
         except (JoseError, ValueError, TypeError):  # TypeError: joserfc, on a `crit` not a list
-            raise InvalidClient("the client assertion's signature does not verify", client_id=known) from None
+            raise InvalidClient(
+                "the client assertion's signature does not verify", client_id=known
+            ) from None
         claims = token.claims
         # (4) Audience, lifetime and single use. Only strings can name us (a dict in `aud`
         # would make set() raise TypeError).
@@ -368,7 +370,9 @@ class ClientRegistry:
         now = int(self._clock().timestamp())
         exp = claims.get("exp")
         if not isinstance(exp, int) or exp <= now or exp > now + MAX_ASSERTION_LIFETIME:
-            raise InvalidClient("the client assertion is expired or lives too long", client_id=known)
+            raise InvalidClient(
+                "the client assertion is expired or lives too long", client_id=known
+            )
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
             raise InvalidClient("the client assertion needs a jti", client_id=known)

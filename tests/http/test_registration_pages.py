@@ -228,6 +228,12 @@ def test_the_registration_and_reset_pages_send_nothing_on_a_get(
     assert len(oidc_runtime.identity.sms.messages()) == before
 
 
+def _code_sent(runtime: Runtime, record: CitizenRecord) -> str:
+    sent = runtime.identity.sms.last_to(record.mobile_numbers[-1])
+    assert sent is not None
+    return re.search(r"\b(\d{6})\b", sent.text).group(1)  # type: ignore[union-attr]
+
+
 def _ticket_cookie(response) -> tuple[str, str]:
     """The ticket cookie a response sets: (its value, the whole Set-Cookie line, lower-case)."""
     for line in response.headers.get_list("set-cookie"):
@@ -253,7 +259,7 @@ def test_no_url_carries_the_reset_ticket(
     for attribute in ("httponly", "samesite=strict", "path=/reset", "secure", "max-age=1200"):
         assert attribute in cookie.split("; "), attribute
     code_page = web.get("/reset/code")
-    code = re.search(r"\b(\d{6})\b", oidc_runtime.identity.sms.last_to(record.mobile_numbers[-1]).text).group(1)  # type: ignore[union-attr]
+    code = _code_sent(oidc_runtime, record)
     proved = web.post(
         "/reset/code", data={"csrf": csrf_of(code_page.text), "code": code},
         follow_redirects=False,
@@ -270,7 +276,8 @@ def test_no_url_carries_the_reset_ticket(
     )
     assert "You can now sign in" in done.text
     _value, forgotten = _ticket_cookie(done)
-    assert "max-age=0" in forgotten and "path=/reset" in forgotten
+    assert "max-age=0" in forgotten
+    assert "path=/reset" in forgotten
     web.cookies.set("__Secure-shanakht_ticket", ticket, domain="shanakht.test", path="/reset")
     again = web.post(
         "/reset/password",
@@ -287,7 +294,7 @@ def test_a_ticket_in_the_query_or_the_form_is_not_taken(
     started = web.post("/register", data=_form(record, csrf_of(page.text)), follow_redirects=False)
     ticket, _cookie = _ticket_cookie(started)
     web.cookies.clear(domain="shanakht.test", path="/register")
-    code = re.search(r"\b(\d{6})\b", oidc_runtime.identity.sms.last_to(record.mobile_numbers[-1]).text).group(1)  # type: ignore[union-attr]
+    code = _code_sent(oidc_runtime, record)
     csrf = csrf_of(web.get("/register").text)
     refused = web.post(
         f"/register/code?ticket={ticket}", data={"csrf": csrf, "ticket": ticket, "code": code}
@@ -317,7 +324,9 @@ def test_an_expired_password_is_changed_with_no_ticket_in_any_url(
     assert expired.status_code == 200
     assert "Your password has expired" in expired.text
     ticket, cookie = _ticket_cookie(expired)
-    assert "path=/reset" in cookie and "samesite=strict" in cookie and "httponly" in cookie
+    assert "path=/reset" in cookie
+    assert "samesite=strict" in cookie
+    assert "httponly" in cookie
     assert ticket not in expired.text
     action = re.search(r'<form method="post" action="([^"]+)"', expired.text).group(1)  # type: ignore[union-attr]
     assert "ticket" not in action

@@ -111,7 +111,8 @@ def test_pseudonyms_are_keyed_and_ignore_dashes() -> None:
 
 def test_an_address_pseudonym_is_keyed_one_per_address_and_never_a_cnics() -> None:
     a = address_pseudonym("203.0.113.7", key=KEY)
-    assert a.startswith("a:") and "203" not in a
+    assert a.startswith("a:")
+    assert "203" not in a
     assert a == address_pseudonym(" 203.0.113.7", key=KEY)
     assert a == address_pseudonym("::ffff:203.0.113.7", key=KEY), "IPv4-mapped is the same"
     assert a != address_pseudonym("203.0.113.8", key=KEY)
@@ -119,6 +120,7 @@ def test_an_address_pseudonym_is_keyed_one_per_address_and_never_a_cnics() -> No
     six = address_pseudonym("2001:db8:0:0::1", key=KEY)
     assert six == address_pseudonym("2001:DB8::1", key=KEY)
     # Under a derived key: never the name a CNIC-shaped input would get as a person.
-    assert address_pseudonym("3520212345671", key=KEY)[2:] not in pseudonym("3520212345671", key=KEY)
+    as_address = address_pseudonym("3520212345671", key=KEY)
+    assert as_address[2:] not in pseudonym("3520212345671", key=KEY)
     with pytest.raises(ValueError, match="at least 32 bytes"):
         address_pseudonym("203.0.113.7", key=b"short")
