@@ -10,11 +10,13 @@ import json
 import re
 from datetime import timedelta
 from typing import Any
+from unittest import mock
 
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from api.runtime import Runtime
 from audit import address_pseudonym, pseudonym
@@ -270,3 +272,16 @@ def test_a_forged_post_with_no_session_is_counted_but_not_audited(
         assert web.post("/login", data={"cnic": "x", "password": "y"}).status_code == 403
     assert _entries(oidc_runtime, "identity.csrf.refused") == []
     assert _count(web, "csrf", "no") == before + 3
+
+
+def test_a_csrf_refusal_stands_when_its_entry_cannot_be_written(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    _log_in(web, citizen)
+    before = _count(web, "csrf", "no")
+    broken = OperationalError("INSERT", {}, Exception("the database went away"))
+    with mock.patch.object(oidc_runtime, "failure_records", side_effect=broken):
+        refused = web.post("/account/sessions/end-all", data={"csrf": "forged"})
+    assert refused.status_code == 403
+    assert "The form has expired" in refused.text
+    assert _count(web, "csrf", "no") == before + 1
