@@ -43,7 +43,7 @@ from api.routes import (
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from api.signed_in import RoleMissing
-from api.web import CsrfRejected, NotSignedIn, render
+from api.web import CsrfRejected, NotSignedIn, record_csrf_refusal, render
 from identity.housekeeping import purge_expired
 
 log = logging.getLogger("shanakht.api")
@@ -157,6 +157,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     @app.exception_handler(CsrfRejected)
     async def _csrf(request: Request, exc: CsrfRejected) -> Response:
+        await run_in_threadpool(record_csrf_refusal, request, runtime)
         return render(
             request,
             runtime,

@@ -32,7 +32,7 @@ from api.cli_verify import verify
 from api.key_check import check_keys_fit_database
 from api.migrate import SEALED_TABLES, prepare
 from api.runtime import Runtime
-from audit import AuditError, AuditEvent, TamperError
+from audit import AuditError, AuditEvent, TamperError, address_pseudonym
 from audit.row_seal import bad_rows
 from identity.oidc.clients import (
     CLIENT_SECRET_BASIC,
@@ -113,6 +113,14 @@ def _verify(runtime: Runtime) -> None:
         f"audit log verified: {report.size} entries, {report.checkpoints} checkpoints, "
         f"root {base64.b64encode(report.root).decode()}"
     )
+
+
+@audit.command("address")
+@click.argument("address")
+def audit_address(address: str) -> None:
+    """Print the name the log gives a client address, to find its entries."""
+    with cli_runtime() as runtime:
+        click.echo(address_pseudonym(address, key=runtime.pseudonym_key))
 
 
 @audit.command("checkpoint")

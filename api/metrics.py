@@ -51,6 +51,7 @@ from api.runtime import Runtime
 from audit.models import checkpoints, head
 
 log = logging.getLogger("shanakht.metrics")
+auth_log = logging.getLogger("shanakht.auth")
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
@@ -66,6 +67,14 @@ LATENCY = Histogram(
     "Time from a request's arrival to the last byte of its response, by route template.",
     ["route", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0),
+)
+AUTH_FAILURES = Counter(
+    "shanakht_auth_failures",
+    "Authentication failures other than passwords, by kind (second_factor, "
+    "client_authentication, csrf) and whether the audit log recorded them (`no`: an unknown "
+    "client, a browser with no session, or past the per-client or per-account cap; see "
+    "identity.failures).",
+    ["kind", "recorded"],
 )
 LOGINS = Counter(
     "shanakht_logins", "Password logins, by outcome (success, failure, throttled).", ["outcome"]
@@ -92,6 +101,20 @@ SIGNATURES = Counter(
 
 def login(outcome: Literal["success", "failure", "throttled"]) -> None:
     LOGINS.labels(outcome).inc()
+
+
+def auth_failure(
+    kind: Literal["second_factor", "client_authentication", "csrf"], *, recorded: bool
+) -> None:
+    """Count an authentication failure and write a log line for it, whether or not the audit
+    log took it: what the log does not record is still seen here. The line names nobody."""
+    AUTH_FAILURES.labels(kind, "yes" if recorded else "no").inc()
+    auth_log.warning(
+        "authentication failure: %s (%s)",
+        kind,
+        "recorded in the audit log" if recorded else "counted only, not audited",
+        extra={"kind": kind, "audited": recorded},
+    )
 
 
 def token_issued(grant_type: str | None) -> None:

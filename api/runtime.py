@@ -22,6 +22,7 @@ from api.settings import Settings
 from audit import AuditLog, NoteSigner, NoteVerifier
 from audit.row_seal import RowSeal
 from identity.enrolment import Enrolment
+from identity.failures import FailureRecords
 from identity.login import PasswordLogin
 from identity.nadra import MockNadra, NadraRegistry, ensure_registry
 from identity.oidc.logout import HttpLogoutNotifier, LogoutNotifier
@@ -144,8 +145,18 @@ class Runtime:
             sms=parts.sms,
             sealer=parts.sealer,
             code_key=parts.code_key,
+            pseudonym_key=self.pseudonym_key,
             audit=self.audit_log(session),
             policy=parts.policy,
+            clock=self.clock,
+        )
+
+    def failure_records(self, session: Session) -> FailureRecords:
+        """Where authentication failures past the password are audited (within their caps)."""
+        return FailureRecords(
+            session,
+            audit=self.audit_log(session),
+            pseudonym_key=self.pseudonym_key,
             clock=self.clock,
         )
 

@@ -10,6 +10,7 @@ login, a consent or a logout in the citizen's name.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,12 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import SQLAlchemyError
 
-from api import i18n, local_time
+from api import i18n, local_time, metrics
 from api.runtime import Runtime
 
+log = logging.getLogger("shanakht.web")
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.globals["_"] = i18n.gettext
 TEMPLATES.env.globals["LANGUAGES"] = i18n.NAMES
@@ -104,6 +107,31 @@ def check_csrf(request: Request, runtime: Runtime, submitted: str | None) -> Non
     expected = request.cookies.get(cookie_name(runtime, CSRF_COOKIE))
     if not expected or not submitted or not hmac.compare_digest(expected, submitted):
         raise CsrfRejected("the form has expired; reload the page and try again")
+
+
+def record_csrf_refusal(request: Request, runtime: Runtime) -> None:
+    """Audit a refused form when its browser holds a live session, naming its citizen (within
+    the per-account cap); count it either way. A forged cross-site post carries no session
+    cookie (SameSite=Lax), names nobody and earns no entry (`identity.failures` says why).
+    Looking the session up does not count as using it: its idle time does not slide. A
+    database that fails here leaves the refusal page standing, and the count."""
+    recorded = False
+    try:
+        with runtime.transaction() as session:
+            provider = runtime.provider(session)
+            token = request.cookies.get(cookie_name(runtime, SESSION_COOKIE))
+            sso = provider.sessions.current(token, touch=False)
+            account = provider.accounts.by_id(sso.citizen_id) if sso is not None else None
+            if account is not None:
+                recorded = runtime.failure_records(session).csrf(
+                    account.pseudonym,
+                    route=metrics.route_template(request.scope),
+                    client=client_address(request),
+                )
+    except SQLAlchemyError as exc:
+        log.warning("a CSRF refusal could not be audited: %s", type(exc).__name__)
+        recorded = False
+    metrics.auth_failure("csrf", recorded=recorded)
 
 
 def set_cookie(response: Response, runtime: Runtime, base: str, value: str, **options: Any) -> None:

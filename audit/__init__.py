@@ -16,7 +16,7 @@ from audit.errors import (
     TamperError,
 )
 from audit.note import NoteSigner, NoteVerifier
-from audit.pseudonym import pseudonym
+from audit.pseudonym import address_pseudonym, pseudonym
 from audit.services import AuditLog, ConsistencyProof, InclusionProof, SignedCheckpoint
 from audit.verify import VerifyReport, verify_log
 
@@ -37,6 +37,7 @@ __all__ = [
     "SignedCheckpoint",
     "TamperError",
     "VerifyReport",
+    "address_pseudonym",
     "holds_cnic",
     "pseudonym",
     "verify_log",

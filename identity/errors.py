@@ -54,6 +54,15 @@ class WrongCode(IdentityError):
         self.attempts_left = attempts_left
 
 
+class ReusedCode(WrongCode):
+    """An authenticator-app code that was accepted once already (ASVS 2.8.5): refused, and
+    recorded as a replay; the citizen waits for the app's next code."""
+
+    def __init__(self) -> None:
+        super().__init__(attempts_left=0)
+        self.args = ("this code was used already; wait for the app to show the next one",)
+
+
 class AccountExists(IdentityError):
     """Registration found an account for this CNIC. Only said after the one-time code proved the
     caller holds the mobile registered to that CNIC."""

@@ -7,6 +7,12 @@ learns of it by SMS, to the number NADRA and the telco tied to their CNIC.
 A browser that presents a valid device cookie for the account (`identity.devices`) is counted
 apart: its attempts and failures count against its cookie, and a lockout caused by strangers
 does not keep it out. Only strangers' failures lock the account, and only for strangers.
+
+The audit entries name the client address by its keyed pseudonym (`audit.address_pseudonym`),
+never the address itself: the log is kept for ever, an address is personal data, and the
+pseudonym still groups one address's entries and answers "did this address do it?" for
+whoever holds the key (`shanakht audit address`). The per-address throttle counts under the
+raw address, in a `throttles` row that housekeeping deletes a day after its window began.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from audit import AuditEvent, AuditLog, pseudonym
+from audit import AuditEvent, AuditLog, address_pseudonym, pseudonym
 from audit.canonical import JsonValue
 from identity.accounts import Account, Accounts
 from identity.cnic import normalise_cnic
@@ -163,7 +169,7 @@ class PasswordLogin:
                 details: dict[str, JsonValue] = {
                     "method": "password",
                     "acr": ACR_LOW,
-                    "client": client,
+                    "client": address_pseudonym(client, key=self._pseudonym_key),
                 }
                 if nonce is not None:
                     details["known_device"] = True
@@ -196,7 +202,10 @@ class PasswordLogin:
         nonce: str | None,
     ) -> InvalidCredentials:
         """Record a failed login (and a lockout it causes); return the one answer for all."""
-        details: dict[str, JsonValue] = {"method": "password", "client": client}
+        details: dict[str, JsonValue] = {
+            "method": "password",
+            "client": address_pseudonym(client, key=self._pseudonym_key),
+        }
         newly_locked = None
         if account is not None and not locked and account.status == "active":
             if nonce is not None:

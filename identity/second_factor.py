@@ -3,6 +3,9 @@ mobile (or a recovery code, for a lost phone).
 
 Password plus either is the "substantial" level of assurance; an e-service that asks for it
 (`acr_values`) sends a citizen signed in with a password alone through this step-up.
+
+Every wrong code, and every app code used a second time, is refused with an audit entry
+(`identity.failures`): outcome failure, the citizen by pseudonym, never the code.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from sqlalchemy.orm import Session
 from audit import AuditEvent, AuditLog
 from identity.accounts import Account
 from identity.challenges import Challenges, new_code
-from identity.errors import ChallengeFailed, WrongCode
+from identity.errors import ChallengeFailed, ReusedCode, WrongCode
+from identity.failures import FailureRecords
 from identity.login import ACR_SUBSTANTIAL
 from identity.notices import RECOVERY_CODE_USED, CredentialNotices
 from identity.policy import IdentityPolicy
 from identity.sealing import Sealer
 from identity.sms import SmsGateway
 from identity.throttle import Throttle
-from identity.totp import RECOVERY_CODE, AuthenticatorApps
+from identity.totp import APP_CODE, RECOVERY_CODE, REUSED_CODE, AuthenticatorApps
 
 PURPOSE = "second_factor"
 SMS_AMR = ("pwd", "sms")
@@ -37,12 +41,16 @@ class SecondFactor:
         sms: SmsGateway,
         sealer: Sealer,
         code_key: bytes,
+        pseudonym_key: bytes,
         audit: AuditLog,
         policy: IdentityPolicy,
         clock: Callable[[], datetime],
     ) -> None:
         self._sms = sms
         self._audit = audit
+        self._failures = FailureRecords(
+            session, audit=audit, pseudonym_key=pseudonym_key, clock=clock
+        )
         self._policy = policy
         self._challenges = Challenges(
             session, code_key=code_key, sealer=sealer, policy=policy, clock=clock
@@ -72,24 +80,39 @@ class SecondFactor:
         return None
 
     def finish_sms(
-        self, challenge_id: str, code: str, *, citizen_id: str, sid: str | None = None
+        self, challenge_id: str, code: str, *, account: Account, client: str, sid: str | None = None
     ) -> tuple[str, ...]:
-        """Check the SMS code for this citizen's session; return the methods (amr) now proven."""
-        self._challenges.verify(challenge_id, PURPOSE, code)
+        """Check the SMS code for this citizen's session; return the methods (amr) now proven.
+        A wrong code is recorded (the WrongCode raised keeps the transaction)."""
+        try:
+            self._challenges.verify(challenge_id, PURPOSE, code)
+        except WrongCode:
+            self._failures.second_factor(
+                account.pseudonym, method="sms", reason="wrong code", client=client
+            )
+            raise
         challenge = self._challenges.consume(challenge_id, PURPOSE)
-        if challenge.payload["citizen_id"] != citizen_id:
+        if challenge.payload["citizen_id"] != account.id:
             raise ChallengeFailed("this code belongs to another sign-in")
         if sid is not None and challenge.payload.get("sid", sid) != sid:
             raise ChallengeFailed("this code belongs to another sign-in")
         self._record(challenge.pseudonym, "sms")
         return SMS_AMR
 
-    def finish_app(self, account: Account, code: str) -> tuple[str, ...]:
-        """Check an authenticator-app or recovery code, throttled like a password."""
+    def finish_app(self, account: Account, code: str, *, client: str) -> tuple[str, ...]:
+        """Check an authenticator-app or recovery code, throttled like a password. A wrong
+        code and a reused one are refused and recorded (the error keeps the transaction)."""
         self._throttle.hit(f"second_factor:{account.pseudonym}", self._policy.per_account)
         kind = self.apps.verify_kind(account.id, code)
-        if kind is None:
-            raise WrongCode(attempts_left=0)
+        if kind not in (APP_CODE, RECOVERY_CODE):
+            reused = kind == REUSED_CODE
+            self._failures.second_factor(
+                account.pseudonym,
+                method="app",
+                reason="reused code" if reused else "wrong code",
+                client=client,
+            )
+            raise ReusedCode() if reused else WrongCode(attempts_left=0)
         self._record(account.pseudonym, "app")
         if kind == RECOVERY_CODE:  # a lost phone, or someone holding the printed codes
             self.notices.send(account.mobile, account.pseudonym, RECOVERY_CODE_USED)

@@ -1,8 +1,9 @@
 """Authenticator apps (RFC 6238 TOTP) and recovery codes: the second factor without SMS.
 
 A code is accepted once: the last time step used is kept, so a code read over a shoulder
-cannot be replayed within its 30 seconds. Recovery codes are for a lost phone; each works once
-and only an HMAC of it is stored.
+cannot be replayed within its 30 seconds. A replayed code is told apart from a wrong one
+(`REUSED_CODE`), so that the refusal can be audited as what it is (ASVS 2.8.5). Recovery
+codes are for a lost phone; each works once and only an HMAC of it is stored.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ RECOVERY_CODES = 10
 DRIFT_STEPS = 1  # accept the previous and next 30-second step too: phones' clocks drift
 APP_CODE = "app"
 RECOVERY_CODE = "recovery"
+# An app code right for its step, but no later than a step used already: a replay (or, rarely,
+# an older code typed after a newer one was accepted). Refused either way.
+REUSED_CODE = "reused"
 
 
 def _context(citizen_id: str) -> str:
@@ -66,19 +70,25 @@ class AuthenticatorApps:
         uri = pyotp.TOTP(secret).provisioning_uri(name=account_label, issuer_name=ISSUER_NAME)
         return secret, uri
 
-    def _matching_step(self, citizen_id: str, code: str, *, confirmed: bool) -> int | None:
+    def _step_of(self, citizen_id: str, code: str, *, confirmed: bool) -> tuple[int, int] | None:
+        """(the step in the drift window whose code this is, the last step used), or None if
+        no step's code is this one (or the factor is not in the state asked for)."""
         row = self._db.execute(
             select(totp_factors).where(totp_factors.c.citizen_id == citizen_id).with_for_update()
         ).one_or_none()
         if row is None or (row.confirmed_at is not None) != confirmed:
             return None
         totp = pyotp.TOTP(self._sealer.open(row.secret, _context(citizen_id)).decode())
-        now = self._clock()
-        current = totp.timecode(now)
+        current = totp.timecode(self._clock())
         for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
-            if step > row.last_step and hmac.compare_digest(totp.generate_otp(step), code.strip()):
-                return step
+            if hmac.compare_digest(totp.generate_otp(step), code.strip()):
+                return step, int(row.last_step)
         return None
+
+    def _matching_step(self, citizen_id: str, code: str, *, confirmed: bool) -> int | None:
+        """The step of this code if it is right and no later than any step used before."""
+        found = self._step_of(citizen_id, code, confirmed=confirmed)
+        return found[0] if found is not None and found[0] > found[1] else None
 
     def confirm(self, citizen_id: str, code: str) -> list[str] | None:
         """Put the new secret in force with a first code; return fresh recovery codes."""
@@ -103,12 +113,16 @@ class AuthenticatorApps:
 
     def verify(self, citizen_id: str, code: str) -> bool:
         """An app code (once per step) or an unused recovery code."""
-        return self.verify_kind(citizen_id, code) is not None
+        return self.verify_kind(citizen_id, code) in (APP_CODE, RECOVERY_CODE)
 
     def verify_kind(self, citizen_id: str, code: str) -> str | None:
-        """As `verify`, saying which kind of code it was: APP_CODE, RECOVERY_CODE or None."""
-        step = self._matching_step(citizen_id, code, confirmed=True)
-        if step is not None:
+        """As `verify`, saying which kind of code it was: APP_CODE or RECOVERY_CODE when
+        accepted; REUSED_CODE (refused) for an app code whose step was used already; None."""
+        found = self._step_of(citizen_id, code, confirmed=True)
+        if found is not None:
+            step, last_step = found
+            if step <= last_step:
+                return REUSED_CODE
             self._db.execute(
                 update(totp_factors)
                 .where(totp_factors.c.citizen_id == citizen_id)

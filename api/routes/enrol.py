@@ -2,6 +2,13 @@
 
 NADRA being down gives "try again later" and leaves nothing half-made: no challenge, no
 account, no text message.
+
+The flow's ticket (the challenge id: once its code is proved, it sets the account's password
+for 15 minutes) travels in a cookie, never in a URL, so no address the browser shows, keeps in
+its history or sends as a referrer holds it: HttpOnly, SameSite=Strict, limited to the flow's
+own paths (`/register`, `/reset`) and to the ticket's lifetime, and deleted when the password
+is set. The expired-password step of a sign-in (api.routes.signin) hands its ticket over the
+same way.
 """
 
 from __future__ import annotations
@@ -42,6 +49,42 @@ FLOWS = {
     "reset": {"purpose": RESET, "heading": Text("Reset your password")},
 }
 DATE_FIELDS = ("date_of_birth", "card_issue_date")
+TICKET_COOKIE = "shanakht_ticket"
+
+
+def _ticket_cookie(runtime: Runtime) -> str:
+    # Not `__Host-` (web.cookie_name): that prefix demands Path=/, and this cookie is kept to
+    # its flow's paths. `__Secure-` still makes browsers refuse it over plain http.
+    return f"__Secure-{TICKET_COOKIE}" if runtime.settings.secure_cookies else TICKET_COOKIE
+
+
+def set_ticket(response: Response, runtime: Runtime, flow: str, ticket: str) -> None:
+    """Give the browser the flow's ticket for as long as it can be used (the code's time and
+    then the time to choose a password), sent back only to the flow's own pages."""
+    rules = runtime.identity.policy
+    response.set_cookie(
+        _ticket_cookie(runtime),
+        ticket,
+        max_age=int((rules.code_ttl + rules.verified_ttl).total_seconds()),
+        path=f"/{flow}",
+        secure=runtime.settings.secure_cookies,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def _ticket(request: Request, runtime: Runtime) -> str:
+    return request.cookies.get(_ticket_cookie(runtime), "")
+
+
+def _forget_ticket(response: Response, runtime: Runtime, flow: str) -> None:
+    response.delete_cookie(
+        _ticket_cookie(runtime),
+        path=f"/{flow}",
+        secure=runtime.settings.secure_cookies,
+        httponly=True,
+        samesite="strict",
+    )
 
 
 def _details_error(exc: IdentityError) -> tuple[int, dict[str, object]]:
@@ -137,20 +180,38 @@ def _start(
         if isinstance(exc, TooManyAttempts):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    return RedirectResponse(f"/{flow}/code?ticket={ticket}", status_code=303)
+    onward = RedirectResponse(f"/{flow}/code", status_code=303)
+    set_ticket(onward, runtime, flow, ticket)
+    return onward
 
 
-def _code_page(
-    request: Request, runtime: Runtime, flow: str, ticket: str, **extra: object
-) -> Response:
+def _code_page(request: Request, runtime: Runtime, flow: str, **extra: object) -> Response:
     return render(
         request,
         runtime,
         "code.html",
-        ticket=ticket,
+        ticket="",  # it is in the flow's cookie
         action=f"/{flow}/code",
         **extra,  # type: ignore[arg-type]
     )
+
+
+def _start_again(
+    request: Request,
+    runtime: Runtime,
+    flow: str,
+    status_code: int,
+    message: Text,
+    link: str,
+    link_text: Text,
+) -> Response:
+    """A page saying the flow must start again; the browser forgets the spent ticket."""
+    page = render(
+        request, runtime, "message.html", status_code=status_code,
+        heading=Text("Start again"), message=message, link=link, link_text=link_text,
+    )  # fmt: skip
+    _forget_ticket(page, runtime, flow)
+    return page
 
 
 def _check_code(
@@ -158,32 +219,28 @@ def _check_code(
     runtime: Runtime,
     session: SessionDep,
     flow: str,
-    ticket: str,
     code: str,
     csrf: str,
 ) -> Response:
     check_csrf(request, runtime, csrf)
     try:
-        runtime.enrolment(session).verify_code(ticket, _flow(flow)["purpose"], code)
+        runtime.enrolment(session).verify_code(
+            _ticket(request, runtime), _flow(flow)["purpose"], code
+        )
     except WrongCode as exc:
         settle(session, exc)
         return _code_page(
-            request, runtime, flow, ticket, status_code=400,
+            request, runtime, flow, status_code=400,
             error=Text("That code is not right. %(left)s tries left.", left=exc.attempts_left),
         )  # fmt: skip
     except ChallengeFailed as exc:
         settle(session, exc)
-        return render(
-            request,
-            runtime,
-            "message.html",
-            status_code=410,
-            heading=Text("Start again"),
-            message=Text("This code has expired or was used up. Start again to get a new one."),
-            link=f"/{flow}",
-            link_text=Text("Start again"),
-        )
-    return RedirectResponse(f"/{flow}/password?ticket={ticket}", status_code=303)
+        return _start_again(
+            request, runtime, flow, 410,
+            Text("This code has expired or was used up. Start again to get a new one."),
+            f"/{flow}", Text("Start again"),
+        )  # fmt: skip
+    return RedirectResponse(f"/{flow}/password", status_code=303)
 
 
 def _set_password(
@@ -191,7 +248,6 @@ def _set_password(
     runtime: Runtime,
     session: SessionDep,
     flow: str,
-    ticket: str,
     password: str,
     csrf: str,
     next_page: str,
@@ -200,7 +256,7 @@ def _set_password(
     enrolment = runtime.enrolment(session)
     finish = enrolment.complete_registration if flow == "register" else enrolment.complete_reset
     try:
-        citizen_id = finish(ticket, password)
+        citizen_id = finish(_ticket(request, runtime), password)
     except WeakPassword as exc:
         settle(session, exc)
         return render(
@@ -208,21 +264,13 @@ def _set_password(
             runtime,
             "password.html",
             status_code=422,
-            ticket=ticket,
-            action=f"/{flow}/password",
+            action=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             failures=exc.failures,
         )
     except (ChallengeFailed, AccountExists) as exc:
         settle(session, exc)
-        return render(
-            request,
-            runtime,
-            "message.html",
-            status_code=409,
-            heading=Text("Start again"),
-            message=_finish_refusal(exc),
-            link="/login",
-            link_text=Text("Sign in"),
+        return _start_again(
+            request, runtime, flow, 409, _finish_refusal(exc), "/login", Text("Sign in")
         )
     notices: list[LogoutNotice] = []
     if flow == "reset":
@@ -233,6 +281,7 @@ def _set_password(
     if next_page.startswith("/oauth/authorize/resume") or next_page == "/account":
         # An expired password changed during a sign-in: the citizen signs in again with it.
         again = RedirectResponse(f"/login?{next_page.partition('?')[2]}", status_code=303)
+        _forget_ticket(again, runtime, flow)
         return deliver_after(again, runtime, notices)
     done = render(
         request,
@@ -243,6 +292,7 @@ def _set_password(
         link="/login",
         link_text=Text("Sign in"),
     )
+    _forget_ticket(done, runtime, flow)
     return deliver_after(done, runtime, notices)
 
 
@@ -270,36 +320,32 @@ for _flow_name in FLOWS:
             return _start(request, runtime, session, flow, values)
 
         @router.get(f"/{flow}/code", response_model=None)
-        def code_page(request: Request, runtime: RuntimeDep, ticket: str = "") -> Response:
-            return _code_page(request, runtime, flow, ticket)
+        def code_page(request: Request, runtime: RuntimeDep) -> Response:
+            return _code_page(request, runtime, flow)
 
         @router.post(f"/{flow}/code", response_model=None)
         def code(
             request: Request,
             runtime: RuntimeDep,
             session: SessionDep,
-            ticket: FormText,
             code: FormText,
             csrf: Annotated[str, Form()] = "",
         ) -> Response:
-            return _check_code(request, runtime, session, flow, ticket, code, csrf)
+            return _check_code(request, runtime, session, flow, code, csrf)
 
         @router.get(f"/{flow}/password", response_model=None)
-        def password_page(request: Request, runtime: RuntimeDep, ticket: str = "") -> Response:
-            return render(
-                request, runtime, "password.html", ticket=ticket, action=f"/{flow}/password"
-            )
+        def password_page(request: Request, runtime: RuntimeDep) -> Response:
+            return render(request, runtime, "password.html", action=f"/{flow}/password")
 
         @router.post(f"/{flow}/password", response_model=None)
         def password(
             request: Request,
             runtime: RuntimeDep,
             session: SessionDep,
-            ticket: FormText,
             password: FormText,
             csrf: Annotated[str, Form()] = "",
             next_page: Annotated[str, Query(alias="next")] = "",
         ) -> Response:
-            return _set_password(request, runtime, session, flow, ticket, password, csrf, next_page)
+            return _set_password(request, runtime, session, flow, password, csrf, next_page)
 
     _routes(_flow_name)

@@ -20,7 +20,7 @@ from api.i18n import Text
 from api.lanes import quick
 from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA_REF
 from api.runtime import Runtime
-from api.web import SESSION_COOKIE, cookie_name, render
+from api.web import SESSION_COOKIE, client_address, cookie_name, render
 from identity.login import ACR_LOW, ACR_SUBSTANTIAL
 from identity.oidc.authorize import (
     CONSENT,
@@ -322,9 +322,25 @@ def _dpop(request: Request, provider: Provider, url: str) -> str | None:
     return provider.dpop.verify(proofs[0], method=request.method, url=url)
 
 
-def _refused(request: Request, session: Session, exc: OAuthError) -> JSONResponse:
+def _client_failure(request: Request, runtime: Runtime, session: Session, exc: OAuthError) -> None:
+    """After the refusal's rollback: a failed client authentication is audited when it claimed
+    a registered client (within that client's cap), and counted either way
+    (`identity.failures` says why an unknown client id earns no entry)."""
+    if not isinstance(exc, InvalidClient):
+        return
+    recorded = exc.client_id is not None and runtime.failure_records(session).client_authentication(
+        exc.client_id,
+        endpoint=metrics.route_template(request.scope),
+        reason=exc.description,
+        client=client_address(request),
+    )
+    metrics.auth_failure("client_authentication", recorded=recorded)
+
+
+def _refused(request: Request, runtime: Runtime, session: Session, exc: OAuthError) -> JSONResponse:
     """An error at a client-authenticated endpoint; a failed Basic login gets its challenge."""
     settle(session, exc)
+    _client_failure(request, runtime, session, exc)
     headers = {}
     if isinstance(exc, InvalidClient) and "authorization" in request.headers:
         headers["WWW-Authenticate"] = 'Basic realm="shanakht"'
@@ -332,13 +348,17 @@ def _refused(request: Request, session: Session, exc: OAuthError) -> JSONRespons
 
 
 def _client_and_token(
-    request: Request, session: Session, provider: Provider, params: dict[str, str]
+    request: Request,
+    runtime: Runtime,
+    session: Session,
+    provider: Provider,
+    params: dict[str, str],
 ) -> tuple[Client, str] | JSONResponse:
     """For introspection and revocation: the authenticated client and the token it names."""
     try:
         client = _authenticated(request, provider, params)
     except OAuthError as exc:
-        return _refused(request, session, exc)
+        return _refused(request, runtime, session, exc)
     if not params.get("token"):
         return oauth_error(InvalidRequest("token is required"))
     return client, params["token"]
@@ -363,7 +383,7 @@ def _token(request: Request, runtime: Runtime, params: dict[str, str]) -> Respon
         try:
             result = _grant(request, provider, params)
         except OAuthError as exc:
-            return _refused(request, session, exc)
+            return _refused(request, runtime, session, exc)
     metrics.token_issued(params.get("grant_type"))
     return JSONResponse(result.to_json(), headers=NO_STORE)
 
@@ -423,6 +443,7 @@ def pushed_authorization(
         return oauth_error(error)
     except OAuthError as exc:
         settle(session, exc)
+        _client_failure(request, runtime, session, exc)
         return oauth_error(exc)
     request_id = provider.authorizer.store(auth, pushed=True)
     return JSONResponse(
@@ -469,7 +490,7 @@ def _about_a_token(
     `answer`, in one transaction."""
     with runtime.transaction() as session:
         provider = runtime.provider(session)
-        found = _client_and_token(request, session, provider, params)
+        found = _client_and_token(request, runtime, session, provider, params)
         if isinstance(found, Response):
             return found
         return answer(provider, *found)

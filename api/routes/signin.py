@@ -19,6 +19,7 @@ from api import metrics
 from api.backchannel import deliver_after, end_sessions
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text, too_many_attempts
+from api.routes.enrol import set_ticket
 from api.routes.oidc import continue_authorization, untrusted, with_query
 from api.runtime import Runtime
 from api.web import (
@@ -32,7 +33,13 @@ from api.web import (
 )
 from audit import AuditEvent
 from identity.devices import DeviceCookies
-from identity.errors import ChallengeFailed, InvalidCredentials, TooManyAttempts, WrongCode
+from identity.errors import (
+    ChallengeFailed,
+    InvalidCredentials,
+    ReusedCode,
+    TooManyAttempts,
+    WrongCode,
+)
 from identity.login import ACR_SUBSTANTIAL, LoginResult
 from identity.oidc.authorize import AuthorizationRequest
 from identity.oidc.errors import AccessDenied, UntrustedRedirect
@@ -201,10 +208,10 @@ def login(
             request,
             runtime,
             "password.html",
-            ticket=ticket,
             action=f"/reset/password?{urlencode({'next': _next(request_id, next_page)})}",
             heading=Text("Your password has expired: choose a new one"),
         )
+        set_ticket(expired, runtime, "reset", ticket)  # as the reset flow carries it
         set_device_cookie(expired, runtime, result)
         return expired
     provider = runtime.provider(session)
@@ -231,6 +238,8 @@ def login(
 
 
 def _code_refusal(exc: Exception) -> Text:
+    if isinstance(exc, ReusedCode):
+        return Text("That code was used already. Wait for your app to show a new one.")
     if isinstance(exc, WrongCode):
         return Text("That code is not right.")
     if isinstance(exc, TooManyAttempts):
@@ -345,12 +354,15 @@ def second_factor(
     if sso is None or account is None:
         return RedirectResponse(f"/login?{urlencode({'request': request_id})}", 303)
     factor = runtime.second_factor(session)
+    address = client_address(request)
     try:
         if method == "app":
-            amr = factor.finish_app(account, code)
+            amr = factor.finish_app(account, code, client=address)
         else:
-            amr = factor.finish_sms(ticket, code, citizen_id=sso.citizen_id, sid=sso.sid)
+            amr = factor.finish_sms(ticket, code, account=account, client=address, sid=sso.sid)
     except (WrongCode, ChallengeFailed, TooManyAttempts) as exc:
+        if isinstance(exc, WrongCode):  # recorded in the log, with the attempt it counts
+            metrics.auth_failure("second_factor", recorded=True)
         settle(session, exc)
         words = _code_refusal(exc)
         return render(

@@ -329,7 +329,9 @@ class ClientRegistry:
         # Compare even for unknown clients, so timing does not tell which ids exist.
         matches = hmac.compare_digest(expected or bytes(32), _hash_secret(secret))
         if client is None or client.auth_method != CLIENT_SECRET_BASIC or not matches:
-            raise InvalidClient("client authentication failed")
+            raise InvalidClient(
+                "client authentication failed", client_id=client.id if client else None
+            )
         return client
 
     def _by_assertion(
@@ -355,27 +357,35 @@ class ClientRegistry:
         if form_client_id is not None and form_client_id != client_id:
             raise InvalidClient("client_id does not match the assertion")
         client = self.get(client_id)
-        if client is None or client.auth_method != PRIVATE_KEY_JWT or not client.jwks:
+        if client is None:
             raise InvalidClient("client authentication failed")
+        # From here on the request claims a registered client: its failures name it.
+        known = client.id
+        if client.auth_method != PRIVATE_KEY_JWT or not client.jwks:
+            raise InvalidClient("client authentication failed", client_id=known)
         # (3) The signature, by one of the client's registered keys, with an asymmetric alg.
         try:
             token = jwt.decode(assertion, _key_set(client.jwks), algorithms=ASSERTION_ALGORITHMS)
         except (JoseError, ValueError, TypeError):  # TypeError: joserfc, on a `crit` not a list
-            raise InvalidClient("the client assertion's signature does not verify") from None
+            raise InvalidClient(
+                "the client assertion's signature does not verify", client_id=known
+            ) from None
         claims = token.claims
         # (4) Audience, lifetime and single use. Only strings can name us (a dict in `aud`
         # would make set() raise TypeError).
         aud = claims.get("aud")
         audience = aud if isinstance(aud, list) else [aud]
         if not {a for a in audience if isinstance(a, str)} & set(audiences):
-            raise InvalidClient("the client assertion is for another audience")
+            raise InvalidClient("the client assertion is for another audience", client_id=known)
         now = int(self._clock().timestamp())
         exp = claims.get("exp")
         if not isinstance(exp, int) or exp <= now or exp > now + MAX_ASSERTION_LIFETIME:
-            raise InvalidClient("the client assertion is expired or lives too long")
+            raise InvalidClient(
+                "the client assertion is expired or lives too long", client_id=known
+            )
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
-            raise InvalidClient("the client assertion needs a jti")
+            raise InvalidClient("the client assertion needs a jti", client_id=known)
         if not spend_once(self._db, f"assertion:{client_id}:{jti}", until=exp, now=self._clock()):
-            raise InvalidClient("the client assertion was already used")
+            raise InvalidClient("the client assertion was already used", client_id=known)
         return client

@@ -24,10 +24,18 @@ class InvalidRequest(OAuthError):
 
 
 class InvalidClient(OAuthError):
-    """Client authentication failed (RFC 6749 5.2): 401 at the token endpoint."""
+    """Client authentication failed (RFC 6749 5.2): 401 at the token endpoint.
+
+    `client_id` is for the caller alone, never for the response: the registered client the
+    request claimed to be, when there is one (so the failure can be audited against it, see
+    `identity.failures`); None when the request named no registered client."""
 
     error = "invalid_client"
     status = 401
+
+    def __init__(self, description: str, *, client_id: str | None = None) -> None:
+        super().__init__(description)
+        self.client_id = client_id
 
 
 class InvalidGrant(OAuthError):

@@ -132,8 +132,9 @@ class Sessions:
         self._db.execute(insert(sessions).values(**values))
         return token, _from_row(SimpleNamespace(**values))
 
-    def current(self, token: str | None) -> SsoSession | None:
-        """The live session a cookie names, sliding its idle timeout; None if ended or expired."""
+    def current(self, token: str | None, *, touch: bool = True) -> SsoSession | None:
+        """The live session a cookie names, sliding its idle timeout (unless `touch` is False:
+        a look that is no use of the session); None if ended or expired."""
         if not token:
             return None
         row = self._db.execute(
@@ -149,7 +150,7 @@ class Sessions:
         # idle time or lifetime takes effect at once for sessions already open.
         if now - found.last_seen >= self._idle or now - found.created_at >= self._lifetime:
             return None
-        if now - found.last_seen >= TOUCH_EVERY:
+        if touch and now - found.last_seen >= TOUCH_EVERY:
             expires = min(now + self._idle, found.created_at + self._lifetime)
             self._db.execute(
                 update(sessions)

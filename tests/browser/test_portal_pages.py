@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import Page, expect
 
 from api.i18n import translate
+from api.runtime import Runtime
+from identity.nadra import SCENARIOS, read_registry
 from tests.browser.conftest import assert_accessible, sign_in
 
 PUBLIC_PAGES = ["/", "/login", "/register", "/reset"]
@@ -87,3 +92,37 @@ def test_keyboard_reaches_the_form_from_the_skip_link(page: Page) -> None:
     page.keyboard.press("Tab")  # the hidden fields take no focus: first the CNIC, then password
     focused = page.evaluate("document.activeElement.id")
     assert focused in {"cnic", "password"}
+
+
+def test_a_password_reset_keeps_its_ticket_out_of_every_url(
+    page: Page, citizen: str, site_runtime: Runtime, nadra_file: Path
+) -> None:
+    """A whole reset in a real browser: no address it visits (its history) holds the ticket,
+    which lives in an HttpOnly cookie sent only to /reset; the new password then signs in."""
+    record = read_registry(nadra_file)[SCENARIOS["active_female"]]
+    visited: list[str] = []
+    page.on("framenavigated", lambda frame: visited.append(frame.url))
+    page.goto("/reset")
+    page.fill("#cnic", citizen)
+    page.fill("#full_name", record.full_name)
+    page.fill("#father_or_husband_name", record.father_or_husband_name)
+    page.fill("#date_of_birth", record.date_of_birth.isoformat())
+    page.fill("#card_issue_date", record.card_issue_date.isoformat())
+    page.fill("#mobile", "0" + record.mobile_numbers[0].removeprefix("+92"))
+    page.locator("form button[type=submit]").click()
+    page.wait_for_url("**/reset/code")
+    sms = site_runtime.identity.sms.last_to(record.mobile_numbers[0])
+    assert sms is not None
+    page.fill("#code", re.search(r"\b(\d{6})\b", sms.text).group(1))  # type: ignore[union-attr]
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/reset/password")
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == "shanakht_ticket"]
+    assert (cookie["path"], cookie["httpOnly"], cookie["sameSite"]) == ("/reset", True, "Strict")
+    assert page.evaluate("document.cookie").find(cookie["value"]) == -1, "no script reads it"
+    page.fill("#password", "Mango#Season2027")
+    page.get_by_role("button", name="Save password").click()
+    expect(page.get_by_text("Your password is set. You can now sign in.")).to_be_visible()
+    assert "shanakht_ticket" not in {c["name"] for c in page.context.cookies()}
+    assert visited
+    assert all(cookie["value"] not in url and "ticket" not in url for url in visited)
+    sign_in(page, citizen, "Mango#Season2027")

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from api.cli import main
 from api.runtime import Runtime
-from audit import Checkpoint, NoteVerifier, merkle
+from audit import Checkpoint, NoteVerifier, address_pseudonym, merkle
 from tests.unit.audit.helpers import append, checkpoint, tampering
 
 SHANAKHT = shutil.which("shanakht", path=str(Path(sys.executable).parent))
@@ -33,6 +33,7 @@ def test_help_lists_every_command_with_one_line_each() -> None:
     commands = out.split("Commands:")[1].strip().splitlines()
     names = [line.strip().split("  ")[0] for line in commands]
     assert names == [
+        "audit address",
         "audit checkpoint",
         "audit integrity",
         "audit prove",
@@ -87,6 +88,14 @@ def test_verify_names_the_first_bad_seq(runtime: Runtime, cli_env: dict[str, str
     code, out = run(cli_env, "audit", "verify")
     assert code == 1
     assert "at seq 17" in out
+
+
+def test_audit_address_prints_the_name_the_log_gives_an_address(
+    runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    code, out = run(cli_env, "audit", "address", "203.0.113.7")
+    assert code == 0
+    assert out.strip() == address_pseudonym("203.0.113.7", key=runtime.pseudonym_key)
 
 
 def test_checkpoint_prints_a_signed_note(runtime: Runtime, cli_env: dict[str, str]) -> None:

@@ -208,7 +208,8 @@ def test_a_form_without_its_csrf_token_is_refused(
     response = web.post(path, data=form, follow_redirects=False)
     assert response.status_code == 403
     assert "The form has expired" in response.text
-    assert _actions(oidc_runtime) == before
+    # Nothing changed: the log gained only the refusal itself (threat model item 12).
+    assert _actions(oidc_runtime) == [*before, "identity.csrf.refused"]
 
 
 # -- departments -------------------------------------------------------------------------------

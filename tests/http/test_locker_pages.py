@@ -300,7 +300,13 @@ def test_forms_without_their_csrf_token_are_refused_and_change_nothing(
             refused = me.post(path, data={**data, **csrf}, files=files)
             assert refused.status_code == 403, (path, refused.text)
             assert "The form has expired" in refused.text
-    assert _log(oidc_runtime) == before
+    # Nothing changed: the log gained only the refusals themselves, 10 of the 12 (the cap per
+    # account in 15 minutes, threat model item 12), and no other entry.
+    after = _log(oidc_runtime)
+    assert after.startswith(before)
+    added = after[len(before) :]
+    assert added.count(b'"action":"identity.csrf.refused"') == 10
+    assert added.count(b'"action":') == 10
 
 
 def test_a_share_link_is_shown_once_works_and_stops_when_revoked(

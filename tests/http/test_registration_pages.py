@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from api.runtime import Runtime
 from identity.models import challenges, citizens
@@ -49,22 +50,21 @@ def test_register_then_sign_in(
     code_page = web.get(started.headers["location"])
     text = oidc_runtime.identity.sms.last_to(record.mobile_numbers[-1]).text
     code = re.search(r"\b(\d{6})\b", text).group(1)
-    ticket = re.search(r'name="ticket" value="([^"]+)"', code_page.text).group(1)
     proved = web.post(
-        "/register/code", data={"csrf": csrf_of(code_page.text), "ticket": ticket, "code": code},
+        "/register/code", data={"csrf": csrf_of(code_page.text), "code": code},
         follow_redirects=False,
     )  # fmt: skip
     assert proved.status_code == 303
     password_page = web.get(proved.headers["location"])
     weak = web.post(
         "/register/password",
-        data={"csrf": csrf_of(password_page.text), "ticket": ticket, "password": "password"},
+        data={"csrf": csrf_of(password_page.text), "password": "password"},
     )
     assert weak.status_code == 422
     assert "add an upper-case letter" in weak.text
     done = web.post(
         "/register/password",
-        data={"csrf": csrf_of(password_page.text), "ticket": ticket, "password": PASSWORD},
+        data={"csrf": csrf_of(password_page.text), "password": PASSWORD},
     )
     assert done.status_code == 200
     assert "You can now sign in" in done.text
@@ -160,9 +160,8 @@ def test_a_reset_password_signs_out_whoever_had_the_old_one(
     code_page = web.get(started.headers["location"])
     text = oidc_runtime.identity.sms.last_to(record.mobile_numbers[-1]).text
     code = re.search(r"\b(\d{6})\b", text).group(1)  # type: ignore[union-attr]
-    ticket = re.search(r'name="ticket" value="([^"]+)"', code_page.text).group(1)  # type: ignore[union-attr]
     proved = web.post(
-        "/reset/code", data={"csrf": csrf_of(code_page.text), "ticket": ticket, "code": code},
+        "/reset/code", data={"csrf": csrf_of(code_page.text), "code": code},
         follow_redirects=False,
     )  # fmt: skip
     password_page = web.get(proved.headers["location"])
@@ -170,7 +169,6 @@ def test_a_reset_password_signs_out_whoever_had_the_old_one(
         "/reset/password",
         data={
             "csrf": csrf_of(password_page.text),
-            "ticket": ticket,
             "password": "Mango#Season2027",
         },
     )
@@ -192,9 +190,8 @@ def test_a_reset_is_told_to_the_registered_mobile_even_when_reset_from_another(
     assert oidc_runtime.identity.sms.last_to(other) is not None
     text = oidc_runtime.identity.sms.last_to(other).text  # type: ignore[union-attr]
     code = re.search(r"\b(\d{6})\b", text).group(1)  # type: ignore[union-attr]
-    ticket = re.search(r'name="ticket" value="([^"]+)"', code_page.text).group(1)  # type: ignore[union-attr]
     proved = web.post(
-        "/reset/code", data={"csrf": csrf_of(code_page.text), "ticket": ticket, "code": code},
+        "/reset/code", data={"csrf": csrf_of(code_page.text), "code": code},
         follow_redirects=False,
     )  # fmt: skip
     before = len(oidc_runtime.identity.sms.messages())
@@ -204,7 +201,6 @@ def test_a_reset_is_told_to_the_registered_mobile_even_when_reset_from_another(
         "/reset/password",
         data={
             "csrf": csrf_of(password_page.text),
-            "ticket": ticket,
             "password": "Mango#Season2027",
         },
     )
@@ -225,8 +221,126 @@ def test_the_registration_and_reset_pages_send_nothing_on_a_get(
     register_citizen(oidc_runtime, record, PASSWORD)
     before = len(oidc_runtime.identity.sms.messages())
     for flow in ("register", "reset"):
-        for path in (f"/{flow}", f"/{flow}/code?ticket=x", f"/{flow}/password?ticket=x"):
+        for path in (f"/{flow}", f"/{flow}/code", f"/{flow}/password"):
             assert web.get(path).status_code == 200, path
         forged = web.post(f"/{flow}", data=_form(record, "not-the-token"))
         assert forged.status_code == 403
     assert len(oidc_runtime.identity.sms.messages()) == before
+
+
+def _code_sent(runtime: Runtime, record: CitizenRecord) -> str:
+    sent = runtime.identity.sms.last_to(record.mobile_numbers[-1])
+    assert sent is not None
+    return re.search(r"\b(\d{6})\b", sent.text).group(1)  # type: ignore[union-attr]
+
+
+def _ticket_cookie(response) -> tuple[str, str]:
+    """The ticket cookie a response sets: (its value, the whole Set-Cookie line, lower-case)."""
+    for line in response.headers.get_list("set-cookie"):
+        name, _, rest = line.partition("=")
+        if name == "__Secure-shanakht_ticket":
+            return rest.split(";")[0], line.lower()
+    raise AssertionError("no ticket cookie was set")
+
+
+def test_no_url_carries_the_reset_ticket(
+    web: TestClient, oidc_runtime: Runtime, record: CitizenRecord
+) -> None:
+    """The ticket that sets a password for 15 minutes is in a cookie kept to /reset
+    (HttpOnly, SameSite=Strict), never in a redirect, a link or a page, and is forgotten once
+    used."""
+    register_citizen(oidc_runtime, record, PASSWORD)
+    page = web.get("/reset")
+    started = web.post("/reset", data=_form(record, csrf_of(page.text)), follow_redirects=False)
+    assert started.headers["location"] == "/reset/code"
+    ticket, cookie = _ticket_cookie(started)
+    with oidc_runtime.engine.connect() as c:
+        assert ticket in set(c.execute(select(challenges.c.id)).scalars())
+    for attribute in ("httponly", "samesite=strict", "path=/reset", "secure", "max-age=1200"):
+        assert attribute in cookie.split("; "), attribute
+    code_page = web.get("/reset/code")
+    code = _code_sent(oidc_runtime, record)
+    proved = web.post(
+        "/reset/code", data={"csrf": csrf_of(code_page.text), "code": code},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert proved.headers["location"] == "/reset/password"
+    password_page = web.get("/reset/password")
+    for response in (started, code_page, proved, password_page):
+        assert ticket not in response.headers.get("location", "")
+        assert ticket not in response.text
+        assert "ticket=" not in response.text
+    done = web.post(
+        "/reset/password",
+        data={"csrf": csrf_of(password_page.text), "password": "Mango#Season2027"},
+    )
+    assert "You can now sign in" in done.text
+    _value, forgotten = _ticket_cookie(done)
+    assert "max-age=0" in forgotten
+    assert "path=/reset" in forgotten
+    web.cookies.set("__Secure-shanakht_ticket", ticket, domain="shanakht.test", path="/reset")
+    again = web.post(
+        "/reset/password",
+        data={"csrf": csrf_of(password_page.text), "password": "Mango#Season2028"},
+    )
+    assert again.status_code == 409, "a ticket works once"
+
+
+def test_a_ticket_in_the_query_or_the_form_is_not_taken(
+    web: TestClient, oidc_runtime: Runtime, record: CitizenRecord
+) -> None:
+    """Only the cookie carries the ticket: one pasted into a URL or a form opens nothing."""
+    page = web.get("/register")
+    started = web.post("/register", data=_form(record, csrf_of(page.text)), follow_redirects=False)
+    ticket, _cookie = _ticket_cookie(started)
+    web.cookies.clear(domain="shanakht.test", path="/register")
+    code = _code_sent(oidc_runtime, record)
+    csrf = csrf_of(web.get("/register").text)
+    refused = web.post(
+        f"/register/code?ticket={ticket}", data={"csrf": csrf, "ticket": ticket, "code": code}
+    )
+    assert refused.status_code == 410
+    assert "Start again" in refused.text
+
+
+def test_an_expired_password_is_changed_with_no_ticket_in_any_url(
+    web: TestClient, oidc_runtime: Runtime, record: CitizenRecord
+) -> None:
+    """A sign-in with an expired password gets the change page; the ticket rides in the reset
+    flow's cookie, the change works, and the citizen signs in with the new password."""
+    citizen_id = register_citizen(oidc_runtime, record, PASSWORD)
+    with oidc_runtime.transaction() as session:
+        session.execute(
+            update(citizens)
+            .where(citizens.c.id == citizen_id)
+            .values(password_changed_at=oidc_runtime.clock() - timedelta(days=91))
+        )
+    page = web.get("/login")
+    expired = web.post(
+        "/login",
+        data={"csrf": csrf_of(page.text), "cnic": record.cnic, "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert expired.status_code == 200
+    assert "Your password has expired" in expired.text
+    ticket, cookie = _ticket_cookie(expired)
+    assert "path=/reset" in cookie
+    assert "samesite=strict" in cookie
+    assert "httponly" in cookie
+    assert ticket not in expired.text
+    action = re.search(r'<form method="post" action="([^"]+)"', expired.text).group(1)  # type: ignore[union-attr]
+    assert "ticket" not in action
+    changed = web.post(
+        action.replace("&amp;", "&"),
+        data={"csrf": csrf_of(expired.text), "password": "Mango#Season2027"},
+        follow_redirects=False,
+    )
+    assert changed.status_code == 303
+    assert ticket not in changed.headers["location"]
+    assert changed.headers["location"].startswith("/login")
+    signed_in = web.post(
+        "/login",
+        data={"csrf": csrf_of(page.text), "cnic": record.cnic, "password": "Mango#Season2027"},
+        follow_redirects=False,
+    )
+    assert signed_in.headers["location"] == "/account"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audit import AuditEntry, AuditEvent, EntryError, pseudonym
+from audit import AuditEntry, AuditEvent, EntryError, address_pseudonym, pseudonym
 from audit.canonical import canonical_json
 
 KEY = bytes(range(32))
@@ -107,3 +107,20 @@ def test_pseudonyms_are_keyed_and_ignore_dashes() -> None:
             pseudonym(bad, key=KEY)
     with pytest.raises(ValueError, match="32 bytes"):
         pseudonym("3520212345671", key=b"short")
+
+
+def test_an_address_pseudonym_is_keyed_one_per_address_and_never_a_cnics() -> None:
+    a = address_pseudonym("203.0.113.7", key=KEY)
+    assert a.startswith("a:")
+    assert "203" not in a
+    assert a == address_pseudonym(" 203.0.113.7", key=KEY)
+    assert a == address_pseudonym("::ffff:203.0.113.7", key=KEY), "IPv4-mapped is the same"
+    assert a != address_pseudonym("203.0.113.8", key=KEY)
+    assert a != address_pseudonym("203.0.113.7", key=bytes(32))
+    six = address_pseudonym("2001:db8:0:0::1", key=KEY)
+    assert six == address_pseudonym("2001:DB8::1", key=KEY)
+    # Under a derived key: never the name a CNIC-shaped input would get as a person.
+    as_address = address_pseudonym("3520212345671", key=KEY)
+    assert as_address[2:] not in pseudonym("3520212345671", key=KEY)
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        address_pseudonym("203.0.113.7", key=b"short")

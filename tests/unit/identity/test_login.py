@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from audit import address_pseudonym
 from audit.models import entries
 from identity.errors import InvalidCredentials, TooManyAttempts
 from identity.login import ACR_LOW
+from identity.models import throttles
 from identity.nadra import SCENARIOS, CitizenRecord
 from identity.passwords import PasswordHasher
 from tests.unit.identity.conftest import IdentityKit
@@ -117,6 +119,30 @@ def test_attempts_per_address_are_throttled(
     with pytest.raises(TooManyAttempts):
         _login(kit, citizen.cnic, PASSWORD)
     assert _login(kit, citizen.cnic, PASSWORD, client="192.0.2.1").citizen_id
+
+
+def test_login_entries_name_the_address_by_its_keyed_pseudonym_only(
+    kit: IdentityKit, citizen: CitizenRecord
+) -> None:
+    import json
+
+    with pytest.raises(InvalidCredentials):
+        _login(kit, citizen.cnic, "Wrong#Pass1234")
+    _login(kit, citizen.cnic, PASSWORD)
+    with kit.runtime.engine.connect() as c:
+        logins = [
+            json.loads(e)
+            for e in c.execute(select(entries.c.entry)).scalars()
+            if json.loads(e)["action"] == "identity.login"
+        ]
+    named = address_pseudonym(CLIENT, key=kit.runtime.pseudonym_key)
+    assert [e["outcome"] for e in logins] == ["failure", "success"]
+    assert [e["details"]["client"] for e in logins] == [named, named]
+    assert all(CLIENT not in json.dumps(e) for e in logins)
+    # The throttle still counts the raw address: it is what a refusal must key on.
+    with kit.runtime.engine.connect() as c:
+        keys = set(c.execute(select(throttles.c.key)).scalars())
+    assert f"login:address:{CLIENT}" in keys
 
 
 def test_an_old_password_is_flagged_expired(kit: IdentityKit, citizen: CitizenRecord) -> None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from identity.nadra import SCENARIOS, CitizenRecord
-from identity.totp import AuthenticatorApps
+from identity.totp import APP_CODE, REUSED_CODE, AuthenticatorApps
 from tests.unit.identity.conftest import IdentityKit
 from tests.unit.identity.test_enrolment import _register
 
@@ -59,6 +59,24 @@ def test_a_code_works_once_and_drift_of_a_step_is_forgiven(
         assert apps.verify(citizen_id, late), "the previous step is still accepted"
         assert not apps.verify(citizen_id, late), "but only once"
         assert not apps.verify(citizen_id, app.at(kit.clock() - timedelta(minutes=5)))
+
+
+def test_a_replayed_code_is_told_apart_from_a_wrong_one(kit: IdentityKit, citizen_id: str) -> None:
+    with kit.runtime.transaction() as session:
+        secret, _ = _apps(kit, session).begin(citizen_id, "x")
+        _apps(kit, session).confirm(citizen_id, pyotp.TOTP(secret).at(kit.clock()))
+    app = pyotp.TOTP(secret)
+    kit.clock.advance(seconds=30)
+    with kit.runtime.transaction() as session:
+        apps = _apps(kit, session)
+        now = app.at(kit.clock())
+        assert apps.verify_kind(citizen_id, now) == APP_CODE
+        assert apps.verify_kind(citizen_id, now) == REUSED_CODE, "refused as a replay"
+        assert not apps.verify(citizen_id, now)
+        wrong = "000000" if now != "000000" else "111111"
+        assert apps.verify_kind(citizen_id, wrong) is None
+        kit.clock.advance(seconds=30)
+        assert apps.verify_kind(citizen_id, app.at(kit.clock())) == APP_CODE, "nothing spent"
 
 
 def test_recovery_codes_work_once_each(kit: IdentityKit, citizen_id: str) -> None:

@@ -1,0 +1,287 @@
+"""Authentication failures past the password reach the audit log (threat model item 12):
+wrong and reused second-factor codes, failed client authentication, refused CSRF forms. Each
+entry is an outcome of failure naming people by pseudonym, never a code or a secret; what an
+outsider can send in any number (unknown clients, forged posts) is only counted."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import timedelta
+from typing import Any
+from unittest import mock
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from api.runtime import Runtime
+from audit import address_pseudonym, pseudonym
+from audit.models import entries
+from identity.nadra import SCENARIOS, read_registry
+from tests.http.oidc_kit import (
+    PASSWORD,
+    RelyingParty,
+    csrf_of,
+    press_send,
+    register_citizen,
+    register_client,
+)
+from tests.http.test_oidc_security import Clock, _sms_step_up
+from tests.http.test_telemetry import sample
+
+ADDRESS = "testclient"  # what Starlette's TestClient gives as the client's address
+
+
+@pytest.fixture
+def citizen(oidc_runtime: Runtime) -> str:
+    record = read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["active_male"]]
+    register_citizen(oidc_runtime, record)
+    return record.cnic
+
+
+def _entries(runtime: Runtime, action: str) -> list[dict[str, Any]]:
+    with runtime.engine.connect() as connection:
+        found = [json.loads(e) for e in connection.execute(select(entries.c.entry)).scalars()]
+    return [e for e in found if e["action"] == action]
+
+
+def _log_in(web: TestClient, cnic: str) -> None:
+    page = web.get("/login")
+    form = {"cnic": cnic, "password": PASSWORD, "csrf": csrf_of(page.text)}
+    assert web.post("/login", data=form, follow_redirects=False).status_code == 303
+
+
+def _count(web: TestClient, kind: str, recorded: str) -> float:
+    return sample(web, "shanakht_auth_failures_total", kind=kind, recorded=recorded)
+
+
+# -- second factor ---------------------------------------------------------------------------
+
+
+def test_a_wrong_sms_code_is_audited_without_the_code(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    _log_in(web, citizen)
+    page = web.get("/login/second-factor?next=/account")
+    asked = web.get(press_send(web, page.text).headers["location"])
+    record = read_registry(oidc_runtime.identity.nadra_file)[citizen]
+    sent = oidc_runtime.identity.sms.last_to(record.mobile_numbers[0])
+    assert sent is not None
+    code = re.search(r"\b(\d{6})\b", sent.text).group(1)  # type: ignore[union-attr]
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    ticket = asked.text.split('name="ticket" value="')[1].split('"')[0]
+    before = _count(web, "second_factor", "yes")
+    refused = web.post(
+        "/login/second-factor?method=sms&next=/account",
+        data={"ticket": ticket, "code": wrong, "csrf": csrf_of(asked.text)},
+    )
+    assert refused.status_code == 400
+    (entry,) = _entries(oidc_runtime, "identity.login.second_factor")
+    subject = pseudonym(citizen, key=oidc_runtime.pseudonym_key)
+    assert (entry["outcome"], entry["actor"], entry["subject"]) == (
+        "failure",
+        f"citizen:{subject}",
+        subject,
+    )
+    assert entry["details"] == {
+        "method": "sms",
+        "reason": "wrong code",
+        "client": address_pseudonym(ADDRESS, key=oidc_runtime.pseudonym_key),
+    }
+    assert citizen not in json.dumps(entry)
+    assert ticket not in json.dumps(entry)
+    assert _count(web, "second_factor", "yes") == before + 1
+
+
+def test_wrong_and_reused_app_codes_are_refused_and_audited(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    """ASVS 2.8.5: an authenticator code already accepted is refused as a replay, said so,
+    and recorded as one; a wrong code is recorded as wrong; neither code is in the log."""
+    clock = Clock()  # held still: the codes below fall in known 30-second steps
+    oidc_runtime.clock = clock
+    _log_in(web, citizen)
+    _sms_step_up(web, oidc_runtime, citizen, then="/account/authenticator")
+    start = web.get("/account/authenticator")
+    setup = web.post("/account/authenticator/begin", data={"csrf": csrf_of(start.text)})
+    secret = setup.text.split('<code dir="ltr" id="totp-key">')[1].split("</code>")[0]
+    app = pyotp.TOTP(secret)
+    used = app.at(clock.now)
+    confirmed = web.post("/account/authenticator", data={"csrf": csrf_of(setup.text), "code": used})
+    assert "Your recovery codes" in confirmed.text
+    web.cookies.clear()
+    _log_in(web, citizen)
+    page = web.get("/login/second-factor?next=/account")
+    assert "authenticator app" in page.text
+    action = "/login/second-factor?method=app&next=%2Faccount"
+    wrong = "000000" if app.at(clock.now) != "000000" else "111111"
+    refused = web.post(action, data={"code": wrong, "csrf": csrf_of(page.text)})
+    assert refused.status_code == 400
+    assert "That code is not right." in refused.text
+    replayed = web.post(action, data={"code": used, "csrf": csrf_of(page.text)})
+    assert replayed.status_code == 400
+    assert "That code was used already" in replayed.text
+    subject = pseudonym(citizen, key=oidc_runtime.pseudonym_key)
+    tried = _entries(oidc_runtime, "identity.login.second_factor")
+    failures = [e for e in tried if e["outcome"] == "failure"]
+    assert [(e["subject"], e["details"]["method"], e["details"]["reason"]) for e in failures] == [
+        (subject, "app", "wrong code"),
+        (subject, "app", "reused code"),
+    ]
+    for entry in failures:
+        assert set(entry["details"]) == {"method", "reason", "client"}
+        assert secret not in json.dumps(entry)
+        assert citizen not in json.dumps(entry)
+    # The next step's code still works: the refusals spent nothing.
+    clock.now += timedelta(seconds=30)
+    accepted = web.post(
+        action, data={"code": app.at(clock.now), "csrf": csrf_of(page.text)}, follow_redirects=False
+    )
+    assert accepted.status_code == 303
+
+
+# -- client authentication -------------------------------------------------------------------
+
+
+def _basic(client_id: str, secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+@pytest.fixture
+def department(oidc_runtime: Runtime) -> RelyingParty:
+    return register_client(oidc_runtime, "revenue", secret=True)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "form"),
+    [
+        ("/oauth/token", {"grant_type": "client_credentials"}),
+        ("/oauth/introspect", {"token": "x"}),
+        ("/oauth/revoke", {"token": "x"}),
+        ("/oauth/par", {"response_type": "code"}),
+    ],
+)
+def test_a_registered_client_failing_to_authenticate_is_audited_without_its_secret(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    department: RelyingParty,
+    endpoint: str,
+    form: dict[str, str],
+) -> None:
+    wrong = "not-the-secret-" + "x" * 20
+    refused = web.post(endpoint, data=form, headers=_basic(department.client_id, wrong))
+    assert refused.status_code == 401
+    (entry,) = _entries(oidc_runtime, "identity.client.authentication")
+    assert (entry["outcome"], entry["actor"], entry["resource"]) == (
+        "failure",
+        "anonymous",
+        "client:revenue",
+    )
+    assert entry["details"] == {
+        "endpoint": endpoint,
+        "reason": "client authentication failed",
+        "client": address_pseudonym(ADDRESS, key=oidc_runtime.pseudonym_key),
+    }
+    assert wrong not in json.dumps(entry)
+    assert department.secret is not None
+    assert department.secret not in json.dumps(entry)
+
+
+def test_a_bad_client_assertion_is_audited_without_the_assertion(
+    web: TestClient, oidc_runtime: Runtime
+) -> None:
+    rp = register_client(oidc_runtime, "etransfer")
+    assertion = rp.assertion(audience="https://elsewhere.example/token")
+    refused = web.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+    )
+    assert refused.status_code == 401
+    (entry,) = _entries(oidc_runtime, "identity.client.authentication")
+    assert entry["resource"] == "client:etransfer"
+    assert entry["details"]["reason"] == "the client assertion is for another audience"
+    assert assertion.split(".")[2] not in json.dumps(entry)
+
+
+def test_an_unknown_client_is_counted_but_not_audited(
+    web: TestClient, oidc_runtime: Runtime
+) -> None:
+    before = _count(web, "client_authentication", "no")
+    for name in ("nobody-1", "nobody-2", "nobody-3"):
+        refused = web.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, headers=_basic(name, "s")
+        )
+        assert refused.status_code == 401
+    assert _entries(oidc_runtime, "identity.client.authentication") == []
+    assert _count(web, "client_authentication", "no") == before + 3
+
+
+def test_a_flood_against_one_client_is_audited_up_to_the_cap_then_counted(
+    web: TestClient, oidc_runtime: Runtime, department: RelyingParty
+) -> None:
+    before = _count(web, "client_authentication", "no")
+    for _ in range(13):
+        web.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers=_basic(department.client_id, "wrong"),
+        )
+    recorded = _entries(oidc_runtime, "identity.client.authentication")
+    assert len(recorded) == 10
+    assert "cap_reached" in recorded[-1]["details"]
+    assert all("cap_reached" not in e["details"] for e in recorded[:-1])
+    assert _count(web, "client_authentication", "no") == before + 3
+
+
+# -- CSRF ------------------------------------------------------------------------------------
+
+
+def test_a_refused_form_from_a_signed_in_browser_is_audited(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    _log_in(web, citizen)
+    refused = web.post("/account/sessions/end-all", data={"csrf": "forged"})
+    assert refused.status_code == 403
+    (entry,) = _entries(oidc_runtime, "identity.csrf.refused")
+    subject = pseudonym(citizen, key=oidc_runtime.pseudonym_key)
+    assert (entry["outcome"], entry["actor"], entry["subject"]) == (
+        "failure",
+        f"citizen:{subject}",
+        subject,
+    )
+    assert entry["details"] == {
+        "route": "/account/sessions/end-all",
+        "client": address_pseudonym(ADDRESS, key=oidc_runtime.pseudonym_key),
+    }
+    assert web.get("/account", follow_redirects=False).status_code == 200, "nothing ended"
+
+
+def test_a_forged_post_with_no_session_is_counted_but_not_audited(
+    web: TestClient, oidc_runtime: Runtime
+) -> None:
+    before = _count(web, "csrf", "no")
+    for _ in range(3):
+        assert web.post("/login", data={"cnic": "x", "password": "y"}).status_code == 403
+    assert _entries(oidc_runtime, "identity.csrf.refused") == []
+    assert _count(web, "csrf", "no") == before + 3
+
+
+def test_a_csrf_refusal_stands_when_its_entry_cannot_be_written(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    _log_in(web, citizen)
+    before = _count(web, "csrf", "no")
+    broken = OperationalError("INSERT", {}, Exception("the database went away"))
+    with mock.patch.object(oidc_runtime, "failure_records", side_effect=broken):
+        refused = web.post("/account/sessions/end-all", data={"csrf": "forged"})
+    assert refused.status_code == 403
+    assert "The form has expired" in refused.text
+    assert _count(web, "csrf", "no") == before + 1
