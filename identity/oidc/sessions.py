@@ -169,13 +169,6 @@ class Sessions:
         (checked in the statement that writes, so no logout slips in between)."""
         return live_at(session_id, self._clock())
 
-    def assurance(self, session_id: str) -> str | None:
-        """The level of assurance the session's sign-in reached (its acr), if it stands."""
-        found: str | None = self._db.execute(
-            select(sessions.c.acr).where(sessions.c.id == session_id, sessions.c.ended_at.is_(None))
-        ).scalar_one_or_none()
-        return found
-
     def is_live(self, session_id: str) -> bool:
         row = self._db.execute(
             select(sessions.c.expires_at).where(

@@ -579,6 +579,35 @@ def test_step_up_to_substantial_with_an_sms_code(
     assert claims["amr"] == ["pwd", "sms"]
 
 
+def test_a_token_keeps_the_acr_of_its_grant_when_the_session_steps_up(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    """The acr is the token's, not the session's: tokens an e-service got with a password
+    alone, and those its refresh token brings later, stay `low` after the same session steps
+    up (for another e-service, say); tokens issued after the step-up are `substantial`."""
+    low = _tokens(web, browser, rp, citizen)
+    _sms_step_up(web, oidc_runtime, citizen, then="/account")
+    refreshed = token(web, rp, grant_type="refresh_token", refresh_token=low["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    high = _tokens(web, browser, rp, citizen, acr_values="urn:shanakht:loa:substantial")
+    with oidc_runtime.engine.connect() as connection:
+        count = select(func.count()).select_from(sso_sessions)
+        assert connection.execute(count).scalar_one() == 1, "one session, stepped up"
+    expected = [
+        (low["access_token"], "urn:shanakht:loa:low", ["pwd"]),
+        (refreshed.json()["access_token"], "urn:shanakht:loa:low", ["pwd"]),
+        (refreshed.json()["refresh_token"], "urn:shanakht:loa:low", ["pwd"]),
+        (high["access_token"], "urn:shanakht:loa:substantial", ["pwd", "sms"]),
+    ]
+    for value, acr, amr in expected:
+        form, headers = rp.auth()
+        seen = web.post("/oauth/introspect", data={**form, "token": value}, headers=headers)
+        assert (seen.json()["active"], seen.json()["acr"], seen.json()["amr"]) == (True, acr, amr)
+        if value.count(".") == 2:  # an access token says so itself (RFC 9068 2.2.1)
+            claims = verify_jwt(web, value)
+            assert (claims["acr"], claims["amr"]) == (acr, amr)
+
+
 def _logout_tokens(web: TestClient, runtime: Runtime) -> list[dict]:
     notifier = runtime.identity.notifier
     return [verify_jwt(web, n.token) for n in notifier.delivered]  # type: ignore[attr-defined]
