@@ -66,7 +66,12 @@ _SPEND_REFRESH = (
         tokens.c.id == bindparam("token_id"),
         tokens.c.used_at.is_(None),
         tokens.c.revoked_at.is_(None),
-        live_at(bindparam("live_session"), bindparam("now")),
+        live_at(
+            bindparam("live_session"),
+            bindparam("now"),
+            bindparam("seen_after"),
+            bindparam("born_after"),
+        ),
     )
     .values(used_at=bindparam("spent_at"))
 )
@@ -418,10 +423,15 @@ class TokenService:
         access, access_row = self._new_access_token(family, scopes)
         new_refresh, refresh_row = self._new_refresh_token(family, granted)
         subject = self._pseudonym(row.citizen_id)
-        now = self._clock()
+        bounds = self._sessions.bounds()
         spent = self._db.execute(
             _SPEND_REFRESH,
-            {"token_id": token_id, "live_session": row.session_id, "now": now, "spent_at": now},
+            {
+                "token_id": token_id,
+                "live_session": row.session_id,
+                "spent_at": bounds["now"],
+                **bounds,
+            },
         )
         if getattr(spent, "rowcount", 0) != 1:
             # Spent or revoked meanwhile (judged as such), or else the session has ended.

@@ -1004,6 +1004,45 @@ def test_no_session_outlives_12_hours_however_busy(
     assert web.get("/account", follow_redirects=False).headers["location"].startswith("/login")
 
 
+def test_a_session_written_before_0012_obeys_the_idle_time_and_lifetime_too(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, citizen: str
+) -> None:
+    """Rows written before migration 0012 kept the old policy's times: an `expires_at` two
+    hours past their last use, so judging by it let them idle four times too long. The policy
+    in force is checked on `last_seen` and `created_at`: by tokens, refresh, introspection and
+    the sweeper, whatever the row's `expires_at` says."""
+    clock = Clock()
+    oidc_runtime.clock = clock
+    rp_with_bc = register_client(  # a secret, as the clock moves on past any assertion's
+        oidc_runtime, "bc", secret=True, backchannel_logout_uri="https://bc.example/bc"
+    )
+    first = _tokens(web, browser, rp_with_bc, citizen)
+
+    def as_before_0012(created: datetime, seen: datetime) -> None:
+        with oidc_runtime.transaction() as session:  # as the old code wrote it: 2 hours idle
+            session.execute(
+                update(sso_sessions)
+                .where(sso_sessions.c.ended_at.is_(None))
+                .values(created_at=created, last_seen=seen, expires_at=seen + timedelta(hours=2))
+            )
+
+    as_before_0012(clock.now, clock.now)
+    clock.now += timedelta(minutes=30, seconds=1)
+    refresh = first["refresh_token"]
+    refused = token(web, rp_with_bc, grant_type="refresh_token", refresh_token=refresh)
+    assert refused.json()["error_description"] == "the sign-in session has ended"
+    form, headers = rp_with_bc.auth()
+    seen = web.post("/oauth/introspect", data={**form, "token": refresh}, headers=headers)
+    assert seen.json() == {"active": False}
+    _sweep_sessions(oidc_runtime)
+    assert [t["aud"] for t in _logout_tokens(web, oidc_runtime)] == ["bc"], "ended and told"
+    # Busy, but begun more than 12 hours ago: its newest token stands no longer either.
+    second = _tokens(web, browser, rp_with_bc, citizen)
+    assert _userinfo(web, second["access_token"]) == 200
+    as_before_0012(clock.now - timedelta(hours=12, seconds=1), clock.now)
+    assert _userinfo(web, second["access_token"]) == 401
+
+
 def test_the_device_cookie_is_private_to_this_site_and_long_lived(
     web: TestClient, citizen: str
 ) -> None:
