@@ -25,6 +25,7 @@ from identity.throttle import Throttle
 from identity.totp import RECOVERY_CODE, AuthenticatorApps
 
 PURPOSE = "second_factor"
+SMS_CODES = "second_factor_sms_codes"  # throttle key prefix: SMS codes tried, per account
 SMS_AMR = ("pwd", "sms")
 APP_AMR = ("pwd", "otp")
 
@@ -53,7 +54,11 @@ class SecondFactor:
 
     def start_sms(self, account: Account, *, sid: str = "") -> str:
         """Send a sign-in code for the session `sid`; TooManyAttempts past the per-account
-        limit (policy). Only ever on a request that means it (a POST with its CSRF token)."""
+        limit (policy). Only ever on a request that means it (a POST with its CSRF token).
+        Refused too while the account's wrong codes are at their limit: no code could be
+        entered, so a text would be wasted."""
+        guesses = f"{SMS_CODES}:{account.pseudonym}"
+        self._throttle.refuse_if_full(guesses, self._policy.per_account_sms_codes)
         self._throttle.hit(f"second_factor_sms:{account.pseudonym}", self._policy.per_account_sms)
         code = new_code()
         challenge_id = self._challenges.create(
@@ -72,12 +77,19 @@ class SecondFactor:
         return None
 
     def finish_sms(
-        self, challenge_id: str, code: str, *, citizen_id: str, sid: str | None = None
+        self, account: Account, challenge_id: str, code: str, *, sid: str | None = None
     ) -> tuple[str, ...]:
-        """Check the SMS code for this citizen's session; return the methods (amr) now proven."""
-        self._challenges.verify(challenge_id, PURPOSE, code)
+        """Check the SMS code for this citizen's session; return the methods (amr) now proven.
+
+        Every try counts against the account before it is judged, whichever code it is for
+        (TooManyAttempts past `per_account_sms_codes`); a right one is taken back, so the
+        limit is on wrong codes across all the codes sent, not five for each."""
+        guesses = f"{SMS_CODES}:{account.pseudonym}"
+        self._throttle.hit(guesses, self._policy.per_account_sms_codes)
+        self._challenges.verify(challenge_id, PURPOSE, code, pseudonym=account.pseudonym)
+        self._throttle.forgive(guesses)
         challenge = self._challenges.consume(challenge_id, PURPOSE)
-        if challenge.payload["citizen_id"] != citizen_id:
+        if challenge.payload["citizen_id"] != account.id:
             raise ChallengeFailed("this code belongs to another sign-in")
         if sid is not None and challenge.payload.get("sid", sid) != sid:
             raise ChallengeFailed("this code belongs to another sign-in")

@@ -40,6 +40,7 @@ from tests.http.oidc_kit import (
     RelyingParty,
     csrf_of,
     pkce,
+    press_send,
     query_of,
     register_citizen,
     register_client,
@@ -892,6 +893,54 @@ def test_sms_codes_for_the_second_factor_are_throttled_per_account(
     assert int(refused.headers["Retry-After"]) > 0
     sent_now = len([m for m in oidc_runtime.identity.sms.messages() if m.to == mobile])
     assert sent_now == texts + limit
+
+
+def test_wrong_sms_codes_are_counted_across_every_code_sent(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    """Each code sent has five tries of its own, but an account gets five wrong codes in 15
+    minutes whatever the number of codes: past that, even the right code is refused (429,
+    Retry-After, and the page says when to try again), and no more are sent meanwhile."""
+    clock = Clock()
+    oidc_runtime.clock = clock
+    _tokens(web, browser, rp, citizen)
+    mobile = read_registry(oidc_runtime.identity.nadra_file)[citizen].mobile_numbers[0]
+    limit = oidc_runtime.identity.policy.per_account_sms_codes
+    assert (limit.attempts, limit.window) == (5, timedelta(minutes=15))
+    assert oidc_runtime.identity.policy.code_attempts == 5, "five for each code on its own"
+    action = "/login/second-factor?request=&method=sms&next=%2Faccount"
+
+    def enter(page: Any, code: str) -> Any:
+        ticket = page.text.split('name="ticket" value="')[1].split('"')[0]
+        return web.post(action, data={"ticket": ticket, "code": code, "csrf": csrf_of(page.text)})
+
+    def sent() -> str:
+        return oidc_runtime.identity.sms.last_to(mobile).text.split()[3].rstrip(".")
+
+    page = _ask_for_sms(web, web.get("/login/second-factor?next=/account"))
+    for _ in range(3):
+        assert enter(page, f"{(int(sent()) + 1) % 10**6:06d}").status_code == 400
+    page = web.get(press_send(web, page.text).headers["location"])  # a new code, 5 new tries
+    for _ in range(2):
+        assert enter(page, f"{(int(sent()) + 1) % 10**6:06d}").status_code == 400
+    clock.now += timedelta(minutes=3)
+    refused = enter(page, sent())
+    assert refused.status_code == 429, "the sixth try, right or not, across both codes"
+    assert refused.headers["Retry-After"] == str(12 * 60)
+    assert f"Try again in {12 * 60} seconds" in refused.text
+    texts = len([m for m in oidc_runtime.identity.sms.messages() if m.to == mobile])
+    another = press_send(web, page.text)
+    assert another.status_code == 429
+    assert another.headers["Retry-After"] == str(12 * 60)
+    assert len([m for m in oidc_runtime.identity.sms.messages() if m.to == mobile]) == texts
+    assert web.get("/account", follow_redirects=False).status_code == 200, "still signed in"
+    clock.now += timedelta(minutes=12)  # the window is over: a new code, and it works
+    page = web.get(press_send(web, page.text).headers["location"])
+    stepped = enter(page, sent())
+    assert stepped.url.path == "/account", stepped.text
+    with oidc_runtime.engine.connect() as connection:
+        acr = connection.execute(select(sso_sessions.c.acr)).scalar_one()
+    assert acr == "urn:shanakht:loa:substantial"
 
 
 def test_the_code_page_sends_nothing_on_a_get(
