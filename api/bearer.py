@@ -91,12 +91,13 @@ def citizen(request: Request, runtime: Runtime, session: Session, scope: str) ->
     standing = provider.accounts.standing(access.citizen_id)
     if standing is None or standing[1] != "active":
         raise _unauthorised("the account is no longer active")
-    acr = provider.sessions.assurance(access.session_id) if access.session_id else None
     return CitizenCaller(
         citizen_id=access.citizen_id,
         pseudonym=standing[0],
         client_id=access.client_id,
-        substantial=acr == ACR_SUBSTANTIAL,
+        # The token's own acr, from the sign-in its grant was made in: the session may have
+        # stepped up since, for another e-service, and that lends this token nothing.
+        substantial=access.acr == ACR_SUBSTANTIAL,
     )
 
 

@@ -83,9 +83,14 @@ class Challenges:
             raise ChallengeFailed("this code has expired or was already used; start again")
         return row
 
-    def verify(self, challenge_id: str, purpose: str, code: str) -> None:
-        """Check `code`; each wrong try counts, and the last one burns the challenge."""
+    def verify(
+        self, challenge_id: str, purpose: str, code: str, *, pseudonym: str | None = None
+    ) -> None:
+        """Check `code`; each wrong try counts, and the last one burns the challenge. With
+        `pseudonym`, only a challenge of that account is tried (others' are not guessed at)."""
         row = self._live_row(challenge_id, purpose)
+        if pseudonym is not None and row.pseudonym != pseudonym:
+            raise ChallengeFailed("this code belongs to another sign-in")
         if row.verified_at is not None:
             return
         if row.attempts >= self._policy.code_attempts:

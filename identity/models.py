@@ -197,6 +197,13 @@ tokens = Table(
     Column("session_id", String(64), nullable=True),
     Column("scope", Text, nullable=False),
     Column("dpop_jkt", String(64), nullable=True, comment="DPoP key thumbprint it is bound to"),
+    Column(
+        "acr",
+        String(64),
+        nullable=True,
+        comment="the sign-in's acr when the grant was made; none for client credentials",
+    ),
+    Column("amr", Text, nullable=True, comment="JSON list, as acr"),
     Column("issued_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("used_at", UtcDateTime(), nullable=True, comment="refresh: rotated"),

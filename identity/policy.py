@@ -35,6 +35,10 @@ class IdentityPolicy:
     # Second-factor codes by SMS, per account: each costs a text and brings five new guesses
     # at a new code, and the page that sends one is a link anyone can make a browser open.
     per_account_sms: Limit = Limit(5, THROTTLE_WINDOW)
+    # Wrong SMS codes, per account, whatever the number of codes sent: each code allows
+    # `code_attempts` tries of its own, so without this 5 sends would bring 25 guesses a window.
+    # With it, 5 guesses at a six-digit code in 15 minutes (1 in 200,000).
+    per_account_sms_codes: Limit = Limit(5, THROTTLE_WINDOW)
     # Registration and reset each cost a NADRA query and an SMS: throttle per CNIC and address.
     per_cnic_enrolment: Limit = Limit(5, timedelta(hours=1))
     per_address_enrolment: Limit = Limit(30, timedelta(hours=1))

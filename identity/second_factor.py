@@ -29,6 +29,7 @@ from identity.throttle import Throttle
 from identity.totp import APP_CODE, RECOVERY_CODE, REUSED_CODE, AuthenticatorApps
 
 PURPOSE = "second_factor"
+SMS_CODES = "second_factor_sms_codes"  # throttle key prefix: SMS codes tried, per account
 SMS_AMR = ("pwd", "sms")
 APP_AMR = ("pwd", "otp")
 
@@ -61,7 +62,11 @@ class SecondFactor:
 
     def start_sms(self, account: Account, *, sid: str = "") -> str:
         """Send a sign-in code for the session `sid`; TooManyAttempts past the per-account
-        limit (policy). Only ever on a request that means it (a POST with its CSRF token)."""
+        limit (policy). Only ever on a request that means it (a POST with its CSRF token).
+        Refused too while the account's wrong codes are at their limit: no code could be
+        entered, so a text would be wasted."""
+        guesses = f"{SMS_CODES}:{account.pseudonym}"
+        self._throttle.refuse_if_full(guesses, self._policy.per_account_sms_codes)
         self._throttle.hit(f"second_factor_sms:{account.pseudonym}", self._policy.per_account_sms)
         code = new_code()
         challenge_id = self._challenges.create(
@@ -83,14 +88,21 @@ class SecondFactor:
         self, challenge_id: str, code: str, *, account: Account, client: str, sid: str | None = None
     ) -> tuple[str, ...]:
         """Check the SMS code for this citizen's session; return the methods (amr) now proven.
-        A wrong code is recorded (the WrongCode raised keeps the transaction)."""
+
+        Every try counts against the account before it is judged, whichever code it is for
+        (TooManyAttempts past `per_account_sms_codes`); a right one is taken back, so the
+        limit is on wrong codes across all the codes sent, not five for each. A wrong code is
+        recorded (the WrongCode raised keeps the transaction)."""
+        guesses = f"{SMS_CODES}:{account.pseudonym}"
+        self._throttle.hit(guesses, self._policy.per_account_sms_codes)
         try:
-            self._challenges.verify(challenge_id, PURPOSE, code)
+            self._challenges.verify(challenge_id, PURPOSE, code, pseudonym=account.pseudonym)
         except WrongCode:
             self._failures.second_factor(
                 account.pseudonym, method="sms", reason="wrong code", client=client
             )
             raise
+        self._throttle.forgive(guesses)
         challenge = self._challenges.consume(challenge_id, PURPOSE)
         if challenge.payload["citizen_id"] != account.id:
             raise ChallengeFailed("this code belongs to another sign-in")

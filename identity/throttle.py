@@ -37,12 +37,24 @@ class Throttle:
 
     def full(self, key: str, limit: Limit) -> bool:
         """Whether `key` has reached its limit in the current window, counting nothing."""
-        row = self._session.execute(
-            select(throttles.c.window_start, throttles.c.hits).where(throttles.c.key == key)
-        ).one_or_none()
-        if row is None or self._clock() - row.window_start >= limit.window:
-            return False
-        return int(row.hits) >= limit.attempts
+        return self._wait(key, limit) is not None
+
+    def refuse_if_full(self, key: str, limit: Limit) -> None:
+        """Raise TooManyAttempts, with the time left in the window, if `key` has reached its
+        limit; count nothing. For work that would be wasted on an attempt `hit` will refuse."""
+        wait = self._wait(key, limit)
+        if wait is not None:
+            raise TooManyAttempts(retry_after=wait)
+
+    def forgive(self, key: str) -> None:
+        """Take back one attempt `hit` counted under `key`, as it turned out right: the count
+        is then of failures only, while `hit` still bounds them before each try is judged
+        (so tries made at once cannot slip past the limit)."""
+        self._session.execute(
+            update(throttles)
+            .where(throttles.c.key == key, throttles.c.hits > 0)
+            .values(hits=throttles.c.hits - 1)
+        )
 
     def add(self, key: str, limit: Limit) -> int:
         """Count one event under `key` whatever the limit; return the count in this window.
@@ -62,6 +74,17 @@ class Throttle:
     def clear(self, key: str) -> None:
         """Forget `key`'s count (a success after failures)."""
         self._session.execute(delete(throttles).where(throttles.c.key == key))
+
+    def _wait(self, key: str, limit: Limit) -> int | None:
+        """Seconds until `key`'s window ends if it has reached its limit; None if it has not."""
+        row = self._session.execute(
+            select(throttles.c.window_start, throttles.c.hits).where(throttles.c.key == key)
+        ).one_or_none()
+        now = self._clock()
+        if row is None or now - row.window_start >= limit.window or row.hits < limit.attempts:
+            return None
+        left: datetime = row.window_start + limit.window
+        return max(1, math.ceil((left - now).total_seconds()))
 
     def _count(self, key: str, limit: Limit, now: datetime) -> tuple[datetime, int]:
         """Count one under `key`, in a fresh window if the last one has passed: the window's

@@ -2,8 +2,15 @@
 
 A code is accepted once: the last time step used is kept, so a code read over a shoulder
 cannot be replayed within its 30 seconds. A replayed code is told apart from a wrong one
-(`REUSED_CODE`), so that the refusal can be audited as what it is (ASVS 2.8.5). Recovery
-codes are for a lost phone; each works once and only an HMAC of it is stored.
+(`REUSED_CODE`), so that the refusal can be audited as what it is (ASVS 2.8.5). Recovery codes
+are for a lost phone; each works once and only an HMAC of it is stored (under a service key,
+bound to the citizen).
+
+Recovery codes are 28 characters of Crockford's base32 (140 random bits, ASVS 2.6.2 asks for
+112), shown in seven groups of four, `7K2M-9QXD-...`: the alphabet has no I, L, O or U, case
+does not matter, spaces and dashes are ignored, and O, I and L are read as 0, 1 and 1, so a
+code copied by hand from paper still works. Codes issued before (two groups of eight hex
+digits, 64 bits) keep working until used or replaced: they normalise to what they did.
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ from identity.sealing import Sealer
 
 ISSUER_NAME = "Shanakht"
 RECOVERY_CODES = 10
+RECOVERY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32
+RECOVERY_GROUPS = 7
+RECOVERY_GROUP = 4  # 7 groups of 4 characters of 5 bits: 140 bits
+_MISREAD = str.maketrans("oil", "011")  # letters Crockford's base32 reads as digits
 DRIFT_STEPS = 1  # accept the previous and next 30-second step too: phones' clocks drift
 APP_CODE = "app"
 RECOVERY_CODE = "recovery"
@@ -35,6 +46,20 @@ def _context(citizen_id: str) -> str:
     return f"citizen:{citizen_id}:totp"
 
 
+def new_recovery_code() -> str:
+    """A fresh recovery code, as shown: seven groups of four, joined by dashes."""
+    length = RECOVERY_GROUPS * RECOVERY_GROUP
+    drawn = "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(length))
+    return "-".join(drawn[i : i + RECOVERY_GROUP] for i in range(0, length, RECOVERY_GROUP))
+
+
+def normal_recovery_code(typed: str) -> str:
+    """A recovery code as typed, in the one form its HMAC is taken of: no spaces or dashes,
+    lower case, misread letters as their digits. An old hex code has none of those letters,
+    so it comes out as it always did."""
+    return "".join(typed.split()).replace("-", "").lower().translate(_MISREAD)
+
+
 class AuthenticatorApps:
     def __init__(
         self, session: Session, *, sealer: Sealer, code_key: bytes, clock: Callable[[], datetime]
@@ -45,8 +70,7 @@ class AuthenticatorApps:
         self._clock = clock
 
     def _recovery_mac(self, citizen_id: str, code: str) -> bytes:
-        normal = code.replace("-", "").strip().lower()
-        message = f"{citizen_id}:{normal}".encode()
+        message = f"{citizen_id}:{normal_recovery_code(code)}".encode()
         return hmac.new(self._code_key, message, hashlib.sha256).digest()
 
     def enabled(self, citizen_id: str) -> bool:
@@ -101,7 +125,7 @@ class AuthenticatorApps:
             .values(confirmed_at=self._clock(), last_step=step)
         )
         self._db.execute(delete(recovery_codes).where(recovery_codes.c.citizen_id == citizen_id))
-        codes = [f"{secrets.token_hex(4)}-{secrets.token_hex(4)}" for _ in range(RECOVERY_CODES)]
+        codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
         self._db.execute(
             insert(recovery_codes),
             [

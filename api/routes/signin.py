@@ -365,11 +365,12 @@ def second_factor(
             metrics.auth_failure("second_factor", recorded=True)
         settle(session, exc)
         words = _code_refusal(exc)
-        return render(
+        retry = exc.retry_after if isinstance(exc, TooManyAttempts) else None
+        refused = render(
             request,
             runtime,
             "code.html",
-            status_code=400,
+            status_code=400 if retry is None else 429,
             ticket=ticket,
             action=_second_factor_action(request_id, method, next_page),
             app=method == "app",
@@ -377,6 +378,9 @@ def second_factor(
             send_action=_send_action(request_id, next_page),
             error=words,
         )
+        if retry is not None:  # answered as every throttle is
+            refused.headers["Retry-After"] = str(retry)
+        return refused
     # The session's assurance rises: it gets a new cookie token, and the old cookie (which
     # may have been planted or seen before the second factor) opens nothing any more.
     token = provider.sessions.step_up(sso.id, acr=ACR_SUBSTANTIAL, amr=amr)

@@ -276,8 +276,7 @@ def _officer(request: Request, runtime: Runtime, department: str) -> tuple[str, 
             raise InvalidToken("DPoP-bound tokens are not accepted here yet")
         if SIGNING_SCOPE not in access.scopes:
             raise PermissionError(f"the token lacks the {SIGNING_SCOPE} scope")
-        acr = provider.sessions.assurance(access.session_id) if access.session_id else None
-        if acr != ACR_SUBSTANTIAL:
+        if access.acr != ACR_SUBSTANTIAL:  # the token's own, not the session's since
             raise PermissionError("signing needs a sign-in with a second factor")
         account = provider.accounts.by_id(access.citizen_id) if access.citizen_id else None
         if account is None:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, insert, select, update
+from sqlalchemy import ColumnElement, and_, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from identity.models import session_clients, sessions, tokens
@@ -79,14 +79,27 @@ def _from_row(row: Any) -> SsoSession:
     )
 
 
-def live_at(session_id: Any, now: Any) -> ColumnElement[bool]:
-    """`Sessions.live` with the session and the time as values or bound parameters, for a
-    statement built once."""
-    return exists().where(
-        sessions.c.id == session_id,
-        sessions.c.ended_at.is_(None),
+def _standing(now: Any, seen_after: Any, born_after: Any) -> list[ColumnElement[bool]]:
+    """What a live session's row satisfies at `now`: not ended, not past its `expires_at`,
+    used since `seen_after` (now less the idle time) and begun since `born_after` (now less
+    the lifetime). `expires_at` alone is not enough: a row keeps the times the policy of its
+    day gave it (before migration 0012 sessions were written with two hours idle), so the
+    policy in force is checked against `last_seen` and `created_at` on every row."""
+    return [sessions.c.ended_at.is_(None), _timely(now, seen_after, born_after)]
+
+
+def _timely(now: Any, seen_after: Any, born_after: Any) -> ColumnElement[bool]:
+    return and_(
         sessions.c.expires_at > now,
+        sessions.c.last_seen > seen_after,
+        sessions.c.created_at > born_after,
     )
+
+
+def live_at(session_id: Any, now: Any, seen_after: Any, born_after: Any) -> ColumnElement[bool]:
+    """`Sessions.live` with the session and the times as values or bound parameters, for a
+    statement built once (`Sessions.bounds` gives the times)."""
+    return exists().where(sessions.c.id == session_id, *_standing(now, seen_after, born_after))
 
 
 class Sessions:
@@ -159,6 +172,21 @@ class Sessions:
             )
         return found
 
+    def bounds(self) -> dict[str, datetime]:
+        """The times `live_at` compares with, now: `now`, `seen_after`, `born_after`."""
+        now = self._clock()
+        return {
+            "now": now,
+            "seen_after": now - self._idle,
+            "born_after": now - self._lifetime,
+        }
+
+    def _live_now(self) -> list[ColumnElement[bool]]:
+        return _standing(**self.bounds())
+
+    def _over_now(self) -> ColumnElement[bool]:
+        return ~_timely(**self.bounds())
+
     def by_sid(self, sid: str) -> SsoSession | None:
         row = self._db.execute(
             select(sessions).where(sessions.c.sid == sid, sessions.c.ended_at.is_(None))
@@ -168,22 +196,15 @@ class Sessions:
     def live(self, session_id: str | None) -> ColumnElement[bool]:
         """A condition true while the session stands, for a write that must not outlive it
         (checked in the statement that writes, so no logout slips in between)."""
-        return live_at(session_id, self._clock())
-
-    def assurance(self, session_id: str) -> str | None:
-        """The level of assurance the session's sign-in reached (its acr), if it stands."""
-        found: str | None = self._db.execute(
-            select(sessions.c.acr).where(sessions.c.id == session_id, sessions.c.ended_at.is_(None))
-        ).scalar_one_or_none()
-        return found
+        return live_at(session_id, **self.bounds())
 
     def is_live(self, session_id: str) -> bool:
-        row = self._db.execute(
-            select(sessions.c.expires_at).where(
-                sessions.c.id == session_id, sessions.c.ended_at.is_(None)
-            )
-        ).one_or_none()
-        return row is not None and row.expires_at > self._clock()
+        """Whether the session stands: not ended, and neither idle nor older than the policy
+        allows (whatever its row's `expires_at` says)."""
+        found = self._db.execute(
+            select(sessions.c.id).where(sessions.c.id == session_id, *self._live_now())
+        ).first()
+        return found is not None
 
     def step_up(self, session_id: str, *, acr: str, amr: Sequence[str]) -> str:
         """Raise the session's assurance and renew its cookie token (ASVS 3.2.1): return the
@@ -218,11 +239,7 @@ class Sessions:
     def active_for(self, citizen_id: str) -> list[SsoSession]:
         rows = self._db.execute(
             select(sessions)
-            .where(
-                sessions.c.citizen_id == citizen_id,
-                sessions.c.ended_at.is_(None),
-                sessions.c.expires_at > self._clock(),
-            )
+            .where(sessions.c.citizen_id == citizen_id, *self._live_now())
             .order_by(sessions.c.created_at.desc())
         )
         return [_from_row(row) for row in rows]
@@ -262,11 +279,10 @@ class Sessions:
         return [e for e in ended if e is not None]
 
     def end_expired(self) -> list[EndedSession]:
-        """The sweeper: end sessions whose time is up, so their e-services hear of it."""
+        """The sweeper: end sessions whose time is up (by their row or by the policy in force),
+        so their e-services hear of it."""
         ids = self._db.execute(
-            select(sessions.c.id).where(
-                sessions.c.ended_at.is_(None), sessions.c.expires_at <= self._clock()
-            )
+            select(sessions.c.id).where(sessions.c.ended_at.is_(None), self._over_now())
         ).scalars()
         ended = [self.end(session_id, "expired") for session_id in list(ids)]
         return [e for e in ended if e is not None]

@@ -66,7 +66,12 @@ _SPEND_REFRESH = (
         tokens.c.id == bindparam("token_id"),
         tokens.c.used_at.is_(None),
         tokens.c.revoked_at.is_(None),
-        live_at(bindparam("live_session"), bindparam("now")),
+        live_at(
+            bindparam("live_session"),
+            bindparam("now"),
+            bindparam("seen_after"),
+            bindparam("born_after"),
+        ),
     )
     .values(used_at=bindparam("spent_at"))
 )
@@ -113,13 +118,20 @@ Row = dict[str, Any]
 @dataclass(frozen=True, slots=True)
 class Family:
     """What every token of one grant shares: refreshes rotate within a family, and a reused
-    one revokes all of it."""
+    one revokes all of it.
+
+    `acr` and `amr` are the sign-in's as the grant was made (the authorization code recorded
+    them): every token of the family keeps them, whatever the session reaches later, so a
+    token an e-service got at `low` never becomes `substantial` because the citizen stepped
+    up for another. None for a department system's own tokens."""
 
     client: Client
     citizen_id: str | None
     session_id: str | None
     id: str
     dpop_jkt: str | None
+    acr: str | None = None
+    amr: tuple[str, ...] = ()
 
     def row(
         self, kind: str, token_id: str, scopes: Sequence[str], now: datetime, ttl: timedelta
@@ -133,6 +145,8 @@ class Family:
             "session_id": self.session_id,
             "scope": " ".join(scopes),
             "dpop_jkt": self.dpop_jkt,
+            "acr": self.acr,
+            "amr": json.dumps(list(self.amr)) if self.acr is not None else None,
             "issued_at": now,
             "expires_at": now + ttl,
         }
@@ -149,6 +163,12 @@ class AccessToken:
     scopes: frozenset[str]
     dpop_jkt: str | None
     session_id: str | None = None
+    acr: str | None = None  # of the sign-in the token was issued from, never upgraded since
+    amr: tuple[str, ...] = ()
+
+
+def _amr(stored: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(stored)) if stored else ()
 
 
 class TokenService:
@@ -226,6 +246,9 @@ class TokenService:
             "iat": int(now.timestamp()),
             "exp": int((now + ACCESS_TTL).timestamp()),
         }
+        if family.acr is not None:  # RFC 9068 2.2.1: the authentication it stands for
+            claims["acr"] = family.acr
+            claims["amr"] = list(family.amr)
         if family.dpop_jkt:
             claims["cnf"] = {"jkt": family.dpop_jkt}
         signed = self._keys.sign(claims, alg=ACCESS_ALG, typ="at+jwt")
@@ -276,7 +299,15 @@ class TokenService:
             raise
         citizen_id = params["citizen_id"]
         scopes = params["scopes"]
-        family = Family(client, citizen_id, row.session_id, code_id, dpop_jkt)
+        family = Family(
+            client,
+            citizen_id,
+            row.session_id,
+            code_id,
+            dpop_jkt,
+            params["acr"],
+            tuple(params["amr"]),
+        )
         access, access_row = self._new_access_token(family, scopes)
         refresh, refresh_row = self._new_refresh_token(family, scopes)
         id_token = self._id_token(client, params, access)
@@ -379,14 +410,28 @@ class TokenService:
         scopes = scope.split() if scope else granted
         if not set(scopes) <= set(granted):
             raise InvalidScope("a refresh cannot widen the scope")
-        family = Family(client, row.citizen_id, row.session_id, row.family, row.dpop_jkt)
+        # The grant's own acr, carried over: a refresh never takes the session's newer one.
+        family = Family(
+            client,
+            row.citizen_id,
+            row.session_id,
+            row.family,
+            row.dpop_jkt,
+            row.acr,
+            _amr(row.amr),
+        )
         access, access_row = self._new_access_token(family, scopes)
         new_refresh, refresh_row = self._new_refresh_token(family, granted)
         subject = self._pseudonym(row.citizen_id)
-        now = self._clock()
+        bounds = self._sessions.bounds()
         spent = self._db.execute(
             _SPEND_REFRESH,
-            {"token_id": token_id, "live_session": row.session_id, "now": now, "spent_at": now},
+            {
+                "token_id": token_id,
+                "live_session": row.session_id,
+                "spent_at": bounds["now"],
+                **bounds,
+            },
         )
         if getattr(spent, "rowcount", 0) != 1:
             # Spent or revoked meanwhile (judged as such), or else the session has ended.
@@ -474,6 +519,8 @@ class TokenService:
             scopes=frozenset(row.scope.split()),
             dpop_jkt=row.dpop_jkt,
             session_id=row.session_id,
+            acr=row.acr,
+            amr=_amr(row.amr),
         )
 
     def userinfo(self, access: AccessToken) -> dict[str, Any]:
@@ -511,6 +558,9 @@ class TokenService:
             "exp": int(row.expires_at.timestamp()),
             "sub": self.subject(row.client_id, row.citizen_id) if row.citizen_id else row.client_id,
         }
+        if row.acr is not None:
+            body["acr"] = row.acr
+            body["amr"] = list(_amr(row.amr))
         if row.dpop_jkt:
             body["cnf"] = {"jkt": row.dpop_jkt}
         return body

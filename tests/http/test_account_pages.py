@@ -157,6 +157,37 @@ def test_authenticator_changes_are_told_to_the_registered_mobile(
     assert "PKT" in last
 
 
+def test_recovery_codes_are_shown_in_groups_and_work_as_a_person_types_them(
+    web: TestClient, oidc_runtime: Runtime, cnic: str
+) -> None:
+    """Ten codes of seven groups of four (140 bits), and the code page takes one typed in
+    lower case with spaces, as someone copying it from paper would."""
+    oidc_runtime.clock = Clock()
+    assert _log_in(web, cnic, PASSWORD) == 303
+    _sms_step_up(web, oidc_runtime, cnic, then="/account/authenticator")
+    start = web.get("/account/authenticator")
+    setup = web.post("/account/authenticator/begin", data={"csrf": csrf_of(start.text)})
+    secret = setup.text.split('<code dir="ltr" id="totp-key">')[1].split("</code>")[0]
+    code = pyotp.TOTP(secret).at(oidc_runtime.clock())
+    shown = web.post("/account/authenticator", data={"csrf": csrf_of(setup.text), "code": code})
+    codes = re.findall(r"<li><code>([^<]+)</code></li>", shown.text)
+    assert len(codes) == 10
+    group = "[0-9A-HJKMNP-TV-Z]{4}"  # Crockford's base32: no I, L, O or U
+    assert all(re.fullmatch(f"{group}(-{group}){{6}}", c) for c in codes), codes
+    web.cookies.clear()
+    assert _log_in(web, cnic, PASSWORD) == 303
+    page = web.get("/login/second-factor?next=/account")
+    assert 'maxlength="48"' in page.text, "room for a recovery code"
+    typed = codes[0].replace("-", " ").lower()
+    posted = web.post(
+        "/login/second-factor?method=app&next=%2Faccount",
+        data={"code": typed, "csrf": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert posted.headers["location"] == "/account", posted.text
+    assert "recovery code" in _texts_to(oidc_runtime, cnic)[-1]
+
+
 def test_wrong_current_passwords_sign_out_this_browser_and_no_other(
     web: TestClient, oidc_runtime: Runtime, cnic: str
 ) -> None:

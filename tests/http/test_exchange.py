@@ -329,6 +329,25 @@ def test_approving_needs_a_sign_in_with_a_second_factor(
     _problem(system, 403)  # a department cannot consent for her
 
 
+def test_a_token_from_before_a_step_up_still_cannot_approve(
+    web: TestClient, scene: Scene, oidc_runtime: Runtime
+) -> None:
+    """The token's own acr decides, not its session's: an e-service that asked only for a
+    password gets no power to consent when the citizen later steps up in that same session;
+    a token issued after the step-up has it."""
+    app = register_client(oidc_runtime, "citizen-app", scopes=("openid", "locker"))
+    before = _access_token(web, app, scene.cnic, "openid locker")
+    after = _stepped_up_token(web, oidc_runtime, app, scene.cnic, "openid locker")
+    web.cookies.clear()
+    request_id = _file(web, scene).json()["id"]
+    approve = f"/exchange/requests/{request_id}/approve"
+    refused = web.post(approve, headers=_bearer(before))
+    assert _problem(refused, 403)["title"] == "Sign in with a second factor first"
+    assert _count(oidc_runtime, consents) == 0
+    approved = web.post(approve, headers=_bearer(after))
+    assert approved.status_code == 201, approved.text
+
+
 def test_an_approval_is_a_signed_artifact_with_exactly_the_terms(
     web: TestClient, scene: Scene, oidc_runtime: Runtime
 ) -> None:

@@ -40,6 +40,7 @@ from tests.http.oidc_kit import (
     RelyingParty,
     csrf_of,
     pkce,
+    press_send,
     query_of,
     register_citizen,
     register_client,
@@ -579,6 +580,35 @@ def test_step_up_to_substantial_with_an_sms_code(
     assert claims["amr"] == ["pwd", "sms"]
 
 
+def test_a_token_keeps_the_acr_of_its_grant_when_the_session_steps_up(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    """The acr is the token's, not the session's: tokens an e-service got with a password
+    alone, and those its refresh token brings later, stay `low` after the same session steps
+    up (for another e-service, say); tokens issued after the step-up are `substantial`."""
+    low = _tokens(web, browser, rp, citizen)
+    _sms_step_up(web, oidc_runtime, citizen, then="/account")
+    refreshed = token(web, rp, grant_type="refresh_token", refresh_token=low["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    high = _tokens(web, browser, rp, citizen, acr_values="urn:shanakht:loa:substantial")
+    with oidc_runtime.engine.connect() as connection:
+        count = select(func.count()).select_from(sso_sessions)
+        assert connection.execute(count).scalar_one() == 1, "one session, stepped up"
+    expected = [
+        (low["access_token"], "urn:shanakht:loa:low", ["pwd"]),
+        (refreshed.json()["access_token"], "urn:shanakht:loa:low", ["pwd"]),
+        (refreshed.json()["refresh_token"], "urn:shanakht:loa:low", ["pwd"]),
+        (high["access_token"], "urn:shanakht:loa:substantial", ["pwd", "sms"]),
+    ]
+    for value, acr, amr in expected:
+        form, headers = rp.auth()
+        seen = web.post("/oauth/introspect", data={**form, "token": value}, headers=headers)
+        assert (seen.json()["active"], seen.json()["acr"], seen.json()["amr"]) == (True, acr, amr)
+        if value.count(".") == 2:  # an access token says so itself (RFC 9068 2.2.1)
+            claims = verify_jwt(web, value)
+            assert (claims["acr"], claims["amr"]) == (acr, amr)
+
+
 def _logout_tokens(web: TestClient, runtime: Runtime) -> list[dict]:
     notifier = runtime.identity.notifier
     return [verify_jwt(web, n.token) for n in notifier.delivered]  # type: ignore[attr-defined]
@@ -865,6 +895,54 @@ def test_sms_codes_for_the_second_factor_are_throttled_per_account(
     assert sent_now == texts + limit
 
 
+def test_wrong_sms_codes_are_counted_across_every_code_sent(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    """Each code sent has five tries of its own, but an account gets five wrong codes in 15
+    minutes whatever the number of codes: past that, even the right code is refused (429,
+    Retry-After, and the page says when to try again), and no more are sent meanwhile."""
+    clock = Clock()
+    oidc_runtime.clock = clock
+    _tokens(web, browser, rp, citizen)
+    mobile = read_registry(oidc_runtime.identity.nadra_file)[citizen].mobile_numbers[0]
+    limit = oidc_runtime.identity.policy.per_account_sms_codes
+    assert (limit.attempts, limit.window) == (5, timedelta(minutes=15))
+    assert oidc_runtime.identity.policy.code_attempts == 5, "five for each code on its own"
+    action = "/login/second-factor?request=&method=sms&next=%2Faccount"
+
+    def enter(page: Any, code: str) -> Any:
+        ticket = page.text.split('name="ticket" value="')[1].split('"')[0]
+        return web.post(action, data={"ticket": ticket, "code": code, "csrf": csrf_of(page.text)})
+
+    def sent() -> str:
+        return oidc_runtime.identity.sms.last_to(mobile).text.split()[3].rstrip(".")
+
+    page = _ask_for_sms(web, web.get("/login/second-factor?next=/account"))
+    for _ in range(3):
+        assert enter(page, f"{(int(sent()) + 1) % 10**6:06d}").status_code == 400
+    page = web.get(press_send(web, page.text).headers["location"])  # a new code, 5 new tries
+    for _ in range(2):
+        assert enter(page, f"{(int(sent()) + 1) % 10**6:06d}").status_code == 400
+    clock.now += timedelta(minutes=3)
+    refused = enter(page, sent())
+    assert refused.status_code == 429, "the sixth try, right or not, across both codes"
+    assert refused.headers["Retry-After"] == str(12 * 60)
+    assert f"Try again in {12 * 60} seconds" in refused.text
+    texts = len([m for m in oidc_runtime.identity.sms.messages() if m.to == mobile])
+    another = press_send(web, page.text)
+    assert another.status_code == 429
+    assert another.headers["Retry-After"] == str(12 * 60)
+    assert len([m for m in oidc_runtime.identity.sms.messages() if m.to == mobile]) == texts
+    assert web.get("/account", follow_redirects=False).status_code == 200, "still signed in"
+    clock.now += timedelta(minutes=12)  # the window is over: a new code, and it works
+    page = web.get(press_send(web, page.text).headers["location"])
+    stepped = enter(page, sent())
+    assert stepped.url.path == "/account", stepped.text
+    with oidc_runtime.engine.connect() as connection:
+        acr = connection.execute(select(sso_sessions.c.acr)).scalar_one()
+    assert acr == "urn:shanakht:loa:substantial"
+
+
 def test_the_code_page_sends_nothing_on_a_get(
     web: TestClient, oidc_runtime: Runtime, browser: Browser, rp: RelyingParty, citizen: str
 ) -> None:
@@ -973,6 +1051,45 @@ def test_no_session_outlives_12_hours_however_busy(
         assert web.get("/account", follow_redirects=False).status_code == 200
     clock.now += timedelta(minutes=20, seconds=1)
     assert web.get("/account", follow_redirects=False).headers["location"].startswith("/login")
+
+
+def test_a_session_written_before_0012_obeys_the_idle_time_and_lifetime_too(
+    web: TestClient, oidc_runtime: Runtime, browser: Browser, citizen: str
+) -> None:
+    """Rows written before migration 0012 kept the old policy's times: an `expires_at` two
+    hours past their last use, so judging by it let them idle four times too long. The policy
+    in force is checked on `last_seen` and `created_at`: by tokens, refresh, introspection and
+    the sweeper, whatever the row's `expires_at` says."""
+    clock = Clock()
+    oidc_runtime.clock = clock
+    rp_with_bc = register_client(  # a secret, as the clock moves on past any assertion's
+        oidc_runtime, "bc", secret=True, backchannel_logout_uri="https://bc.example/bc"
+    )
+    first = _tokens(web, browser, rp_with_bc, citizen)
+
+    def as_before_0012(created: datetime, seen: datetime) -> None:
+        with oidc_runtime.transaction() as session:  # as the old code wrote it: 2 hours idle
+            session.execute(
+                update(sso_sessions)
+                .where(sso_sessions.c.ended_at.is_(None))
+                .values(created_at=created, last_seen=seen, expires_at=seen + timedelta(hours=2))
+            )
+
+    as_before_0012(clock.now, clock.now)
+    clock.now += timedelta(minutes=30, seconds=1)
+    refresh = first["refresh_token"]
+    refused = token(web, rp_with_bc, grant_type="refresh_token", refresh_token=refresh)
+    assert refused.json()["error_description"] == "the sign-in session has ended"
+    form, headers = rp_with_bc.auth()
+    seen = web.post("/oauth/introspect", data={**form, "token": refresh}, headers=headers)
+    assert seen.json() == {"active": False}
+    _sweep_sessions(oidc_runtime)
+    assert [t["aud"] for t in _logout_tokens(web, oidc_runtime)] == ["bc"], "ended and told"
+    # Busy, but begun more than 12 hours ago: its newest token stands no longer either.
+    second = _tokens(web, browser, rp_with_bc, citizen)
+    assert _userinfo(web, second["access_token"]) == 200
+    as_before_0012(clock.now - timedelta(hours=12, seconds=1), clock.now)
+    assert _userinfo(web, second["access_token"]) == 401
 
 
 def test_the_device_cookie_is_private_to_this_site_and_long_lived(

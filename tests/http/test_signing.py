@@ -271,6 +271,25 @@ def test_only_an_officer_of_the_department_signs(
     assert bad_cnic.status_code == 400
 
 
+def test_a_token_from_before_a_step_up_stays_unfit_to_sign(
+    web: TestClient, desk: Desk, oidc_runtime: Runtime, officer: tuple[str, str]
+) -> None:
+    """A token got with a password alone does not become fit to sign when the same sign-in
+    session steps up afterwards; the token issued after the step-up is."""
+    cnic, _ = officer
+    rp = register_client(oidc_runtime, "esign", scopes=("openid", "roles", "signing"))
+    web.cookies.clear()
+    before = _access_token(web, rp, cnic, "openid roles signing")
+    after = _stepped_up_token(web, oidc_runtime, rp, cnic, "openid roles signing")
+    refused = web.post("/signing/orders/transfer", json=ORDER,
+                       headers={"Authorization": f"Bearer {before}"})  # fmt: skip
+    assert refused.status_code == 403, refused.text
+    assert "second factor" in refused.json()["detail"]
+    signed = web.post("/signing/orders/transfer", json=ORDER,
+                      headers={"Authorization": f"Bearer {after}"})  # fmt: skip
+    assert signed.status_code == 201, signed.text
+
+
 def test_signing_is_recorded_without_the_teachers_cnic(
     web: TestClient, desk: Desk, oidc_runtime: Runtime
 ) -> None:

@@ -1,7 +1,7 @@
 """Background jobs in the database (bulk issue, data-key re-wrap), read by every replica
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0016
 Create Date: 2026-11-27
 """
 

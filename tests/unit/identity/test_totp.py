@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 import pytest
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from identity.models import recovery_codes
 from identity.nadra import SCENARIOS, CitizenRecord
-from identity.totp import APP_CODE, REUSED_CODE, AuthenticatorApps
+from identity.totp import APP_CODE, RECOVERY_CODE, REUSED_CODE, AuthenticatorApps
 from tests.unit.identity.conftest import IdentityKit
 from tests.unit.identity.test_enrolment import _register
 
@@ -92,3 +97,55 @@ def test_recovery_codes_work_once_each(kit: IdentityKit, citizen_id: str) -> Non
         apps.disable(citizen_id)
         assert not apps.enabled(citizen_id)
         assert not apps.verify(citizen_id, codes[5])
+
+
+def _set_up(kit: IdentityKit, citizen_id: str) -> list[str]:
+    with kit.runtime.transaction() as session:
+        secret, _ = _apps(kit, session).begin(citizen_id, "x")
+        codes = _apps(kit, session).confirm(citizen_id, pyotp.TOTP(secret).at(kit.clock()))
+    assert codes is not None
+    return codes
+
+
+def test_recovery_codes_are_140_bits_in_groups_and_forgive_how_they_are_typed(
+    kit: IdentityKit, citizen_id: str
+) -> None:
+    codes = _set_up(kit, citizen_id)
+    group = "[0-9A-HJKMNP-TV-Z]{4}"  # Crockford's base32, 5 bits a character: 28 x 5 = 140
+    assert all(re.fullmatch(f"{group}(-{group}){{6}}", c) for c in codes), codes
+    with kit.runtime.transaction() as session:
+        stored = session.execute(select(recovery_codes.c.code_hash)).scalars().all()
+    assert len(stored) == 10
+    assert all(len(h) == 32 for h in stored), "HMAC-SHA-256 only"
+    assert not any(c.replace("-", "").encode() in h for c in codes for h in stored)
+    misread = str.maketrans("01", "ol")  # a 0 read as O, a 1 as l, from paper
+    typed = [
+        codes[0].lower(),
+        f"  {codes[1].replace('-', ' ')} ",
+        codes[2].replace("-", "").translate(misread),
+    ]
+    with kit.runtime.transaction() as session:
+        apps = _apps(kit, session)
+        for code in typed:
+            assert apps.verify_kind(citizen_id, code) == RECOVERY_CODE, code
+            assert apps.verify_kind(citizen_id, code) is None, "once"
+        assert apps.verify_kind(citizen_id, codes[0][:-1] + "-") is None
+
+
+def test_recovery_codes_issued_before_the_128_bit_ones_still_work(
+    kit: IdentityKit, citizen_id: str
+) -> None:
+    """A 64-bit code of the old shape (two groups of eight hex digits), stored as its HMAC
+    was then, works once, typed as it was shown or in capitals."""
+    _set_up(kit, citizen_id)
+    old = ["9f3a04c1-7be2d580", "00e1b7c2-44aa9d03"]
+    with kit.runtime.transaction() as session:
+        for code in old:
+            message = f"{citizen_id}:{code.replace('-', '')}".encode()
+            mac = hmac.new(b"k" * 32, message, hashlib.sha256).digest()
+            session.execute(insert(recovery_codes).values(citizen_id=citizen_id, code_hash=mac))
+    with kit.runtime.transaction() as session:
+        apps = _apps(kit, session)
+        assert apps.verify_kind(citizen_id, old[0]) == RECOVERY_CODE
+        assert apps.verify_kind(citizen_id, old[0]) is None
+        assert apps.verify_kind(citizen_id, old[1].upper()) == RECOVERY_CODE

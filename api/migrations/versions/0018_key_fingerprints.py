@@ -1,7 +1,7 @@
 """The fingerprint of every key, recorded when first seen, so a swapped keys folder is refused
 
-Revision ID: 0019
-Revises: 0013
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-11-27
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 
 from audit.sqltypes import UtcDateTime
 
-revision = "0019"
+revision = "0018"
 down_revision = "0017"
 branch_labels = None
 depends_on = None
