@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -80,6 +80,32 @@ class Account:
     status: str
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a sign-in judges an account by, read without opening its sealed details: a login
+    decrypts no one's name or number (the lockout's SMS opens the number when it is sent)."""
+
+    id: str
+    password_hash: str
+    password_changed_at: datetime
+    failed_logins: int
+    locked_until: datetime | None
+    status: str
+
+
+# Built once: a login reads credentials twice, and building the statement each time cost more
+# than running it.
+_CREDENTIALS = select(
+    citizens.c.id,
+    citizens.c.password_hash,
+    citizens.c.password_changed_at,
+    citizens.c.failed_logins,
+    citizens.c.locked_until,
+    citizens.c.status,
+).where(citizens.c.pseudonym == bindparam("pseudonym"))
+_CREDENTIALS_FOR_UPDATE = _CREDENTIALS.with_for_update()
+
+
 def _profile_context(citizen_id: str) -> str:
     return f"citizen:{citizen_id}:profile"
 
@@ -116,6 +142,12 @@ class Accounts:
             query = query.with_for_update()
         row = self._session.execute(query).one_or_none()
         return self._open(row) if row is not None else None
+
+    def credentials(self, pseudonym: str, *, for_update: bool = False) -> Credentials | None:
+        """The account's sign-in state by pseudonym, its sealed details left shut."""
+        statement = _CREDENTIALS_FOR_UPDATE if for_update else _CREDENTIALS
+        row = self._session.execute(statement, {"pseudonym": pseudonym}).one_or_none()
+        return Credentials(*row) if row is not None else None
 
     def by_id(self, citizen_id: str) -> Account | None:
         row = self._session.execute(

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog, address_pseudonym, pseudonym
 from audit.canonical import JsonValue
-from identity.accounts import Account, Accounts
+from identity.accounts import Accounts, Credentials
 from identity.cnic import normalise_cnic
 from identity.devices import DeviceCookies
 from identity.errors import InvalidCnic, InvalidCredentials
@@ -111,7 +111,7 @@ class PasswordLogin:
         # browser (a cookie made for this very account, since its password was last set)
         # counts against its cookie, so strangers cannot use up its quota.
         with self._transaction() as session:
-            seen = Accounts(session, self._sealer).by_pseudonym(subject)
+            seen = Accounts(session, self._sealer).credentials(subject)
             generation = _generation(seen)
             nonce = (
                 devices.nonce(device_cookie, subject, generation) if devices is not None else None
@@ -137,7 +137,7 @@ class PasswordLogin:
             accounts = Accounts(session, self._sealer)
             audit = self._audit_for(session)
             throttle = Throttle(session, self._clock)
-            account = accounts.by_pseudonym(subject, for_update=True)
+            account = accounts.credentials(subject, for_update=True)
             now = self._clock()
             if nonce is not None:
                 # A known browser is kept out only by its own lockout, never the account's.
@@ -194,7 +194,7 @@ class PasswordLogin:
         accounts: Accounts,
         audit: AuditLog,
         throttle: Throttle,
-        account: Account | None,
+        account: Credentials | None,
         subject: str,
         client: str,
         locked: bool,
@@ -216,14 +216,14 @@ class PasswordLogin:
                 if failures == self._policy.lockout_threshold:
                     throttle.restart(counter)
                     newly_locked = account.id
-                    self._lockout(audit, account, subject, failures, device=True)
+                    self._lockout(accounts, audit, account, subject, failures, device=True)
             else:
                 failures = account.failed_logins + 1
                 lock_until = None
                 if failures >= self._policy.lockout_threshold:
                     lock_until = now + self._policy.lockout
                     newly_locked = account.id
-                    self._lockout(audit, account, subject, failures, device=False)
+                    self._lockout(accounts, audit, account, subject, failures, device=False)
                 accounts.record_failure(account.id, failures, lock_until)
             details["failures"] = failures
         elif locked:
@@ -242,7 +242,14 @@ class PasswordLogin:
         return InvalidCredentials("the CNIC or password is not right", locked_citizen=newly_locked)
 
     def _lockout(
-        self, audit: AuditLog, account: Account, subject: str, failures: int, *, device: bool
+        self,
+        accounts: Accounts,
+        audit: AuditLog,
+        account: Credentials,
+        subject: str,
+        failures: int,
+        *,
+        device: bool,
     ) -> None:
         minutes = int(self._policy.lockout.total_seconds() // 60)
         audit.append(
@@ -266,11 +273,14 @@ class PasswordLogin:
                 "password now. Browsers you signed in with before can still sign in."
             )
         # The lockout stands and is logged whether or not the courtesy notice gets through.
+        holder = accounts.by_id(account.id)  # the one place a login opens the sealed number
+        if holder is None:
+            return
         with contextlib.suppress(SmsUnavailable):
-            self._sms.send(account.mobile, text)
+            self._sms.send(holder.mobile, text)
 
 
-def _generation(account: Account | None) -> str:
+def _generation(account: Credentials | None) -> str:
     """The account's credential generation, which a device cookie is bound to: when its
     password was last set (a change or reset voids every cookie). "" for no account."""
     return account.password_changed_at.isoformat() if account is not None else ""

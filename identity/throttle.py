@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import Insert, bindparam, case, delete, select, update
 from sqlalchemy.orm import Session
 
 from identity.errors import TooManyAttempts
 from identity.models import throttles
 from identity.policy import Limit
-from identity.upsert import upsert_into
+from identity.upsert import upsert_for
 
 
 class Throttle:
@@ -89,18 +90,28 @@ class Throttle:
     def _count(self, key: str, limit: Limit, now: datetime) -> tuple[datetime, int]:
         """Count one under `key`, in a fresh window if the last one has passed: the window's
         start and the count in it, read back from the same statement."""
-        stale = throttles.c.window_start <= now - limit.window
-        counted = (
-            upsert_into(self._session, throttles)
-            .values(key=key, window_start=now, hits=1)
-            .on_conflict_do_update(
-                index_elements=[throttles.c.key],
-                set_={
-                    "window_start": case((stale, now), else_=throttles.c.window_start),
-                    "hits": case((stale, 1), else_=throttles.c.hits + 1),
-                },
-            )
-            .returning(throttles.c.window_start, throttles.c.hits)
-        )
-        window_start, hits = self._session.execute(counted).one()
+        counting = _counting(self._session.get_bind().dialect.name)
+        values = {"key": key, "now": now, "stale_before": now - limit.window}
+        window_start, hits = self._session.execute(counting, values).one()
         return window_start, int(hits)
+
+
+@functools.cache
+def _counting(dialect: str) -> Insert:
+    """`Throttle._count`'s upsert, built once per database: every login runs it two or three
+    times, and building it (and its cache key) each time cost more than running it."""
+    moment = throttles.c.window_start.type
+    now = bindparam("now", type_=moment)
+    stale = throttles.c.window_start <= bindparam("stale_before", type_=moment)
+    return (
+        upsert_for(dialect, throttles)
+        .values(key=bindparam("key"), window_start=now, hits=1)
+        .on_conflict_do_update(
+            index_elements=[throttles.c.key],
+            set_={
+                "window_start": case((stale, now), else_=throttles.c.window_start),
+                "hits": case((stale, 1), else_=throttles.c.hits + 1),
+            },
+        )
+        .returning(throttles.c.window_start, throttles.c.hits)
+    )

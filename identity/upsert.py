@@ -14,7 +14,12 @@ from sqlalchemy.orm import Session
 
 def upsert_into(session: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT into `table` that can take ON CONFLICT, for the session's database."""
-    if session.get_bind().dialect.name == "postgresql":
+    return upsert_for(session.get_bind().dialect.name, table)
+
+
+def upsert_for(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """`upsert_into` by the dialect's name, for a statement built once per database."""
+    if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 

@@ -102,6 +102,9 @@ def live_at(session_id: Any, now: Any, seen_after: Any, born_after: Any) -> Colu
     return exists().where(sessions.c.id == session_id, *_standing(now, seen_after, born_after))
 
 
+_NEW_SESSION = insert(sessions)  # built once: every login makes a session
+
+
 class Sessions:
     def __init__(
         self,
@@ -142,7 +145,7 @@ class Sessions:
             "last_seen": now,
             "expires_at": now + min(self._idle, self._lifetime),
         }
-        self._db.execute(insert(sessions).values(**values))
+        self._db.execute(_NEW_SESSION, values)
         return token, _from_row(SimpleNamespace(**values))
 
     def current(self, token: str | None, *, touch: bool = True) -> SsoSession | None:
