@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from api.migrate import hold_migration_lock
 from api.schema import target_metadata
 
