@@ -30,7 +30,7 @@ from api.cli_support import (
 )
 from api.cli_verify import verify
 from api.key_check import check_keys_fit_database
-from api.migrate import SEALED_TABLES, prepare
+from api.migrate import SEALED_TABLES, prepare, require_current_schema
 from api.runtime import Runtime
 from audit import AuditError, AuditEvent, TamperError, address_pseudonym
 from audit.row_seal import bad_rows
@@ -168,9 +168,13 @@ def audit_integrity() -> None:
 
     Run it on a schedule and alert on its exit: a refused row is also a warning in the API's
     log (logger shanakht.integrity), but only when something reads it, and a forged role on an
-    account nobody uses would never be read."""
+    account nobody uses would never be read.
+
+    It only reads: it neither migrates nor seals (a schema that is not current is refused, as
+    `serve` in production refuses it), so what it reports is the database as it stands."""
     with cli_runtime() as runtime:
-        migrate(runtime)
+        runtime.check_database()
+        require_current_schema(runtime.engine)
         with runtime.sessions() as session, session.begin():
             found = bad_rows(session, runtime.row_seal, SEALED_TABLES)
         for bad in found:

@@ -13,6 +13,9 @@ covered by the next `shanakht db upgrade`.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from alembic import command
@@ -22,8 +25,9 @@ from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from api.database import create_db_engine
+from api.database import begin_writing, create_db_engine
 from api.errors import StartupError
 from api.runtime import STATE_MAC_KEY, Runtime
 from api.settings import Settings
@@ -33,6 +37,13 @@ from identity.models import clients, roles
 from locker.models import consents
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+log = logging.getLogger("shanakht.integrity")
+
+# One advisory lock number for "migrating Shanakht", so replicas starting together on
+# PostgreSQL migrate one after the other instead of racing; on SQLite, the write lock taken
+# before the first read does the same.
+MIGRATION_LOCK = 0x5348414E  # "SHAN"
+ROW_SEALS = "0014"  # the revision that gave rows of authorization state their MAC
 
 # The tables whose rows are sealed (`audit.row_seal`): authorization state.
 SEALED_TABLES = (roles, consents, clients)
@@ -67,16 +78,52 @@ def configured_app_role() -> str | None:
         return None
 
 
-def upgrade(engine: Engine, revision: str = "head", *, app_role: str | None = None) -> None:
+def upgrade(
+    engine: Engine,
+    revision: str = "head",
+    *,
+    app_role: str | None = None,
+    first_sealing: Callable[[Session], None] | None = None,
+) -> bool:
     """Migrate the schema to `revision` inside one transaction, then grant the application
-    role (`app_role`, else the configured one; on PostgreSQL only) what it may do."""
+    role (`app_role`, else the configured one; on PostgreSQL only) what it may do.
+
+    Whether this run applied revision 0014 (`ROW_SEALS`): then, and only then, `first_sealing`
+    seals the rows written before it, in the same transaction, so that a schema past 0014 is
+    one whose older rows were sealed. The migration lock is held from the first read, so of two
+    runs started together only the one that migrates seals."""
     role = app_role or configured_app_role()
     config = alembic_config(role)
     with engine.begin() as connection:
+        hold_migration_lock(connection)
         config.attributes["connection"] = connection
+        before = applied_revisions(connection)
         command.upgrade(config, revision)
+        sealing = ROW_SEALS not in before and ROW_SEALS in applied_revisions(connection)
+        if sealing and first_sealing is not None:
+            with Session(bind=connection) as session:
+                first_sealing(session)
+                session.flush()
         if role is not None:
             grant_app_role(connection, role)
+    return sealing
+
+
+def hold_migration_lock(connection: Connection) -> None:
+    """Be the only migration from here to the end of `connection`'s transaction (held again,
+    harmlessly, by the migrations' environment)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    begin_writing(connection)
+
+
+def applied_revisions(connection: Connection) -> set[str]:
+    """Every revision the database's schema has had applied: its heads and their ancestors."""
+    heads = MigrationContext.configure(connection).get_current_heads()
+    if not heads:
+        return set()
+    script = ScriptDirectory.from_config(alembic_config())
+    return {found.revision for found in script.iterate_revisions(heads, "base") if found}
 
 
 def grant_app_role(connection: Connection, role: str) -> None:
@@ -162,12 +209,18 @@ def require_current_schema(engine: Engine) -> None:
 
 def prepare(runtime: Runtime, *, migrate_schema: bool = True) -> None:
     """Everything a fresh data directory needs before serving: the schema (migrated through the
-    migration URL, or, with `migrate_schema` false, only checked), then signing keys."""
+    migration URL, or, with `migrate_schema` false, only checked), then signing keys. The run
+    that takes the schema past 0014 seals the rows written before it (`seal_existing_rows`)."""
     settings = runtime.settings
+    sealed_before = runtime.keys.done(FIRST_SEALING)
+    sealing = None if sealed_before else partial(seal_existing_rows, runtime)
+    applied_row_seals = False
     if not migrate_schema:
         require_current_schema(runtime.engine)
     elif settings.resolved_migration_url == settings.resolved_database_url:
-        upgrade(runtime.engine, app_role=settings.database_app_role)
+        applied_row_seals = upgrade(
+            runtime.engine, app_role=settings.database_app_role, first_sealing=sealing
+        )
     else:
         try:
             engine = create_db_engine(settings.resolved_migration_url)
@@ -175,33 +228,40 @@ def prepare(runtime: Runtime, *, migrate_schema: bool = True) -> None:
             first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise StartupError(f"SHANAKHT_DATABASE_MIGRATION_URL is not usable: {first}") from None
         try:
-            upgrade(engine, app_role=settings.database_app_role)
+            applied_row_seals = upgrade(
+                engine, app_role=settings.database_app_role, first_sealing=sealing
+            )
         finally:
             engine.dispose()
+    if applied_row_seals:
+        if sealed_before:
+            log.warning(
+                "revision %s was applied again, but the key directory records the first "
+                "sealing: rows without a MAC were not sealed and are not honoured",
+                ROW_SEALS,
+            )
+        else:
+            runtime.keys.record_done(FIRST_SEALING)
     with runtime.transaction() as session:
         runtime.provider(session).keys.ensure()
-    if migrate_schema:
-        seal_existing_rows(runtime)
 
 
-def seal_existing_rows(runtime: Runtime) -> None:
-    """Seal the rows of authorization state written before rows had seals (revision 0014),
-    once per deployment: the first `db upgrade` with this code does it, and records so in the
-    key directory. Never again after that, whatever the database says: a row without a seal
-    is then one the service did not write. A production replica (`serve`, which migrates
-    nothing) never seals; `db upgrade` has done it before replicas start. The sealing is an
-    audit entry, with how many rows of each table it sealed, when there were any."""
-    if runtime.keys.done(FIRST_SEALING):
-        return
-    with runtime.transaction() as session:
-        counts = seal_unsealed(session, runtime.row_seal, SEALED_TABLES)
-        if any(counts.values()):
-            runtime.audit_log(session).append(
-                AuditEvent(
-                    actor="system:upgrade",
-                    action="integrity.sealed",
-                    resource="integrity:rows",
-                    details=dict(counts),
-                )
+def seal_existing_rows(runtime: Runtime, session: Session) -> None:
+    """Seal the rows of authorization state written before rows had seals (revision 0014), in
+    the transaction of the migration run that applies 0014 (`upgrade`), and in no other: once
+    the schema is past 0014, a row without a seal is one the service did not write, whatever
+    the key directory or anything else says. The run also records, beside the keys, that the
+    deployment's first sealing is done, so a schema set back before 0014 by whoever can write
+    it (a DBA with the owner's rights) is not sealed again. A production replica (`serve`,
+    which migrates nothing) and `shanakht audit integrity` never seal. The sealing is an audit
+    entry, with how many rows of each table it sealed, when there were any."""
+    counts = seal_unsealed(session, runtime.row_seal, SEALED_TABLES)
+    if any(counts.values()):
+        runtime.audit_log(session).append(
+            AuditEvent(
+                actor="system:upgrade",
+                action="integrity.sealed",
+                resource="integrity:rows",
+                details=dict(counts),
             )
-    runtime.keys.record_done(FIRST_SEALING)
+        )

@@ -133,8 +133,9 @@ def progress(
     failed: int | None = None,
     summary: Mapping[str, Any] | None = None,
 ) -> str:
-    """Record the counts (and beat); the job's stored state after it, so a runner sees a stop
-    asked for from any replica."""
+    """Record the counts (and beat) of a live job; the job's stored state after it, so a runner
+    sees a stop asked for from any replica, or that its job was taken over (`create` marked it
+    interrupted), and stops: anything but RUNNING ends its run."""
     values: dict[str, Any] = {"done": done, "beat_at": now}
     if total is not None:
         values["total"] = total
@@ -142,15 +143,20 @@ def progress(
         values["failed"] = failed
     if summary is not None:
         values["summary"] = json.dumps(dict(summary), sort_keys=True)
-    session.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+    session.execute(
+        update(jobs).where(jobs.c.id == job_id, jobs.c.state.in_(LIVE)).values(**values)
+    )
     return str(session.execute(select(jobs.c.state).where(jobs.c.id == job_id)).scalar_one())
 
 
-def beat(session: Session, job_id: str, now: datetime) -> None:
-    """The runner is alive (while a long batch or row goes on)."""
-    session.execute(
+def beat(session: Session, job_id: str, now: datetime) -> bool:
+    """The runner is alive (while a long batch or row goes on); whether its job still is. A job
+    that ended, or was marked interrupted while its runner's beats failed (and may have been
+    taken over by another replica's run), is not revived: its runner is to stop."""
+    changed = session.execute(
         update(jobs).where(jobs.c.id == job_id, jobs.c.state.in_(LIVE)).values(beat_at=now)
     )
+    return bool(changed.rowcount)  # type: ignore[attr-defined]
 
 
 def request_stop(session: Session, job_id: str) -> bool:
@@ -171,7 +177,8 @@ def finish(
     done: int | None = None,
     total: int | None = None,
 ) -> None:
-    """The job ended (done, stopped or failed): its lane is freed."""
+    """The live job ended (done, stopped or failed): its lane is freed. A job already ended or
+    interrupted keeps its record: a runner that was taken over does not write over it."""
     values: dict[str, Any] = {"state": state, "lane": None, "beat_at": now, "ended_at": now}
     if summary is not None:
         values["summary"] = json.dumps(dict(summary), sort_keys=True)
@@ -179,7 +186,9 @@ def finish(
         values["done"] = done
     if total is not None:
         values["total"] = total
-    session.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+    session.execute(
+        update(jobs).where(jobs.c.id == job_id, jobs.c.state.in_(LIVE)).values(**values)
+    )
 
 
 def add_line(session: Session, job_id: str, line: Line, now: datetime) -> None:

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import text
 
-from api.database import begin_writing
+from api.migrate import hold_migration_lock
 from api.schema import target_metadata
 
-# One advisory lock number for "migrating Shanakht", so replicas starting together on
-# PostgreSQL migrate one after the other instead of racing; on SQLite, the write lock taken
-# before the first read does the same.
-MIGRATION_LOCK = 0x5348414E  # "SHAN"
-
 connection = context.config.attributes["connection"]
-if connection.dialect.name == "postgresql":
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-begin_writing(connection)
+hold_migration_lock(connection)  # `upgrade` holds it already; a bare `alembic` run takes it
 context.configure(
     connection=connection,
     target_metadata=target_metadata,

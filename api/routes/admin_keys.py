@@ -15,6 +15,7 @@ run at a time across the replicas.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import weakref
@@ -117,21 +118,32 @@ class RewrapJob:
             thread.join(timeout)
 
     def _progress(self, runtime: Runtime, job_id: str, done: int, total: int) -> None:
+        """Record the counts; stop unless the job is still RUNNING: a stop was asked for, or
+        the job was marked interrupted (its beats failed for `jobs.STALE`) and another replica
+        may have started a run of its own, which this one must not run beside."""
         with runtime.transaction() as session:
             state = jobs.progress(session, job_id, runtime.clock(), done=done, total=total)
-        if state == STOPPING:
+        if state != RUNNING:
+            if state != STOPPING:
+                log.warning("the data-key re-wrap %s is %s: stopping", job_id, state)
             raise _Stop
 
-    def _run(self, runtime: Runtime, who: str, job_id: str) -> None:
-        def progress(done: int, total: int) -> None:
-            self._progress(runtime, job_id, done, total)
+    def _batch_done(
+        self, runtime: Runtime, job_id: str, lost: threading.Event, done: int, total: int
+    ) -> None:
+        if lost.is_set():  # a heartbeat found the job no longer live
+            log.warning("the data-key re-wrap %s is no longer live: stopping", job_id)
+            raise _Stop
+        self._progress(runtime, job_id, done, total)
 
+    def _run(self, runtime: Runtime, who: str, job_id: str) -> None:
         def end(state: str, **summary: object) -> None:
             with runtime.transaction() as session:
                 jobs.finish(session, job_id, runtime.clock(), state, summary=summary)
 
         try:
-            with beating(runtime, job_id):
+            with beating(runtime, job_id) as lost:
+                progress = functools.partial(self._batch_done, runtime, job_id, lost)
                 report = rewrap_all(
                     runtime.transaction, runtime.keks, runtime.audit_log,
                     actor=who, batch_size=REWRAP_BATCH, progress=progress,

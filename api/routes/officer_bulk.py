@@ -404,7 +404,7 @@ class BulkJob:
 
     def _run(self, runtime: Runtime, who: Accessor) -> None:
         try:
-            with beating(runtime, self.id):
+            with beating(runtime, self.id) as lost:
                 with runtime.transaction() as session:
                     seal = department_seal(runtime, session, self.desk.department)
                 if seal is None:
@@ -412,6 +412,9 @@ class BulkJob:
                     return
                 with zipfile.ZipFile(self._path) as archive:
                     for row in self._rows:
+                        if lost.is_set():  # a heartbeat found the job no longer live
+                            log.warning("bulk issue %s is no longer live: stopping", self.id)
+                            return
                         self._issue(runtime, archive, row, seal, who)
                         self._record(runtime, row)
                 self._end(runtime, jobs.DONE)

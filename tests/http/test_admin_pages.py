@@ -15,6 +15,7 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select, text, update
 
 from api.app import create_app
+from api.job_runner import beating
 from api.routes import admin_keys
 from api.runtime import Runtime
 from audit import AuditEntry, AuditEvent
@@ -865,6 +866,60 @@ def test_a_rewrap_whose_process_died_shows_as_interrupted_and_runs_again(
     assert web.get("/admin/keys/rewrap/progress").json() == {
         "status": "done", "done": 2, "total": 2,
     }  # fmt: skip
+
+
+def _take_over(runtime: Runtime) -> None:
+    """Another replica starts a re-wrap once this one's run has not beaten for `jobs.STALE`:
+    the run is marked interrupted and its lane taken."""
+    later = runtime.clock() + jobs.STALE + timedelta(seconds=1)
+    with runtime.transaction() as session:
+        taken = jobs.create(session, "rewrap", starter="citizen:p:y", now=later, one_at_a_time=True)
+        assert taken is not None
+
+
+def test_a_rewrap_taken_over_by_another_replica_stops_at_its_next_batch(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its heartbeats failed for a minute, so another replica started a run: this one stops
+    rather than run beside it, and leaves its record as the other replica made it."""
+    monkeypatch.setattr(admin_keys, "REWRAP_BATCH", 1)
+    _documents(oidc_runtime, 3)
+    _post(web, "/admin/keys/rotate", {"which": "locker"}, page="/admin/keys")
+    job = admin_keys.rewrap_job(oidc_runtime)
+    original = job._progress
+    batches: list[str] = []
+
+    def taken_over(runtime: Runtime, job_id: str, done: int, total: int) -> None:
+        batches.append(job_id)
+        if done == 1:
+            _take_over(runtime)
+        original(runtime, job_id, done, total)
+
+    monkeypatch.setattr(job, "_progress", taken_over)
+    _post(web, "/admin/keys/rewrap", {"action": "start"}, page="/admin/keys")
+    job.wait(30)
+    assert len(batches) == 1, "no batch after the run was taken over"
+    with oidc_runtime.transaction() as session:
+        first = jobs.get(session, batches[0])
+        assert first is not None
+        assert (first.state, first.done) == ("interrupted", 0)
+    [ended] = [e for e in _audit(oidc_runtime) if e.action == "locker.keys.rewrapped"]
+    assert ended.details["rewrapped"] == 1, "the batch before the take-over, and no other"
+    assert _rewrap_state(oidc_runtime).status == "running", "the other replica's run"
+
+
+def test_a_heartbeat_that_finds_its_job_taken_over_tells_the_runner_to_stop(
+    oidc_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "BEAT", 0.01)
+    job_id = _running_rewrap(oidc_runtime, 1, 5)
+    _take_over(oidc_runtime)
+    with beating(oidc_runtime, job_id) as lost:
+        assert lost.wait(10)
+    with oidc_runtime.transaction() as session:
+        job = jobs.get(session, job_id)
+        assert job is not None
+        assert job.status(oidc_runtime.clock()) == "interrupted"
 
 
 # -- audit checkpoints -------------------------------------------------------------------------

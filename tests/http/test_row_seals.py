@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import secrets
+from pathlib import Path
 
+from alembic import command
+from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from api.migrate import FIRST_SEALING, prepare
-from api.runtime import Runtime
+from api.migrate import FIRST_SEALING, alembic_config, prepare, upgrade
+from api.runtime import Runtime, open_runtime
+from api.settings import Settings
 from audit.models import entries
 from identity.models import clients, roles
 from identity.nadra import SCENARIOS, read_registry
@@ -66,12 +70,25 @@ def test_a_client_whose_mac_is_nulled_is_no_client(web: TestClient, oidc_runtime
         assert registry.all() == []
 
 
+def _set_back_to_0013(runtime: Runtime) -> None:
+    """The schema as it was before rows had seals: their MAC columns dropped, every row kept
+    (what a deployment upgrading from 0013 has; or a DBA with the owner's rights rewinding)."""
+    config = alembic_config()
+    with runtime.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0013")
+
+
+def _marker(runtime: Runtime) -> Path:
+    return runtime.settings.data_dir / "keys" / f"{FIRST_SEALING}.done"
+
+
 def test_rows_from_before_seals_are_sealed_once_and_never_again(runtime: Runtime) -> None:
-    """The first upgrade seals rows made before 0014 (here: a MAC set NULL stands for one),
-    records that beside the keys, and never seals again: a row unsealed afterwards stays
-    refused however often the schema is upgraded."""
+    """The upgrade that applies 0014 seals the rows made before it, records that beside the
+    keys, and nothing seals again: a row unsealed afterwards stays refused however often the
+    schema is upgraded, with the record deleted, or with the schema set back before 0014."""
     old = register_client(runtime, "older-service")
-    _by_sql(runtime, update(clients).values(mac=None))
+    _set_back_to_0013(runtime)
     assert not runtime.keys.done(FIRST_SEALING)
     prepare(runtime)
     assert runtime.keys.done(FIRST_SEALING)
@@ -81,9 +98,61 @@ def test_rows_from_before_seals_are_sealed_once_and_never_again(runtime: Runtime
         assert runtime.provider(session).clients.get(old.client_id) is not None
     _by_sql(runtime, update(clients).values(mac=None))
     prepare(runtime)
+    _set_back_to_0013(runtime)  # the record beside the keys says the sealing was done
+    prepare(runtime)
+    _marker(runtime).unlink()  # the schema says so: it is past 0014
+    prepare(runtime)
     with runtime.transaction() as session:
+        assert session.execute(select(clients.c.mac)).scalar_one() is None
         assert runtime.provider(session).clients.get(old.client_id) is None
     assert _actions(runtime).count("integrity.sealed") == 1
+
+
+def test_a_role_unsealed_after_0014_stays_refused_with_the_record_of_sealing_gone(
+    oidc_runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    """Only the run that applies 0014 seals: with the key directory's record of the first
+    sealing missing (the keys' files restored alone), neither `db upgrade` nor `audit
+    integrity` blesses a role whose MAC a DBA set NULL, and the check reports it."""
+    record = read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["active_male"]]
+    citizen_id = register_citizen(oidc_runtime, record)
+    with oidc_runtime.transaction() as session:
+        provider = oidc_runtime.provider(session)
+        provider.roles.add_department("sed", "School Education")
+        provider.roles.grant(citizen_id, "p:x", "sed", "signing.officer", by="admin:test")
+    _by_sql(oidc_runtime, update(roles).values(mac=None))
+    assert not _marker(oidc_runtime).exists()
+    for command_line in (("db", "upgrade"), ("audit", "integrity"), ("audit", "integrity")):
+        code, out = run(cli_env, *command_line)
+        if command_line[0] == "audit":
+            assert code == 1, out
+            assert f"identity_roles {citizen_id}/sed/signing.officer: missing MAC" in out
+        else:
+            assert code == 0, out
+        with oidc_runtime.transaction() as session:
+            assert not oidc_runtime.provider(session).roles.has(citizen_id, "signing.officer")
+    assert "integrity.sealed" not in _actions(oidc_runtime)
+
+
+def test_audit_integrity_neither_migrates_nor_seals(
+    settings: Settings, cli_env: dict[str, str]
+) -> None:
+    runtime = open_runtime(settings)
+    try:
+        upgrade(runtime.engine, "0013")
+        code, out = run(cli_env, "audit", "integrity")
+        assert code != 0
+        assert "run `shanakht db upgrade`" in out
+        with runtime.engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_heads() == ("0013",)
+        assert not runtime.keys.done(FIRST_SEALING)
+        code, out = run(cli_env, "db", "upgrade")
+        assert code == 0, out
+        assert runtime.keys.done(FIRST_SEALING), "the upgrade past 0014 did the first sealing"
+        code, out = run(cli_env, "audit", "integrity")
+        assert code == 0, out
+    finally:
+        runtime.close()
 
 
 def test_audit_integrity_lists_every_row_not_honoured(

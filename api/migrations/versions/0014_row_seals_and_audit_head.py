@@ -2,8 +2,9 @@
 
 Roles, consents and client registrations get a `mac` column (see `audit.row_seal`). It is
 nullable because a migration cannot read the service's keys: rows made before this revision
-are sealed once, by `shanakht db upgrade` (`api.migrate.seal_existing_rows`), and a row
-without a MAC is otherwise never honoured.
+are sealed once, in the transaction of the `shanakht db upgrade` run that applies this revision
+(`api.migrate.upgrade`, `seal_existing_rows`), and a row without a MAC is otherwise never
+honoured.
 
 On PostgreSQL a trigger makes `audit_head` move only forward, and only to an entry that is in
 the log: an UPDATE must grow `size` and leave `chain` equal to the chain value of the entry
