@@ -60,9 +60,7 @@ def decide(
             not_theirs,
             true() if unchanged is None else unchanged,
         )
-        .values(
-            status=status, decided_at=now, decider=decider, refusal=refusal, **(also or {})
-        )
+        .values(status=status, decided_at=now, decider=decider, refusal=refusal, **(also or {}))
     )
     return decided.rowcount == 1  # type: ignore[attr-defined, no-any-return]  # a CursorResult
 

@@ -205,7 +205,7 @@ class RoleProposals:
         rows = self._db.execute(query)
         return [_proposal(r._mapping) for r in rows if self._seal.check(role_proposals, r._mapping)]
 
-    def _row(self, proposal_id: str) -> Mapping[str, Any]:
+    def _row(self, proposal_id: str) -> Mapping[Any, Any]:
         """The proposal's row, every column, if its seal verifies (see the module's docstring)."""
         found = self._db.execute(
             select(role_proposals).where(role_proposals.c.id == proposal_id)
@@ -214,7 +214,7 @@ class RoleProposals:
             raise ProposalRefused("there is no such proposal", code="role.proposal_unknown")
         return found._mapping
 
-    def _deciding(self, proposal_id: str, admin: str, substantial: bool) -> Mapping[str, Any]:
+    def _deciding(self, proposal_id: str, admin: str, substantial: bool) -> Mapping[Any, Any]:
         """The row of the proposal `admin` is about to decide, if they may decide it now."""
         if not substantial:
             raise ProposalRefused(
@@ -243,7 +243,7 @@ class RoleProposals:
         return row
 
     def _decide(
-        self, row: Mapping[str, Any], status: str, admin: str, refusal: str | None
+        self, row: Mapping[Any, Any], status: str, admin: str, refusal: str | None
     ) -> RoleProposal:
         """Record the decision on `row` (as read and checked) with a new seal, only if the row
         still holds the seal it was read with: what was checked is what is decided."""
@@ -315,7 +315,7 @@ class RoleProposals:
         return self._clock().replace(microsecond=0)
 
 
-def _proposal(row: Mapping[str, Any]) -> RoleProposal:
+def _proposal(row: Mapping[Any, Any]) -> RoleProposal:
     return RoleProposal(
         id=row["id"],
         grantee=row["grantee"],

@@ -373,8 +373,10 @@ def test_a_proposal_inserted_by_sql_is_not_shown_and_cannot_be_approved(
         _unseen(runtime, proposal_id)
     assert not _holds(runtime, OFFICER, "identity.admin")
     warned = [r.getMessage() for r in caplog.records if r.name == "shanakht.integrity"]
-    assert "integrity: identity_role_proposals row forgedunsealed has a missing MAC; it is not " \
+    assert (
+        "integrity: identity_role_proposals row forgedunsealed has a missing MAC; it is not "
         "honoured" in warned
+    )
     assert any("forgedborrowed has a wrong MAC" in w for w in warned)
     assert not any(OFFICER in w or PROPOSER in w for w in warned)  # keys only, nobody named
     # A forged pending row does not block the genuine proposal of the same grant.
@@ -390,7 +392,8 @@ def test_a_proposal_changed_by_sql_is_refused(
     proposed = _propose(runtime)
     _by_sql(runtime, update(role_proposals).values(**change))
     _unseen(runtime, proposed.id)
-    assert not _holds(runtime, OFFICER) and not _holds(runtime, THIRD)
+    assert not _holds(runtime, OFFICER)
+    assert not _holds(runtime, THIRD)
     assert not _holds(runtime, OFFICER, "identity.admin")
 
 
