@@ -163,8 +163,9 @@ def audit_prove(seq: int) -> None:
 
 @audit.command("integrity")
 def audit_integrity() -> None:
-    """Check the seal of every role grant, consent and client registration; exit 1 listing
-    each row that is not honoured (written or changed by someone without the service's keys).
+    """Check the seal of every role grant, role proposal, consent and client registration;
+    exit 1 listing each row that is not honoured (written or changed by someone without the
+    service's keys).
 
     Run it on a schedule and alert on its exit: a refused row is also a warning in the API's
     log (logger shanakht.integrity), but only when something reads it, and a forged role on an
@@ -181,7 +182,9 @@ def audit_integrity() -> None:
             click.echo(f"{bad.table} {bad.key}: {bad.problem} MAC, not honoured")
         if found:
             fail(f"{len(found)} rows of authorization state FAILED their seal", EXIT_TAMPERED)
-        click.echo("authorization state verified: every role, consent and client is sealed")
+        click.echo(
+            "authorization state verified: every role, proposal, consent and client is sealed"
+        )
 
 
 @main.group()

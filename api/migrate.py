@@ -33,7 +33,7 @@ from api.runtime import STATE_MAC_KEY, Runtime
 from api.settings import Settings
 from audit import AuditEvent
 from audit.row_seal import seal_unsealed
-from identity.models import clients, roles
+from identity.models import clients, role_proposals, roles
 from locker.models import consents
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -46,7 +46,7 @@ MIGRATION_LOCK = 0x5348414E  # "SHAN"
 ROW_SEALS = "0014"  # the revision that gave rows of authorization state their MAC
 
 # The tables whose rows are sealed (`audit.row_seal`): authorization state.
-SEALED_TABLES = (roles, consents, clients)
+SEALED_TABLES = (roles, role_proposals, consents, clients)
 FIRST_SEALING = f"{STATE_MAC_KEY}-first-sealing"
 
 # What the application role may do, table by table; every other table in the schema (and every

@@ -214,6 +214,14 @@ SAID: dict[str, Text] = {
     "role.proposal_decided": Text(
         "Another administrator has decided this proposal already; nothing was changed."
     ),
+    "role.proposal_changed": Text(
+        "This proposal no longer says what you were shown: nothing was granted. Look at it "
+        "again before you decide."
+    ),
+    "role.proposer_not_admin": Text(
+        "The administrator who proposed this grant is no longer an administrator, so it cannot "
+        "be approved. Refuse it, or let it expire."
+    ),
     "role.refusal_reason": Text(
         "Say why you refuse, in 1 to %(most)s characters, without a CNIC in it."
     ),

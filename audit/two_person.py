@@ -10,9 +10,11 @@ both `identity` and `locker` may import; each keeps its own table, checks and re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, update
+from sqlalchemy import ColumnElement, Table, true, update
 from sqlalchemy.orm import Session
 
 from audit.entry import holds_cnic
@@ -39,11 +41,16 @@ def decide(
     refusal: str | None,
     now: datetime,
     not_theirs: ColumnElement[bool],
+    unchanged: ColumnElement[bool] | None = None,
+    also: Mapping[str, Any] | None = None,
 ) -> bool:
     """Record `decider`'s decision if the row is still pending, unexpired and `not_theirs`
     holds (the decider is not its proposer, nor whoever else may not decide it). A
     compare-and-set: of two deciders racing, one updates the row and the other finds it
-    decided, however the race goes; False then, and nothing is changed."""
+    decided, however the race goes; False then, and nothing is changed.
+
+    A sealed row (`audit.row_seal`) passes `unchanged`, its old MAC as read, so the row is
+    decided only as it was checked, and `also`, its new MAC over the decided row."""
     decided = db.execute(
         update(table)
         .where(
@@ -51,8 +58,9 @@ def decide(
             table.c.status == PENDING,
             table.c.created_at > now - DECISION_WINDOW,
             not_theirs,
+            true() if unchanged is None else unchanged,
         )
-        .values(status=status, decided_at=now, decider=decider, refusal=refusal)
+        .values(status=status, decided_at=now, decider=decider, refusal=refusal, **(also or {}))
     )
     return decided.rowcount == 1  # type: ignore[attr-defined, no-any-return]  # a CursorResult
 

@@ -250,6 +250,7 @@ role_proposals = Table(
     Column("decided_at", UtcDateTime(), nullable=True),
     Column("decider", String(45), nullable=True, comment="the second administrator's pseudonym"),
     Column("refusal", String(500), nullable=True, comment="why the second administrator refused"),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
 )
 
 # -- authenticator apps (TOTP) and recovery codes -------------------------------------------------

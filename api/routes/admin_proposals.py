@@ -7,8 +7,10 @@
 An administrator proposes on the officer's page (`admin_pages.grant_role`); the others see the
 proposal here, and on the administration desk a count of those waiting. Deciding needs what
 every administrator's act needs (the role and a second factor in this session, `AdminDep`), and
-the domain checks again that the decider is neither the proposer nor the grantee. A refusal is
-said in the reader's language, beside the reason when it is about that.
+the domain checks again that the decider is neither the proposer nor the grantee. The approve
+form carries the officer, department and role the page showed, and the domain grants only if
+the proposal still says them. A refusal is said in the reader's language, beside the reason
+when it is about that.
 """
 
 from __future__ import annotations
@@ -83,10 +85,16 @@ def approve(
     session: SessionDep,
     me: AdminDep,
     proposal_id: str,
+    grantee: FormText = "",
+    department: FormText = "",
+    role: FormText = "",
     csrf: CsrfForm = "",
 ) -> Response:
+    """An approval of what the page showed: a form that names anything else (or nothing) is
+    refused by the domain, and nothing is granted."""
     check_csrf(request, runtime, csrf)
-    return _decide(request, runtime, session, me, proposal_id, approve=True)
+    shown = (grantee, department, role)
+    return _decide(request, runtime, session, me, proposal_id, shown=shown)
 
 
 @router.post("/admin/proposals/{proposal_id}/refuse", response_model=None)
@@ -100,7 +108,7 @@ def refuse(
     csrf: CsrfForm = "",
 ) -> Response:
     check_csrf(request, runtime, csrf)
-    return _decide(request, runtime, session, me, proposal_id, approve=False, reason=refusal_reason)
+    return _decide(request, runtime, session, me, proposal_id, reason=refusal_reason)
 
 
 def _decide(
@@ -110,15 +118,22 @@ def _decide(
     me: SignedIn,
     proposal_id: str,
     *,
-    approve: bool,
+    shown: tuple[str, str, str] | None = None,
     reason: str = "",
 ) -> Response:
-    """A second administrator's decision; a refusal of it is said on the proposals page."""
+    """A second administrator's decision: an approval of what was `shown`, or (without it) a
+    refusal for `reason`. `shown` is the officer's pseudonym, the department and the role
+    the approver's page named. A refusal of the decision is said on the proposals page."""
     proposals = runtime.provider(session).role_proposals
     admin, substantial = me.account.pseudonym, me.substantial
+    approve = shown is not None
     try:
-        if approve:
-            proposals.approve(proposal_id, admin=admin, substantial=substantial)
+        if shown is not None:
+            grantee, department, role = shown
+            proposals.approve(
+                proposal_id, admin=admin, substantial=substantial,
+                grantee=grantee, department=department, role=role,
+            )  # fmt: skip
         else:
             proposals.refuse(
                 proposal_id, admin=admin, substantial=substantial, reason=reason.strip()

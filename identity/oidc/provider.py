@@ -60,7 +60,9 @@ class Provider:
             session, clients=self.clients, grants=self.grants, sessions=self.sessions, clock=clock
         )
         self.roles = Roles(session, audit=audit, clock=clock, seal=config.row_seal)
-        self.role_proposals = RoleProposals(session, roles=self.roles, audit=audit, clock=clock)
+        self.role_proposals = RoleProposals(
+            session, roles=self.roles, audit=audit, clock=clock, seal=config.row_seal
+        )
         self.tokens = TokenService(
             session,
             keys=self.keys,

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
-from sqlalchemy import select, text, update
+from sqlalchemy import insert, select, text, update
 
 from api.app import create_app
 from api.job_runner import beating
@@ -391,6 +391,21 @@ def _propose(web: TestClient, oidc_runtime: Runtime, grantee: CitizenRecord, rol
         )
 
 
+def _shown(runtime: Runtime, proposal: str) -> dict[str, str]:
+    """The approve form of a proposal as its page sends it: officer, department and role."""
+    with runtime.engine.connect() as connection:
+        row = connection.execute(
+            select(role_proposals).where(role_proposals.c.id == proposal)
+        ).one()
+    return {"grantee": row.grantee, "department": row.department_id, "role": row.role}
+
+
+def _approve(other: TestClient, runtime: Runtime, proposal: str, **changes: str):  # type: ignore[no-untyped-def]
+    """The second administrator presses Approve (the form with `changes`)."""
+    form = {**_shown(runtime, proposal), **changes}
+    return _post(other, f"/admin/proposals/{proposal}/approve", form, page="/admin/officers")
+
+
 def _holds(runtime: Runtime, record: CitizenRecord, role: str) -> bool:
     with runtime.transaction() as session:
         provider = runtime.provider(session)
@@ -416,7 +431,7 @@ def test_a_grant_of_locker_legal_waits_for_a_second_administrator(
     assert not _holds(oidc_runtime, officer, "locker.legal")
     # The proposer sees nothing to decide, and a forged approval is refused.
     assert "No grant waits for your approval" in web.get("/admin/proposals").text
-    own = _post(web, f"/admin/proposals/{proposal}/approve", {}, page="/admin/officers")
+    own = _approve(web, oidc_runtime, proposal)
     assert own.status_code == 403
     assert "You proposed this grant: another administrator must decide it." in own.text
     assert not _holds(oidc_runtime, officer, "locker.legal")
@@ -428,11 +443,12 @@ def test_a_grant_of_locker_legal_waits_for_a_second_administrator(
     assert admin.full_name in listed.text
     assert f'action="/admin/proposals/{proposal}/approve"' in listed.text
     assert f'<label for="refusal_reason-{proposal}">' in listed.text
-    approved = _post(other, f"/admin/proposals/{proposal}/approve", {}, page="/admin/officers")
+    assert 'name="role" value="locker.legal"' in listed.text
+    approved = _approve(other, oidc_runtime, proposal)
     assert approved.status_code == 303
     assert "The officer holds the role now." in other.get(approved.headers["location"]).text
     assert _holds(oidc_runtime, officer, "locker.legal")
-    again = _post(other, f"/admin/proposals/{proposal}/approve", {}, page="/admin/officers")
+    again = _approve(other, oidc_runtime, proposal)
     assert again.status_code == 409
     assert "decided this proposal already" in again.text
     first, second_p = (f"citizen:{_pseudonym(oidc_runtime, r.cnic)}" for r in (admin, second))
@@ -471,7 +487,7 @@ def test_a_refused_grant_gives_nothing_and_needs_a_reason(
     assert refused.status_code == 303
     assert "was not given the role" in other.get(refused.headers["location"]).text
     assert not _holds(oidc_runtime, officer, "identity.admin")
-    late = _post(other, f"/admin/proposals/{proposal}/approve", {}, page="/admin/officers")
+    late = _approve(other, oidc_runtime, proposal)
     assert late.status_code == 409
     assert not _holds(oidc_runtime, officer, "identity.admin")
     entry = _audit(oidc_runtime)[-1]
@@ -489,7 +505,7 @@ def test_the_grantee_cannot_approve_their_own_grant(
     other, second = second_admin
     proposal = _propose(web, oidc_runtime, second, "locker.legal")
     assert "No grant waits for your approval" in other.get("/admin/proposals").text
-    forged = _post(other, f"/admin/proposals/{proposal}/approve", {}, page="/admin/officers")
+    forged = _approve(other, oidc_runtime, proposal)
     assert forged.status_code == 403
     assert "This grant is for you: another administrator must decide it." in forged.text
     assert not _holds(oidc_runtime, second, "locker.legal")
@@ -504,15 +520,98 @@ def test_an_expired_proposal_grants_nothing(
     other, _second = second_admin
     officer = _citizen(oidc_runtime, "active_male")
     proposal = _propose(web, oidc_runtime, officer, "locker.legal")
-    with oidc_runtime.transaction() as session:  # proposed 7 days ago
-        session.execute(
-            update(role_proposals).values(created_at=oidc_runtime.clock() - timedelta(days=7))
-        )
+    with oidc_runtime.transaction() as session:  # proposed 7 days ago, sealed as the service would
+        row = session.execute(select(role_proposals)).one()._mapping
+        week_ago = oidc_runtime.clock().replace(microsecond=0) - timedelta(days=7)
+        old = oidc_runtime.row_seal.sealed(role_proposals, {**row, "created_at": week_ago})
+        session.execute(update(role_proposals).values(old))
     assert "Grants waiting for your approval" not in other.get("/admin").text
-    expired = _post(other, f"/admin/proposals/{proposal}/approve", {}, page="/admin/officers")
+    expired = _approve(other, oidc_runtime, proposal)
     assert expired.status_code == 409
     assert "nobody decided it within 7 days" in expired.text
     assert not _holds(oidc_runtime, officer, "locker.legal")
+
+
+def test_a_proposal_forged_or_changed_by_sql_is_not_shown_and_grants_nothing(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    admin: CitizenRecord,
+    second_admin: tuple[TestClient, CitizenRecord],
+) -> None:
+    """Whoever can write the database, but holds none of the service's keys, names a real
+    administrator as the proposer of identity.admin for an officer; and changes the role of a
+    genuine proposal. The second administrator sees neither, and an approval grants nothing."""
+    other, _second = second_admin
+    officer = _citizen(oidc_runtime, "active_male")
+    genuine = _propose(web, oidc_runtime, officer, "locker.legal")
+    with oidc_runtime.transaction() as session:
+        session.execute(
+            insert(role_proposals).values(
+                id="forgedbysql", grantee=_pseudonym(oidc_runtime, officer.cnic),
+                department_id=DEPARTMENT, role="identity.admin",
+                proposer=_pseudonym(oidc_runtime, admin.cnic),
+                created_at=oidc_runtime.clock(), status="pending",
+            )
+        )  # fmt: skip
+        session.execute(
+            update(role_proposals)
+            .where(role_proposals.c.id == genuine)
+            .values(role="identity.admin")
+        )
+    assert "Grants waiting for your approval" not in other.get("/admin").text
+    listed = other.get("/admin/proposals")
+    assert "No grant waits for your approval" in listed.text
+    assert "forgedbysql" not in listed.text
+    for proposal in ("forgedbysql", genuine):
+        forged = _approve(other, oidc_runtime, proposal)
+        assert forged.status_code == 404
+        assert "There is no such proposal." in forged.text
+    assert not _holds(oidc_runtime, officer, "identity.admin")
+    assert not _holds(oidc_runtime, officer, "locker.legal")
+
+
+def test_an_approval_form_naming_another_grant_is_refused(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    admin: CitizenRecord,
+    second_admin: tuple[TestClient, CitizenRecord],
+) -> None:
+    other, _second = second_admin
+    officer = _citizen(oidc_runtime, "active_male")
+    proposal = _propose(web, oidc_runtime, officer, "locker.legal")
+    for changed in ({"role": "identity.admin"}, {"grantee": "p:" + "X" * 43}, {"department": ""}):
+        refused = _approve(other, oidc_runtime, proposal, **changed)
+        assert refused.status_code == 409, changed
+        assert "This proposal no longer says what you were shown: nothing was granted." in (
+            refused.text
+        )
+    assert not _holds(oidc_runtime, officer, "locker.legal")
+    assert _approve(other, oidc_runtime, proposal).status_code == 303  # the form as shown
+    assert _holds(oidc_runtime, officer, "locker.legal")
+
+
+def test_a_proposal_whose_proposer_lost_identity_admin_is_not_approved(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    admin: CitizenRecord,
+    second_admin: tuple[TestClient, CitizenRecord],
+) -> None:
+    other, _second = second_admin
+    officer = _citizen(oidc_runtime, "active_male")
+    proposal = _propose(web, oidc_runtime, officer, "identity.admin")
+    with oidc_runtime.transaction() as session:
+        provider = oidc_runtime.provider(session)
+        proposer = provider.accounts.by_pseudonym(_pseudonym(oidc_runtime, admin.cnic))
+        assert proposer is not None
+        assert provider.roles.revoke(proposer.id, proposer.pseudonym, DEPARTMENT,
+                                     "identity.admin", by="admin:test")  # fmt: skip
+    refused = _approve(other, oidc_runtime, proposal)
+    assert refused.status_code == 409
+    assert "is no longer an administrator, so it cannot be approved" in refused.text
+    assert not _holds(oidc_runtime, officer, "identity.admin")
+    other.get("/lang/ur")
+    urdu = _approve(other, oidc_runtime, proposal)
+    assert "جس منتظم نے یہ کردار تجویز کیا تھا وہ اب منتظم نہیں رہا" in urdu.text
 
 
 def test_taking_a_powerful_role_away_is_immediate(

@@ -1,6 +1,7 @@
 """Sealed client registrations, the one-time sealing of older rows, and the check an
 administrator runs (docs/threat-model.md section 7, item 9). Roles are in
-test_roles_and_entries.py, consents in tests/unit/locker/test_exchange.py."""
+test_roles_and_entries.py, consents in tests/unit/locker/test_exchange.py, role proposals in
+tests/unit/identity/test_role_proposals.py."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from pathlib import Path
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from api.migrate import FIRST_SEALING, alembic_config, prepare, upgrade
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from audit.models import entries
-from identity.models import clients, roles
+from identity.models import clients, role_proposals, roles
 from identity.nadra import SCENARIOS, read_registry
 from tests.cli.test_cli import run
 from tests.http.oidc_kit import Browser, register_citizen, register_client, token
@@ -176,3 +177,39 @@ def test_audit_integrity_lists_every_row_not_honoured(
     assert "identity_clients etransfer: missing MAC" in out
     assert "2 rows of authorization state FAILED their seal" in out
     assert record.cnic not in out
+
+
+def test_audit_integrity_lists_a_forged_role_proposal(
+    oidc_runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    """A proposal the service wrote, and decided, verifies; one written by SQL naming a real
+    administrator as its proposer is listed, by its id only."""
+    admins = [read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS[s]]
+              for s in ("active_male", "active_female", "two_mobiles")]  # fmt: skip
+    ids = [register_citizen(oidc_runtime, record) for record in admins]
+    with oidc_runtime.transaction() as session:
+        provider = oidc_runtime.provider(session)
+        provider.roles.add_department("sed", "School Education")
+        named = [provider.accounts.by_id(i).pseudonym for i in ids]  # type: ignore[union-attr]
+        for citizen_id, who in zip(ids[:2], named[:2], strict=True):
+            provider.roles.grant(citizen_id, who, "sed", "identity.admin", by="admin:test")
+        proposed = provider.role_proposals.propose(named[2], "sed", "locker.legal",
+                                                   proposer=named[0])  # fmt: skip
+        provider.role_proposals.refuse(proposed.id, admin=named[1], substantial=True,
+                                       reason="Not staff")  # fmt: skip
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 0, out
+    _by_sql(
+        oidc_runtime,
+        insert(role_proposals).values(
+            id="forgedbysql", grantee=named[2], department_id="sed", role="identity.admin",
+            proposer=named[0], created_at=oidc_runtime.clock(), status="pending",
+        ),
+    )  # fmt: skip
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 1, out
+    assert "identity_role_proposals forgedbysql: missing MAC, not honoured" in out
+    assert "1 rows of authorization state FAILED their seal" in out
+    assert proposed.id not in out
+    for record in admins:
+        assert record.cnic not in out

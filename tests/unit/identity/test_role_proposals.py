@@ -12,13 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from api.runtime import Runtime
 from audit import two_person
 from audit.models import entries
-from identity.models import citizens, role_proposals
+from audit.row_seal import bad_rows
+from identity.models import citizens, role_proposals, roles
 from identity.role_proposals import ProposalRefused, RoleProposal, RoleProposals
 from identity.roles import RoleError, Roles
 from tests.unit.identity.conftest import Clock
@@ -64,7 +65,7 @@ def _roles(runtime: Runtime, session: Session) -> Roles:
 def _proposals(runtime: Runtime, session: Session) -> RoleProposals:
     return RoleProposals(
         session, roles=_roles(runtime, session), audit=runtime.audit_log(session),
-        clock=runtime.clock,
+        clock=runtime.clock, seal=runtime.row_seal,
     )  # fmt: skip
 
 
@@ -76,10 +77,22 @@ def _propose(runtime: Runtime, role: str = "locker.legal", **changes: Any) -> Ro
         return _proposals(runtime, session).propose(**terms, proposer=proposer)
 
 
+def _shown(runtime: Runtime, proposal_id: str) -> dict[str, str]:
+    """What the approver's page would show of the proposal: its row as stored, sealed or not."""
+    with runtime.sessions() as session:
+        row = session.execute(
+            select(role_proposals).where(role_proposals.c.id == proposal_id)
+        ).first()
+    if row is None:
+        return {"grantee": "", "department": "", "role": ""}
+    return {"grantee": row.grantee, "department": row.department_id, "role": row.role}
+
+
 def _approve(runtime: Runtime, proposal_id: str, admin: str = SECOND, **kw: Any) -> RoleProposal:
+    shown = {**_shown(runtime, proposal_id), **kw.get("shown", {})}
     with runtime.transaction() as session:
         return _proposals(runtime, session).approve(
-            proposal_id, admin=admin, substantial=kw.get("substantial", True)
+            proposal_id, admin=admin, substantial=kw.get("substantial", True), **shown
         )
 
 
@@ -319,3 +332,128 @@ def test_an_approval_once_the_role_is_held_grants_nothing_twice(
     with runtime.sessions() as session:
         assert _proposals(runtime, session).get(proposed.id).status == "pending"  # rolled back
     assert _refused(lambda: _propose(runtime, proposer=THIRD)) == "role.held"
+
+
+# -- sealed proposals: what a database writer without the service's keys cannot do ---------------
+
+
+def _by_sql(runtime: Runtime, statement: object) -> None:
+    """What whoever holds the application role's credentials can do, without its keys."""
+    with runtime.transaction() as session:
+        session.execute(statement)  # type: ignore[call-overload]
+
+
+def _unseen(runtime: Runtime, proposal_id: str) -> None:
+    """The proposal is no proposal: not listed, not found, not approved, not refused."""
+    with runtime.sessions() as session:
+        proposals = _proposals(runtime, session)
+        assert proposal_id not in [p.id for p in proposals.awaiting(admin=SECOND)]
+        assert proposal_id not in [p.id for p in proposals.pending_for(OFFICER)]
+        assert _refused(lambda: proposals.get(proposal_id)) == "role.proposal_unknown"
+    assert _refused(lambda: _approve(runtime, proposal_id)) == "role.proposal_unknown"
+    assert _refused(lambda: _refuse(runtime, proposal_id)) == "role.proposal_unknown"
+
+
+def test_a_proposal_inserted_by_sql_is_not_shown_and_cannot_be_approved(
+    runtime: Runtime, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The officer writes a pending proposal naming a real administrator as its proposer and
+    themself as the grantee of identity.admin: without the seal, a second administrator's
+    approval would have written a correctly sealed role."""
+    genuine = _propose(runtime, grantee=THIRD)
+    with runtime.sessions() as session:
+        stolen = session.execute(
+            select(role_proposals.c.mac).where(role_proposals.c.id == genuine.id)
+        ).scalar_one()
+    forged = {"grantee": OFFICER, "department_id": DEPARTMENT, "role": "identity.admin",
+              "proposer": PROPOSER, "created_at": clock(), "status": "pending"}  # fmt: skip
+    _by_sql(runtime, insert(role_proposals).values(id="forgedunsealed", **forged))
+    _by_sql(runtime, insert(role_proposals).values(id="forgedborrowed", mac=stolen, **forged))
+    for proposal_id in ("forgedunsealed", "forgedborrowed"):
+        _unseen(runtime, proposal_id)
+    assert not _holds(runtime, OFFICER, "identity.admin")
+    warned = [r.getMessage() for r in caplog.records if r.name == "shanakht.integrity"]
+    assert (
+        "integrity: identity_role_proposals row forgedunsealed has a missing MAC; it is not "
+        "honoured" in warned
+    )
+    assert any("forgedborrowed has a wrong MAC" in w for w in warned)
+    assert not any(OFFICER in w or PROPOSER in w for w in warned)  # keys only, nobody named
+    # A forged pending row does not block the genuine proposal of the same grant.
+    assert _propose(runtime, role="identity.admin").status == "pending"
+
+
+@pytest.mark.parametrize(
+    "change", [{"role": "identity.admin"}, {"grantee": THIRD}, {"proposer": THIRD}]
+)
+def test_a_proposal_changed_by_sql_is_refused(
+    runtime: Runtime, clock: Clock, change: dict[str, str]
+) -> None:
+    proposed = _propose(runtime)
+    _by_sql(runtime, update(role_proposals).values(**change))
+    _unseen(runtime, proposed.id)
+    assert not _holds(runtime, OFFICER)
+    assert not _holds(runtime, THIRD)
+    assert not _holds(runtime, OFFICER, "identity.admin")
+
+
+def test_an_approval_of_other_terms_than_the_proposals_is_refused(
+    runtime: Runtime, clock: Clock
+) -> None:
+    """The approver's page sends what it showed; a proposal that says anything else (however
+    it came to) is not approved, and stays pending."""
+    proposed = _propose(runtime)
+    for shown in ({"role": "identity.admin"}, {"grantee": THIRD}, {"department": "other"},
+                  {"role": ""}):  # fmt: skip
+        code = _refused(lambda shown=shown: _approve(runtime, proposed.id, shown=shown))  # type: ignore[misc]
+        assert code == "role.proposal_changed", shown
+    assert not _holds(runtime, OFFICER)
+    with runtime.sessions() as session:
+        assert _proposals(runtime, session).get(proposed.id).status == "pending"
+    assert _approve(runtime, proposed.id).status == "approved"
+    assert _holds(runtime, OFFICER)
+
+
+def test_a_proposal_whose_proposer_lost_identity_admin_cannot_be_approved(
+    runtime: Runtime, clock: Clock
+) -> None:
+    proposed = _propose(runtime)
+    with runtime.transaction() as session:
+        assert _roles(runtime, session).revoke(
+            _id(PROPOSER), PROPOSER, DEPARTMENT, "identity.admin", by=f"citizen:{THIRD}"
+        )
+    assert _refused(lambda: _approve(runtime, proposed.id)) == "role.proposer_not_admin"
+    # Nor does an identity.admin row put back by SQL, without its seal, count.
+    _by_sql(runtime, insert(roles).values(citizen_id=_id(PROPOSER), department_id=DEPARTMENT,
+                                          role="identity.admin", granted_at=clock(),
+                                          granted_by="admin:cli"))  # fmt: skip
+    assert _refused(lambda: _approve(runtime, proposed.id)) == "role.proposer_not_admin"
+    assert not _holds(runtime, OFFICER)
+    assert _refuse(runtime, proposed.id).status == "refused"  # it may still be refused
+
+
+def test_a_decision_reseals_the_row_only_as_it_was_checked(
+    runtime: Runtime, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decided proposal's row verifies; and a row whose seal changed between its check and
+    the decision is not decided (the old MAC is the compare-and-set), so no new seal blesses
+    what was changed meanwhile."""
+    decided = _propose(runtime)
+    assert _refuse(runtime, decided.id).status == "refused"
+    with runtime.sessions() as session:
+        assert bad_rows(session, runtime.row_seal, [role_proposals]) == []
+    proposed = _propose(runtime)
+    deciding = two_person.decide
+
+    def after_a_change(*args: Any, **kwargs: Any) -> bool:
+        _by_sql(runtime, update(role_proposals).where(role_proposals.c.id == proposed.id)
+                .values(mac=None))  # fmt: skip
+        return deciding(*args, **kwargs)
+
+    monkeypatch.setattr(two_person, "decide", after_a_change)
+    assert _refused(lambda: _approve(runtime, proposed.id)) == "role.proposal_decided"
+    assert not _holds(runtime, OFFICER)
+    with runtime.sessions() as session:
+        assert [b.key for b in bad_rows(session, runtime.row_seal, [role_proposals])] == [
+            proposed.id
+        ]
