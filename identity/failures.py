@@ -10,8 +10,8 @@ The log is kept for ever and every entry costs a hash-chain append, so what an o
 provoke at will must not grow it without bound. What gets an entry, and why:
 
 - A wrong or reused second-factor code: always. Only a browser signed in with the password
-  reaches that step, and the existing limits already bound it per account (five tries per
-  code and five codes sent per 15 minutes; ten app codes per 15 minutes).
+  reaches that step, and the existing limits already bound it per account (five wrong SMS
+  codes per 15 minutes, whatever the number of codes sent; ten app codes per 15 minutes).
 - A failed client authentication: only when the client it claims to be is registered (the
   entry names it), and then at most `CAP` entries per client in a window; the rest are only
   counted. A client id is public (it travels in every authorization URL), so anyone can fail
