@@ -668,9 +668,12 @@ def _explain(response: httpx2.Response) -> str:
     return f"{request}: {response.status_code} {said or response.text[:200]}"
 
 
-def browser_code(base: str, client_id: str, scope: str, cnic: str) -> tuple[str, str]:
+def browser_code(
+    base: str, client_id: str, scope: str, cnic: str, signed_in: Callable[[], None] | None = None
+) -> tuple[str, str]:
     """The authorization code flow as a browser drives it (login, consent): the code and its
-    PKCE verifier, for the caller to redeem."""
+    PKCE verifier, for the caller to redeem. `signed_in`, if given, runs right after the login
+    (a step-up made through the services: the code then carries the raised acr)."""
     verifier, challenge = _pkce()
     with httpx2.Client(base_url=base) as browser:
         response = browser.get("/oauth/authorize?" + _authorize_query(client_id, scope, challenge))
@@ -689,6 +692,8 @@ def browser_code(base: str, client_id: str, scope: str, cnic: str) -> tuple[str,
             if page.url.path == "/login":
                 form = {"cnic": cnic, "password": PASSWORD, "request": request_id}
                 response = browser.post("/login", data={**form, "csrf": found.group(1)})
+                if signed_in is not None:
+                    signed_in()
             elif page.url.path == "/consent":
                 form = {"decision": "allow", "request": request_id, "csrf": found.group(1)}
                 response = browser.post("/consent", data=form)
