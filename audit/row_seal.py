@@ -13,6 +13,11 @@ A seal proves a row was written by the service as it stands; it cannot prove it 
 newest such row. Whoever kept an earlier row and its MAC (a consent before its revocation, a
 role before it was revoked) can put them back: the audit log, which records every change, is
 where that shows (docs/threat-model.md section 7, item 9).
+
+Since the message is every column, a migration that adds a column to a sealed table changes
+what every existing row's MAC must cover: it has to re-seal those rows in the same upgrade, as
+the upgrade to 0014 seals the rows written before seals (`api.migrate`), or they all stop being
+honoured at once.
 """
 
 from __future__ import annotations
