@@ -1202,7 +1202,7 @@ def test_an_audit_reader_can_change_nothing(web: TestClient, oidc_runtime: Runti
     assert len(routes) >= 15, routes
     values = {"department": "pitb", "citizen_id": reader, "client_id": "audit-console",
               "serial": "01", "grant_id": "a" * 32, "document_id": "a" * 32,
-              "request_id": "a" * 32, "job_id": "a" * 32}  # fmt: skip
+              "request_id": "a" * 32, "job_id": "a" * 32, "proposal_id": "a" * 32}  # fmt: skip
     for method, path in routes:
         response = web.request(
             method, _filled(path, **values), data={"csrf": csrf}, follow_redirects=False
