@@ -728,8 +728,8 @@ def test_step_up_with_an_authenticator_app(
     secret = setup.text.split('<code dir="ltr" id="totp-key">')[1].split("</code>")[0]
     app = pyotp.TOTP(secret)
     confirmed = web.post(
-        "/account/authenticator", data={"csrf": csrf_of(setup.text), "code": app.now()}
-    )
+        "/account/authenticator", data={"csrf": csrf_of(setup.text), "code": app.at(clock.now)}
+    )  # the held clock's step, not the wall clock's: a step crossed mid-test spent the next one
     assert "Your recovery codes" in confirmed.text
     web.cookies.clear()  # a new sign-in: password first, then the app
     response, verifier = browser.authorize(rp, acr_values="urn:shanakht:loa:substantial")
