@@ -200,6 +200,11 @@ def rotate_master_key(directory: Path, current: bytes, new: bytes) -> MasterRota
     which re-seals a key that a process still running under `current` made meanwhile."""
     if hmac.compare_digest(current, new):
         raise MasterKeyRefused("the new master key is the one in use: make a new one")
+    if not any(_NAME.match(path.stem) for path in directory.glob("*.json")):
+        raise MasterKeyRefused(
+            f"there are no key files in {directory}: is SHANAKHT_DATA_DIR the service's data "
+            "directory?"
+        )
     old_store, new_store = LocalKeyStore(directory, current), LocalKeyStore(directory, new)
     pending, already = _sealed_under_old(old_store, new_store)
     resealed = 0

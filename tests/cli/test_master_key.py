@@ -309,6 +309,22 @@ def test_keys_that_do_not_open_under_the_current_key_are_refused_and_nothing_cha
     assert _files(used.settings.data_dir) == before
 
 
+def test_a_data_directory_without_keys_is_refused_and_left_as_it_was(
+    used: Used, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A mistyped SHANAKHT_DATA_DIR: in production, nothing to rotate; in development, no
+    master.key either. Neither makes a folder."""
+    elsewhere = tmp_path / "not-the-data-dir"
+    env = {**_env(cli_env, used.old), "SHANAKHT_DATA_DIR": str(elsewhere)}
+    code, out = _rotate(env, _key_file(tmp_path, _key()))
+    assert code == 2
+    assert f"there are no key files in {elsewhere / 'keys'}" in out
+    code, out = _rotate({**env, "SHANAKHT_MASTER_KEY": None}, _key_file(tmp_path, _key()))
+    assert code == 2
+    assert f"{elsewhere / 'master.key'} does not exist and SHANAKHT_MASTER_KEY is not set" in out
+    assert not elsewhere.exists()
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -387,7 +403,7 @@ def test_a_replica_left_running_under_the_old_key_is_not_ready_and_its_late_key_
 
     with (
         _opened(_settings(used.settings, new)) as runtime,
-        pytest.raises(StartupError, match=f"key {DEVICE_KEY} .* does not open"),
+        pytest.raises(StartupError, match=rf"key {DEVICE_KEY} .* does not open"),
     ):
         check_keys_fit_database(runtime)
     code, out = _rotate(_env(cli_env, used.old), key_file)

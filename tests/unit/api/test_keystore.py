@@ -176,7 +176,7 @@ def test_a_key_made_under_the_old_key_after_a_rotation_is_resealed_by_a_rerun(
     _filled(keys)
     rotate_master_key(keys, MASTER, NEW)
     late = LocalKeyStore(keys, MASTER).secret("identity-device-cookie")
-    with pytest.raises(StartupError, match="identity-device-cookie .* does not open"):
+    with pytest.raises(StartupError, match=r"identity-device-cookie .* does not open"):
         LocalKeyStore(keys, NEW).secret("identity-device-cookie")
     done = rotate_master_key(keys, MASTER, NEW)
     assert done == MasterRotation(resealed=1, already=len(NAMES))
@@ -195,8 +195,15 @@ def test_a_file_under_neither_key_is_refused_and_nothing_changes(tmp_path: Path)
     _filled(keys)
     LocalKeyStore(keys, bytes(32)).secret("stranger")
     before = {path.name: path.read_bytes() for path in keys.iterdir()}
-    with pytest.raises(MasterKeyRefused, match="key stranger .* opens under neither"):
+    with pytest.raises(MasterKeyRefused, match=r"key stranger .* opens under neither"):
         rotate_master_key(keys, MASTER, NEW)
     with pytest.raises(MasterKeyRefused, match="opens under neither"):
         rotate_master_key(keys, bytes(32 * [7]), NEW)
     assert {path.name: path.read_bytes() for path in keys.iterdir()} == before
+
+
+def test_a_folder_without_key_files_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    """A wrong SHANAKHT_DATA_DIR: nothing to rotate, and no keys folder made."""
+    with pytest.raises(MasterKeyRefused, match="there are no key files in"):
+        rotate_master_key(tmp_path / "keys", MASTER, NEW)
+    assert not (tmp_path / "keys").exists()
