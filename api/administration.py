@@ -73,6 +73,20 @@ def rotate_kek(runtime: Runtime, *, actor: str) -> str:
     return version_id
 
 
+def record_master_rotation(runtime: Runtime, *, resealed: int, actor: str) -> None:
+    """Record in the audit log that the master key was rotated (`api.cli_master`): how many
+    key files were re-sealed, and nothing about either key, not even a fingerprint."""
+    with runtime.transaction() as session:
+        runtime.audit_log(session).append(
+            AuditEvent(
+                actor=actor,
+                action="keys.master.rotated",
+                resource="keys:master",
+                details={"resealed_files": resealed},
+            )
+        )
+
+
 CURRENT = "current"
 UNWRAP_ONLY = "unwrap only"
 UNAVAILABLE = "unavailable"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -19,6 +19,8 @@ from api.backchannel import deliver, end_sessions
 from api.cli_backup import backup, restore
 from api.cli_demo import demo
 from api.cli_locker import kek_lines, locker
+from api.cli_master import HELP as MASTER_HELP
+from api.cli_master import rotate_master
 from api.cli_pki import pki
 from api.cli_support import (
     EXIT_TAMPERED,
@@ -30,6 +32,7 @@ from api.cli_support import (
 )
 from api.cli_verify import verify
 from api.key_check import check_keys_fit_database
+from api.keystore import MAKE_ONE
 from api.migrate import SEALED_TABLES, prepare, require_current_schema
 from api.runtime import Runtime
 from audit import AuditError, AuditEvent, TamperError, address_pseudonym
@@ -291,27 +294,45 @@ def clients_remove(client_id: str) -> None:
 
 
 KEY_SETS = ("oidc", "locker", "all")
+MASTER = "master"
 
 
 @main.group()
 def keys() -> None:
-    """The provider's token-signing keys (oidc) and the locker's KEKs (locker)."""
+    """The provider's token-signing keys (oidc), the locker's KEKs (locker), the master key."""
 
 
-@keys.command("rotate")
-@click.argument("which", type=click.Choice(KEY_SETS), default="all", required=False)
+@keys.command("rotate", epilog=MASTER_HELP)
+@click.argument("which", type=click.Choice((*KEY_SETS, MASTER)), default="all", required=False)
 @click.option(
     "--compromised",
     is_flag=True,
     help="The signing keys leaked: withdraw them from the JWKS now, not after a day.",
 )
-def keys_rotate(which: str, compromised: bool) -> None:
-    """New signing keys (old ones stay in the JWKS a day) and/or a new locker KEK.
+@click.option(
+    "--new-key-file",
+    type=click.File("r"),
+    help="master: the file (`-`: standard input) holding the new master key, base64.",
+)
+def keys_rotate(which: str, compromised: bool, new_key_file: TextIO | None) -> None:
+    """New signing keys (old ones stay in the JWKS a day) and/or a new locker KEK; or a new
+    master key.
 
     WHICH: oidc (the token-signing keys), locker (a KEK version; `shanakht locker rewrap` then
-    moves the stored data keys to it) or all, the default. With --compromised, tokens the old
-    signing keys signed stop verifying at once (e-services refresh theirs).
+    moves the stored data keys to it) or all, the default; or master (below). With
+    --compromised, tokens the old signing keys signed stop verifying at once (e-services
+    refresh theirs).
     """
+    if which == MASTER:
+        if compromised:
+            fail("--compromised is for the oidc keys; a leaked master key is replaced the same way")
+        if new_key_file is None:
+            fail(f"keys rotate master needs --new-key-file: make one with (umask 077; {MAKE_ONE} "
+                 "> new-master.key)")  # fmt: skip
+        rotate_master(new_key_file)
+        return
+    if new_key_file is not None:
+        fail("--new-key-file is for `keys rotate master` only")
     with cli_runtime() as runtime:
         migrate(runtime)
         if which in ("oidc", "all"):

@@ -51,15 +51,22 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
-@contextmanager
-def cli_runtime() -> Iterator[Runtime]:
-    """Open the runtime from the environment, turning configuration errors into messages."""
+def cli_settings() -> Settings:
+    """The settings from the environment, or one line saying what is wrong with them."""
     try:
-        settings = Settings()
+        return Settings()
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
                              for e in exc.errors())  # fmt: skip
         fail(f"bad configuration: {problems}")
+
+
+@contextmanager
+def cli_runtime(settings: Settings | None = None) -> Iterator[Runtime]:
+    """Open the runtime from `settings` (default: the environment's), turning configuration
+    errors into messages."""
+    if settings is None:
+        settings = cli_settings()
     try:
         runtime = open_runtime(settings)
     except StartupError as exc:

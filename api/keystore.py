@@ -5,16 +5,21 @@ with the key's name as associated data, so a file renamed to stand for another k
 open. Several processes (API replicas sharing the directory) may start at once: a key is
 created by linking a finished file into place, which only one of them can win; the others read
 the winner's. A KMS or PKCS#11 provider can replace this behind the same two methods.
+
+The master key itself can be replaced (`rotate_master_key`): every file is re-sealed under
+the new key, one atomic replacement at a time, the secrets inside unchanged.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import os
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -22,20 +27,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from api.errors import StartupError
+from locker.kek import _sync_directory
 
 MASTER_KEY_BYTES = 32
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+MAKE_ONE = "python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())'"
 
 
-def parse_master_key(text: str) -> bytes:
+def parse_master_key(text: str, what: str = "SHANAKHT_MASTER_KEY") -> bytes:
+    """The 32 bytes of a master key written as base64 (`what` names where it came from)."""
     try:
         key = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
         key = b""
     if len(key) != MASTER_KEY_BYTES:
         raise StartupError(
-            "SHANAKHT_MASTER_KEY must be the base64 of 32 random bytes; make one with: "
-            "python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())'"
+            f"{what} must be the base64 of 32 random bytes; make one with: {MAKE_ONE}"
         )
     return key
 
@@ -52,8 +59,9 @@ def development_master_key(data_dir: Path) -> bytes:
     return parse_master_key(path.read_text())
 
 
-def _create_exclusive(path: Path, content: bytes) -> None:
-    """Write `content` to `path` unless it exists, atomically, readable by the owner only."""
+def _write_temporary(path: Path, content: bytes) -> Path:
+    """`content` in a new file beside `path`, synced, readable by the owner only. Its name
+    starts with a dot, which no key's name does: a backup skips it, `names` never lists it."""
     temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -61,11 +69,32 @@ def _create_exclusive(path: Path, content: bytes) -> None:
             f.write(content)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp
+
+
+def _create_exclusive(path: Path, content: bytes) -> None:
+    """Write `content` to `path` unless it exists, atomically, readable by the owner only."""
+    temp = _write_temporary(path, content)
+    try:
         os.link(temp, path)
     except FileExistsError:
         pass  # another process won the race; its file is as good as ours
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _replace(path: Path, content: bytes) -> None:
+    """Put `content` at `path` in place of what is there, atomically and durably: a reader (or
+    a power cut) sees the old file or the new one, never part of either."""
+    temp = _write_temporary(path, content)
+    try:
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    _sync_directory(path.parent)
 
 
 class LocalKeyStore:
@@ -90,26 +119,39 @@ class LocalKeyStore:
     def secret(self, name: str, size: int = 32) -> bytes:
         """The secret called `name`, generated with `size` random bytes the first time."""
         path = self._path(name)
-        aad = f"shanakht-key:{name}".encode()
         if not path.exists():
-            nonce = secrets.token_bytes(12)
-            sealed = self._aead.encrypt(nonce, secrets.token_bytes(size), aad)
-            record = {
-                "version": 1,
-                "alg": "A256GCM",
-                "nonce": base64.b64encode(nonce).decode(),
-                "ciphertext": base64.b64encode(sealed).decode(),
-            }
-            _create_exclusive(path, json.dumps(record).encode())
+            _create_exclusive(path, self._seal(name, secrets.token_bytes(size)))
+        secret = self._open(name)
+        if secret is None:
+            raise StartupError(
+                f"key {name} in {self._dir} does not open under this master key: "
+                "is SHANAKHT_MASTER_KEY the one this data directory was created with (or, "
+                "after `shanakht keys rotate master`, the new one)?"
+            )
+        return secret
+
+    def _seal(self, name: str, secret: bytes) -> bytes:
+        """The file that keeps `secret` as the key `name`, under this store's master key."""
+        nonce = secrets.token_bytes(12)
+        sealed = self._aead.encrypt(nonce, secret, _aad(name))
+        record = {
+            "version": 1,
+            "alg": "A256GCM",
+            "nonce": base64.b64encode(nonce).decode(),
+            "ciphertext": base64.b64encode(sealed).decode(),
+        }
+        return json.dumps(record).encode()
+
+    def _open(self, name: str) -> bytes | None:
+        """The secret in the file of the key `name`, None if it was not sealed under this
+        store's master key; StartupError if the file is not a sealed key at all."""
+        path = self._path(name)
         try:
             record = json.loads(path.read_text())
             nonce = base64.b64decode(record["nonce"])
-            return self._aead.decrypt(nonce, base64.b64decode(record["ciphertext"]), aad)
+            return self._aead.decrypt(nonce, base64.b64decode(record["ciphertext"]), _aad(name))
         except InvalidTag:
-            raise StartupError(
-                f"key {name} in {self._dir} does not open under this master key: "
-                "is SHANAKHT_MASTER_KEY the one this data directory was created with?"
-            ) from None
+            return None
         except (ValueError, KeyError, TypeError) as exc:
             raise StartupError(f"key file {path} is damaged: {exc}") from None
 
@@ -126,3 +168,78 @@ class LocalKeyStore:
     def ed25519(self, name: str) -> Ed25519PrivateKey:
         """An Ed25519 key whose 32-byte seed is the secret `name`."""
         return Ed25519PrivateKey.from_private_bytes(self.secret(name, 32))
+
+
+def _aad(name: str) -> bytes:
+    return f"shanakht-key:{name}".encode()
+
+
+class MasterKeyRefused(StartupError):
+    """The master key cannot be rotated as asked; nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class MasterRotation:
+    """What a rotation of the master key did: the files it re-sealed, and those it found under
+    the new key already (re-sealed by an earlier run that stopped part way)."""
+
+    resealed: int
+    already: int
+
+
+def rotate_master_key(directory: Path, current: bytes, new: bytes) -> MasterRotation:
+    """Re-seal every key file in `directory` from the master key `current` under `new`.
+
+    Nothing is changed unless every file opens under one of the two. Then each file is
+    replaced atomically, so a run that stops anywhere (killed, a full disk) leaves every file
+    sealed under one key or the other, and another run with the same two keys finishes the
+    job, leaving the files already under `new` as they are. The secrets inside are the same
+    afterwards, only their sealing differs: what they seal or sign (KEKs, the PKI's and the
+    OIDC provider's keys, tokens, documents) and their fingerprints in the database
+    (`api.key_check`) are untouched. A pass that re-sealed something is followed by another,
+    which re-seals a key that a process still running under `current` made meanwhile."""
+    if hmac.compare_digest(current, new):
+        raise MasterKeyRefused("the new master key is the one in use: make a new one")
+    if not any(_NAME.match(path.stem) for path in directory.glob("*.json")):
+        raise MasterKeyRefused(
+            f"there are no key files in {directory}: is SHANAKHT_DATA_DIR the service's data "
+            "directory?"
+        )
+    old_store, new_store = LocalKeyStore(directory, current), LocalKeyStore(directory, new)
+    pending, already = _sealed_under_old(old_store, new_store)
+    resealed = 0
+    while pending:
+        for name, secret in pending:
+            _replace(new_store._path(name), new_store._seal(name, secret))
+            resealed += 1
+        pending, _ = _sealed_under_old(old_store, new_store)
+    return MasterRotation(resealed, already)
+
+
+def _sealed_under_old(
+    old: LocalKeyStore, new: LocalKeyStore
+) -> tuple[list[tuple[str, bytes]], int]:
+    """(name, secret) of every key still sealed under the old master key, and how many are
+    under the new one. Every file is opened before any is re-sealed, so a file that opens
+    under neither key is refused with nothing changed."""
+    found: list[tuple[str, bytes]] = []
+    under_new = 0
+    for name in new.names():
+        if new._open(name) is not None:
+            under_new += 1
+            continue
+        secret = old._open(name)
+        if secret is None:
+            raise MasterKeyRefused(
+                f"key {name} in {old._dir} opens under neither the current master key nor the "
+                "new one, so nothing was changed: is the current key (SHANAKHT_MASTER_KEY, or "
+                "master.key in development) the one this data directory is sealed with?"
+            )
+        found.append((name, secret))
+    return found, under_new
+
+
+def replace_development_master_key(data_dir: Path, key: bytes) -> None:
+    """Make `key` the master key of a development data directory (`development_master_key`):
+    the last step of a rotation, once every key file is sealed under it."""
+    _replace(data_dir / "master.key", base64.b64encode(key) + b"\n")

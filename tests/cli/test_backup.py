@@ -293,6 +293,36 @@ def test_a_production_backup_needs_its_master_key(
     _read_back(target, made)
 
 
+def test_a_backup_made_before_a_master_key_rotation_is_restored_with_the_old_key_then_rotated(
+    tmp_path: Path, database_url: str, fresh_database_url: str
+) -> None:
+    """What `keys rotate master --help` says: backups made before need the old key."""
+    old, new = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
+    live = _place(tmp_path / "live", database_url, "local", "", SHANAKHT_MASTER_KEY=old)
+    made = _serving(live, 1)
+    backup = tmp_path / "backup"
+    assert run(live.env, "backup", str(backup))[0] == 0
+    new_file = tmp_path / "new-master.key"
+    new_file.write_text(new)
+    rotate = ["keys", "rotate", "master", "--new-key-file", str(new_file)]
+    assert run(live.env, *rotate)[0] == 0
+
+    def target(key: str) -> Place:
+        return _place(
+            tmp_path / "restored", fresh_database_url, "local", "", SHANAKHT_MASTER_KEY=key
+        )
+
+    code, out = run(target(new).env, "restore", str(backup))
+    assert code == 2
+    assert "do not open under this master key" in out
+    code, out = run(target(old).env, "restore", str(backup))
+    assert code == 0, out
+    code, out = run(target(old).env, *rotate)
+    assert code == 0, out
+    assert run(target(new).env, "audit", "verify")[0] == 0
+    _read_back(target(new), made)
+
+
 @postgres_only
 def test_a_restore_writes_as_the_owner_and_leaves_the_app_role_no_more_than_upgrade_grants(
     roles: Roles, fresh_database_url: str, tmp_path: Path

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from api.errors import StartupError
-from api.keystore import LocalKeyStore, development_master_key, parse_master_key
+from api.keystore import (
+    LocalKeyStore,
+    MasterKeyRefused,
+    MasterRotation,
+    development_master_key,
+    parse_master_key,
+    rotate_master_key,
+)
 
 MASTER = bytes(range(32))
 
@@ -87,3 +96,114 @@ def test_master_keys_are_checked(tmp_path: Path) -> None:
     key = development_master_key(tmp_path)
     assert development_master_key(tmp_path) == key
     assert stat.S_IMODE((tmp_path / "master.key").stat().st_mode) == 0o600
+
+
+# -- rotating the master key -------------------------------------------------------------------
+
+NEW = bytes(range(32, 64))
+NAMES = ("audit-checkpoint", "audit-pseudonym", "identity-seal", "locker-kek-seal", "state-mac")
+
+
+def _filled(directory: Path) -> dict[str, bytes]:
+    store = LocalKeyStore(directory, MASTER)
+    return {name: store.secret(name) for name in NAMES}
+
+
+def _under(directory: Path, master: bytes) -> set[str]:
+    """The key files in `directory` that open under `master`."""
+    store = LocalKeyStore(directory, master)
+    return {name for name in store.names() if store._open(name) is not None}
+
+
+def test_a_rotation_reseals_every_file_and_keeps_every_secret(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    secrets = _filled(keys)
+    before = {name: (keys / f"{name}.json").read_bytes() for name in NAMES}
+    done = rotate_master_key(keys, MASTER, NEW)
+    assert done == MasterRotation(resealed=len(NAMES), already=0)
+    store = LocalKeyStore(keys, NEW)
+    assert {name: store.secret(name) for name in NAMES} == secrets
+    for name in NAMES:
+        path = keys / f"{name}.json"
+        assert path.read_bytes() != before[name]
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in keys.iterdir()) == sorted(f"{n}.json" for n in NAMES)
+    with pytest.raises(StartupError, match="does not open under this master key"):
+        LocalKeyStore(keys, MASTER).secret(NAMES[0])
+
+
+def test_a_rotation_that_fails_part_way_leaves_every_key_openable_and_a_rerun_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure at the rename of the fourth file (a full disk, a kill): three files are under
+    the new key, the rest still under the old, the fourth untouched and no temporary file
+    left; running again with the same keys re-seals only what is left."""
+    keys = tmp_path / "keys"
+    secrets = _filled(keys)
+    fourth = (keys / f"{sorted(NAMES)[3]}.json").read_bytes()
+    replace, calls = os.replace, []
+
+    def fail_at_the_fourth(source: str | Path, target: str | Path) -> None:
+        calls.append(target)
+        if len(calls) == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", fail_at_the_fourth)
+    with pytest.raises(OSError, match="No space"):
+        rotate_master_key(keys, MASTER, NEW)
+    monkeypatch.setattr(os, "replace", replace)
+
+    assert _under(keys, NEW) == set(sorted(NAMES)[:3])
+    assert _under(keys, MASTER) == set(sorted(NAMES)[3:])
+    assert (keys / f"{sorted(NAMES)[3]}.json").read_bytes() == fourth
+    assert sorted(p.name for p in keys.iterdir()) == sorted(f"{n}.json" for n in NAMES)
+
+    done = rotate_master_key(keys, MASTER, NEW)
+    assert done == MasterRotation(resealed=len(NAMES) - 3, already=3)
+    assert _under(keys, NEW) == set(NAMES)
+    store = LocalKeyStore(keys, NEW)
+    assert {name: store.secret(name) for name in NAMES} == secrets
+    assert rotate_master_key(keys, MASTER, NEW) == MasterRotation(resealed=0, already=len(NAMES))
+
+
+def test_a_key_made_under_the_old_key_after_a_rotation_is_resealed_by_a_rerun(
+    tmp_path: Path,
+) -> None:
+    """What a replica left running under the old key does: the new key refuses its key by
+    name, and the same rotation run again re-seals it."""
+    keys = tmp_path / "keys"
+    _filled(keys)
+    rotate_master_key(keys, MASTER, NEW)
+    late = LocalKeyStore(keys, MASTER).secret("identity-device-cookie")
+    with pytest.raises(StartupError, match=r"identity-device-cookie .* does not open"):
+        LocalKeyStore(keys, NEW).secret("identity-device-cookie")
+    done = rotate_master_key(keys, MASTER, NEW)
+    assert done == MasterRotation(resealed=1, already=len(NAMES))
+    assert LocalKeyStore(keys, NEW).secret("identity-device-cookie") == late
+
+
+def test_the_same_key_again_is_refused(tmp_path: Path) -> None:
+    _filled(tmp_path / "keys")
+    with pytest.raises(MasterKeyRefused, match="the new master key is the one in use"):
+        rotate_master_key(tmp_path / "keys", MASTER, bytes(MASTER))
+
+
+def test_a_file_under_neither_key_is_refused_and_nothing_changes(tmp_path: Path) -> None:
+    """A wrong current key, or one file from elsewhere: refused before any file is touched."""
+    keys = tmp_path / "keys"
+    _filled(keys)
+    LocalKeyStore(keys, bytes(32)).secret("stranger")
+    before = {path.name: path.read_bytes() for path in keys.iterdir()}
+    with pytest.raises(MasterKeyRefused, match=r"key stranger .* opens under neither"):
+        rotate_master_key(keys, MASTER, NEW)
+    with pytest.raises(MasterKeyRefused, match="opens under neither"):
+        rotate_master_key(keys, bytes(32 * [7]), NEW)
+    assert {path.name: path.read_bytes() for path in keys.iterdir()} == before
+
+
+def test_a_folder_without_key_files_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    """A wrong SHANAKHT_DATA_DIR: nothing to rotate, and no keys folder made."""
+    with pytest.raises(MasterKeyRefused, match="there are no key files in"):
+        rotate_master_key(tmp_path / "keys", MASTER, NEW)
+    assert not (tmp_path / "keys").exists()
