@@ -165,7 +165,8 @@ def test_audit_integrity_lists_every_row_not_honoured(
     with oidc_runtime.transaction() as session:
         provider = oidc_runtime.provider(session)
         provider.roles.add_department("sed", "School Education")
-        provider.roles.grant(citizen_id, "p:x", "sed", "signing.officer", by="admin:test")
+        who = provider.accounts.by_id(citizen_id).pseudonym  # type: ignore[union-attr]
+        provider.roles.grant(citizen_id, who, "sed", "signing.officer", by="admin:test")
     code, out = run(cli_env, "audit", "integrity")
     assert code == 0, out
     assert "authorization state verified" in out
