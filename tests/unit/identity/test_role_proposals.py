@@ -486,8 +486,9 @@ def test_an_honest_history_of_grants_and_proposals_reconciles(
 ) -> None:
     for _ in range(2):  # granted, revoked, granted again
         with runtime.transaction() as session:
-            _roles(runtime, session).grant(_id(OFFICER), OFFICER, DEPARTMENT, "signing.officer",
-                                           by=f"citizen:{PROPOSER}", granter=_id(PROPOSER))  # fmt: skip
+            granting = _roles(runtime, session)
+            granting.grant(_id(OFFICER), OFFICER, DEPARTMENT, "signing.officer",
+                        by=f"citizen:{PROPOSER}", granter=_id(PROPOSER))  # fmt: skip
         assert _listed(runtime) == []
         _revoke(runtime, OFFICER, "signing.officer")
     with runtime.transaction() as session:
