@@ -142,8 +142,9 @@ def check_integrity(runtime: Runtime) -> Integrity:
     commits meanwhile is no false alarm. Only reads. Raises TamperError as `verify_audit`."""
     with snapshot(runtime.engine) as connection:
         origin = runtime.settings.resolved_audit_origin
-        report, mismatches = reconcile(
+        found = reconcile(
             connection, runtime.row_seal, RECONCILED, verifier=runtime.audit_verifier, origin=origin
         )
-        bad = bad_rows(connection, runtime.row_seal, SEALED_TABLES)
-    return Integrity(report, bad, mismatches)
+        unreconciled = [t for t in SEALED_TABLES if t not in {k.table for k in RECONCILED}]
+        bad = bad_rows(connection, runtime.row_seal, unreconciled)
+    return Integrity(found.log, found.bad + bad, found.mismatches)

@@ -7,11 +7,13 @@ row deleted leaves no row to check. The log, hash-chained and verified, records 
 these rows, so it says what each should be now; this module reads it once, in order, and lists
 every row that is not what the log last said (docs/threat-model.md section 7, item 9).
 
+Each row's seal is checked once, here: a row whose seal fails is reported as `row_seal.bad_rows`
+reports it, and is then read as absent, as the service reads it.
+
 `audit` knows none of the tables: each domain describes its own sealed table as a `Kind` (which
 actions speak of its rows, what each says, what a row says), and the caller passes them in.
 The pass keeps one small state per row the log names, never the entries themselves, so memory
-grows with the rows, not with the log. A row whose seal does not verify is left to
-`row_seal.bad_rows` and read here as absent, as the service reads it.
+grows with the rows, not with the log.
 
 Where the log cannot tell (entries written before they carried what a comparison needs) a kind
 says nothing rather than raise a false alarm.
@@ -28,7 +30,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection, Select, Table, select
 
 from audit.note import NoteVerifier
-from audit.row_seal import MAC_COLUMN, RowSeal
+from audit.row_seal import MAC_COLUMN, BadRow, RowSeal, unhonoured
 from audit.verify import VerifyReport, verify_log
 
 State = TypeVar("State")
@@ -106,17 +108,33 @@ class Reconciliation:
         for kind in kinds:
             kind.fold(self._said[kind.table.name], entry)
 
-    def compare(self, connection: Connection, seal: RowSeal) -> list[Mismatch]:
-        """Every row that is not what the log last said, and every row the log says stands
-        that is gone; table by table, rows in key order."""
+    def compare(self, connection: Connection, seal: RowSeal) -> tuple[list[BadRow], list[Mismatch]]:
+        """The rows whose seal fails (as `row_seal.bad_rows` finds them: each row's seal is
+        checked once), then every row that is not what the log last said and every row the
+        log says stands that is gone; table by table, rows in key order."""
+        bad: list[BadRow] = []
         found: list[Mismatch] = []
         for kind in self._kinds:
-            found.extend(_compare(kind, self._said[kind.table.name], connection, seal))
-        return found
+            found.extend(_compare(kind, self._said[kind.table.name], connection, seal, bad))
+        return bad, found
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """The log as verified, the rows of the reconciled tables whose seal fails, and the
+    sealed rows that differ from the log's last word on them."""
+
+    log: VerifyReport
+    bad: list[BadRow]
+    mismatches: list[Mismatch]
 
 
 def _compare(
-    kind: Kind[Any], said: dict[str, Any], connection: Connection, seal: RowSeal
+    kind: Kind[Any],
+    said: dict[str, Any],
+    connection: Connection,
+    seal: RowSeal,
+    bad: list[BadRow],
 ) -> Iterable[Mismatch]:
     table = kind.table
     query = kind.rows if kind.rows is not None else select(table)
@@ -126,7 +144,8 @@ def _compare(
         for row in result:
             values = row._mapping
             if not seal.holds(table, values):
-                continue  # not honoured, and listed by `row_seal.bad_rows`
+                bad.append(unhonoured(table, values))
+                continue  # not honoured: as absent, as the service reads it
             key, state = kind.stored(values)
             problem = kind.differ(said.pop(key, None), state)
             if problem is not None:
@@ -146,11 +165,11 @@ def reconcile(
     *,
     verifier: NoteVerifier,
     origin: str,
-) -> tuple[VerifyReport, list[Mismatch]]:
+) -> Reconciled:
     """Verify the log and fold each entry in the same pass, then compare the rows: one read of
     the log, on `connection`, which should be a snapshot (`api.database.snapshot`) so that the
     rows compared are those of the log read. Raises TamperError as `verify_log` does: a log that
     does not verify says nothing of the rows."""
     reconciliation = Reconciliation(kinds)
     report = verify_log(connection, verifier, origin, each=reconciliation.read)
-    return report, reconciliation.compare(connection, seal)
+    return Reconciled(report, *reconciliation.compare(connection, seal))

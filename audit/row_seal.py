@@ -122,6 +122,11 @@ def _key(table: Table, row: Mapping[Any, Any]) -> str:
     return "/".join(str(row[column.name]) for column in table.primary_key.columns)
 
 
+def unhonoured(table: Table, row: Mapping[Any, Any]) -> BadRow:
+    """The report of a row of `table` whose seal does not hold."""
+    return BadRow(table.name, _key(table, row), "wrong" if row.get(MAC_COLUMN) else "missing")
+
+
 def bad_rows(session: Session | Connection, seal: RowSeal, tables: Iterable[Table]) -> list[BadRow]:
     """Every row of `tables` whose seal does not verify, for an administrator to look into:
     the same test the service applies before it honours one."""
@@ -131,8 +136,7 @@ def bad_rows(session: Session | Connection, seal: RowSeal, tables: Iterable[Tabl
         for row in session.execute(select(table).order_by(*order)):
             values = row._mapping
             if not seal.holds(table, values):
-                problem = "wrong" if values.get(MAC_COLUMN) else "missing"
-                found.append(BadRow(table.name, _key(table, values), problem))
+                found.append(unhonoured(table, values))
     return found
 
 

@@ -19,6 +19,7 @@ from api.database import snapshot
 from api.runtime import Runtime
 from audit import AuditEvent, TamperError, reconcile
 from audit.reconcile import Entry, Kind, Mismatch, Row
+from audit.row_seal import BadRow
 from tests.unit.audit.helpers import append, tampering
 
 flags = Table(
@@ -66,13 +67,16 @@ def _row(runtime: Runtime, flag: str, state: str, *, sealed: bool = True) -> Non
         session.execute(insert(flags).values(values))
 
 
-def _reconciled(runtime: Runtime) -> list[Mismatch]:
+def _checked(runtime: Runtime) -> reconcile.Reconciled:
     with snapshot(runtime.engine) as connection:
-        _report, found = reconcile.reconcile(
+        return reconcile.reconcile(
             connection, runtime.row_seal, [flags_kind()], verifier=runtime.audit_verifier,
             origin=runtime.settings.resolved_audit_origin,
         )  # fmt: skip
-    return found
+
+
+def _reconciled(runtime: Runtime) -> list[Mismatch]:
+    return _checked(runtime).mismatches
 
 
 def test_only_successful_entries_of_the_kinds_actions_are_parsed(
@@ -83,7 +87,7 @@ def test_only_successful_entries_of_the_kinds_actions_are_parsed(
     _set(flagged, "a", "off", outcome="failure")  # an attempt that changed nothing
     _set(flagged, "b", "on")
     _row(flagged, "a", "on")
-    _row(flagged, "c", "off", sealed=False)  # not honoured: `bad_rows` lists it, not this
+    _row(flagged, "c", "off", sealed=False)  # not honoured: reported as such, and as absent
     parsed: list[Any] = []
     loads = json.loads
 
@@ -92,8 +96,9 @@ def test_only_successful_entries_of_the_kinds_actions_are_parsed(
         return loads(data)
 
     monkeypatch.setattr(reconcile, "json", SimpleNamespace(loads=counted))
-    found = _reconciled(flagged)
-    assert found == [Mismatch(flags.name, "b", "None, but the log last recorded on")]
+    found = _checked(flagged)
+    assert found.mismatches == [Mismatch(flags.name, "b", "None, but the log last recorded on")]
+    assert found.bad == [BadRow(flags.name, "c", "wrong")]
     assert len(parsed) == 3, "of 33 entries, only the kind's three were parsed"
 
 
