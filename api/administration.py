@@ -12,15 +12,22 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from api.database import snapshot
+from api.migrate import SEALED_TABLES
 from api.runtime import Runtime
 from audit import AuditEvent, VerifyReport, pseudonym, verify_log
 from audit.canonical import JsonValue
+from audit.reconcile import Mismatch, reconcile
+from audit.row_seal import BadRow, bad_rows
+from identity import reconciled as identity_reconciled
 from identity.cnic import normalise_cnic
 from identity.oidc.clients import ESERVICE
+from locker import reconciled as locker_reconciled
 from locker.errors import LockerError
 from locker.kek import KekProvider, LocalKeks
 
 CLI_ACTOR = "admin:cli"
+# The sealed tables reconciled with the log (`audit.reconcile`): a kind for each.
+RECONCILED = (*identity_reconciled.KINDS, *locker_reconciled.KINDS)
 
 
 def find_citizen(runtime: Runtime, session: Session, cnic: str) -> tuple[str, str] | None:
@@ -131,3 +138,27 @@ def verify_audit(runtime: Runtime) -> VerifyReport:
     with snapshot(runtime.engine) as connection:
         origin = runtime.settings.resolved_audit_origin
         return verify_log(connection, runtime.audit_verifier, origin)
+
+
+@dataclass(frozen=True, slots=True)
+class Integrity:
+    """What `shanakht audit integrity` found: the log verified, rows whose seal fails, and
+    sealed rows that are not what the log last recorded of them."""
+
+    log: VerifyReport
+    bad: list[BadRow]
+    mismatches: list[Mismatch]
+
+
+def check_integrity(runtime: Runtime) -> Integrity:
+    """Verify the log, reconciling the sealed rows with it in the same pass, and check every
+    seal: all on one snapshot, so rows and log are read as of one moment and a change that
+    commits meanwhile is no false alarm. Only reads. Raises TamperError as `verify_audit`."""
+    with snapshot(runtime.engine) as connection:
+        origin = runtime.settings.resolved_audit_origin
+        found = reconcile(
+            connection, runtime.row_seal, RECONCILED, verifier=runtime.audit_verifier, origin=origin
+        )
+        unreconciled = [t for t in SEALED_TABLES if t not in {k.table for k in RECONCILED}]
+        bad = bad_rows(connection, runtime.row_seal, unreconciled)
+    return Integrity(found.log, found.bad + bad, found.mismatches)

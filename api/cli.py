@@ -7,9 +7,11 @@ import json
 from typing import Any, TextIO
 
 import click
+from sqlalchemy.orm import Session
 
 from api.administration import (
     CLI_ACTOR,
+    check_integrity,
     default_scopes,
     rotate_kek,
     rotate_signing_keys,
@@ -33,10 +35,9 @@ from api.cli_support import (
 from api.cli_verify import verify
 from api.key_check import check_keys_fit_database
 from api.keystore import MAKE_ONE
-from api.migrate import SEALED_TABLES, prepare, require_current_schema
+from api.migrate import prepare, require_current_schema
 from api.runtime import Runtime
 from audit import AuditError, AuditEvent, TamperError, address_pseudonym
-from audit.row_seal import bad_rows
 from identity.oidc.clients import (
     CLIENT_SECRET_BASIC,
     ESERVICE,
@@ -45,6 +46,7 @@ from identity.oidc.clients import (
     ClientConfigError,
     NewClient,
 )
+from identity.reconciled import CLIENT_REGISTERED, CLIENT_REMOVED, REGISTRATION
 from identity.roles import ROLES, RoleError
 
 
@@ -166,27 +168,42 @@ def audit_prove(seq: int) -> None:
 
 @audit.command("integrity")
 def audit_integrity() -> None:
-    """Check the seal of every role grant, role proposal, consent and client registration;
-    exit 1 listing each row that is not honoured (written or changed by someone without the
-    service's keys).
+    """Check the seal of every role grant, role proposal, consent and client registration,
+    and reconcile each with what the audit log last recorded of it; exit 1 listing each row
+    that is not honoured (written or changed by someone without the service's keys) or is not
+    the log's latest (an earlier sealed row put back, or a row deleted).
 
     Run it on a schedule and alert on its exit: a refused row is also a warning in the API's
     log (logger shanakht.integrity), but only when something reads it, and a forged role on an
-    account nobody uses would never be read.
+    account nobody uses would never be read; an earlier row put back verifies, and only the
+    log tells it from the latest.
 
     It only reads: it neither migrates nor seals (a schema that is not current is refused, as
-    `serve` in production refuses it), so what it reports is the database as it stands."""
+    `serve` in production refuses it), so what it reports is the database as it stands. It
+    reads the log once, verifying it as `audit verify` does."""
     with cli_runtime() as runtime:
         runtime.check_database()
         require_current_schema(runtime.engine)
-        with runtime.sessions() as session, session.begin():
-            found = bad_rows(session, runtime.row_seal, SEALED_TABLES)
-        for bad in found:
+        try:
+            found = check_integrity(runtime)
+        except TamperError as exc:
+            where = f" at seq {exc.seq}" if exc.seq is not None else ""
+            fail(f"audit log FAILED verification{where}: {exc}", EXIT_TAMPERED)
+        for bad in found.bad:
             click.echo(f"{bad.table} {bad.key}: {bad.problem} MAC, not honoured")
-        if found:
-            fail(f"{len(found)} rows of authorization state FAILED their seal", EXIT_TAMPERED)
+        for mismatch in found.mismatches:
+            click.echo(f"{mismatch.table} {mismatch.key}: {mismatch.problem}")
+        if found.bad:
+            click.echo(f"{len(found.bad)} rows of authorization state FAILED their seal")
+        if found.mismatches:
+            click.echo(
+                f"{len(found.mismatches)} rows of authorization state differ from the audit log"
+            )
+        if found.bad or found.mismatches:
+            fail("authorization state FAILED its integrity check", EXIT_TAMPERED)
         click.echo(
             "authorization state verified: every role, proposal, consent and client is sealed"
+            f" and as the audit log last recorded it ({found.log.size} entries)"
         )
 
 
@@ -260,7 +277,13 @@ def clients_add(
         migrate(runtime)
         try:
             with runtime.transaction() as session:
-                client, secret = runtime.provider(session).clients.add(new)
+                registry = runtime.provider(session).clients
+                client, secret = registry.add(new)
+                _record_client(runtime, session, CLIENT_REGISTERED, client.id, {
+                    "kind": client.kind, "auth_method": client.auth_method,
+                    "scopes": sorted(client.scopes),
+                    REGISTRATION: registry.registration(client.id),
+                })  # fmt: skip
         except ClientConfigError as exc:
             fail(str(exc))
         click.echo(f"registered {client.id} ({client.kind}, {client.auth_method})")
@@ -288,9 +311,21 @@ def clients_remove(client_id: str) -> None:
         migrate(runtime)
         with runtime.transaction() as session:
             removed = runtime.provider(session).clients.remove(client_id)
+            if removed:
+                _record_client(runtime, session, CLIENT_REMOVED, client_id, {})
         if not removed:
             fail(f"no client {client_id!r}")
         click.echo(f"removed {client_id}")
+
+
+def _record_client(
+    runtime: Runtime, session: Session, action: str, client_id: str, details: dict[str, Any]
+) -> None:
+    """The operator's registration or removal of a client, recorded as the admin pages record
+    theirs: `audit integrity` reconciles each client with its latest entry."""
+    runtime.audit_log(session).append(
+        AuditEvent(actor=CLI_ACTOR, action=action, resource=f"client:{client_id}", details=details)
+    )
 
 
 KEY_SETS = ("oidc", "locker", "all")

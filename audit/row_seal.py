@@ -31,7 +31,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, hmac
-from sqlalchemy import Table, select, update
+from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.orm import Session
 
 from audit.canonical import canonical_json
@@ -122,7 +122,12 @@ def _key(table: Table, row: Mapping[Any, Any]) -> str:
     return "/".join(str(row[column.name]) for column in table.primary_key.columns)
 
 
-def bad_rows(session: Session, seal: RowSeal, tables: Iterable[Table]) -> list[BadRow]:
+def unhonoured(table: Table, row: Mapping[Any, Any]) -> BadRow:
+    """The report of a row of `table` whose seal does not hold."""
+    return BadRow(table.name, _key(table, row), "wrong" if row.get(MAC_COLUMN) else "missing")
+
+
+def bad_rows(session: Session | Connection, seal: RowSeal, tables: Iterable[Table]) -> list[BadRow]:
     """Every row of `tables` whose seal does not verify, for an administrator to look into:
     the same test the service applies before it honours one."""
     found: list[BadRow] = []
@@ -131,8 +136,7 @@ def bad_rows(session: Session, seal: RowSeal, tables: Iterable[Table]) -> list[B
         for row in session.execute(select(table).order_by(*order)):
             values = row._mapping
             if not seal.holds(table, values):
-                problem = "wrong" if values.get(MAC_COLUMN) else "missing"
-                found.append(BadRow(table.name, _key(table, values), problem))
+                found.append(unhonoured(table, values))
     return found
 
 

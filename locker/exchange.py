@@ -45,6 +45,9 @@ from locker.release import checked_doctypes, releasable
 
 PENDING, APPROVED, DENIED, EXPIRED = "pending", "approved", "denied", "expired"
 ACTIVE, PAUSED, REVOKED = "active", "paused", "revoked"
+# A use of a consent, as the log records it: the entry names the consent (`consent`; entries
+# from before that detail name it only in their `basis`), which `locker.reconciled` counts.
+FETCHED = "locker.exchange.fetched"
 REQUEST_STATES = frozenset({PENDING, APPROVED, DENIED, EXPIRED})
 
 MAX_FETCH_LIMIT = 100
@@ -445,7 +448,9 @@ class Exchange:
                 "the consent changed while this fetch ran; try again", code="consent.changed"
             )
         who = _fetcher(consent, official)
-        content = self._locker.content(found, who=who, action="locker.exchange.fetched")
+        content = self._locker.content(
+            found, who=who, action=FETCHED, details={"consent": consent.id}
+        )
         return found, primed(content)
 
     # -- inside -------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from identity.oidc.clients import (
     ClientConfigError,
     NewClient,
 )
+from identity.reconciled import REGISTRATION
 
 router = APIRouter()
 
@@ -268,7 +269,8 @@ def add_client(
     record(
         runtime, session, me, "identity.client.registered", resource=f"client:{client.id}",
         details={"kind": client.kind, "auth_method": client.auth_method,
-                 "scopes": sorted(client.scopes)},
+                 "scopes": sorted(client.scopes),
+                 REGISTRATION: provider.clients.registration(client.id)},
     )  # fmt: skip
     # Drawn here once, never redirected to: the secret exists only in this response.
     return page(request, runtime, session, me, "admin_client_created.html",

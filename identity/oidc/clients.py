@@ -30,6 +30,7 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from audit.reconcile import row_fingerprint
 from audit.row_seal import RowSeal
 from identity.errors import IdentityError
 from identity.models import clients, departments
@@ -298,6 +299,13 @@ class ClientRegistry:
     def all(self) -> list[Client]:
         rows = self._db.execute(select(clients).order_by(clients.c.id))
         return [_row_to_client(row) for row in rows if self._seal.check(clients, row._mapping)]
+
+    def registration(self, client_id: str) -> str | None:
+        """The fingerprint of the client's sealed row as it stands, for the entry that records
+        its registration: `audit integrity` then knows which registration is the latest
+        (`identity.reconciled`). None if there is no such client."""
+        row = self._db.execute(_CLIENT, {"client_id": client_id}).one_or_none()
+        return None if row is None else row_fingerprint(row._mapping)
 
     def remove(self, client_id: str) -> bool:
         result = self._db.execute(delete(clients).where(clients.c.id == client_id))

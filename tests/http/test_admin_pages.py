@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
 from sqlalchemy import insert, select, text, update
 
+from api.administration import check_integrity
 from api.app import create_app
 from api.job_runner import beating
 from api.routes import admin_keys
@@ -693,6 +694,12 @@ def test_register_a_client_with_a_secret_shown_exactly_once(
     entry = _audit(oidc_runtime)[-1]
     assert entry.action == "identity.client.registered"
     assert entry.resource == "client:e-transfer"
+    # the entry fingerprints the sealed row, so `audit integrity` knows it is the latest
+    with oidc_runtime.transaction() as session:
+        registered = oidc_runtime.provider(session).clients.registration("e-transfer")
+    assert registered is not None
+    assert entry.details["registration"] == registered
+    assert check_integrity(oidc_runtime).mismatches == []
 
 
 def test_register_a_private_key_jwt_department_system_and_remove_it(

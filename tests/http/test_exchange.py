@@ -972,6 +972,7 @@ def test_every_action_is_a_schedule_ii_entry_without_a_cnic(
         assert f"{cnic[:5]}-{cnic[5:12]}-{cnic[12]}" not in text
     fetched = next(e for e in exchange if e["action"] == "locker.exchange.fetched")
     assert fetched["details"]["basis"] == f"consent:{consent_id}"
+    assert fetched["details"]["consent"] == consent_id  # what `audit integrity` counts
     assert fetched["details"]["output"] == "document"
     assert fetched["purpose"] == PURPOSE
     assert fetched["resource"] == "lgcd-birth-BC-2026-0001"

@@ -17,6 +17,7 @@ from sqlalchemy import insert, select, update
 from api.migrate import FIRST_SEALING, alembic_config, prepare, upgrade
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
+from audit import AuditEvent
 from audit.models import entries
 from identity.models import clients, role_proposals, roles
 from identity.nadra import SCENARIOS, read_registry
@@ -165,7 +166,8 @@ def test_audit_integrity_lists_every_row_not_honoured(
     with oidc_runtime.transaction() as session:
         provider = oidc_runtime.provider(session)
         provider.roles.add_department("sed", "School Education")
-        provider.roles.grant(citizen_id, "p:x", "sed", "signing.officer", by="admin:test")
+        who = provider.accounts.by_id(citizen_id).pseudonym  # type: ignore[union-attr]
+        provider.roles.grant(citizen_id, who, "sed", "signing.officer", by="admin:test")
     code, out = run(cli_env, "audit", "integrity")
     assert code == 0, out
     assert "authorization state verified" in out
@@ -176,6 +178,9 @@ def test_audit_integrity_lists_every_row_not_honoured(
     assert f"identity_roles {citizen_id}/sed/locker.legal: wrong MAC" in out
     assert "identity_clients etransfer: missing MAC" in out
     assert "2 rows of authorization state FAILED their seal" in out
+    # A row not honoured is read as absent, as the service reads it: the grant the log
+    # recorded is gone, named by the grantee's pseudonym.
+    assert f"identity_roles {who}/sed/signing.officer: the log last granted this role" in out
     assert record.cnic not in out
 
 
@@ -213,3 +218,72 @@ def test_audit_integrity_lists_a_forged_role_proposal(
     assert proposed.id not in out
     for record in admins:
         assert record.cnic not in out
+
+
+def _client_row(runtime: Runtime, client_id: str) -> dict[str, object]:
+    """A DBA's copy of a client's row, MAC and all."""
+    with runtime.sessions() as session:
+        return dict(
+            session.execute(select(clients).where(clients.c.id == client_id)).one()._mapping
+        )
+
+
+def _add_legacy(cli_env: dict[str, str], *redirect_uris: str) -> None:
+    uris = [arg for uri in redirect_uris for arg in ("--redirect-uri", uri)]
+    code, out = run(cli_env, "clients", "add", "legacy", "--name", "Legacy", "--auth",
+                    "client_secret_basic", "--scope", "openid", *uris)  # fmt: skip
+    assert code == 0, out
+
+
+def test_a_client_put_back_from_before_a_redirect_uri_was_removed_is_listed(
+    oidc_runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    """Registered with two redirect URIs, removed, registered again with one: the first row,
+    put back with its MAC, verifies, but is not the registration the log last recorded; and
+    a client the log last removed, put back, is listed too."""
+    _add_legacy(cli_env, "https://legacy.example/cb", EVIL)
+    kept = _client_row(oidc_runtime, "legacy")
+    assert run(cli_env, "clients", "remove", "legacy")[0] == 0
+    _add_legacy(cli_env, "https://legacy.example/cb")
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 0, out
+    _by_sql(oidc_runtime, update(clients).where(clients.c.id == "legacy").values(**kept))
+    with oidc_runtime.transaction() as session:
+        found = oidc_runtime.provider(session).clients.get("legacy")
+        assert found is not None, "its seal holds"
+        assert EVIL in found.redirect_uris
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 1, out
+    assert "identity_clients legacy: its registration is not the one the log last recorded" in out
+    assert "1 rows of authorization state differ from the audit log" in out
+    assert run(cli_env, "clients", "remove", "legacy")[0] == 0
+    _by_sql(oidc_runtime, insert(clients).values(**kept))
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 1, out
+    assert "identity_clients legacy: registered, but the log last removed it" in out
+
+
+def test_clients_recorded_before_their_fingerprint_are_no_false_alarms(
+    oidc_runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    """The command line recorded no client before; the admin pages recorded one without the
+    registration's fingerprint. Neither tells which registration is the latest: not listed."""
+    register_client(oidc_runtime, "etransfer")  # no entry, as the command line did
+    register_client(oidc_runtime, "legacy")
+    register_client(oidc_runtime, "gone")
+    with oidc_runtime.transaction() as session:
+        log = oidc_runtime.audit_log(session)
+        for client in ("legacy", "gone"):
+            older = {"kind": "eservice"}  # no fingerprint
+            log.append(
+                AuditEvent(
+                    actor="admin:cli",
+                    action="identity.client.registered",
+                    resource=f"client:{client}",
+                    details=older,
+                )
+            )
+        oidc_runtime.provider(session).clients.remove("gone")  # as the command line did
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 0, out
+    assert "authorization state verified" in out

@@ -18,12 +18,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from api.administration import check_integrity
 from api.runtime import Runtime, utc_now
 from audit.models import entries
 from locker.access import Accessor
 from locker.consents import CONSENT_TYPE, GRANT_TYPE, ConsentSigner, SignatureInvalid
 from locker.doctypes import DOCUMENT_TYPES, Classification, DocumentType
-from locker.documents import UnknownDocument
+from locker.documents import Locker, UnknownDocument
 from locker.exchange import (
     SMS_REQUEST,
     Consent,
@@ -443,6 +444,91 @@ def test_sealed_changes_and_fetches_keep_a_consent_whole(kit: Kit) -> None:
     assert _fetch(kit, consent.id, document) == PDF
     [after] = kit.run(lambda exchange: exchange.consents_of(OWNER))
     assert (after.status, after.uses) == ("active", 2)
+
+
+# -- reconciled with the log: an earlier sealed row put back ---------------------------------
+
+
+def _listed(kit: Kit) -> list[str]:
+    """What `shanakht audit integrity` lists of the consents: every row's seal holds here, so
+    only the reconciliation with the log can see an earlier row put back."""
+    found = check_integrity(kit.runtime)
+    assert found.bad == []
+    return [f"{m.table} {m.key}: {m.problem}" for m in found.mismatches]
+
+
+def _kept(kit: Kit, consent_id: str) -> dict[str, Any]:
+    """A DBA's copy of a consent's row, MAC and all."""
+    with kit.runtime.sessions() as session:
+        row = session.execute(select(consents).where(consents.c.id == consent_id)).one()
+    return dict(row._mapping)
+
+
+def test_an_honest_consent_history_reconciles(kit: Kit) -> None:
+    document = _issue(kit)
+    consent = _approve(kit, _file(kit, fetch_limit=3))
+    _approve(kit, _file(kit))  # another, never used
+    assert _fetch(kit, consent.id, document) == PDF
+    for action in ("pause", "resume"):
+        kit.run(lambda exchange, action=action: exchange.change(consent.id, action, owner=OWNER))
+    assert _fetch(kit, consent.id, document) == PDF
+    kit.run(lambda exchange: exchange.change(consent.id, "pause", owner=OWNER))
+    with pytest.raises(ConsentRefused):  # a refused fetch is recorded, and uses nothing
+        _fetch(kit, consent.id, document)
+    kit.run(lambda exchange: exchange.change(consent.id, "revoke", owner=OWNER))
+    assert _listed(kit) == []
+
+
+def test_a_consent_put_back_from_before_its_revocation_is_listed(kit: Kit) -> None:
+    document = _issue(kit)
+    consent = _approve(kit, _file(kit))
+    kept = _kept(kit, consent.id)
+    kit.run(lambda exchange: exchange.change(consent.id, "revoke", owner=OWNER))
+    assert _listed(kit) == []
+    _by_sql(kit, consent.id, **kept)
+    assert _fetch(kit, consent.id, document) == PDF, "its seal holds: the service honours it"
+    assert _listed(kit) == [
+        f"locker_consents {consent.id}: active, but the log last recorded it revoked"
+    ]
+
+
+def test_a_use_count_put_back_below_the_fetches_recorded_is_listed(kit: Kit) -> None:
+    document = _issue(kit)
+    consent = _approve(kit, _file(kit, fetch_limit=2))
+    assert _fetch(kit, consent.id, document) == PDF
+    kept = _kept(kit, consent.id)
+    assert _fetch(kit, consent.id, document) == PDF
+    _by_sql(kit, consent.id, **kept)
+    assert _listed(kit) == [
+        f"locker_consents {consent.id}: 1 uses, but the log recorded 2 fetches under it"
+    ]
+
+
+def test_fetches_recorded_before_they_named_their_consent_still_count(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetch entry from before the `consent` detail names the consent only in its basis:
+    it is counted from there, so neither a false alarm nor a fetch missed."""
+    document = _issue(kit)
+    consent = _approve(kit, _file(kit, fetch_limit=2))
+    content = Locker.content
+
+    def as_before(self: Locker, found: Any, *, who: Accessor, action: str, **_: Any) -> Any:
+        return content(self, found, who=who, action=action)
+
+    monkeypatch.setattr(Locker, "content", as_before)
+    kept = _kept(kit, consent.id)
+    assert _fetch(kit, consent.id, document) == PDF
+    with kit.runtime.sessions() as session:
+        last = json.loads(session.execute(select(entries.c.entry).order_by(
+            entries.c.seq.desc())).scalars().first())  # fmt: skip
+    assert last["action"] == "locker.exchange.fetched"
+    assert "consent" not in last["details"], "the entry is as one written before the detail"
+    assert _listed(kit) == []
+    _by_sql(kit, consent.id, **kept)
+    assert _listed(kit) == [
+        f"locker_consents {consent.id}: 0 uses, but the log recorded 1 fetches under it"
+    ]
 
 
 def test_a_fetch_only_reaches_the_consents_documents(kit: Kit) -> None:
