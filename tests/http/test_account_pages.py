@@ -6,22 +6,27 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 from sqlalchemy import select
 
 from api.runtime import Runtime
 from audit.models import entries
 from identity.nadra import SCENARIOS, read_registry
 from tests.http.oidc_kit import (
+    HOSTILE,
     PASSWORD,
     Browser,
     RelyingParty,
+    assert_escaped,
     csrf_of,
     register_citizen,
     register_client,
+    rename_in_registry,
     token,
     verify_jwt,
 )
@@ -348,3 +353,28 @@ def test_withdrawing_consent_revokes_the_e_services_tokens_and_asks_again_next_t
     again, _verifier = browser.authorize(bc)
     assert again.headers["location"].startswith("/consent?"), "the consent is asked again"
     assert web.get("/account", follow_redirects=False).status_code == 200, "still signed in"
+
+
+# -- text from elsewhere ------------------------------------------------------------------------
+
+
+def test_names_from_nadra_and_from_e_services_are_shown_as_text(
+    web: TestClient, oidc_runtime: Runtime, tmp_path: Path
+) -> None:
+    """A name NADRA hands over and an e-service's name (its registration is an outsider's
+    words) reach the sign-in, consent and account pages escaped, never as markup."""
+    cnic = SCENARIOS["active_female"]
+    rename_in_registry(oidc_runtime, tmp_path / "nadra", {cnic: HOSTILE})
+    register_citizen(oidc_runtime, read_registry(oidc_runtime.identity.nadra_file)[cnic])
+    odd = register_client(oidc_runtime, "odd", name=HOSTILE)
+    browser = Browser(web)
+    asked, _verifier = browser.authorize(odd)
+    login = browser.follow(asked)
+    assert_escaped(login.text)
+    consent = browser.follow(browser.follow(browser.login(login, cnic)))
+    assert "/consent" in str(consent.url)
+    assert_escaped(consent.text)
+    assert browser.consent(consent).headers["location"].startswith(odd.redirect_uri)
+    account = web.get("/account").text
+    assert account.count(str(escape(HOSTILE))) == 2, "the citizen's name and the e-service's"
+    assert_escaped(account)
