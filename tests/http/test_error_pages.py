@@ -15,7 +15,7 @@ from httpx2 import Response
 from api import i18n
 from api.runtime import Runtime
 from identity.nadra import SCENARIOS, read_registry
-from tests.http.oidc_kit import PASSWORD, csrf_of, register_citizen
+from tests.http.oidc_kit import HOSTILE, PASSWORD, assert_escaped, csrf_of, register_citizen
 from tests.http.test_telemetry import json_log as json_log  # a fixture: the service's log
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -73,6 +73,17 @@ def test_a_failed_login_never_carries_an_outside_next(web: TestClient) -> None:
     )
     assert refused.status_code == 401
     assert "evil.example" not in refused.text
+
+
+def test_what_was_typed_comes_back_in_its_field_escaped(web: TestClient) -> None:
+    """A refused login shows the CNIC field as typed: inside a quoted attribute, where a
+    quote would end it, so it comes back escaped (a link to this form cannot inject)."""
+    page = web.get("/login")
+    refused = web.post(
+        "/login", data={"csrf": csrf_of(page.text), "cnic": HOSTILE, "password": "x"}
+    )
+    assert refused.status_code == 401
+    assert_escaped(refused.text)
 
 
 # -- a missing page ---------------------------------------------------------------------------
