@@ -378,3 +378,31 @@ def test_names_from_nadra_and_from_e_services_are_shown_as_text(
     account = web.get("/account").text
     assert account.count(str(escape(HOSTILE))) == 2, "the citizen's name and the e-service's"
     assert_escaped(account)
+
+
+# -- password length and Unicode ---------------------------------------------------------------
+
+# 81 characters, with "á" as one code point (as most keyboards type it).
+PASSPHRASE = "Chan\u00e1b ke kinare 7 kikar ke darakht, aur sham ki thandi hawa hai, Lahore 2027!"
+
+
+def test_a_long_passphrase_is_set_and_the_same_typed_on_another_system_signs_in(
+    web: TestClient, cnic: str
+) -> None:
+    """Past zxcvbn's own 72 characters (the change was a 500), and typed again with the accent
+    as a separate combining mark (as macOS types it): the same password."""
+    assert 72 < len(PASSPHRASE) <= 128
+    assert _log_in(web, cnic, PASSWORD) == 303
+    done = _change(web, PASSWORD, PASSPHRASE)
+    assert done.status_code == 303, done.text  # type: ignore[attr-defined]
+    elsewhere = TestClient(web.app, base_url="https://shanakht.test")
+    assert _log_in(elsewhere, cnic, PASSPHRASE.replace("\u00e1", "a\u0301")) == 303
+    assert _log_in(TestClient(web.app, base_url="https://shanakht.test"), cnic, "x" * 129) == 401
+
+
+def test_a_megabyte_password_is_refused_like_any_wrong_one(web: TestClient, cnic: str) -> None:
+    assert _log_in(web, cnic, PASSWORD + "x" * 1_000_000) == 401
+    assert _log_in(web, cnic, PASSWORD) == 303
+    too_long = _change(web, PASSWORD, "Aa1#" * 33)
+    assert too_long.status_code == 422  # type: ignore[attr-defined]
+    assert "use at most 128 characters" in too_long.text  # type: ignore[attr-defined]
