@@ -318,7 +318,7 @@ def where_raised(exc: BaseException) -> str:
     """The exception's type and the frames it passed through (file, line, function), and the
     same for what it was raised from: enough to find a bug, without the exception's text
     (which may carry whatever data the failing code held) or any frame's values."""
-    parts = []
+    parts: list[str] = []
     seen: BaseException | None = exc
     while seen is not None and len(parts) < 3:
         frames = traceback.extract_tb(seen.__traceback__)[-FRAMES_LOGGED:]

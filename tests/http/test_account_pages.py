@@ -320,7 +320,8 @@ def test_signing_out_everywhere_ends_every_session_and_this_cookie_with_them(
     )
     assert (out.status_code, out.headers["location"]) == (303, "/login")
     (cleared,) = [c for c in out.headers.get_list("set-cookie") if "shanakht_session" in c]
-    assert cleared.startswith('__Host-shanakht_session=""') and "Max-Age=0" in cleared
+    assert cleared.startswith('__Host-shanakht_session=""')
+    assert "Max-Age=0" in cleared
     assert web.get("/account", follow_redirects=False).status_code == 303
     assert elsewhere.get("/account", follow_redirects=False).status_code == 303
     replayed = TestClient(web.app, base_url="https://shanakht.test")
