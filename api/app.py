@@ -130,6 +130,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.add_middleware(problems.LastResort)  # innermost: its answers get the headers below
     app.add_middleware(SecurityHeaders)
     app.add_middleware(Telemetry)  # outermost: times and logs every answer, errors too
     problems.install(app)

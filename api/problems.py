@@ -8,8 +8,10 @@ personal data) travels into an error body or the logs.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,9 +21,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import web
 from api.i18n import Text
+from api.logging_setup import request_id_var
 from audit import AuditError, EntryError, NoteError, ProofError, ProofRequestError, TamperError
 from identity.errors import (
     AccountExists,
@@ -307,9 +311,74 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     return response
 
 
-async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled %s", type(exc).__name__)
+FRAMES_LOGGED = 12  # the innermost frames: where the bug is, not how the request got there
+
+
+def where_raised(exc: BaseException) -> str:
+    """The exception's type and the frames it passed through (file, line, function), and the
+    same for what it was raised from: enough to find a bug, without the exception's text
+    (which may carry whatever data the failing code held) or any frame's values."""
+    parts: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(parts) < 3:
+        frames = traceback.extract_tb(seen.__traceback__)[-FRAMES_LOGGED:]
+        path = " < ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in frames[::-1])
+        parts.append(f"{type(seen).__name__} at {path or 'an unknown place'}")
+        seen = seen.__cause__ or seen.__context__
+    return "; from ".join(parts)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    """The last resort: a bug. Logged by where it happened, never by what it says; answered
+    without a word of it (nor of the request), as a page for a browser, else a problem."""
+    log.error("unhandled %s", where_raised(exc))
+    if wants_page(request):
+        try:
+            return _page(
+                request,
+                500,
+                Text("Something went wrong"),
+                Text(
+                    "The service failed to answer, and the fault is logged. Please try again "
+                    "later; if it happens again, tell the helpline this reference: %(reference)s",
+                    reference=request_id_var.get() or "-",
+                ),
+            )
+        except Exception:  # the page itself failed (a broken template, a dead runtime)
+            log.error("the error page failed too: %s", where_raised(exc))
     return problem(500, "Internal error", "The error was logged; please try again later.")
+
+
+class LastResort:
+    """Answers an exception no handler expected, inside the other middleware (so the answer
+    carries their headers and is logged like any other) and without re-raising it.
+
+    Starlette's own handler for `Exception` sends its answer and then raises the exception
+    again, to the server, whose log line carries the exception's text: here it stops. An
+    exception once the answer has begun (a streamed download) can only cut the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                log.error("unhandled, after the answer began: %s", where_raised(exc))
+                return
+            response = await _unexpected_error(Request(scope, receive), exc)
+            await response(scope, receive, send)
 
 
 UNSTORABLE = (

@@ -5,11 +5,18 @@ case, lower case, digits and special characters. Composition alone lets `Passwor
 through, so a password is also refused when, stripped of its decoration (case, leading and
 trailing digits and symbols, common letter-for-symbol swaps), it is one of the most used
 passwords, or when zxcvbn judges it easy to guess given the citizen's own details.
+
+A password is Unicode-normalised (NFKC, as NIST SP 800-63B 5.1.1.2 advises) before it is
+measured, checked or hashed, so "é" typed as one code point or as e and a combining accent,
+Urdu "ۂ" from either keyboard, or full-width letters from an East Asian input method, are the
+same password. At most 128 characters (ASVS 2.1.2), counted after normalising; a longer one
+is refused before anything costly sees it (zxcvbn, argon2), and none is ever truncated.
 """
 
 from __future__ import annotations
 
 import string
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -29,6 +36,12 @@ MIN_ZXCVBN_SCORE = 2  # "somewhat guessable" at worst: at least 10^8 guesses
 _LEET = str.maketrans({"@": "a", "4": "a", "0": "o", "1": "i", "!": "i", "3": "e", "$": "s",
                        "5": "s", "7": "t", "+": "t"})  # fmt: skip
 _DECORATION = string.digits + string.punctuation + " "
+
+
+def normalise(password: str) -> str:
+    """The password as compared and hashed: NFKC, so the same characters typed on another
+    keyboard or system give the same code points."""
+    return unicodedata.normalize("NFKC", password)
 
 
 @cache
@@ -55,6 +68,7 @@ def personal_words(*values: str) -> list[str]:
 
 def policy_failures(password: str, user_inputs: Sequence[str] = ()) -> list[str]:
     """Every rule `password` breaks, in words a citizen can act on; empty when it passes."""
+    password = normalise(password)
     failures = []
     if len(password) < MIN_LENGTH:
         failures.append(f"use at least {MIN_LENGTH} characters")
@@ -76,7 +90,8 @@ def policy_failures(password: str, user_inputs: Sequence[str] = ()) -> list[str]
     plain = lowered.translate(_LEET)
     if any(w in lowered or w in plain for w in user_inputs if len(w) >= PERSONAL_MIN):
         return ["leave your name, CNIC and mobile number out of your password"]
-    strength = zxcvbn(password, user_inputs=list(user_inputs))
+    # zxcvbn refuses more than 72 characters unless told otherwise (a ValueError, a 500).
+    strength = zxcvbn(password, user_inputs=list(user_inputs), max_length=MAX_LENGTH)
     if strength["score"] < MIN_ZXCVBN_SCORE:
         return ["this password is easy to guess; make it longer or less predictable"]
     return []
@@ -113,10 +128,22 @@ class PasswordHasher:
         self._dummy = self._hasher.hash("not a password anyone has: " + "x" * 16)
 
     def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+        return self._hasher.hash(normalise(password))
 
     def verify(self, encoded: str | None, password: str) -> bool:
-        """True if `password` matches; for a missing account (None) spend the same time, False."""
+        """True if `password` matches; for a missing account (None) spend the same time, False.
+
+        One longer than any password can be (the policy refused it) is refused unhashed: that
+        says nothing of the account. A hash made before passwords were normalised was made of
+        the password as typed, so that is tried too when it differs."""
+        normal = normalise(password)
+        if len(normal) > MAX_LENGTH:
+            return False
+        if self._matches(encoded, normal):
+            return True
+        return normal != password and self._matches(encoded, password)
+
+    def _matches(self, encoded: str | None, password: str) -> bool:
         try:
             return self._hasher.verify(encoded or self._dummy, password) and encoded is not None
         except argon2.exceptions.VerificationError:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import re
 import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -17,6 +19,7 @@ from fastapi.testclient import TestClient
 from httpx2 import Response
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
+from markupsafe import escape
 
 from api.runtime import Runtime
 from identity.enrolment import REGISTER
@@ -25,6 +28,32 @@ from identity.oidc.clients import CLIENT_SECRET_BASIC, ESERVICE, NewClient
 
 ISSUER = "https://shanakht.test"
 PASSWORD = "Kinnow#Orchard2026"
+# Text an outsider or a department supplies, shaped as an attacker would shape it: a script
+# element, and a way out of a quoted attribute into an element with an event handler.
+HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+
+
+def assert_escaped(page: str, text: str = HOSTILE) -> None:
+    """`text` is on `page`, and only as text: every <, >, " and ' of it escaped, so no element
+    or attribute of it reaches the browser."""
+    assert str(escape(text)) in page, "shown, escaped"
+    for markup in ("<script>alert(1)", "<img src=x", '"><img', "onerror=alert(2)>"):
+        assert markup not in page, f"{markup!r} reached the page as markup"
+
+
+def rename_in_registry(runtime: Runtime, directory: Path, names: dict[str, str]) -> None:
+    """Point the runtime at a copy of its simulated NADRA registry in which each CNIC of
+    `names` carries that name, as a registry holding odd data would hand it over."""
+    lines = []
+    for line in runtime.identity.nadra_file.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        record["full_name"] = names.get(record["cnic"], record["full_name"])
+        lines.append(json.dumps(record, sort_keys=True))
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "registry.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    runtime.identity.nadra_file = path
+    runtime._nadra = None
 
 
 def pkce() -> tuple[str, str]:
@@ -77,13 +106,14 @@ def register_client(
     kind: str = ESERVICE,
     secret: bool = False,
     scopes: tuple[str, ...] | None = None,
+    name: str | None = None,
     **options: Any,
 ) -> RelyingParty:
     redirect = f"https://{client_id}.example/callback"
     key = None if secret else RSAKey.generate_key(2048, parameters={"kid": f"{client_id}-1"})
     new = NewClient(
         id=client_id,
-        name=f"The {client_id} service",
+        name=name or f"The {client_id} service",
         kind=kind,
         auth_method=CLIENT_SECRET_BASIC if secret else "private_key_jwt",
         redirect_uris=(redirect,) if kind == ESERVICE else (),

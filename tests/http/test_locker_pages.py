@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 from sqlalchemy import func, select
 
 from api.local_time import day
@@ -28,7 +29,14 @@ from locker.models import documents
 from signing.pki.authority import Subject
 from signing.pki.custody import create_root
 from signing.pki.profiles import DEPARTMENT_SEAL
-from tests.http.oidc_kit import PASSWORD, csrf_of, register_citizen
+from tests.http.oidc_kit import (
+    HOSTILE,
+    PASSWORD,
+    assert_escaped,
+    csrf_of,
+    register_citizen,
+    rename_in_registry,
+)
 from tests.http.test_telemetry import sample
 
 PDF = b"%PDF-1.7\n" + os.urandom(50_000) + b"\n%%EOF\n"
@@ -411,3 +419,40 @@ def test_a_locker_one_is_not_named_for_is_not_there(web: TestClient, lockers: Lo
     content = web.get(f"/nominees/{owner}/documents/{lockers.birth}/content")
     assert content.status_code == 404
     assert PDF[:20] not in content.content
+
+
+def test_titles_reasons_and_names_from_elsewhere_are_shown_as_text(
+    web: TestClient, oidc_runtime: Runtime, tmp_path: Path
+) -> None:
+    """A department's document title and revocation reason, a name NADRA hands over (the
+    owner's, the nominee's), and a title the citizen typed, on every locker page that shows
+    them: escaped, never markup."""
+    names = {SCENARIOS["active_male"]: HOSTILE, SCENARIOS["active_female"]: HOSTILE}
+    rename_in_registry(oidc_runtime, tmp_path / "nadra", names)
+    lockers = seed_lockers(oidc_runtime, tmp_path / "root")
+    odd = issue(oidc_runtime, lockers.cnic, "birth", "BC/2026/0666", HOSTILE)
+    with oidc_runtime.transaction() as session:
+        oidc_runtime.locker(session).revoke(
+            issuer="lgcd", issuer_doc_id="BC/2026/0666", reason=HOSTILE,
+            who=Accessor("client:lgcd-system", "lgcd", "issuer"),
+        )  # fmt: skip
+    sign_in(web, lockers.cnic)
+    assert_escaped(web.get("/documents").text)
+    shown = web.get(f"/documents/{odd}").text
+    assert shown.count("&lt;script&gt;") >= 3, "the title (twice) and the reason"
+    assert_escaped(shown)
+    refused = _upload(web, "notes.txt", b"hello", "text/plain", title=HOSTILE)
+    assert refused.status_code == 400
+    assert f'value="{escape(HOSTILE)}"' in refused.text, "kept in its field, escaped"
+    assert_escaped(refused.text)
+    form = {"csrf": _csrf(web, "/nominees"), "cnic": lockers.other_cnic, "relation": "guardian"}
+    assert web.post("/nominees", data=form, follow_redirects=False).status_code == 303
+    assert_escaped(web.get("/nominees").text)
+
+    sign_in(web, lockers.other_cnic)
+    named_by = web.get("/nominees").text
+    assert_escaped(named_by)
+    link = re.search(r'href="(/nominees/[^"]+/documents)"', named_by).group(1)  # type: ignore[union-attr]
+    theirs = web.get(link).text
+    assert theirs.count("&lt;script&gt;") >= 4, "the owner's name and the title"
+    assert_escaped(theirs)

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
+from markupsafe import escape
 from sqlalchemy import select
 
 from api.runtime import Runtime
 from identity.nadra import CitizenRecord
 from locker import legal
 from locker.models import legal_requests
-from tests.http.oidc_kit import csrf_of
+from tests.http.oidc_kit import HOSTILE, assert_escaped, csrf_of
 from tests.http.test_officer_pages import (
     PDF,
     Office,
@@ -324,6 +325,26 @@ def test_a_refusal_needs_a_reason_and_a_refused_request_cannot_be_opened(
     assert _legal_entries(oidc_runtime) == []
     (entry,) = entries_of(oidc_runtime, "locker.legal.refused")
     assert f'"actor":"{owner_of(oidc_runtime, second.cnic)}"' in entry.decode()
+
+
+def test_an_officers_reasons_and_refusal_are_shown_to_the_other_as_text(
+    web: TestClient, oidc_runtime: Runtime, legal_officer: Office, second: CitizenRecord
+) -> None:
+    """The reason and legal reference one officer types are shown to the second, whose
+    refusal reason is shown back to the first: each escaped, never markup."""
+    assert _open(web, legal_officer, reason=HOSTILE, legal_reference=HOSTILE).status_code == 201
+    _as(web, oidc_runtime, second)
+    awaiting = web.get("/officer/lgcd/legal/requests").text
+    assert awaiting.count("&lt;script&gt;") >= 2, "the reason and the reference"
+    assert_escaped(awaiting)
+    request_id = _request_id(awaiting)
+    action = f"/officer/lgcd/legal/requests/{request_id}/refuse"
+    assert _post(web, action, refusal_reason=HOSTILE).status_code == 303
+    _as(web, oidc_runtime, legal_officer.officer)
+    mine = web.get("/officer/lgcd/legal/requests").text
+    assert f"By {second.full_name}: {escape(HOSTILE)}</span>" in mine, "the refusal"
+    assert mine.count("&lt;script&gt;") >= 2, "the reference, and the refusal"
+    assert_escaped(mine)
 
 
 def test_the_requests_page_is_in_urdu(

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -1106,3 +1107,29 @@ def test_the_device_cookie_is_private_to_this_site_and_long_lived(
     max_age = int(device.lower().split("max-age=")[1].split(";")[0])
     assert max_age >= 180 * 24 * 3600
     assert citizen not in device
+
+
+def test_the_session_cookie_is_private_to_this_site_and_ends_with_the_browser(
+    web: TestClient, citizen: str
+) -> None:
+    """__Host- (so Secure, Path=/ and no Domain: no other host under the domain can set or
+    read it), HttpOnly (no script reads it), SameSite=Lax (it survives the top-level redirect
+    back from an e-service, and no other site's form or fetch carries it), and no lifetime of
+    its own: the server ends the session (idle time, 12 hours), the browser forgets it on
+    closing. Its value names neither the citizen nor the session's sid."""
+    page = web.get("/login")
+    form = {"cnic": citizen, "password": PASSWORD, "csrf": csrf_of(page.text)}
+    response = web.post("/login", data=form, follow_redirects=False)
+    cookies = response.headers.get_list("set-cookie")
+    (session,) = [c for c in cookies if "shanakht_session=" in c]
+    name_value, *rest = (part.strip() for part in session.split(";"))
+    name, value = name_value.split("=", 1)
+    assert name == "__Host-shanakht_session"
+    attributes = {part.split("=")[0].lower(): part.partition("=")[2] for part in rest}
+    assert set(attributes) == {"httponly", "secure", "path", "samesite"}
+    assert (attributes["path"], attributes["samesite"].lower()) == ("/", "lax")
+    assert len(value) >= 32
+    assert citizen not in value
+    sids = re.findall(r'name="sid" value="([^"]+)"', web.get("/account").text)
+    assert sids
+    assert all(sid not in value for sid in sids)

@@ -22,7 +22,9 @@ from audit import pseudonym
 from identity.nadra import SCENARIOS, CitizenRecord, read_registry
 from identity.oidc.clients import SERVICE
 from tests.http.oidc_kit import (
+    HOSTILE,
     PASSWORD,
+    assert_escaped,
     csrf_of,
     press_send,
     register_citizen,
@@ -61,12 +63,13 @@ def file_request(
     *,
     purpose: str = PURPOSE,
     fetch_limit: int = 3,
+    requester_name: str | None = None,
 ) -> str:
     """A request for the citizen's birth certificate, filed as the department's system would;
     its id."""
     with runtime.transaction() as session:
         filed = exchange_service(runtime, session).file_request(
-            requester=client_id, requester_name=f"The {client_id} service",
+            requester=client_id, requester_name=requester_name or f"The {client_id} service",
             owner=owner_of(runtime, cnic), doctypes=["birth"], purpose_code="edu.admission",
             purpose_text=purpose, data_life_days=30,
             valid_until=runtime.clock() + timedelta(days=7), fetch_limit=fetch_limit,
@@ -307,6 +310,33 @@ def test_consent_changes_are_the_exchanges_own(
     shown = web.get(f"/requests/consents/{consent.id}")
     assert f'"request_id": "{request_id}"' in html.unescape(shown.text)
     assert consent.artifact in shown.text
+
+
+def test_a_departments_name_and_purpose_are_shown_as_text(
+    web: TestClient, oidc_runtime: Runtime, ayesha: CitizenRecord
+) -> None:
+    """The department's name and its request's purpose are its own words: on the requests
+    page, its inbox message, the page that confirms an approval, the consent and who saw
+    the data, they are escaped, never markup."""
+    register_client(
+        oidc_runtime, "odd", kind=SERVICE, secret=True, scopes=("locker.request",), name=HOSTILE
+    )
+    request_id = file_request(
+        oidc_runtime, ayesha.cnic, "odd", purpose=HOSTILE, requester_name=HOSTILE
+    )
+    sign_in(web, oidc_runtime, ayesha, code=True)
+    listed = web.get("/requests").text
+    assert listed.count("&lt;script&gt;") >= 4, "the heading, who asks, the purpose, a message"
+    assert_escaped(listed)
+    confirm = web.get(f"/requests/{request_id}/approve").text
+    assert_escaped(confirm)
+    web.post(f"/requests/{request_id}/approve", data={"csrf": csrf_of(confirm)})
+    consent = consent_of(oidc_runtime, request_id, "odd")
+    assert_escaped(web.get(f"/requests/consents/{consent.id}").text)
+    with oidc_runtime.transaction() as session:
+        document = oidc_runtime.locker(session).list(owner_of(oidc_runtime, ayesha.cnic))[0]
+    fetch(oidc_runtime, consent.id, document.id, "odd")
+    assert_escaped(web.get("/access").text)
 
 
 # -- who saw my data ---------------------------------------------------------------------------
