@@ -44,7 +44,7 @@ from signing.pki.authority import Authority, serial_text
 from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER
 from signing.qr.dictionary import DICTIONARY_V1, DICTIONARY_V1_ID
 from signing.trustlist import TrustList, load_trust_list
-from signing.verdict import Outcome, Verdict, document_revoked, verify_qr
+from signing.verdict import Outcome, Verdict, document_revoked, document_unsealed, verify_qr
 
 router = APIRouter(prefix="/signing", tags=["signing"])
 
@@ -190,7 +190,9 @@ def with_document_status(runtime: Runtime, session: Session, found: Verdict) -> 
     certified = runtime.authority(session).get(found.signer.certificate.serial_number)
     if certified is None or certified.department is None:
         return found
-    document = runtime.locker(session).issued(certified.department, number)
+    document = runtime.locker(session).recorded(certified.department, number)
+    if document is not None and not document.sealed:
+        return document_unsealed(found)  # absent would read as never delivered: authentic
     if (
         document is None
         or document.doctype != found.payload.document_type
