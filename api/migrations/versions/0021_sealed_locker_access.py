@@ -35,6 +35,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # ALTER TABLE ... DROP COLUMN, on SQLite too (3.35 and later): a copy-and-move batch would
+    # drop `locker_documents`, which shares and versions reference, and foreign keys are on.
     for table in SEALED:
-        with op.batch_alter_table(table, schema=None) as batch_op:
+        with op.batch_alter_table(table, schema=None, recreate="never") as batch_op:
             batch_op.drop_column("mac")
