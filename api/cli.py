@@ -163,8 +163,9 @@ def audit_prove(seq: int) -> None:
 
 @audit.command("integrity")
 def audit_integrity() -> None:
-    """Check the seal of every role grant, role proposal, consent and client registration;
-    exit 1 listing each row that is not honoured (written or changed by someone without the
+    """Check the seal of every role grant, role proposal, consent, client registration, and
+    locker document, share link, nominee and legal-access request; exit 1 listing each row
+    that is not honoured (written or changed by someone without the
     service's keys).
 
     Run it on a schedule and alert on its exit: a refused row is also a warning in the API's
@@ -183,7 +184,8 @@ def audit_integrity() -> None:
         if found:
             fail(f"{len(found)} rows of authorization state FAILED their seal", EXIT_TAMPERED)
         click.echo(
-            "authorization state verified: every role, proposal, consent and client is sealed"
+            "authorization state verified: every role, proposal, consent, client, document, "
+            "share link, nominee and legal-access request is sealed"
         )
 
 

@@ -179,6 +179,9 @@ def with_document_status(runtime: Runtime, session: Session, found: Verdict) -> 
     it was signed, or it was signed in a department other than the one whose transfer orders
     lockers hold) has no record here, so its revocation cannot be seen: it keeps verifying as
     authentic. A register of revocations for undelivered orders is future work.
+
+    A record whose row seal fails (its revocation undone by SQL, say) is not taken as absent,
+    which would read as authentic: the code is refused as not valid (`document_unsealed`).
     """
     if found.signer is None or found.payload is None:
         return found
