@@ -857,9 +857,11 @@ def test_an_approval_must_be_used_within_a_day_and_a_request_decided_within_a_we
             (approved, legal_requests.c.decided_at, timedelta(hours=24)),
             (undecided, legal_requests.c.created_at, timedelta(days=7)),
         ):
-            row = session.execute(
-                select(legal_requests).where(legal_requests.c.id == request_id)
-            ).one()._mapping
+            row = (
+                session.execute(select(legal_requests).where(legal_requests.c.id == request_id))
+                .one()
+                ._mapping
+            )
             moved = {column.name: row[column.name] - by}
             session.execute(
                 update(legal_requests)
