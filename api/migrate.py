@@ -23,7 +23,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, Table, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,7 @@ from api.settings import Settings
 from audit import AuditEvent
 from audit.row_seal import seal_unsealed
 from identity.models import clients, role_proposals, roles
-from locker.models import consents
+from locker.models import consents, documents, legal_requests, nominees, shares
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 log = logging.getLogger("shanakht.integrity")
@@ -45,9 +45,22 @@ log = logging.getLogger("shanakht.integrity")
 MIGRATION_LOCK = 0x5348414E  # "SHAN"
 ROW_SEALS = "0014"  # the revision that gave rows of authorization state their MAC
 
-# The tables whose rows are sealed (`audit.row_seal`): authorization state.
-SEALED_TABLES = (roles, role_proposals, consents, clients)
-FIRST_SEALING = f"{STATE_MAC_KEY}-first-sealing"
+# The revisions that gave tables a MAC column (`audit.row_seal`), each with those tables: the
+# run that applies one seals the rows its tables held then, and only those (`upgrade`).
+SEALINGS: dict[str, tuple[Table, ...]] = {
+    ROW_SEALS: (roles, consents, clients),
+    "0019": (role_proposals,),
+    "0021": (documents, shares, nominees, legal_requests),
+}
+# The tables whose rows are sealed: authorization state.
+SEALED_TABLES = tuple(table for tables in SEALINGS.values() for table in tables)
+FIRST_SEALING = f"{STATE_MAC_KEY}-first-sealing"  # 0014's record, named before there were others
+
+
+def sealing_record(revision: str) -> str:
+    """The key directory's record that `revision`'s sealing is done (`KeyStore.done`)."""
+    return FIRST_SEALING if revision == ROW_SEALS else f"{STATE_MAC_KEY}-sealing-{revision}"
+
 
 # What the application role may do, table by table; every other table in the schema (and every
 # table a later migration creates, through the default privileges) gets DML. Never TRUNCATE,
@@ -83,15 +96,17 @@ def upgrade(
     revision: str = "head",
     *,
     app_role: str | None = None,
-    first_sealing: Callable[[Session], None] | None = None,
-) -> bool:
+    seal_rows: Callable[[Session, tuple[str, ...]], None] | None = None,
+) -> tuple[str, ...]:
     """Migrate the schema to `revision` inside one transaction, then grant the application
     role (`app_role`, else the configured one; on PostgreSQL only) what it may do.
 
-    Whether this run applied revision 0014 (`ROW_SEALS`): then, and only then, `first_sealing`
-    seals the rows written before it, in the same transaction, so that a schema past 0014 is
-    one whose older rows were sealed. The migration lock is held from the first read, so of two
-    runs started together only the one that migrates seals."""
+    The revisions of `SEALINGS` this run applied, in order: for those, and only those,
+    `seal_rows` seals the rows their tables held (written before they had seals), in the same
+    transaction, so that a schema past a sealing revision is one whose older rows of its tables
+    were sealed; a revision the schema was past already seals nothing. The migration lock is
+    held from the first read, so of two runs started together only the one that migrates
+    seals. Rows are sealed as this code's tables have them: `prepare` migrates to the head."""
     role = app_role or configured_app_role()
     config = alembic_config(role)
     with engine.begin() as connection:
@@ -99,10 +114,11 @@ def upgrade(
         config.attributes["connection"] = connection
         before = applied_revisions(connection)
         command.upgrade(config, revision)
-        sealing = ROW_SEALS not in before and ROW_SEALS in applied_revisions(connection)
-        if sealing and first_sealing is not None:
+        after = applied_revisions(connection)
+        sealing = tuple(found for found in SEALINGS if found not in before and found in after)
+        if sealing and seal_rows is not None:
             with Session(bind=connection) as session:
-                first_sealing(session)
+                seal_rows(session, sealing)
                 session.flush()
         if role is not None:
             grant_app_role(connection, role)
@@ -210,17 +226,16 @@ def require_current_schema(engine: Engine) -> None:
 def prepare(runtime: Runtime, *, migrate_schema: bool = True) -> None:
     """Everything a fresh data directory needs before serving: the schema (migrated through the
     migration URL, or, with `migrate_schema` false, only checked), then signing keys. The run
-    that takes the schema past 0014 seals the rows written before it (`seal_existing_rows`)."""
+    that takes the schema past a sealing revision seals the rows its tables held before it
+    (`seal_existing_rows`)."""
     settings = runtime.settings
-    sealed_before = runtime.keys.done(FIRST_SEALING)
-    sealing = None if sealed_before else partial(seal_existing_rows, runtime)
-    applied_row_seals = False
+    done = frozenset(found for found in SEALINGS if runtime.keys.done(sealing_record(found)))
+    sealing = partial(seal_existing_rows, runtime, done)
+    applied: tuple[str, ...] = ()
     if not migrate_schema:
         require_current_schema(runtime.engine)
     elif settings.resolved_migration_url == settings.resolved_database_url:
-        applied_row_seals = upgrade(
-            runtime.engine, app_role=settings.database_app_role, first_sealing=sealing
-        )
+        applied = upgrade(runtime.engine, app_role=settings.database_app_role, seal_rows=sealing)
     else:
         try:
             engine = create_db_engine(settings.resolved_migration_url)
@@ -228,34 +243,37 @@ def prepare(runtime: Runtime, *, migrate_schema: bool = True) -> None:
             first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise StartupError(f"SHANAKHT_DATABASE_MIGRATION_URL is not usable: {first}") from None
         try:
-            applied_row_seals = upgrade(
-                engine, app_role=settings.database_app_role, first_sealing=sealing
-            )
+            applied = upgrade(engine, app_role=settings.database_app_role, seal_rows=sealing)
         finally:
             engine.dispose()
-    if applied_row_seals:
-        if sealed_before:
+    for found in applied:
+        if found in done:
             log.warning(
-                "revision %s was applied again, but the key directory records the first "
-                "sealing: rows without a MAC were not sealed and are not honoured",
-                ROW_SEALS,
+                "revision %s was applied again, but the key directory records its sealing: "
+                "rows without a MAC were not sealed and are not honoured",
+                found,
             )
         else:
-            runtime.keys.record_done(FIRST_SEALING)
+            runtime.keys.record_done(sealing_record(found))
     with runtime.transaction() as session:
         runtime.provider(session).keys.ensure()
 
 
-def seal_existing_rows(runtime: Runtime, session: Session) -> None:
-    """Seal the rows of authorization state written before rows had seals (revision 0014), in
-    the transaction of the migration run that applies 0014 (`upgrade`), and in no other: once
-    the schema is past 0014, a row without a seal is one the service did not write, whatever
-    the key directory or anything else says. The run also records, beside the keys, that the
-    deployment's first sealing is done, so a schema set back before 0014 by whoever can write
-    it (a DBA with the owner's rights) is not sealed again. A production replica (`serve`,
-    which migrates nothing) and `shanakht audit integrity` never seal. The sealing is an audit
-    entry, with how many rows of each table it sealed, when there were any."""
-    counts = seal_unsealed(session, runtime.row_seal, SEALED_TABLES)
+def seal_existing_rows(
+    runtime: Runtime, done: frozenset[str], session: Session, applied: tuple[str, ...]
+) -> None:
+    """Seal the rows of the tables of the sealing revisions `applied` (`SEALINGS`) that were
+    written before those tables had seals, in the transaction of the migration run that
+    applies those revisions (`upgrade`), and in no other: once the schema is past a sealing
+    revision, a row of its tables without a seal is one the service did not write, whatever
+    the key directory or anything else says. Each revision seals only its own tables, so a
+    later one never blesses a row an earlier one left unsealed. A revision whose sealing the
+    key directory records (`done`) seals nothing, so a schema set back before it by whoever can
+    write it (a DBA with the owner's rights) is not sealed again. A production replica
+    (`serve`, which migrates nothing) and `shanakht audit integrity` never seal. The sealing
+    is an audit entry, with how many rows of each table it sealed, when there were any."""
+    tables = [table for found in applied if found not in done for table in SEALINGS[found]]
+    counts = seal_unsealed(session, runtime.row_seal, tables)
     if any(counts.values()):
         runtime.audit_log(session).append(
             AuditEvent(

@@ -123,6 +123,10 @@ SAID: dict[str, Text] = {
         "That document was deleted. Issue a new one, under a new number, instead."
     ),
     "document.changed": Text("The document changed while this was sent. Send it again."),
+    "document.unsealed": Text(
+        "The locker's record of that document fails its integrity check. "
+        "Report it to the service's administrators."
+    ),
     "rewrap.failed": Text(
         "Document %(document)s, version %(version)s: its data key could not be re-wrapped (it "
         "was altered, or its KEK version is missing)."

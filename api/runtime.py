@@ -188,6 +188,7 @@ class Runtime:
             keks=self.keks,
             audit=self.audit_log(session),
             clock=self.clock,
+            seal=self.row_seal,
             max_bytes=self.settings.locker_max_bytes,
         )
 

@@ -7,6 +7,15 @@ an upload whose transaction has not committed yet without asking anything else.
 
 Deleting shreds the data keys in the transaction; the ciphertext is removed afterwards by
 `sweep`, so a failed commit never loses a document that is still recorded.
+
+A document's row is sealed (`audit.row_seal`): every column, so its owner, status, revocation,
+validity, classification, type and current version are as the service wrote them. Every write
+re-seals it, a compare-and-set on the old MAC; every read verifies it. A row whose seal does not
+verify (a revoked document set active by SQL, one moved to another locker, a MAC set NULL) is
+no document to its owner, a nominee, a share link, a department or a legal basis, and the
+issuer cannot build on it; the verifier, for which an absent record means "never delivered,
+authentic", is told it is not valid instead (`recorded`). The version row is not sealed: see
+`locker.models`.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from audit import AuditLog, holds_cnic
+from audit.row_seal import MAC_COLUMN, RowSeal
 from locker.access import Accessor, record
 from locker.crypto import Context, decrypt_stream, encrypt_stream, new_data_key, unwrap, wrap
 from locker.doctypes import SELF, document_type
@@ -96,6 +106,8 @@ class Document:
     size: int
     content_type: str
     signature: bytes | None
+    mac: bytes | None = None  # the row's seal as read, for the compare-and-set of a change
+    sealed: bool = True  # False only from `Locker.recorded`: the row's seal does not verify
 
     @property
     def uploaded(self) -> bool:
@@ -131,6 +143,7 @@ class Locker:
         keks: KekProvider,
         audit: AuditLog,
         clock: Callable[[], datetime],
+        seal: RowSeal,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self._db = session
@@ -138,6 +151,7 @@ class Locker:
         self._keks = keks
         self._audit = audit
         self._clock = clock
+        self._seal = seal
         self._max_bytes = max_bytes
 
     # -- writing ------------------------------------------------------------------------------
@@ -169,6 +183,7 @@ class Locker:
         _check_title(title)
         earlier = self._by_issuer_id(issuer, issuer_doc_id)
         if earlier is not None:
+            _check_sealed(earlier)
             _check_same_subject(earlier, owner, doctype)
         document_id = earlier.id if earlier is not None else new_id()
         version = earlier.version + 1 if earlier is not None else 1
@@ -183,6 +198,7 @@ class Locker:
                 return Issued(created, "created")
             earlier = self._by_issuer_id(issuer, issuer_doc_id)  # another request made it first
             assert earlier is not None  # noqa: S101 (the insert failed on this very key)
+            _check_sealed(earlier)
             _check_same_subject(earlier, owner, doctype)
         return self._update(earlier, stored, title, valid_until, who)
 
@@ -216,13 +232,10 @@ class Locker:
         found = self._by_issuer_id(issuer, issuer_doc_id, lock=True)
         if found is None or found.status == DELETED:
             raise UnknownDocument("this issuer has no document with that id", field="doc_id")
+        _check_sealed(found)
         _check_title(reason, "a revocation reason", "reason")
         if found.status != REVOKED:
-            self._db.execute(
-                update(documents)
-                .where(documents.c.id == found.id)
-                .values(status=REVOKED, revoked_at=self._clock(), revocation_reason=reason)
-            )
+            self._change(found, status=REVOKED, revoked_at=self._clock(), revocation_reason=reason)
             self._note("locker.document.revoked", who, found, fields="status")
         return self.get(found.id, owner=found.owner)
 
@@ -234,11 +247,9 @@ class Locker:
             raise DocumentRefused(
                 "an issued document cannot be deleted; only uploads can", code="document.issued"
             )
+        self._change(found, status=DELETED)
         self._db.execute(
             update(versions).where(versions.c.document_id == document_id).values(wrapped_key=None)
-        )
-        self._db.execute(
-            update(documents).where(documents.c.id == document_id).values(status=DELETED)
         )
         self._note("locker.document.deleted", who, found)
 
@@ -253,12 +264,19 @@ class Locker:
     def find(self, document_id: str) -> Document | None:
         """The document, whoever owns it (for a caller that checks access itself)."""
         row = self._db.execute(_select().where(documents.c.id == document_id)).first()
-        if row is None or row.status == DELETED:
+        if row is None or row.status == DELETED or not self._seal.check(documents, row._mapping):
             return None
         return _document(row)
 
     def issued(self, issuer: str, issuer_doc_id: str) -> Document | None:
-        """The document `issuer` issued under its own id, if any (not if deleted)."""
+        """The document `issuer` issued under its own id, if any (not if deleted, nor if its
+        row's seal does not verify)."""
+        return _honoured(self.recorded(issuer, issuer_doc_id))
+
+    def recorded(self, issuer: str, issuer_doc_id: str) -> Document | None:
+        """`issued`, but a row whose seal does not verify comes back too, with `sealed`
+        False: for the verifier, which must not take a tampered record (a revocation undone
+        by SQL) for a document that was never delivered, and so tells it is not valid."""
         found = self._by_issuer_id(issuer, issuer_doc_id)
         return found if found is not None and found.status != DELETED else None
 
@@ -269,7 +287,7 @@ class Locker:
             .where(documents.c.owner == owner, documents.c.status != DELETED)
             .order_by(documents.c.issued_at.desc(), documents.c.id)
         )
-        return [_document(row) for row in rows]
+        return [_document(row) for row in rows if self._seal.check(documents, row._mapping)]
 
     def open(
         self, document_id: str, *, owner: str, who: Accessor, action: str = "locker.document.read"
@@ -389,12 +407,15 @@ class Locker:
         collide; an issue's insert does nothing on a conflict (no savepoint to roll back to,
         two statements fewer inside the write lock), and says so by returning no row."""
         uri = f"{issuer}-{doctype}-{issuer_doc_id or document_id}"
-        row = {
+        row: dict[str, Any] = {
             "id": document_id, "owner": owner, "doctype": doctype, "issuer": issuer,
             "issuer_doc_id": issuer_doc_id, "uri": uri, "title": title, "status": ACTIVE,
             "issued_at": stored.created_at, "valid_until": valid_until,
-            "classification": classification, "version": 1,
+            "classification": classification, "version": 1, "revoked_at": None,
+            "revocation_reason": None,
         }  # fmt: skip
+        mac = self._seal.mac(documents, row)
+        row[MAC_COLUMN] = mac
         if issuer_doc_id is None:
             self._db.execute(_INSERT_DOCUMENT, row)
         else:
@@ -405,7 +426,7 @@ class Locker:
         return Document(
             document_id, owner, doctype, issuer, issuer_doc_id, uri, title, ACTIVE,
             stored.created_at, valid_until, classification, 1, None, None, stored.sha256,
-            stored.size, stored.content_type, stored.signature,
+            stored.size, stored.content_type, stored.signature, mac,
         )  # fmt: skip
 
     def _update(
@@ -418,6 +439,9 @@ class Locker:
     ) -> Issued:
         current = self._by_issuer_id(earlier.issuer, earlier.issuer_doc_id or "", lock=True)
         assert current is not None  # noqa: S101 (documents are never removed, only marked)
+        if not current.sealed:
+            self._store.delete(stored.object_key)
+            _check_sealed(current)
         if current.sha256 == stored.sha256 and current.content_type == stored.content_type:
             self._store.delete(stored.object_key)  # a retry: keep what was recorded
             return Issued(current, "unchanged")
@@ -435,11 +459,7 @@ class Locker:
                 code="document.changed",
             )  # fmt: skip
         self._insert_version(current.id, stored)
-        self._db.execute(
-            update(documents)
-            .where(documents.c.id == current.id)
-            .values(version=version, title=title, valid_until=valid_until)
-        )
+        self._change(current, version=version, title=title, valid_until=valid_until)
         self._note("locker.document.updated", who, current, version=version)
         return Issued(self.get(current.id, owner=current.owner), "updated")
 
@@ -477,7 +497,25 @@ class Locker:
             documents.c.issuer == issuer, documents.c.issuer_doc_id == issuer_doc_id
         )
         row = self._db.execute(query.with_for_update(of=documents) if lock else query).first()
-        return _document(row) if row is not None else None
+        if row is None:
+            return None
+        return _document(row, sealed=self._seal.check(documents, row._mapping))
+
+    def _change(self, found: Document, **changes: Any) -> None:
+        """Write `changes` to `found`'s row (one whose seal verified) with a new seal, unless the
+        row is no longer what was read: its old MAC is the compare-and-set."""
+        row = {**_columns(found), **changes}
+        mac = self._seal.mac(documents, row)
+        written = self._db.execute(
+            update(documents)
+            .where(documents.c.id == found.id, documents.c.mac == found.mac)
+            .values(**changes, mac=mac)
+        )
+        if getattr(written, "rowcount", 0) != 1:
+            raise DocumentRefused(
+                "the document changed while this update ran; send it again",
+                code="document.changed",
+            )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,10 +645,39 @@ def _select() -> Any:
     )
 
 
-def _document(row: Any) -> Document:
+def _document(row: Any, *, sealed: bool = True) -> Document:
     return Document(
         row.id, row.owner, row.doctype, row.issuer, row.issuer_doc_id, row.uri, row.title,
         row.status, row.issued_at, row.valid_until, row.classification, row.version,
         row.revoked_at, row.revocation_reason, bytes(row.sha256), row.size, row.content_type,
         bytes(row.signature) if row.signature is not None else None,
+        bytes(row.mac) if row.mac is not None else None, sealed,
     )  # fmt: skip
+
+
+def _columns(found: Document) -> dict[str, Any]:
+    """`found`'s row in `locker_documents` as stored, but its MAC: what its seal covers."""
+    return {
+        "id": found.id, "owner": found.owner, "doctype": found.doctype, "issuer": found.issuer,
+        "issuer_doc_id": found.issuer_doc_id, "uri": found.uri, "title": found.title,
+        "status": found.status, "issued_at": found.issued_at, "valid_until": found.valid_until,
+        "classification": found.classification, "version": found.version,
+        "revoked_at": found.revoked_at, "revocation_reason": found.revocation_reason,
+    }  # fmt: skip
+
+
+def _check_sealed(found: Document) -> None:
+    """Refuse to build on a document whose row's seal does not verify: changed or written by
+    someone without the service's keys, it is for an administrator to look into (`shanakht
+    audit integrity` lists it), not for an issuer to update, revoke or issue over."""
+    if not found.sealed:
+        raise DocumentRefused(
+            "the locker's record of that document fails its integrity check; "
+            "the service's administrators must look into it",
+            code="document.unsealed", field="doc_id",
+        )  # fmt: skip
+
+
+def _honoured(found: Document | None) -> Document | None:
+    """`found` if its row's seal verified; a document whose seal does not is none."""
+    return found if found is not None and found.sealed else None

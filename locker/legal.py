@@ -28,6 +28,12 @@ have no subject, so nothing the citizen reads shows an investigation before its 
 
 Every decision and the first opening are a compare-and-set on the row, so two officers
 racing cannot both win, and an expired request cannot be decided however the race goes.
+
+A request's row is sealed (`audit.row_seal`), and re-sealed by its decision and its first
+opening, each a compare-and-set on the old MAC too: what was checked is what is decided. A
+row whose seal does not verify (filed or approved by SQL, its citizen, types or department
+changed, its MAC set NULL) is no request: it is not listed, not decided, not opened, and
+`shanakht audit integrity` lists it.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog, holds_cnic, two_person
+from audit.row_seal import MAC_COLUMN, RowSeal
 from audit.two_person import APPROVED, EXPIRED, PENDING, REFUSED
 from audit.two_person import DECISION_WINDOW as DECISION_WINDOW  # the rule's, said on pages
 from audit.two_person import MAX_REASON as MAX_REASON
@@ -173,6 +180,7 @@ class LegalAccess:
         citizens: Citizens,
         texts: Texts,
         clock: Callable[[], datetime],
+        seal: RowSeal,
     ) -> None:
         self._db = session
         self._locker = locker
@@ -181,6 +189,7 @@ class LegalAccess:
         self._citizens = citizens
         self._texts = texts
         self._clock = clock
+        self._seal = seal
 
     # -- the first officer files ----------------------------------------------------------------
 
@@ -214,14 +223,14 @@ class LegalAccess:
         if self._citizens.mobile(owner) is None:
             raise UnknownCitizen("no citizen has an account with that CNIC")
         request_id = new_id()
-        self._db.execute(
-            insert(legal_requests).values(
-                id=request_id, department=acting, filer=officer, owner=owner,
-                doctypes=" ".join(wanted), legal_reference=legal_reference, reason=reason,
-                disclosure_delay_days=disclosure_delay_days,
-                created_at=whole_seconds(self._clock()), status=PENDING,
-            )
-        )  # fmt: skip
+        row = {
+            "id": request_id, "department": acting, "filer": officer, "owner": owner,
+            "doctypes": " ".join(wanted), "legal_reference": legal_reference, "reason": reason,
+            "disclosure_delay_days": disclosure_delay_days,
+            "created_at": whole_seconds(self._clock()), "status": PENDING, "decided_at": None,
+            "decider": None, "refusal": None, "opened_at": None, "disclose_after": None,
+        }  # fmt: skip
+        self._db.execute(insert(legal_requests).values(self._seal.sealed(legal_requests, row)))
         filed = self._request(request_id)
         assert filed is not None  # noqa: S101 (inserted just now, in this transaction)
         self._decision_entry("locker.legal.requested", filed, actor=officer)
@@ -246,7 +255,7 @@ class LegalAccess:
             .order_by(legal_requests.c.created_at, legal_requests.c.id)
             .limit(200)
         )
-        return [_legal_access_request(row) for row in rows]
+        return self._sealed(rows)
 
     def filed_by(
         self, *, officer: str, departments: frozenset[str], limit: int = 50
@@ -263,28 +272,32 @@ class LegalAccess:
             .order_by(legal_requests.c.created_at.desc(), legal_requests.c.id)
             .limit(limit)
         )
-        return [_legal_access_request(row) for row in rows]
+        return self._sealed(rows)
 
     def get(self, request_id: str, *, departments: frozenset[str]) -> LegalAccessRequest:
         """A request, to an officer holding `locker.legal` in its department; to anyone
         else it does not exist."""
+        return _legal_access_request(self._get_row(request_id, departments))
+
+    def _get_row(self, request_id: str, departments: frozenset[str]) -> Mapping[Any, Any]:
+        """`get`'s request as its sealed row, every column: what a change re-seals."""
         if not departments:
             raise LegalAccessRefused(f"you hold {ROLE} in no department", role=ROLE)
-        found = self._request(request_id)
-        if found is None or found.department not in departments:
+        row = self._row(request_id)
+        if row is None or row["department"] not in departments:
             raise UnknownLegalRequest(
                 "there is no such legal-access request in your department", role=ROLE
             )
-        return found
+        return row
 
     def approve(
         self, request_id: str, *, officer: str, substantial: bool, departments: frozenset[str]
     ) -> LegalAccessRequest:
         """The second officer's approval: the filer may open it for the next 24 hours."""
-        found = self._deciding(request_id, officer, substantial, departments)
+        row = self._deciding(request_id, officer, substantial, departments)
         # The rules again: a type may have been re-classified since the request was filed.
-        checked_doctypes(found.doctypes, standing=False)
-        decided = self._decide(found, APPROVED, officer, None)
+        checked_doctypes(row["doctypes"].split(), standing=False)
+        decided = self._decide(row, APPROVED, officer, None)
         self._decision_entry("locker.legal.approved", decided, actor=officer)
         return decided
 
@@ -298,13 +311,13 @@ class LegalAccess:
         reason: str,
     ) -> LegalAccessRequest:
         """The second officer's refusal, with why: the request can never be opened."""
-        found = self._deciding(request_id, officer, substantial, departments)
+        row = self._deciding(request_id, officer, substantial, departments)
         if not two_person.fit_reason(reason):
             raise RequestRefused(
                 f"a refusal's reason is 1 to {MAX_REASON} characters, without a CNIC",
                 code="legal.refusal_reason", field="refusal_reason", most=MAX_REASON,
             )  # fmt: skip
-        decided = self._decide(found, REFUSED, officer, reason)
+        decided = self._decide(row, REFUSED, officer, reason)
         self._decision_entry("locker.legal.refused", decided, actor=officer)
         return decided
 
@@ -325,7 +338,8 @@ class LegalAccess:
         `department_names` give the citizen a department's name rather than its id."""
         if not substantial:
             raise NeedsSecondFactor("legal-basis access needs a sign-in with a second factor")
-        found = self.get(request_id, departments=departments)
+        row = self._get_row(request_id, departments)
+        found = _legal_access_request(row)
         if found.filer != officer:
             raise FourEyesRefused(
                 "only the officer who filed a legal-access request opens it",
@@ -342,16 +356,20 @@ class LegalAccess:
         first = found.opened_at is None
         if first:
             later = whole_seconds(now + timedelta(days=found.disclosure_delay_days))
+            changes = {
+                "opened_at": now,
+                "disclose_after": later if found.disclosure_delay_days else None,
+            }
+            resealed = self._seal.mac(legal_requests, {**row, **changes})
             opened = self._db.execute(
                 update(legal_requests)
                 .where(
                     legal_requests.c.id == found.id,
                     legal_requests.c.status == APPROVED,
                     legal_requests.c.opened_at.is_(None),
+                    legal_requests.c.mac == row[MAC_COLUMN],
                 )
-                .values(
-                    opened_at=now, disclose_after=later if found.disclosure_delay_days else None
-                )
+                .values(**changes, mac=resealed)
             )
             first = opened.rowcount == 1  # type: ignore[attr-defined]  # a CursorResult
             found = self._request(found.id) or found
@@ -456,11 +474,12 @@ class LegalAccess:
 
     def _deciding(
         self, request_id: str, officer: str, substantial: bool, departments: frozenset[str]
-    ) -> LegalAccessRequest:
-        """The request `officer` is about to decide, if they may decide it now."""
+    ) -> Mapping[Any, Any]:
+        """The row of the request `officer` is about to decide, if they may decide it now."""
         if not substantial:
             raise NeedsSecondFactor("deciding a legal-access request needs a second factor")
-        found = self.get(request_id, departments=departments)
+        row = self._get_row(request_id, departments)
+        found = _legal_access_request(row)
         if found.filer == officer:
             raise FourEyesRefused(
                 "you filed this request: a second officer of the department must decide it"
@@ -468,22 +487,25 @@ class LegalAccess:
         state = found.state(self._clock())
         if state != PENDING:
             raise _closed(found, state, "decided")
-        return found
+        return row
 
     def _decide(
-        self, found: LegalAccessRequest, status: str, officer: str, refusal: str | None
+        self, row: Mapping[Any, Any], status: str, officer: str, refusal: str | None
     ) -> LegalAccessRequest:
+        """Record the decision on `row` (as read and checked) with a new seal, only if the row
+        still holds the seal it was read with: what was checked is what is decided."""
         now = whole_seconds(self._clock())
+        decision = {"status": status, "decided_at": now, "decider": officer, "refusal": refusal}
+        resealed = self._seal.mac(legal_requests, {**row, **decision})
         if not two_person.decide(
-            self._db, legal_requests, found.id, status=status, decider=officer,
+            self._db, legal_requests, row["id"], status=status, decider=officer,
             refusal=refusal, now=now, not_theirs=legal_requests.c.filer != officer,
+            unchanged=legal_requests.c.mac == row[MAC_COLUMN], also={MAC_COLUMN: resealed},
         ):  # fmt: skip
             raise LegalRequestClosed(
                 "the request was decided meanwhile, or has expired", state="decided"
             )
-        after = self._request(found.id)
-        assert after is not None  # noqa: S101 (requests are never removed)
-        return after
+        return _legal_access_request({**row, **decision, MAC_COLUMN: resealed})
 
     def _decision_entry(self, action: str, found: LegalAccessRequest, *, actor: str) -> None:
         """Filing, approval or refusal: an entry naming both officers by pseudonym, and no
@@ -517,29 +539,45 @@ class LegalAccess:
         )
 
     def _request(self, request_id: str) -> LegalAccessRequest | None:
-        row = self._db.execute(
-            select(legal_requests).where(legal_requests.c.id == request_id)
-        ).first()
+        row = self._row(request_id)
         return _legal_access_request(row) if row is not None else None
 
+    def _row(self, request_id: str) -> Mapping[Any, Any] | None:
+        """The request's row, every column, if its seal verifies (see the module's docstring);
+        one whose seal does not is no request."""
+        found = self._db.execute(
+            select(legal_requests).where(legal_requests.c.id == request_id)
+        ).first()
+        if found is None or not self._seal.check(legal_requests, found._mapping):
+            return None
+        return found._mapping
 
-def _legal_access_request(row: Any) -> LegalAccessRequest:
+    def _sealed(self, rows: Iterable[Any]) -> list[LegalAccessRequest]:
+        """The requests among `rows` whose seals verify; the others are logged, not shown."""
+        return [
+            _legal_access_request(row._mapping)
+            for row in rows
+            if self._seal.check(legal_requests, row._mapping)
+        ]
+
+
+def _legal_access_request(row: Mapping[Any, Any]) -> LegalAccessRequest:
     return LegalAccessRequest(
-        id=row.id,
-        department=row.department,
-        filer=row.filer,
-        owner=row.owner,
-        doctypes=tuple(row.doctypes.split()),
-        legal_reference=row.legal_reference,
-        reason=row.reason,
-        disclosure_delay_days=row.disclosure_delay_days,
-        created_at=row.created_at,
-        status=row.status,
-        decided_at=row.decided_at,
-        decider=row.decider,
-        refusal=row.refusal,
-        opened_at=row.opened_at,
-        disclose_after=row.disclose_after,
+        id=row["id"],
+        department=row["department"],
+        filer=row["filer"],
+        owner=row["owner"],
+        doctypes=tuple(row["doctypes"].split()),
+        legal_reference=row["legal_reference"],
+        reason=row["reason"],
+        disclosure_delay_days=row["disclosure_delay_days"],
+        created_at=row["created_at"],
+        status=row["status"],
+        decided_at=row["decided_at"],
+        decider=row["decider"],
+        refusal=row["refusal"],
+        opened_at=row["opened_at"],
+        disclose_after=row["disclose_after"],
     )
 
 

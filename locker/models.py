@@ -4,6 +4,13 @@ Content lives in the object store as ciphertext only; a version row holds where,
 plaintext SHA-256 (checked before anything is served), and the data key wrapped under a KEK.
 Deleting a document shreds its keys (the wrapped key is set to NULL): what remains in the
 store can never be read again, whatever happens to the object.
+
+The rows that say who may read what are sealed (`audit.row_seal`, `mac`): a document's row
+(its owner, status and revocation, validity, classification, type, current version), share
+links, nominees and guardians, legal-access requests, as well as consents. A version row is
+not: its digest, data key and signature are bound to the document's id, version and owner by
+the data key's wrapping and the content's encryption (`locker.crypto.Context`), so a changed
+one fails to decrypt or to match its digest; it refuses a read, it grants none.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ documents = Table(
     Column("version", Integer, nullable=False, server_default="1", comment="the current one"),
     Column("revoked_at", UtcDateTime(), nullable=True),
     Column("revocation_reason", String(200), nullable=True),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
     UniqueConstraint("issuer", "issuer_doc_id", name="uq_locker_documents_issuer_doc_id"),
 )
 
@@ -72,6 +80,7 @@ shares = Table(
     Column("revoked_at", UtcDateTime(), nullable=True),
     Column("uses", Integer, nullable=False, server_default="0"),
     Column("max_uses", Integer, nullable=True),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
 )
 
 nominees = Table(
@@ -81,6 +90,7 @@ nominees = Table(
     Column("nominee", String(64), primary_key=True, index=True, comment="their pseudonym"),
     Column("relation", String(16), nullable=False, comment="nominee | guardian"),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
 )
 
 inbox = Table(
@@ -160,6 +170,7 @@ legal_requests = Table(
     Column("refusal", String(500), nullable=True, comment="why the second officer refused"),
     Column("opened_at", UtcDateTime(), nullable=True, comment="the first opening"),
     Column("disclose_after", UtcDateTime(), nullable=True, comment="set at the first opening"),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
 )
 
 jobs = Table(

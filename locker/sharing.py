@@ -5,21 +5,28 @@ service keeps only its SHA-256, serves the document itself (decrypting it: never
 URL to ciphertext), and honours the link until it expires, is revoked or has been used as
 often as allowed. A nominee or guardian is another citizen the owner names, who may then read
 (never change) the owner's documents.
+
+Both are sealed rows (`audit.row_seal`): a link whose document, expiry, revocation or use count
+was changed by SQL, a nomination inserted by SQL, or either with its MAC set NULL, is no link
+and no nomination (logged, and listed by `shanakht audit integrity`). A link's revocation and
+each use re-seal its row, a compare-and-set on the old MAC, so a use is counted only on the row
+as it was checked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from audit import AuditLog
+from audit.row_seal import MAC_COLUMN, RowSeal
 from locker.access import Accessor, record
 from locker.documents import ACTIVE, Document
 from locker.errors import LockerError
@@ -68,10 +75,18 @@ def _token_hash(token: str) -> bytes:
 
 
 class Sharing:
-    def __init__(self, session: Session, *, audit: AuditLog, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        audit: AuditLog,
+        clock: Callable[[], datetime],
+        seal: RowSeal,
+    ) -> None:
         self._db = session
         self._audit = audit
         self._clock = clock
+        self._seal = seal
 
     # -- share links --------------------------------------------------------------------------
 
@@ -88,13 +103,12 @@ class Sharing:
         token = secrets.token_urlsafe(32)
         now = self._clock()
         share_id = new_id()
-        self._db.execute(
-            insert(shares).values(
-                id=share_id, token_hash=_token_hash(token), document_id=document.id,
-                owner=document.owner, created_at=now, expires_at=now + life, uses=0,
-                max_uses=max_uses,
-            )
-        )  # fmt: skip
+        row = {
+            "id": share_id, "token_hash": _token_hash(token), "document_id": document.id,
+            "owner": document.owner, "created_at": now, "expires_at": now + life,
+            "revoked_at": None, "uses": 0, "max_uses": max_uses,
+        }  # fmt: skip
+        self._db.execute(insert(shares).values(self._seal.sealed(shares, row)))
         record(self._audit, "locker.share.created", who, owner=document.owner,
                resource=document.uri, fields="content", output="link", share=share_id)  # fmt: skip
         return self._share(share_id), token
@@ -103,18 +117,17 @@ class Sharing:
         rows = self._db.execute(
             select(shares).where(shares.c.owner == owner).order_by(shares.c.created_at.desc())
         )
-        return [_share(row) for row in rows]
+        return [_share(row) for row in rows if self._seal.check(shares, row._mapping)]
 
     def revoke(self, share_id: str, *, owner: str, who: Accessor) -> None:
         found = self._db.execute(
             select(shares).where(shares.c.id == share_id, shares.c.owner == owner)
         ).first()
-        if found is None:
+        if found is None or not self._seal.check(shares, found._mapping):
             raise ShareUnusable("no such share link")
         if found.revoked_at is None:
-            self._db.execute(
-                update(shares).where(shares.c.id == share_id).values(revoked_at=self._clock())
-            )
+            if not self._reseal(found._mapping, {"revoked_at": self._clock()}):
+                raise ShareUnusable("the share link changed meanwhile; try again")
             record(self._audit, "locker.share.revoked", who, owner=owner, resource=None,
                    fields="link", output="none", share=share_id)  # fmt: skip
 
@@ -126,23 +139,30 @@ class Sharing:
             select(shares).where(shares.c.token_hash == _token_hash(token))
         ).first()
         now = self._clock()
-        if found is None or not _share(found).live(now):
+        if (
+            found is None
+            or not self._seal.check(shares, found._mapping)
+            or not _share(found).live(now)
+        ):
             raise ShareUnusable("this link is not valid: it may have expired or been revoked")
-        counted = self._db.execute(
-            update(shares)
-            .where(
-                shares.c.id == found.id,
-                shares.c.uses == found.uses,
-                shares.c.revoked_at.is_(None),
-            )
-            .values(uses=found.uses + 1)
-        )
-        if getattr(counted, "rowcount", 0) != 1:
+        counted = {"uses": found.uses + 1}
+        if not self._reseal(found._mapping, counted):
             raise ShareUnusable("this link is not valid: it may have expired or been revoked")
-        return self._share(found.id)
+        return _share({**found._mapping, **counted})
 
     def _share(self, share_id: str) -> Share:
         return _share(self._db.execute(select(shares).where(shares.c.id == share_id)).one())
+
+    def _reseal(self, row: Mapping[Any, Any], changes: Mapping[Any, Any]) -> bool:
+        """Write `changes` to the link `row` (one whose seal verified) with a new seal, unless
+        the row is no longer what was read: its old MAC is the compare-and-set."""
+        sealed = self._seal.sealed(shares, {**row, **changes})
+        written = self._db.execute(
+            update(shares)
+            .where(shares.c.id == row["id"], shares.c.mac == row[MAC_COLUMN])
+            .values(**changes, mac=sealed[MAC_COLUMN])
+        )
+        return getattr(written, "rowcount", 0) == 1
 
     # -- nominees -----------------------------------------------------------------------------
 
@@ -156,9 +176,8 @@ class Sharing:
         self._db.execute(
             delete(nominees).where(nominees.c.owner == owner, nominees.c.nominee == nominee)
         )
-        self._db.execute(
-            insert(nominees).values(owner=owner, nominee=nominee, relation=relation, created_at=now)
-        )
+        row = {"owner": owner, "nominee": nominee, "relation": relation, "created_at": now}
+        self._db.execute(insert(nominees).values(self._seal.sealed(nominees, row)))
         record(self._audit, "locker.nominee.named", who, owner=owner, resource=None,
                fields="access", output="none", nominee=nominee, relation=relation)  # fmt: skip
         return Nominee(owner, nominee, relation, now)
@@ -173,24 +192,31 @@ class Sharing:
                fields="access", output="none", nominee=nominee)  # fmt: skip
 
     def nominees(self, owner: str) -> list[Nominee]:
-        rows = self._db.execute(select(nominees).where(nominees.c.owner == owner))
-        return [Nominee(r.owner, r.nominee, r.relation, r.created_at) for r in rows]
+        return self._nominations(nominees.c.owner == owner)
 
     def nominated_by(self, nominee: str) -> list[Nominee]:
         """Whose lockers `nominee` may read."""
-        rows = self._db.execute(select(nominees).where(nominees.c.nominee == nominee))
-        return [Nominee(r.owner, r.nominee, r.relation, r.created_at) for r in rows]
+        return self._nominations(nominees.c.nominee == nominee)
 
     def relation(self, owner: str, nominee: str) -> str | None:
-        return self._db.execute(
-            select(nominees.c.relation).where(
-                nominees.c.owner == owner, nominees.c.nominee == nominee
-            )
-        ).scalar_one_or_none()
+        """How `nominee` may read `owner`'s locker, if they were named (and the row is sealed)."""
+        found = self._nominations(nominees.c.owner == owner, nominees.c.nominee == nominee)
+        return found[0].relation if found else None
+
+    def _nominations(self, *where: ColumnElement[bool]) -> list[Nominee]:
+        """The nominations `where` finds whose rows are sealed; the others are logged, not
+        honoured."""
+        rows = self._db.execute(select(nominees).where(*where))
+        return [
+            Nominee(r.owner, r.nominee, r.relation, r.created_at)
+            for r in rows
+            if self._seal.check(nominees, r._mapping)
+        ]
 
 
 def _share(row: Any) -> Share:
+    values = row if isinstance(row, Mapping) else row._mapping
     return Share(
-        row.id, row.document_id, row.owner, row.created_at, row.expires_at, row.revoked_at,
-        row.uses, row.max_uses,
+        values["id"], values["document_id"], values["owner"], values["created_at"],
+        values["expires_at"], values["revoked_at"], values["uses"], values["max_uses"],
     )  # fmt: skip

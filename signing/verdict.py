@@ -95,6 +95,9 @@ UNKNOWN = "This code names a signer this app does not trust, so it cannot be con
 FORGED = "This code's signature does not match its contents: it has been altered or forged."
 REVOKED = "This code's signer has been revoked, so the document must not be trusted."
 DOCUMENT_REVOKED = "The office that issued this document has revoked it: it is no longer in force."
+DOCUMENT_UNSEALED = (
+    "The record of this document fails its integrity check, so it must not be trusted."
+)
 EXPIRED = "This code is genuine but it expired at"
 OUT_OF_TERM = "This code is dated when its signer could not sign, so it is not genuine."
 WRONG_DOCUMENT = "This code is genuine but the document shown is not the one it was issued for."
@@ -241,3 +244,13 @@ def document_revoked(found: Verdict, *, revoked_at: datetime | None) -> Verdict:
         reason=DOCUMENT_REVOKED,
         revoked_at=revoked_at,
     )
+
+
+def document_unsealed(found: Verdict) -> Verdict:
+    """`found` refused because the locker's record of the document it was signed for fails
+    its row seal (changed by someone without the service's keys: a revocation undone, say).
+    Refused as REVOKED is, since that is what the record may have said; only AUTHENTIC and
+    EXPIRED verdicts are turned, as in `document_revoked`."""
+    if found.payload is None or found.outcome not in (Outcome.AUTHENTIC, Outcome.EXPIRED):
+        return found
+    return replace(found, outcome=Outcome.REVOKED, reason=DOCUMENT_UNSEALED)

@@ -140,6 +140,7 @@ def _legal(runtime: Runtime, session: Session) -> LegalAccess:
         citizens=_Accounts(runtime.provider(session)),
         texts=runtime.identity.sms,
         clock=runtime.clock,
+        seal=runtime.row_seal,
     )
 
 

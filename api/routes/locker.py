@@ -456,7 +456,7 @@ def _redeem(runtime: Runtime, token: str) -> tuple[Document, Iterator[bytes]]:
         used = _sharing(runtime, session).redeem(token)
         locker = runtime.locker(session)
         found = locker.find(used.document_id)
-        if found is None or found.state(runtime.clock()) != "active":
+        if found is None or found.owner != used.owner or found.state(runtime.clock()) != "active":
             raise ShareUnusable("this link is not valid: the document is no longer available")
         who = Accessor(f"share:{used.id}", "share link", f"share:{used.id}")
         return found, locker.content(found, who=who, action="locker.share.used")

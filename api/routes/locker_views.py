@@ -160,7 +160,9 @@ def owner_accessor(owner: str) -> Accessor:
 
 
 def sharing(runtime: Runtime, session: Session) -> Sharing:
-    return Sharing(session, audit=runtime.audit_log(session), clock=runtime.clock)
+    return Sharing(
+        session, audit=runtime.audit_log(session), clock=runtime.clock, seal=runtime.row_seal
+    )
 
 
 def open_readable(

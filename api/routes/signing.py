@@ -44,7 +44,7 @@ from signing.pki.authority import Authority, serial_text
 from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER
 from signing.qr.dictionary import DICTIONARY_V1, DICTIONARY_V1_ID
 from signing.trustlist import TrustList, load_trust_list
-from signing.verdict import Outcome, Verdict, document_revoked, verify_qr
+from signing.verdict import Outcome, Verdict, document_revoked, document_unsealed, verify_qr
 
 router = APIRouter(prefix="/signing", tags=["signing"])
 
@@ -179,6 +179,9 @@ def with_document_status(runtime: Runtime, session: Session, found: Verdict) -> 
     it was signed, or it was signed in a department other than the one whose transfer orders
     lockers hold) has no record here, so its revocation cannot be seen: it keeps verifying as
     authentic. A register of revocations for undelivered orders is future work.
+
+    A record whose row seal fails (its revocation undone by SQL, say) is not taken as absent,
+    which would read as authentic: the code is refused as not valid (`document_unsealed`).
     """
     if found.signer is None or found.payload is None:
         return found
@@ -190,7 +193,9 @@ def with_document_status(runtime: Runtime, session: Session, found: Verdict) -> 
     certified = runtime.authority(session).get(found.signer.certificate.serial_number)
     if certified is None or certified.department is None:
         return found
-    document = runtime.locker(session).issued(certified.department, number)
+    document = runtime.locker(session).recorded(certified.department, number)
+    if document is not None and not document.sealed:
+        return document_unsealed(found)  # absent would read as never delivered: authentic
     if (
         document is None
         or document.doctype != found.payload.document_type

@@ -132,6 +132,9 @@ REASONS: dict[str, Text] = {
     verdict.DOCUMENT_REVOKED: Text(
         "The office that issued this document has revoked it: it is no longer in force."
     ),
+    verdict.DOCUMENT_UNSEALED: Text(
+        "The record of this document fails its integrity check, so it must not be trusted."
+    ),
     verdict.OUT_OF_TERM: Text(
         "This code is dated when its signer could not sign, so it is not genuine."
     ),

@@ -850,19 +850,23 @@ def test_an_approval_must_be_used_within_a_day_and_a_request_decided_within_a_we
     undecided = _legal(web, scene, officer.strong).json()["id"]
     _decide(web, approved, second.strong, "approve")
     # A day passes for the approval and a week for the other request (their times moved
-    # back rather than the clock on, which would end the officers' tokens too).
+    # back, and the rows re-sealed as the service would have written them, rather than the
+    # clock on, which would end the officers' tokens too).
     with oidc_runtime.transaction() as session:
         for request_id, column, by in (
             (approved, legal_requests.c.decided_at, timedelta(hours=24)),
             (undecided, legal_requests.c.created_at, timedelta(days=7)),
         ):
-            when = session.execute(
-                select(column).where(legal_requests.c.id == request_id)
-            ).scalar_one()
+            row = (
+                session.execute(select(legal_requests).where(legal_requests.c.id == request_id))
+                .one()
+                ._mapping
+            )
+            moved = {column.name: row[column.name] - by}
             session.execute(
                 update(legal_requests)
                 .where(legal_requests.c.id == request_id)
-                .values({column.name: when - by})
+                .values(oidc_runtime.row_seal.sealed(legal_requests, {**row, **moved}))
             )
     lapsed = _decide(web, approved, officer.strong, "open")
     assert "within 24 hours" in _problem(lapsed, 409)["detail"]

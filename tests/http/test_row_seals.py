@@ -7,24 +7,34 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from alembic import command
 from alembic.runtime.migration import MigrationContext
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, update
 
-from api.migrate import FIRST_SEALING, alembic_config, prepare, upgrade
+from api.migrate import FIRST_SEALING, alembic_config, prepare, sealing_record, upgrade
+from api.routes.exchange import legal_service
+from api.routes.locker_views import sharing
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from audit import AuditEvent
 from audit.models import entries
 from identity.models import clients, role_proposals, roles
 from identity.nadra import SCENARIOS, read_registry
+from locker.access import Accessor
+from locker.legal import UnknownLegalRequest
+from locker.models import documents, legal_requests, nominees, shares
 from tests.cli.test_cli import run
 from tests.http.oidc_kit import Browser, register_citizen, register_client, token
+from tests.unit.locker.test_exchange import OWNER, Clock, Kit, Phones, _issue
+from tests.unit.locker.test_legal import _file
 
 EVIL = "https://evil.example/callback"
+NOMINEE = "p:" + "N" * 43
 
 
 def _by_sql(runtime: Runtime, statement: object) -> None:
@@ -287,3 +297,104 @@ def test_clients_recorded_before_their_fingerprint_are_no_false_alarms(
     code, out = run(cli_env, "audit", "integrity")
     assert code == 0, out
     assert "authorization state verified" in out
+
+
+def _locker_rows(runtime: Runtime) -> dict[str, str]:
+    """One row of each sealed locker table, written by the service: a document, a share link
+    to it, a nominee, and a legal-access request for it. Their keys, by table."""
+    clock = Clock()
+    runtime.clock = clock
+    kit = Kit(runtime, Ed25519PrivateKey.generate(), Phones(), clock)
+    document_id = _issue(kit)
+    filed = _file(kit)
+    owner = Accessor(OWNER, "citizen", "owner")
+    with runtime.transaction() as session:
+        shared = sharing(runtime, session)
+        found = runtime.locker(session).find(document_id)
+        assert found is not None
+        link, _ = shared.share(found, who=owner, life=timedelta(hours=1), max_uses=None)
+        shared.nominate(OWNER, NOMINEE, "guardian", who=owner)
+    return {
+        "locker_documents": document_id,
+        "locker_shares": link.id,
+        "locker_nominees": f"{OWNER}/{NOMINEE}",
+        "locker_legal_requests": filed.id,
+    }
+
+
+def _honoured(runtime: Runtime, keys: dict[str, str]) -> dict[str, bool]:
+    """Whether each of the rows `_locker_rows` wrote is honoured where it grants access."""
+    with runtime.transaction() as session:
+        shared = sharing(runtime, session)
+        legal = legal_service(runtime, session)
+        try:
+            legal.get(keys["locker_legal_requests"], departments=frozenset({"fia"}))
+        except UnknownLegalRequest:
+            request = False
+        else:
+            request = True
+        return {
+            "locker_documents": runtime.locker(session).find(keys["locker_documents"]) is not None,
+            "locker_shares": [s.id for s in shared.shares(OWNER)] == [keys["locker_shares"]],
+            "locker_nominees": shared.relation(OWNER, NOMINEE) == "guardian",
+            "locker_legal_requests": request,
+        }
+
+
+def _sealings(runtime: Runtime) -> list[dict[str, int]]:
+    with runtime.sessions() as session:
+        found = [json.loads(e) for e in session.execute(select(entries.c.entry)).scalars()]
+    return [e["details"] for e in found if e["action"] == "integrity.sealed"]
+
+
+def test_rows_from_before_0021_are_sealed_once_by_the_upgrade_that_applies_it(
+    runtime: Runtime,
+) -> None:
+    """The upgrade that applies 0021 seals the locker rows made before it, and only those: an
+    earlier revision's table (a client registration, 0014) whose MAC is missing stays
+    unsealed. Afterwards nothing seals them again, with the schema set back before 0021 (the
+    key directory's record stands) or with that record deleted (the schema is past 0021)."""
+    keys = _locker_rows(runtime)
+    old = register_client(runtime, "older-service")
+    _by_sql(runtime, update(clients).values(mac=None))
+    config = alembic_config()
+    with runtime.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0019")
+    assert not runtime.keys.done(sealing_record("0021"))
+    prepare(runtime)
+    assert runtime.keys.done(sealing_record("0021"))
+    assert _sealings(runtime) == [dict.fromkeys(keys, 1)]
+    assert _honoured(runtime, keys) == dict.fromkeys(keys, True)
+    with runtime.transaction() as session:
+        assert runtime.provider(session).clients.get(old.client_id) is None
+    _by_sql(runtime, update(documents).values(mac=None))
+    with runtime.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0019")
+    _by_sql(runtime, update(clients).values(mac=None))
+    prepare(runtime)  # the record beside the keys says 0021's sealing was done
+    marker = runtime.settings.data_dir / "keys" / f"{sealing_record('0021')}.done"
+    marker.unlink()
+    prepare(runtime)  # the schema says so: it is past 0021
+    assert _honoured(runtime, keys) == dict.fromkeys(keys, False), "no MAC: none honoured"
+    assert len(_sealings(runtime)) == 1
+
+
+def test_audit_integrity_lists_locker_rows_changed_by_sql(
+    oidc_runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    keys = _locker_rows(oidc_runtime)
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 0, out
+    _by_sql(oidc_runtime, update(documents).values(owner=NOMINEE))
+    _by_sql(oidc_runtime, update(shares).values(revoked_at=None, expires_at=oidc_runtime.clock()))
+    _by_sql(oidc_runtime, update(nominees).values(mac=None))
+    _by_sql(oidc_runtime, update(legal_requests).values(status="approved"))
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 1, out
+    assert f"locker_documents {keys['locker_documents']}: wrong MAC" in out
+    assert f"locker_shares {keys['locker_shares']}: wrong MAC" in out
+    assert f"locker_nominees {keys['locker_nominees']}: missing MAC" in out
+    assert f"locker_legal_requests {keys['locker_legal_requests']}: wrong MAC" in out
+    assert "4 rows of authorization state FAILED their seal" in out

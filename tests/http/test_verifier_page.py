@@ -22,12 +22,14 @@ import qrcode
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from PIL import Image, ImageFilter
+from sqlalchemy import update
 
 from api.routes.verifier_pages import REASONS
 from api.runtime import Runtime
 from audit import pseudonym
 from identity.cnic import normalise_cnic
 from locker.access import Accessor
+from locker.models import documents
 from signing import files, verdict
 from signing.documents.orders import Signer, sign_transfer_order
 from signing.documents.pades import LocalTimeStamper
@@ -299,6 +301,30 @@ def test_an_order_its_department_revoked_is_revoked_as_text_pdf_and_photo(
         assert REVOCATION_REASON not in str(body)
         assert body["revocation"]["revoked_at"] is not None
         assert "issued_at" not in body
+
+
+def test_an_order_unrevoked_or_moved_by_sql_is_not_valid(
+    web: TestClient, order: SignedOrder, oidc_runtime: Runtime
+) -> None:
+    """A revocation undone by SQL (or the record moved to another locker) fails the row's seal:
+    the verifier must not take the record as absent (never delivered: authentic), so it
+    refuses the code and says why, in English and Urdu."""
+    deliver(oidc_runtime, order)
+    revoke_order(oidc_runtime)
+    found = documents.c.issuer_doc_id == ORDER_NO
+    undo = {"status": "active", "revoked_at": None, "revocation_reason": None}
+    for change in (undo, {"owner": "p:" + "M" * 43}):
+        with oidc_runtime.transaction() as session:
+            session.execute(update(documents).where(found).values(**change))
+        status, outcome, html = paste(web, order.payload)
+        assert (status, outcome) == (200, "revoked"), html
+        assert "fails its integrity check" in html
+        assert TEACHER not in html
+        body = web.post("/signing/verify", json={"payload": order.payload}).json()
+        assert (body["outcome"], body["authentic"]) == ("revoked", False)
+        assert body["reason"] == verdict.DOCUMENT_UNSEALED
+    urdu = paste(web, order.payload, **{"accept-language": "ur"})[2]
+    assert "سالمیت کی جانچ میں ناکام" in urdu
 
 
 def test_a_revoked_order_reads_as_revoked_in_urdu(

@@ -5,11 +5,11 @@ role, the officer and the proposing administrator that a second administrator's 
 into a sealed role, so a proposal written by SQL (naming a real administrator as its proposer)
 or changed by SQL (another role, another officer) must not reach that approval.
 
-The column is nullable because a migration cannot read the service's keys. A deployment whose
-rows were never sealed has its proposals sealed once with the rest (`api.migrate.
-seal_existing_rows`); in one sealed already, a proposal made before this revision stays
-unsealed and is not honoured (it is listed by `shanakht audit integrity`): an administrator
-proposes the grant again. Proposals expire after 7 days, so nothing lasting is lost.
+The column is nullable because a migration cannot read the service's keys: the proposals
+existing when this revision is applied are sealed once, in the transaction of the `shanakht db
+upgrade` run that applies it (`api.migrate.upgrade`, `seal_existing_rows`, `SEALINGS`), and a
+proposal without a MAC is otherwise never honoured (it is listed by `shanakht audit
+integrity`).
 
 Revision ID: 0019
 Revises: 0018

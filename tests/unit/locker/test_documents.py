@@ -42,7 +42,7 @@ def _locker(runtime: Runtime, session: Session, parts: Parts, max_bytes: int = 2
     store, keks = parts
     return Locker(
         session, store=store, keks=keks, audit=runtime.audit_log(session), clock=runtime.clock,
-        max_bytes=max_bytes,
+        seal=runtime.row_seal, max_bytes=max_bytes,
     )  # fmt: skip
 
 

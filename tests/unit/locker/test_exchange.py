@@ -113,6 +113,7 @@ class Kit:
             citizens=self.phones,
             texts=self.phones,
             clock=self.clock,
+            seal=self.runtime.row_seal,
         )
 
     def run(self, work: Callable[[Exchange], Any]) -> Any:
