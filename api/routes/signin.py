@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from api import metrics
 from api.backchannel import deliver_after, end_sessions
-from api.deps import RuntimeDep, SessionDep, settle
+from api.deps import FormFields, RuntimeDep, SessionDep, required, settle
 from api.i18n import Text, too_many_attempts
 from api.routes.enrol import set_ticket
 from api.routes.oidc import continue_authorization, untrusted, with_query
@@ -165,19 +165,14 @@ def login_page(
 
 
 @router.post("/login", response_model=None)
-def login(
-    request: Request,
-    runtime: RuntimeDep,
-    cnic: FormText,
-    password: FormText,
-    csrf: Annotated[str, Form()] = "",
-    request_id: Annotated[str, Form(alias="request")] = "",
-    next_page: Annotated[str, Form(alias="next")] = "",
-) -> Response:
+def login(request: Request, runtime: RuntimeDep, form: FormFields) -> Response:
     """No request-wide transaction (no SessionDep): the attempt is counted in one short
     transaction, the password hashed with none open, and the outcome recorded in a second,
-    which on success also starts the session, so a login commits twice, not three times."""
-    check_csrf(request, runtime, csrf)
+    which on success also starts the session, so a login commits twice, not three times.
+    The form is read by `form_fields`, FastAPI's `Form()` parameters being dearer."""
+    cnic, password = required(form, "cnic", "password")
+    request_id, next_page = form.get("request", ""), form.get("next", "")
+    check_csrf(request, runtime, form.get("csrf", ""))
     try:
         attempt = check_password(request, runtime, cnic, password)
         with runtime.transaction() as session:

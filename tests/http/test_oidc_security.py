@@ -1134,6 +1134,33 @@ def test_a_login_whose_session_cannot_be_made_leaves_no_record_of_success(
     assert counted.status_code == 303
 
 
+def test_the_login_form_is_read_as_any_form_is(web: TestClient, citizen: str) -> None:
+    """The login reads its form itself (`api.deps.form_fields`): escapes are UTF-8, the last
+    of a repeated name counts, a multipart form does as well, and a field missing or a
+    flood of fields is refused with a page, never a 500."""
+    csrf = csrf_of(web.get("/login").text)
+    dashed = f"{citizen[:5]}-{citizen[5:12]}-{citizen[12:]}"
+    body = urlencode([("cnic", "0"), ("cnic", dashed), ("password", PASSWORD), ("csrf", csrf)])
+    urlencoded = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    signed_in = web.post("/login", content=body, headers=urlencoded, follow_redirects=False)
+    assert signed_in.status_code == 303
+    parts = {"cnic": (None, citizen), "password": (None, PASSWORD), "csrf": (None, csrf)}
+    assert web.post("/login", files=parts, follow_redirects=False).status_code == 303
+    wrong = web.post(
+        "/login",
+        data={"cnic": citizen, "password": "Kinnow#Orchard202\u0666", "csrf": csrf},
+        follow_redirects=False,
+    )
+    assert wrong.status_code == 401
+    page = {"Accept": "text/html"}
+    incomplete = web.post("/login", data={"cnic": citizen, "csrf": csrf}, headers=page)
+    assert incomplete.status_code == 400
+    assert "fill in every field" in incomplete.text
+    flood = "&".join(f"f{i}=x" for i in range(1001))
+    crowded = web.post("/login", content=flood, headers={**urlencoded, **page})
+    assert crowded.status_code == 400
+
+
 def test_the_device_cookie_is_private_to_this_site_and_long_lived(
     web: TestClient, citizen: str
 ) -> None:
