@@ -97,12 +97,18 @@ def _replace(path: Path, content: bytes) -> None:
     _sync_directory(path.parent)
 
 
+def _stamp(status: os.stat_result) -> tuple[int, int, int]:
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
 class LocalKeyStore:
     def __init__(self, directory: Path, master_key: bytes) -> None:
         if len(master_key) != MASTER_KEY_BYTES:
             raise ValueError("the master key is 32 bytes")
         self._dir = directory
         self._aead = AESGCM(master_key)
+        # name -> (the file's inode, size and mtime when read, the secret): see `secret`.
+        self._opened: dict[str, tuple[tuple[int, int, int], bytes]] = {}
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _path(self, name: str) -> Path:
@@ -117,7 +123,11 @@ class LocalKeyStore:
         return sorted(name for name in found if _NAME.match(name))
 
     def secret(self, name: str, size: int = 32) -> bytes:
-        """The secret called `name`, generated with `size` random bytes the first time."""
+        """The secret called `name`, generated with `size` random bytes the first time.
+
+        Opened once per process while its file stays the same (inode, size, mtime): a login
+        asks for the device cookie key every time, and reading and decrypting it cost more
+        than the fstat that tells a replaced or restored file (read again) from the same."""
         path = self._path(name)
         if not path.exists():
             _create_exclusive(path, self._seal(name, secrets.token_bytes(size)))
@@ -147,9 +157,16 @@ class LocalKeyStore:
         store's master key; StartupError if the file is not a sealed key at all."""
         path = self._path(name)
         try:
-            record = json.loads(path.read_text())
+            with path.open("rb") as file:
+                stamp = _stamp(os.fstat(file.fileno()))
+                cached = self._opened.get(name)
+                if cached is not None and cached[0] == stamp:
+                    return cached[1]
+                record = json.loads(file.read())
             nonce = base64.b64decode(record["nonce"])
-            return self._aead.decrypt(nonce, base64.b64decode(record["ciphertext"]), _aad(name))
+            opened = self._aead.decrypt(nonce, base64.b64decode(record["ciphertext"]), _aad(name))
+            self._opened[name] = (stamp, opened)
+            return opened
         except InvalidTag:
             return None
         except (ValueError, KeyError, TypeError) as exc:

@@ -70,13 +70,17 @@ class AccountExists(IdentityError):
 
 class InvalidCredentials(IdentityError):
     """The CNIC and password do not open an account: wrong password, unknown CNIC and locked
-    account all give this one answer. Login has already committed the failure's record.
+    account all give this one answer. The failure's record (its count, its audit entry) must
+    stand: `PasswordLogin.login` has committed it; raised inside a caller's transaction
+    (`PasswordLogin.record`), it says so, as a counted wrong code does.
 
     `locked_citizen` is for the caller alone, never for the response: the account whose
     lockout this very failure caused, for the account (unknown browsers) or for the browser's
     device cookie. It ends no session by itself: strangers' failures must not sign the holder
     out; a caller whose signed-in browser caused it may sign that browser out.
     """
+
+    keep_transaction = True
 
     def __init__(self, message: str, *, locked_citizen: str | None = None) -> None:
         super().__init__(message)

@@ -52,6 +52,20 @@ class LoginResult:
     device_cookie: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedAttempt:
+    """A counted attempt whose password has been hashed, its outcome not yet recorded
+    (`PasswordLogin.check`, then `PasswordLogin.record`)."""
+
+    subject: str  # the CNIC's pseudonym
+    client: str
+    stored: str | None  # the hash it was checked against (None: no active account)
+    matches: bool
+    rehash: str | None  # the password hashed anew at today's cost, when due
+    nonce: str | None  # the valid device cookie's nonce: a known browser
+    devices: DeviceCookies | None
+
+
 class PasswordLogin:
     """Password login in three steps, so the slow hash holds no database lock.
 
@@ -59,7 +73,9 @@ class PasswordLogin:
     write lock (SQLite) or the throttle row's lock (PostgreSQL) all that time, and logins from
     every process would queue behind each other. So: (1) a short transaction counts the
     attempt and reads the account, (2) the hash runs with no transaction open, (3) a second
-    short transaction records the outcome against the account as it then stands.
+    short transaction records the outcome against the account as it then stands. `login` does
+    all three; a caller with more to write on success (the sign-in page's session) runs
+    `check`, then `record` in its own transaction, so a login commits once, not twice.
     """
 
     def __init__(
@@ -101,6 +117,28 @@ class PasswordLogin:
         With `devices`, a valid `device_cookie` for this account makes this a known browser
         (counted and locked out on its own), and a success returns a new cookie to set.
         """
+        attempt = self.check(
+            cnic_text, password, client=client, devices=devices, device_cookie=device_cookie
+        )
+        with self._transaction() as session:
+            try:
+                return self.record(session, attempt)
+            except InvalidCredentials as exc:
+                refusal = exc  # its record commits with the transaction
+        raise refusal
+
+    def check(
+        self,
+        cnic_text: str,
+        password: str,
+        *,
+        client: str,
+        devices: DeviceCookies | None = None,
+        device_cookie: str | None = None,
+    ) -> CheckedAttempt:
+        """Steps (1) and (2): count the attempt (its own short transaction, committed), then
+        hash with no transaction open. Nothing is decided yet: `record` does that, in a
+        transaction the caller may go on using (a page signs the citizen in within it)."""
         try:
             cnic = normalise_cnic(cnic_text)
         except InvalidCnic:
@@ -131,63 +169,67 @@ class PasswordLogin:
             if matches and stored is not None and self._hasher.needs_rehash(stored)
             else None
         )
-        # (3) The outcome, against the account as it stands now (it may have been locked or
-        # its password changed meanwhile: then the old hash's match counts for nothing).
-        with self._transaction() as session:
-            accounts = Accounts(session, self._sealer)
-            audit = self._audit_for(session)
-            throttle = Throttle(session, self._clock)
-            account = accounts.credentials(subject, for_update=True)
-            now = self._clock()
-            if nonce is not None:
-                # A known browser is kept out only by its own lockout, never the account's.
-                locked = throttle.full(f"login:device_failures:{nonce}", self._device_lockout)
-            else:
-                locked = (
-                    account is not None
-                    and account.locked_until is not None
-                    and account.locked_until > now
-                )
-            if (
-                account is None
-                or account.status != "active"
-                or account.password_hash != stored
-                or locked
-                or not matches
-            ):
-                refusal = self._refusal(
-                    accounts, audit, throttle, account, subject, client, locked, now, nonce
-                )
-            else:
-                # A known browser's success leaves strangers' lockout of the account standing,
-                # and clears its own failures.
-                accounts.record_success(account.id, rehash, clear_failures=nonce is None)
-                if nonce is not None:
-                    throttle.clear(f"login:device_failures:{nonce}")
-                expiry = self._policy.password_expiry
-                expired = expiry is not None and account.password_changed_at + expiry <= now
-                details: dict[str, JsonValue] = {
-                    "method": "password",
-                    "acr": ACR_LOW,
-                    "client": address_pseudonym(client, key=self._pseudonym_key),
-                }
-                if nonce is not None:
-                    details["known_device"] = True
-                audit.append(
-                    AuditEvent(
-                        actor=f"citizen:{subject}",
-                        action="identity.login",
-                        subject=subject,
-                        details=details,
-                    )
-                )
-                cookie = (
-                    devices.issue(subject, _generation(account), nonce=nonce)
-                    if devices is not None
-                    else None
-                )
-                return LoginResult(account.id, subject, ACR_LOW, expired, cookie)
-        raise refusal
+        return CheckedAttempt(subject, client, stored, matches, rehash, nonce, devices)
+
+    def record(self, session: Session, attempt: CheckedAttempt) -> LoginResult:
+        """Step (3): the outcome, in `session`, against the account as it stands now (it may
+        have been locked or its password changed meanwhile: then the old hash's match counts
+        for nothing). Raises InvalidCredentials, whose records the caller must commit (it
+        says so: `keep_transaction`)."""
+        subject, client, nonce = attempt.subject, attempt.client, attempt.nonce
+        accounts = Accounts(session, self._sealer)
+        audit = self._audit_for(session)
+        throttle = Throttle(session, self._clock)
+        account = accounts.credentials(subject, for_update=True)
+        now = self._clock()
+        if nonce is not None:
+            # A known browser is kept out only by its own lockout, never the account's.
+            locked = throttle.full(f"login:device_failures:{nonce}", self._device_lockout)
+        else:
+            locked = (
+                account is not None
+                and account.locked_until is not None
+                and account.locked_until > now
+            )
+        if (
+            account is None
+            or account.status != "active"
+            or account.password_hash != attempt.stored
+            or locked
+            or not attempt.matches
+        ):
+            raise self._refusal(
+                accounts, audit, throttle, account, subject, client, locked, now, nonce
+            )
+        # A known browser's success leaves strangers' lockout of the account standing, and
+        # clears its own failures.
+        accounts.record_success(account.id, attempt.rehash, clear_failures=nonce is None)
+        if nonce is not None:
+            throttle.clear(f"login:device_failures:{nonce}")
+        expiry = self._policy.password_expiry
+        expired = expiry is not None and account.password_changed_at + expiry <= now
+        details: dict[str, JsonValue] = {
+            "method": "password",
+            "acr": ACR_LOW,
+            "client": address_pseudonym(client, key=self._pseudonym_key),
+        }
+        if nonce is not None:
+            details["known_device"] = True
+        audit.append(
+            AuditEvent(
+                actor=f"citizen:{subject}",
+                action="identity.login",
+                subject=subject,
+                details=details,
+            )
+        )
+        devices = attempt.devices
+        cookie = (
+            devices.issue(subject, _generation(account), nonce=nonce)
+            if devices is not None
+            else None
+        )
+        return LoginResult(account.id, subject, ACR_LOW, expired, cookie)
 
     def _refusal(
         self,

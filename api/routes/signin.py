@@ -14,10 +14,11 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
 
 from api import metrics
 from api.backchannel import deliver_after, end_sessions
-from api.deps import RuntimeDep, SessionDep, settle
+from api.deps import FormFields, RuntimeDep, SessionDep, required, settle
 from api.i18n import Text, too_many_attempts
 from api.routes.enrol import set_ticket
 from api.routes.oidc import continue_authorization, untrusted, with_query
@@ -40,7 +41,7 @@ from identity.errors import (
     TooManyAttempts,
     WrongCode,
 )
-from identity.login import ACR_SUBSTANTIAL, LoginResult
+from identity.login import ACR_SUBSTANTIAL, CheckedAttempt, LoginResult
 from identity.oidc.authorize import AuthorizationRequest
 from identity.oidc.errors import AccessDenied, UntrustedRedirect
 from identity.oidc.logout import LogoutNotice
@@ -82,6 +83,18 @@ def device_cookies(runtime: Runtime) -> DeviceCookies:
 def password_login(request: Request, runtime: Runtime, cnic: str, password: str) -> LoginResult:
     """A password login from this browser, with the device cookie it holds (if any)."""
     return runtime.password_login().login(
+        cnic,
+        password,
+        client=client_address(request),
+        devices=device_cookies(runtime),
+        device_cookie=request.cookies.get(cookie_name(runtime, DEVICE_COOKIE)),
+    )
+
+
+def check_password(request: Request, runtime: Runtime, cnic: str, password: str) -> CheckedAttempt:
+    """`password_login` up to its outcome: the attempt counted and the password hashed, for
+    the caller to record in the transaction it signs the citizen in with."""
+    return runtime.password_login().check(
         cnic,
         password,
         client=client_address(request),
@@ -152,22 +165,22 @@ def login_page(
 
 
 @router.post("/login", response_model=None)
-def login(
-    request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    cnic: FormText,
-    password: FormText,
-    csrf: Annotated[str, Form()] = "",
-    request_id: Annotated[str, Form(alias="request")] = "",
-    next_page: Annotated[str, Form(alias="next")] = "",
-) -> Response:
-    check_csrf(request, runtime, csrf)
+def login(request: Request, runtime: RuntimeDep, form: FormFields) -> Response:
+    """No request-wide transaction (no SessionDep): the attempt is counted in one short
+    transaction, the password hashed with none open, and the outcome recorded in a second,
+    which on success also starts the session, so a login commits twice, not three times.
+    The form is read by `form_fields`, FastAPI's `Form()` parameters being dearer."""
+    cnic, password = required(form, "cnic", "password")
+    request_id, next_page = form.get("request", ""), form.get("next", "")
+    check_csrf(request, runtime, form.get("csrf", ""))
     try:
-        result = password_login(request, runtime, cnic, password)
-    except InvalidCredentials as exc:
+        attempt = check_password(request, runtime, cnic, password)
+        with runtime.transaction() as session:
+            # A refusal's records commit with it (InvalidCredentials.keep_transaction).
+            result = runtime.password_login().record(session, attempt)
+            return _signed_in(request, runtime, session, result, request_id, next_page)
+    except InvalidCredentials:
         metrics.login("failure")
-        settle(session, exc)
         # A lockout ends no session: strangers' failures must not sign the holder out.
         return render(
             request,
@@ -184,7 +197,6 @@ def login(
         )
     except TooManyAttempts as exc:
         metrics.login("throttled")
-        settle(session, exc)
         response = render(
             request,
             runtime,
@@ -199,6 +211,18 @@ def login(
         )
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
+
+
+def _signed_in(
+    request: Request,
+    runtime: Runtime,
+    session: Session,
+    result: LoginResult,
+    request_id: str,
+    next_page: str,
+) -> Response:
+    """A login's success, in the transaction that recorded it: the page to change an expired
+    password, or a new session (replacing this browser's old one) and the way onwards."""
     metrics.login("success")
     if result.password_expired:
         ticket = runtime.enrolment(session).expired_password_ticket(

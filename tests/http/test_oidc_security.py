@@ -22,7 +22,7 @@ import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from api.app import _sweep_sessions
 from api.runtime import Runtime
@@ -1091,6 +1091,75 @@ def test_a_session_written_before_0012_obeys_the_idle_time_and_lifetime_too(
     assert _userinfo(web, second["access_token"]) == 200
     as_before_0012(clock.now - timedelta(hours=12, seconds=1), clock.now)
     assert _userinfo(web, second["access_token"]) == 401
+
+
+def test_a_login_commits_its_outcome_and_its_new_session_at_once(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    """Two commits a login, not three: the attempt counted (before the hash), then the
+    outcome, its audit entry and the new session together."""
+    page = web.get("/login")
+    form = {"cnic": citizen, "password": PASSWORD, "csrf": csrf_of(page.text)}
+    commits: list[object] = []
+
+    def count(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(oidc_runtime.engine, "commit", count)
+    try:
+        response = web.post("/login", data=form, follow_redirects=False)
+    finally:
+        event.remove(oidc_runtime.engine, "commit", count)
+    assert response.status_code == 303
+    assert len(commits) == 2
+
+
+def test_a_login_whose_session_cannot_be_made_leaves_no_record_of_success(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    """The success, its audit entry and the session commit together or not at all; the
+    attempt stays counted (it was counted before the hash)."""
+    page = web.get("/login")
+    form = {"cnic": citizen, "password": PASSWORD, "csrf": csrf_of(page.text)}
+    failing = mock.patch(
+        "identity.oidc.sessions.Sessions.create", side_effect=RuntimeError("database gone")
+    )
+    with failing, pytest.raises(RuntimeError):
+        web.post("/login", data=form, follow_redirects=False)
+    with oidc_runtime.engine.connect() as connection:
+        logged = [json.loads(e) for e in connection.execute(select(entries.c.entry)).scalars()]
+        made = connection.execute(select(func.count()).select_from(sso_sessions)).scalar_one()
+    assert not [e for e in logged if e["action"] == "identity.login"]
+    assert made == 0
+    counted = web.post("/login", data=form, follow_redirects=False)
+    assert counted.status_code == 303
+
+
+def test_the_login_form_is_read_as_any_form_is(web: TestClient, citizen: str) -> None:
+    """The login reads its form itself (`api.deps.form_fields`): escapes are UTF-8, the last
+    of a repeated name counts, a multipart form does as well, and a field missing or a
+    flood of fields is refused with a page, never a 500."""
+    csrf = csrf_of(web.get("/login").text)
+    dashed = f"{citizen[:5]}-{citizen[5:12]}-{citizen[12:]}"
+    body = urlencode([("cnic", "0"), ("cnic", dashed), ("password", PASSWORD), ("csrf", csrf)])
+    urlencoded = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    signed_in = web.post("/login", content=body, headers=urlencoded, follow_redirects=False)
+    assert signed_in.status_code == 303
+    parts = {"cnic": (None, citizen), "password": (None, PASSWORD), "csrf": (None, csrf)}
+    assert web.post("/login", files=parts, follow_redirects=False).status_code == 303
+    wrong = web.post(
+        "/login",
+        data={"cnic": citizen, "password": "Kinnow#Orchard202\u0666", "csrf": csrf},
+        follow_redirects=False,
+    )
+    assert wrong.status_code == 401
+    page = {"Accept": "text/html"}
+    incomplete = web.post("/login", data={"cnic": citizen, "csrf": csrf}, headers=page)
+    assert incomplete.status_code == 400
+    assert "fill in every field" in incomplete.text
+    flood = "&".join(f"f{i}=x" for i in range(1001))
+    crowded = web.post("/login", content=flood, headers={**urlencoded, **page})
+    assert crowded.status_code == 400
 
 
 def test_the_device_cookie_is_private_to_this_site_and_long_lived(

@@ -8,8 +8,10 @@ import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from api.errors import StartupError
 from api.keystore import (
@@ -64,6 +66,25 @@ def test_a_damaged_key_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "keys" / "a.json").write_text("{not json")
     with pytest.raises(StartupError, match="damaged"):
         store.secret("a")
+
+
+def test_a_secret_is_opened_once_until_its_file_is_replaced(tmp_path: Path) -> None:
+    """A login asks for the device cookie key every time: it is decrypted once, and again only
+    when its file is replaced (a restore, a rotation by hand), never served stale."""
+    store = LocalKeyStore(tmp_path / "keys", MASTER)
+    first = store.secret("identity-device-cookie")
+    with mock.patch.object(AESGCM, "decrypt", side_effect=AssertionError("opened again")):
+        assert store.secret("identity-device-cookie") == first
+    other = LocalKeyStore(tmp_path / "elsewhere", MASTER)
+    replacement = other.secret("identity-device-cookie")
+    path = tmp_path / "keys" / "identity-device-cookie.json"
+    spare = path.with_name("spare.json")
+    spare.write_bytes((tmp_path / "elsewhere" / "identity-device-cookie.json").read_bytes())
+    spare.replace(path)
+    assert store.secret("identity-device-cookie") == replacement != first
+    path.write_text("{}")  # damaged in place: refused, not answered from memory
+    with pytest.raises(StartupError, match="damaged"):
+        store.secret("identity-device-cookie")
 
 
 def test_racing_creators_agree_on_one_key(tmp_path: Path) -> None:
