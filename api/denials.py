@@ -21,6 +21,7 @@ from typing import Protocol
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from api import metrics, problems
 from api.runtime import Runtime
@@ -72,24 +73,40 @@ class Denied(HTTPException):
 
 
 def record(request: Request, runtime: Runtime, principal: Principal, needed: str) -> None:
-    """Audit an access refused to `principal` (within its cap) and count it either way. A
-    database that fails here leaves the refusal standing, and the count."""
+    """Audit an access refused to `principal` (within its cap), in a transaction of its own
+    once the request's has ended, and count it either way. A database that fails here leaves
+    the refusal standing, and the count."""
     recorded = False
     try:
         with runtime.transaction() as session:
-            recorded = runtime.failure_records(session).access_denied(
-                principal.actor,
-                subject=principal.subject,
-                route=metrics.route_template(request.scope),
-                method=request.method,
-                needed=needed,
-                client=client_address(request),
-                via=principal.via,
-            )
+            recorded = _append(session, request, runtime, principal, needed)
     except SQLAlchemyError as exc:
         log.warning("a refused access could not be audited: %s", type(exc).__name__)
         recorded = False
     metrics.auth_failure("access_denied", recorded=recorded)
+
+
+def record_in(
+    session: Session, request: Request, runtime: Runtime, principal: Principal, needed: str
+) -> None:
+    """As `record`, in the request's own transaction: for a route that answers the refusal
+    itself and commits (nothing else it did may be undone by then)."""
+    recorded = _append(session, request, runtime, principal, needed)
+    metrics.auth_failure("access_denied", recorded=recorded)
+
+
+def _append(
+    session: Session, request: Request, runtime: Runtime, principal: Principal, needed: str
+) -> bool:
+    return runtime.failure_records(session).access_denied(
+        principal.actor,
+        subject=principal.subject,
+        route=metrics.route_template(request.scope),
+        method=request.method,
+        needed=needed,
+        client=client_address(request),
+        via=principal.via,
+    )
 
 
 def invalid_token() -> None:

@@ -539,3 +539,20 @@ def test_a_token_that_does_not_verify_is_counted_but_not_audited(
         assert refused.status_code == 401, refused.text
     assert _denials(oidc_runtime) == []
     assert _count(web, "access_token", "no") == before + 3
+
+
+def test_a_citizen_asking_for_anothers_audit_entries_is_refused_and_audited(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    _log_in(web, citizen)
+    other = pseudonym("3520112345671", key=oidc_runtime.pseudonym_key)
+    refused = web.get(f"/audit/entries?subject={other}")
+    assert refused.status_code == 403
+    (entry,) = _denials(oidc_runtime)
+    subject = pseudonym(citizen, key=oidc_runtime.pseudonym_key)
+    assert (entry["actor"], entry["subject"]) == (f"citizen:{subject}", subject)
+    assert entry["details"]["route"] == "/audit/entries"
+    assert entry["details"]["needed"] == "role:audit.reader"
+    assert other not in json.dumps(entry), "whom they asked about is not named"
+    mine = web.get("/audit/entries").json()["entries"]
+    assert "access.denied" in {e["action"] for e in mine}, "the citizen sees their own refusal"
