@@ -556,3 +556,16 @@ def test_a_citizen_asking_for_anothers_audit_entries_is_refused_and_audited(
     assert other not in json.dumps(entry), "whom they asked about is not named"
     mine = web.get("/audit/entries").json()["entries"]
     assert "access.denied" in {e["action"] for e in mine}, "the citizen sees their own refusal"
+
+
+def test_a_refused_page_stands_when_its_entry_cannot_be_written(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    _log_in(web, citizen)
+    before = _count(web, "access_denied", "no")
+    broken = OperationalError("INSERT", {}, Exception("the database went away"))
+    with mock.patch.object(oidc_runtime, "failure_records", side_effect=broken):
+        refused = web.get("/admin")
+    assert refused.status_code == 403
+    assert "This page is not for your account" in refused.text
+    assert _count(web, "access_denied", "no") == before + 1
