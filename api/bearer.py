@@ -77,6 +77,7 @@ def forbidden(
 
 
 def _lacks(who: Principal, scope: str) -> Denied:
+    """403 for a token without `scope`, with the RFC 6750 challenge naming it."""
     description = f"the token lacks the {scope} scope"
     return forbidden(who, description, needed=f"scope:{scope}", scope=scope)
 
@@ -135,10 +136,7 @@ def citizen(request: Request, runtime: Runtime, session: Session, scope: str) ->
             needed="caller:citizen",
         )
     if scope not in access.scopes:
-        who = token_principal(provider, access)
-        raise forbidden(
-            who, f"the token lacks the {scope} scope", needed=f"scope:{scope}", scope=scope
-        )
+        raise _lacks(token_principal(provider, access), scope)
     standing = provider.accounts.standing(access.citizen_id)
     if standing is None or standing[1] != "active":
         raise _unauthorised("the account is no longer active")
@@ -174,10 +172,7 @@ def service(request: Request, runtime: Runtime, session: Session, scope: str) ->
             needed="caller:service",
         )
     if scope not in access.scopes:
-        who = Principal.client(client.id)
-        raise forbidden(
-            who, f"the token lacks the {scope} scope", needed=f"scope:{scope}", scope=scope
-        )
+        raise _lacks(Principal.client(client.id), scope)
     caller = ServiceCaller(client_id=client.id, scopes=access.scopes, department=client.department)
     denials.remember(request, caller)
     return caller

@@ -569,3 +569,22 @@ def test_a_refused_page_stands_when_its_entry_cannot_be_written(
     assert refused.status_code == 403
     assert "This page is not for your account" in refused.text
     assert _count(web, "access_denied", "no") == before + 1
+
+
+def test_an_officer_token_refused_at_the_signing_api_is_audited(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    app = register_client(oidc_runtime, "etransfer", scopes=("openid", "signing"))
+    weak = _access_token(web, app, citizen, "openid signing")
+    refused = web.post(
+        "/signing/cms?department=sed", content=b"any file",
+        headers={"Authorization": f"Bearer {weak}"},
+    )  # fmt: skip
+    assert refused.status_code == 403
+    assert refused.json()["title"] == "Not allowed"
+    (entry,) = _denials(oidc_runtime)
+    subject = pseudonym(citizen, key=oidc_runtime.pseudonym_key)
+    assert (entry["actor"], entry["details"]["via"]) == (f"citizen:{subject}", "etransfer")
+    assert entry["details"]["route"] == "/signing/cms"
+    assert entry["details"]["needed"] == f"acr:{ACR_SUBSTANTIAL}"
+    assert weak not in json.dumps(entry)
