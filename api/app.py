@@ -14,8 +14,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import lanes, problems
+from api import denials, lanes, problems
 from api.backchannel import deliver, end_sessions
+from api.denials import Principal
 from api.i18n import Text
 from api.metrics import Telemetry
 from api.metrics import router as metrics_router
@@ -134,6 +135,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(Telemetry)  # outermost: times and logs every answer, errors too
     problems.install(app)
+    denials.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(health.router)
     app.include_router(metrics_router)
@@ -175,6 +177,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     @app.exception_handler(RoleMissing)
     async def _not_yours(request: Request, exc: RoleMissing) -> Response:
+        who = Principal.citizen(exc.pseudonym)
+        await run_in_threadpool(denials.record, request, runtime, who, f"role:{exc.role}")
         return render(
             request,
             runtime,
@@ -184,7 +188,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             message=Text(
                 "It needs the %(role)s role in a department. Ask your department's "
                 "administrator if you should have it.",
-                role=str(exc),
+                role=exc.role,
             ),
             link="/",
             link_text=Text("Home"),

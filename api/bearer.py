@@ -4,6 +4,10 @@ One place checks a token, its DPoP proof when it is bound to a key (RFC 9449 7),
 scope, and says who is calling: a citizen (through an e-service or the portal they let act
 for them) or a department system (client credentials). A failure is an HTTP 401 or 403 with a
 `WWW-Authenticate` challenge (RFC 6750 3), in problem+json like every other error.
+
+A 401 (no token, or one that does not verify) is only counted: it names nobody. A 403 names
+the token's citizen or department system, and is audited (`api.denials`); so is a refusal the
+domain raises later for a caller this module let through (`remember`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Request
 from sqlalchemy.orm import Session
 
+from api import denials
+from api.denials import Denied, Principal
 from api.runtime import Runtime
 from identity.login import ACR_SUBSTANTIAL
 from identity.oidc.clients import SERVICE
@@ -30,6 +36,10 @@ class CitizenCaller:
     client_id: str
     substantial: bool  # signed in with a second factor
 
+    @property
+    def principal(self) -> Principal:
+        return Principal.citizen(self.pseudonym, via=self.client_id)
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceCaller:
@@ -39,18 +49,53 @@ class ServiceCaller:
     scopes: frozenset[str]
     department: str | None  # the department it speaks for, if registered with one
 
+    @property
+    def principal(self) -> Principal:
+        return Principal.client(self.client_id)
+
 
 def _unauthorised(description: str, scheme: str = "Bearer") -> HTTPException:
+    """401, counted (never audited: a token that does not verify names nobody)."""
+    denials.invalid_token()
     challenge = f'{scheme} error="invalid_token", error_description="{description}"'
     return HTTPException(401, description, headers={"WWW-Authenticate": challenge})
 
 
-def forbidden(description: str, scope: str | None = None) -> HTTPException:
-    """403; with `scope`, the RFC 6750 insufficient_scope challenge naming it."""
+def forbidden(
+    who: Principal | CitizenCaller | ServiceCaller,
+    description: str,
+    *,
+    needed: str,
+    scope: str | None = None,
+) -> Denied:
+    """403 to `who`, audited with what was `needed`; with `scope`, the RFC 6750
+    insufficient_scope challenge naming it."""
     headers = {}
     if scope is not None:
         headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{scope}"'
-    return HTTPException(403, description, headers=headers)
+    return Denied(principal_of(who), description, needed=needed, headers=headers)
+
+
+def _lacks(who: Principal, scope: str) -> Denied:
+    """403 for a token without `scope`, with the RFC 6750 challenge naming it."""
+    description = f"the token lacks the {scope} scope"
+    return forbidden(who, description, needed=f"scope:{scope}", scope=scope)
+
+
+def principal_of(who: Principal | CitizenCaller | ServiceCaller) -> Principal:
+    """A caller as the audit log names it."""
+    return who if isinstance(who, Principal) else who.principal
+
+
+def token_principal(provider: Provider, access: AccessToken) -> Principal:
+    """Whom a verified token speaks for: its citizen by pseudonym (through its e-service), or
+    the client itself. Looked up only when refusing, so an allowed call pays nothing."""
+    if access.citizen_id is None:
+        return Principal.client(access.client_id)
+    standing = provider.accounts.standing(access.citizen_id)
+    if standing is None:  # a deleted account: the e-service is all there is to name
+        return Principal.client(access.client_id)
+    return Principal.citizen(standing[0], via=access.client_id)
 
 
 def presented(request: Request, provider: Provider, public_url: str) -> AccessToken:
@@ -85,13 +130,17 @@ def citizen(request: Request, runtime: Runtime, session: Session, scope: str) ->
     provider = runtime.provider(session)
     access = presented(request, provider, runtime.settings.public_url)
     if access.citizen_id is None:
-        raise forbidden("this API is for citizens; a department system's token cannot use it")
+        raise forbidden(
+            token_principal(provider, access),
+            "this API is for citizens; a department system's token cannot use it",
+            needed="caller:citizen",
+        )
     if scope not in access.scopes:
-        raise forbidden(f"the token lacks the {scope} scope", scope)
+        raise _lacks(token_principal(provider, access), scope)
     standing = provider.accounts.standing(access.citizen_id)
     if standing is None or standing[1] != "active":
         raise _unauthorised("the account is no longer active")
-    return CitizenCaller(
+    caller = CitizenCaller(
         citizen_id=access.citizen_id,
         pseudonym=standing[0],
         client_id=access.client_id,
@@ -99,6 +148,8 @@ def citizen(request: Request, runtime: Runtime, session: Session, scope: str) ->
         # stepped up since, for another e-service, and that lends this token nothing.
         substantial=access.acr == ACR_SUBSTANTIAL,
     )
+    denials.remember(request, caller)
+    return caller
 
 
 def roles_of(
@@ -115,7 +166,13 @@ def service(request: Request, runtime: Runtime, session: Session, scope: str) ->
     access = presented(request, provider, runtime.settings.public_url)
     client = provider.clients.get(access.client_id)
     if access.citizen_id is not None or client is None or client.kind != SERVICE:
-        raise forbidden("this API is for department systems (client credentials)")
+        raise forbidden(
+            token_principal(provider, access),
+            "this API is for department systems (client credentials)",
+            needed="caller:service",
+        )
     if scope not in access.scopes:
-        raise forbidden(f"the token lacks the {scope} scope", scope)
-    return ServiceCaller(client_id=client.id, scopes=access.scopes, department=client.department)
+        raise _lacks(Principal.client(client.id), scope)
+    caller = ServiceCaller(client_id=client.id, scopes=access.scopes, department=client.department)
+    denials.remember(request, caller)
+    return caller

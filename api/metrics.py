@@ -70,10 +70,10 @@ LATENCY = Histogram(
 )
 AUTH_FAILURES = Counter(
     "shanakht_auth_failures",
-    "Authentication failures other than passwords, by kind (second_factor, "
-    "client_authentication, csrf) and whether the audit log recorded them (`no`: an unknown "
-    "client, a browser with no session, or past the per-client or per-account cap; see "
-    "identity.failures).",
+    "Authentication failures other than passwords, and accesses refused, by kind "
+    "(second_factor, client_authentication, csrf, access_denied, access_token) and whether the "
+    "audit log recorded them (`no`: an unknown client, ticket or token, a browser with no "
+    "session, or past the per-client or per-account cap; see identity.failures).",
     ["kind", "recorded"],
 )
 LOGINS = Counter(
@@ -103,9 +103,12 @@ def login(outcome: Literal["success", "failure", "throttled"]) -> None:
     LOGINS.labels(outcome).inc()
 
 
-def auth_failure(
-    kind: Literal["second_factor", "client_authentication", "csrf"], *, recorded: bool
-) -> None:
+FailureKind = Literal[
+    "second_factor", "client_authentication", "csrf", "access_denied", "access_token"
+]
+
+
+def auth_failure(kind: FailureKind, *, recorded: bool) -> None:
     """Count an authentication failure and write a log line for it, whether or not the audit
     log took it: what the log does not record is still seen here. The line names nobody."""
     AUTH_FAILURES.labels(kind, "yes" if recorded else "no").inc()

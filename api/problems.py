@@ -203,7 +203,7 @@ def _status_for(exc: Exception) -> tuple[int, str]:
     return 500, "Internal error"
 
 
-async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
     status, title = _status_for(exc)
     if status >= 500 and status != 503:
         log.error("%s: %s", type(exc).__name__, exc)
@@ -292,7 +292,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Re
     )
 
 
-async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     response: Response
     if exc.status_code == 404 and wants_page(request):
         response = _page(
@@ -414,10 +414,10 @@ async def _database_error(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(OAuthError, _oauth_error)
     for cls, _status, _title in DOMAIN_STATUS:
-        app.add_exception_handler(cls, _domain_error)
+        app.add_exception_handler(cls, domain_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]

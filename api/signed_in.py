@@ -36,7 +36,13 @@ ADMIN_MENU: Menu = (("/admin", Text("Administration")),)
 
 
 class RoleMissing(Exception):
-    """A signed-in citizen asked for a page of a role they do not hold (403, said plainly)."""
+    """A signed-in citizen asked for a page of a role they do not hold (403, said plainly, and
+    audited as an access denied to `pseudonym`). `str()` is the role, as the page names it."""
+
+    def __init__(self, role: str, *, pseudonym: str) -> None:
+        super().__init__(role)
+        self.role = role
+        self.pseudonym = pseudonym
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from identity.policy import IdentityPolicy
 from identity.sealing import Sealer
 
 CODE_DIGITS = 6
+DEAD = "this code has expired or was already used; start again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +80,12 @@ class Challenges:
             challenges.c.id == challenge_id, challenges.c.purpose == purpose
         )
         row = self._session.execute(query.with_for_update() if lock else query).one_or_none()
-        if row is None or row.consumed_at is not None or row.expires_at <= self._clock():
-            raise ChallengeFailed("this code has expired or was already used; start again")
+        if row is None:
+            raise ChallengeFailed(DEAD)
+        if row.consumed_at is not None:
+            raise ChallengeFailed(DEAD, ticket_of=row.pseudonym, why="used ticket")
+        if row.expires_at <= self._clock():
+            raise ChallengeFailed(DEAD, ticket_of=row.pseudonym, why="expired ticket")
         return row
 
     def verify(
@@ -90,11 +95,19 @@ class Challenges:
         `pseudonym`, only a challenge of that account is tried (others' are not guessed at)."""
         row = self._live_row(challenge_id, purpose)
         if pseudonym is not None and row.pseudonym != pseudonym:
-            raise ChallengeFailed("this code belongs to another sign-in")
+            raise ChallengeFailed(
+                "this code belongs to another sign-in",
+                ticket_of=row.pseudonym,
+                why="another account's ticket",
+            )
         if row.verified_at is not None:
             return
         if row.attempts >= self._policy.code_attempts:
-            raise ChallengeFailed("too many wrong codes; start again")
+            raise ChallengeFailed(
+                "too many wrong codes; start again",
+                ticket_of=row.pseudonym,
+                why="ticket out of attempts",
+            )
         if hmac.compare_digest(row.code_hash, self._mac(challenge_id, code.strip())):
             now = self._clock()
             self._session.execute(

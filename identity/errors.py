@@ -4,6 +4,8 @@ Several of them deliberately say less than the code knows: an outsider must not 
 error whether a CNIC or a mobile number has an account.
 """
 
+from typing import Any
+
 from audit.refusal import RefusalError
 
 
@@ -41,7 +43,22 @@ class CardNotValid(IdentityError):
 
 
 class ChallengeFailed(IdentityError):
-    """A one-time-code ticket is unknown, expired, used up or out of attempts: start again."""
+    """A one-time-code ticket is unknown, expired, used up or out of attempts: start again.
+
+    For the audit log (`identity.failures`), a ticket that exists says whose it is
+    (`ticket_of`, a pseudonym) and why it could not be used (`why`, a fixed phrase); an unknown
+    one leaves both None, as it names nobody. Neither is ever shown or logged."""
+
+    def __init__(
+        self,
+        *args: object,
+        ticket_of: str | None = None,
+        why: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.ticket_of = ticket_of
+        self.why = why
 
 
 class WrongCode(IdentityError):

@@ -1,10 +1,13 @@
-"""Authentication failures beyond the password, in the audit log (ASVS 7.1.3, 7.2.1, 7.2.2).
+"""Authentication and access failures beyond the password, in the audit log (ASVS 7.1.3,
+7.2.1, 7.2.2).
 
 Failed logins are recorded by `identity.login`; this module records the others: a wrong or
-reused second-factor code, a client that fails to authenticate at the token, introspection,
-revocation or PAR endpoint, and a form refused for its CSRF token. Each entry is an
+reused second-factor code, or one entered against a ticket that cannot take it, a client that
+fails to authenticate at the token, introspection, revocation or PAR endpoint, a form refused
+for its CSRF token, and an access refused to someone known (a page of a role they lack, an
+API their token's scope, caller kind or assurance does not open). Each entry is an
 `outcome: failure` in the style of a failed login: people by pseudonym, the client address
-by its keyed pseudonym, and never a code, a secret, an assertion or a CNIC.
+by its keyed pseudonym, and never a code, a ticket, a token, a secret, an assertion or a CNIC.
 
 The log is kept for ever and every entry costs a hash-chain append, so what an outsider can
 provoke at will must not grow it without bound. What gets an entry, and why:
@@ -21,6 +24,14 @@ provoke at will must not grow it without bound. What gets an entry, and why:
 - A refused CSRF form: only when the browser holds a live sign-in session (the entry names
   its citizen), capped per account the same way. A forged cross-site post arrives without the
   session cookie (it is SameSite=Lax), names nobody and could be sent in any number.
+- An SMS code entered against a ticket that exists but cannot take it (expired, used up, out
+  of tries, another sign-in's or another account's): capped per account. Its refusal undoes
+  the try it counted, so the code limits do not bound it as they bound wrong codes. A ticket
+  that never existed names nobody, and gets no entry.
+- An access refused to a signed-in account or to a token that verified (a role, a scope, a
+  kind of caller or an assurance level it lacks): capped per account or client. A token that
+  does not verify (malformed, forged, expired, revoked, its session ended) is not an
+  authenticated caller at all: it names nobody the log can trust, and gets no entry.
 
 Everything not recorded is still counted by the caller, in the `shanakht_auth_failures`
 metric (by kind and whether it was recorded) and a log line, so a flood is visible to
@@ -47,6 +58,7 @@ CAP = Limit(10, timedelta(minutes=15))
 SECOND_FACTOR = "identity.login.second_factor"
 CLIENT_AUTHENTICATION = "identity.client.authentication"
 CSRF = "identity.csrf.refused"
+ACCESS_DENIED = "access.denied"
 
 
 class FailureRecords:
@@ -107,6 +119,56 @@ class FailureRecords:
                 subject=pseudonym,
                 outcome="failure",
                 details={"route": route, "client": self._address(client)},
+            ),
+        )
+
+    def second_factor_ticket(self, pseudonym: str, *, reason: str, client: str) -> bool:
+        """An SMS code from the signed-in citizen `pseudonym` against a ticket that exists but
+        cannot take it (`reason`, fixed: "expired ticket", "used ticket"...); whether an entry
+        was written (False past the cap). Called after the refusal's rollback."""
+        return self._capped(
+            f"audit:ticket:{pseudonym}",
+            AuditEvent(
+                actor=f"citizen:{pseudonym}",
+                action=SECOND_FACTOR,
+                subject=pseudonym,
+                outcome="failure",
+                details={"method": "sms", "reason": reason, "client": self._address(client)},
+            ),
+        )
+
+    def access_denied(
+        self,
+        actor: str,
+        *,
+        subject: str | None,
+        route: str,
+        method: str,
+        needed: str,
+        client: str,
+        via: str | None = None,
+    ) -> bool:
+        """An access refused to `actor` ("citizen:<pseudonym>" or "client:<id>"); whether an
+        entry was written (False past the cap). `route` is the route's template, never the
+        path sent (it may hold a document id); `needed` what was missing ("role:...",
+        "scope:...", "acr:...", "caller:..."); `via` the e-service whose token a citizen's
+        request came in."""
+        details: dict[str, JsonValue] = {
+            "route": route,
+            "method": method,
+            "needed": needed,
+            "client": self._address(client),
+        }
+        if via is not None:
+            details["via"] = via
+        return self._capped(
+            f"audit:denied:{actor}",
+            AuditEvent(
+                actor=actor,
+                action=ACCESS_DENIED,
+                subject=subject,
+                outcome="failure",
+                details=details,
             ),
         )
 

@@ -5,7 +5,8 @@ Password plus either is the "substantial" level of assurance; an e-service that 
 (`acr_values`) sends a citizen signed in with a password alone through this step-up.
 
 Every wrong code, and every app code used a second time, is refused with an audit entry
-(`identity.failures`): outcome failure, the citizen by pseudonym, never the code.
+(`identity.failures`): outcome failure, the citizen by pseudonym, never the code. So is an SMS
+code entered against a ticket that exists but cannot take it (within a per-account cap).
 """
 
 from __future__ import annotations
@@ -104,12 +105,26 @@ class SecondFactor:
             raise
         self._throttle.forgive(guesses)
         challenge = self._challenges.consume(challenge_id, PURPOSE)
-        if challenge.payload["citizen_id"] != account.id:
-            raise ChallengeFailed("this code belongs to another sign-in")
-        if sid is not None and challenge.payload.get("sid", sid) != sid:
-            raise ChallengeFailed("this code belongs to another sign-in")
+        theirs = challenge.payload["citizen_id"] != account.id
+        if theirs or (sid is not None and challenge.payload.get("sid", sid) != sid):
+            raise ChallengeFailed(
+                "this code belongs to another sign-in",
+                ticket_of=challenge.pseudonym,
+                why="another account's ticket" if theirs else "another sign-in's ticket",
+            )
         self._record(challenge.pseudonym, "sms")
         return SMS_AMR
+
+    def refused_ticket(self, refused: ChallengeFailed, *, account: Account, client: str) -> bool:
+        """After the refusal's rollback: an SMS code the signed-in `account` entered against a
+        ticket that exists but could not take it is recorded as a second-factor failure,
+        within the per-account cap; whether it was. A ticket that never existed names nobody
+        and is not (`identity.failures` says why)."""
+        if refused.ticket_of is None or refused.why is None:
+            return False
+        return self._failures.second_factor_ticket(
+            account.pseudonym, reason=refused.why, client=client
+        )
 
     def finish_app(self, account: Account, code: str, *, client: str) -> tuple[str, ...]:
         """Check an authenticator-app or recovery code, throttled like a password. A wrong

@@ -75,7 +75,7 @@ def administrator(
 ) -> SignedIn:
     """An `identity.admin` with a second factor in this session; the role is asked for first."""
     if ADMIN not in held_roles(runtime, session, me):
-        raise RoleMissing(ADMIN)
+        raise RoleMissing(ADMIN, pseudonym=me.account.pseudonym)
     if not me.substantial:
         raise NotSignedIn("a second factor first", next_page=_section_of(request), step_up=True)
     return me
@@ -86,7 +86,7 @@ def audit_reader(
 ) -> SignedIn:
     """An `audit.reader` or an `identity.admin`: may read checkpoints and verify the log."""
     if not held_roles(runtime, session, me) & {ADMIN, READER}:
-        raise RoleMissing(READER)
+        raise RoleMissing(READER, pseudonym=me.account.pseudonym)
     return me
 
 

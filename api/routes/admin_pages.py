@@ -53,7 +53,7 @@ def overview(
     for this administrator's approval."""
     held = held_roles(runtime, session, me)
     if not held & {ADMIN, READER}:
-        raise RoleMissing(ADMIN)
+        raise RoleMissing(ADMIN, pseudonym=me.account.pseudonym)
     awaiting = 0
     if ADMIN in held:
         proposals = runtime.provider(session).role_proposals

@@ -15,6 +15,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
+from api import denials
+from api.denials import Principal
 from api.deps import BIGINT_MAX, AuditLogDep, RuntimeDep, SessionDep
 from api.problems import problem, problem_responses
 from api.runtime import Runtime
@@ -160,9 +162,12 @@ def entries(
     try:
         me, auditor = _reader(request, runtime, provider)
     except InvalidToken as exc:
+        if "authorization" in request.headers:  # a token that did not verify: counted only
+            denials.invalid_token()
         return problem(401, "Sign in to read audit entries", exc.description)
     if not auditor:
         if subject not in (None, me):
+            denials.record_in(session, request, runtime, Principal.citizen(me), "role:audit.reader")
             return problem(403, "You may read only the entries about yourself")
         subject = me
     log = runtime.audit_log(session)

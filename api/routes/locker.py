@@ -148,7 +148,11 @@ def _issuer(request: Request, runtime: Runtime, session: Session, kind: Document
     caller = service(request, runtime, session, ISSUE_SCOPE + kind.code)
     if caller.department != kind.department:
         speaks_for = caller.department or "no department"
-        raise forbidden(f"{caller.client_id} speaks for {speaks_for}, not {kind.department}")
+        raise forbidden(
+            caller,
+            f"{caller.client_id} speaks for {speaks_for}, not {kind.department}",
+            needed=f"department:{kind.department}",
+        )
     return caller.client_id
 
 
@@ -520,7 +524,7 @@ def their_documents(owner_id: str, request: Request, runtime: RuntimeDep) -> dic
         caller = _citizen(request, runtime, session)
         found = views.readable_documents(runtime, session, caller.pseudonym, owner_id)
         if found is None:
-            raise forbidden("you are not named for that locker")
+            raise forbidden(caller, "you are not named for that locker", needed="nominee")
         now = runtime.clock()
         return {"documents": [document_view(d, now) for d in found]}
 

@@ -69,7 +69,7 @@ def desk_for(
     department is one nobody holds a role in, so it says the same)."""
     held = roles_by_department(runtime, session, me).get(department, set())
     if not _DEPARTMENT.match(department) or not held & set(any_of):
-        raise RoleMissing(" / ".join(any_of))
+        raise RoleMissing(" / ".join(any_of), pseudonym=me.account.pseudonym)
     name = department_names(runtime, session).get(department, department)
     return Desk(department, name, frozenset(held))
 

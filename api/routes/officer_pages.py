@@ -48,7 +48,7 @@ router = APIRouter(tags=["officer pages"], include_in_schema=False)
 def desk(request: Request, runtime: RuntimeDep, session: SessionDep, me: SignedInDep) -> Response:
     held = roles_by_department(runtime, session, me)
     if not held:
-        raise RoleMissing(" / ".join(OFFICER_ROLES))
+        raise RoleMissing(" / ".join(OFFICER_ROLES), pseudonym=me.account.pseudonym)
     names = department_names(runtime, session)
     authority = runtime.authority(session)
     departments: list[dict[str, Any]] = []

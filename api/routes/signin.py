@@ -388,6 +388,9 @@ def second_factor(
         if isinstance(exc, WrongCode):  # recorded in the log, with the attempt it counts
             metrics.auth_failure("second_factor", recorded=True)
         settle(session, exc)
+        if isinstance(exc, ChallengeFailed):  # after the rollback, so its entry stands
+            recorded = factor.refused_ticket(exc, account=account, client=address)
+            metrics.auth_failure("second_factor", recorded=recorded)
         words = _code_refusal(exc)
         retry = exc.retry_after if isinstance(exc, TooManyAttempts) else None
         refused = render(

@@ -24,7 +24,9 @@ from pyhanko.sign.timestamps import TimeStamper
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from api import metrics
+from api import denials, metrics
+from api.bearer import token_principal
+from api.denials import Principal
 from api.deps import RuntimeDep, capped_body, media_type
 from api.problems import problem, problem_responses
 from api.runtime import Runtime
@@ -266,29 +268,61 @@ async def verify(request: Request, runtime: RuntimeDep) -> Any:
     return problem(415, "Send JSON or a multipart form", "application/json or multipart/form-data")
 
 
+class NotAllowed(PermissionError):
+    """An officer's token refused here (403): says whom, and what was missing, for the audit
+    log (`api.denials`)."""
+
+    def __init__(self, message: str, *, who: Principal, needed: str) -> None:
+        super().__init__(message)
+        self.who = who
+        self.needed = needed
+
+
+def _not_allowed(request: Request, runtime: Runtime, exc: NotAllowed) -> Response:
+    """The 403, once recorded (the refusing transaction has ended by now)."""
+    denials.record(request, runtime, exc.who, exc.needed)
+    return problem(403, "Not allowed", str(exc))
+
+
 def _officer(request: Request, runtime: Runtime, department: str) -> tuple[str, str]:
     """(citizen id, pseudonym) of the officer whose access token this is: a token with the
     `signing` scope (so only an e-service the officer let sign for them can), from a sign-in
     with a second factor, not DPoP-bound (no proof is checked here yet), of an officer with
-    signing.officer in `department`. InvalidToken (401) or PermissionError (403) otherwise."""
+    signing.officer in `department`. InvalidToken (401, counted) or NotAllowed (403) otherwise."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not value:
-        raise InvalidToken("send an officer's access token")
-    with runtime.transaction() as session:
-        provider = runtime.provider(session)
-        access = provider.tokens.verify_access_token(value.strip())
-        if access.dpop_jkt:
-            raise InvalidToken("DPoP-bound tokens are not accepted here yet")
-        if SIGNING_SCOPE not in access.scopes:
-            raise PermissionError(f"the token lacks the {SIGNING_SCOPE} scope")
-        if access.acr != ACR_SUBSTANTIAL:  # the token's own, not the session's since
-            raise PermissionError("signing needs a sign-in with a second factor")
-        account = provider.accounts.by_id(access.citizen_id) if access.citizen_id else None
-        if account is None:
-            raise InvalidToken("that token does not speak for an officer")
-        held = {(g.department, g.role) for g in provider.roles.of(account.id)}
+    try:
+        if scheme.lower() != "bearer" or not value:
+            raise InvalidToken("send an officer's access token")
+        with runtime.transaction() as session:
+            provider = runtime.provider(session)
+            access = provider.tokens.verify_access_token(value.strip())
+            if access.dpop_jkt:
+                raise InvalidToken("DPoP-bound tokens are not accepted here yet")
+            if SIGNING_SCOPE not in access.scopes:
+                raise NotAllowed(
+                    f"the token lacks the {SIGNING_SCOPE} scope",
+                    who=token_principal(provider, access),
+                    needed=f"scope:{SIGNING_SCOPE}",
+                )
+            if access.acr != ACR_SUBSTANTIAL:  # the token's own, not the session's since
+                raise NotAllowed(
+                    "signing needs a sign-in with a second factor",
+                    who=token_principal(provider, access),
+                    needed=denials.SUBSTANTIAL,
+                )
+            account = provider.accounts.by_id(access.citizen_id) if access.citizen_id else None
+            if account is None:
+                raise InvalidToken("that token does not speak for an officer")
+            held = {(g.department, g.role) for g in provider.roles.of(account.id)}
+    except InvalidToken:
+        denials.invalid_token()
+        raise
     if (department, "signing.officer") not in held:
-        raise PermissionError(f"you do not hold signing.officer in {department}")
+        raise NotAllowed(
+            f"you do not hold signing.officer in {department}",
+            who=Principal.citizen(account.pseudonym, via=access.client_id),
+            needed="role:signing.officer",
+        )
     return account.id, account.pseudonym
 
 
@@ -412,8 +446,8 @@ def sign_and_deliver(
 def _sign_order(runtime: Runtime, request: Request, order: TransferOrderRequest) -> Response:
     try:
         _citizen, officer_pseudonym = _officer(request, runtime, order.department)
-    except PermissionError as exc:
-        return problem(403, "Not allowed", str(exc))
+    except NotAllowed as exc:
+        return _not_allowed(request, runtime, exc)
     try:
         with runtime.transaction() as session:
             signed = sign_and_deliver(runtime, session, order, officer_pseudonym)
@@ -478,8 +512,8 @@ def _sign_file(runtime: Runtime, request: Request, department: str, data: bytes)
         _citizen, officer_pseudonym = _officer(request, runtime, department)
     except InvalidToken as exc:
         return problem(401, "Sign in as an officer", exc.description)
-    except PermissionError as exc:
-        return problem(403, "Not allowed", str(exc))
+    except NotAllowed as exc:
+        return _not_allowed(request, runtime, exc)
     with runtime.transaction() as session:
         officer = _officer_signer(runtime, session, department, officer_pseudonym)
         if officer is None:

@@ -177,7 +177,15 @@ def test_an_audit_reader_views_and_verifies_but_may_not_sign_or_administer(
         data={"csrf": csrf, "department": DEPARTMENT, "role": "identity.admin"},
     )
     assert grant.status_code == 403
-    assert _actions(oidc_runtime) == before
+    # Nothing was done; each refusal is a failure entry saying the role it needed (item 12).
+    refused = _audit(oidc_runtime)[len(before) :]
+    assert [(e.action, e.outcome, e.details["needed"]) for e in refused] == [
+        ("access.denied", "failure", "role:identity.admin")
+    ] * 5
+    assert {e.details["route"] for e in refused} == {
+        "/admin/audit/checkpoint", "/admin/departments", "/admin/officers", "/admin/keys",
+        "/admin/officers/{citizen_id}/grant",
+    }  # fmt: skip
 
 
 def test_an_audit_reader_needs_no_second_factor_to_read(

@@ -97,6 +97,7 @@ from sqlalchemy import func, select
 from api.runtime import Runtime
 from audit import pseudonym
 from audit.models import entries
+from identity.failures import CAP
 from identity.nadra import SCENARIOS, read_registry
 from locker.models import documents
 from signing.qr import decode
@@ -1119,11 +1120,16 @@ def _log_size(runtime: Runtime) -> int:
         return int(session.execute(select(func.count()).select_from(entries)).scalar_one())
 
 
-def _successes_since(runtime: Runtime, size: int) -> list[str]:
-    """The actions of entries after the first `size` that record something done."""
+def _since(runtime: Runtime, size: int) -> list[dict[str, Any]]:
+    """The entries after the first `size`."""
     with runtime.sessions() as session:
         rows = session.execute(select(entries.c.entry).order_by(entries.c.seq).offset(size))
-        logged = [json.loads(r) for r in rows.scalars()]
+        return [json.loads(r) for r in rows.scalars()]
+
+
+def _successes_since(runtime: Runtime, size: int) -> list[str]:
+    """The actions of entries after the first `size` that record something done."""
+    logged = _since(runtime, size)
     return [e["action"] for e in logged if e.get("outcome", "success") == "success"]
 
 
@@ -1235,6 +1241,14 @@ def test_an_audit_reader_can_change_nothing(web: TestClient, oidc_runtime: Runti
         )
         assert response.status_code == 403, (method, path, response.status_code, response.text)
     assert _successes_since(oidc_runtime, before) == []
+    # Every refusal named the reader, so the log took the first ten and only counted the rest
+    # (identity.failures.CAP): a walk of every route cannot fill it.
+    denied = [e for e in _since(oidc_runtime, before) if e["action"] == "access.denied"]
+    assert len(routes) + len(apis) > CAP.attempts
+    assert len(denied) == CAP.attempts
+    assert {e["actor"] for e in denied} == {f"citizen:{reader}"}
+    assert "cap_reached" in denied[-1]["details"]
+    assert cnic not in json.dumps(denied)
     entries_read = web.get("/audit/entries?limit=5", headers=_bearer(access))
     assert entries_read.status_code == 200, "the role reads"
 

@@ -1,7 +1,10 @@
 """Authentication failures past the password reach the audit log (threat model item 12):
-wrong and reused second-factor codes, failed client authentication, refused CSRF forms. Each
-entry is an outcome of failure naming people by pseudonym, never a code or a secret; what an
-outsider can send in any number (unknown clients, forged posts) is only counted."""
+wrong and reused second-factor codes, codes against a dead ticket, failed client
+authentication, refused CSRF forms, and accesses refused to a known account or client (a page
+of a role it lacks, a token without the scope, caller kind or assurance). Each entry is an
+outcome of failure naming people by pseudonym, never a code, ticket, token or secret; what an
+outsider can send in any number (unknown clients, tickets and tokens, forged posts) is only
+counted."""
 
 from __future__ import annotations
 
@@ -21,7 +24,9 @@ from sqlalchemy.exc import OperationalError
 from api.runtime import Runtime
 from audit import address_pseudonym, pseudonym
 from audit.models import entries
+from identity.login import ACR_SUBSTANTIAL
 from identity.nadra import SCENARIOS, read_registry
+from identity.oidc.clients import SERVICE
 from tests.http.oidc_kit import (
     PASSWORD,
     RelyingParty,
@@ -29,8 +34,10 @@ from tests.http.oidc_kit import (
     press_send,
     register_citizen,
     register_client,
+    token,
 )
 from tests.http.test_oidc_security import Clock, _sms_step_up
+from tests.http.test_roles_and_entries import _access_token
 from tests.http.test_telemetry import sample
 
 ADDRESS = "testclient"  # what Starlette's TestClient gives as the client's address
@@ -285,3 +292,299 @@ def test_a_csrf_refusal_stands_when_its_entry_cannot_be_written(
     assert refused.status_code == 403
     assert "The form has expired" in refused.text
     assert _count(web, "csrf", "no") == before + 1
+
+
+# -- the SMS code's ticket -------------------------------------------------------------------
+
+
+def _asked(web: TestClient) -> tuple[str, Any]:
+    """Have a code sent to this signed-in browser: its ticket, and the page asking for it."""
+    page = web.get("/login/second-factor?next=/account")
+    asked = web.get(press_send(web, page.text).headers["location"])
+    return asked.text.split('name="ticket" value="')[1].split('"')[0], asked
+
+
+def _code(runtime: Runtime, cnic: str) -> str:
+    record = read_registry(runtime.identity.nadra_file)[cnic]
+    sent = runtime.identity.sms.last_to(record.mobile_numbers[0])
+    assert sent is not None
+    return re.search(r"\b(\d{6})\b", sent.text).group(1)  # type: ignore[union-attr]
+
+
+def _enter(web: TestClient, page: Any, ticket: str, code: str) -> Any:
+    return web.post(
+        "/login/second-factor?method=sms&next=/account",
+        data={"ticket": ticket, "code": code, "csrf": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+
+
+def _ticket_failures(runtime: Runtime) -> list[dict[str, Any]]:
+    tried = _entries(runtime, "identity.login.second_factor")
+    return [e for e in tried if e["outcome"] == "failure"]
+
+
+def test_a_code_against_a_used_or_expired_ticket_is_audited_without_the_ticket(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    clock = Clock()
+    oidc_runtime.clock = clock
+    _log_in(web, citizen)
+    used, page = _asked(web)
+    code = _code(oidc_runtime, citizen)
+    assert _enter(web, page, used, code).status_code == 303
+    again = _enter(web, web.get("/login/second-factor?next=/account"), used, code)
+    assert again.status_code == 400
+    assert "This code has expired or was used up" in again.text
+    stale, page = _asked(web)
+    clock.now += timedelta(minutes=6)  # past the code's five minutes
+    late = _enter(web, page, stale, _code(oidc_runtime, citizen))
+    assert late.status_code == 400
+    subject = pseudonym(citizen, key=oidc_runtime.pseudonym_key)
+    failures = _ticket_failures(oidc_runtime)
+    assert [(e["actor"], e["subject"], e["details"]["reason"]) for e in failures] == [
+        (f"citizen:{subject}", subject, "used ticket"),
+        (f"citizen:{subject}", subject, "expired ticket"),
+    ]
+    for entry in failures:
+        assert entry["details"]["method"] == "sms"
+        for secret in (citizen, used, stale, code):
+            assert secret not in json.dumps(entry)
+
+
+def test_a_code_against_another_sign_ins_ticket_is_audited(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    _log_in(web, citizen)
+    theirs, _page = _asked(web)
+    code = _code(oidc_runtime, citizen)
+    web.cookies.clear()
+    _log_in(web, citizen)  # another sign-in of the same account, in another browser
+    page = web.get("/login/second-factor?next=/account")
+    refused = _enter(web, page, theirs, code)
+    assert refused.status_code == 400
+    (entry,) = _ticket_failures(oidc_runtime)
+    assert entry["details"]["reason"] == "another sign-in's ticket"
+    assert web.get("/account/authenticator", follow_redirects=False).status_code == 303, (
+        "the session did not step up"
+    )
+
+
+def test_a_code_against_a_ticket_that_never_existed_is_counted_but_not_audited(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    _log_in(web, citizen)
+    page = web.get("/login/second-factor?next=/account")
+    before = _count(web, "second_factor", "no")
+    for n in range(3):
+        assert _enter(web, page, f"made-up-ticket-{n}", "123456").status_code == 400
+    assert _ticket_failures(oidc_runtime) == []
+    assert _count(web, "second_factor", "no") == before + 3
+
+
+# -- access refused to someone known ---------------------------------------------------------
+
+
+def _denials(runtime: Runtime) -> list[dict[str, Any]]:
+    return _entries(runtime, "access.denied")
+
+
+@pytest.mark.parametrize(
+    ("path", "role"),
+    [
+        ("/officer", "locker.issuer / locker.legal / signing.officer"),
+        ("/admin", "identity.admin"),
+        ("/admin/audit", "audit.reader"),
+    ],
+)
+def test_a_page_of_a_role_the_citizen_lacks_is_refused_and_audited(
+    web: TestClient, oidc_runtime: Runtime, citizen: str, path: str, role: str
+) -> None:
+    _log_in(web, citizen)
+    before = _count(web, "access_denied", "yes")
+    refused = web.get(path)
+    assert refused.status_code == 403
+    assert "This page is not for your account" in refused.text
+    (entry,) = _denials(oidc_runtime)
+    subject = pseudonym(citizen, key=oidc_runtime.pseudonym_key)
+    assert (entry["outcome"], entry["actor"], entry["subject"]) == (
+        "failure",
+        f"citizen:{subject}",
+        subject,
+    )
+    assert entry["details"] == {
+        "route": path,
+        "method": "GET",
+        "needed": f"role:{role}",
+        "client": address_pseudonym(ADDRESS, key=oidc_runtime.pseudonym_key),
+    }
+    assert citizen not in json.dumps(entry)
+    assert _count(web, "access_denied", "yes") == before + 1
+
+
+def test_a_flood_of_refused_pages_is_audited_up_to_the_cap_then_counted(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    _log_in(web, citizen)
+    before = _count(web, "access_denied", "no")
+    for _ in range(13):
+        assert web.get("/admin").status_code == 403
+    recorded = _denials(oidc_runtime)
+    assert len(recorded) == 10
+    assert recorded[-1]["details"]["cap_reached"] == 15
+    assert all("cap_reached" not in e["details"] for e in recorded[:-1])
+    assert _count(web, "access_denied", "no") == before + 3
+
+
+def _service_token(web: TestClient, rp: RelyingParty) -> dict[str, str]:
+    answer = token(web, rp, grant_type="client_credentials")
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+@pytest.mark.parametrize(
+    ("scopes", "department", "needed"),
+    [
+        (("locker.issue.dom",), "lgcd", "scope:locker.issue.birth"),
+        (("locker.issue.birth",), "home", "department:lgcd"),
+    ],
+)
+def test_a_department_token_refused_at_the_issuer_api_is_audited_naming_the_client(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    citizen: str,
+    scopes: tuple[str, ...],
+    department: str,
+    needed: str,
+) -> None:
+    with oidc_runtime.transaction() as session:
+        roles = oidc_runtime.provider(session).roles
+        roles.add_department("lgcd", "Local Government")
+        roles.add_department("home", "Home Department")
+    rp = register_client(
+        oidc_runtime, "records-system", kind=SERVICE, secret=True, scopes=scopes,
+        department=department,
+    )  # fmt: skip
+    headers = {**_service_token(web, rp), "Shanakht-Cnic": citizen}
+    refused = web.put(
+        "/locker/issued/birth?doc_id=BC-1&title=Birth", content=b"%PDF-1.4\n%%EOF\n",
+        headers=headers,
+    )  # fmt: skip
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    (entry,) = _denials(oidc_runtime)
+    assert (entry["outcome"], entry["actor"], entry["subject"]) == (
+        "failure",
+        "client:records-system",
+        None,
+    )
+    assert entry["details"] == {
+        "route": "/locker/issued/{doctype}",
+        "method": "PUT",
+        "needed": needed,
+        "client": address_pseudonym(ADDRESS, key=oidc_runtime.pseudonym_key),
+    }
+    assert citizen not in json.dumps(entry)
+    assert headers["Authorization"].split()[1] not in json.dumps(entry)
+
+
+def test_a_citizen_token_from_a_password_only_sign_in_cannot_approve_and_is_audited(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    portal = register_client(oidc_runtime, "portal", scopes=("openid", "locker"))
+    weak = _access_token(web, portal, citizen, "openid locker")
+    college = register_client(
+        oidc_runtime, "gc-admissions", kind=SERVICE, secret=True, scopes=("locker.request",)
+    )
+    filed = web.post(
+        "/exchange/requests",
+        json={"cnic": citizen, "doctypes": ["birth"], "purpose_code": "edu.admission",
+              "purpose_text": "Admission", "data_life_days": 30, "valid_days": 7,
+              "fetch_limit": 1},
+        headers=_service_token(web, college),
+    )  # fmt: skip
+    assert filed.status_code == 201, filed.text
+    assert _denials(oidc_runtime) == [], "an allowed call writes no denial"
+    refused = web.post(
+        f"/exchange/requests/{filed.json()['id']}/approve",
+        headers={"Authorization": f"Bearer {weak}"},
+    )
+    assert refused.status_code == 403
+    assert refused.json()["title"] == "Sign in with a second factor first"
+    (entry,) = _denials(oidc_runtime)
+    subject = pseudonym(citizen, key=oidc_runtime.pseudonym_key)
+    assert (entry["actor"], entry["subject"]) == (f"citizen:{subject}", subject)
+    assert entry["details"]["route"] == "/exchange/requests/{request_id}/approve"
+    assert entry["details"]["needed"] == f"acr:{ACR_SUBSTANTIAL}"
+    assert entry["details"]["via"] == "portal"
+    assert weak not in json.dumps(entry)
+    assert citizen not in json.dumps(entry)
+    scopeless = web.get("/exchange/inbox", headers=_service_token(web, college))
+    assert scopeless.status_code == 403
+    assert _denials(oidc_runtime)[-1]["details"]["needed"] == "caller:citizen"
+
+
+def test_a_token_that_does_not_verify_is_counted_but_not_audited(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    portal = register_client(oidc_runtime, "portal", scopes=("openid", "locker"))
+    issued = _access_token(web, portal, citizen, "openid locker")
+    revoked = web.post("/oauth/revoke", data={"token": issued, **portal.auth()[0]},
+                       headers=portal.auth()[1])  # fmt: skip
+    assert revoked.status_code == 200
+    head, body, _signature = issued.split(".")
+    before = _count(web, "access_token", "no")
+    for value in ("not-a-token", f"{head}.{body}.forged", issued):
+        refused = web.get("/locker/documents", headers={"Authorization": f"Bearer {value}"})
+        assert refused.status_code == 401, refused.text
+    assert _denials(oidc_runtime) == []
+    assert _count(web, "access_token", "no") == before + 3
+
+
+def test_a_citizen_asking_for_anothers_audit_entries_is_refused_and_audited(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    _log_in(web, citizen)
+    other = pseudonym("3520112345671", key=oidc_runtime.pseudonym_key)
+    refused = web.get(f"/audit/entries?subject={other}")
+    assert refused.status_code == 403
+    (entry,) = _denials(oidc_runtime)
+    subject = pseudonym(citizen, key=oidc_runtime.pseudonym_key)
+    assert (entry["actor"], entry["subject"]) == (f"citizen:{subject}", subject)
+    assert entry["details"]["route"] == "/audit/entries"
+    assert entry["details"]["needed"] == "role:audit.reader"
+    assert other not in json.dumps(entry), "whom they asked about is not named"
+    mine = web.get("/audit/entries").json()["entries"]
+    assert "access.denied" in {e["action"] for e in mine}, "the citizen sees their own refusal"
+
+
+def test_a_refused_page_stands_when_its_entry_cannot_be_written(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    _log_in(web, citizen)
+    before = _count(web, "access_denied", "no")
+    broken = OperationalError("INSERT", {}, Exception("the database went away"))
+    with mock.patch.object(oidc_runtime, "failure_records", side_effect=broken):
+        refused = web.get("/admin")
+    assert refused.status_code == 403
+    assert "This page is not for your account" in refused.text
+    assert _count(web, "access_denied", "no") == before + 1
+
+
+def test_an_officer_token_refused_at_the_signing_api_is_audited(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    app = register_client(oidc_runtime, "etransfer", scopes=("openid", "signing"))
+    weak = _access_token(web, app, citizen, "openid signing")
+    refused = web.post(
+        "/signing/cms?department=sed", content=b"any file",
+        headers={"Authorization": f"Bearer {weak}"},
+    )  # fmt: skip
+    assert refused.status_code == 403
+    assert refused.json()["title"] == "Not allowed"
+    (entry,) = _denials(oidc_runtime)
+    subject = pseudonym(citizen, key=oidc_runtime.pseudonym_key)
+    assert (entry["actor"], entry["details"]["via"]) == (f"citizen:{subject}", "etransfer")
+    assert entry["details"]["route"] == "/signing/cms"
+    assert entry["details"]["needed"] == f"acr:{ACR_SUBSTANTIAL}"
+    assert weak not in json.dumps(entry)

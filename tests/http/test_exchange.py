@@ -719,7 +719,17 @@ def test_legal_access_is_only_for_a_holder_of_the_role_signed_in_with_a_second_f
     assert _problem(in_reference, 422)["detail"] == "a legal reference must not hold a CNIC"
     _problem(_legal(web, scene, officer.strong, disclosure_delay_days=91), 400)
     _problem(web.get("/exchange/legal-access/pending", headers=_bearer(scene.strong)), 403)
-    assert _actions(oidc_runtime) == before
+    # Nothing was done; each 403 is a failure entry naming who was refused what (item 12).
+    added = _log(oidc_runtime)[len(before) :]
+    assert [(e["action"], e["outcome"], e["details"]["needed"]) for e in added] == [
+        ("access.denied", "failure", "role:locker.legal"),
+        ("access.denied", "failure", "acr:urn:shanakht:loa:substantial"),
+        ("access.denied", "failure", "role:locker.legal"),
+        ("access.denied", "failure", "role:locker.legal"),
+    ]
+    assert [e["actor"] for e in added] == [f"citizen:{scene.owner}"] + [
+        f"citizen:{officer.pseudonym}"
+    ] * 2 + [f"citizen:{scene.owner}"]
     assert _count(oidc_runtime, legal_requests) == 0
 
 

@@ -1,0 +1,159 @@
+"""Accesses refused to someone the service knows, in the audit log (threat model item 12).
+
+A page of a role the signed-in citizen does not hold; an API call whose token verified but
+lacks the scope, is of the wrong kind of caller (a citizen's at a department API, or the
+reverse), or comes from a sign-in too weak for the act: each names a principal, so each is
+an `access.denied` entry with `outcome: failure` (`identity.failures`: the route's template,
+what was missing, the principal by pseudonym or client id; capped per principal, then only
+counted). A token that does not verify names nobody the log can trust: it is only counted.
+
+Nothing here runs on an allowed request. The refusals raise; the handlers `install` adds
+record them in a transaction of their own, after the request's was rolled back (so the entry
+stands, and nothing of the refused request does), then answer exactly as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from api import metrics, problems
+from api.runtime import Runtime
+from api.web import client_address
+from identity.login import ACR_SUBSTANTIAL
+from locker.exchange import NeedsSecondFactor
+from locker.legal import ROLE as LEGAL_ROLE
+from locker.legal import FourEyesRefused, LegalAccessRefused
+
+log = logging.getLogger("shanakht.api")
+
+SUBSTANTIAL = f"acr:{ACR_SUBSTANTIAL}"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a refused request was, as the audit log names them: `actor` is "citizen:<pseudonym>"
+    or "client:<id>", `subject` the citizen's pseudonym, `via` the e-service whose token a
+    citizen's request came in (None for a page or a department system)."""
+
+    actor: str
+    subject: str | None = None
+    via: str | None = None
+
+    @classmethod
+    def citizen(cls, pseudonym: str, via: str | None = None) -> Principal:
+        return cls(f"citizen:{pseudonym}", pseudonym, via)
+
+    @classmethod
+    def client(cls, client_id: str) -> Principal:
+        return cls(f"client:{client_id}")
+
+
+class Denied(HTTPException):
+    """A 403 for a known principal: recorded, then answered as any other HTTPException.
+    `needed` names what was missing ("scope:locker.request", "caller:service"...)."""
+
+    def __init__(
+        self,
+        principal: Principal,
+        description: str,
+        *,
+        needed: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(403, description, headers=headers)
+        self.principal = principal
+        self.needed = needed
+
+
+def record(request: Request, runtime: Runtime, principal: Principal, needed: str) -> None:
+    """Audit an access refused to `principal` (within its cap), in a transaction of its own
+    once the request's has ended, and count it either way. A database that fails here leaves
+    the refusal standing, and the count."""
+    recorded = False
+    try:
+        with runtime.transaction() as session:
+            recorded = _append(session, request, runtime, principal, needed)
+    except SQLAlchemyError as exc:
+        log.warning("a refused access could not be audited: %s", type(exc).__name__)
+        recorded = False
+    metrics.auth_failure("access_denied", recorded=recorded)
+
+
+def record_in(
+    session: Session, request: Request, runtime: Runtime, principal: Principal, needed: str
+) -> None:
+    """As `record`, in the request's own transaction: for a route that answers the refusal
+    itself and commits (nothing else it did may be undone by then)."""
+    recorded = _append(session, request, runtime, principal, needed)
+    metrics.auth_failure("access_denied", recorded=recorded)
+
+
+def _append(
+    session: Session, request: Request, runtime: Runtime, principal: Principal, needed: str
+) -> bool:
+    return runtime.failure_records(session).access_denied(
+        principal.actor,
+        subject=principal.subject,
+        route=metrics.route_template(request.scope),
+        method=request.method,
+        needed=needed,
+        client=client_address(request),
+        via=principal.via,
+    )
+
+
+def invalid_token() -> None:
+    """Count a token that did not verify: not audited, as anyone can send any number."""
+    metrics.auth_failure("access_token", recorded=False)
+
+
+class Caller(Protocol):
+    """An API caller a verified token named (`api.bearer`'s citizen or department system)."""
+
+    @property
+    def principal(self) -> Principal: ...
+
+
+def remember(request: Request, caller: Caller) -> None:
+    """Keep the API's caller, for a refusal the domain may raise later in the request (too
+    weak a sign-in, a role it lacks): one attribute set; it is named only if refused."""
+    request.state.caller = caller
+
+
+def _needed(exc: Exception) -> str:
+    if isinstance(exc, NeedsSecondFactor):
+        return SUBSTANTIAL
+    if isinstance(exc, FourEyesRefused):
+        return "rule:four-eyes"
+    return f"role:{LEGAL_ROLE}"
+
+
+async def _denied(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Denied)  # noqa: S101 (registered for Denied only)
+    runtime: Runtime = request.app.state.runtime
+    await run_in_threadpool(record, request, runtime, exc.principal, exc.needed)
+    return await problems.http_error(request, exc)
+
+
+async def _refused_by_domain(request: Request, exc: Exception) -> Response:
+    """A domain refusal of access (a second factor, a legal-basis role): recorded when an API
+    caller's token named who asked; answered as every domain error."""
+    caller: Caller | None = getattr(request.state, "caller", None)
+    if caller is not None:
+        runtime: Runtime = request.app.state.runtime
+        await run_in_threadpool(record, request, runtime, caller.principal, _needed(exc))
+    return await problems.domain_error(request, exc)
+
+
+def install(app: FastAPI) -> None:
+    """After `problems.install`: these handlers take over from its for the classes below."""
+    app.add_exception_handler(Denied, _denied)
+    for cls in (NeedsSecondFactor, LegalAccessRefused):
+        app.add_exception_handler(cls, _refused_by_domain)
