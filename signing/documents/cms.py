@@ -177,7 +177,7 @@ def sign_digest(
         raise TypeError("the signing key must be an elliptic-curve private key")
     if key.public_key() != certificate.public_key():
         raise ValueError("the key does not belong to the certificate")
-    parts = _signer_parts(_der(certificate), tuple(_der(c) for c in chain if not _self_signed(c)))
+    parts = _signer_parts(_der(certificate), tuple(_der(c) for c in chain))
     now = datetime.now(UTC).replace(microsecond=0)
     # DER orders a SET OF by the encodings of its members (X.690 11.6), as asn1crypto does.
     attributes = _tlv(
@@ -228,13 +228,15 @@ class _SignerParts(NamedTuple):
 
 @functools.lru_cache(maxsize=64)
 def _signer_parts(certificate: bytes, chain: tuple[bytes, ...]) -> _SignerParts:
-    """What every signature by one certificate repeats, encoded once: the certificate set,
-    the signer's identifier, and the CAdES signing-certificate-v2 attribute that binds it."""
+    """What every signature by one certificate repeats, encoded once: the certificate set
+    (the chain less any root), the signer's identifier, and the CAdES signing-certificate-v2
+    attribute that binds it."""
     signer = asn1_x509.Certificate.load(certificate)
+    carried = [der for der in chain if not _self_signed(x509.load_der_x509_certificate(der))]
     certificates = cms.CertificateSet(
         [
             cms.CertificateChoices({"certificate": asn1_x509.Certificate.load(der)})
-            for der in dict.fromkeys((certificate, *chain))
+            for der in dict.fromkeys((certificate, *carried))
         ]
     )
     issuer_serial = {"issuer": signer.issuer, "serial_number": signer.serial_number}
