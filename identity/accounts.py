@@ -104,6 +104,8 @@ _CREDENTIALS = select(
     citizens.c.status,
 ).where(citizens.c.pseudonym == bindparam("pseudonym"))
 _CREDENTIALS_FOR_UPDATE = _CREDENTIALS.with_for_update()
+# Whether a locker is there for a pseudonym: asked on every document a department issues.
+_EXISTS = select(citizens.c.id).where(citizens.c.pseudonym == bindparam("pseudonym"))
 
 
 def _profile_context(citizen_id: str) -> str:
@@ -164,9 +166,7 @@ class Accounts:
         return (row.pseudonym, row.status) if row is not None else None
 
     def exists(self, pseudonym: str) -> bool:
-        found = self._session.execute(
-            select(citizens.c.id).where(citizens.c.pseudonym == pseudonym)
-        ).first()
+        found = self._session.execute(_EXISTS, {"pseudonym": pseudonym}).first()
         return found is not None
 
     def create(

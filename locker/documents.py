@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -493,10 +493,8 @@ class Locker:
     def _by_issuer_id(
         self, issuer: str, issuer_doc_id: str, *, lock: bool = False
     ) -> Document | None:
-        query = _select().where(
-            documents.c.issuer == issuer, documents.c.issuer_doc_id == issuer_doc_id
-        )
-        row = self._db.execute(query.with_for_update(of=documents) if lock else query).first()
+        query = _BY_ISSUER_ID_FOR_UPDATE if lock else _BY_ISSUER_ID
+        row = self._db.execute(query, {"issuer": issuer, "issuer_doc_id": issuer_doc_id}).first()
         if row is None:
             return None
         return _document(row, sealed=self._seal.check(documents, row._mapping))
@@ -643,6 +641,14 @@ def _select() -> Any:
         versions,
         (versions.c.document_id == documents.c.id) & (versions.c.version == documents.c.version),
     )
+
+
+# A document by its issuer's id, built once: every issue looks for it (the retry check).
+_BY_ISSUER_ID = _select().where(
+    documents.c.issuer == bindparam("issuer"),
+    documents.c.issuer_doc_id == bindparam("issuer_doc_id"),
+)
+_BY_ISSUER_ID_FOR_UPDATE = _BY_ISSUER_ID.with_for_update(of=documents)
 
 
 def _document(row: Any, *, sealed: bool = True) -> Document:

@@ -169,15 +169,15 @@ def _owner(runtime: Runtime, session: Session, cnic: str | None) -> str:
 def department_seal(runtime: Runtime, session: Session, department: str) -> Seal | None:
     """The department's seal as a function of a document's SHA-256 (its detached CMS), or
     None while it has no seal certificate. Department systems and officers' pages seal alike."""
-    authority = runtime.authority(session)
-    issued = authority.current(DEPARTMENT_SEAL, department=department)
-    if issued is None:
+    signer = runtime.authority(session).signer(DEPARTMENT_SEAL, department=department)
+    if signer is None:
         return None
-    key, (issuing, _) = authority.private_key(issued), authority.issuing()
 
     def seal(sha256: bytes) -> bytes:
         metrics.signature("seal")
-        return sign_digest(sha256, key=key, certificate=issued.certificate, chain=[issuing])
+        return sign_digest(
+            sha256, key=signer.key, certificate=signer.certificate, chain=[signer.issuer]
+        )
 
     return seal
 

@@ -59,6 +59,8 @@ _REFRESH_ROW = select(tokens).where(
     tokens.c.id == bindparam("token_id"), tokens.c.kind == "refresh"
 )
 _INSERT_TOKENS = insert(tokens)
+# An access token presented to an API: read on every locker and exchange request.
+_ACCESS_ROW = select(tokens).where(tokens.c.id == bindparam("token_id"), tokens.c.kind == "access")
 # The compare-and-set that spends a refresh token: unused, unrevoked, its session live.
 _SPEND_REFRESH = (
     update(tokens)
@@ -504,9 +506,7 @@ class TokenService:
             raise InvalidToken("the access token is not valid")
         if claims["exp"] <= now:
             raise InvalidToken("the access token has expired")
-        row = self._db.execute(
-            select(tokens).where(tokens.c.id == str(claims.get("jti")), tokens.c.kind == "access")
-        ).one_or_none()
+        row = self._db.execute(_ACCESS_ROW, {"token_id": str(claims.get("jti"))}).one_or_none()
         if row is None or row.revoked_at is not None:
             raise InvalidToken("the access token was revoked")
         if row.session_id is not None and not self._sessions.is_live(row.session_id):

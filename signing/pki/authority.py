@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog
@@ -91,6 +91,38 @@ class IssuedCertificate:
     holder: str | None
     revoked_at: datetime | None
     reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """A certificate the service signs with, its key, and the CA certificate that issued it
+    (the chain a signature carries)."""
+
+    serial: int
+    certificate: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+    issuer: x509.Certificate
+
+
+# `Authority.signer`'s one read, built once: it is asked for on every sealed document.
+_SIGNER = (
+    select(
+        certificates.c.serial,
+        certificates.c.certificate,
+        certificates.c.key_ref,
+        authorities.c.certificate.label("issuer_certificate"),
+    )
+    .join(authorities, authorities.c.serial == certificates.c.issuer)
+    .where(
+        certificates.c.profile == bindparam("profile"),
+        certificates.c.department == bindparam("department"),
+        certificates.c.revoked_at.is_(None),
+        certificates.c.key_ref.is_not(None),
+        certificates.c.not_after > bindparam("now"),
+    )
+    .order_by(certificates.c.issued_at.desc())
+    .limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,6 +457,26 @@ class Authority:
             query = query.where(certificates.c.holder == holder)
         row = self._db.execute(query).first()
         return _issued(row) if row is not None else None
+
+    def signer(self, profile: Profile, *, department: str) -> Signer | None:
+        """What `current` finds for a department's own certificate (a seal), with its key and
+        its issuer's certificate, in one read: the one the service signs with now.
+
+        Read afresh each time, never cached, so a revocation or a new certificate counts from
+        the next signature; only what a row names for ever is kept, by the key provider (an
+        opened key, by its reference) and by the DER parts of a signature (by certificate).
+        """
+        row = self._db.execute(
+            _SIGNER, {"profile": profile.name, "department": department, "now": self._clock()}
+        ).first()
+        if row is None:
+            return None
+        return Signer(
+            int(row.serial, 16),
+            x509.load_der_x509_certificate(row.certificate),
+            self._keys.private_key(row.key_ref),
+            x509.load_der_x509_certificate(row.issuer_certificate),
+        )
 
     def online_status(self, certificate: x509.Certificate) -> str:
         """For verdicts: "good", "revoked", or "unknown" (not a certificate of this CA)."""

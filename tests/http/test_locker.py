@@ -8,13 +8,14 @@ import dataclasses
 import http.client
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from asn1crypto import cms  # type: ignore[import-untyped]
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -23,7 +24,7 @@ from audit.models import entries
 from identity.nadra import SCENARIOS, read_registry
 from identity.oidc.clients import SERVICE
 from locker.models import documents
-from signing.pki.authority import Subject
+from signing.pki.authority import Authority, Subject
 from signing.pki.custody import create_root
 from signing.pki.profiles import DEPARTMENT_SEAL
 from tests.http.live_server import served
@@ -150,6 +151,40 @@ def test_an_issued_document_shows_verified_and_downloads_byte_for_byte(
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert checked.returncode == 0, checked.stderr
+
+
+def _sealed_by(web: TestClient, office: Office, doc_id: str) -> int | str:
+    """The serial of the certificate that sealed `doc_id`, or the refusal's status."""
+    issued = _issue(web, office, doc_id=doc_id)
+    if issued.status_code != 201:
+        return f"{issued.status_code}: {issued.json()['title']}"
+    signature = web.get(f"/locker/documents/{issued.json()['id']}/signature",
+                        headers=_bearer(office.citizen))  # fmt: skip
+    (signer,) = cms.ContentInfo.load(signature.content)["content"]["signer_infos"]
+    serial: int = signer["sid"].chosen["serial_number"].native
+    return serial
+
+
+def test_the_seal_is_the_departments_newest_good_certificate_from_the_next_document_on(
+    web: TestClient, office: Office, oidc_runtime: Runtime
+) -> None:
+    """Nothing about the seal certificate is cached between documents: a new one seals the
+    next document, and a revoked one never seals again."""
+
+    def authority(do: Callable[[Authority], Any]) -> Any:
+        with oidc_runtime.transaction() as session:
+            return do(oidc_runtime.authority(session))
+
+    first = authority(lambda a: a.current(DEPARTMENT_SEAL, department="lgcd")).serial
+    assert _sealed_by(web, office, "BC/1") == first
+    second = authority(
+        lambda a: a.issue(DEPARTMENT_SEAL, Subject("LGCD seal 2", "lgcd"), actor="admin:test")
+    ).serial
+    assert _sealed_by(web, office, "BC/2") == second
+    authority(lambda a: a.revoke(second, "key_compromise", actor="admin:test"))
+    assert _sealed_by(web, office, "BC/3") == first
+    authority(lambda a: a.revoke(first, "superseded", actor="admin:test"))
+    assert _sealed_by(web, office, "BC/4") == "409: Cannot issue yet: lgcd has no seal certificate"
 
 
 def test_an_update_is_a_new_version_and_a_revocation_shows_to_the_citizen(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import cms  # type: ignore[import-untyped]
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,6 +33,7 @@ from signing.pki.profiles import OFFICER_SIGNING, QR_SIGNER
 from tests.unit.signing.pki_kit import NOW, Hierarchy, openssl, pem
 
 LATER = NOW + timedelta(minutes=10)
+DER = serialization.Encoding.DER
 DATA = b"%PDF-1.7 any file at all: a scanned certificate, a CSV, a PDF\x00\xff"
 
 
@@ -344,3 +346,85 @@ def test_a_root_passed_in_the_chain_is_still_not_carried(officer: Officer) -> No
     root = officer.pki.root.public_bytes(serialization.Encoding.DER)
     assert root not in {c.chosen.dump() for c in carried}
     assert verify(officer, signature) == officer.certificate
+
+
+def _asn1crypto_encoding(
+    signature: bytes, officer: Officer, chain: list[x509.Certificate]
+) -> bytes:
+    """The same SignedData built object by object with asn1crypto, as sign_digest once did,
+    from the values `signature` carries (its signing time, digest and ECDSA signature)."""
+    (signer,) = cms.ContentInfo.load(signature)["content"]["signer_infos"]
+    values = {a["type"].native: a["values"][0] for a in signer["signed_attrs"]}
+    certificate = asn1_x509.Certificate.load(officer.certificate.public_bytes(DER))
+    issuer_serial = {"issuer": certificate.issuer, "serial_number": certificate.serial_number}
+    attributes = cms.CMSAttributes(
+        [
+            cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
+            cms.CMSAttribute({"type": "signing_time", "values": [values["signing_time"]]}),
+            cms.CMSAttribute(
+                {"type": "message_digest", "values": [values["message_digest"].native]}
+            ),
+            cms.CMSAttribute(
+                {
+                    "type": "signing_certificate_v2",
+                    "values": [
+                        {
+                            "certs": [
+                                {
+                                    "hash_algorithm": {"algorithm": "sha256"},
+                                    "cert_hash": hashlib.sha256(certificate.dump()).digest(),
+                                    "issuer_serial": {
+                                        "issuer": [
+                                            asn1_x509.GeneralName(
+                                                {"directory_name": certificate.issuer}
+                                            )
+                                        ],
+                                        "serial_number": certificate.serial_number,
+                                    },
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ),
+        ]
+    )
+    signer_info = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier({"issuer_and_serial_number": issuer_serial}),
+            "digest_algorithm": {"algorithm": "sha256"},
+            "signed_attrs": attributes,
+            "signature_algorithm": {"algorithm": "sha256_ecdsa"},
+            "signature": signer["signature"].native,
+        }
+    )
+    carried = [certificate] + [asn1_x509.Certificate.load(c.public_bytes(DER)) for c in chain]
+    signed_data = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [{"algorithm": "sha256"}],
+            "encap_content_info": {"content_type": "data"},
+            "certificates": [cms.CertificateChoices({"certificate": c}) for c in carried],
+            "signer_infos": [signer_info],
+        }
+    )
+    encoded: bytes = cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    return encoded
+
+
+@pytest.mark.parametrize("with_issuing", [True, False])
+def test_the_encoding_is_asn1cryptos_to_the_byte(officer: Officer, with_issuing: bool) -> None:
+    """sign_digest assembles its DER from parts encoded once (a seal is made on every issued
+    document): the result must be exactly what asn1crypto makes of the same values, lengths in
+    the long form, the attributes in DER's SET OF order and the [0] tags included."""
+    chain = [officer.pki.issuing] if with_issuing else []
+    for data in (b"", DATA, bytes(range(256)) * 64):
+        signature = sign_digest(
+            hashlib.sha256(data).digest(), key=officer.key, certificate=officer.certificate,
+            chain=chain,
+        )  # fmt: skip
+        assert signature == _asn1crypto_encoding(signature, officer, chain)
+        assert cms.ContentInfo.load(signature, strict=True).dump(force=True) == signature
+        if with_issuing:  # without it no path reaches the root
+            assert verify(officer, signature, data) == officer.certificate
