@@ -166,7 +166,7 @@ class PasswordLogin:
         matches = self._hasher.verify(stored, password)
         rehash = (
             self._hasher.hash(password)
-            if matches and stored is not None and self._hasher.needs_rehash(stored)
+            if matches and stored is not None and self._hasher.needs_rehash(stored, password)
             else None
         )
         return CheckedAttempt(subject, client, stored, matches, rehash, nonce, devices)

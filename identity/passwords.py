@@ -151,6 +151,11 @@ class PasswordHasher:
         except argon2.exceptions.InvalidHashError:
             return False
 
-    def needs_rehash(self, encoded: str) -> bool:
-        """True when the stored hash is weaker than today's parameters (rehash at next login)."""
-        return self._hasher.check_needs_rehash(encoded)
+    def needs_rehash(self, encoded: str, password: str) -> bool:
+        """True when `encoded`, which `password` just matched, should be replaced at this
+        login: weaker than today's parameters, or made of the password as typed before
+        passwords were normalised (each wrong guess at it costs a second hash until then)."""
+        if self._hasher.check_needs_rehash(encoded):
+            return True
+        normal = normalise(password)
+        return normal != password and not self._matches(encoded, normal)

@@ -278,7 +278,9 @@ class Locker:
         False: for the verifier, which must not take a tampered record (a revocation undone
         by SQL) for a document that was never delivered, and so tells it is not valid."""
         found = self._by_issuer_id(issuer, issuer_doc_id)
-        return found if found is not None and found.status != DELETED else None
+        if found is None or (found.sealed and found.status == DELETED):
+            return None
+        return found  # a row failing its seal comes back whatever its status says
 
     def list(self, owner: str) -> list[Document]:
         """Everything in `owner`'s locker, newest first."""
@@ -630,7 +632,10 @@ def _written_at(stamp: str) -> datetime:
     return datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
 
 
-def _select() -> Any:
+def _select(*, outer: bool = False) -> Any:
+    """Documents with their current version. `outer` keeps a document whose version row is
+    missing (deleted by SQL: version rows carry no seal), for the lookups to which an absent
+    document means something (`Locker._by_issuer_id`): it comes back as failing its seal."""
     return select(
         documents,
         versions.c.sha256,
@@ -640,11 +645,14 @@ def _select() -> Any:
     ).join(
         versions,
         (versions.c.document_id == documents.c.id) & (versions.c.version == documents.c.version),
+        isouter=outer,
     )
 
 
-# A document by its issuer's id, built once: every issue looks for it (the retry check).
-_BY_ISSUER_ID = _select().where(
+# A document by its issuer's id, built once: every issue looks for it (the retry check), and
+# the verifier, for which no record means an order never delivered: a record hidden by
+# deleting its version row must not pass for that.
+_BY_ISSUER_ID = _select(outer=True).where(
     documents.c.issuer == bindparam("issuer"),
     documents.c.issuer_doc_id == bindparam("issuer_doc_id"),
 )
@@ -652,12 +660,15 @@ _BY_ISSUER_ID_FOR_UPDATE = _BY_ISSUER_ID.with_for_update(of=documents)
 
 
 def _document(row: Any, *, sealed: bool = True) -> Document:
+    """The document of a `_select` row; one whose version row is missing fails its seal."""
+    whole = row.sha256 is not None
     return Document(
         row.id, row.owner, row.doctype, row.issuer, row.issuer_doc_id, row.uri, row.title,
         row.status, row.issued_at, row.valid_until, row.classification, row.version,
-        row.revoked_at, row.revocation_reason, bytes(row.sha256), row.size, row.content_type,
+        row.revoked_at, row.revocation_reason, bytes(row.sha256) if whole else b"",
+        row.size or 0, row.content_type or "",
         bytes(row.signature) if row.signature is not None else None,
-        bytes(row.mac) if row.mac is not None else None, sealed,
+        bytes(row.mac) if row.mac is not None else None, sealed and whole,
     )  # fmt: skip
 
 

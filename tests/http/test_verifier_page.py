@@ -22,14 +22,15 @@ import qrcode
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from PIL import Image, ImageFilter
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from api.routes.verifier_pages import REASONS
 from api.runtime import Runtime
 from audit import pseudonym
 from identity.cnic import normalise_cnic
 from locker.access import Accessor
-from locker.models import documents
+from locker.documents import DocumentRefused
+from locker.models import documents, versions
 from signing import files, verdict
 from signing.documents.orders import Signer, sign_transfer_order
 from signing.documents.pades import LocalTimeStamper
@@ -325,6 +326,35 @@ def test_an_order_unrevoked_or_moved_by_sql_is_not_valid(
         assert body["reason"] == verdict.DOCUMENT_UNSEALED
     urdu = paste(web, order.payload, **{"accept-language": "ur"})[2]
     assert "سالمیت کی جانچ میں ناکام" in urdu
+
+
+@pytest.mark.parametrize("hide", ["marked deleted", "version row deleted"])
+def test_a_revoked_order_hidden_by_sql_is_not_valid(
+    web: TestClient, order: SignedOrder, oidc_runtime: Runtime, hide: str
+) -> None:
+    """The record of a revoked order hidden from the lookup (its status set to deleted, which
+    fails its seal; or its version row deleted, which carries none) must not read as no record
+    (never delivered: authentic); nor may the department's next issue of that number fail."""
+    deliver(oidc_runtime, order)
+    revoke_order(oidc_runtime)
+    found = documents.c.issuer_doc_id == ORDER_NO
+    with oidc_runtime.transaction() as session:
+        if hide == "marked deleted":
+            session.execute(update(documents).where(found).values(status="deleted"))
+        else:
+            document_id = session.execute(documents.select().where(found)).one().id
+            session.execute(delete(versions).where(versions.c.document_id == document_id))
+    body = web.post("/signing/verify", json={"payload": order.payload}).json()
+    assert (body["outcome"], body["authentic"]) == ("revoked", False), body
+    assert body["reason"] == verdict.DOCUMENT_UNSEALED
+    teacher = pseudonym(normalise_cnic(TEACHER_CNIC), key=oidc_runtime.pseudonym_key)
+    with pytest.raises(DocumentRefused) as refused, oidc_runtime.transaction() as session:
+        oidc_runtime.locker(session).issue(
+            owner=teacher, doctype=DOCUMENT_TYPE, issuer="sed", issuer_doc_id=ORDER_NO,
+            title="Transfer order, again", content=[b"%PDF-1.7 again"],
+            content_type="application/pdf", who=Accessor("officer:test", "sed", "issuer"),
+        )  # fmt: skip
+    assert refused.value.code == "document.unsealed"
 
 
 def test_a_revoked_order_reads_as_revoked_in_urdu(

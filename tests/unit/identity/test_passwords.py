@@ -123,3 +123,18 @@ def test_a_hash_made_before_normalisation_still_verifies(hasher: PasswordHasher)
     legacy = hasher._hasher.hash(typed)
     assert hasher.verify(legacy, typed)
     assert not hasher.verify(legacy, "Cafe\u0301#Lahore2028")
+
+
+def test_a_hash_made_of_the_password_as_typed_is_replaced_at_the_next_login(
+    hasher: PasswordHasher,
+) -> None:
+    """Until it is, every wrong guess at that account costs two hashes: the login that matches
+    the typed form asks for a rehash, and the new hash is of the normalised password."""
+    typed = "Cafe\u0301#Lahore2027"
+    legacy = hasher._hasher.hash(typed)
+    assert hasher.needs_rehash(legacy, typed)
+    renewed = hasher.hash(typed)
+    assert not hasher.needs_rehash(renewed, typed)
+    assert hasher.verify(renewed, typed)
+    assert hasher._hasher.verify(renewed, "Caf\u00e9#Lahore2027")
+    assert not hasher.needs_rehash(hasher.hash("Plain#Lahore2027"), "Plain#Lahore2027")
