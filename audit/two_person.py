@@ -65,6 +65,17 @@ def decide(
     return decided.rowcount == 1  # type: ignore[attr-defined, no-any-return]  # a CursorResult
 
 
+def decision_details(status: str, decider: str | None, refusal: str | None) -> dict[str, str]:
+    """The decision's part of an audit entry's details: the decider named as approver or
+    refuser, and a refusal's reason; empty while the row is undecided."""
+    details: dict[str, str] = {}
+    if decider is not None:
+        details["approver" if status == APPROVED else "refuser"] = decider
+    if refusal is not None:
+        details["refusal"] = refusal
+    return details
+
+
 def fit_reason(reason: str) -> bool:
     """A refusal's reason is 1 to `MAX_REASON` characters and names nobody by CNIC."""
     return bool(reason.strip()) and len(reason) <= MAX_REASON and not holds_cnic(reason)

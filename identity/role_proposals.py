@@ -269,10 +269,7 @@ class RoleProposals:
             "proposal": found.id,
             "proposer": found.proposer,
         }
-        if found.decider is not None:
-            details["approver" if found.status == APPROVED else "refuser"] = found.decider
-        if found.refusal is not None:
-            details["refusal"] = found.refusal
+        details.update(two_person.decision_details(found.status, found.decider, found.refusal))
         self._audit.append(
             AuditEvent(
                 actor=f"citizen:{actor}",

@@ -524,10 +524,7 @@ class LegalAccess:
             "legal_reference": found.legal_reference,
             "disclosure_delay_days": found.disclosure_delay_days,
         }
-        if found.decider is not None:
-            details["approver" if found.status == APPROVED else "refuser"] = found.decider
-        if found.refusal is not None:
-            details["refusal"] = found.refusal
+        details.update(two_person.decision_details(found.status, found.decider, found.refusal))
         self._audit.append(
             AuditEvent(
                 actor=actor,
