@@ -191,3 +191,23 @@ def test_entries_from_before_they_named_the_document_raise_no_false_alarm(
         f"locker_documents {later}: the log last recorded this document revoked, "
         "but its row is gone"
     ]
+
+
+def test_a_document_moved_to_another_issuers_number_is_listed_as_gone(kit: Kit) -> None:
+    """Moved by SQL, its row fails its seal (listed as such) and is read as absent, as the
+    service reads it: the number the log recorded has no document, which the verifier would
+    read as never delivered."""
+    document_id = _issue(kit)
+    _revoke(kit)
+    with kit.runtime.transaction() as session:
+        session.execute(
+            update(documents).where(documents.c.id == document_id).values(issuer_doc_id="BC-9")
+        )
+    found = check_integrity(kit.runtime)
+    assert [(bad.table, bad.key, bad.problem) for bad in found.bad] == [
+        ("locker_documents", document_id, "wrong")
+    ]
+    assert [f"{m.table} {m.key}: {m.problem}" for m in found.mismatches] == [
+        f"locker_documents {document_id}: the log last recorded this document revoked, "
+        "but its row is gone"
+    ]
