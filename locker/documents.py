@@ -194,7 +194,7 @@ class Locker:
                 kind.classification.value, stored,
             )  # fmt: skip
             if created is not None:
-                self._note("locker.document.issued", who, created)
+                self._note("locker.document.issued", who, created, document=created.id, version=1)
                 return Issued(created, "created")
             earlier = self._by_issuer_id(issuer, issuer_doc_id)  # another request made it first
             assert earlier is not None  # noqa: S101 (the insert failed on this very key)
@@ -223,7 +223,7 @@ class Locker:
             kind.classification.value, stored,
         )  # fmt: skip
         assert created is not None  # noqa: S101 (a fresh id cannot collide)
-        self._note("locker.document.uploaded", who, created)
+        self._note("locker.document.uploaded", who, created, document=created.id, version=1)
         return created
 
     def revoke(self, *, issuer: str, issuer_doc_id: str, reason: str, who: Accessor) -> Document:
@@ -236,7 +236,10 @@ class Locker:
         _check_title(reason, "a revocation reason", "reason")
         if found.status != REVOKED:
             self._change(found, status=REVOKED, revoked_at=self._clock(), revocation_reason=reason)
-            self._note("locker.document.revoked", who, found, fields="status")
+            self._note(
+                "locker.document.revoked", who, found, fields="status", document=found.id,
+                version=found.version,
+            )  # fmt: skip
         return self.get(found.id, owner=found.owner)
 
     def delete(self, document_id: str, *, owner: str, who: Accessor) -> None:
@@ -251,7 +254,7 @@ class Locker:
         self._db.execute(
             update(versions).where(versions.c.document_id == document_id).values(wrapped_key=None)
         )
-        self._note("locker.document.deleted", who, found)
+        self._note("locker.document.deleted", who, found, document=found.id)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -462,7 +465,7 @@ class Locker:
             )  # fmt: skip
         self._insert_version(current.id, stored)
         self._change(current, version=version, title=title, valid_until=valid_until)
-        self._note("locker.document.updated", who, current, version=version)
+        self._note("locker.document.updated", who, current, document=current.id, version=version)
         return Issued(self.get(current.id, owner=current.owner), "updated")
 
     def _insert_version(self, document_id: str, stored: _Stored) -> None:

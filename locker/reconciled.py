@@ -1,8 +1,15 @@
-"""The locker's sealed table as `audit integrity` reconciles it with the log (`audit.reconcile`).
+"""The locker's sealed tables as `audit integrity` reconciles them with the log
+(`audit.reconcile`).
 
 A consent's status is what its approval and the citizen's last pause, resume or revocation
 left it, and its use count is the number of fetches recorded under it: each fetch counts its
 use and records its entry in one transaction, so the two never part honestly.
+
+A document's status is what its issue or upload and its last revocation or deletion left it,
+and its version the highest its entries recorded: every write records its entry in the write's
+transaction. Rows are never removed by the service (a deleted upload is marked deleted), so a
+row the log says stands and that is gone was removed by SQL: for a revoked transfer order, the
+public verifier would call the order authentic (never delivered).
 """
 
 from __future__ import annotations
@@ -10,8 +17,9 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 
 from audit.reconcile import Entry, Kind, Row
+from locker import documents as docs
 from locker.exchange import ACTIVE, FETCHED, PAUSED, REVOKED
-from locker.models import consents
+from locker.models import consents, documents
 
 APPROVED = "locker.exchange.approved"
 _STATUS = {
@@ -63,4 +71,52 @@ def consents_kind() -> Kind[Said]:
     return Kind(consents, frozenset({*_STATUS, FETCHED}), fold, stored, differ)
 
 
-KINDS = (consents_kind(),)
+_DOCUMENT_STATUS = {
+    "locker.document.issued": docs.ACTIVE,
+    "locker.document.uploaded": docs.ACTIVE,
+    "locker.document.updated": docs.ACTIVE,
+    "locker.document.revoked": docs.REVOKED,
+    "locker.document.deleted": docs.DELETED,
+}
+
+# What the log says of a document: its status and the highest version recorded (0: none).
+DocumentSaid = tuple[str, int]
+
+
+def documents_kind() -> Kind[DocumentSaid]:
+    """Issued documents and citizens' uploads alike. Entries name the document's row by its
+    `document` detail; those written before it (which named the document only by its URI, an
+    issuer's number and no row) are passed over, so a document whose history began before the
+    detail is compared from its first entry that names it, never raised as a false alarm."""
+
+    def fold(said: MutableMapping[str, DocumentSaid], entry: Entry) -> None:
+        details = entry["details"]
+        document = details.get("document")
+        if document is None:
+            return
+        _, version = said.get(str(document), (docs.ACTIVE, 0))
+        said[str(document)] = (
+            _DOCUMENT_STATUS[entry["action"]],
+            max(version, int(details.get("version") or 0)),
+        )
+
+    def stored(row: Row) -> tuple[str, DocumentSaid]:
+        return str(row["id"]), (str(row["status"]), int(row["version"]))
+
+    def differ(logged: DocumentSaid | None, stored: DocumentSaid | None) -> str | None:
+        if logged is None:
+            return None  # written before its entries named it: the log cannot tell
+        if stored is None:
+            if logged[0] == docs.DELETED:
+                return None
+            return f"the log last recorded this document {logged[0]}, but its row is gone"
+        if logged[0] != stored[0]:
+            return f"{stored[0]}, but the log last recorded it {logged[0]}"
+        if stored[1] < logged[1]:
+            return f"at version {stored[1]}, but the log recorded version {logged[1]}"
+        return None
+
+    return Kind(documents, frozenset(_DOCUMENT_STATUS), fold, stored, differ)
+
+
+KINDS = (consents_kind(), documents_kind())
