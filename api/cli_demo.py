@@ -236,8 +236,10 @@ def seed(runtime: Runtime, ports: Ports, journeys: Any, echo: Any) -> World:
         apps = runtime.second_factor(session).apps
         totp_secret, _uri = apps.begin(account.id, officer.full_name)
         # The app's first code confirms it; the previous step's, so the sign-in in the next
-        # few seconds has a fresh step to use (each step's code is accepted once).
-        previous = pyotp.TOTP(totp_secret).at(now - timedelta(seconds=30))
+        # few seconds has a fresh step to use (each step's code is accepted once). The time is
+        # read here, not at the start: setting up the PKI and the citizens can take longer than
+        # the one step of drift a code is forgiven.
+        previous = pyotp.TOTP(totp_secret).at(datetime.now(UTC) - timedelta(seconds=30))
         if apps.confirm(account.id, previous) is None:
             raise RuntimeError("the authenticator app did not confirm")
     echo(
