@@ -669,11 +669,16 @@ def _explain(response: httpx2.Response) -> str:
 
 
 def browser_code(
-    base: str, client_id: str, scope: str, cnic: str, signed_in: Callable[[], None] | None = None
+    base: str,
+    client_id: str,
+    scope: str,
+    cnic: str,
+    signed_in: Callable[[httpx2.Client], None] | None = None,
 ) -> tuple[str, str]:
     """The authorization code flow as a browser drives it (login, consent): the code and its
     PKCE verifier, for the caller to redeem. `signed_in`, if given, runs right after the login
-    (a step-up made through the services: the code then carries the raised acr)."""
+    with the browser (a step-up made through the services, which renews the session cookie in
+    it: the code then carries the raised acr)."""
     verifier, challenge = _pkce()
     with httpx2.Client(base_url=base) as browser:
         response = browser.get("/oauth/authorize?" + _authorize_query(client_id, scope, challenge))
@@ -693,13 +698,13 @@ def browser_code(
                 form = {"cnic": cnic, "password": PASSWORD, "request": request_id}
                 response = browser.post("/login", data={**form, "csrf": found.group(1)})
                 if signed_in is not None:
-                    signed_in()
+                    signed_in(browser)
             elif page.url.path == "/consent":
                 form = {"decision": "allow", "request": request_id, "csrf": found.group(1)}
                 response = browser.post("/consent", data=form)
             else:
                 raise AssertionError(f"unexpected page {page.url}")
-    raise AssertionError("the authorization code flow did not come back")
+    raise AssertionError(f"the authorization code flow did not come back: {_explain(response)}")
 
 
 def _shanakht_refresh_token(base: str, cnic: str, secret: str) -> str:

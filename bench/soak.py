@@ -75,6 +75,7 @@ from api.routes.exchange import exchange_service
 from api.routes.locker_views import upload_own
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
+from api.web import SESSION_COOKIE, cookie_name
 from audit import pseudonym
 from bench import loadgen
 from bench.identity import (
@@ -381,17 +382,19 @@ def _consents(runtime: Runtime, births: list[tuple[str, str]], count: int) -> li
     return given
 
 
-def _step_up(settings: Settings, citizen_id: str) -> int:
-    """Raise every live session of the officer to a second-factor sign-in, as the SMS step-up
-    would: signing asks for it. How many sessions."""
+def _step_up(settings: Settings, browser: httpx2.Client) -> None:
+    """Raise the browser's sign-in to a second factor, as the SMS step-up would (signing asks
+    for it), and give it the renewed session cookie: a step-up voids the old one."""
     runtime = open_runtime(settings)
     try:
+        name = cookie_name(runtime, SESSION_COOKIE)
         with runtime.transaction() as session:
             sessions = runtime.provider(session).sessions
-            live = sessions.active_for(citizen_id)
-            for found in live:
-                sessions.step_up(found.id, acr=ACR_SUBSTANTIAL, amr=("pwd", "sms"))
-        return len(live)
+            found = sessions.current(browser.cookies.get(name))
+            assert found is not None, "the officer's login made no session"
+            token = sessions.step_up(found.id, acr=ACR_SUBSTANTIAL, amr=("pwd", "sms"))
+        old = next(cookie for cookie in browser.cookies.jar if cookie.name == name)
+        browser.cookies.set(name, token, domain=old.domain, path=old.path)
     finally:
         runtime.close()
 
@@ -402,7 +405,7 @@ def _refresh_token(
     secret: str,
     scope: str,
     cnic: str,
-    signed_in: Callable[[], None] | None = None,
+    signed_in: Callable[[httpx2.Client], None] | None = None,
 ) -> str:
     code, verifier = browser_code(base, client_id, scope, cnic, signed_in)
     return _redeem(base, "/oauth/token", secret, client_id, code, verifier)
@@ -414,7 +417,7 @@ def _families(
     setup: SoakSetup,
     identity: ShanakhtSetup,
     users: dict[str, int],
-    step_up: Callable[[], None],
+    step_up: Callable[[httpx2.Client], None],
 ) -> dict[str, list[str]]:
     """A refresh token family for each user that holds one, each from the authorization code
     flow over HTTP (a few at once: each is a login), round the operation's citizens. The
@@ -797,7 +800,7 @@ def main() -> None:
             minted = time.perf_counter()
             tokens = _families(
                 bases, cast, setup, identity, users,
-                lambda: _step_up(settings, setup.officer_citizen_id),
+                lambda browser: _step_up(settings, browser),
             )  # fmt: skip
             print(
                 f"{sum(map(len, tokens.values()))} token families over HTTP in "

@@ -9,7 +9,7 @@ gives the session a new cookie token.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypedDict
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -80,27 +80,31 @@ def device_cookies(runtime: Runtime) -> DeviceCookies:
     )
 
 
-def password_login(request: Request, runtime: Runtime, cnic: str, password: str) -> LoginResult:
-    """A password login from this browser, with the device cookie it holds (if any)."""
-    return runtime.password_login().login(
-        cnic,
-        password,
+class _Browser(TypedDict):
+    client: str
+    devices: DeviceCookies
+    device_cookie: str | None
+
+
+def _browser(request: Request, runtime: Runtime) -> _Browser:
+    """Where a password attempt comes from and the device cookie it holds: a known browser is
+    counted and locked out on its own, so every password check is given both."""
+    return _Browser(
         client=client_address(request),
         devices=device_cookies(runtime),
         device_cookie=request.cookies.get(cookie_name(runtime, DEVICE_COOKIE)),
     )
+
+
+def password_login(request: Request, runtime: Runtime, cnic: str, password: str) -> LoginResult:
+    """A password login from this browser, with the device cookie it holds (if any)."""
+    return runtime.password_login().login(cnic, password, **_browser(request, runtime))
 
 
 def check_password(request: Request, runtime: Runtime, cnic: str, password: str) -> CheckedAttempt:
     """`password_login` up to its outcome: the attempt counted and the password hashed, for
     the caller to record in the transaction it signs the citizen in with."""
-    return runtime.password_login().check(
-        cnic,
-        password,
-        client=client_address(request),
-        devices=device_cookies(runtime),
-        device_cookie=request.cookies.get(cookie_name(runtime, DEVICE_COOKIE)),
-    )
+    return runtime.password_login().check(cnic, password, **_browser(request, runtime))
 
 
 def set_device_cookie(response: Response, runtime: Runtime, result: LoginResult) -> None:
