@@ -52,7 +52,8 @@ REFUSED = {
 @dataclass(frozen=True, slots=True)
 class KeyRotation:
     """A new version of a signing key: its key name (`audit-checkpoint.v2`), its number and
-    its fingerprint (`api.key_check.fingerprint`, the one `key_fingerprints` records)."""
+    its fingerprint (`api.key_check.fingerprint`, the one `key_fingerprints` records), written
+    by `grouped`."""
 
     key: str
     version: int
@@ -66,7 +67,16 @@ def add_key_version(runtime: Runtime, which: str) -> KeyRotation:
     check_keys_fit_database(runtime)
     name = ROTATED[which]
     new = runtime.keys.add_version(name)
-    return KeyRotation(new, version_number(name, new), fingerprint(runtime.keys.secret(new), new))
+    found = fingerprint(runtime.keys.secret(new), new)
+    return KeyRotation(new, version_number(name, new), grouped(found))
+
+
+def grouped(hex_digits: str) -> str:
+    """A fingerprint in groups of eight hex digits joined by colons. As one run of 64, one in
+    a hundred or so holds exactly thirteen decimal digits, which an audit entry refuses as a
+    CNIC (`audit.entry.holds_cnic`); a group of eight never does. Drop the colons to compare
+    it with `key_fingerprints`."""
+    return ":".join(hex_digits[i : i + 8] for i in range(0, len(hex_digits), 8))
 
 
 def record_key_rotation(runtime: Runtime, which: str, rotation: KeyRotation, *, actor: str) -> None:
