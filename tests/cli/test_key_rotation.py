@@ -20,6 +20,7 @@ from sqlalchemy import select
 from api.app import create_app
 from api.key_check import KeysDoNotFit, check_keys_fit_database
 from api.key_rotation import grouped
+from api.keystore import LocalKeyStore, development_master_key
 from api.migrate import prepare
 from api.models import key_fingerprints
 from api.routes.exchange import CONSENT_KEY, _signer
@@ -90,7 +91,8 @@ def test_old_checkpoints_verify_after_rotations_and_new_ones_are_signed_by_the_n
 
     with _opened(settings) as runtime, TestClient(create_app(runtime)) as client:
         published = client.get("/audit/keys").text.splitlines()
-        assert len(published) == 3 and published[-1] == first_key  # newest first
+        assert len(published) == 3
+        assert published[-1] == first_key
         assert client.get("/audit/key").text.strip() == published[0]
         ring = NoteKeyRing.parse(published)  # what an auditor holds: every version
         for note, key in ((before, published[2]), (after, published[1]), (latest, published[0])):
@@ -105,7 +107,11 @@ def test_old_checkpoints_verify_after_rotations_and_new_ones_are_signed_by_the_n
         assert client.get("/readyz").status_code == 200
         # Three versions, three fingerprints; the entries name each new one and no more.
         recorded = _fingerprints(runtime)
-        versions = [AUDIT_CHECKPOINT_KEY, f"{AUDIT_CHECKPOINT_KEY}.v2", f"{AUDIT_CHECKPOINT_KEY}.v3"]
+        versions = [
+            AUDIT_CHECKPOINT_KEY,
+            f"{AUDIT_CHECKPOINT_KEY}.v2",
+            f"{AUDIT_CHECKPOINT_KEY}.v3",
+        ]
         assert set(versions) <= recorded.keys()
         logged = _logged(runtime, "keys.checkpoint.rotated")
         assert [e["details"] for e in logged] == [
@@ -147,11 +153,16 @@ def test_old_consent_artifacts_and_grants_verify_after_rotations_and_new_ones_us
         artifacts.append(_signer(runtime).sign({**terms, "n": n}, CONSENT_TYPE))
 
     signer = _signer(runtime)
-    assert runtime.keys.versions(CONSENT_KEY) == [CONSENT_KEY, f"{CONSENT_KEY}.v2", f"{CONSENT_KEY}.v3"]
+    assert runtime.keys.versions(CONSENT_KEY) == [
+        CONSENT_KEY,
+        f"{CONSENT_KEY}.v2",
+        f"{CONSENT_KEY}.v3",
+    ]
     with TestClient(create_app(runtime)) as client:
         published = client.get("/exchange/consent-keys").json()
     kids = [key["kid"] for key in published["keys"]]
-    assert len(set(kids)) == 3 and kids[0] == signer.kid  # the signing version first
+    assert len(set(kids)) == 3
+    assert kids[0] == signer.kid
     keys = KeySet.import_key_set(published)
     for n, artifact in enumerate(artifacts):  # as a department checks one it kept
         signed = jws.deserialize_compact(artifact, keys, algorithms=["Ed25519"])
@@ -175,24 +186,33 @@ def test_old_consent_artifacts_and_grants_verify_after_rotations_and_new_ones_us
 
 
 def test_a_lost_or_swapped_version_is_refused_by_its_version(
-    settings: Settings, cli_env: dict[str, str]
+    settings: Settings, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """The key check knows every version: one lost, or one put back from elsewhere, is named."""
+    """The key check knows every version: one lost (the newest, or the first) or swapped for
+    another deployment's is named."""
     _checkpoint(settings, "before")
     _rotated(cli_env, "checkpoint")
     keys = settings.data_dir / "keys"
     second = keys / f"{AUDIT_CHECKPOINT_KEY}.v2.json"
     kept = second.read_bytes()
     second.unlink()
-    with _opened(settings) as runtime:
-        with pytest.raises(KeysDoNotFit, match=r"checkpoint signing key, version 2 .* missing"):
-            check_keys_fit_database(runtime)
+    missing = r"checkpoint signing key, version 2 .* missing"
+    with _opened(settings) as runtime, pytest.raises(KeysDoNotFit, match=missing):
+        check_keys_fit_database(runtime)
+    elsewhere = LocalKeyStore(tmp_path / "elsewhere", development_master_key(settings.data_dir))
+    elsewhere.secret(second.stem)  # another deployment's version 2, under the same master key
+    second.write_bytes((tmp_path / "elsewhere" / second.name).read_bytes())
+    swapped = r"checkpoint signing key, version 2 .* is not the one"
+    with _opened(settings) as runtime, pytest.raises(KeysDoNotFit, match=swapped):
+        check_keys_fit_database(runtime)
     second.write_bytes(kept)
-    first = keys / f"{AUDIT_CHECKPOINT_KEY}.json"
-    first.unlink()  # made afresh on the next start: another key under the same name
     with _opened(settings) as runtime:
-        with pytest.raises(KeysDoNotFit, match=r"checkpoint signing key \(audit-checkpoint\)"):
-            check_keys_fit_database(runtime)
+        check_keys_fit_database(runtime)  # put back, it fits again
+    first = keys / f"{AUDIT_CHECKPOINT_KEY}.json"
+    first.unlink()  # not made afresh: a newer version is there, so the first one is lost
+    lost = r"checkpoint signing key \(audit-checkpoint\) is missing"
+    with _opened(settings) as runtime, pytest.raises(KeysDoNotFit, match=lost):
+        check_keys_fit_database(runtime)
 
 
 def test_a_fingerprint_that_looks_like_a_cnic_is_audited_grouped() -> None:
@@ -220,7 +240,9 @@ def test_keys_that_cannot_rotate_are_refused_in_one_line_and_nothing_changes(
     files = sorted(path.name for path in keys.iterdir())
     code, out = run(cli_env, "keys", "rotate", which)
     assert code == 2
-    assert out.count("\n") == 1 and out.startswith("shanakht: ") and words in out
+    assert out.count("\n") == 1
+    assert out.startswith("shanakht: ")
+    assert words in out
     assert sorted(path.name for path in keys.iterdir()) == files
 
 
@@ -231,5 +253,6 @@ def test_options_of_other_rotations_are_refused_for_a_signing_key(
     _checkpoint(settings, "before")
     code, out = run(cli_env, "keys", "rotate", "consent", *option)
     assert code == 2
-    assert out.count("\n") == 1 and "are not for `keys rotate consent`" in out
+    assert out.count("\n") == 1
+    assert "are not for `keys rotate consent`" in out
     assert not list(Path(settings.data_dir / "keys").glob("*.v2.json"))
