@@ -16,11 +16,10 @@ fingerprint in the database (`key_fingerprints`): an HMAC-SHA256 of a fixed labe
 name under the key, which says whether two keys are the same and nothing about either. A key
 is recorded the first time a check sees it (a fresh data directory, a key made since, a KEK
 version or a version of the checkpoint or consent key since a rotation: each version its own
-row), and from then on a key that differs from
-its row, or a row whose key is gone, is refused by the key's kind. Rows are only ever added:
-the application role may not change or delete them (`api.migrate`). A database from before
-this check records the keys it is first started with, so the newest-row checks above still
-matter for it.
+row), and from then on a key that differs from its row, or a row whose key is gone, is refused
+by the key's kind. Rows are only ever added: the application role may not change or delete
+them (`api.migrate`). A database from before this check records the keys it is first started
+with, so the newest-row checks above still matter for it.
 """
 
 from __future__ import annotations

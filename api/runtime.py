@@ -19,7 +19,7 @@ from api.errors import StartupError
 from api.hashing import BackgroundHasher
 from api.keystore import LocalKeyStore, development_master_key, parse_master_key
 from api.settings import Settings
-from audit import AuditLog, NoteKeyRing, NoteSigner
+from audit import AuditLog, NoteError, NoteKeyRing, NoteSigner
 from audit.row_seal import RowSeal
 from identity.enrolment import Enrolment
 from identity.failures import FailureRecords
@@ -87,7 +87,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     keys: LocalKeyStore
     audit_signer: NoteSigner  # the newest version of the checkpoint key
-    # Every version's verifier key, newest first: each checks what it signed (`checkpoint_keys`).
+    # Every version's verifier key, newest first: each checks what it signed (`checkpoint_signers`).
     audit_verifier_keys: tuple[str, ...]
     pseudonym_key: bytes
     identity: IdentityParts
@@ -201,8 +201,13 @@ class Runtime:
 
     def checkpoint_key_of(self, note: str) -> str:
         """The verifier key of the version that signed the checkpoint `note`, for a bundle
-        that carries both (after a rotation, the latest checkpoint may be an older version's)."""
-        return self.audit_verifier.signer_of(note).verifier_key
+        that carries both (after a rotation, the latest checkpoint may be an older version's).
+        A note no version signed (altered in the database) gets the newest key, under which
+        whoever holds the bundle then refuses it, as they did before keys had versions."""
+        try:
+            return self.audit_verifier.signer_of(note).verifier_key
+        except NoteError:
+            return self.audit_signer.verifier_key
 
     def audit_log(self, session: Session) -> AuditLog:
         return AuditLog(session, signer=self.audit_signer, clock=self.clock)

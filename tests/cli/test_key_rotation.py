@@ -256,3 +256,14 @@ def test_options_of_other_rotations_are_refused_for_a_signing_key(
     assert out.count("\n") == 1
     assert "are not for `keys rotate consent`" in out
     assert not list(Path(settings.data_dir / "keys").glob("*.v2.json"))
+
+
+def test_a_checkpoint_no_version_signed_is_named_with_the_newest_key(runtime: Runtime) -> None:
+    """A bundle built on a checkpoint altered in the database still answers (with the newest
+    key, under which its reader refuses it), rather than failing on the server."""
+    with runtime.transaction() as session:
+        note = runtime.audit_log(session).checkpoint().note
+    altered = _tampered(note)
+    assert runtime.checkpoint_key_of(altered) == runtime.audit_signer.verifier_key
+    with pytest.raises(NoteError):
+        NoteVerifier.parse(runtime.checkpoint_key_of(altered)).open(altered)
