@@ -338,7 +338,8 @@ MASTER = "master"
 
 @main.group()
 def keys() -> None:
-    """The provider's token-signing keys (oidc), the locker's KEKs (locker), the master key."""
+    """The provider's token-signing keys (oidc), the locker's KEKs (locker), the audit
+    checkpoint and consent keys, the master key."""
 
 
 @keys.command("rotate", epilog=MASTER_HELP)
@@ -360,7 +361,7 @@ def keys() -> None:
 )
 def keys_rotate(which: str, compromised: bool, new_key_file: TextIO | None) -> None:
     """New signing keys (old ones stay in the JWKS a day) and/or a new locker KEK; or a new
-    master key.
+    version of the checkpoint or consent key; or a new master key.
 
     WHICH: oidc (the token-signing keys), locker (a KEK version; `shanakht locker rewrap` then
     moves the stored data keys to it) or all, the default; or master (below). With
