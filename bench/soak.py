@@ -6,6 +6,9 @@
         SHANAKHT_BENCH_SOAK_SCALE     every operation's rate times this (default 1)
         SHANAKHT_BENCH_SOAK_ONLY      only these operations, by name, comma-separated (to find
                                       what one costs, or which one hurts the others)
+        SHANAKHT_DATABASE_URL         a PostgreSQL server to soak on, as production runs (a
+                                      schema of its own, dropped after); SQLite, the embedded
+                                      default, without it
 
 Issue 7 ("Load and soak"): a mixed workload from a load generator in its own process against
 two server processes on this machine, a 10-minute soak with fewer than 0.1% errors, p99
@@ -37,8 +40,9 @@ e-transfer service (`openid roles signing`) and an officer with `signing.officer
 PKI (the officer's signing certificate and `sed`'s QR signer), a birth certificate issued into
 CONSENT_CITIZENS lockers with enough active consents (each for FETCH_LIMIT fetches) to last
 the run, a 100 KB upload in each downloader's locker, and one signed transfer order for its QR
-text. Then `shanakht serve` twice (one per core) on that directory, SQLite in WAL mode, one
-public URL (so one issuer), audit checkpoints on their default schedule, as deployed. Each
+text. Then `shanakht serve` twice (one per core) on that directory and database (SQLite in WAL
+mode, or PostgreSQL), one public URL (so one issuer), audit checkpoints on their default
+schedule, as deployed. Each
 citizen's refresh token comes from the authorization code flow over HTTP (login and consent
 pages); the officer's sign-in is stepped up to a second factor through the services before its
 code is made (the SMS step-up is a browser flow bench/pages.py covers). Every virtual user
@@ -78,6 +82,7 @@ from api.settings import Settings
 from api.web import SESSION_COOKIE, cookie_name
 from audit import pseudonym
 from bench import loadgen
+from bench.audit_log import _postgres_schema
 from bench.identity import (
     ESERVICE_SCOPES,
     PASSWORD,
@@ -750,10 +755,22 @@ def _log_tail(log: Path) -> str:
 
 
 def main() -> None:
+    pg = os.environ.get("SHANAKHT_DATABASE_URL", "")
+    if not pg:
+        _soak(None)
+        return
+    if not pg.startswith("postgresql"):
+        sys.exit(f"SHANAKHT_DATABASE_URL must name a PostgreSQL server, not {pg.split(':')[0]}")
+    with _postgres_schema(pg) as url:
+        _soak(url)
+
+
+def _soak(database_url: str | None) -> None:
     started = time.perf_counter()
     cores = _cores()
     print(
-        f"soak: {cores} cores, {cores} server processes, {SECONDS:.0f} s after {WARMUP:.0f} s "
+        f"soak on {'PostgreSQL' if database_url else 'SQLite'}: "
+        f"{cores} cores, {cores} server processes, {SECONDS:.0f} s after {WARMUP:.0f} s "
         f"warm-up, {sum(op.rate for op in OPS):,.0f} requests/s planned over "
         f"{sum(op.users for op in OPS)} connections",
         flush=True,
@@ -767,7 +784,7 @@ def main() -> None:
         ports = [_free_port() for _ in range(cores)]
         public_url = f"http://127.0.0.1:{ports[0]}"
         # Every setting the servers' environment also gets, so that none comes from ours.
-        settings = Settings(env="development", data_dir=data_dir, database_url=None,
+        settings = Settings(env="development", data_dir=data_dir, database_url=database_url,
                             master_key=None, public_url=public_url)  # fmt: skip
         prepared = time.perf_counter()
         identity = _prepare_shanakht(settings)
@@ -792,6 +809,8 @@ def main() -> None:
                 "SHANAKHT_LOGIN_ATTEMPTS_PER_ADDRESS": str(THROTTLE_LIMIT),
                 "SHANAKHT_LOG_LEVEL": "WARNING",  # no access log line per request
             }
+            if database_url:
+                env["SHANAKHT_DATABASE_URL"] = database_url
             argv = [*serve, "serve", "--host", "127.0.0.1", "--port", str(port)]
             commands.append((argv, env, REPO))
         with _servers(commands, "/healthz", logs) as servers:
