@@ -633,6 +633,37 @@ def _server_seconds(bases: list[str]) -> dict[tuple[str, str], tuple[float, floa
     return totals
 
 
+_WRITE_LOCK = re.compile(
+    r"^shanakht_sqlite_write_lock_(wait|held)_seconds_(sum|count) (\S+)$", re.MULTILINE
+)
+
+
+def _write_lock(bases: list[str]) -> dict[tuple[str, str], float]:
+    """SQLite's write lock so far, summed over the servers: ("wait" or "held", "sum" or
+    "count") from their /metrics (absent on PostgreSQL)."""
+    totals: dict[tuple[str, str], float] = {}
+    for base in bases:
+        for kind, part, value in _WRITE_LOCK.findall(httpx2.get(f"{base}/metrics").text):
+            totals[kind, part] = totals.get((kind, part), 0.0) + float(value)
+    return totals
+
+
+def _write_lock_line(
+    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float], seconds: float
+) -> str | None:
+    """How busy SQLite's one write lock was over the run: the first thing to saturate."""
+    if not after.get(("held", "count")):
+        return None
+    done = after["held", "count"] - before.get(("held", "count"), 0.0)
+    held = after["held", "sum"] - before.get(("held", "sum"), 0.0)
+    waited = after["wait", "sum"] - before.get(("wait", "sum"), 0.0)
+    return (
+        f"SQLite write lock over the run (warm-up included): {done / seconds:,.0f} write "
+        f"transactions/s, held {100 * held / seconds:.0f}% of the time ({1000 * held / done:.1f} "
+        f"ms each), {1000 * waited / done:.1f} ms mean wait for it"
+    )
+
+
 def _server_ms(
     before: dict[tuple[str, str], tuple[float, float]],
     after: dict[tuple[str, str], tuple[float, float]],
@@ -829,8 +860,9 @@ def _soak(database_url: str | None) -> None:
             )
             plan = _plan(bases, cast, setup, identity, tokens)
             print(f"soaking ({datetime.now(UTC):%H:%M:%S} UTC)", flush=True)
-            before = _server_seconds(bases)
+            before, locked, ran = _server_seconds(bases), _write_lock(bases), time.perf_counter()
             report, samples = _run(plan, pids)
+            lock_line = _write_lock_line(locked, _write_lock(bases), time.perf_counter() - ran)
             server_ms = _server_ms(before, _server_seconds(bases))
             for server in servers:
                 if server.process.poll() is not None:
@@ -838,6 +870,8 @@ def _soak(database_url: str | None) -> None:
             tails = {s.base: _log_tail(s.log) for s in servers}
     print()
     _report(report, samples, pids, server_ms)
+    if lock_line:
+        print(lock_line)
     print(LEGEND)
     noisy = [f"{base}:\n{tail}" for base, tail in tails.items() if tail.strip()]
     if noisy:
