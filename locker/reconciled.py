@@ -147,20 +147,31 @@ def _share_of(entry: Entry) -> str | None:
     return None if named is None else str(named)
 
 
+# What the log says of a link used or revoked after its revocation: the service refuses both
+# (each a compare-and-set on the row it checked), so an earlier row was put back in between,
+# whatever the row says now.
+_REVIVED = "revived"
+
+
 def shares_kind() -> Kind[ShareSaid]:
     """A link is active from its creation and revoked from its revocation (expiry is read from
     the time, never written); its uses are those recorded. Listed: a link put back unrevoked or
-    with fewer uses (a used-up link made usable again), a link gone, a link never recorded."""
+    with fewer uses (a used-up link made usable again), one the log shows used or revoked after
+    its revocation (put back, used, and perhaps revoked again to hide it), a link gone, a link
+    never recorded."""
 
     def fold(said: MutableMapping[str, ShareSaid], entry: Entry) -> None:
         share = _share_of(entry)
         if share is None:
             return
         status, uses = said.get(share, (None, 0))
-        if entry["action"] == SHARE_USED:
-            said[share] = (status, uses + 1)
-        else:
-            said[share] = (REVOKED if entry["action"] == SHARE_REVOKED else ACTIVE, uses)
+        if entry["action"] == SHARE_CREATED:
+            status = ACTIVE
+        elif status in (REVOKED, _REVIVED):
+            status = _REVIVED
+        elif entry["action"] == SHARE_REVOKED:
+            status = REVOKED
+        said[share] = (status, uses + 1 if entry["action"] == SHARE_USED else uses)
 
     def stored(row: Row) -> tuple[str, ShareSaid]:
         status = ACTIVE if row["revoked_at"] is None else REVOKED
@@ -171,6 +182,8 @@ def shares_kind() -> Kind[ShareSaid]:
             return "the log recorded this share link, but its row is gone"
         if logged is None or logged[0] is None:
             return f"{stored[0]}, but the log never recorded this share link"
+        if logged[0] == _REVIVED:
+            return f"{stored[0]}, but the log recorded it used or revoked after its revocation"
         if logged[0] != stored[0]:
             return f"{stored[0]}, but the log last recorded it {logged[0]}"
         if logged[1] != stored[1]:
@@ -218,6 +231,7 @@ def nominees_kind() -> Kind[str]:
 
 LEGAL_ACCESSED = "locker.legal.accessed"
 OPENED = "opened"
+_REDECIDED = "decided twice"
 _LEGAL_STATUS = {
     "locker.legal.requested": two_person.PENDING,
     "locker.legal.approved": two_person.APPROVED,
@@ -231,12 +245,20 @@ def legal_requests_kind() -> Kind[str]:
     from its first opening (every opening's entry names the request; expiry is read from the
     time, never written). Listed: a refused request put back approved or pending, an opened
     one put back unopened (its next opening would tell the citizen again, with a later
-    disclosure delay), a request gone or never recorded."""
+    disclosure delay), one the log shows decided twice (a decision is a compare-and-set on a
+    pending row, so the decided row was put back pending in between, whatever it says now), a
+    request gone or never recorded."""
 
     def fold(said: MutableMapping[str, str], entry: Entry) -> None:
         request = entry["details"].get("request")
-        if request is not None:
-            said[str(request)] = _LEGAL_STATUS[entry["action"]]
+        if request is None:
+            return
+        status = _LEGAL_STATUS[entry["action"]]
+        earlier = said.get(str(request))
+        decided = (two_person.APPROVED, two_person.REFUSED)
+        if earlier == _REDECIDED or (status in decided and earlier in (*decided, OPENED)):
+            status = _REDECIDED
+        said[str(request)] = status
 
     def stored(row: Row) -> tuple[str, str]:
         status = str(row["status"])
@@ -250,6 +272,8 @@ def legal_requests_kind() -> Kind[str]:
             return f"the log last recorded this request {logged}, but its row is gone"
         if logged is None:
             return f"{stored}, but the log never recorded this request"
+        if logged == _REDECIDED:
+            return f"{stored}, but the log recorded a second decision on it"
         return f"{stored}, but the log last recorded it {logged}"
 
     return Kind(legal_requests, frozenset(_LEGAL_STATUS), fold, stored, differ)

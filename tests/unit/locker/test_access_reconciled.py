@@ -111,14 +111,21 @@ def test_an_honest_share_link_history_reconciles(kit: Kit) -> None:
 
 
 def test_a_revoked_share_link_put_back_unrevoked_is_listed(kit: Kit) -> None:
+    """Listed as put back; and once used, still listed after the owner revokes it again: the
+    log shows a use after its revocation, which the service never serves."""
     link, token = _share(kit, _issue(kit))
     where = shares.c.id == link
     kept = _kept(kit, shares, where)
     _revoke_share(kit, link)
     _put_back(kit, shares, where, kept)
-    assert _use(kit, token), "its seal holds: the service honours it"
     assert _listed(kit, token) == [
         f"locker_shares {link}: active, but the log last recorded it revoked"
+    ]
+    assert _use(kit, token), "its seal holds: the service honours it"
+    _revoke_share(kit, link)
+    assert _listed(kit, token) == [
+        f"locker_shares {link}: revoked, but the log recorded it used or revoked after its "
+        "revocation"
     ]
 
 
@@ -282,6 +289,8 @@ def test_an_honest_history_of_legal_requests_reconciles(kit: Kit) -> None:
 
 
 def test_a_refused_legal_request_put_back_pending_is_listed(kit: Kit) -> None:
+    """Listed as put back; and once approved, still listed: a decision is a compare-and-set on
+    a pending row, so the log's second decision shows the row was put back in between."""
     filed = _file(kit)
     kept = _kept(kit, legal_requests, _request(filed.id))
     _refuse(kit, filed.id)
@@ -291,6 +300,10 @@ def test_a_refused_legal_request_put_back_pending_is_listed(kit: Kit) -> None:
     assert [r.id for r in awaiting] == [filed.id], "its seal holds: it awaits a decision again"
     assert _listed(kit) == [
         f"locker_legal_requests {filed.id}: pending, but the log last recorded it refused"
+    ]
+    _approve(kit, filed.id)  # its approval's entry is the log's last word on it now
+    assert _listed(kit) == [
+        f"locker_legal_requests {filed.id}: approved, but the log recorded a second decision on it"
     ]
 
 
