@@ -131,13 +131,6 @@ class Kit:
             ]
 
 
-@pytest.fixture
-def kit(runtime: Runtime) -> Kit:
-    clock = Clock()
-    runtime.clock = clock
-    return Kit(runtime, Ed25519PrivateKey.generate(), Phones(), clock)
-
-
 def _issue(kit: Kit, doctype: str = "birth", issuer: str = "lgcd", doc_id: str = "BC-1") -> str:
     with kit.runtime.transaction() as session:
         return (
