@@ -52,7 +52,7 @@ SIGN_IN_TEMPLATES = frozenset({"login.html", "code.html", "consent.html", "logou
 # and strength meter where a new password is chosen) and the estimator it loads from
 # /static/vendor: scripts of this service only, none inline, and nothing they may fetch.
 PASSWORD_TEMPLATES = frozenset({"login.html", "password.html", "account_password.html"})
-PASSWORD_SCRIPTS = "; script-src 'self'"
+OWN_SCRIPTS = "; script-src 'self'"
 
 
 class CsrfRejected(Exception):
@@ -171,7 +171,7 @@ def render(
     response.headers["Content-Language"] = lang
     policy = SIGN_IN_CSP if template in SIGN_IN_TEMPLATES else PAGE_CSP
     if template in PASSWORD_TEMPLATES:
-        policy += PASSWORD_SCRIPTS
+        policy += OWN_SCRIPTS
     response.headers["Content-Security-Policy"] = policy
     response.headers["Cache-Control"] = "no-store"
     if getattr(request.state, "new_csrf", None):

@@ -39,7 +39,9 @@ def _details(record: CitizenRecord, csrf: str) -> dict[str, str]:
 def _new_password_page(web: TestClient, runtime: Runtime, record: CitizenRecord, flow: str) -> str:
     """/register/password or /reset/password, reached as a citizen reaches it."""
     page = web.get(f"/{flow}")
-    started = web.post(f"/{flow}", data=_details(record, csrf_of(page.text)), follow_redirects=False)
+    started = web.post(
+        f"/{flow}", data=_details(record, csrf_of(page.text)), follow_redirects=False
+    )
     code_page = web.get(started.headers["location"])
     sms = runtime.identity.sms.last_to(record.mobile_numbers[-1])
     assert sms is not None
@@ -93,7 +95,8 @@ def test_the_password_pages_load_only_the_service_s_own_scripts_and_nothing_inli
     assert '<script src="/static/password.js" defer></script>' in html
     scripts = re.findall(r"<script\b[^>]*>", html)
     assert scripts == ['<script src="/static/password.js" defer>'], "no inline script"
-    assert "<style" not in html and " style=" not in html, "no inline style"
+    assert "<style" not in html, "no inline style"
+    assert " style=" not in html, "no style attribute"
     assert not INLINE_HANDLER.search(html), "no event handler attribute"
     assert '<template id="password-aids">' in html
     assert web.get("/static/password.js").status_code == 200
