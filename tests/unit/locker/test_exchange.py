@@ -182,10 +182,8 @@ def _approve(kit: Kit, request_id: str) -> Consent:
 def _fetch(kit: Kit, consent_id: str, document_id: str) -> bytes:
     """One fetch, committed before the content is read, as the API does it."""
     with kit.runtime.transaction() as session:
-        _document, content = kit.exchange(session).fetch(
-            consent_id, document_id, requester="gc-admissions"
-        )
-    return b"".join(content)
+        fetched = kit.exchange(session).fetch(consent_id, document_id, requester="gc-admissions")
+    return b"".join(fetched.content)
 
 
 # -- filing ------------------------------------------------------------------------------------
