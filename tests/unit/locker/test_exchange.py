@@ -530,6 +530,29 @@ def test_fetches_recorded_before_they_named_their_consent_still_count(
     ]
 
 
+def test_a_fetch_says_when_the_department_must_delete_it(kit: Kit) -> None:
+    """The consent's data life counts from each fetch: a later fetch under the same consent
+    is to be kept until later, and a data life of 0 days means delete it the moment it is
+    used."""
+    mine = _issue(kit)
+    consent = _approve(kit, _file(kit, data_life_days=10))
+    kit.clock.now = kit.clock.now.replace(microsecond=654_321)
+    with kit.runtime.transaction() as session:
+        first = kit.exchange(session).fetch(consent.id, mine, requester="gc-admissions")
+    assert b"".join(first.content) == PDF
+    assert first.delete_by == kit.clock.now.replace(microsecond=0) + timedelta(days=10)
+    kit.clock.now += timedelta(days=2)
+    with kit.runtime.transaction() as session:
+        second = kit.exchange(session).fetch(consent.id, mine, requester="gc-admissions")
+    b"".join(second.content)
+    assert second.delete_by - first.delete_by == timedelta(days=2)
+    at_once = _approve(kit, _file(kit, data_life_days=0))
+    with kit.runtime.transaction() as session:
+        fetched = kit.exchange(session).fetch(at_once.id, mine, requester="gc-admissions")
+    b"".join(fetched.content)
+    assert fetched.delete_by == kit.clock.now.replace(microsecond=0)
+
+
 def test_a_fetch_only_reaches_the_consents_documents(kit: Kit) -> None:
     mine = _issue(kit)
     matric = _issue(kit, "matric", "bise", "MT-1")
