@@ -49,14 +49,15 @@ def sweep_once(session: Session, sweeps: Sweeps, now: datetime, batch: int = BAT
 def sweep_all(
     transaction: Transaction, sweeps: Sweeps, now: datetime, batch: int = BATCH
 ) -> dict[str, int]:
-    """Run `sweeps` batch by batch, each round in a transaction of its own, until every sweep
-    comes back short of a full batch; the total deleted, by table."""
+    """Run rounds of `sweeps`, a batch of each, each round in a transaction of its own, until a
+    round in which every sweep came back short of a full batch; the total deleted, by table.
+    Every round runs them all, in order: a sweep that waits for another's rows to go (a job
+    for its lines) finds them gone in the round that deletes the last of them."""
     totals = dict.fromkeys((name for name, _sweep in sweeps), 0)
-    pending = list(sweeps)
-    while pending:
+    while True:
         with transaction() as session:
-            counts = sweep_once(session, pending, now, batch)
+            counts = sweep_once(session, sweeps, now, batch)
         for name, count in counts.items():
             totals[name] += count
-        pending = [(name, sweep) for name, sweep in pending if counts[name] >= batch]
-    return totals
+        if all(count < batch for count in counts.values()):
+            return totals
