@@ -41,7 +41,9 @@ def delete_batch(
     return deleted(session.execute(delete(table).where(column.in_(chosen))))
 
 
-def sweep_once(session: Session, sweeps: Sweeps, now: datetime, batch: int = BATCH) -> dict[str, int]:
+def sweep_once(
+    session: Session, sweeps: Sweeps, now: datetime, batch: int = BATCH
+) -> dict[str, int]:
     """One batch of each sweep, in the caller's transaction; how many rows went, by table."""
     return {name: sweep(session, now, batch) for name, sweep in sweeps}
 

@@ -16,7 +16,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import Table
 
-from audit.batched import BATCH, Sweep, deleted, delete_batch, sweep_once
+from audit.batched import BATCH, Sweep, delete_batch, deleted, sweep_once
 from identity.models import (
     auth_requests,
     challenges,

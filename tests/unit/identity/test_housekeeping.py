@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from api.migrate import SEALED_TABLES
@@ -125,9 +125,10 @@ def test_a_token_family_is_kept_whole_while_any_of_its_tokens_lives(runtime: Run
     _add(runtime, sessions, _session("s-live", None))
     _add(runtime, codes, _code("living", "s-live", NOW - timedelta(days=3)),
          _code("dead", "s-live", NOW - timedelta(days=3)))  # fmt: skip
+    rotated = NOW - timedelta(days=2)
     _add(runtime, tokens,
-         _token("r1", "living", "refresh", NOW - timedelta(days=2), used_at=NOW - timedelta(days=2)),
-         _token("a1", "living", "access", NOW - timedelta(days=2)),
+         _token("r1", "living", "refresh", rotated, used_at=rotated),
+         _token("a1", "living", "access", rotated),
          _token("r2", "living", "refresh", NOW + timedelta(hours=6)),
          _token("r-old", "dead", "refresh", PAST, used_at=PAST - timedelta(hours=1)),
          _token("r-last", "dead", "refresh", PAST, revoked_at=PAST - timedelta(hours=2)),
@@ -159,7 +160,9 @@ def test_ended_sessions_go_a_day_after_their_end_with_their_clients(runtime: Run
 
 
 def test_a_backlog_is_swept_a_batch_per_transaction(runtime: Runtime) -> None:
-    _add(runtime, throttles, *({"key": f"k{n}", "window_start": PAST, "hits": 1} for n in range(25)))
+    _add(
+        runtime, throttles, *({"key": f"k{n}", "window_start": PAST, "hits": 1} for n in range(25))
+    )
     with runtime.transaction() as session:
         assert purge_expired(session, NOW, batch=10)[throttles.name] == 10
     opened: list[int] = []

@@ -30,7 +30,9 @@ def _job(runtime: Runtime, lines: int, *, ended: bool) -> str:
         job = jobs.create(session, "bulk-issue", starter="citizen:p:x", now=now, total=lines)
         assert job is not None
         for line in range(lines):
-            jobs.add_line(session, job.id, jobs.Line(line, f"BC-{line}", "Birth", "issued", None), now)
+            jobs.add_line(
+                session, job.id, jobs.Line(line, f"BC-{line}", "Birth", "issued", None), now
+            )
         if ended:
             jobs.finish(session, job.id, now, jobs.DONE)
     return job.id
@@ -55,7 +57,8 @@ def test_finished_jobs_go_a_month_after_they_ended_with_their_lines(kit: Kit) ->
     with runtime.transaction() as session:
         assert jobs.beat(session, running, kit.clock.now), "a live job beats on"
     totals = sweep_all(runtime.transaction, SWEEPS, kit.clock.now, batch=4)
-    assert totals[job_lines.name] == 9 and totals[job_rows.name] == 2
+    assert totals[job_lines.name] == 9
+    assert totals[job_rows.name] == 2
     assert _ids(runtime, job_rows.c.id) == {recent, running}
     assert _ids(runtime, job_lines.c.job_id) == {recent, running}
 
