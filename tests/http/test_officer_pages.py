@@ -396,6 +396,7 @@ def test_a_request_is_filed_approved_and_fetched_through_the_service(
     page = web.get(f"/officer/lgcd/requests/{request_id}")
     assert "Active" in page.text
     assert "Birth certificate" in page.text
+    assert "30 days from each fetch: delete the documents by then" in page.text
     document_id = re.search(r"/documents/([a-p]{32})\"", page.text).group(1)  # type: ignore[union-attr]
     fetch = f"/officer/lgcd/requests/{request_id}/documents/{document_id}"
     before = oidc_runtime.clock().replace(microsecond=0)
