@@ -469,6 +469,27 @@ def test_a_fetch_streams_the_document_with_its_digest_and_counts_one_use(
     assert state.json()["uses"] == 1, "refused fetches spend nothing"
 
 
+def test_a_fetch_says_when_the_department_must_delete_what_it_fetched(
+    web: TestClient, scene: Scene, oidc_runtime: Runtime
+) -> None:
+    """ASVS 8.3.8: the consent's data life, counted from the fetch, as a date-time in a header
+    of every fetch, and in the API's description; a refused fetch releases nothing to delete."""
+    consent = _consent(web, scene, data_life_days=45)
+    before = oidc_runtime.clock().replace(microsecond=0)
+    fetched = _fetch(web, scene, consent["id"], scene.birth)
+    after = oidc_runtime.clock()
+    assert fetched.status_code == 200, fetched.text
+    said = fetched.headers["shanakht-delete-by"]
+    assert said.endswith("Z")
+    assert before <= datetime.fromisoformat(said) - timedelta(days=45) <= after
+    refused = _fetch(web, scene, consent["id"], scene.matric)
+    assert refused.status_code == 404
+    assert "shanakht-delete-by" not in refused.headers
+    path = "/exchange/consents/{consent_id}/documents/{document_id}"
+    described = web.get("/openapi.json").json()["paths"][path]["get"]["responses"]["200"]
+    assert "Shanakht-Delete-By" in described["headers"]
+
+
 def test_the_fetch_limit_holds(web: TestClient, scene: Scene, oidc_runtime: Runtime) -> None:
     consent = _consent(web, scene, fetch_limit=2)
     assert _fetch(web, scene, consent["id"], scene.birth).status_code == 200
