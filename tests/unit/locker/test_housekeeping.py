@@ -17,9 +17,7 @@ from locker import jobs
 from locker.housekeeping import JOB_KEEP, REQUEST_KEEP, SWEEPS
 from locker.models import consents, job_lines, requests
 from locker.models import jobs as job_rows
-from tests.unit.locker.test_exchange import OWNER, Kit, _approve, _file, _issue, kit
-
-__all__ = ["kit"]  # the exchange's fixture, used here as there
+from tests.unit.locker.test_exchange import OWNER, Kit, _approve, _file, _issue
 
 DAY = timedelta(days=1)
 
