@@ -366,7 +366,9 @@ def test_an_administrator_cannot_grant_themself_a_role(
     assert error
     assert "ask another administrator" in error.group(1)
     assert "locker.legal" not in web.get(me).text.split("<main", 1)[1].split("<form", 1)[0]
-    assert len(_audit(oidc_runtime)) == before
+    # Nothing proposed or granted: the refusal alone is recorded (threat model item 12).
+    (denied,) = _audit(oidc_runtime)[before:]
+    assert (denied.action, denied.details["needed"]) == ("access.denied", "rule:four-eyes")
     with oidc_runtime.transaction() as session:
         account_id = me.rsplit("/", 1)[1]
         assert not oidc_runtime.provider(session).roles.has(account_id, "locker.legal")
@@ -461,7 +463,8 @@ def test_a_grant_of_locker_legal_waits_for_a_second_administrator(
     assert again.status_code == 409
     assert "decided this proposal already" in again.text
     first, second_p = (f"citizen:{_pseudonym(oidc_runtime, r.cnic)}" for r in (admin, second))
-    proposed, granted = _audit(oidc_runtime)[-2:]
+    # The forged approval and the second one are `access.denied` entries (test_auth_failures).
+    proposed, granted = [e for e in _audit(oidc_runtime) if e.action != "access.denied"][-2:]
     assert (proposed.action, proposed.actor) == ("identity.role.proposed", first)
     assert (granted.action, granted.actor) == ("identity.role.granted", second_p)
     assert granted.subject == _pseudonym(oidc_runtime, officer.cnic)
@@ -499,7 +502,8 @@ def test_a_refused_grant_gives_nothing_and_needs_a_reason(
     late = _approve(other, oidc_runtime, proposal)
     assert late.status_code == 409
     assert not _holds(oidc_runtime, officer, "identity.admin")
-    entry = _audit(oidc_runtime)[-1]
+    entry, denied = _audit(oidc_runtime)[-2:]
+    assert (denied.action, denied.details["needed"]) == ("access.denied", "rule:decided-once")
     assert entry.action == "identity.role.refused"
     assert entry.details["proposer"] == _pseudonym(oidc_runtime, admin.cnic)
     assert entry.details["refuser"] == _pseudonym(oidc_runtime, second.cnic)
