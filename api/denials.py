@@ -37,7 +37,7 @@ from audit.two_person import APPROVED, REFUSED
 from identity.login import ACR_SUBSTANTIAL
 from locker.exchange import NeedsSecondFactor
 from locker.legal import ROLE as LEGAL_ROLE
-from locker.legal import FourEyesRefused, LegalAccessRefused, LegalRequestClosed
+from locker.legal import FourEyesRefused, GrantInvalid, LegalAccessRefused, LegalRequestClosed
 
 log = logging.getLogger("shanakht.api")
 
@@ -178,7 +178,9 @@ def _needed(exc: Exception) -> str:
     if isinstance(exc, NeedsSecondFactor):
         return SUBSTANTIAL
     if isinstance(exc, FourEyesRefused):
-        return "rule:four-eyes"
+        return FOUR_EYES
+    if isinstance(exc, GrantInvalid):
+        return LEGAL_GRANT
     return f"role:{LEGAL_ROLE}"
 
 
@@ -190,8 +192,8 @@ async def _denied(request: Request, exc: Exception) -> Response:
 
 
 async def _refused_by_domain(request: Request, exc: Exception) -> Response:
-    """A domain refusal of access (a second factor, a legal-basis role): recorded when an API
-    caller's token named who asked; answered as every domain error."""
+    """A domain refusal of access (a second factor, a legal-basis role, a legal-access grant):
+    recorded when an API caller's token named who asked; answered as every domain error."""
     caller: Caller | None = getattr(request.state, "caller", None)
     if caller is not None:
         runtime: Runtime = request.app.state.runtime
@@ -202,5 +204,5 @@ async def _refused_by_domain(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     """After `problems.install`: these handlers take over from its for the classes below."""
     app.add_exception_handler(Denied, _denied)
-    for cls in (NeedsSecondFactor, LegalAccessRefused):
+    for cls in (NeedsSecondFactor, LegalAccessRefused, GrantInvalid):
         app.add_exception_handler(cls, _refused_by_domain)
