@@ -24,6 +24,7 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet, OKPKey
 from sqlalchemy import func, select, update
 
+from api.denials import LEGAL_GRANT, SUBSTANTIAL
 from api.runtime import Runtime
 from audit import pseudonym
 from audit.models import entries
@@ -952,6 +953,17 @@ def test_a_grant_is_the_officers_own(
     _problem(
         web.get(other_grant + scene.birth, headers={**headers, **_bearer(officer.strong)}), 403
     )
+    # Each refusal names its caller in the audit log, never the grant (threat model item 12).
+    denied = [e for e in _log(oidc_runtime) if e["action"] == "access.denied"]
+    assert [e["details"]["needed"] for e in denied] == [
+        LEGAL_GRANT, SUBSTANTIAL, LEGAL_GRANT, LEGAL_GRANT
+    ]  # fmt: skip
+    assert {e["details"]["route"] for e in denied} == {
+        "/exchange/legal-access/{grant_id}/documents/{document_id}"
+    }
+    for entry in denied:
+        assert grant["grant"] not in json.dumps(entry)
+        assert grant["grant_id"] not in json.dumps(entry)
 
 
 # -- the record --------------------------------------------------------------------------------
