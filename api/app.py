@@ -45,7 +45,9 @@ from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from api.signed_in import RoleMissing
 from api.web import CsrfRejected, NotSignedIn, record_csrf_refusal, render
-from identity.housekeeping import purge_expired
+from audit.batched import sweep_all
+from identity import housekeeping as identity_housekeeping
+from locker import housekeeping as locker_housekeeping
 
 log = logging.getLogger("shanakht.api")
 
@@ -63,12 +65,13 @@ def _checkpoint_once(runtime: Runtime) -> None:
 
 def _sweep_sessions(runtime: Runtime) -> None:
     """End sessions whose time ran out, so their e-services hear of it by back channel too,
-    and forget expired codes, requests and tokens."""
+    and forget what is past its retention: expired codes, requests and tokens, ended sessions
+    (docs/retention.md), a batch per transaction."""
     with runtime.transaction() as session:
         provider = runtime.provider(session)
         notices = end_sessions(runtime, provider, provider.sessions.end_expired(), "expired")
-        purge_expired(session, runtime.clock())
     deliver(runtime, notices)
+    sweep_all(runtime.transaction, identity_housekeeping.SWEEPS, runtime.clock())
 
 
 def _refresh_pki(runtime: Runtime) -> None:
@@ -83,11 +86,13 @@ def _refresh_pki(runtime: Runtime) -> None:
 def _sweep_locker(runtime: Runtime) -> None:
     """Remove the ciphertext of deleted documents, and objects whose records never committed.
     Replicas may sweep at once: removing an object twice is no error, and a young object is
-    never taken for an orphan."""
+    never taken for an orphan. Then forget finished jobs and unanswered requests past their
+    retention (docs/retention.md)."""
     with runtime.transaction() as session:
         locker = runtime.locker(session)
         locker.sweep()
         locker.sweep_orphans()
+    sweep_all(runtime.transaction, locker_housekeeping.SWEEPS, runtime.clock())
 
 
 async def _every(interval: float, job: Callable[[Runtime], None], runtime: Runtime) -> None:

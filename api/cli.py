@@ -170,10 +170,10 @@ def audit_prove(seq: int) -> None:
 @audit.command("integrity")
 def audit_integrity() -> None:
     """Check the seal of every role grant, role proposal, consent, client registration, and
-    locker document, share link, nominee and legal-access request, and reconcile each role,
-    proposal, consent, client and document with what the log last recorded of it; exit 1
-    listing each row that is not honoured (written or changed by someone without the service's
-    keys) or is not the log's latest (an earlier sealed row put back, or a row deleted).
+    locker document, share link, nominee and legal-access request, and reconcile each of them
+    with what the log last recorded of it; exit 1 listing each row that is not honoured
+    (written or changed by someone without the service's keys) or is not the log's latest (an
+    earlier sealed row put back, a row deleted, or a live row the log never recorded).
 
     Run it on a schedule and alert on its exit: a refused row is also a warning in the API's
     log (logger shanakht.integrity), but only when something reads it, and a forged role on an
@@ -205,9 +205,8 @@ def audit_integrity() -> None:
             fail("authorization state FAILED its integrity check", EXIT_TAMPERED)
         click.echo(
             "authorization state verified: every role, proposal, consent, client, document, "
-            "share link, nominee and legal-access request is sealed, and every role, proposal, "
-            "consent, client and document is as the audit log last recorded it "
-            f"({found.log.size} entries)"
+            "share link, nominee and legal-access request is sealed and as the audit log last "
+            f"recorded it ({found.log.size} entries)"
         )
 
 

@@ -16,6 +16,10 @@ a writer sleeps long after the lock came free and the unlucky ones wait seconds.
 queue on locks that wake the next one the moment they are released instead: a lock per
 process (threads) and an advisory `flock` on a file beside the database (processes). The busy
 timeout stays for writers outside this queue (the sqlite3 shell, another program).
+
+The queue is where an embedded deployment runs out first (every write of every process passes
+through it), so `/metrics` shows how long writers wait for it and hold it: a lock held most of
+each second is the sign to move to PostgreSQL.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
+from prometheus_client import Histogram
 from sqlalchemy import Connection, Engine, Select, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,6 +45,17 @@ BUSY_TIMEOUT_SECONDS = 30
 # anyio's 40 worker threads).
 POOL_SIZE = 20
 POOL_OVERFLOW = 20
+_LOCK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+WRITE_LOCK_WAIT = Histogram(
+    "shanakht_sqlite_write_lock_wait_seconds",
+    "Time a transaction queued for SQLite's write lock (other threads, then other processes)",
+    buckets=_LOCK_BUCKETS,
+)
+WRITE_LOCK_HELD = Histogram(
+    "shanakht_sqlite_write_lock_held_seconds",
+    "Time a transaction held SQLite's write lock, from its first write to its commit",
+    buckets=_LOCK_BUCKETS,
+)
 
 
 class _WriterQueue:
@@ -60,8 +77,9 @@ class _WriterQueue:
         info["writer_queue"] = self
 
     def acquire(self, info: dict[str, Any]) -> None:
-        if info.get("writer_holds"):
+        if "writer_holds" in info:
             return  # a second transaction on the connection that already holds the queue
+        asked = perf_counter()
         if not self._threads.acquire(timeout=BUSY_TIMEOUT_SECONDS):
             raise sqlite3.OperationalError("database is locked")
         try:
@@ -69,14 +87,17 @@ class _WriterQueue:
         except BaseException:
             self._threads.release()
             raise
-        info["writer_holds"] = True
+        info["writer_holds"] = perf_counter()
+        WRITE_LOCK_WAIT.observe(info["writer_holds"] - asked)
 
     def release(self, info: dict[str, Any]) -> None:
-        if info.pop("writer_holds", False):
+        since = info.pop("writer_holds", None)
+        if since is not None:
             # The thread lock first: it is released without giving up the GIL, which the
             # flock call does (and may wait a while to get back).
             self._threads.release()
             fcntl.flock(info["writer_fd"], fcntl.LOCK_UN)
+            WRITE_LOCK_HELD.observe(perf_counter() - since)
 
     def close(self, info: dict[str, Any]) -> None:
         self.release(info)

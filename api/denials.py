@@ -10,6 +10,13 @@ counted). A token that does not verify names nobody the log can trust: it is onl
 Nothing here runs on an allowed request. The refusals raise; the handlers `install` adds
 record them in a transaction of their own, after the request's was rolled back (so the entry
 stands, and nothing of the refused request does), then answer exactly as before.
+
+Some refusals a page answers itself, on its own page: those of the two-person rule (an officer
+deciding their own legal-access request or opening another's, an administrator deciding their
+own proposal or one for them, granting themself a role, a request or proposal decided twice)
+and a legal-access grant that does not hold. The page calls `refused_on_page` once it has
+rolled its transaction back: the same entry, cap and count. What else it answers (a field to
+fix, an unknown or expired request) is no access refused, and is not recorded.
 """
 
 from __future__ import annotations
@@ -26,14 +33,32 @@ from sqlalchemy.orm import Session
 from api import metrics, problems
 from api.runtime import Runtime
 from api.web import client_address
+from audit.two_person import APPROVED, REFUSED
 from identity.login import ACR_SUBSTANTIAL
 from locker.exchange import NeedsSecondFactor
 from locker.legal import ROLE as LEGAL_ROLE
-from locker.legal import FourEyesRefused, LegalAccessRefused
+from locker.legal import FourEyesRefused, GrantInvalid, LegalAccessRefused, LegalRequestClosed
 
 log = logging.getLogger("shanakht.api")
 
 SUBSTANTIAL = f"acr:{ACR_SUBSTANTIAL}"
+FOUR_EYES = "rule:four-eyes"  # a second person must decide, and only the filer opens
+DECIDED_ONCE = "rule:decided-once"  # a request or proposal is decided once, by one person
+LEGAL_GRANT = f"grant:{LEGAL_ROLE}"  # a legal-access grant that is this officer's and valid
+
+# The refusals pages answer themselves that are accesses refused, by the domain's code.
+_PAGE_RULES = {
+    "legal.own_request": FOUR_EYES,  # the filer deciding their own legal-access request
+    "legal.not_filer": FOUR_EYES,  # another officer opening it
+    "role.own_proposal": FOUR_EYES,  # the proposer deciding their own proposal
+    "role.proposed_for_you": FOUR_EYES,  # the grantee deciding it
+    "role.self_grant": FOUR_EYES,  # an administrator granting themself a role
+    "role.proposal_decided": DECIDED_ONCE,
+    "legal.grant_invalid": LEGAL_GRANT,  # a grant forged, expired or not theirs
+}
+# What a legal-access request decided already says it is (`locker.legal._closed`; "decided"
+# when another officer decided it between the check and the write).
+_DECIDED = frozenset({APPROVED, REFUSED, "decided"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +134,28 @@ def _append(
     )
 
 
+def page_rule(exc: Exception, *, deciding: bool = False) -> str | None:
+    """What a refusal a page answers itself denied (`FOUR_EYES`, `DECIDED_ONCE`,
+    `LEGAL_GRANT`), or None when it is no access refused: a field to fix, an unknown, expired
+    or lapsed request. `deciding`: the refusal answered a decision, where a legal-access
+    request that is closed was decided already (opening one is another matter)."""
+    if deciding and isinstance(exc, LegalRequestClosed):
+        return DECIDED_ONCE if exc.facts.get("state") in _DECIDED else None
+    code = getattr(exc, "code", None)
+    return _PAGE_RULES.get(code) if isinstance(code, str) else None
+
+
+def refused_on_page(
+    request: Request, runtime: Runtime, pseudonym: str, exc: Exception, *, deciding: bool = False
+) -> None:
+    """Audit the signed-in account of `pseudonym` refused `exc` on a page, if it is an access
+    refused (`page_rule`), as `record` does: so call it after the page's transaction was
+    rolled back (`api.deps.settle`), and answer as before whatever it could write."""
+    needed = page_rule(exc, deciding=deciding)
+    if needed is not None:
+        record(request, runtime, Principal.citizen(pseudonym), needed)
+
+
 def invalid_token() -> None:
     """Count a token that did not verify: not audited, as anyone can send any number."""
     metrics.auth_failure("access_token", recorded=False)
@@ -131,7 +178,9 @@ def _needed(exc: Exception) -> str:
     if isinstance(exc, NeedsSecondFactor):
         return SUBSTANTIAL
     if isinstance(exc, FourEyesRefused):
-        return "rule:four-eyes"
+        return FOUR_EYES
+    if isinstance(exc, GrantInvalid):
+        return LEGAL_GRANT
     return f"role:{LEGAL_ROLE}"
 
 
@@ -143,8 +192,8 @@ async def _denied(request: Request, exc: Exception) -> Response:
 
 
 async def _refused_by_domain(request: Request, exc: Exception) -> Response:
-    """A domain refusal of access (a second factor, a legal-basis role): recorded when an API
-    caller's token named who asked; answered as every domain error."""
+    """A domain refusal of access (a second factor, a legal-basis role, a legal-access grant):
+    recorded when an API caller's token named who asked; answered as every domain error."""
     caller: Caller | None = getattr(request.state, "caller", None)
     if caller is not None:
         runtime: Runtime = request.app.state.runtime
@@ -155,5 +204,5 @@ async def _refused_by_domain(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     """After `problems.install`: these handlers take over from its for the classes below."""
     app.add_exception_handler(Denied, _denied)
-    for cls in (NeedsSecondFactor, LegalAccessRefused):
+    for cls in (NeedsSecondFactor, LegalAccessRefused, GrantInvalid):
         app.add_exception_handler(cls, _refused_by_domain)

@@ -48,6 +48,11 @@ SIGN_IN_CSP = PAGE_CSP.replace(
     "form-action 'self'", "form-action 'self' https: http://127.0.0.1:* http://localhost:*"
 )
 SIGN_IN_TEMPLATES = frozenset({"login.html", "code.html", "consent.html", "logout.html"})
+# The pages with password fields run /static/password.js (a show-password button; a checklist
+# and strength meter where a new password is chosen) and the estimator it loads from
+# /static/vendor: scripts of this service only, none inline, and nothing they may fetch.
+PASSWORD_TEMPLATES = frozenset({"login.html", "password.html", "account_password.html"})
+OWN_SCRIPTS = "; script-src 'self'"
 
 
 class CsrfRejected(Exception):
@@ -165,6 +170,8 @@ def render(
     )
     response.headers["Content-Language"] = lang
     policy = SIGN_IN_CSP if template in SIGN_IN_TEMPLATES else PAGE_CSP
+    if template in PASSWORD_TEMPLATES:
+        policy += OWN_SCRIPTS
     response.headers["Content-Security-Policy"] = policy
     response.headers["Cache-Control"] = "no-store"
     if getattr(request.state, "new_csrf", None):

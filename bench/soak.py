@@ -6,6 +6,9 @@
         SHANAKHT_BENCH_SOAK_SCALE     every operation's rate times this (default 1)
         SHANAKHT_BENCH_SOAK_ONLY      only these operations, by name, comma-separated (to find
                                       what one costs, or which one hurts the others)
+        SHANAKHT_DATABASE_URL         a PostgreSQL server to soak on, as production runs (a
+                                      schema of its own, dropped after); SQLite, the embedded
+                                      default, without it
 
 Issue 7 ("Load and soak"): a mixed workload from a load generator in its own process against
 two server processes on this machine, a 10-minute soak with fewer than 0.1% errors, p99
@@ -37,8 +40,9 @@ e-transfer service (`openid roles signing`) and an officer with `signing.officer
 PKI (the officer's signing certificate and `sed`'s QR signer), a birth certificate issued into
 CONSENT_CITIZENS lockers with enough active consents (each for FETCH_LIMIT fetches) to last
 the run, a 100 KB upload in each downloader's locker, and one signed transfer order for its QR
-text. Then `shanakht serve` twice (one per core) on that directory, SQLite in WAL mode, one
-public URL (so one issuer), audit checkpoints on their default schedule, as deployed. Each
+text. Then `shanakht serve` twice (one per core) on that directory and database (SQLite in WAL
+mode, or PostgreSQL), one public URL (so one issuer), audit checkpoints on their default
+schedule, as deployed. Each
 citizen's refresh token comes from the authorization code flow over HTTP (login and consent
 pages); the officer's sign-in is stepped up to a second factor through the services before its
 code is made (the SMS step-up is a browser flow bench/pages.py covers). Every virtual user
@@ -78,6 +82,7 @@ from api.settings import Settings
 from api.web import SESSION_COOKIE, cookie_name
 from audit import pseudonym
 from bench import loadgen
+from bench.audit_log import _postgres_schema
 from bench.identity import (
     ESERVICE_SCOPES,
     PASSWORD,
@@ -628,6 +633,37 @@ def _server_seconds(bases: list[str]) -> dict[tuple[str, str], tuple[float, floa
     return totals
 
 
+_WRITE_LOCK = re.compile(
+    r"^shanakht_sqlite_write_lock_(wait|held)_seconds_(sum|count) (\S+)$", re.MULTILINE
+)
+
+
+def _write_lock(bases: list[str]) -> dict[tuple[str, str], float]:
+    """SQLite's write lock so far, summed over the servers: ("wait" or "held", "sum" or
+    "count") from their /metrics (absent on PostgreSQL)."""
+    totals: dict[tuple[str, str], float] = {}
+    for base in bases:
+        for kind, part, value in _WRITE_LOCK.findall(httpx2.get(f"{base}/metrics").text):
+            totals[kind, part] = totals.get((kind, part), 0.0) + float(value)
+    return totals
+
+
+def _write_lock_line(
+    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float], seconds: float
+) -> str | None:
+    """How busy SQLite's one write lock was over the run: the first thing to saturate."""
+    if not after.get(("held", "count")):
+        return None
+    done = after["held", "count"] - before.get(("held", "count"), 0.0)
+    held = after["held", "sum"] - before.get(("held", "sum"), 0.0)
+    waited = after["wait", "sum"] - before.get(("wait", "sum"), 0.0)
+    return (
+        f"SQLite write lock over the run (warm-up included): {done / seconds:,.0f} write "
+        f"transactions/s, held {100 * held / seconds:.0f}% of the time ({1000 * held / done:.1f} "
+        f"ms each), {1000 * waited / done:.1f} ms mean wait for it"
+    )
+
+
 def _server_ms(
     before: dict[tuple[str, str], tuple[float, float]],
     after: dict[tuple[str, str], tuple[float, float]],
@@ -750,10 +786,22 @@ def _log_tail(log: Path) -> str:
 
 
 def main() -> None:
+    pg = os.environ.get("SHANAKHT_DATABASE_URL", "")
+    if not pg:
+        _soak(None)
+        return
+    if not pg.startswith("postgresql"):
+        sys.exit(f"SHANAKHT_DATABASE_URL must name a PostgreSQL server, not {pg.split(':')[0]}")
+    with _postgres_schema(pg) as url:
+        _soak(url)
+
+
+def _soak(database_url: str | None) -> None:
     started = time.perf_counter()
     cores = _cores()
     print(
-        f"soak: {cores} cores, {cores} server processes, {SECONDS:.0f} s after {WARMUP:.0f} s "
+        f"soak on {'PostgreSQL' if database_url else 'SQLite'}: "
+        f"{cores} cores, {cores} server processes, {SECONDS:.0f} s after {WARMUP:.0f} s "
         f"warm-up, {sum(op.rate for op in OPS):,.0f} requests/s planned over "
         f"{sum(op.users for op in OPS)} connections",
         flush=True,
@@ -767,7 +815,7 @@ def main() -> None:
         ports = [_free_port() for _ in range(cores)]
         public_url = f"http://127.0.0.1:{ports[0]}"
         # Every setting the servers' environment also gets, so that none comes from ours.
-        settings = Settings(env="development", data_dir=data_dir, database_url=None,
+        settings = Settings(env="development", data_dir=data_dir, database_url=database_url,
                             master_key=None, public_url=public_url)  # fmt: skip
         prepared = time.perf_counter()
         identity = _prepare_shanakht(settings)
@@ -792,6 +840,8 @@ def main() -> None:
                 "SHANAKHT_LOGIN_ATTEMPTS_PER_ADDRESS": str(THROTTLE_LIMIT),
                 "SHANAKHT_LOG_LEVEL": "WARNING",  # no access log line per request
             }
+            if database_url:
+                env["SHANAKHT_DATABASE_URL"] = database_url
             argv = [*serve, "serve", "--host", "127.0.0.1", "--port", str(port)]
             commands.append((argv, env, REPO))
         with _servers(commands, "/healthz", logs) as servers:
@@ -810,8 +860,9 @@ def main() -> None:
             )
             plan = _plan(bases, cast, setup, identity, tokens)
             print(f"soaking ({datetime.now(UTC):%H:%M:%S} UTC)", flush=True)
-            before = _server_seconds(bases)
+            before, locked, ran = _server_seconds(bases), _write_lock(bases), time.perf_counter()
             report, samples = _run(plan, pids)
+            lock_line = _write_lock_line(locked, _write_lock(bases), time.perf_counter() - ran)
             server_ms = _server_ms(before, _server_seconds(bases))
             for server in servers:
                 if server.process.poll() is not None:
@@ -819,6 +870,8 @@ def main() -> None:
             tails = {s.base: _log_tail(s.log) for s in servers}
     print()
     _report(report, samples, pids, server_ms)
+    if lock_line:
+        print(lock_line)
     print(LEGEND)
     noisy = [f"{base}:\n{tail}" for base, tail in tails.items() if tail.strip()]
     if noisy:

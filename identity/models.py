@@ -142,6 +142,7 @@ sessions = Table(
     Column("ended_at", UtcDateTime(), nullable=True),
     Column("ended_reason", String(32), nullable=True),
     Index("ix_identity_sessions_citizen_id", "citizen_id"),
+    Index("ix_identity_sessions_ended_at", "ended_at"),  # the retention sweep's
 )
 
 session_clients = Table(
@@ -210,6 +211,7 @@ tokens = Table(
     Column("revoked_at", UtcDateTime(), nullable=True),
     Index("ix_identity_tokens_family", "family"),
     Index("ix_identity_tokens_session_id", "session_id"),
+    Index("ix_identity_tokens_expires_at", "expires_at"),  # the retention sweep's
 )
 
 # -- departments and officers' roles ------------------------------------------------------------

@@ -35,7 +35,8 @@ MIN_ZXCVBN_SCORE = 2  # "somewhat guessable" at worst: at least 10^8 guesses
 
 _LEET = str.maketrans({"@": "a", "4": "a", "0": "o", "1": "i", "!": "i", "3": "e", "$": "s",
                        "5": "s", "7": "t", "+": "t"})  # fmt: skip
-_DECORATION = string.digits + string.punctuation + " "
+_SIGNS = string.punctuation + " "
+_DECORATION = string.digits + _SIGNS
 
 
 def normalise(password: str) -> str:
@@ -50,8 +51,33 @@ def _common_passwords() -> frozenset[str]:
 
 
 def _base_words(password: str) -> set[str]:
+    """What `password` may be a common password dressed up as, lower-cased: itself, and every
+    cut through its leading and trailing runs of digits and signs, as typed, with its signs
+    dropped, and with letter-for-symbol swaps undone.
+
+    Cutting only the whole runs misses the common passwords that end in digits of their own:
+    "Qwer1234@123" strips to "qwer", so every cut is tried ("qwer1234" is among them). Signs
+    are dropped as well because the policy's special character is often pushed into a
+    common password's digits ("Abcd@1234" holds "abcd1234"). A password has at most 128
+    characters and its letters stay in every cut, so the cuts are few."""
     lower = password.lower()
-    return {lower, lower.strip(_DECORATION), lower.translate(_LEET).strip(_DECORATION)}
+    words = {lower, lower.translate(_LEET).strip(_DECORATION)}
+    for form in (lower, _without_signs(lower)):
+        for cut in _cuts(form):
+            words.update((cut, cut.translate(_LEET)))
+    words.discard("")
+    return words
+
+
+def _without_signs(word: str) -> str:
+    return "".join(c for c in word if c not in _SIGNS)
+
+
+def _cuts(word: str) -> set[str]:
+    """`word` less any part of its leading and any part of its trailing decoration."""
+    lead = len(word) - len(word.lstrip(_DECORATION))
+    trail = min(len(word) - len(word.rstrip(_DECORATION)), len(word) - lead)
+    return {word[i : len(word) - j] for i in range(lead + 1) for j in range(trail + 1)}
 
 
 def personal_words(*values: str) -> list[str]:

@@ -177,6 +177,22 @@ class Consent:
             return EXPIRED
         return self.status
 
+    def delete_by(self, fetched_at: datetime) -> datetime:
+        """When the department must have deleted what a fetch at `fetched_at` gave it: the
+        terms' `data_life_days` counted from the fetch (ASVS 8.3.8). The service says it with
+        every fetch; deleting it is the department's to do, and nothing here can see that."""
+        return whole_seconds(fetched_at) + timedelta(days=self.data_life_days)
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One fetch under a consent: the document, its content as it is decrypted, and when the
+    department must have deleted it (`Consent.delete_by`)."""
+
+    document: Document
+    content: Iterator[bytes]
+    delete_by: datetime
+
 
 # Consent transitions the citizen makes: the states each may start from, and where it ends.
 _TRANSITIONS = {
@@ -429,9 +445,9 @@ class Exchange:
 
     def fetch(
         self, consent_id: str, document_id: str, *, requester: str, official: str | None = None
-    ) -> tuple[Document, Iterator[bytes]]:
-        """One use of the consent: the document and its content, decrypted as it is read;
-        `official` as for `file_request`.
+    ) -> Fetched:
+        """One use of the consent: the document and its content, decrypted as it is read, and
+        the date by which the department must delete it; `official` as for `file_request`.
 
         The use is counted, and the fetch recorded, in the caller's transaction, which the
         caller commits before streaming. The content's first piece is read here, so a store
@@ -451,7 +467,7 @@ class Exchange:
         content = self._locker.content(
             found, who=who, action=FETCHED, details={"consent": consent.id}
         )
-        return found, primed(content)
+        return Fetched(found, primed(content), consent.delete_by(now))
 
     # -- inside -------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
+from api import denials
 from api.administration import find_citizen, names_of
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text
@@ -256,6 +257,7 @@ def grant_role(
                 )  # fmt: skip
         except RoleError as exc:
             settle(session, exc)
+            denials.refused_on_page(request, runtime, me.account.pseudonym, exc)
             errors["role"] = refusal(exc).words
     if errors:
         return _officer_page(

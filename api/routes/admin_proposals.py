@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
+from api import denials
 from api.administration import names_of
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text
@@ -140,6 +141,7 @@ def _decide(
             )
     except RoleError as exc:
         settle(session, exc)
+        denials.refused_on_page(request, runtime, admin, exc)
         said = refusal(exc)
         field = said.beside({"refusal_reason"})
         status = 409

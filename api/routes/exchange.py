@@ -57,6 +57,9 @@ router = APIRouter(
 )
 
 DEPARTMENT_SCOPE = "locker.request"
+# On every fetch: when the department must have deleted what it fetched (ISO 8601, UTC), the
+# consent's `data_life_days` counted from the fetch. Enforcing it is the department's.
+DELETE_BY_HEADER = "Shanakht-Delete-By"
 CITIZEN_SCOPE = "locker"
 CONSENT_KEY = "locker-consent"
 GRANT_HEADER = "Shanakht-Legal-Grant"
@@ -370,15 +373,30 @@ def manifest(
     "/consents/{consent_id}/documents/{document_id}",
     response_class=StreamingResponse,
     summary="A document's content: one use of the consent",
+    responses={
+        200: {
+            "description": "The content, streamed",
+            "headers": {
+                DELETE_BY_HEADER: {
+                    "description": "When the department must have deleted this document and "
+                    "what it took from it: the consent's data_life_days counted from this "
+                    "fetch (ISO 8601, UTC). Deleting it is the department's duty.",
+                    "schema": {"type": "string", "format": "date-time"},
+                }
+            },
+        }
+    },
 )
 def fetch(consent_id: Id, document_id: Id, request: Request, runtime: RuntimeDep) -> Response:
     with runtime.transaction() as session:
         caller = service(request, runtime, session, DEPARTMENT_SCOPE)
-        found, content = _exchange(runtime, session).fetch(
+        fetched = _exchange(runtime, session).fetch(
             consent_id, document_id, requester=caller.client_id
         )
     path = f"/exchange/consents/{consent_id}/documents/{document_id}/signature"
-    return _stream(found, content, path)
+    response = _stream(fetched.document, fetched.content, path)
+    response.headers[DELETE_BY_HEADER] = iso(fetched.delete_by)
+    return response
 
 
 @router.get(

@@ -463,7 +463,9 @@ def _redeem(runtime: Runtime, token: str) -> tuple[Document, Iterator[bytes]]:
         if found is None or found.owner != used.owner or found.state(runtime.clock()) != "active":
             raise ShareUnusable("this link is not valid: the document is no longer available")
         who = Accessor(f"share:{used.id}", "share link", f"share:{used.id}")
-        return found, locker.content(found, who=who, action="locker.share.used")
+        # The entry names the link, whose use it counts (`locker.reconciled.shares_kind`).
+        named = {"share": used.id}
+        return found, locker.content(found, who=who, action="locker.share.used", details=named)
 
 
 @router.get(

@@ -6,32 +6,31 @@ They do what the JSON routes under /locker do, with the session cookie instead o
 token, through the same functions (`api.routes.locker_views`): a read is recorded in the
 access log on the same footing, an upload is sniffed and size-checked by the locker itself.
 
-An upload is a plain multipart form, so it works without scripts. python-multipart spools
-the file to a temporary file as it arrives; the file is then handed to the locker in 1 MiB
-blocks, encrypted and stored as it is read, so no upload ever sits whole in memory. With
+An upload is a plain multipart form, so it works without scripts. It is read as it arrives
+(`api.form_stream`): the title, type and CSRF token come first and are checked, then the file's
+bytes go straight to the locker, encrypted and stored as they arrive, so no upload is ever
+written to disk in plaintext, nor sits whole in memory. With
 scripts on, /static/upload.js sends the same form by XMLHttpRequest to show its progress:
 that page alone may run a script of this service and talk back to it (SCRIPTED_CSP).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import PurePath
-from typing import IO, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
-from starlette.datastructures import UploadFile
 
 from api.deps import RuntimeDep, SessionDep
+from api.form_stream import BrokenForm, FilePart, FormStream
 from api.i18n import Text
 from api.routes import locker_nominee_pages
 from api.routes.locker import DownloadKind
 from api.routes.locker_page_parts import departments, shown, size_text
 from api.routes.locker_views import (
-    BLOCK,
     document_response,
     document_view,
     open_readable,
@@ -89,6 +88,8 @@ NOT_WHAT_IT_SAYS = Text(
     "This file's content is not a PDF, PNG, JPEG, JSON or XML document as its name says."
 )
 SOME_WRONG = Text("Some details need correcting: see below.")
+EMPTY = Text("That file is empty. Choose the file again.")
+BROKEN = Text("The file did not arrive whole. Choose it and send the form again.")
 
 
 def not_found(request: Request, runtime: Runtime, session: Session, me: SignedIn) -> Response:
@@ -149,31 +150,19 @@ def _signed_in_first(runtime: Runtime, request: Request) -> None:
         signed_in(request, runtime, session)
 
 
-def _content_type(upload: UploadFile) -> str | None:
+def _content_type(upload: FilePart) -> str | None:
     """The locker's name for the file's type: what the browser said, else its name's ending."""
-    said = (upload.content_type or "").split(";")[0].strip().lower()
-    said = _ALIASES.get(said, said)
+    said = _ALIASES.get(upload.content_type, upload.content_type)
     if said in CONTENT_TYPES:
         return said
-    return _SUFFIXES.get(PurePath(upload.filename or "").suffix.lower())
-
-
-def _size(file: IO[bytes]) -> int:
-    file.seek(0, 2)
-    size = file.tell()
-    file.seek(0)
-    return size
-
-
-def _blocks(file: IO[bytes]) -> Iterator[bytes]:
-    while block := file.read(BLOCK):
-        yield block
+    return _SUFFIXES.get(PurePath(upload.filename).suffix.lower())
 
 
 def _checked_upload(
-    fields: dict[str, str], upload: UploadFile | None, limit: int, too_large: Text
+    fields: dict[str, str], upload: FilePart | None
 ) -> tuple[dict[str, Text], str | None]:
-    """What is wrong with the form, field by field, and the file's type as the locker names it."""
+    """What is wrong with the form, field by field, and the file's type as the locker names it.
+    The file's size is the locker's to judge, as it streams in (too large, or empty)."""
     errors: dict[str, Text] = {}
     title = fields["title"]
     if not title:
@@ -184,79 +173,86 @@ def _checked_upload(
         errors["title"] = Text("Leave CNIC numbers out of the title.")
     if fields["doctype"] not in DOCUMENT_TYPES:
         errors["doctype"] = Text("Choose one of the listed types.")
-    if upload is None or not upload.filename:
+    if upload is None or upload.name != "file" or not upload.filename:
         errors["file"] = Text("Choose a file to upload.")
         return errors, None
-    size, content_type = _size(upload.file), _content_type(upload)
-    if size == 0:
-        errors["file"] = Text("That file is empty. Choose the file again.")
-    elif size > limit:
-        errors["file"] = too_large
-    elif content_type is None:
+    content_type = _content_type(upload)
+    if content_type is None:
         errors["file"] = NOT_ALLOWED
     return errors, content_type
 
 
+def _too_large(runtime: Runtime) -> Text:
+    return Text("That file is too large: a document may be at most %(size)s.",
+                size=size_text(runtime.settings.locker_max_bytes))  # fmt: skip
+
+
 def _upload(
-    runtime: Runtime, request: Request, fields: dict[str, str], upload: UploadFile | None
+    runtime: Runtime,
+    request: Request,
+    fields: dict[str, str],
+    upload: FilePart | None,
+    form: FormStream,
 ) -> Response:
-    limit = runtime.settings.locker_max_bytes
-    too_large = Text("That file is too large: a document may be at most %(size)s.",
-                     size=size_text(limit))  # fmt: skip
+    """Check the fields, then store the file as it arrives (`form.content`): the locker
+    encrypts it as it reads it, and records it only once the whole form has arrived."""
+    too_large = _too_large(runtime)
     with runtime.transaction() as session:
         me = signed_in(request, runtime, session)
-        errors, content_type = _checked_upload(fields, upload, limit, too_large)
+        errors, content_type = _checked_upload(fields, upload)
 
         def again(status: int) -> Response:
             session.rollback()
             return _documents_page(request, runtime, session, me, status, errors=errors,
                                    form=fields, error=SOME_WRONG)  # fmt: skip
 
-        if errors:
-            return again(413 if errors.get("file") is too_large else 400)
-        if upload is None or content_type is None:  # never: _checked_upload said so
+        if errors or content_type is None:
             return again(400)
         try:
             created = upload_own(
                 runtime, session, me.account.pseudonym, doctype=fields["doctype"],
-                title=fields["title"], content=_blocks(upload.file), content_type=content_type,
+                title=fields["title"], content=form.content(), content_type=content_type,
             )  # fmt: skip
         except DocumentTooLarge:
             errors["file"] = too_large
             return again(413)
-        except DocumentRefused:  # the title and type were checked: the content is not its type
-            errors["file"] = NOT_WHAT_IT_SAYS
-            return again(422)
+        except BrokenForm:
+            errors["file"] = BROKEN
+            return again(400)
+        except DocumentRefused as exc:  # the title and type were checked: the content is wrong
+            empty = exc.code == "document.empty"
+            errors["file"] = EMPTY if empty else NOT_WHAT_IT_SAYS
+            return again(400 if empty else 422)
     return RedirectResponse(f"/documents/{created.id}?done=uploaded", status_code=303)
 
 
-def _declared_too_large(runtime: Runtime, request: Request) -> Response:
+def _refused_whole(runtime: Runtime, request: Request, status: int, problem: Text) -> Response:
+    """The form again with `problem` beside the file: a body too large, or one that does not
+    parse as a form."""
     with runtime.transaction() as session:
         me = signed_in(request, runtime, session)
-        limit = runtime.settings.locker_max_bytes
-        return _documents_page(
-            request, runtime, session, me, 413, error=SOME_WRONG,
-            errors={"file": Text("That file is too large: a document may be at most %(size)s.",
-                                 size=size_text(limit))},
-        )  # fmt: skip
+        return _documents_page(request, runtime, session, me, status, error=SOME_WRONG,
+                               errors={"file": problem})  # fmt: skip
 
 
 @router.post("/documents", response_model=None)
 async def upload(request: Request, runtime: RuntimeDep) -> Response:
     await run_in_threadpool(_signed_in_first, runtime, request)
+    most = runtime.settings.locker_max_bytes + FORM_OVERHEAD
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > runtime.settings.locker_max_bytes + FORM_OVERHEAD:
-        return await run_in_threadpool(_declared_too_large, runtime, request)
-    async with request.form(max_files=1, max_fields=8) as form:
-        csrf = form.get("csrf")
-        check_csrf(request, runtime, csrf if isinstance(csrf, str) else None)
-        fields = {
-            name: value.strip() if isinstance(value := form.get(name), str) else ""
-            for name in ("title", "doctype")
-        }
-        file = form.get("file")
-        chosen = file if isinstance(file, UploadFile) else None
-        return await run_in_threadpool(_upload, runtime, request, fields, chosen)
+    if declared.isdigit() and int(declared) > most:
+        return await run_in_threadpool(_refused_whole, runtime, request, 413, _too_large(runtime))
+    try:
+        form = FormStream(request, max_fields=8)
+        fields, chosen = await form.head()
+    except BrokenForm:
+        return await run_in_threadpool(_refused_whole, runtime, request, 400, BROKEN)
+    check_csrf(request, runtime, fields.get("csrf"))
+    shown = {name: fields.get(name, "").strip() for name in ("title", "doctype")}
+    answer = await run_in_threadpool(_upload, runtime, request, shown, chosen, form)
+    if answer.status_code >= 400:  # what the browser still sends, read so it hears the page
+        await form.drain(most)
+    return answer
 
 
 # -- one document -------------------------------------------------------------------------------

@@ -19,9 +19,13 @@ idempotent by document number, so running a batch again issues nothing twice (it
 back "unchanged"). The job, its counts and each row's outcome (document number, title, outcome,
 reason; never the CNIC) are kept in the database (`locker.jobs`), written row by row, so its
 page and progress read the same on every replica and after a restart; a job whose process died
-shows as interrupted, and sending the ZIP again finishes it. The ZIP itself is kept in a
-temporary file of the process running the job, for the job's life only. CNICs are kept in
-memory for the job's life only, are never logged, and never appear in the pages.
+shows as interrupted, and sending the ZIP again finishes it. The ZIP itself is kept, for the
+job's life only, in a temporary file of the process running the job that holds it only
+encrypted, under a key only that process's memory holds (`api.sealed_spool`): the form is read
+as it arrives (`api.form_stream`), sign-in and role before a byte of it, the CSRF token before a
+byte of the ZIP, and the ZIP's bytes go straight into that file, never to disk in plaintext.
+CNICs are kept in memory for the job's life only, are never logged, and never appear in the
+pages.
 """
 
 from __future__ import annotations
@@ -30,22 +34,22 @@ import contextlib
 import csv
 import io
 import logging
-import os
 import re
-import tempfile
 import threading
 import weakref
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Annotated
+from typing import IO
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from api.deps import RuntimeDep, SessionDep
+from api.form_stream import BrokenForm, FilePart, FormStream
 from api.i18n import Text
 from api.job_runner import beating
 from api.refusals import refusal
@@ -63,9 +67,10 @@ from api.routes.officer_common import (
     page,
     see_other,
 )
-from api.routes.officer_locker import DOC_ID_FORMAT, ENDINGS
+from api.routes.officer_locker import BROKEN, DOC_ID_FORMAT, ENDINGS, issuer_first
 from api.runtime import Runtime
-from api.signed_in import SignedInDep
+from api.sealed_spool import SealedSpool
+from api.signed_in import SignedIn, SignedInDep, signed_in
 from api.web import SCRIPTED_CSP, check_csrf
 from audit import holds_cnic, pseudonym
 from identity.cnic import normalise_cnic
@@ -77,7 +82,6 @@ from locker.documents import DocumentRefused, DocumentTooLarge, Seal, starts_as
 
 router = APIRouter(tags=["officer pages"], include_in_schema=False)
 log = logging.getLogger("shanakht.officer.bulk")
-FormText = Annotated[str, Form()]
 
 MANIFEST = "manifest.csv"
 COLUMNS = ("cnic", "doc_id", "doctype", "title", "file")
@@ -85,6 +89,7 @@ OPTIONAL = ("valid_until",)
 MAX_ROWS = 1000
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_TOTAL_BYTES = 2 * 1024**3  # the ZIP as sent, and its files inflated, each at most this
+FORM_OVERHEAD = 64 * 1024  # what the form adds around the ZIP (its boundaries, the CSRF token)
 SNIFF_BYTES = 1024  # of a file's start, to check it is of its declared type
 _DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
 
@@ -94,6 +99,7 @@ CREATED, UPDATED, UNCHANGED, REFUSED = "created", "updated", "unchanged", "refus
 
 TOO_LARGE = "The file is too large: at most %(limit)s."
 DAMAGED = Text("The file is damaged, or inflates beyond the size the ZIP declares for it.")
+NOTHING_ISSUED = Text("Nothing was issued. Correct the problems shown, then send the ZIP again.")
 STOPPED_ON_ERROR = Text(
     "The job stopped on an unexpected error. Run it again: what was issued is not issued twice."
 )
@@ -184,10 +190,10 @@ def _read_manifest(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str | Tex
         return Text("The manifest is not UTF-8 text.")
 
 
-def check_zip(path: str, desk: Desk, runtime: Runtime) -> Checked:
-    """Every problem of the ZIP at `path`, as the page shows them; nothing is issued here."""
+def check_zip(file: IO[bytes], desk: Desk, runtime: Runtime) -> Checked:
+    """Every problem of the ZIP in `file`, as the page shows them; nothing is issued here."""
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(file)
     except (zipfile.BadZipFile, OSError, ValueError):
         return Checked(Text("This is not a ZIP file, or it is damaged."))
     with archive:
@@ -375,10 +381,10 @@ class BulkJob:
     """The runner of one batch in this process: it issues the rows and writes each one's
     outcome, and the job's counts, to `locker.jobs`, where every replica reads them."""
 
-    def __init__(self, job_id: str, desk: Desk, path: str, rows: list[Row]) -> None:
+    def __init__(self, job_id: str, desk: Desk, spool: SealedSpool, rows: list[Row]) -> None:
         self.id = job_id
         self.desk = desk
-        self._path = path
+        self._spool = spool
         self._rows = rows
         self._thread: threading.Thread | None = None
 
@@ -410,7 +416,7 @@ class BulkJob:
                 if seal is None:
                     self._end(runtime, jobs.FAILED, _no_seal(self.desk))
                     return
-                with zipfile.ZipFile(self._path) as archive:
+                with self._spool.open() as file, zipfile.ZipFile(file) as archive:
                     for row in self._rows:
                         if lost.is_set():  # a heartbeat found the job no longer live
                             log.warning("bulk issue %s is no longer live: stopping", self.id)
@@ -425,8 +431,7 @@ class BulkJob:
         finally:
             for row in self._rows:
                 row.cnic = ""  # not kept past the job
-            with contextlib.suppress(OSError):
-                os.unlink(self._path)
+            self._spool.close()  # the file, and its key, go with it
 
     def _record(self, runtime: Runtime, row: Row) -> None:
         line = jobs.Line(
@@ -530,71 +535,134 @@ def bulk_form(
     return _form_page(request, runtime, session, me, desk)
 
 
-def _spool(upload: UploadFile) -> str | None:
-    """The upload copied to a temporary file of its own; None (and no file) past the cap."""
-    handle, path = tempfile.mkstemp(prefix="shanakht-bulk-", suffix=".zip")
-    size = 0
+def _spool(content: Iterable[bytes]) -> SealedSpool | None:
+    """The ZIP as it arrives, in a sealed spool of its own; None (and no spool) past the cap."""
+    spool = SealedSpool()
     try:
-        with os.fdopen(handle, "wb") as out:
-            source: IO[bytes] = upload.file
-            source.seek(0)
-            while block := source.read(BLOCK):
-                size += len(block)
-                if size > MAX_TOTAL_BYTES:
-                    raise _Inflated
-                out.write(block)
-    except _Inflated:
-        os.unlink(path)
-        return None
+        for block in content:
+            if spool.size + len(block) > MAX_TOTAL_BYTES:
+                spool.close()
+                return None
+            spool.write(block)
+        spool.finish()
     except BaseException:
-        os.unlink(path)
+        spool.close()
         raise
-    return path
+    return spool
+
+
+def _answer(
+    runtime: Runtime, request: Request, department: str, status_code: int, **context: object
+) -> Response:
+    """The form page in a transaction of its own (the ZIP is read outside any)."""
+    with runtime.transaction() as session:
+        me = signed_in(request, runtime, session)
+        desk = desk_for(runtime, session, me, department, ISSUER)
+        return _form_page(request, runtime, session, me, desk, status_code, **context)
+
+
+def _too_large() -> Text:
+    return Text("The ZIP is too large: at most %(limit)s.", limit=_mib(MAX_TOTAL_BYTES))
+
+
+def _ready(runtime: Runtime, request: Request, department: str, file: FilePart | None) -> Desk:
+    """The desk, if its department can seal and a file was chosen; `_Refused` otherwise."""
+    with runtime.transaction() as session:
+        me = signed_in(request, runtime, session)
+        desk = desk_for(runtime, session, me, department, ISSUER)
+        if department_seal(runtime, session, desk.department) is None:
+            raise _Refused(409, error=_no_seal(desk))
+    if file is None or file.name != "file" or not file.filename:
+        raise _Refused(
+            400, errors={"file": Text("Choose the ZIP file to issue.")}, error=NOTHING_ISSUED
+        )
+    return desk
+
+
+class _Refused(Exception):
+    """The form page to answer with, and what it says."""
+
+    def __init__(self, status_code: int, **context: object) -> None:
+        super().__init__(status_code)
+        self.status_code = status_code
+        self.context = context
+
+
+def _bulk(
+    runtime: Runtime, request: Request, department: str, file: FilePart | None, form: FormStream
+) -> Response:
+    """Spool the ZIP sealed as it arrives, check it whole, and start its job if it is good.
+    The spool is closed (so deleted) on every way out but the job's start."""
+    try:
+        desk = _ready(runtime, request, department, file)
+        try:
+            spool = _spool(form.content())
+        except BrokenForm:
+            raise _Refused(400, errors={"file": BROKEN}, error=NOTHING_ISSUED) from None
+        if spool is None:
+            raise _Refused(400, errors={"file": _too_large()}, error=NOTHING_ISSUED)
+    except _Refused as refused:
+        return _answer(runtime, request, department, refused.status_code, **refused.context)
+    try:
+        with spool.open() as zipped:
+            checked = check_zip(zipped, desk, runtime)
+        if not checked.good:
+            spool.close()
+            problem = checked.problem or (
+                None if checked.rows else Text("The manifest has no rows under its header.")
+            )
+            return _answer(
+                runtime, request, department, 422 if checked.rows else 400,
+                errors={"file": problem} if problem else {}, rows=checked.rows,
+                error=NOTHING_ISSUED,
+            )  # fmt: skip
+        return _start(runtime, request, desk, spool, checked.rows)
+    except BaseException:
+        spool.close()
+        raise
+
+
+def _start(
+    runtime: Runtime, request: Request, desk: Desk, spool: SealedSpool, rows: list[Row]
+) -> Response:
+    with runtime.transaction() as session:
+        me: SignedIn = signed_in(request, runtime, session)
+        stored = jobs.create(
+            session, KIND, starter=me.account.pseudonym, now=runtime.clock(), total=len(rows),
+            department=desk.department,
+        )  # fmt: skip
+        assert stored is not None  # noqa: S101 (bulk jobs are not one at a time: always created)
+        who = as_officer(me, desk.department)
+    # Committed: the runner and every replica read it from now on.
+    job = BulkJob(stored.id, desk, spool, rows)
+    _keep(runtime, job)
+    job.start(runtime, who)
+    return see_other(f"/officer/{desk.department}/bulk/{job.id}")
 
 
 @router.post("/officer/{department}/bulk", response_model=None)
-def bulk_upload(
-    department: str,
-    request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    me: SignedInDep,
-    file: Annotated[UploadFile | None, File()] = None,
-    csrf: FormText = "",
-) -> Response:
-    check_csrf(request, runtime, csrf)
-    desk = desk_for(runtime, session, me, department, ISSUER)
-    if department_seal(runtime, session, desk.department) is None:
-        return _form_page(request, runtime, session, me, desk, 409, error=_no_seal(desk))
-    problem: Text | None = None
-    path: str | None = None
-    if file is None or not file.filename:
-        problem = Text("Choose the ZIP file to issue.")
-    elif (file.size is not None and file.size > MAX_TOTAL_BYTES) or (path := _spool(file)) is None:
-        problem = Text("The ZIP is too large: at most %(limit)s.", limit=_mib(MAX_TOTAL_BYTES))
-    checked = Checked(problem) if path is None else check_zip(path, desk, runtime)
-    if path is None or not checked.good:
-        if path is not None:
-            os.unlink(path)
-        problem = checked.problem or (
-            None if checked.rows else Text("The manifest has no rows under its header.")
-        )
-        return _form_page(
-            request, runtime, session, me, desk, 422 if checked.rows else 400,
-            errors={"file": problem} if problem else {},
-            rows=checked.rows,
-            error=Text("Nothing was issued. Correct the problems shown, then send the ZIP again."),
+async def bulk_upload(department: str, request: Request, runtime: RuntimeDep) -> Response:
+    await run_in_threadpool(issuer_first, runtime, request, department)
+    most = MAX_TOTAL_BYTES + FORM_OVERHEAD
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > most:
+        return await run_in_threadpool(
+            _answer, runtime, request, department, 400, errors={"file": _too_large()},
+            error=NOTHING_ISSUED,
         )  # fmt: skip
-    stored = jobs.create(
-        session, KIND, starter=me.account.pseudonym, now=runtime.clock(), total=len(checked.rows),
-        department=desk.department,
-    )  # fmt: skip
-    assert stored is not None  # noqa: S101 (bulk jobs are not one at a time: always created)
-    session.commit()  # the runner and every replica read it from now on
-    job = BulkJob(stored.id, desk, path, checked.rows)
-    _keep(runtime, job)
-    job.start(runtime, as_officer(me, desk.department))
-    return see_other(f"/officer/{desk.department}/bulk/{job.id}")
+    try:
+        form = FormStream(request, max_fields=4)
+        fields, file = await form.head()
+    except BrokenForm:
+        return await run_in_threadpool(
+            _answer, runtime, request, department, 400, errors={"file": BROKEN},
+            error=NOTHING_ISSUED,
+        )  # fmt: skip
+    check_csrf(request, runtime, fields.get("csrf"))
+    answer = await run_in_threadpool(_bulk, runtime, request, department, file, form)
+    if answer.status_code >= 400:  # what the browser still sends, read so it hears the page
+        await form.drain(most)
+    return answer
 
 
 def _job(session: Session, desk: Desk, me: SignedInDep, job_id: str) -> jobs.Job | None:

@@ -27,6 +27,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from api import denials
 from api.administration import names_of
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text
@@ -414,6 +415,7 @@ def _decide(
         NeedsSecondFactor,
     ) as exc:
         settle(session, exc)
+        denials.refused_on_page(request, runtime, me.account.pseudonym, exc, deciding=True)
         said = refusal(exc)
         field = said.beside({"refusal_reason"})
         status = 404 if isinstance(exc, UnknownLegalRequest) else 400
@@ -469,6 +471,7 @@ def open_request(
         NeedsSecondFactor,
     ) as exc:
         settle(session, exc)
+        denials.refused_on_page(request, runtime, me.account.pseudonym, exc)
         status = 404 if isinstance(exc, UnknownLegalRequest | UnknownCitizen) else 409
         if isinstance(exc, LegalAccessRefused):
             status = 403
@@ -508,6 +511,7 @@ def download(
         )
     except (GrantInvalid, UnknownDocument, NeedsSecondFactor) as exc:
         settle(session, exc)
+        denials.refused_on_page(request, runtime, me.account.pseudonym, exc)
         expired = isinstance(exc, GrantInvalid)
         return page(
             request,

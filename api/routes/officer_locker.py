@@ -2,28 +2,33 @@
 name: sealed by the department's seal exactly as a department system's documents are
 (`api.routes.locker.issue_sealed`), and recorded as this officer's act for the department.
 
-The upload arrives as a multipart form; Starlette spools it to disk, and it is encrypted into
-the store from there in 1 MiB blocks, so a large file never sits in memory. Its type is the
-browser's (or, when the browser says nothing useful, the file name's), and the locker checks
-that the content starts the way that type does.
+The upload arrives as a multipart form, read as it arrives (`api.form_stream`): sign-in and
+the officer's role are checked before a byte of it is read, the fields before the file (its
+last part) and the CSRF token among them before a byte of the file is taken; then the file goes
+straight into the locker, encrypted and stored as it arrives, so it is never written to disk in
+plaintext nor held whole in memory. Its type is the browser's (or, when the browser says
+nothing useful, the file name's), and the locker checks that the content starts the way that
+type does, that it is not empty and not over the limit.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from api.deps import RuntimeDep, SessionDep, settle
+from api.form_stream import BrokenForm, FilePart, FormStream
 from api.i18n import Text
 from api.refusals import refusal
 from api.routes.locker import department_seal, issue_sealed
-from api.routes.locker_views import BLOCK
 from api.routes.officer_common import (
     CNIC_FORMAT,
     ISSUER,
@@ -36,7 +41,8 @@ from api.routes.officer_common import (
     page,
     see_other,
 )
-from api.signed_in import SignedInDep
+from api.runtime import Runtime
+from api.signed_in import SignedIn, SignedInDep, signed_in
 from api.web import SCRIPTED_CSP, check_csrf
 from audit import holds_cnic, pseudonym
 from identity.cnic import normalise_cnic
@@ -77,21 +83,22 @@ def _types(department: str) -> list[DocumentType]:
     return [t for t in DOCUMENT_TYPES.values() if t.department == department]
 
 
-def _content_type(upload: UploadFile) -> str | None:
+# Far more than the fields before the file hold (the numbers, a title of 200 characters):
+# a body declared larger than the limit by more than this is refused before it is read.
+FORM_OVERHEAD = 64 * 1024
+ISSUE_FORM_FIELDS = 8  # csrf and the five fields, and room to spare
+BROKEN = Text("The file did not arrive whole. Choose it and send the form again.")
+
+
+def _content_type(upload: FilePart) -> str | None:
     """The locker's name for the file's type, or None if it is not one the locker keeps."""
-    declared = (upload.content_type or "").split(";")[0].strip().lower()
+    declared = upload.content_type
     if declared in CONTENT_TYPES:
         return CONTENT_TYPES[declared]
     if declared in ("", "application/octet-stream"):
-        name = (upload.filename or "").lower()
+        name = upload.filename.lower()
         return next((kind for end, kind in ENDINGS.items() if name.endswith(end)), None)
     return None
-
-
-def _blocks(upload: UploadFile) -> Iterator[bytes]:
-    upload.file.seek(0)
-    while block := upload.file.read(BLOCK):
-        yield block
 
 
 def _mib(size: int) -> str:
@@ -153,40 +160,42 @@ def issue_form(
     return _issue_page(request, runtime, session, me, desk, form={}, errors={}, notice=notice)
 
 
-@router.post("/officer/{department}/issue", response_model=None)
-def issue(
-    department: str,
-    request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    me: SignedInDep,
-    doctype: FormText = "",
-    cnic: FormText = "",
-    doc_id: FormText = "",
-    title: FormText = "",
-    valid_until: FormText = "",
-    file: Annotated[UploadFile | None, File()] = None,
-    csrf: FormText = "",
-) -> Response:
-    check_csrf(request, runtime, csrf)
-    desk = desk_for(runtime, session, me, department, ISSUER)
-    form = {
-        "doctype": doctype,
-        "cnic": cnic,
-        "doc_id": doc_id.strip(),
-        "title": title.strip(),
-        "valid_until": valid_until,
-    }
+def issuer_first(runtime: Runtime, request: Request, department: str) -> None:
+    """Sign-in and the issuer's role are checked before a byte of the body is read
+    (NotSignedIn: off to sign in; RoleMissing: the 403 page)."""
+    with runtime.transaction() as session:
+        desk_for(runtime, session, signed_in(request, runtime, session), department, ISSUER)
+
+
+def _too_large(limit: int) -> Text:
+    return Text("The file is too large: at most %(limit)s.", limit=_mib(limit))
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """The issue form as checked: what is wrong, field by field, and what it names."""
+
+    errors: dict[str, Text]
+    kind: DocumentType | None
+    owner: str | None
+    ends: datetime | None
+    content_type: str | None
+
+
+def _checked(
+    runtime: Runtime, session: Session, desk: Desk, form: dict[str, str], file: FilePart | None
+) -> _Checked:
+    """Every field but the file's content, which the locker judges as it streams in (its
+    start, its size, that it is not empty)."""
     errors: dict[str, Text] = {}
-    kinds = {t.code: t for t in _types(desk.department)}
-    kind = kinds.get(doctype)
+    kind = {t.code: t for t in _types(desk.department)}.get(form["doctype"])
     if kind is None:
         errors["doctype"] = Text(
             "Choose one of the types %(department)s issues.", department=desk.name
         )
     owner = None
     try:
-        owner = pseudonym(normalise_cnic(cnic), key=runtime.pseudonym_key)
+        owner = pseudonym(normalise_cnic(form["cnic"]), key=runtime.pseudonym_key)
         if not runtime.provider(session).accounts.exists(owner):
             errors["cnic"] = NO_ACCOUNT
     except InvalidCnic:
@@ -196,56 +205,74 @@ def issue(
     if not form["title"] or len(form["title"]) > 200 or holds_cnic(form["title"]):
         errors["title"] = Text("Give a title of 1 to 200 characters, without a CNIC in it.")
     ends: datetime | None = None
-    if valid_until.strip():
-        last_day = day(valid_until)
+    if form["valid_until"].strip():
+        last_day = day(form["valid_until"])
         if last_day is None or end_of(last_day) <= runtime.clock():
             errors["valid_until"] = Text("Give a date after today, or leave it empty.")
         else:
             ends = end_of(last_day)
     content_type = None
-    limit = runtime.settings.locker_max_bytes
-    if file is None or not file.filename:
+    if file is None or file.name != "file" or not file.filename:
         errors["file"] = Text("Choose the file to issue.")
     elif (content_type := _content_type(file)) is None:
         errors["file"] = Text("This file type is not accepted: send a PDF, PNG, JPEG, JSON or XML.")
-    elif file.size is not None and file.size > limit:
-        errors["file"] = Text("The file is too large: at most %(limit)s.", limit=_mib(limit))
-    elif file.size == 0:
+    return _Checked(errors, kind, owner, ends, content_type)
+
+
+def _issue(
+    runtime: Runtime,
+    request: Request,
+    department: str,
+    fields: dict[str, str],
+    file: FilePart | None,
+    stream: FormStream,
+) -> Response:
+    """Check the form, then issue the file as it arrives (`stream.content`): the locker
+    encrypts it as it reads it, and records it only once the whole form has arrived."""
+    with runtime.transaction() as session:
+        me = signed_in(request, runtime, session)
+        desk = desk_for(runtime, session, me, department, ISSUER)
+        form = {name: fields.get(name, "") for name in ISSUE_FIELDS if name != "file"}
+        form["doc_id"], form["title"] = form["doc_id"].strip(), form["title"].strip()
+        checked = _checked(runtime, session, desk, form, file)
+        errors = checked.errors
+        seal = department_seal(runtime, session, desk.department)
+        kind, owner, content_type = checked.kind, checked.owner, checked.content_type
+        if errors or seal is None or kind is None or owner is None or content_type is None:
+            error = _no_seal(desk) if seal is None else Text("Check the fields marked below.")
+            return _issue_page(request, runtime, session, me, desk, 400 if errors else 409,
+                               form=form, errors=errors, error=error)  # fmt: skip
+        try:
+            issue_sealed(
+                runtime, session, kind, seal, owner=owner, doc_id=form["doc_id"],
+                title=form["title"], valid_until=checked.ends, content=stream.content(),
+                content_type=content_type, who=as_officer(me, desk.department),
+            )  # fmt: skip
+        except (DocumentRefused, BrokenForm) as exc:
+            settle(session, exc)
+            return _refused(request, runtime, session, me, desk, form, exc)
+    return see_other(f"/officer/{desk.department}/issue?{urlencode({'issued': form['doc_id']})}")
+
+
+def _refused(
+    request: Request,
+    runtime: Runtime,
+    session: Session,
+    me: SignedIn,
+    desk: Desk,
+    form: dict[str, str],
+    exc: DocumentRefused | BrokenForm,
+) -> Response:
+    """The form again, saying why the locker refused the file (or why it never arrived
+    whole), beside the field it is about."""
+    status, errors = 400, {}
+    if isinstance(exc, BrokenForm):
+        errors["file"] = BROKEN
+    elif isinstance(exc, DocumentTooLarge):
+        errors["file"] = _too_large(runtime.settings.locker_max_bytes)
+    elif exc.code == "document.empty":
         errors["file"] = Text("The file is empty.")
-    seal = department_seal(runtime, session, desk.department)
-    if errors or seal is None or kind is None or owner is None or content_type is None:
-        error = _no_seal(desk) if seal is None else Text("Check the fields marked below.")
-        return _issue_page(
-            request,
-            runtime,
-            session,
-            me,
-            desk,
-            400 if errors else 409,
-            form=form,
-            errors=errors,
-            error=error,
-        )
-    assert file is not None  # noqa: S101 (checked above)
-    try:
-        issue_sealed(
-            runtime,
-            session,
-            kind,
-            seal,
-            owner=owner,
-            doc_id=form["doc_id"],
-            title=form["title"],
-            valid_until=ends,
-            content=_blocks(file),
-            content_type=content_type,
-            who=as_officer(me, desk.department),
-        )
-    except DocumentTooLarge as exc:
-        settle(session, exc)
-        errors["file"] = Text("The file is too large: at most %(limit)s.", limit=_mib(limit))
-    except DocumentRefused as exc:
-        settle(session, exc)
+    else:
         said = refusal(exc)
         field = said.beside(ISSUE_FIELDS)
         errors = {field: said.words} if field else {}
@@ -253,19 +280,41 @@ def issue(
             request, runtime, session, me, desk, 422, form=form, errors=errors,
             error=Text("Check the fields marked below.") if field else said.words,
         )  # fmt: skip
-    if errors:
-        return _issue_page(
-            request,
-            runtime,
-            session,
-            me,
-            desk,
-            422,
-            form=form,
-            errors=errors,
-            error=Text("Check the fields marked below."),
+    return _issue_page(request, runtime, session, me, desk, status, form=form, errors=errors,
+                       error=Text("Check the fields marked below."))  # fmt: skip
+
+
+def _refused_whole(runtime: Runtime, request: Request, department: str, problem: Text) -> Response:
+    """The empty form with `problem` beside the file: a body declared too large, or one that
+    does not parse as a form (nothing of it is kept)."""
+    with runtime.transaction() as session:
+        me = signed_in(request, runtime, session)
+        desk = desk_for(runtime, session, me, department, ISSUER)
+        return _issue_page(request, runtime, session, me, desk, 400, form={},
+                           errors={"file": problem},
+                           error=Text("Check the fields marked below."))  # fmt: skip
+
+
+@router.post("/officer/{department}/issue", response_model=None)
+async def issue(department: str, request: Request, runtime: RuntimeDep) -> Response:
+    await run_in_threadpool(issuer_first, runtime, request, department)
+    limit = runtime.settings.locker_max_bytes
+    most = limit + FORM_OVERHEAD
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > most:
+        return await run_in_threadpool(
+            _refused_whole, runtime, request, department, _too_large(limit)
         )
-    return see_other(f"/officer/{desk.department}/issue?{urlencode({'issued': form['doc_id']})}")
+    try:
+        stream = FormStream(request, max_fields=ISSUE_FORM_FIELDS)
+        fields, file = await stream.head()
+    except BrokenForm:
+        return await run_in_threadpool(_refused_whole, runtime, request, department, BROKEN)
+    check_csrf(request, runtime, fields.get("csrf"))
+    answer = await run_in_threadpool(_issue, runtime, request, department, fields, file, stream)
+    if answer.status_code >= 400:  # what the browser still sends, read so it hears the page
+        await stream.drain(most)
+    return answer
 
 
 def _no_seal(desk: Desk) -> Text:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text
 from api.refusals import refusal
-from api.routes.exchange import NewRequest, exchange_service, file_for
+from api.routes.exchange import DELETE_BY_HEADER, NewRequest, exchange_service, file_for
 from api.routes.locker_views import document_response
 from api.routes.officer_common import (
     CNIC_FORMAT,
@@ -41,6 +41,7 @@ from api.web import check_csrf
 from audit import holds_cnic
 from identity.cnic import normalise_cnic
 from identity.errors import InvalidCnic
+from locker.consents import iso
 from locker.doctypes import DOCUMENT_TYPES, SELF, Classification, DocumentType
 from locker.documents import Document, UnknownDocument
 from locker.exchange import (
@@ -374,11 +375,13 @@ def fetch(
         return _request_page(request, runtime, session, me, desk, request_id, 404)
     consent = found[1]
     try:
-        document, content = exchange_service(runtime, session).fetch(
+        fetched = exchange_service(runtime, session).fetch(
             consent.id, document_id, requester=desk.requester, official=me.account.pseudonym
         )
     except (ConsentRefused, UnknownConsent, UnknownDocument) as exc:
         settle(session, exc)
         why = Text("The document cannot be fetched: %(why)s", why=refusal(exc).words)
         return _request_page(request, runtime, session, me, desk, request_id, 409, why)
-    return document_response(document, content, "attachment")
+    response = document_response(fetched.document, fetched.content, "attachment")
+    response.headers[DELETE_BY_HEADER] = iso(fetched.delete_by)
+    return response

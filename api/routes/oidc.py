@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from api import metrics
+from api import denials, metrics
 from api.deps import FormParams, RuntimeDep, SessionDep, settle
 from api.i18n import Text
 from api.lanes import quick
@@ -531,6 +531,7 @@ def _claims_or_refusal(request: Request, provider: Provider, session: Session) -
         claims = provider.tokens.userinfo(access)
     except OAuthError as exc:
         settle(session, exc)
+        denials.invalid_token()  # as the bearer APIs do: names nobody, so only counted
         kind = "DPoP" if scheme.lower() == "dpop" else "Bearer"
         challenge = f'{kind} error="{exc.error}", error_description="{exc.description}"'
         # A resource answers 401 to every token or proof problem (RFC 6750 3.1, RFC 9449 7.1).

@@ -22,12 +22,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from pyhanko.sign.timestamps import TimeStamper
 from sqlalchemy.orm import Session
-from starlette.datastructures import UploadFile
 
 from api import denials, metrics
 from api.bearer import token_principal
 from api.denials import Principal
 from api.deps import RuntimeDep, capped_body, media_type
+from api.form_stream import BrokenForm, FileTooLarge, FormStream
 from api.problems import problem, problem_responses
 from api.runtime import Runtime
 from audit import AuditEvent, pseudonym
@@ -220,19 +220,19 @@ class Upload:
 
 
 async def read_upload(request: Request, *, max_fields: int = 2) -> Upload:
-    """The `file` of a multipart form, held to MAX_FILE_BYTES: a declared length over it is
-    refused before the body is read, and at most one byte more than it is ever taken from the
-    file. Raises UploadTooLarge; a broken multipart body is Starlette's 400."""
+    """The `file` of a multipart form, held to MAX_FILE_BYTES in memory (never spooled to a
+    temporary file: a document someone verifies may carry personal data): a declared length
+    over it is refused before the body is read, and the file is refused as soon as it passes
+    it. Raises UploadTooLarge, and BrokenForm for a body that is not a whole multipart form."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_FILE_BYTES + 64 * 1024:
         raise UploadTooLarge
-    async with request.form(max_files=1, max_fields=max_fields) as form:
-        upload = form.get("file")
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        data = await upload.read(MAX_FILE_BYTES + 1) if isinstance(upload, UploadFile) else None
-    if data is not None and len(data) > MAX_FILE_BYTES:
-        raise UploadTooLarge
-    return Upload(data, fields)
+    form = FormStream(request, max_fields=max_fields, fields_after_file=True)
+    try:
+        fields, file, data = await form.whole(MAX_FILE_BYTES)
+    except FileTooLarge:
+        raise UploadTooLarge from None
+    return Upload(data if file is not None and file.name == "file" else None, fields)
 
 
 def _too_large(limit: int) -> Response:
@@ -261,6 +261,8 @@ async def verify(request: Request, runtime: RuntimeDep) -> Any:
             upload = await read_upload(request)
         except UploadTooLarge:
             return problem(413, "The file is too large", f"at most {MAX_FILE_BYTES} bytes")
+        except BrokenForm:
+            return problem(400, "The body is not a whole multipart form")
         if upload.data is None:
             return problem(400, "Send the photo or PDF as the form field `file`")
         checked = await run_in_threadpool(verdict_on_file, runtime, upload.data)

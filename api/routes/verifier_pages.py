@@ -30,9 +30,9 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 
 from api.deps import RuntimeDep, capped_body, media_type
+from api.form_stream import BrokenForm
 from api.i18n import Text
 from api.routes.signing import (
     MAX_PAYLOAD_CHARS,
@@ -401,7 +401,7 @@ async def _uploaded(request: Request, runtime: Runtime) -> Response:
         upload = await read_upload(request)
     except UploadTooLarge:
         return _form(request, runtime, 413, errors={"file": too_big})
-    except HTTPException:  # a multipart body that does not parse, or too many fields
+    except BrokenForm:  # a multipart body that does not parse, or too many fields
         return _form(request, runtime, 400, errors={"file": NO_FILE_OPENED})
     check_csrf(request, runtime, upload.fields.get("csrf"))
     if not upload.data:

@@ -8,18 +8,20 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
 from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from api.administration import check_integrity
 from api.app import create_app
 from api.job_runner import beating
 from api.routes import admin_keys
 from api.runtime import AUDIT_CHECKPOINT_KEY, Runtime, checkpoint_signers
-from audit import AuditEntry, AuditEvent
+from audit import AuditEntry, AuditEvent, address_pseudonym
 from audit.models import entries
 from identity.models import role_proposals
 from identity.nadra import SCENARIOS, CitizenRecord, read_registry
@@ -27,6 +29,7 @@ from locker import jobs, rewrap
 from locker.access import Accessor
 from locker.errors import WrappedKeyInvalid
 from tests.http.oidc_kit import PASSWORD, csrf_of, press_send, register_citizen
+from tests.http.test_telemetry import sample
 from tests.unit.audit.helpers import tampering
 
 DEPARTMENT = "pitb"
@@ -392,7 +395,9 @@ def test_an_administrator_cannot_grant_themself_a_role(
     assert error
     assert "ask another administrator" in error.group(1)
     assert "locker.legal" not in web.get(me).text.split("<main", 1)[1].split("<form", 1)[0]
-    assert len(_audit(oidc_runtime)) == before
+    # Nothing proposed or granted: the refusal alone is recorded (threat model item 12).
+    (denied,) = _audit(oidc_runtime)[before:]
+    assert (denied.action, denied.details["needed"]) == ("access.denied", "rule:four-eyes")
     with oidc_runtime.transaction() as session:
         account_id = me.rsplit("/", 1)[1]
         assert not oidc_runtime.provider(session).roles.has(account_id, "locker.legal")
@@ -487,7 +492,8 @@ def test_a_grant_of_locker_legal_waits_for_a_second_administrator(
     assert again.status_code == 409
     assert "decided this proposal already" in again.text
     first, second_p = (f"citizen:{_pseudonym(oidc_runtime, r.cnic)}" for r in (admin, second))
-    proposed, granted = _audit(oidc_runtime)[-2:]
+    # The forged approval and the second one are `access.denied` entries (test_auth_failures).
+    proposed, granted = [e for e in _audit(oidc_runtime) if e.action != "access.denied"][-2:]
     assert (proposed.action, proposed.actor) == ("identity.role.proposed", first)
     assert (granted.action, granted.actor) == ("identity.role.granted", second_p)
     assert granted.subject == _pseudonym(oidc_runtime, officer.cnic)
@@ -525,7 +531,8 @@ def test_a_refused_grant_gives_nothing_and_needs_a_reason(
     late = _approve(other, oidc_runtime, proposal)
     assert late.status_code == 409
     assert not _holds(oidc_runtime, officer, "identity.admin")
-    entry = _audit(oidc_runtime)[-1]
+    entry, denied = _audit(oidc_runtime)[-2:]
+    assert (denied.action, denied.details["needed"]) == ("access.denied", "rule:decided-once")
     assert entry.action == "identity.role.refused"
     assert entry.details["proposer"] == _pseudonym(oidc_runtime, admin.cnic)
     assert entry.details["refuser"] == _pseudonym(oidc_runtime, second.cnic)
@@ -647,6 +654,79 @@ def test_a_proposal_whose_proposer_lost_identity_admin_is_not_approved(
     other.get("/lang/ur")
     urdu = _approve(other, oidc_runtime, proposal)
     assert "جس منتظم نے یہ کردار تجویز کیا تھا وہ اب منتظم نہیں رہا" in urdu.text
+
+
+def _denials(runtime: Runtime) -> list[AuditEvent]:
+    return [e for e in _audit(runtime) if e.action == "access.denied"]
+
+
+def _is_denial(
+    runtime: Runtime, event: AuditEvent, record: CitizenRecord, route: str, needed: str
+) -> None:
+    """`event` refuses `record`'s account, named by pseudonym, `needed` at `route` (a POST)."""
+    who = _pseudonym(runtime, record.cnic)
+    assert (event.outcome, event.actor, event.subject) == ("failure", f"citizen:{who}", who)
+    assert event.details == {
+        "route": route,
+        "method": "POST",
+        "needed": needed,
+        "client": address_pseudonym("testclient", key=runtime.pseudonym_key),
+    }
+
+
+def test_the_two_person_rule_refused_on_the_proposals_page_is_audited(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    admin: CitizenRecord,
+    second_admin: tuple[TestClient, CitizenRecord],
+) -> None:
+    """Deciding one's own proposal, one for oneself, one decided already: each an
+    `access.denied` entry (threat model item 12) naming the administrator by pseudonym and the
+    rule, never the proposal, the officer or a CNIC. A reason left out is a field to fix."""
+    other, second = second_admin
+    officer = _citizen(oidc_runtime, "active_male")
+    proposal = _propose(web, oidc_runtime, officer, "locker.legal")
+    _propose(web, oidc_runtime, second, "locker.legal")
+    with oidc_runtime.engine.connect() as connection:  # two may share a second: by grantee
+        for_second = connection.execute(
+            select(role_proposals.c.id).where(
+                role_proposals.c.grantee == _pseudonym(oidc_runtime, second.cnic)
+            )
+        ).scalar_one()
+    assert _approve(web, oidc_runtime, proposal).status_code == 403
+    assert _approve(other, oidc_runtime, for_second).status_code == 403
+    refuse = f"/admin/proposals/{proposal}/refuse"
+    blank = _post(other, refuse, {"refusal_reason": ""}, page="/admin/officers")
+    assert blank.status_code == 422
+    assert len(_denials(oidc_runtime)) == 2, "a reason to fix is no access refused"
+    assert _approve(other, oidc_runtime, proposal).status_code == 303
+    twice = _post(other, refuse, {"refusal_reason": "Not staff"}, page="/admin/officers")
+    assert twice.status_code == 409
+    assert _holds(oidc_runtime, officer, "locker.legal")
+    own, for_me, decided = _denials(oidc_runtime)
+    decide = "/admin/proposals/{proposal_id}"
+    _is_denial(oidc_runtime, own, admin, f"{decide}/approve", "rule:four-eyes")
+    _is_denial(oidc_runtime, for_me, second, f"{decide}/approve", "rule:four-eyes")
+    _is_denial(oidc_runtime, decided, second, f"{decide}/refuse", "rule:decided-once")
+    grantee = _pseudonym(oidc_runtime, officer.cnic)
+    for event in (own, for_me, decided):
+        for secret in (proposal, for_second, grantee, officer.cnic, admin.cnic, second.cnic):
+            assert secret not in _entry_text(event)
+
+
+def test_a_refused_decision_on_the_proposals_page_stands_when_its_entry_cannot_be_written(
+    web: TestClient, oidc_runtime: Runtime, admin: CitizenRecord
+) -> None:
+    proposal = _propose(web, oidc_runtime, _citizen(oidc_runtime, "active_male"), "locker.legal")
+    counted = {"name": "shanakht_auth_failures_total", "kind": "access_denied", "recorded": "no"}
+    before = sample(web, **counted)
+    broken = OperationalError("INSERT", {}, Exception("the database went away"))
+    with mock.patch.object(oidc_runtime, "failure_records", side_effect=broken):
+        own = _approve(web, oidc_runtime, proposal)
+    assert own.status_code == 403
+    assert "You proposed this grant: another administrator must decide it." in own.text
+    assert _denials(oidc_runtime) == []
+    assert sample(web, **counted) == before + 1, "counted, though not written"
 
 
 def test_taking_a_powerful_role_away_is_immediate(

@@ -541,6 +541,31 @@ def test_a_token_that_does_not_verify_is_counted_but_not_audited(
     assert _count(web, "access_token", "no") == before + 3
 
 
+def test_a_token_userinfo_cannot_verify_is_counted_but_not_audited(
+    web: TestClient, oidc_runtime: Runtime, citizen: str
+) -> None:
+    """As at the bearer APIs: a forged, expired or malformed token is counted, names nobody
+    the log can trust, and is answered 401 with the RFC 6750 invalid_token challenge."""
+    portal = register_client(oidc_runtime, "portal", scopes=("openid", "locker"))
+    issued = _access_token(web, portal, citizen, "openid locker")
+    head, body, _signature = issued.split(".")
+    clock = Clock()
+    oidc_runtime.clock = clock
+    answered = web.get("/oauth/userinfo", headers={"Authorization": f"Bearer {issued}"})
+    assert answered.status_code == 200, "the token verifies, until it is changed or expires"
+    before = _count(web, "access_token", "no")
+    for value, later in (("not-a-token", 0), (f"{head}.{body}.forged", 0), (issued, 11)):
+        clock.now += timedelta(minutes=later)  # the last one, after its 10 minutes
+        refused = web.get("/oauth/userinfo", headers={"Authorization": f"Bearer {value}"})
+        assert refused.status_code == 401, refused.text
+        challenge = refused.headers["www-authenticate"]
+        assert re.fullmatch(r'Bearer error="invalid_token", error_description="[ !#-\[\]-~]*"',
+                            challenge), challenge  # fmt: skip
+    assert _denials(oidc_runtime) == []
+    assert _count(web, "access_token", "no") == before + 3
+    assert _count(web, "access_token", "yes") == 0
+
+
 def test_a_citizen_asking_for_anothers_audit_entries_is_refused_and_audited(
     web: TestClient, oidc_runtime: Runtime, citizen: str
 ) -> None:

@@ -24,6 +24,7 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet, OKPKey
 from sqlalchemy import func, select, update
 
+from api.denials import LEGAL_GRANT, SUBSTANTIAL
 from api.runtime import Runtime
 from audit import pseudonym
 from audit.models import entries
@@ -467,6 +468,27 @@ def test_a_fetch_streams_the_document_with_its_digest_and_counts_one_use(
         assert _problem(refused, 404)["detail"] == "this consent releases no document with that id"
     state = web.get(f"/exchange/consents/{consent['id']}", headers=_system(web, scene.college))
     assert state.json()["uses"] == 1, "refused fetches spend nothing"
+
+
+def test_a_fetch_says_when_the_department_must_delete_what_it_fetched(
+    web: TestClient, scene: Scene, oidc_runtime: Runtime
+) -> None:
+    """ASVS 8.3.8: the consent's data life, counted from the fetch, as a date-time in a header
+    of every fetch, and in the API's description; a refused fetch releases nothing to delete."""
+    consent = _consent(web, scene, data_life_days=45)
+    before = oidc_runtime.clock().replace(microsecond=0)
+    fetched = _fetch(web, scene, consent["id"], scene.birth)
+    after = oidc_runtime.clock()
+    assert fetched.status_code == 200, fetched.text
+    said = fetched.headers["shanakht-delete-by"]
+    assert said.endswith("Z")
+    assert before <= datetime.fromisoformat(said) - timedelta(days=45) <= after
+    refused = _fetch(web, scene, consent["id"], scene.matric)
+    assert refused.status_code == 404
+    assert "shanakht-delete-by" not in refused.headers
+    path = "/exchange/consents/{consent_id}/documents/{document_id}"
+    described = web.get("/openapi.json").json()["paths"][path]["get"]["responses"]["200"]
+    assert "Shanakht-Delete-By" in described["headers"]
 
 
 def test_the_fetch_limit_holds(web: TestClient, scene: Scene, oidc_runtime: Runtime) -> None:
@@ -931,6 +953,17 @@ def test_a_grant_is_the_officers_own(
     _problem(
         web.get(other_grant + scene.birth, headers={**headers, **_bearer(officer.strong)}), 403
     )
+    # Each refusal names its caller in the audit log, never the grant (threat model item 12).
+    denied = [e for e in _log(oidc_runtime) if e["action"] == "access.denied"]
+    assert [e["details"]["needed"] for e in denied] == [
+        LEGAL_GRANT, SUBSTANTIAL, LEGAL_GRANT, LEGAL_GRANT
+    ]  # fmt: skip
+    assert {e["details"]["route"] for e in denied} == {
+        "/exchange/legal-access/{grant_id}/documents/{document_id}"
+    }
+    for entry in denied:
+        assert grant["grant"] not in json.dumps(entry)
+        assert grant["grant_id"] not in json.dumps(entry)
 
 
 # -- the record --------------------------------------------------------------------------------

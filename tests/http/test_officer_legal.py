@@ -7,18 +7,22 @@ with its reference."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from markupsafe import escape
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from api.runtime import Runtime
+from audit import address_pseudonym
 from identity.nadra import CitizenRecord
 from locker import legal
 from locker.models import legal_requests
@@ -32,6 +36,7 @@ from tests.http.test_officer_pages import (
     set_up_office,
     sign_in,
 )
+from tests.http.test_telemetry import sample
 
 REFERENCE = "Order of the Sessions Court Lahore, Crl. Misc. 4471-B/2026"
 REASON = "Investigation of a forged admission record"
@@ -527,3 +532,131 @@ def test_a_legal_basis_the_locker_refuses_is_said_beside_its_field_in_the_reader
     assert "a disclosure delay is" not in said.text
     assert REASON in said.text  # what was typed is kept
     assert _legal_entries(oidc_runtime) == []
+
+
+# -- refusals of the two-person rule, audited (threat model item 12) ------------------------------
+
+
+def _denials(runtime: Runtime) -> list[dict[str, Any]]:
+    return [json.loads(e) for e in entries_of(runtime, "access.denied")]
+
+
+def _denied_count(web: TestClient, recorded: str) -> float:
+    return sample(web, "shanakht_auth_failures_total", kind="access_denied", recorded=recorded)
+
+
+def _is_denial(
+    runtime: Runtime, entry: dict[str, Any], record: CitizenRecord, route: str, needed: str
+) -> None:
+    """`entry` refuses `record`'s account, named by pseudonym, `needed` at `route` (a POST)."""
+    who = owner_of(runtime, record.cnic)
+    assert (entry["outcome"], entry["actor"], entry["subject"]) == (
+        "failure",
+        f"citizen:{who}",
+        who,
+    )
+    assert entry["details"] == {
+        "route": route,
+        "method": "POST",
+        "needed": needed,
+        "client": address_pseudonym("testclient", key=runtime.pseudonym_key),
+    }
+
+
+def test_the_two_person_rule_refused_on_the_pages_is_audited_without_the_request(
+    web: TestClient, oidc_runtime: Runtime, legal_officer: Office, second: CitizenRecord
+) -> None:
+    """Deciding one's own request, opening another's, deciding one decided already: each an
+    `access.denied` entry naming the officer by pseudonym and the rule, never the request,
+    the citizen or the reference. A reason left out is a field to fix: not recorded."""
+    filed = _open(web, legal_officer)
+    assert filed.status_code == 201
+    with oidc_runtime.sessions() as session:
+        (request_id,) = session.execute(select(legal_requests.c.id)).scalars()
+    own = _post(web, f"/officer/lgcd/legal/requests/{request_id}/approve")
+    assert own.status_code == 403
+    assert "You filed this request" in own.text
+    _as(web, oidc_runtime, second)
+    blank = _post(web, f"/officer/lgcd/legal/requests/{request_id}/refuse", refusal_reason="")
+    assert blank.status_code == 400
+    assert len(_denials(oidc_runtime)) == 1, "a reason to fix is no access refused"
+    assert _post(web, f"/officer/lgcd/legal/requests/{request_id}/approve").status_code == 303
+    not_theirs = _post(web, f"/officer/lgcd/legal/requests/{request_id}/open")
+    assert not_theirs.status_code == 403
+    assert "Only the officer who filed this request can open it." in not_theirs.text
+    twice = _post(web, f"/officer/lgcd/legal/requests/{request_id}/refuse", refusal_reason="No")
+    assert twice.status_code == 409
+    own_entry, open_entry, twice_entry = _denials(oidc_runtime)
+    decide = "/officer/{department}/legal/requests/{request_id}"
+    _is_denial(oidc_runtime, own_entry, legal_officer.officer, f"{decide}/approve",
+               "rule:four-eyes")  # fmt: skip
+    _is_denial(oidc_runtime, open_entry, second, f"{decide}/open", "rule:four-eyes")
+    _is_denial(oidc_runtime, twice_entry, second, f"{decide}/refuse", "rule:decided-once")
+    for entry in (own_entry, open_entry, twice_entry):
+        text = json.dumps(entry)
+        for secret in (request_id, legal_officer.citizen.cnic, second.cnic, REFERENCE):
+            assert secret not in text
+
+
+def test_a_refused_legal_grant_on_the_page_is_audited_without_the_grant(
+    web: TestClient, oidc_runtime: Runtime, legal_officer: Office, second: CitizenRecord
+) -> None:
+    opened = _opened(web, oidc_runtime, legal_officer, second)
+    ((action, grant),) = _downloads(opened.text)
+    csrf = csrf_of(opened.text)
+    before = _denied_count(web, "yes")
+    forged = web.post(action, data={"grant": grant[:-4] + "AAAA", "csrf": csrf})
+    assert forged.status_code == 403
+    assert "The grant has ended" in forged.text
+    other = re.sub(r"/documents/[^/]+$", "/documents/" + "a" * 32, action)
+    assert web.post(other, data={"grant": grant, "csrf": csrf}).status_code == 404
+    (entry,) = _denials(oidc_runtime)  # a document the grant does not reach is not one
+    route = "/officer/{department}/legal/{grant_id}/documents/{document_id}"
+    _is_denial(oidc_runtime, entry, legal_officer.officer, route, "grant:locker.legal")
+    text = json.dumps(entry)
+    grant_id, document_id = action.split("/")[4], action.split("/")[6]
+    for secret in (grant, grant_id, document_id, legal_officer.citizen.cnic):
+        assert secret not in text
+    assert _denied_count(web, "yes") == before + 1
+
+
+def test_refusals_of_the_two_person_rule_are_audited_up_to_the_cap_then_counted(
+    web: TestClient, oidc_runtime: Runtime, legal_officer: Office
+) -> None:
+    assert _open(web, legal_officer).status_code == 201
+    with oidc_runtime.sessions() as session:
+        (request_id,) = session.execute(select(legal_requests.c.id)).scalars()
+    csrf = csrf_of(web.get("/officer/lgcd/legal").text)
+    before = _denied_count(web, "no")
+    for _ in range(13):
+        refused = web.post(
+            f"/officer/lgcd/legal/requests/{request_id}/approve", data={"csrf": csrf}
+        )
+        assert refused.status_code == 403
+    recorded = _denials(oidc_runtime)
+    assert len(recorded) == 10
+    assert recorded[-1]["details"]["cap_reached"] == 15
+    assert _denied_count(web, "no") == before + 3
+    assert entries_of(oidc_runtime, "locker.legal.approved") == []
+
+
+def test_a_refusal_of_the_two_person_rule_stands_when_its_entry_cannot_be_written(
+    web: TestClient, oidc_runtime: Runtime, legal_officer: Office
+) -> None:
+    assert _open(web, legal_officer).status_code == 201
+    with oidc_runtime.sessions() as session:
+        (request_id,) = session.execute(select(legal_requests.c.id)).scalars()
+    csrf = csrf_of(web.get("/officer/lgcd/legal").text)
+    before = _denied_count(web, "no")
+    broken = OperationalError("INSERT", {}, Exception("the database went away"))
+    with mock.patch.object(oidc_runtime, "failure_records", side_effect=broken):
+        refused = web.post(
+            f"/officer/lgcd/legal/requests/{request_id}/approve", data={"csrf": csrf}
+        )
+    assert refused.status_code == 403
+    assert "You filed this request: a second officer of the department must decide it." in (
+        refused.text
+    )
+    assert REFERENCE in refused.text, "the requests page, as before"
+    assert _denials(oidc_runtime) == []
+    assert _denied_count(web, "no") == before + 1

@@ -396,12 +396,17 @@ def test_a_request_is_filed_approved_and_fetched_through_the_service(
     page = web.get(f"/officer/lgcd/requests/{request_id}")
     assert "Active" in page.text
     assert "Birth certificate" in page.text
+    assert "30 days from each fetch: delete the documents by then" in page.text
     document_id = re.search(r"/documents/([a-p]{32})\"", page.text).group(1)  # type: ignore[union-attr]
     fetch = f"/officer/lgcd/requests/{request_id}/documents/{document_id}"
+    before = oidc_runtime.clock().replace(microsecond=0)
     got = web.post(fetch, data={"csrf": csrf_of(page.text)})
     assert got.status_code == 200
     assert got.content == PDF
     assert "attachment" in got.headers["content-disposition"]
+    # When the department must have deleted it: the data life (30 days) from this fetch.
+    delete_by = datetime.fromisoformat(got.headers["shanakht-delete-by"]) - timedelta(days=30)
+    assert before <= delete_by <= oidc_runtime.clock()
     assert web.post(fetch, data={}).status_code == 403  # no CSRF token: no fetch spent
     assert web.post(fetch, data={"csrf": csrf_of(page.text)}).content == PDF
     spent = web.post(fetch, data={"csrf": csrf_of(page.text)})

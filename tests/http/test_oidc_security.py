@@ -28,7 +28,7 @@ from api.app import _sweep_sessions
 from api.runtime import Runtime
 from audit import pseudonym
 from audit.models import entries
-from identity.models import challenges, codes, tokens, totp_factors
+from identity.models import challenges, codes, session_clients, tokens, totp_factors
 from identity.models import sessions as sso_sessions
 from identity.nadra import SCENARIOS, read_registry
 from identity.oidc.errors import InvalidGrant
@@ -687,9 +687,9 @@ def test_expired_sessions_are_swept_and_announced(
     clock.now += timedelta(days=2)
     _sweep_sessions(oidc_runtime)
     with oidc_runtime.engine.connect() as connection:
-        for table in (tokens, codes, challenges):
+        for table in (tokens, codes, challenges, sso_sessions, session_clients):
             left = connection.execute(select(func.count()).select_from(table)).scalar_one()
-            assert left == 0, f"{table.name} still holds expired rows"
+            assert left == 0, f"{table.name} still holds rows past their retention"
 
 
 def _sms_step_up(web: TestClient, runtime: Runtime, cnic: str, *, then: str) -> None:

@@ -90,10 +90,10 @@ def fetch(
 ) -> bytes:
     """One fetch by the department's system under the consent (raises if refused)."""
     with runtime.transaction() as session:
-        _found, content = exchange_service(runtime, session).fetch(
+        fetched = exchange_service(runtime, session).fetch(
             consent_id, document_id, requester=client_id
         )
-    return b"".join(content)
+    return b"".join(fetched.content)
 
 
 def legal_access(runtime: Runtime, cnic: str, *, delay_days: int = 0) -> None:

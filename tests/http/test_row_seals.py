@@ -14,7 +14,7 @@ from alembic import command
 from alembic.runtime.migration import MigrationContext
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, Table, delete, insert, select, update
 
 from api.migrate import FIRST_SEALING, alembic_config, prepare, sealing_record, upgrade
 from api.routes.exchange import legal_service
@@ -31,7 +31,7 @@ from locker.models import documents, legal_requests, nominees, shares
 from tests.cli.test_cli import run
 from tests.http.oidc_kit import Browser, register_citizen, register_client, token
 from tests.unit.locker.test_exchange import OWNER, Clock, Kit, Phones, _issue
-from tests.unit.locker.test_legal import _file
+from tests.unit.locker.test_legal import _file, _refuse
 
 EVIL = "https://evil.example/callback"
 NOMINEE = "p:" + "N" * 43
@@ -398,3 +398,52 @@ def test_audit_integrity_lists_locker_rows_changed_by_sql(
     assert f"locker_nominees {keys['locker_nominees']}: missing MAC" in out
     assert f"locker_legal_requests {keys['locker_legal_requests']}: wrong MAC" in out
     assert "4 rows of authorization state FAILED their seal" in out
+
+
+def _kept_row(runtime: Runtime, table: Table, where: ColumnElement[bool]) -> dict[str, object]:
+    with runtime.sessions() as session:
+        return dict(session.execute(select(table).where(where)).one()._mapping)
+
+
+def test_audit_integrity_lists_locker_rows_put_back(
+    oidc_runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    """Share links, nominees and legal-access requests are reconciled with the log: an
+    earlier sealed row put back (a revoked link, a removed guardian, a refused request) keeps
+    its seal, and only the log's last word on it tells; it fails the check, named by table and
+    row id (people by pseudonym), with nothing of the request's terms."""
+    keys = _locker_rows(oidc_runtime)
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 0, out
+    assert (
+        "document, share link, nominee and legal-access request is sealed and as the audit log "
+        "last recorded it" in out
+    )
+    link, request = keys["locker_shares"], keys["locker_legal_requests"]
+    where = {
+        shares: shares.c.id == link,
+        nominees: nominees.c.nominee == NOMINEE,
+        legal_requests: legal_requests.c.id == request,
+    }
+    kept = {table: _kept_row(oidc_runtime, table, found) for table, found in where.items()}
+    owner = Accessor(OWNER, "citizen", "owner")
+    with oidc_runtime.transaction() as session:
+        sharing(oidc_runtime, session).revoke(link, owner=OWNER, who=owner)
+        sharing(oidc_runtime, session).remove_nominee(OWNER, NOMINEE, who=owner)
+    clock = oidc_runtime.clock
+    assert isinstance(clock, Clock)
+    _refuse(Kit(oidc_runtime, Ed25519PrivateKey.generate(), Phones(), clock), request)
+    for table, found in where.items():
+        _by_sql(oidc_runtime, delete(table).where(found))
+        _by_sql(oidc_runtime, insert(table).values(**kept[table]))
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 1, out
+    assert f"locker_shares {link}: active, but the log last recorded it revoked" in out
+    assert (
+        f"locker_nominees {OWNER}/{NOMINEE}: guardian, but the log last recorded it removed" in out
+    )
+    assert f"locker_legal_requests {request}: pending, but the log last recorded it refused" in out
+    assert "3 rows of authorization state differ from the audit log" in out
+    assert "FAILED their seal" not in out
+    assert "Crl. Misc." not in out, "the request's legal reference"
+    assert "Forgery" not in out, "the request's reason"

@@ -9,11 +9,13 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+from prometheus_client import Histogram
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, select, update
 
-from api.database import create_db_engine
+from api.database import WRITE_LOCK_HELD, WRITE_LOCK_WAIT, create_db_engine
 
 metadata = MetaData()
 counter = Table("counter", metadata, Column("id", Integer, primary_key=True), Column("n", Integer))
@@ -87,3 +89,30 @@ def test_processes_lose_no_update(engine: Engine, database_url: str) -> None:
         for done in [pool.submit(increment, database_url, INCREMENTS) for _ in range(3)]:
             done.result(timeout=120)
     assert _value(engine) == 3 * INCREMENTS
+
+
+def _observed(histogram: Histogram) -> tuple[float, float]:
+    """(count, sum) of a histogram so far."""
+    samples = {s.name: s.value for metric in histogram.collect() for s in metric.samples}
+    return samples[histogram._name + "_count"], samples[histogram._name + "_sum"]
+
+
+def test_sqlite_writers_report_how_long_they_waited_for_and_held_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'locked.db'}")  # on either suite
+    try:
+        metadata.create_all(engine)
+        waited, held = _observed(WRITE_LOCK_WAIT), _observed(WRITE_LOCK_HELD)
+        with engine.begin() as connection:  # a read takes no lock and reports nothing
+            assert connection.execute(select(counter.c.n)).all() == []
+        assert (_observed(WRITE_LOCK_WAIT), _observed(WRITE_LOCK_HELD)) == (waited, held)
+        with engine.begin() as connection:
+            connection.execute(counter.insert().values(id=1, n=0))
+            time.sleep(0.05)
+        assert _observed(WRITE_LOCK_WAIT)[0] == waited[0] + 1
+        count, seconds = _observed(WRITE_LOCK_HELD)
+        assert count == held[0] + 1
+        assert seconds - held[1] >= 0.05
+    finally:
+        engine.dispose()

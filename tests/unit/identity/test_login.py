@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import select
 
@@ -148,6 +150,17 @@ def test_login_entries_name_the_address_by_its_keyed_pseudonym_only(
 def test_an_old_password_is_flagged_expired(kit: IdentityKit, citizen: CitizenRecord) -> None:
     kit.clock.advance(days=91)
     assert _login(kit, citizen.cnic, PASSWORD).password_expired
+
+
+def test_with_expiry_turned_off_no_password_ever_expires(
+    kit: IdentityKit, citizen: CitizenRecord
+) -> None:
+    """The province's 90-day expiry is a deviation from ASVS 2.1.10 that a deployment can
+    undo: SHANAKHT_PASSWORD_EXPIRY_DAYS=0 gives a policy without expiry (see
+    tests/unit/api/test_password_expiry_setting.py), and then ten years change nothing."""
+    kit.policy = replace(kit.policy, password_expiry=None)
+    kit.clock.advance(days=3650)
+    assert not _login(kit, citizen.cnic, PASSWORD).password_expired
 
 
 def test_hashes_with_old_parameters_are_upgraded_at_login(

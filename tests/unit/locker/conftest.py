@@ -1,5 +1,7 @@
 """The locker's fixtures: one S3 API server (moto's server mode, a real HTTP server in a child
-process) for the session, and the object stores the contract tests run on, side by side."""
+process) for the session, the object stores the contract tests run on, side by side, and the
+`kit` (a runtime on a clock the test moves, with an exchange key and the citizens' phones) the
+domain tests share."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from api.runtime import Runtime
 from locker.stores import LocalStore, ObjectStore
 from tests.s3_server import s3_store
+from tests.unit.locker.test_exchange import Clock, Kit, Phones
 
 
 @dataclass
@@ -50,3 +55,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 @pytest.fixture
 def store(backend: Backend) -> ObjectStore:
     return backend.store
+
+
+@pytest.fixture
+def kit(runtime: Runtime) -> Kit:
+    clock = Clock()
+    runtime.clock = clock
+    return Kit(runtime, Ed25519PrivateKey.generate(), Phones(), clock)

@@ -8,24 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, select, update
 
 from api.administration import check_integrity
-from api.runtime import Runtime
 from locker.access import Accessor
 from locker.documents import Locker
 from locker.models import documents, versions
-from tests.unit.locker.test_exchange import ISSUER, OWNER, PDF, Clock, Kit, Phones, _issue
+from tests.unit.locker.test_exchange import ISSUER, OWNER, PDF, Kit, _issue
 
 CITIZEN = Accessor(OWNER, "citizen", "owner")
-
-
-@pytest.fixture
-def kit(runtime: Runtime) -> Kit:
-    clock = Clock()
-    runtime.clock = clock
-    return Kit(runtime, Ed25519PrivateKey.generate(), Phones(), clock)
 
 
 def _listed(kit: Kit) -> list[str]:

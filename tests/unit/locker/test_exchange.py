@@ -131,13 +131,6 @@ class Kit:
             ]
 
 
-@pytest.fixture
-def kit(runtime: Runtime) -> Kit:
-    clock = Clock()
-    runtime.clock = clock
-    return Kit(runtime, Ed25519PrivateKey.generate(), Phones(), clock)
-
-
 def _issue(kit: Kit, doctype: str = "birth", issuer: str = "lgcd", doc_id: str = "BC-1") -> str:
     with kit.runtime.transaction() as session:
         return (
@@ -182,10 +175,8 @@ def _approve(kit: Kit, request_id: str) -> Consent:
 def _fetch(kit: Kit, consent_id: str, document_id: str) -> bytes:
     """One fetch, committed before the content is read, as the API does it."""
     with kit.runtime.transaction() as session:
-        _document, content = kit.exchange(session).fetch(
-            consent_id, document_id, requester="gc-admissions"
-        )
-    return b"".join(content)
+        fetched = kit.exchange(session).fetch(consent_id, document_id, requester="gc-admissions")
+    return b"".join(fetched.content)
 
 
 # -- filing ------------------------------------------------------------------------------------
@@ -530,6 +521,29 @@ def test_fetches_recorded_before_they_named_their_consent_still_count(
     assert _listed(kit) == [
         f"locker_consents {consent.id}: 0 uses, but the log recorded 1 fetches under it"
     ]
+
+
+def test_a_fetch_says_when_the_department_must_delete_it(kit: Kit) -> None:
+    """The consent's data life counts from each fetch: a later fetch under the same consent
+    is to be kept until later, and a data life of 0 days means delete it the moment it is
+    used."""
+    mine = _issue(kit)
+    consent = _approve(kit, _file(kit, data_life_days=10))
+    kit.clock.now = kit.clock.now.replace(microsecond=654_321)
+    with kit.runtime.transaction() as session:
+        first = kit.exchange(session).fetch(consent.id, mine, requester="gc-admissions")
+    assert b"".join(first.content) == PDF
+    assert first.delete_by == kit.clock.now.replace(microsecond=0) + timedelta(days=10)
+    kit.clock.now += timedelta(days=2)
+    with kit.runtime.transaction() as session:
+        second = kit.exchange(session).fetch(consent.id, mine, requester="gc-admissions")
+    b"".join(second.content)
+    assert second.delete_by - first.delete_by == timedelta(days=2)
+    at_once = _approve(kit, _file(kit, data_life_days=0))
+    with kit.runtime.transaction() as session:
+        fetched = kit.exchange(session).fetch(at_once.id, mine, requester="gc-admissions")
+    b"".join(fetched.content)
+    assert fetched.delete_by == kit.clock.now.replace(microsecond=0)
 
 
 def test_a_fetch_only_reaches_the_consents_documents(kit: Kit) -> None:

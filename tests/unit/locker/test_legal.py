@@ -9,10 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from api.runtime import Runtime
 from audit.models import entries
 from locker.consents import GRANT_TYPE
 from locker.documents import UnknownDocument
@@ -34,22 +32,13 @@ from tests.unit.locker.test_exchange import (
     OFFICER,
     OWNER,
     PDF,
-    Clock,
     Kit,
-    Phones,
     _issue,
 )
 
 SECOND = "p:" + "S" * 43  # a second officer of fia
 STRANGER = "p:" + "X" * 43  # an officer of the police
 FIA = frozenset({"fia"})
-
-
-@pytest.fixture
-def kit(runtime: Runtime) -> Kit:
-    clock = Clock()
-    runtime.clock = clock
-    return Kit(runtime, Ed25519PrivateKey.generate(), Phones(), clock)
 
 
 def _file(kit: Kit, **changes: Any) -> LegalAccessRequest:

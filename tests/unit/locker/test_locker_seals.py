@@ -9,30 +9,21 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Table, insert, update
 
 from api.migrate import SEALED_TABLES
 from api.routes.locker_views import sharing
-from api.runtime import Runtime
 from audit.row_seal import BadRow, bad_rows
 from locker.access import Accessor
 from locker.documents import Document, DocumentRefused, UnknownDocument
 from locker.legal import LegalRequestClosed, UnknownLegalRequest
 from locker.models import documents, legal_requests, nominees, shares
 from locker.sharing import ShareUnusable
-from tests.unit.locker.test_exchange import ISSUER, OWNER, PDF, Clock, Kit, Phones, _issue
+from tests.unit.locker.test_exchange import ISSUER, OWNER, PDF, Kit, _issue
 from tests.unit.locker.test_legal import FIA, SECOND, _approve, _download, _file, _open
 
 OTHER = "p:" + "B" * 43  # another citizen
 CITIZEN = Accessor(OWNER, "citizen", "owner")
-
-
-@pytest.fixture
-def kit(runtime: Runtime) -> Kit:
-    clock = Clock()
-    runtime.clock = clock
-    return Kit(runtime, Ed25519PrivateKey.generate(), Phones(), clock)
 
 
 def _by_sql(kit: Kit, statement: Any) -> None:
