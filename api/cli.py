@@ -34,6 +34,7 @@ from api.cli_support import (
 )
 from api.cli_verify import verify
 from api.key_check import check_keys_fit_database
+from api.key_rotation import REFUSED, ROTATED, add_key_version, record_key_rotation
 from api.keystore import MAKE_ONE
 from api.migrate import prepare, require_current_schema
 from api.runtime import Runtime
@@ -161,7 +162,7 @@ def audit_prove(seq: int) -> None:
             "leaf_hash": base64.b64encode(proof.leaf_hash).decode(),
             "proof": [base64.b64encode(h).decode() for h in proof.proof],
             "checkpoint": signed.note,
-            "verifier_key": runtime.audit_signer.verifier_key,
+            "verifier_key": runtime.checkpoint_key_of(signed.note),
         }
         click.echo(json.dumps(bundle, indent=2, ensure_ascii=False))
 
@@ -336,11 +337,17 @@ MASTER = "master"
 
 @main.group()
 def keys() -> None:
-    """The provider's token-signing keys (oidc), the locker's KEKs (locker), the master key."""
+    """The provider's token-signing keys (oidc), the locker's KEKs (locker), the audit
+    checkpoint and consent keys, the master key."""
 
 
 @keys.command("rotate", epilog=MASTER_HELP)
-@click.argument("which", type=click.Choice((*KEY_SETS, MASTER)), default="all", required=False)
+@click.argument(
+    "which",
+    type=click.Choice((*KEY_SETS, *ROTATED, MASTER, *REFUSED)),
+    default="all",
+    required=False,
+)
 @click.option(
     "--compromised",
     is_flag=True,
@@ -353,13 +360,24 @@ def keys() -> None:
 )
 def keys_rotate(which: str, compromised: bool, new_key_file: TextIO | None) -> None:
     """New signing keys (old ones stay in the JWKS a day) and/or a new locker KEK; or a new
-    master key.
+    version of the checkpoint or consent key; or a new master key.
 
     WHICH: oidc (the token-signing keys), locker (a KEK version; `shanakht locker rewrap` then
     moves the stored data keys to it) or all, the default; or master (below). With
     --compromised, tokens the old signing keys signed stop verifying at once (e-services
-    refresh theirs).
+    refresh theirs). checkpoint or consent (never part of `all`): a new version of the audit
+    checkpoint key or of the consent key signs from now on; every earlier version stays
+    published (/audit/keys, /exchange/consent-keys) and verifies what it signed. Restart every
+    replica after a checkpoint rotation: until then it signs with the version before. The
+    pseudonym, PII sealing (pii) and row-seal keys do not rotate: asked to, it says why.
     """
+    if which in REFUSED:
+        fail(REFUSED[which])
+    if which in ROTATED:
+        if compromised or new_key_file is not None:
+            fail(f"--compromised and --new-key-file are not for `keys rotate {which}`")
+        _rotate_signing_key(which)
+        return
     if which == MASTER:
         if compromised:
             fail("--compromised is for the oidc keys; a leaked master key is replaced the same way")
@@ -382,6 +400,20 @@ def keys_rotate(which: str, compromised: bool, new_key_file: TextIO | None) -> N
         if which in ("locker", "all"):
             version_id = rotate_kek(runtime, actor=CLI_ACTOR)
             click.echo(f"new locker KEK: {version_id} (`shanakht locker rewrap` moves old keys)")
+
+
+def _rotate_signing_key(which: str) -> None:
+    """A new version of the checkpoint or consent key, then its record made by a runtime
+    opened anew, so that the new version is the one that signs it."""
+    with cli_runtime() as runtime:
+        migrate(runtime)
+        rotation = add_key_version(runtime, which)
+    with cli_runtime() as runtime:
+        record_key_rotation(runtime, which, rotation, actor=CLI_ACTOR)
+    click.echo(
+        f"new {which} key: version {rotation.version} ({rotation.key}, fingerprint "
+        f"{rotation.fingerprint}); every earlier version still verifies what it signed"
+    )
 
 
 @keys.command("list")

@@ -15,11 +15,11 @@ still hold the wrong pseudonym, pairwise, device-cookie or consent key. So every
 fingerprint in the database (`key_fingerprints`): an HMAC-SHA256 of a fixed label and the key's
 name under the key, which says whether two keys are the same and nothing about either. A key
 is recorded the first time a check sees it (a fresh data directory, a key made since, a KEK
-version since a rotation: each version its own row), and from then on a key that differs from
-its row, or a row whose key is gone, is refused by the key's kind. Rows are only ever added:
-the application role may not change or delete them (`api.migrate`). A database from before
-this check records the keys it is first started with, so the newest-row checks above still
-matter for it.
+version or a version of the checkpoint or consent key since a rotation: each version its own
+row), and from then on a key that differs from its row, or a row whose key is gone, is refused
+by the key's kind. Rows are only ever added: the application role may not change or delete
+them (`api.migrate`). A database from before this check records the keys it is first started
+with, so the newest-row checks above still matter for it.
 """
 
 from __future__ import annotations
@@ -154,6 +154,9 @@ def _compare(present: dict[str, str], recorded: dict[str, str]) -> None:
 def _kind(name: str) -> str:
     if name.startswith(KEK_PREFIX):
         return f"the locker KEK version {name.removeprefix(KEK_PREFIX)}"
+    base, dot, version = name.rpartition(".v")
+    if dot and base in KINDS and version.isdigit():  # a rotated key's version (`keys rotate`)
+        return f"{KINDS[base]}, version {version} ({name})"
     kind = KINDS.get(name)
     return f"{kind} ({name})" if kind else f"the key {name}"
 

@@ -8,6 +8,10 @@ the winner's. A KMS or PKCS#11 provider can replace this behind the same two met
 
 The master key itself can be replaced (`rotate_master_key`): every file is re-sealed under
 the new key, one atomic replacement at a time, the secrets inside unchanged.
+
+A signing key can have versions (`add_version`): version 1 is the file made on first use,
+`<name>.json`, and each rotation adds `<name>.v2.json`, `<name>.v3.json`... never replacing
+one, so whatever an old version signed still verifies. The newest version signs.
 """
 
 from __future__ import annotations
@@ -182,9 +186,56 @@ class LocalKeyStore:
         """Record that the one-time step `step` is done; it then never runs again here."""
         _create_exclusive(self._dir / f"{self._path(step).stem}.done", b"done\n")
 
+    def versions(self, name: str) -> list[str]:
+        """The key names of every version of the key `name` made so far, oldest first: `name`
+        itself (version 1) and `name.v2`, `name.v3`... (`add_version`). Makes none."""
+        numbered = {1: name} if self._path(name).exists() else {}
+        pattern = re.compile(rf"^{re.escape(name)}\.v([1-9][0-9]*)$")
+        for other in self.names():
+            found = pattern.match(other)
+            if found and int(found.group(1)) >= 2:
+                numbered[int(found.group(1))] = other
+        return [numbered[number] for number in sorted(numbered)]
+
+    def current(self, name: str) -> str:
+        """The key name of the version of `name` that signs now: the newest one (`name` itself
+        before any rotation, made on first use like any key)."""
+        made = self.versions(name)
+        return made[-1] if made else name
+
+    def add_version(self, name: str, size: int = 32) -> str:
+        """Make the next version of the key `name`, with `size` random bytes, and return its key
+        name. The versions before it stay as they are. Two rotations at once cannot both make
+        the same version: the one that loses is refused (KeyVersionTaken), nothing changed."""
+        current = self.current(name)
+        self.secret(current, size)  # version 1, if it was never asked for, is made first
+        number = version_number(name, current) + 1
+        new = f"{name}.v{number}"
+        temp = _write_temporary(self._path(new), self._seal(new, secrets.token_bytes(size)))
+        try:
+            os.link(temp, self._path(new))
+        except FileExistsError:
+            raise KeyVersionTaken(
+                f"version {number} of the key {name} was made by another rotation meanwhile: "
+                "nothing more was changed"
+            ) from None
+        finally:
+            temp.unlink(missing_ok=True)
+        _sync_directory(self._dir)
+        return new
+
     def ed25519(self, name: str) -> Ed25519PrivateKey:
         """An Ed25519 key whose 32-byte seed is the secret `name`."""
         return Ed25519PrivateKey.from_private_bytes(self.secret(name, 32))
+
+
+def version_number(name: str, version: str) -> int:
+    """Which version of the key `name` the key name `version` is: 1 for `name` itself."""
+    return 1 if version == name else int(version.removeprefix(f"{name}.v"))
+
+
+class KeyVersionTaken(StartupError):
+    """Another rotation made the version this one was about to make."""
 
 
 def _aad(name: str) -> bytes:

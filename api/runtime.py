@@ -19,7 +19,7 @@ from api.errors import StartupError
 from api.hashing import BackgroundHasher
 from api.keystore import LocalKeyStore, development_master_key, parse_master_key
 from api.settings import Settings
-from audit import AuditLog, NoteSigner, NoteVerifier
+from audit import AuditLog, NoteError, NoteKeyRing, NoteSigner
 from audit.row_seal import RowSeal
 from identity.enrolment import Enrolment
 from identity.failures import FailureRecords
@@ -86,7 +86,9 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     keys: LocalKeyStore
-    audit_signer: NoteSigner
+    audit_signer: NoteSigner  # the newest version of the checkpoint key
+    # Every version's verifier key, newest first: each checks what it signed (`checkpoint_signers`).
+    audit_verifier_keys: tuple[str, ...]
     pseudonym_key: bytes
     identity: IdentityParts
     signing_seal_key: bytes
@@ -193,8 +195,19 @@ class Runtime:
         )
 
     @property
-    def audit_verifier(self) -> NoteVerifier:
-        return NoteVerifier.parse(self.audit_signer.verifier_key)
+    def audit_verifier(self) -> NoteKeyRing:
+        """Checks a checkpoint signed by any version of the checkpoint key."""
+        return NoteKeyRing.parse(self.audit_verifier_keys)
+
+    def checkpoint_key_of(self, note: str) -> str:
+        """The verifier key of the version that signed the checkpoint `note`, for a bundle
+        that carries both (after a rotation, the latest checkpoint may be an older version's).
+        A note no version signed (altered in the database) gets the newest key, under which
+        whoever holds the bundle then refuses it, as they did before keys had versions."""
+        try:
+            return self.audit_verifier.signer_of(note).verifier_key
+        except NoteError:
+            return self.audit_signer.verifier_key
 
     def audit_log(self, session: Session) -> AuditLog:
         return AuditLog(session, signer=self.audit_signer, clock=self.clock)
@@ -267,7 +280,7 @@ def open_runtime(settings: Settings) -> Runtime:
         engine = create_db_engine(settings.resolved_database_url)
     except (SQLAlchemyError, ValueError) as exc:
         raise StartupError(f"SHANAKHT_DATABASE_URL is not usable: {_first_line(exc)}") from None
-    signer = NoteSigner(settings.resolved_audit_origin, keys.ed25519(AUDIT_CHECKPOINT_KEY))
+    signers = checkpoint_signers(keys, settings.resolved_audit_origin)
     expiry = settings.password_expiry_days
     identity = IdentityParts(
         sms=OutboxSmsGateway(data_dir / "sms-outbox.jsonl", clock=utc_now),
@@ -294,7 +307,8 @@ def open_runtime(settings: Settings) -> Runtime:
         engine=engine,
         sessions=session_factory(engine),
         keys=keys,
-        audit_signer=signer,
+        audit_signer=signers[0],
+        audit_verifier_keys=tuple(signer.verifier_key for signer in signers),
         pseudonym_key=keys.secret(AUDIT_PSEUDONYM_KEY),
         identity=identity,
         signing_seal_key=keys.secret(SIGNING_SEAL_KEY),
@@ -302,6 +316,14 @@ def open_runtime(settings: Settings) -> Runtime:
         keks=keks,
         row_seal=RowSeal(keys.secret(STATE_MAC_KEY)),
     )
+
+
+def checkpoint_signers(keys: LocalKeyStore, origin: str) -> list[NoteSigner]:
+    """A signer for every version of the checkpoint key, newest (the one that signs) first;
+    version 1 is made on first use. All carry the log's origin as their name, so a verifier
+    tells them apart by key hash (`audit.note`)."""
+    made = keys.versions(AUDIT_CHECKPOINT_KEY) or [AUDIT_CHECKPOINT_KEY]
+    return [NoteSigner(origin, keys.ed25519(version)) for version in reversed(made)]
 
 
 def _open_keks(data_dir: Path, keys: LocalKeyStore) -> LocalKeks:

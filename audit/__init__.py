@@ -15,7 +15,7 @@ from audit.errors import (
     ProofRequestError,
     TamperError,
 )
-from audit.note import NoteSigner, NoteVerifier
+from audit.note import NoteKeyRing, NoteSigner, NoteVerifier, OpensNotes
 from audit.pseudonym import address_pseudonym, pseudonym
 from audit.services import AuditLog, ConsistencyProof, InclusionProof, SignedCheckpoint
 from audit.verify import VerifyReport, verify_log
@@ -30,8 +30,10 @@ __all__ = [
     "EntryError",
     "InclusionProof",
     "NoteError",
+    "NoteKeyRing",
     "NoteSigner",
     "NoteVerifier",
+    "OpensNotes",
     "ProofError",
     "ProofRequestError",
     "SignedCheckpoint",

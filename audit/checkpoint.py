@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from audit.errors import NoteError
 from audit.merkle import HASH_SIZE
-from audit.note import NoteSigner, NoteVerifier, b64decode_strict
+from audit.note import NoteSigner, OpensNotes, b64decode_strict
 
 MAX_SIZE = 2**64 - 1  # C2SP tlog-checkpoint: the tree size is a uint64
 MAX_SIZE_DIGITS = len(str(MAX_SIZE))  # checked first: int() of 4,301 digits raises ValueError
@@ -48,7 +48,7 @@ class Checkpoint:
         return cls(origin, int(size_text), root)
 
     @classmethod
-    def open(cls, note: str, verifier: NoteVerifier, origin: str) -> Checkpoint:
+    def open(cls, note: str, verifier: OpensNotes, origin: str) -> Checkpoint:
         """Verify `note` under `verifier` and parse it, requiring the expected origin."""
         checkpoint = cls.parse_body(verifier.open(note))
         if checkpoint.origin != origin:

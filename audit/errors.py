@@ -23,6 +23,10 @@ class NoteError(AuditError):
     """A signed note or verifier key is malformed, or its signature does not verify."""
 
 
+class SignatureBroken(NoteError):
+    """A note carries a line for the key checking it, and that signature does not verify."""
+
+
 class TamperError(AuditError, RefusalError):
     """The stored log disagrees with itself or with a signed checkpoint.
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from audit.errors import NoteError
+from audit.errors import NoteError, SignatureBroken
 
 ALG_ED25519 = 0x01
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space begin every signature line
@@ -86,6 +88,12 @@ class NoteVerifier:
     key_hash: bytes
     public_key: Ed25519PublicKey
 
+    @property
+    def verifier_key(self) -> str:
+        """The verifier key this was parsed from: `<name>+<hex key hash>+<base64 key>`."""
+        material = base64.b64encode(bytes([ALG_ED25519]) + _raw_public(self.public_key)).decode()
+        return f"{self.name}+{self.key_hash.hex()}+{material}"
+
     @classmethod
     def parse(cls, vkey: str) -> NoteVerifier:
         parts = vkey.split("+", 2)
@@ -134,8 +142,49 @@ class NoteVerifier:
             try:
                 self.public_key.verify(blob[4:], text.encode())
             except InvalidSignature as exc:
-                raise NoteError("the note's signature does not verify") from exc
+                raise SignatureBroken("the note's signature does not verify") from exc
             verified = True
         if verified:
             return text
         raise NoteError(f"the note carries no signature by {self.name}")
+
+
+class OpensNotes(Protocol):
+    """What checks a signed note: one key (NoteVerifier) or every version of one (NoteKeyRing)."""
+
+    def open(self, note: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class NoteKeyRing:
+    """Checks notes against every version of a log's key, newest first.
+
+    A rotated checkpoint key gets a new version under the same name (the log's origin) and so a
+    new key hash, which each signature line carries: a checkpoint signed by any version, before
+    or after a rotation, opens; a note whose text was altered opens under none."""
+
+    verifiers: tuple[NoteVerifier, ...]
+
+    @classmethod
+    def parse(cls, vkeys: Iterable[str]) -> NoteKeyRing:
+        verifiers = tuple(NoteVerifier.parse(vkey) for vkey in vkeys)
+        if not verifiers:
+            raise NoteError("a key ring holds at least one verifier key")
+        return cls(verifiers)
+
+    def open(self, note: str) -> str:
+        """Return the note's text if one of the keys signed it; raise NoteError otherwise
+        (saying the signature does not verify when a key's line is there but wrong)."""
+        return self.signer_of(note).open(note)
+
+    def signer_of(self, note: str) -> NoteVerifier:
+        """The version whose signature on `note` verifies; NoteError if none does."""
+        failures: list[NoteError] = []
+        for verifier in self.verifiers:
+            try:
+                verifier.open(note)
+            except NoteError as exc:
+                failures.append(exc)
+                continue
+            return verifier
+        raise next((f for f in failures if isinstance(f, SignatureBroken)), failures[0])

@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Select, Table, select
 
-from audit.note import NoteVerifier
+from audit.note import OpensNotes
 from audit.row_seal import MAC_COLUMN, BadRow, RowSeal, unhonoured
 from audit.verify import VerifyReport, verify_log
 
@@ -163,7 +163,7 @@ def reconcile(
     seal: RowSeal,
     kinds: Iterable[Kind[Any]],
     *,
-    verifier: NoteVerifier,
+    verifier: OpensNotes,
     origin: str,
 ) -> Reconciled:
     """Verify the log and fold each entry in the same pass, then compare the rows: one read of

@@ -19,7 +19,7 @@ from audit.checkpoint import Checkpoint
 from audit.errors import NoteError, TamperError
 from audit.merkle import Frontier
 from audit.models import GENESIS_CHAIN, HEAD_ID, checkpoints, entries, head
-from audit.note import NoteVerifier
+from audit.note import OpensNotes
 
 # Rows per fetch: larger batches cost memory (PostgreSQL peaked at 118 MiB with 20,000, 85 MiB
 # with 5,000) and gain no speed.
@@ -34,7 +34,7 @@ class VerifyReport:
 
 
 def _load_checkpoints(
-    connection: Connection, verifier: NoteVerifier, origin: str
+    connection: Connection, verifier: OpensNotes, origin: str
 ) -> tuple[dict[int, set[bytes]], int]:
     """Every stored checkpoint, each one's signature checked: roots by tree size, and a count."""
     roots: dict[int, set[bytes]] = defaultdict(set)
@@ -64,7 +64,7 @@ def _load_checkpoints(
 
 def verify_log(
     connection: Connection,
-    verifier: NoteVerifier,
+    verifier: OpensNotes,
     origin: str,
     *,
     each: Callable[[bytes], None] | None = None,

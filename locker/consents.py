@@ -9,16 +9,19 @@ an officer may download under a recorded legal basis, so no table of grants is n
 
 Ed25519 signatures, under the algorithm name RFC 9864 gives them ("Ed25519"; the older
 polymorphic "EdDSA" is deprecated there, and joserfc warns on it). The key id is the key's
-RFC 7638 thumbprint, so it is the same wherever the key is loaded.
+RFC 7638 thumbprint, so it is the same wherever the key is loaded. The key can be rotated: the
+newest version signs, and every earlier one stays in the JWK Set and verifies what it signed,
+picked by the `kid` each statement's header carries.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OKPKey
@@ -46,16 +49,18 @@ def whole_seconds(moment: datetime) -> datetime:
 
 
 class ConsentSigner:
-    """Signs and checks the exchange's statements with one Ed25519 key."""
+    """Signs the exchange's statements with one Ed25519 key, and checks them under it or under
+    any of the `previous` versions of it (public keys: they only verify)."""
 
-    def __init__(self, key: Ed25519PrivateKey) -> None:
+    def __init__(self, key: Ed25519PrivateKey, previous: Sequence[Ed25519PublicKey] = ()) -> None:
         self._key = OKPKey.import_key(key)
         self.kid = self._key.thumbprint()
+        self._previous = [OKPKey.import_key(old) for old in previous]
 
     def jwks(self) -> dict[str, Any]:
-        """The public key as a JWK Set, for departments to verify artifacts with."""
-        public = self._key.as_dict(private=False)
-        return {"keys": [{**public, "kid": self.kid, "alg": ALGORITHM, "use": "sig"}]}
+        """Every version's public key as a JWK Set, the signing one first, for departments to
+        verify artifacts with, whichever version signed them."""
+        return {"keys": [_public_jwk(key) for key in (self._key, *self._previous)]}
 
     def sign(self, claims: dict[str, Any], typ: str) -> str:
         header = {"alg": ALGORITHM, "kid": self.kid, "typ": typ}
@@ -80,3 +85,7 @@ class ConsentSigner:
         ):
             raise SignatureInvalid("it has expired")
         return claims
+
+
+def _public_jwk(key: OKPKey) -> dict[str, Any]:
+    return {**key.as_dict(private=False), "kid": key.thumbprint(), "alg": ALGORITHM, "use": "sig"}

@@ -212,5 +212,5 @@ def proof_bundle(runtime: Runtime, session: Session, owner: str, seq: int) -> Pr
         leaf_hash=_b64(proof.leaf_hash),
         proof=[_b64(h) for h in proof.proof],
         checkpoint=signed.note,
-        verifier_key=runtime.audit_signer.verifier_key,
+        verifier_key=runtime.checkpoint_key_of(signed.note),
     )

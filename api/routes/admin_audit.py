@@ -59,7 +59,8 @@ def _audit_page(
     return page(
         request, runtime, session, me, "admin_audit.html",
         size=log.size(), count=log.checkpoint_count(), recent=_recent(session),
-        latest_note=latest.note if latest else "", key=runtime.audit_signer.verifier_key,
+        latest_note=latest.note if latest else "",
+        key=runtime.checkpoint_key_of(latest.note) if latest else runtime.audit_signer.verifier_key,
         **context,
     )  # fmt: skip
 

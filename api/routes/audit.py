@@ -64,8 +64,17 @@ def checkpoint(log: AuditLogDep) -> PlainTextResponse:
 
 @router.get("/key", response_class=PlainTextResponse)
 def key(runtime: RuntimeDep) -> PlainTextResponse:
-    """The checkpoint verifier key: `<name>+<hex key hash>+<base64(0x01 || Ed25519 key)>`."""
+    """The checkpoint verifier key: `<name>+<hex key hash>+<base64(0x01 || Ed25519 key)>`; the
+    version that signs now (`/audit/keys` lists every version)."""
     return PlainTextResponse(runtime.audit_signer.verifier_key + "\n", media_type=NOTE_MEDIA_TYPE)
+
+
+@router.get("/keys", response_class=PlainTextResponse)
+def keys(runtime: RuntimeDep) -> PlainTextResponse:
+    """Every version of the checkpoint verifier key, one a line, the one that signs now first:
+    a checkpoint signed before a rotation of the key checks under an older line."""
+    body = "".join(f"{vkey}\n" for vkey in runtime.audit_verifier_keys)
+    return PlainTextResponse(body, media_type=NOTE_MEDIA_TYPE)
 
 
 @router.get("/proofs/inclusion", response_model=InclusionProofBody)

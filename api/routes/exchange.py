@@ -113,7 +113,13 @@ class _Accounts:
 
 
 def _signer(runtime: Runtime) -> ConsentSigner:
-    return ConsentSigner(runtime.keys.ed25519(CONSENT_KEY))
+    """The newest version of the consent key signs; every earlier one still verifies. Read
+    from the keys folder each time, so a rotation reaches running replicas at once."""
+    keys = runtime.keys
+    made = keys.versions(CONSENT_KEY) or [CONSENT_KEY]  # version 1 is made on first use
+    return ConsentSigner(
+        keys.ed25519(made[-1]), [keys.ed25519(old).public_key() for old in reversed(made[:-1])]
+    )
 
 
 def _exchange(runtime: Runtime, session: Session) -> Exchange:

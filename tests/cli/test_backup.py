@@ -21,7 +21,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from api.cli_backup import MANIFEST
+from api.key_check import check_keys_fit_database
 from api.migrate import prepare
+from api.routes.exchange import _signer
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from tests.cli.test_cli import run
@@ -321,6 +323,45 @@ def test_a_backup_made_before_a_master_key_rotation_is_restored_with_the_old_key
     assert code == 0, out
     assert run(target(new).env, "audit", "verify")[0] == 0
     _read_back(target(new), made)
+
+
+def test_a_backup_made_after_signing_key_rotations_restores_every_version(
+    tmp_path: Path, database_url: str, fresh_database_url: str
+) -> None:
+    """Rotated checkpoint and consent keys travel in the backup like any key: the restored
+    service verifies the checkpoints each version signed, publishes every version, and its
+    key check knows them all."""
+    live = _place(tmp_path / "live", database_url, "local", "")
+    made = _serving(live, 1)  # a checkpoint signed by the first version
+    for which in ("checkpoint", "consent"):
+        code, out = run(live.env, "keys", "rotate", which)
+        assert code == 0, out
+    backup = tmp_path / "backup"
+    assert run(live.env, "backup", str(backup))[0] == 0
+    target = _place(tmp_path / "restored", fresh_database_url, "local", "")
+
+    code, out = run(target.env, "restore", str(backup))
+
+    assert code == 0, out
+    code, out = run(target.env, "audit", "verify")
+    assert code == 0, out
+    assert "2 checkpoints" in out  # the first version's, and the one the rotation signed
+    runtime, restored = live.runtime(), target.runtime()
+    try:
+        assert restored.audit_verifier_keys == runtime.audit_verifier_keys
+        assert len(restored.audit_verifier_keys) == 2
+        assert _consent_jwks(restored) == _consent_jwks(runtime)
+        check_keys_fit_database(restored)  # every version is the one the database recorded
+    finally:
+        runtime.close()
+        restored.close()
+    _read_back(target, made)
+
+
+def _consent_jwks(runtime: Runtime) -> list[str]:
+    kids = [key["kid"] for key in _signer(runtime).jwks()["keys"]]
+    assert len(kids) == 2
+    return kids
 
 
 @postgres_only

@@ -565,7 +565,7 @@ def note(log: Runtime) -> tuple[str, Checkpoint, NoteVerifier, str]:
         signed = audit.latest_checkpoint()
         origin = audit.origin
     assert signed is not None
-    return signed.note, signed.checkpoint, log.audit_verifier, origin
+    return signed.note, signed.checkpoint, NoteVerifier.parse(log.audit_signer.verifier_key), origin
 
 
 def _assert_note_refused_or_original(

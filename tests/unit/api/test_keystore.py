@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from api.errors import StartupError
 from api.keystore import (
+    KeyVersionTaken,
     LocalKeyStore,
     MasterKeyRefused,
     MasterRotation,
@@ -95,6 +96,38 @@ def test_racing_creators_agree_on_one_key(tmp_path: Path) -> None:
         results = set(pool.map(make, range(32)))
     assert len(results) == 1
     assert [p.name for p in (tmp_path / "keys").iterdir()] == ["raced.json"]
+
+
+def test_versions_are_added_beside_the_first_and_numbered_in_order(tmp_path: Path) -> None:
+    store = LocalKeyStore(tmp_path / "keys", MASTER)
+    assert store.versions("locker-consent") == []
+    assert store.current("locker-consent") == "locker-consent"  # made on first use
+    made = [store.add_version("locker-consent") for _ in range(10)]
+    assert made[0] == "locker-consent.v2"
+    assert made[-1] == "locker-consent.v11"  # numbers, not text: v11 follows v10
+    assert store.versions("locker-consent") == ["locker-consent", *made]
+    assert store.current("locker-consent") == "locker-consent.v11"
+    assert len({store.secret(name) for name in store.versions("locker-consent")}) == 11
+    store.secret("locker-consent.vx")  # a key of another name, not a version
+    store.secret("locker")
+    assert store.versions("locker") == ["locker"]
+    assert "locker-consent.vx" not in store.versions("locker-consent")
+
+
+def test_a_version_made_meanwhile_by_another_rotation_is_refused(tmp_path: Path) -> None:
+    """Two rotations at once: the one that loses the race makes nothing and says so."""
+    store = LocalKeyStore(tmp_path / "keys", MASTER)
+    other = LocalKeyStore(tmp_path / "keys", MASTER)
+    first = store.secret("audit-checkpoint")
+    with mock.patch.object(LocalKeyStore, "current", return_value="audit-checkpoint"):
+        assert other.add_version("audit-checkpoint") == "audit-checkpoint.v2"
+        won = store.secret("audit-checkpoint.v2")
+        with pytest.raises(KeyVersionTaken, match="version 2 of the key audit-checkpoint"):
+            store.add_version("audit-checkpoint")
+    assert store.versions("audit-checkpoint") == ["audit-checkpoint", "audit-checkpoint.v2"]
+    assert store.secret("audit-checkpoint.v2") == won
+    assert store.secret("audit-checkpoint") == first
+    assert not [p for p in (tmp_path / "keys").iterdir() if p.name.startswith(".")]
 
 
 def test_ed25519_keys_are_stable(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit import Checkpoint, NoteError, NoteSigner, NoteVerifier
+from audit import Checkpoint, NoteError, NoteKeyRing, NoteSigner, NoteVerifier
 
 # From golang.org/x/mod/sumdb/note's tests: the PeterNeumann key, text and its signature.
 GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
@@ -106,3 +106,25 @@ def test_a_checkpoint_for_another_log_is_refused() -> None:
     assert Checkpoint.open(note, verifier, "example.org/log").size == 1
     with pytest.raises(NoteError, match=r"not 'other\.org/log'"):
         Checkpoint.open(note, verifier, "other.org/log")
+
+
+def test_a_key_ring_opens_what_any_version_signed_and_names_it() -> None:
+    """Versions of a rotated key share the log's name and differ by key hash: a note signed by
+    any of them opens, by none does not, and an altered one says its signature is wrong."""
+    versions = [NoteSigner("log.example/audit", Ed25519PrivateKey.generate()) for _ in range(3)]
+    ring = NoteKeyRing.parse(signer.verifier_key for signer in reversed(versions))
+    for signer in versions:
+        note = signer.sign("log.example/audit\n7\nAAAA\n")
+        assert ring.open(note) == "log.example/audit\n7\nAAAA\n"
+        assert ring.signer_of(note).verifier_key == signer.verifier_key
+        with pytest.raises(NoteError, match="does not verify"):
+            ring.open(note.replace("\n7\n", "\n8\n"))
+    stranger = NoteSigner("log.example/audit", Ed25519PrivateKey.generate())
+    with pytest.raises(NoteError, match="carries no signature"):
+        ring.open(stranger.sign("log.example/audit\n7\nAAAA\n"))
+    with pytest.raises(NoteError, match="at least one"):
+        NoteKeyRing.parse([])
+
+
+def test_a_verifier_gives_back_the_key_it_was_parsed_from() -> None:
+    assert NoteVerifier.parse(GO_VKEY).verifier_key == GO_VKEY
