@@ -22,6 +22,25 @@ __all__ = ["s3_admin", "s3_endpoint"]  # session fixtures: one S3 server for eve
 POSTGRES_URL = os.environ.get("SHANAKHT_DATABASE_URL", "")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass, only the tests that reach a database. The others do not depend
+    on the backend and ran, identically, on the SQLite pass; running them again cost CI minutes
+    and proved nothing. A test reaches the database through the `database_url` fixture, or,
+    when it builds its own connection, says so with the `database` mark."""
+    if not POSTGRES_URL:
+        return
+    kept: list[pytest.Item] = []
+    repeats: list[pytest.Item] = []
+    for item in items:
+        reaches = "database_url" in getattr(item, "fixturenames", ()) or item.get_closest_marker(
+            "database"
+        )
+        (kept if reaches else repeats).append(item)
+    if repeats:
+        config.hook.pytest_deselected(items=repeats)
+        items[:] = kept
+
+
 def pytest_report_header() -> str:
     backend = make_url(POSTGRES_URL).get_backend_name() if POSTGRES_URL else "sqlite"
     return f"shanakht database backend: {backend}"

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,14 +58,16 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _wait_until_up(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
+    """Poll until moto answers. On a loaded machine (CI runs two test passes side by side) its
+    first answer can take seconds: a slow answer is retried like a refused connection."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"moto's server exited:\n{log.read_text()}")
         try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (our own local server)
+            with urllib.request.urlopen(url, timeout=5):  # noqa: S310 (our own local server)
                 return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # URLError, a refused connection, a timeout
             time.sleep(0.1)
     raise RuntimeError(f"moto's server did not answer on {url}:\n{log.read_text()}")
 

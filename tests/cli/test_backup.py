@@ -36,6 +36,9 @@ from tests.unit.api.test_database_roles import _refused as _refused_by_postgres
 
 PUBLIC_URL = "https://shanakht.test"
 
+# Restores go to a database of their own, made here from POSTGRES_URL (see conftest.py).
+pytestmark = pytest.mark.database
+
 # The fixture of the role tests: an application role of its own (LOGIN, nothing else) beside
 # the test's schema, dropped afterwards with its grants in every schema.
 roles = test_database_roles.roles

@@ -30,10 +30,12 @@ def served_on(runtime: Runtime, port: int) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # generous: CI runs two test passes side by side
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
     try:
+        if not server.started:
+            raise RuntimeError(f"the app did not start on port {port}")
         yield f"127.0.0.1:{port}"
     finally:
         server.should_exit = True

@@ -39,6 +39,9 @@ PUBLIC_URL = "https://shanakht.test"
 INSUFFICIENT_PRIVILEGE = "42501"  # "permission denied" and "must be owner" alike
 RESTRICT_VIOLATION = "23001"  # the audit triggers' refusals
 
+# Every test here reaches PostgreSQL, some through their own connections (see conftest.py).
+pytestmark = pytest.mark.database
+
 postgres_only = pytest.mark.skipif(
     not POSTGRES_URL,
     reason="PostgreSQL roles and grants: the PostgreSQL pass of .ci/run runs these",
