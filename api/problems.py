@@ -29,6 +29,7 @@ from api.logging_setup import request_id_var
 from audit import AuditError, EntryError, NoteError, ProofError, ProofRequestError, TamperError
 from identity.errors import (
     AccountExists,
+    BreachCorpusUnavailable,
     CardNotValid,
     ChallengeFailed,
     DetailsNotVerified,
@@ -94,6 +95,7 @@ DOMAIN_STATUS: list[tuple[type[Exception], int, str]] = [
     (TooManyAttempts, 429, "Too many attempts"),
     (RegistryUnavailable, 503, "NADRA is not answering; try again later"),
     (SmsUnavailable, 503, "The SMS service is not answering; try again later"),
+    (BreachCorpusUnavailable, 503, "New passwords cannot be checked just now; try again later"),
     (ProofRequestError, 400, "The proof asked for cannot exist"),
     (ProofError, 400, "The proof does not verify"),
     (NoteError, 400, "The signed note is not valid"),

@@ -21,6 +21,7 @@ from api.keystore import LocalKeyStore, development_master_key, parse_master_key
 from api.settings import Settings
 from audit import AuditLog, NoteError, NoteKeyRing, NoteSigner
 from audit.row_seal import RowSeal
+from identity.breached import BreachedPasswords, PwnedPasswordsMirror
 from identity.enrolment import Enrolment
 from identity.failures import FailureRecords
 from identity.login import PasswordLogin
@@ -78,6 +79,7 @@ class IdentityParts:
     notifier: LogoutNotifier
     nadra_file: Path
     nadra_options: dict[str, Any]
+    breached: BreachedPasswords | None = None
 
 
 @dataclass
@@ -124,6 +126,7 @@ class Runtime:
             audit=self.audit_log(session),
             policy=parts.policy,
             clock=self.clock,
+            breached=parts.breached,
         )
 
     def password_login(self) -> PasswordLogin:
@@ -268,6 +271,15 @@ def _ready_store(settings: Settings) -> ObjectStore:
     return store
 
 
+def _breached_passwords(folder: Path | None) -> BreachedPasswords | None:
+    if folder is None:
+        return None
+    try:
+        return PwnedPasswordsMirror(folder)
+    except ValueError as exc:
+        raise StartupError(f"SHANAKHT_BREACHED_PASSWORDS_DIR: {exc}") from None
+
+
 def open_runtime(settings: Settings) -> Runtime:
     data_dir = prepare_data_dir(settings.data_dir)
     if settings.master_key is not None:
@@ -301,6 +313,7 @@ def open_runtime(settings: Settings) -> Runtime:
             "failure_rate": settings.nadra_failure_rate,
             "outage": settings.nadra_outage,
         },
+        breached=_breached_passwords(settings.breached_passwords_dir),
     )
     return Runtime(
         settings=settings,

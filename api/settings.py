@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     password_expiry_days: int = Field(
         90, ge=0, description="Days a password lasts before it must be changed; 0: no expiry."
     )
+    breached_passwords_dir: Path | None = Field(
+        None,
+        description="A local mirror of Have I Been Pwned's Pwned Passwords (one `XXXXX.txt` "
+        "range file per SHA-1 prefix, as `haveibeenpwned-downloader -s false` writes them): "
+        "a new password found in it is refused. Default: none, only the common-password list.",
+    )
     login_attempts_per_account: int = Field(
         10, ge=1, description="Login attempts per account per 15 minutes before 429."
     )

@@ -15,12 +15,19 @@ from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog, pseudonym
 from identity.accounts import Accounts, Profile
+from identity.breached import BreachedPasswords
 from identity.challenges import Challenges, new_code
 from identity.cnic import normalise_cnic
-from identity.errors import AccountExists, CardNotValid, ChallengeFailed, DetailsNotVerified
+from identity.errors import (
+    AccountExists,
+    CardNotValid,
+    ChallengeFailed,
+    DetailsNotVerified,
+    WeakPassword,
+)
 from identity.nadra import CardDetails, CitizenRecord, NadraRegistry, Outcome
 from identity.notices import PASSWORD_CHANGED, CredentialNotices
-from identity.passwords import PasswordHasher, check_password, personal_words
+from identity.passwords import PasswordHasher, check_password, normalise, personal_words
 from identity.phone import normalise_mobile
 from identity.policy import IdentityPolicy
 from identity.sealing import Sealer
@@ -30,6 +37,7 @@ from identity.throttle import Throttle
 REGISTER = "register"
 RESET = "reset"
 SERVICE = "Shanakht"
+BREACHED = "this password has appeared in a data breach elsewhere; choose another"
 
 
 class Enrolment:
@@ -46,8 +54,10 @@ class Enrolment:
         audit: AuditLog,
         policy: IdentityPolicy,
         clock: Callable[[], datetime],
+        breached: BreachedPasswords | None = None,
     ) -> None:
         self._nadra = nadra
+        self._breached = breached
         self._sms = sms
         self._hasher = hasher
         self._pseudonym_key = pseudonym_key
@@ -127,7 +137,7 @@ class Enrolment:
             raise AccountExists("you already have an account; use 'Forgot password'")
         profile = Profile.from_json(pending.payload["profile"])
         mobile = pending.payload["mobile"]
-        check_password(password, self._personal_words(profile, mobile))
+        self._check_new_password(password, self._personal_words(profile, mobile))
         password_hash = self._hasher.hash(password)  # before the first write: no lock held
         challenge = self._challenges.consume(challenge_id, REGISTER)
         citizen_id = self._accounts.create(
@@ -168,7 +178,7 @@ class Enrolment:
         account = self._accounts.by_id(citizen_id) if citizen_id else None
         if account is None:
             raise ChallengeFailed("there is no account to reset; register instead")
-        check_password(password, self._personal_words(account.profile, account.mobile))
+        self._check_new_password(password, self._personal_words(account.profile, account.mobile))
         password_hash = self._hasher.hash(password)  # before the first write: no lock held
         self._challenges.consume(challenge_id, RESET)
         self._accounts.set_password(account.id, password_hash, now=self._clock())
@@ -176,6 +186,15 @@ class Enrolment:
         # Reset, expired or changed on the account page: the holder hears of it every time.
         self._notices.send(account.mobile, account.pseudonym, PASSWORD_CHANGED)
         return account.id
+
+    def _check_new_password(self, password: str, personal: list[str]) -> None:
+        """The policy first (cheap, and its answer says what to change), then the breach
+        corpus: a password that passes the rules may still be one an attacker tries first."""
+        check_password(password, personal)
+        if self._breached is None:
+            return
+        if any(self._breached.seen(form) for form in {password, normalise(password)}):
+            raise WeakPassword([BREACHED])
 
     @staticmethod
     def _personal_words(profile: Profile, mobile: str) -> list[str]:

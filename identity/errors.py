@@ -25,6 +25,10 @@ class RegistryUnavailable(IdentityError):
     """NADRA did not answer in time or is down: the citizen should try again later."""
 
 
+class BreachCorpusUnavailable(IdentityError):
+    """The breached-password mirror cannot answer: no new password is accepted meanwhile."""
+
+
 class WeakPassword(IdentityError):
     """A new password breaks the policy; `failures` says what to change, one item per rule."""
 

@@ -24,7 +24,12 @@ from api.runtime import Runtime
 from api.signed_in import SignedIn, SignedInDep, SubstantialDep, menu
 from api.web import SESSION_COOKIE, check_csrf, cookie_name, render
 from audit import AuditEvent
-from identity.errors import InvalidCredentials, TooManyAttempts, WeakPassword
+from identity.errors import (
+    BreachCorpusUnavailable,
+    InvalidCredentials,
+    TooManyAttempts,
+    WeakPassword,
+)
 from identity.notices import APP_ADDED, APP_REMOVED, APP_REPLACED
 
 router = APIRouter(tags=["account pages"], include_in_schema=False)
@@ -174,6 +179,9 @@ def change_password(
     except WeakPassword as exc:
         settle(session, exc)
         return _password_refused(request, runtime, {}, exc.failures)
+    except BreachCorpusUnavailable as exc:
+        settle(session, exc)
+        return _password_refused(request, runtime, {}, [str(exc)], status_code=503)
     others = [s for s in me.provider.sessions.active_for(me.account.id) if s.id != me.sso.id]
     ended = [e for s in others if (e := me.provider.sessions.end(s.id, "password_changed"))]
     notices = end_sessions(runtime, me.provider, ended, "password_changed")
@@ -183,10 +191,14 @@ def change_password(
 
 
 def _password_refused(
-    request: Request, runtime: Runtime, errors: dict[str, Text], failures: list[str] | None = None
+    request: Request,
+    runtime: Runtime,
+    errors: dict[str, Text],
+    failures: list[str] | None = None,
+    status_code: int = 422,
 ) -> Response:
     return render(
-        request, runtime, "account_password.html", status_code=422, errors=errors,
+        request, runtime, "account_password.html", status_code=status_code, errors=errors,
         failures=failures or [],
     )  # fmt: skip
 

@@ -27,6 +27,7 @@ from api.web import check_csrf, client_address, render
 from identity.enrolment import REGISTER, RESET
 from identity.errors import (
     AccountExists,
+    BreachCorpusUnavailable,
     CardNotValid,
     ChallengeFailed,
     IdentityError,
@@ -257,15 +258,16 @@ def _set_password(
     finish = enrolment.complete_registration if flow == "register" else enrolment.complete_reset
     try:
         citizen_id = finish(_ticket(request, runtime), password)
-    except WeakPassword as exc:
+    except (WeakPassword, BreachCorpusUnavailable) as exc:
         settle(session, exc)
+        weak = isinstance(exc, WeakPassword)
         return render(
             request,
             runtime,
             "password.html",
-            status_code=422,
+            status_code=422 if weak else 503,
             action=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
-            failures=exc.failures,
+            failures=exc.failures if isinstance(exc, WeakPassword) else [str(exc)],
         )
     except (ChallengeFailed, AccountExists) as exc:
         settle(session, exc)
