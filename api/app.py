@@ -21,6 +21,7 @@ from api.i18n import Text
 from api.metrics import Telemetry
 from api.metrics import router as metrics_router
 from api.middleware import SecurityHeaders
+from api.retention import sweep_retained
 from api.routes import (
     access_log,
     access_pages,
@@ -95,7 +96,7 @@ def _sweep_locker(runtime: Runtime) -> None:
     sweep_all(runtime.transaction, locker_housekeeping.SWEEPS, runtime.clock())
 
 
-async def _every(interval: float, job: Callable[[Runtime], None], runtime: Runtime) -> None:
+async def _every(interval: float, job: Callable[[Runtime], object], runtime: Runtime) -> None:
     """Run `job` every `interval` seconds. A failure (the database restarting, say) is logged
     and retried at the next tick; it must not take the API down with it."""
     while True:
@@ -118,6 +119,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             asyncio.create_task(_every(SWEEP_INTERVAL, _sweep_sessions, runtime)),
             asyncio.create_task(_every(PKI_INTERVAL, _refresh_pki, runtime)),
             asyncio.create_task(_every(LOCKER_SWEEP_INTERVAL, _sweep_locker, runtime)),
+            asyncio.create_task(_every(LOCKER_SWEEP_INTERVAL, sweep_retained, runtime)),
         ]
         if interval:
             tasks.append(asyncio.create_task(_every(interval, _checkpoint_once, runtime)))

@@ -5,7 +5,9 @@ scope, and says who is calling: a citizen (through an e-service or the portal th
 for them) or a department system (client credentials). A failure is an HTTP 401 or 403 with a
 `WWW-Authenticate` challenge (RFC 6750 3), in problem+json like every other error.
 
-A 401 (no token, or one that does not verify) is only counted: it names nobody. A 403 names
+A request with no token at all is answered 401 with a bare challenge, and not counted: nothing
+was wrong with a token (RFC 6750 3.1, `api.challenges`). A 401 for a token that does not
+verify is only counted: it names nobody. A 403 names
 the token's citizen or department system, and is audited (`api.denials`); so is a refusal the
 domain raises later for a caller this module let through (`remember`).
 """
@@ -18,6 +20,7 @@ from fastapi import HTTPException, Request
 from sqlalchemy.orm import Session
 
 from api import denials
+from api.challenges import challenge, unauthenticated
 from api.denials import Denied, Principal
 from api.runtime import Runtime
 from identity.login import ACR_SUBSTANTIAL
@@ -57,8 +60,15 @@ class ServiceCaller:
 def _unauthorised(description: str, scheme: str = "Bearer") -> HTTPException:
     """401, counted (never audited: a token that does not verify names nobody)."""
     denials.invalid_token()
-    challenge = f'{scheme} error="invalid_token", error_description="{description}"'
-    return HTTPException(401, description, headers={"WWW-Authenticate": challenge})
+    asked = challenge(scheme, error="invalid_token", error_description=description)
+    return HTTPException(401, description, headers={"WWW-Authenticate": asked})
+
+
+def _unauthenticated() -> HTTPException:
+    """401 to a request that sent no token: the bare challenge, no error code and no count."""
+    return HTTPException(
+        401, "an access token is required", headers={"WWW-Authenticate": challenge()}
+    )
 
 
 def forbidden(
@@ -72,7 +82,7 @@ def forbidden(
     insufficient_scope challenge naming it."""
     headers = {}
     if scope is not None:
-        headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{scope}"'
+        headers["WWW-Authenticate"] = challenge(error="insufficient_scope", scope=scope)
     return Denied(principal_of(who), description, needed=needed, headers=headers)
 
 
@@ -102,7 +112,9 @@ def presented(request: Request, provider: Provider, public_url: str) -> AccessTo
     """The verified access token of `request`, its DPoP proof checked if it is bound."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     kind = scheme.lower()
-    if kind not in ("bearer", "dpop") or not value.strip():
+    if unauthenticated(request):
+        raise _unauthenticated()
+    if kind not in ("bearer", "dpop") or not value.strip():  # a DPoP proof and no token
         raise _unauthorised("an access token is required")
     try:
         access = provider.tokens.verify_access_token(value.strip())

@@ -16,7 +16,9 @@ deciding their own legal-access request or opening another's, an administrator d
 own proposal or one for them, granting themself a role, a request or proposal decided twice)
 and a legal-access grant that does not hold. The page calls `refused_on_page` once it has
 rolled its transaction back: the same entry, cap and count. What else it answers (a field to
-fix, an unknown or expired request) is no access refused, and is not recorded.
+fix, an unknown or expired request) is no access refused, and is not recorded. The legal-access
+API answers a request decided twice as the page does (a 409, not a 403), so it calls
+`refused_by_rule` the same way, naming the officer through the e-service their token is of.
 """
 
 from __future__ import annotations
@@ -151,9 +153,24 @@ def refused_on_page(
     """Audit the signed-in account of `pseudonym` refused `exc` on a page, if it is an access
     refused (`page_rule`), as `record` does: so call it after the page's transaction was
     rolled back (`api.deps.settle`), and answer as before whatever it could write."""
+    refused_by_rule(request, runtime, Principal.citizen(pseudonym), exc, deciding=deciding)
+
+
+def refused_by_rule(
+    request: Request,
+    runtime: Runtime,
+    principal: Principal,
+    exc: Exception,
+    *,
+    deciding: bool = False,
+) -> None:
+    """As `refused_on_page`, for `principal` however it came: an API route that lets a rule's
+    refusal go on to its ordinary answer (a legal-access request decided again is a 409 there,
+    not a 403 `Denied`) calls this first, after rolling back, so the API and the page leave
+    the same entry for the same refusal."""
     needed = page_rule(exc, deciding=deciding)
     if needed is not None:
-        record(request, runtime, Principal.citizen(pseudonym), needed)
+        record(request, runtime, principal, needed)
 
 
 def invalid_token() -> None:

@@ -76,6 +76,18 @@ class Settings(BaseSettings):
         "range file per SHA-1 prefix, as `haveibeenpwned-downloader -s false` writes them): "
         "a new password found in it is refused. Default: none, only the common-password list.",
     )
+    share_link_keep_days: int = Field(
+        90,
+        ge=0,
+        description="Days an expired share link's record is kept past its expiry (the owner "
+        "sees it among their links), then deleted and the deletion logged.",
+    )
+    removed_account_keep_days: int = Field(
+        365,
+        ge=0,
+        description="Days a removed account keeps its sealed profile and mobile number after "
+        "its removal was logged, then they are erased (its pseudonym stays for the log).",
+    )
     login_attempts_per_account: int = Field(
         10, ge=1, description="Login attempts per account per 15 minutes before 429."
     )

@@ -108,6 +108,12 @@ _CREDENTIALS_FOR_UPDATE = _CREDENTIALS.with_for_update()
 _EXISTS = select(citizens.c.id).where(citizens.c.pseudonym == bindparam("pseudonym"))
 
 
+# What a removed account's sealed profile and number become once its retention is over
+# (`identity.housekeeping.erase_removed`): nothing, in a NOT NULL column. Such an account is
+# read as no account (`by_id`, `by_pseudonym`); its pseudonym and status stay for the log.
+ERASED = b""
+
+
 def _profile_context(citizen_id: str) -> str:
     return f"citizen:{citizen_id}:profile"
 
@@ -143,7 +149,7 @@ class Accounts:
         if for_update:
             query = query.with_for_update()
         row = self._session.execute(query).one_or_none()
-        return self._open(row) if row is not None else None
+        return self._open(row) if row is not None and row.profile != ERASED else None
 
     def credentials(self, pseudonym: str, *, for_update: bool = False) -> Credentials | None:
         """The account's sign-in state by pseudonym, its sealed details left shut."""
@@ -155,7 +161,7 @@ class Accounts:
         row = self._session.execute(
             select(citizens).where(citizens.c.id == citizen_id)
         ).one_or_none()
-        return self._open(row) if row is not None else None
+        return self._open(row) if row is not None and row.profile != ERASED else None
 
     def standing(self, citizen_id: str) -> tuple[str, str] | None:
         """(pseudonym, status) of an account, without opening its sealed profile: what an API

@@ -5,21 +5,32 @@ docs/retention.md states every table's retention; these are the identity package
 
 Each sweep deletes one batch (`audit.batched`); nothing here touches a sealed table (roles,
 clients, role proposals) or the audit log: those are kept, not swept.
+
+A removed account is the one row changed rather than deleted (`erase_removed`): its sealed
+profile and mobile number are erased once its retention is over, and its pseudonym and status
+stay, since the audit log names the account by that pseudonym for good. That sweep records
+what it erased in the log, as it changes what a citizen's record holds.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import Table
 
+from audit import AuditEvent, AuditLog
 from audit.batched import BATCH, Sweep, delete_batch, deleted, sweep_once
+from audit.entry import format_time
+from audit.models import entries
+from identity.accounts import ERASED
 from identity.models import (
     auth_requests,
     challenges,
+    citizens,
     codes,
     session_clients,
     sessions,
@@ -89,3 +100,68 @@ def purge_expired(session: Session, now: datetime, batch: int = BATCH) -> dict[s
     """One batch of every identity sweep, in the caller's transaction; how many rows went, by
     table (`audit.batched.sweep_all` runs them until nothing is left)."""
     return sweep_once(session, SWEEPS, now, batch)
+
+
+REMOVED = "identity.citizen.removed"  # `shanakht citizens remove`'s entry
+PROFILES_ERASED = "identity.citizen.profiles_erased"
+RETENTION_ACTOR = "system:retention"
+_REMOVED_AT = b'{"action":"' + REMOVED.encode() + b'"'
+
+
+def removed_at(session: Session, pseudonym: str) -> datetime | None:
+    """When the log recorded the removal of the account of `pseudonym`, or None if it never
+    did. The log, not the row, keeps the date (the row has no column for it): its newest
+    entries about the subject are read by index, and a removal is among the last."""
+    found = session.execute(
+        select(entries.c.entry).where(entries.c.subject == pseudonym).order_by(entries.c.seq.desc())
+    )
+    for data in found.scalars():
+        if bytes(data).startswith(_REMOVED_AT):
+            return datetime.fromisoformat(json.loads(data)["time"])
+    return None
+
+
+def erase_removed(
+    session: Session, now: datetime, batch: int, *, audit: AuditLog, keep: timedelta
+) -> int:
+    """Erase the sealed profile (name, father's or husband's name, date of birth, address) and
+    mobile number of up to `batch` accounts removed more than `keep` ago, and record how many
+    in one entry; how many were erased. An account whose removal the log never recorded is
+    kept: nothing says its time is over. Its pseudonym and status stay: every entry about it
+    names that pseudonym, and a new registration for the same CNIC must still be refused."""
+    cutoff = now - keep
+    waiting = session.execute(
+        select(citizens.c.id, citizens.c.pseudonym)
+        .where(citizens.c.status == "removed", citizens.c.profile != ERASED)
+        .order_by(citizens.c.id)
+    ).all()
+    due: list[str] = []
+    for row in waiting:
+        removed = removed_at(session, row.pseudonym)
+        if removed is not None and removed < cutoff:
+            due.append(row.id)
+            if len(due) == batch:
+                break
+    if not due:
+        return 0
+    erased = deleted(
+        session.execute(
+            update(citizens)
+            .where(citizens.c.id.in_(due), citizens.c.profile != ERASED)
+            .values(profile=ERASED, mobile=ERASED)
+        )
+    )
+    if erased:
+        audit.append(
+            AuditEvent(
+                actor=RETENTION_ACTOR,
+                action=PROFILES_ERASED,
+                purpose="retention",
+                details={
+                    "count": erased,
+                    "removed_before": format_time(cutoff),
+                    "kept_days": keep.days,
+                },
+            )
+        )
+    return erased

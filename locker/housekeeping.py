@@ -2,23 +2,31 @@
 requests that never became a consent. docs/retention.md states every table's retention; these
 are the locker's sweeps (`audit.batched` runs them a batch at a time).
 
-Nothing here touches a sealed table (documents, shares, nominees, consents, legal requests):
-the public verifier, the citizen's own record and the reconciliation with the audit log
-(`shanakht audit integrity`) need them for as long as they exist. Nor the inbox: it is the
+The sweeps in `SWEEPS` touch no sealed table (documents, shares, nominees, consents, legal
+requests): the public verifier, the citizen's own record and the reconciliation with the audit
+log (`shanakht audit integrity`) need them for as long as they exist. Nor the inbox: it is the
 citizen's own record of what was done with their documents (a legal access is told there).
+
+One sweep deletes sealed rows, and so is not among them: `sweep_shares`, of share links long
+expired. A sealed row that goes without a word is what tampering looks like, so it names every
+link it deletes in an entry of the log, in the same transaction, and the reconciliation reads
+that entry as the link's end (`locker.reconciled.shares_kind`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from audit import AuditEvent, AuditLog
 from audit.batched import Sweep, delete_batch, deleted
+from audit.entry import format_time
 from locker import jobs as job_states
 from locker.exchange import DENIED, EXPIRED, PENDING
-from locker.models import consents, job_lines, jobs, requests
+from locker.models import consents, job_lines, jobs, requests, shares
+from locker.reconciled import SHARE_SWEPT
 
 JOB_KEEP = timedelta(days=30)  # an officer reads a batch's outcome, line by line, for a month
 REQUEST_KEEP = timedelta(days=30)  # a department learns a request's end by asking for it
@@ -70,3 +78,39 @@ SWEEPS: tuple[tuple[str, Sweep], ...] = (
     (jobs.name, _jobs),
     (requests.name, _requests),
 )
+
+
+def sweep_shares(
+    session: Session, now: datetime, batch: int, *, audit: AuditLog, keep: timedelta
+) -> int:
+    """Delete up to `batch` share links that expired more than `keep` ago (revoked or not: a
+    link is dead from its expiry either way), and record them, by id, in one entry; how many
+    went. Two replicas sweeping at once each record what they chose; a link named twice is
+    gone either way."""
+    cutoff = now - keep
+    chosen = sorted(
+        session.execute(
+            select(shares.c.id)
+            .where(shares.c.expires_at < cutoff)
+            .order_by(shares.c.id)
+            .limit(batch)
+        ).scalars()
+    )
+    if not chosen:
+        return 0
+    gone = deleted(session.execute(delete(shares).where(shares.c.id.in_(chosen))))
+    if gone:
+        audit.append(
+            AuditEvent(
+                actor="system:retention",
+                action=SHARE_SWEPT,
+                purpose="retention",
+                details={
+                    "count": gone,
+                    "shares": chosen,
+                    "expired_before": format_time(cutoff),
+                    "kept_days": keep.days,
+                },
+            )
+        )
+    return gone

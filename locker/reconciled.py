@@ -132,6 +132,7 @@ def documents_kind() -> Kind[DocumentSaid]:
 SHARE_CREATED = "locker.share.created"
 SHARE_REVOKED = "locker.share.revoked"
 SHARE_USED = "locker.share.used"
+SHARE_SWEPT = "locker.share.swept"  # `locker.housekeeping.sweep_shares`: links past retention
 
 # What the log says of a share link: its status (None if no creation was read) and its uses.
 ShareSaid = tuple[str | None, int]
@@ -151,23 +152,30 @@ def _share_of(entry: Entry) -> str | None:
 # (each a compare-and-set on the row it checked), so an earlier row was put back in between,
 # whatever the row says now.
 _REVIVED = "revived"
+# What the log says of a link the retention sweep deleted: its row is meant to be gone.
+_SWEPT = "swept"
 
 
 def shares_kind() -> Kind[ShareSaid]:
     """A link is active from its creation and revoked from its revocation (expiry is read from
-    the time, never written); its uses are those recorded. Listed: a link put back unrevoked or
-    with fewer uses (a used-up link made usable again), one the log shows used or revoked after
-    its revocation (put back, used, and perhaps revoked again to hide it), a link gone, a link
-    never recorded."""
+        the time, never written); its uses are those recorded. Listed: a link put back unrevoked or
+        with fewer uses (a used-up link made usable again), one the log shows used or revoked after
+        its revocation (put back, used, and perhaps revoked again to hide it), a link gone, a link
+        never recorded. A link the retention sweep recorded deleting is meant to be gone; its row
+    back is listed."""
 
     def fold(said: MutableMapping[str, ShareSaid], entry: Entry) -> None:
+        if entry["action"] == SHARE_SWEPT:
+            for swept in entry["details"].get("shares", ()):
+                said[str(swept)] = (_SWEPT, said.get(str(swept), (None, 0))[1])
+            return
         share = _share_of(entry)
         if share is None:
             return
         status, uses = said.get(share, (None, 0))
         if entry["action"] == SHARE_CREATED:
             status = ACTIVE
-        elif status in (REVOKED, _REVIVED):
+        elif status in (REVOKED, _REVIVED, _SWEPT):
             status = _REVIVED
         elif entry["action"] == SHARE_REVOKED:
             status = REVOKED
@@ -178,6 +186,8 @@ def shares_kind() -> Kind[ShareSaid]:
         return str(row["id"]), (status, int(row["uses"]))
 
     def differ(logged: ShareSaid | None, stored: ShareSaid | None) -> str | None:
+        if logged is not None and logged[0] == _SWEPT:
+            return None if stored is None else f"{stored[0]}, but the log recorded it swept"
         if stored is None:
             return "the log recorded this share link, but its row is gone"
         if logged is None or logged[0] is None:
@@ -190,7 +200,7 @@ def shares_kind() -> Kind[ShareSaid]:
             return f"its use count is {stored[1]}, but the log recorded {logged[1]}"
         return None
 
-    actions = frozenset({SHARE_CREATED, SHARE_REVOKED, SHARE_USED})
+    actions = frozenset({SHARE_CREATED, SHARE_REVOKED, SHARE_USED, SHARE_SWEPT})
     return Kind(shares, actions, fold, stored, differ)
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from api import denials
+from api.challenges import refusing, unauthenticated
 from api.denials import Principal
 from api.deps import BIGINT_MAX, AuditLogDep, RuntimeDep, SessionDep
 from api.problems import problem, problem_responses
@@ -171,9 +172,11 @@ def entries(
     try:
         me, auditor = _reader(request, runtime, provider)
     except InvalidToken as exc:
-        if "authorization" in request.headers:  # a token that did not verify: counted only
+        if not unauthenticated(request):  # a token that did not verify: counted only
             denials.invalid_token()
-        return problem(401, "Sign in to read audit entries", exc.description)
+        refused = problem(401, "Sign in to read audit entries", exc.description)
+        refused.headers["WWW-Authenticate"] = refusing(request, exc.description)
+        return refused
     if not auditor:
         if subject not in (None, me):
             denials.record_in(session, request, runtime, Principal.citizen(me), "role:audit.reader")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -26,8 +27,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
+from api import denials
 from api.bearer import CitizenCaller, citizen, roles_of, service
-from api.deps import BIGINT_MAX, RuntimeDep, SessionDep
+from api.deps import BIGINT_MAX, RuntimeDep, SessionDep, settle
 from api.problems import problem, problem_responses
 from api.routes.locker_views import document_response
 from api.runtime import Runtime
@@ -47,6 +49,7 @@ from locker.legal import (
     LegalAccess,
     LegalAccessRefused,
     LegalAccessRequest,
+    LegalRequestClosed,
 )
 from locker.legal import ROLE as LEGAL_ROLE
 
@@ -621,10 +624,12 @@ def legal_approve(
     request_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
 ) -> dict[str, Any]:
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
-    decided = legal_decide_for(
-        runtime, session, request_id, approve=True, officer=caller.pseudonym,
-        substantial=caller.substantial, departments=_legal_departments(runtime, session, caller),
-    )  # fmt: skip
+    with _decided_once(request, runtime, session, caller):
+        decided = legal_decide_for(
+            runtime, session, request_id, approve=True, officer=caller.pseudonym,
+            substantial=caller.substantial,
+            departments=_legal_departments(runtime, session, caller),
+        )  # fmt: skip
     return legal_request_json(decided, runtime.clock())
 
 
@@ -641,12 +646,28 @@ def legal_refuse(
     session: SessionDep,
 ) -> dict[str, Any]:
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
-    decided = legal_decide_for(
-        runtime, session, request_id, approve=False, reason=body.reason,
-        officer=caller.pseudonym, substantial=caller.substantial,
-        departments=_legal_departments(runtime, session, caller),
-    )  # fmt: skip
+    with _decided_once(request, runtime, session, caller):
+        decided = legal_decide_for(
+            runtime, session, request_id, approve=False, reason=body.reason,
+            officer=caller.pseudonym, substantial=caller.substantial,
+            departments=_legal_departments(runtime, session, caller),
+        )  # fmt: skip
     return legal_request_json(decided, runtime.clock())
+
+
+@contextmanager
+def _decided_once(
+    request: Request, runtime: Runtime, session: Session, caller: CitizenCaller
+) -> Iterator[None]:
+    """A decision on a legal-access request decided already is refused, 409 as before, and
+    audited as the officer's page audits it (`rule:decided-once`): rolled back first, so the
+    entry stands in a transaction of its own and nothing of the refused decision does."""
+    try:
+        yield
+    except LegalRequestClosed as exc:
+        settle(session, exc)
+        denials.refused_by_rule(request, runtime, caller.principal, exc, deciding=True)
+        raise
 
 
 @router.post(

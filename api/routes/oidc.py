@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api import denials, metrics
+from api.challenges import REALM, challenge, unauthenticated
 from api.deps import FormParams, RuntimeDep, SessionDep, settle
 from api.i18n import Text
 from api.lanes import quick
@@ -343,7 +344,7 @@ def _refused(request: Request, runtime: Runtime, session: Session, exc: OAuthErr
     _client_failure(request, runtime, session, exc)
     headers = {}
     if isinstance(exc, InvalidClient) and "authorization" in request.headers:
-        headers["WWW-Authenticate"] = 'Basic realm="shanakht"'
+        headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
     return oauth_error(exc, headers)
 
 
@@ -531,9 +532,11 @@ def _claims_or_refusal(request: Request, provider: Provider, session: Session) -
         claims = provider.tokens.userinfo(access)
     except OAuthError as exc:
         settle(session, exc)
+        if unauthenticated(request):  # nothing sent: the bare challenge, and nothing counted
+            return oauth_error(exc, {"WWW-Authenticate": challenge()}, status=401)
         denials.invalid_token()  # as the bearer APIs do: names nobody, so only counted
         kind = "DPoP" if scheme.lower() == "dpop" else "Bearer"
-        challenge = f'{kind} error="{exc.error}", error_description="{exc.description}"'
+        asked = challenge(kind, error=exc.error, error_description=exc.description)
         # A resource answers 401 to every token or proof problem (RFC 6750 3.1, RFC 9449 7.1).
-        return oauth_error(exc, {"WWW-Authenticate": challenge}, status=401)
+        return oauth_error(exc, {"WWW-Authenticate": asked}, status=401)
     return JSONResponse(claims, headers=NO_STORE)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from api import denials, metrics
 from api.bearer import token_principal
+from api.challenges import refusing, unauthenticated
 from api.denials import Principal
 from api.deps import RuntimeDep, capped_body, media_type
 from api.form_stream import BrokenForm, FileTooLarge, FormStream
@@ -286,6 +287,13 @@ def _not_allowed(request: Request, runtime: Runtime, exc: NotAllowed) -> Respons
     return problem(403, "Not allowed", str(exc))
 
 
+def _unsigned(request: Request, exc: InvalidToken) -> Response:
+    """The 401 of a request with no officer's token that verifies, with its RFC 6750 challenge."""
+    refused = problem(401, "Sign in as an officer", exc.description)
+    refused.headers["WWW-Authenticate"] = refusing(request, exc.description)
+    return refused
+
+
 def _officer(request: Request, runtime: Runtime, department: str) -> tuple[str, str]:
     """(citizen id, pseudonym) of the officer whose access token this is: a token with the
     `signing` scope (so only an e-service the officer let sign for them can), from a sign-in
@@ -317,7 +325,8 @@ def _officer(request: Request, runtime: Runtime, department: str) -> tuple[str, 
                 raise InvalidToken("that token does not speak for an officer")
             held = {(g.department, g.role) for g in provider.roles.of(account.id)}
     except InvalidToken:
-        denials.invalid_token()
+        if not unauthenticated(request):  # no token at all is no bad token (RFC 6750 3.1)
+            denials.invalid_token()
         raise
     if (department, "signing.officer") not in held:
         raise NotAllowed(
@@ -448,6 +457,8 @@ def sign_and_deliver(
 def _sign_order(runtime: Runtime, request: Request, order: TransferOrderRequest) -> Response:
     try:
         _citizen, officer_pseudonym = _officer(request, runtime, order.department)
+    except InvalidToken as exc:
+        return _unsigned(request, exc)
     except NotAllowed as exc:
         return _not_allowed(request, runtime, exc)
     try:
@@ -513,7 +524,7 @@ def _sign_file(runtime: Runtime, request: Request, department: str, data: bytes)
     try:
         _citizen, officer_pseudonym = _officer(request, runtime, department)
     except InvalidToken as exc:
-        return problem(401, "Sign in as an officer", exc.description)
+        return _unsigned(request, exc)
     except NotAllowed as exc:
         return _not_allowed(request, runtime, exc)
     with runtime.transaction() as session:
@@ -549,6 +560,6 @@ def transfer_order(order: TransferOrderRequest, request: Request, runtime: Runti
     try:
         return _sign_order(runtime, request, order)
     except InvalidToken as exc:
-        return problem(401, "Sign in as an officer", exc.description)
+        return _unsigned(request, exc)
     except ValueError as exc:  # a field TransferOrder refused
         return problem(422, "The order is not valid", str(exc))

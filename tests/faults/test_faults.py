@@ -104,13 +104,13 @@ from audit import AuditEvent
 from audit.models import entries
 from identity.login import ACR_SUBSTANTIAL
 from identity.models import challenges, citizens
-from identity.nadra import SCENARIOS, CitizenRecord, MockNadra, read_registry
+from identity.nadra import SCENARIOS, MockNadra, read_registry
 from locker.access import Accessor
 from locker.models import documents, inbox, requests, versions
 from locker.stores import LocalStore, S3Store
 from tests.cli.test_cli import run
 from tests.cli.test_locker_cli import _kek_versions
-from tests.http.oidc_kit import Browser, csrf_of, press_send, register_client
+from tests.http.oidc_kit import Browser, csrf_of, details_form, press_send, register_client
 from tests.http.test_exchange import Scene, _file
 from tests.http.test_locker import PDF, PROBLEM, Office, _download, _issue, _mine
 from tests.http.test_signing import _stepped_up_token
@@ -407,18 +407,6 @@ def test_s3_failing_mid_multipart_upload_is_503_and_keeps_no_parts(
 # -- NADRA and the SMS gateway down or slow -----------------------------------------------------
 
 
-def _register_form(record: CitizenRecord, csrf: str) -> dict[str, str]:
-    return {
-        "csrf": csrf,
-        "cnic": record.cnic,
-        "full_name": record.full_name,
-        "father_or_husband_name": record.father_or_husband_name,
-        "date_of_birth": record.date_of_birth.isoformat(),
-        "card_issue_date": record.card_issue_date.isoformat(),
-        "mobile": record.mobile_numbers[0],
-    }
-
-
 @pytest.mark.parametrize("fault", ["nadra slow", "sms down"])
 def test_registration_with_nadra_slow_or_sms_down_says_try_later_and_keeps_nothing(
     web: TestClient, oidc_runtime: Runtime, cli_env: dict[str, str], fault: str
@@ -435,7 +423,8 @@ def test_registration_with_nadra_slow_or_sms_down_says_try_later_and_keeps_nothi
         oidc_runtime.identity.sms.outage = True
     before = len(_actions(oidc_runtime))
     page = web.get("/register")
-    refused = web.post("/register", data=_register_form(record, csrf_of(page.text)))
+    form = details_form(record, csrf_of(page.text), mobile=record.mobile_numbers[0])
+    refused = web.post("/register", data=form)
     assert refused.status_code == 503, refused.text
     assert "try again later" in refused.text
     assert "Traceback" not in refused.text
@@ -444,8 +433,7 @@ def test_registration_with_nadra_slow_or_sms_down_says_try_later_and_keeps_nothi
     assert (_count(oidc_runtime, challenges), _count(oidc_runtime, citizens)) == (0, 0)
     assert len(_actions(oidc_runtime)) == before, "nothing logged as started"
     oidc_runtime._nadra, oidc_runtime.identity.sms.outage = healthy, False
-    started = web.post("/register", data=_register_form(record, csrf_of(page.text)),
-                       follow_redirects=False)  # fmt: skip
+    started = web.post("/register", data=form, follow_redirects=False)
     assert started.status_code == 303, started.text
     assert _count(oidc_runtime, challenges) == 1
     _audit_verifies(cli_env)

@@ -148,6 +148,21 @@ def register_citizen(runtime: Runtime, record: CitizenRecord, password: str = PA
         return runtime.enrolment(session).complete_registration(ticket, password)
 
 
+def details_form(record: CitizenRecord, csrf: str, **changes: str) -> dict[str, str]:
+    """The card details the registration and reset pages ask for, as a citizen types them
+    (the mobile in local form, their last number); `changes` replaces fields."""
+    return {
+        "csrf": csrf,
+        "cnic": record.cnic,
+        "full_name": record.full_name,
+        "father_or_husband_name": record.father_or_husband_name,
+        "date_of_birth": record.date_of_birth.isoformat(),
+        "card_issue_date": record.card_issue_date.isoformat(),
+        "mobile": "0" + record.mobile_numbers[-1].removeprefix("+92"),
+        **changes,
+    }
+
+
 def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found, "the page has a CSRF field"

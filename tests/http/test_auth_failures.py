@@ -559,11 +559,57 @@ def test_a_token_userinfo_cannot_verify_is_counted_but_not_audited(
         refused = web.get("/oauth/userinfo", headers={"Authorization": f"Bearer {value}"})
         assert refused.status_code == 401, refused.text
         challenge = refused.headers["www-authenticate"]
-        assert re.fullmatch(r'Bearer error="invalid_token", error_description="[ !#-\[\]-~]*"',
-                            challenge), challenge  # fmt: skip
+        assert re.fullmatch(r'Bearer realm="shanakht", error="invalid_token", '
+                            r'error_description="[ !#-\[\]-~]*"', challenge), challenge  # fmt: skip
     assert _denials(oidc_runtime) == []
     assert _count(web, "access_token", "no") == before + 3
     assert _count(web, "access_token", "yes") == 0
+
+
+# Every bearer-protected resource, as (method, path, body): the citizen and department APIs,
+# userinfo, the officer's signing API, and the audit entries a token may read.
+PROTECTED = [
+    ("GET", "/oauth/userinfo", None),
+    ("GET", "/locker/documents", None),
+    ("GET", "/locker/issued/birth?doc_id=x", None),
+    ("GET", "/exchange/inbox", None),
+    ("POST", "/signing/cms?department=sed", b"to sign"),
+    ("GET", "/audit/entries", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), PROTECTED)
+def test_a_request_with_no_token_gets_a_bare_challenge_and_is_not_counted(
+    web: TestClient, oidc_runtime: Runtime, method: str, path: str, body: bytes | None
+) -> None:
+    """RFC 6750 3.1: a request with no authentication (none at all, or in a scheme the service
+    does not read) is told which scheme and realm to use and no error code; nothing was wrong
+    with a token, so none is counted as one that does not verify."""
+    before = _count(web, "access_token", "no")
+    for headers in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer "}):
+        refused = web.request(method, path, content=body, headers=headers)
+        assert refused.status_code == 401, (headers, refused.text)
+        assert refused.headers["www-authenticate"] == 'Bearer realm="shanakht"', headers
+    assert _count(web, "access_token", "no") == before
+    assert _denials(oidc_runtime) == []
+
+
+@pytest.mark.parametrize(("method", "path", "body"), PROTECTED)
+def test_a_token_that_does_not_verify_keeps_the_invalid_token_challenge(
+    web: TestClient, oidc_runtime: Runtime, method: str, path: str, body: bytes | None
+) -> None:
+    """The other half of RFC 6750 3.1: a token sent and refused names the error, and counts."""
+    before = _count(web, "access_token", "no")
+    refused = web.request(method, path, content=body, headers={"Authorization": "Bearer forged"})
+    assert refused.status_code == 401, refused.text
+    challenge = refused.headers["www-authenticate"]
+    assert challenge.startswith('Bearer realm="shanakht", error="invalid_token", '), challenge
+    assert "error_description=" in challenge
+    proof_alone = web.request(method, path, content=body, headers={"DPoP": "a.proof.alone"})
+    assert proof_alone.status_code == 401, proof_alone.text
+    assert 'error="invalid_token"' in proof_alone.headers["www-authenticate"]
+    assert _count(web, "access_token", "no") == before + 2
+    assert _denials(oidc_runtime) == []
 
 
 def test_a_citizen_asking_for_anothers_audit_entries_is_refused_and_audited(

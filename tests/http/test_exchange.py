@@ -24,7 +24,7 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet, OKPKey
 from sqlalchemy import func, select, update
 
-from api.denials import LEGAL_GRANT, SUBSTANTIAL
+from api.denials import DECIDED_ONCE, LEGAL_GRANT, SUBSTANTIAL
 from api.runtime import Runtime
 from audit import pseudonym
 from audit.models import entries
@@ -873,6 +873,44 @@ def test_a_refused_request_cannot_be_opened(
     assert web.get("/exchange/inbox", headers=_bearer(scene.weak)).json() == {"messages": []}
     (entry,) = [e for e in _log(oidc_runtime) if e["action"] == "locker.legal.refused"]
     assert (entry["actor"], entry["details"]["filer"]) == (second.pseudonym, officer.pseudonym)
+
+
+def test_a_request_decided_again_through_the_api_is_refused_audited_and_unchanged(
+    web: TestClient, scene: Scene, officer: Officer, second: Officer, oidc_runtime: Runtime
+) -> None:
+    """As on the officer's page: a decision on a request decided already is a 409, changes
+    nothing, and is an access refused under `rule:decided-once`, naming the officer by
+    pseudonym through their desk's e-service, never the request, the citizen or the order."""
+    request_id = _legal(web, scene, officer.strong).json()["id"]
+    approved = _decide(web, request_id, second.strong, "approve")
+    assert approved.status_code == 200, approved.text
+    with oidc_runtime.sessions() as session:
+        stored = session.execute(select(legal_requests).where(legal_requests.c.id == request_id))
+        before = stored.one()
+    logged = len(_log(oidc_runtime))
+    again = _decide(web, request_id, second.strong, "approve")
+    assert "decided" in _problem(again, 409)["detail"], again.text
+    reversed_ = _decide(web, request_id, second.strong, "refuse", reason="Changed my mind")
+    _problem(reversed_, 409)
+    denied = _log(oidc_runtime)[logged:]
+    assert [e["action"] for e in denied] == ["access.denied", "access.denied"], denied
+    decide = "/exchange/legal-access/{request_id}"
+    for entry, action in zip(denied, ("approve", "refuse"), strict=True):
+        assert (entry["outcome"], entry["actor"], entry["subject"]) == (
+            "failure", f"citizen:{second.pseudonym}", second.pseudonym,
+        )  # fmt: skip
+        assert entry["details"]["needed"] == DECIDED_ONCE
+        assert entry["details"]["route"] == f"{decide}/{action}"
+        assert entry["details"]["via"] == "fia-review"
+        text = json.dumps(entry)
+        for secret in (request_id, scene.cnic, "Sessions Court", "Changed my mind"):
+            assert secret not in text
+    with oidc_runtime.sessions() as session:
+        stored = session.execute(select(legal_requests).where(legal_requests.c.id == request_id))
+        assert stored.one() == before, "the second decision changed nothing"
+    state = web.get(f"/exchange/legal-access/{request_id}", headers=_bearer(officer.strong))
+    assert (state.json()["status"], state.json()["refusal_reason"]) == ("approved", None)
+    assert [e for e in _actions(oidc_runtime) if e == "locker.legal.refused"] == []
 
 
 def test_an_approval_must_be_used_within_a_day_and_a_request_decided_within_a_week(

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from api.i18n import translate
 from api.runtime import Runtime
 from identity.nadra import SCENARIOS, CitizenRecord, read_registry
-from tests.http.oidc_kit import PASSWORD, csrf_of, register_citizen
+from tests.http.oidc_kit import PASSWORD, csrf_of, details_form, register_citizen
 
 INLINE_HANDLER = re.compile(r"<[^>]*\son[a-z]+\s*=", re.IGNORECASE)
 
@@ -24,23 +24,11 @@ def record(oidc_runtime: Runtime) -> CitizenRecord:
     return read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["two_mobiles"]]
 
 
-def _details(record: CitizenRecord, csrf: str) -> dict[str, str]:
-    return {
-        "csrf": csrf,
-        "cnic": record.cnic,
-        "full_name": record.full_name,
-        "father_or_husband_name": record.father_or_husband_name,
-        "date_of_birth": record.date_of_birth.isoformat(),
-        "card_issue_date": record.card_issue_date.isoformat(),
-        "mobile": "0" + record.mobile_numbers[-1].removeprefix("+92"),
-    }
-
-
 def _new_password_page(web: TestClient, runtime: Runtime, record: CitizenRecord, flow: str) -> str:
     """/register/password or /reset/password, reached as a citizen reaches it."""
     page = web.get(f"/{flow}")
     started = web.post(
-        f"/{flow}", data=_details(record, csrf_of(page.text)), follow_redirects=False
+        f"/{flow}", data=details_form(record, csrf_of(page.text)), follow_redirects=False
     )
     code_page = web.get(started.headers["location"])
     sms = runtime.identity.sms.last_to(record.mobile_numbers[-1])

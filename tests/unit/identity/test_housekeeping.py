@@ -6,6 +6,7 @@ lives)."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,11 +15,15 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from api.migrate import SEALED_TABLES
+from api.retention import retention_sweeps, sweep_retained
 from api.runtime import Runtime
+from audit import AuditEvent, pseudonym
 from audit.batched import sweep_all
+from audit.models import entries
 from audit.models import metadata as audit_metadata
 from identity import housekeeping
-from identity.housekeeping import GRACE, SWEEPS, purge_expired
+from identity.accounts import ERASED, Profile
+from identity.housekeeping import GRACE, PROFILES_ERASED, REMOVED, SWEEPS, purge_expired
 from identity.models import (
     auth_requests,
     challenges,
@@ -31,9 +36,12 @@ from identity.models import (
     tokens,
     used_assertions,
 )
+from identity.nadra import CitizenRecord
 from locker import housekeeping as locker_housekeeping
+from tests.unit.identity.conftest import Clock
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
 PAST = NOW - GRACE - timedelta(seconds=1)  # just past retention
 WITHIN = NOW - GRACE + timedelta(minutes=1)  # just within it
 CLIENT = "rp"
@@ -183,3 +191,104 @@ def test_no_sweep_deletes_from_a_sealed_table_or_the_audit_log() -> None:
     swept = {name for name, _sweep in (*housekeeping.SWEEPS, *locker_housekeeping.SWEEPS)}
     assert swept.isdisjoint(table.name for table in SEALED_TABLES)
     assert swept.isdisjoint(audit_metadata.tables)
+    recorded = {name for name, _sweep in retention_sweeps(_NO_RUNTIME)}
+    assert recorded & {table.name for table in SEALED_TABLES} == {"locker_shares"}, (
+        "the one sealed table swept is swept with a record the reconciliation reads"
+    )
+    assert recorded.isdisjoint(audit_metadata.tables)
+
+
+# -- removed accounts: the profile erased, the pseudonym kept ----------------------------------
+
+
+class _Settings:
+    share_link_keep_days = 90
+    removed_account_keep_days = 365
+
+
+class _NoRuntime:
+    """Enough of a runtime to name the recorded sweeps, which read only its settings then."""
+
+    settings = _Settings()
+
+
+_NO_RUNTIME: Any = _NoRuntime()
+
+
+def _account(runtime: Runtime, record: CitizenRecord) -> tuple[str, str]:
+    subject = pseudonym(record.cnic, key=runtime.pseudonym_key)
+    with runtime.transaction() as session:
+        citizen_id = runtime.provider(session).accounts.create(
+            pseudonym=subject, profile=Profile.from_record(record),
+            mobile=record.mobile_numbers[0], password_hash="argon2id", now=runtime.clock(),
+        )  # fmt: skip
+    return citizen_id, subject
+
+
+def _remove(runtime: Runtime, citizen_id: str, subject: str, *, logged: bool = True) -> None:
+    """As `shanakht citizens remove` does: the status, and the entry that dates it."""
+    with runtime.transaction() as session:
+        runtime.provider(session).accounts.remove(citizen_id)
+        if logged:
+            runtime.audit_log(session).append(
+                AuditEvent(actor="admin:cli", action=REMOVED, subject=subject, purpose="test")
+            )
+
+
+def _row(runtime: Runtime, citizen_id: str) -> Any:
+    with runtime.engine.connect() as connection:
+        return connection.execute(select(citizens).where(citizens.c.id == citizen_id)).one()
+
+
+def _erasures(runtime: Runtime) -> list[dict[str, Any]]:
+    with runtime.engine.connect() as connection:
+        found = connection.execute(select(entries.c.entry).order_by(entries.c.seq)).scalars()
+        return [e for e in map(json.loads, found) if e["action"] == PROFILES_ERASED]
+
+
+def test_a_removed_accounts_profile_is_erased_after_its_keeping_its_pseudonym_kept(
+    runtime: Runtime, registry: dict[str, CitizenRecord]
+) -> None:
+    """Past `removed_account_keep_days` from the logged removal, the sealed profile and mobile
+    number are erased and one entry counts them; the pseudonym and status stay, as does the
+    log. An account removed more recently, an active one, and one whose removal the log never
+    dated keep theirs. A second sweep erases nothing and writes nothing."""
+    clock = Clock()
+    runtime.clock = clock
+    keep = timedelta(days=runtime.settings.removed_account_keep_days)
+    old, recent, active, undated = (
+        _account(runtime, record) for record in list(registry.values())[:4]
+    )
+    _remove(runtime, *old)
+    _remove(runtime, *undated, logged=False)
+    clock.now += keep - DAY
+    _remove(runtime, *recent)
+    clock.now += DAY - timedelta(minutes=1)
+    assert sweep_retained(runtime)[citizens.name] == 0, "a minute short of its keeping"
+    clock.now += timedelta(minutes=2)
+    assert removed_at_of(runtime, old[1]) is not None
+    totals = sweep_retained(runtime)
+    assert totals[citizens.name] == 1
+    erased = _row(runtime, old[0])
+    assert (erased.profile, erased.mobile) == (ERASED, ERASED)
+    assert (erased.pseudonym, erased.status) == (old[1], "removed")
+    with runtime.sessions() as session:
+        accounts = runtime.provider(session).accounts
+        assert accounts.by_id(old[0]) is None, "an erased account opens as no account"
+        assert accounts.by_pseudonym(old[1]) is None
+        assert accounts.standing(old[0]) == (old[1], "removed")
+        for kept in (recent, active, undated):
+            account = accounts.by_id(kept[0])
+            assert account is not None, kept
+            assert account.profile.full_name
+    (entry,) = _erasures(runtime)
+    assert (entry["actor"], entry["details"]["count"]) == ("system:retention", 1)
+    assert entry["details"]["kept_days"] == keep.days
+    assert old[1] not in json.dumps(entry), "a count, naming nobody"
+    assert sweep_retained(runtime) == {"locker_shares": 0, citizens.name: 0}
+    assert len(_erasures(runtime)) == 1, "a sweep with nothing to do is silent"
+
+
+def removed_at_of(runtime: Runtime, subject: str) -> datetime | None:
+    with runtime.sessions() as session:
+        return housekeeping.removed_at(session, subject)
