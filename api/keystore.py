@@ -126,6 +126,13 @@ class LocalKeyStore:
         found = (path.name.removesuffix(".json") for path in self._dir.glob("*.json"))
         return sorted(name for name in found if _NAME.match(name))
 
+    def listing_stamp(self) -> tuple[int, int]:
+        """The keys folder's inode and mtime: a key file linked in or removed (a rotation's new
+        version) changes them, so a process that keeps keys in memory (`api.key_versions`)
+        knows from one stat, without listing the folder, whether to look again."""
+        status = os.stat(self._dir)
+        return status.st_ino, status.st_mtime_ns
+
     def secret(self, name: str, size: int = 32) -> bytes:
         """The secret called `name`, generated with `size` random bytes the first time.
 

@@ -23,8 +23,8 @@ from api.key_rotation import grouped
 from api.keystore import LocalKeyStore, development_master_key
 from api.migrate import prepare
 from api.models import key_fingerprints
-from api.routes.exchange import CONSENT_KEY, _signer
-from api.runtime import AUDIT_CHECKPOINT_KEY, Runtime, open_runtime
+from api.routes.exchange import _signer
+from api.runtime import AUDIT_CHECKPOINT_KEY, CONSENT_KEY, Runtime, open_runtime
 from api.settings import Settings
 from audit import AuditEvent, NoteError, NoteKeyRing, NoteVerifier, holds_cnic
 from audit.models import entries
@@ -267,3 +267,50 @@ def test_a_checkpoint_no_version_signed_is_named_with_the_newest_key(runtime: Ru
     assert runtime.checkpoint_key_of(altered) == runtime.audit_signer.verifier_key
     with pytest.raises(NoteError):
         NoteVerifier.parse(runtime.checkpoint_key_of(altered)).open(altered)
+
+
+def test_a_running_process_signs_with_the_versions_a_rotation_made_without_a_restart(
+    settings: Settings, cli_env: dict[str, str]
+) -> None:
+    """A server opened before `keys rotate` (another process) signs its next checkpoint and
+    consent artifact with the new versions, and what it signed before still verifies."""
+    with _opened(settings) as server, TestClient(create_app(server)) as client:
+        with server.transaction() as session:
+            old_note = server.audit_log(session).checkpoint().note
+        old_key = client.get("/audit/key").text.strip()
+        terms = {"ver": 1, "id": "c1", "owner": "p:someone"}
+        old_artifact = _signer(server).sign(terms, CONSENT_TYPE)
+        old_kid = _signer(server).kid
+
+        _rotated(cli_env, "checkpoint")
+        _rotated(cli_env, "consent")
+
+        new_key = client.get("/audit/key").text.strip()
+        assert new_key != old_key
+        assert client.get("/audit/keys").text.splitlines() == [new_key, old_key]
+        with server.transaction() as session:
+            log = server.audit_log(session)
+            log.append(AuditEvent(actor="admin:cli", action="test.happened", details={}))
+            new_note = log.checkpoint().note
+        NoteVerifier.parse(new_key).open(new_note)  # the signature line is version 2's
+        with pytest.raises(NoteError, match="carries no signature"):
+            NoteVerifier.parse(old_key).open(new_note)
+        assert NoteVerifier.parse(old_key).open(old_note)
+        assert server.checkpoint_key_of(old_note) == old_key
+        assert server.checkpoint_key_of(new_note) == new_key
+
+        new_artifact = _signer(server).sign({**terms, "id": "c2"}, CONSENT_TYPE)
+        published = client.get("/exchange/consent-keys").json()
+        kids = [key["kid"] for key in published["keys"]]
+        assert kids[1:] == [old_kid]
+        keys = KeySet.import_key_set(published)
+        for artifact, kid in ((new_artifact, kids[0]), (old_artifact, old_kid)):
+            assert (
+                jws.deserialize_compact(artifact, keys, algorithms=["Ed25519"]).headers()["kid"]
+                == kid
+            )
+            _signer(server).open(artifact, CONSENT_TYPE)
+        assert kids[0] != old_kid
+        assert client.get("/readyz").status_code == 200
+    code, out = run(cli_env, "audit", "verify")
+    assert code == 0, out
