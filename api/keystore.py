@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -132,6 +133,11 @@ class LocalKeyStore:
         knows from one stat, without listing the folder, whether to look again."""
         status = os.stat(self._dir)
         return status.st_ino, status.st_mtime_ns
+
+    def written_at(self, name: str) -> datetime:
+        """When the file of the key `name` was last written: when the key was made, unless a
+        rotation of the master key re-sealed it or a restore wrote it since."""
+        return datetime.fromtimestamp(self._path(name).stat().st_mtime, UTC)
 
     def secret(self, name: str, size: int = 32) -> bytes:
         """The secret called `name`, generated with `size` random bytes the first time.

@@ -4,10 +4,11 @@ that departments keep) still verifies against what the service publishes."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -314,3 +315,70 @@ def test_a_running_process_signs_with_the_versions_a_rotation_made_without_a_res
         assert client.get("/readyz").status_code == 200
     code, out = run(cli_env, "audit", "verify")
     assert code == 0, out
+
+
+def _table(out: str) -> tuple[str, list[dict[str, str]]]:
+    """The title and the rows of a `keys list checkpoint|consent` table, by its header's
+    columns (a cell may hold a space: "verifies only")."""
+    title, header, *lines = out.splitlines()
+    names = ["VERSION", "KEY", "STATE", "CREATED (UTC)", "KEY ID", "FINGERPRINT"]
+    starts = [header.index(name) for name in names]
+    assert header.split("  ")[0] == "VERSION"
+    ends = [*starts[1:], None]
+    rows = [
+        {
+            name: line[start:end].strip()
+            for name, start, end in zip(names, starts, ends, strict=True)
+        }
+        for line in lines
+    ]
+    return title, rows
+
+
+def test_keys_list_shows_every_version_of_the_checkpoint_and_consent_keys(
+    settings: Settings, cli_env: dict[str, str]
+) -> None:
+    started = datetime.now(UTC).replace(microsecond=0)
+    code, out = run(cli_env, "keys", "list", "consent")
+    assert (code, out) == (
+        0,
+        "consent key versions (locker-consent): none yet, version 1 is made when it first signs\n",
+    )
+    assert not list((settings.data_dir / "keys").glob(f"{CONSENT_KEY}*")), "listing made none"
+    _checkpoint(settings, "before")
+    for which in ("checkpoint", "checkpoint", "consent"):
+        _rotated(cli_env, which)
+    latest = _checkpoint(settings, "after")
+    with _opened(settings) as runtime:
+        recorded = _fingerprints(runtime)
+        published = {  # the key ids each published version carries, oldest first
+            "checkpoint": [vkey.split("+")[1] for vkey in reversed(runtime.audit_verifier_keys)],
+            "consent": [key["kid"] for key in reversed(_signer(runtime).jwks()["keys"])],
+        }
+    for which, name in (("checkpoint", AUDIT_CHECKPOINT_KEY), ("consent", CONSENT_KEY)):
+        code, out = run(cli_env, "keys", "list", which)
+        assert code == 0, out
+        title, rows = _table(out)
+        assert title == f"{which} key versions ({name}):"
+        count = len(published[which])
+        assert count == (3 if which == "checkpoint" else 2)
+        assert [row["VERSION"] for row in rows] == [str(n) for n in range(1, count + 1)]
+        assert [row["KEY"] for row in rows] == [name] + [
+            f"{name}.v{n}" for n in range(2, count + 1)
+        ]
+        assert [row["STATE"] for row in rows] == ["verifies only"] * (count - 1) + ["current"]
+        assert [row["KEY ID"] for row in rows] == published[which]
+        assert [row["FINGERPRINT"] for row in rows] == [recorded[row["KEY"]] for row in rows]
+        created = [datetime.fromisoformat(row["CREATED (UTC)"]) for row in rows]
+        assert created == sorted(created)
+        assert started <= created[0]
+        assert created[-1] <= datetime.now(UTC)
+        if which == "checkpoint":  # the latest note carries the current version's key id
+            blob = latest.splitlines()[-1].rpartition(" ")[2]
+            assert base64.b64decode(blob)[:4].hex() == rows[-1]["KEY ID"]
+    code, out = run(cli_env, "keys", "list")
+    listed = out.splitlines()
+    assert code == 0, out
+    assert "checkpoint key versions (audit-checkpoint):" in listed
+    assert "consent key versions (locker-consent):" in listed
+    assert listed[-1] == "local:1\tKEK\tcurrent"
