@@ -2,17 +2,17 @@
 
 `shanakht keys rotate checkpoint|consent` adds a version file to the keys folder from another
 process (the CLI) while the replicas keep running, and each replica must sign with the new
-version from then on, not from its next restart: a checkpoint signed by a version that is not
-the newest still verifies, but an auditor told "the key was rotated" should not keep seeing the
-old one sign. Reading the versions from the folder per request (a listing, an open per version
-and an Ed25519 key built from each) costs more than most requests' own work, so they are kept
-built in memory and each use costs one stat of the keys folder: linking a new version in
-changes the folder's mtime, which makes the next use list the folder, and only a listing that
-finds other versions than before opens key files and builds anew.
-
-A stat can miss a change: two changes within one tick of a coarse filesystem clock look like
-one, and NFS caches attributes. So the folder is listed anyway once RECHECK_SECONDS have passed
-since the last listing; a rotation reaches every replica within that time at the latest.
+version from then on, not from its next restart: a checkpoint signed by an older version still
+verifies, but an auditor told "the key was rotated" should not keep seeing the old one sign.
+Reading the versions from the folder per request (a listing, an open per version and an
+Ed25519 key built from each: 2 ms a request where this was measured) costs more than most
+requests' own work, so they are kept built in memory, and the folder is listed again at most
+once every RECHECK_SECONDS, at the first use after that time; only a listing that finds other
+versions than before opens key files and builds anew. So a use in between costs a clock
+reading, not even a stat (one costs 10 us in a sandboxed container, and a request asks for the
+checkpoint signer several times), and a rotation reaches every replica within RECHECK_SECONDS.
+A listing does not depend on the folder's mtime, which a coarse filesystem clock or NFS's
+cached attributes could leave unchanged.
 
 A version that does not open (a key file sealed under a master key this process does not hold,
 written after `keys rotate master` while it kept running) leaves the versions built before in
@@ -35,7 +35,7 @@ from api.keystore import LocalKeyStore
 
 log = logging.getLogger("shanakht.keys")
 
-RECHECK_SECONDS = 5.0
+RECHECK_SECONDS = 1.0
 
 Built = TypeVar("Built")
 
@@ -44,7 +44,6 @@ Built = TypeVar("Built")
 class _Seen(Generic[Built]):
     """What the last listing found, and when: replaced whole, so a reader never sees half."""
 
-    stamp: tuple[int, int]
     listed_at: float
     versions: tuple[str, ...]
     built: Built
@@ -72,31 +71,21 @@ class KeyVersions(Generic[Built]):
         self._lock = threading.Lock()  # one listing at a time; readers never wait on it
 
     def get(self) -> Built:
-        """The versions as built, built again first if the keys folder shows another set."""
+        """The versions as built, the folder listed first if the last listing is too old."""
         seen = self._seen
-        if seen is not None and self._current(seen):
+        if seen is not None and self._monotonic() - seen.listed_at < self._recheck:
             return seen.built
         with self._lock:
             seen = self._seen
-            if seen is not None and self._current(seen):
+            if seen is not None and self._monotonic() - seen.listed_at < self._recheck:
                 return seen.built  # another thread listed the folder meanwhile
             return self._refresh(seen)
 
-    def _current(self, seen: _Seen[Built]) -> bool:
-        """Whether the folder is as it was at the last listing, which is recent enough."""
-        return (
-            self._keys.listing_stamp() == seen.stamp
-            and self._monotonic() - seen.listed_at < self._recheck
-        )
-
     def _refresh(self, seen: _Seen[Built] | None) -> Built:
-        # The stamp is taken before the listing: a version linked in while the folder is being
-        # listed changes the folder after it, and so is seen at the next use.
-        stamp = self._keys.listing_stamp()
         now = self._monotonic()
         versions = tuple(self._keys.versions(self._name)) or (self._name,)  # 1 is made on use
         if seen is not None and versions == seen.versions:
-            self._seen = _Seen(stamp, now, versions, seen.built)
+            self._seen = _Seen(now, versions, seen.built)
             return seen.built
         try:
             built = self._build(versions)
@@ -110,9 +99,9 @@ class KeyVersions(Generic[Built]):
                 seen.versions[-1],
                 exc,
             )
-            self._seen = _Seen(stamp, now, seen.versions, seen.built)  # tried again later
+            self._seen = _Seen(now, seen.versions, seen.built)  # tried again at the next listing
             return seen.built
         if seen is not None:
             log.info("key %s: now signing with %s", self._name, versions[-1])
-        self._seen = _Seen(stamp, now, versions, built)
+        self._seen = _Seen(now, versions, built)
         return built

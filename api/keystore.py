@@ -127,13 +127,6 @@ class LocalKeyStore:
         found = (path.name.removesuffix(".json") for path in self._dir.glob("*.json"))
         return sorted(name for name in found if _NAME.match(name))
 
-    def listing_stamp(self) -> tuple[int, int]:
-        """The keys folder's inode and mtime: a key file linked in or removed (a rotation's new
-        version) changes them, so a process that keeps keys in memory (`api.key_versions`)
-        knows from one stat, without listing the folder, whether to look again."""
-        status = os.stat(self._dir)
-        return status.st_ino, status.st_mtime_ns
-
     def written_at(self, name: str) -> datetime:
         """When the file of the key `name` was last written: when the key was made, unless a
         rotation of the master key re-sealed it or a restore wrote it since."""

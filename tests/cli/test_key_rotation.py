@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from api.app import create_app
 from api.key_check import KeysDoNotFit, check_keys_fit_database
 from api.key_rotation import grouped
+from api.key_versions import RECHECK_SECONDS
 from api.keystore import LocalKeyStore, development_master_key
 from api.migrate import prepare
 from api.models import key_fingerprints
@@ -56,6 +58,12 @@ def _rotated(cli_env: dict[str, str], which: str) -> str:
     code, out = run(cli_env, "keys", "rotate", which)
     assert code == 0, out
     return out
+
+
+def _after_recheck() -> None:
+    """Wait until a runtime already open lists the keys folder again at its next use
+    (`api.key_versions`): how long a rotation takes at most to reach a running replica."""
+    time.sleep(RECHECK_SECONDS)
 
 
 def _logged(runtime: Runtime, action: str) -> list[dict[str, object]]:
@@ -151,6 +159,7 @@ def test_old_consent_artifacts_and_grants_verify_after_rotations_and_new_ones_us
     grant = _signer(runtime).sign({"grant": "g1", "exp": expires}, GRANT_TYPE)
     for n in (1, 2):
         _rotated(cli_env, "consent")
+        _after_recheck()
         artifacts.append(_signer(runtime).sign({**terms, "n": n}, CONSENT_TYPE))
 
     signer = _signer(runtime)
@@ -285,6 +294,7 @@ def test_a_running_process_signs_with_the_versions_a_rotation_made_without_a_res
 
         _rotated(cli_env, "checkpoint")
         _rotated(cli_env, "consent")
+        _after_recheck()
 
         new_key = client.get("/audit/key").text.strip()
         assert new_key != old_key

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from api.key_versions import RECHECK_SECONDS
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from audit import AuditEvent, NoteError, NoteVerifier
@@ -88,6 +89,7 @@ def test_a_running_server_signs_with_a_rotated_checkpoint_key_without_a_restart(
         for which in ("checkpoint", "consent"):
             code, out = run(cli_env, "keys", "rotate", which)
             assert code == 0, out
+        time.sleep(RECHECK_SECONDS)  # the most a rotation takes to reach a running server
         new_key = _get(f"{base}/audit/key")[1].strip()
         assert new_key != old_key
         assert _get(f"{base}/audit/keys")[1].splitlines() == [new_key, old_key]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from unittest import mock
@@ -19,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from api.administration import check_integrity
 from api.app import create_app
 from api.job_runner import beating
+from api.key_versions import RECHECK_SECONDS
 from api.routes import admin_keys
 from api.runtime import AUDIT_CHECKPOINT_KEY, Runtime
 from audit import AuditEntry, AuditEvent, address_pseudonym
@@ -201,7 +203,8 @@ def test_the_audit_page_shows_the_key_version_that_signed_its_latest_checkpoint(
     with oidc_runtime.transaction() as session:
         oidc_runtime.audit_log(session).checkpoint()
     first = oidc_runtime.audit_signer.verifier_key
-    oidc_runtime.keys.add_version(AUDIT_CHECKPOINT_KEY)  # rotated; the running process sees it
+    oidc_runtime.keys.add_version(AUDIT_CHECKPOINT_KEY)  # rotated; this process sees it
+    time.sleep(RECHECK_SECONDS)  # at its first use after this long (`api.key_versions`)
     second = oidc_runtime.audit_signer.verifier_key
     assert second != first
     page = web.get("/admin/audit")
