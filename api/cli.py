@@ -369,8 +369,8 @@ def keys_rotate(which: str, compromised: bool, new_key_file: TextIO | None) -> N
     refresh theirs). checkpoint or consent (never part of `all`): a new version of the audit
     checkpoint key or of the consent key signs from now on; every earlier version stays
     published (/audit/keys, /exchange/consent-keys) and verifies what it signed. Running
-    replicas sign with the new version within a second, without a restart. The pseudonym, PII sealing (pii) and row-seal keys do not rotate: asked to, it
-    says why.
+    replicas sign with the new version within a second, without a restart. The pseudonym, PII
+    sealing (pii) and row-seal keys do not rotate: asked to, it says why.
     """
     if which in REFUSED:
         fail(REFUSED[which])

@@ -86,8 +86,10 @@ def version_table(runtime: Runtime, which: str) -> list[str]:
         for row in rows
     ]
     widths = [max(len(line[i]) for line in cells) for i in range(len(HEADER))]
-    body = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-            for line in cells]  # fmt: skip
+    body = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in cells
+    ]
     return [f"{title}:", *body]
 
 
