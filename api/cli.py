@@ -20,6 +20,7 @@ from api.administration import (
 from api.backchannel import deliver, end_sessions
 from api.cli_backup import backup, restore
 from api.cli_demo import demo
+from api.cli_key_versions import version_table
 from api.cli_locker import kek_lines, locker
 from api.cli_master import HELP as MASTER_HELP
 from api.cli_master import rotate_master
@@ -367,9 +368,9 @@ def keys_rotate(which: str, compromised: bool, new_key_file: TextIO | None) -> N
     --compromised, tokens the old signing keys signed stop verifying at once (e-services
     refresh theirs). checkpoint or consent (never part of `all`): a new version of the audit
     checkpoint key or of the consent key signs from now on; every earlier version stays
-    published (/audit/keys, /exchange/consent-keys) and verifies what it signed. Restart every
-    replica after a checkpoint rotation: until then it signs with the version before. The
-    pseudonym, PII sealing (pii) and row-seal keys do not rotate: asked to, it says why.
+    published (/audit/keys, /exchange/consent-keys) and verifies what it signed. Running
+    replicas sign with the new version within a second, without a restart. The pseudonym, PII
+    sealing (pii) and row-seal keys do not rotate: asked to, it says why.
     """
     if which in REFUSED:
         fail(REFUSED[which])
@@ -417,11 +418,15 @@ def _rotate_signing_key(which: str) -> None:
 
 
 @keys.command("list")
-@click.argument("which", type=click.Choice(KEY_SETS), default="all", required=False)
+@click.argument("which", type=click.Choice((*KEY_SETS, *ROTATED)), default="all", required=False)
 def keys_list(which: str) -> None:
-    """Signing keys: kid, algorithm, created, retired (oidc); KEK versions (locker); or all.
+    """Signing keys (oidc); checkpoint or consent key versions; KEK versions (locker); or all.
 
-    `locker` lists each KEK version as current (new keys are wrapped under it) or unwrap only.
+    `oidc` prints kid, algorithm, created and retired. `checkpoint` and `consent` print a table
+    of every version: its number, key name, state (current: it signs; or verifies only), when
+    it was made (UTC), its key id (the key hash a signed note carries, or the JWS kid) and its
+    fingerprint (as `keys rotate` printed it). `locker` lists each KEK version as current (new
+    keys are wrapped under it) or unwrap only. `all`, the default, lists them all.
     """
     with cli_runtime() as runtime:
         migrate(runtime)
@@ -430,6 +435,10 @@ def keys_list(which: str) -> None:
                 for k in runtime.provider(session).keys.all():
                     retired = k.retired_at.isoformat() if k.retired_at else "in use"
                     click.echo(f"{k.kid}\t{k.alg}\t{k.created_at.isoformat()}\t{retired}")
+        for rotated in ROTATED:
+            if which in (rotated, "all"):
+                for line in version_table(runtime, rotated):
+                    click.echo(line)
         if which in ("locker", "all"):
             for line in kek_lines(runtime.keks):
                 click.echo(line)

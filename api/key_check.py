@@ -35,11 +35,11 @@ from sqlalchemy.orm import Session
 from api.cli_backup import MAC_KEY
 from api.errors import StartupError
 from api.models import key_fingerprints
-from api.routes.exchange import CONSENT_KEY
 from api.routes.signin import DEVICE_KEY
 from api.runtime import (
     AUDIT_CHECKPOINT_KEY,
     AUDIT_PSEUDONYM_KEY,
+    CONSENT_KEY,
     IDENTITY_CODE_KEY,
     IDENTITY_PAIRWISE_KEY,
     IDENTITY_SEAL_KEY,

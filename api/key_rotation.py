@@ -22,8 +22,7 @@ from dataclasses import dataclass
 
 from api.key_check import check_keys_fit_database, fingerprint
 from api.keystore import version_number
-from api.routes.exchange import CONSENT_KEY
-from api.runtime import AUDIT_CHECKPOINT_KEY, Runtime
+from api.runtime import AUDIT_CHECKPOINT_KEY, CONSENT_KEY, Runtime
 from audit import AuditEvent
 
 # What `keys rotate` calls each signing key that rotates, and its name in the key store.

@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -125,6 +126,11 @@ class LocalKeyStore:
         asking for (and so making) any key."""
         found = (path.name.removesuffix(".json") for path in self._dir.glob("*.json"))
         return sorted(name for name in found if _NAME.match(name))
+
+    def written_at(self, name: str) -> datetime:
+        """When the file of the key `name` was last written: when the key was made, unless a
+        rotation of the master key re-sealed it or a restore wrote it since."""
+        return datetime.fromtimestamp(self._path(name).stat().st_mtime, UTC)
 
     def secret(self, name: str, size: int = 32) -> bytes:
         """The secret called `name`, generated with `size` random bytes the first time.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.database import create_db_engine, session_factory
 from api.errors import StartupError
 from api.hashing import BackgroundHasher
+from api.key_versions import KeyVersions
 from api.keystore import LocalKeyStore, development_master_key, parse_master_key
 from api.settings import Settings
 from audit import AuditLog, NoteError, NoteKeyRing, NoteSigner
@@ -33,6 +34,7 @@ from identity.policy import THROTTLE_WINDOW, IdentityPolicy, Limit
 from identity.sealing import Sealer
 from identity.second_factor import SecondFactor
 from identity.sms import OutboxSmsGateway
+from locker.consents import ConsentSigner
 from locker.documents import Locker
 from locker.errors import LockerError, StoreError
 from locker.kek import KekProvider, LocalKeks
@@ -42,6 +44,7 @@ from signing.pki.ca import Endpoints
 from signing.pki.keys import SealedKeys
 
 AUDIT_CHECKPOINT_KEY = "audit-checkpoint"
+CONSENT_KEY = "locker-consent"  # signs the exchange's consent artifacts and legal grants
 AUDIT_PSEUDONYM_KEY = "audit-pseudonym"
 IDENTITY_SEAL_KEY = "identity-seal"
 IDENTITY_CODE_KEY = "identity-codes"
@@ -82,15 +85,30 @@ class IdentityParts:
     breached: BreachedPasswords | None = None
 
 
+@dataclass(frozen=True)
+class CheckpointKeys:
+    """Every version of the checkpoint key: the newest signs, each checks what it signed."""
+
+    signer: NoteSigner  # the newest version
+    verifier_keys: tuple[str, ...]  # every version's verifier key, newest first
+    verifier: NoteKeyRing
+
+    @classmethod
+    def of(cls, signers: list[NoteSigner]) -> CheckpointKeys:
+        vkeys = tuple(signer.verifier_key for signer in signers)
+        return cls(signers[0], vkeys, NoteKeyRing.parse(vkeys))
+
+
 @dataclass
 class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
     keys: LocalKeyStore
-    audit_signer: NoteSigner  # the newest version of the checkpoint key
-    # Every version's verifier key, newest first: each checks what it signed (`checkpoint_signers`).
-    audit_verifier_keys: tuple[str, ...]
+    # Every version of the checkpoint key and of the consent key, as this process holds them:
+    # a rotation made meanwhile by `shanakht keys rotate` reaches it (`api.key_versions`).
+    checkpoint_keys: KeyVersions[CheckpointKeys]
+    consent_keys: KeyVersions[ConsentSigner]
     pseudonym_key: bytes
     identity: IdentityParts
     signing_seal_key: bytes
@@ -198,9 +216,24 @@ class Runtime:
         )
 
     @property
+    def audit_signer(self) -> NoteSigner:
+        """The newest version of the checkpoint key, the one that signs checkpoints now."""
+        return self.checkpoint_keys.get().signer
+
+    @property
+    def audit_verifier_keys(self) -> tuple[str, ...]:
+        """Every version's verifier key, newest first: each checks what it signed."""
+        return self.checkpoint_keys.get().verifier_keys
+
+    @property
     def audit_verifier(self) -> NoteKeyRing:
         """Checks a checkpoint signed by any version of the checkpoint key."""
-        return NoteKeyRing.parse(self.audit_verifier_keys)
+        return self.checkpoint_keys.get().verifier
+
+    @property
+    def consent_signer(self) -> ConsentSigner:
+        """The newest version of the consent key signs; every earlier one still verifies."""
+        return self.consent_keys.get()
 
     def checkpoint_key_of(self, note: str) -> str:
         """The verifier key of the version that signed the checkpoint `note`, for a bundle
@@ -292,7 +325,13 @@ def open_runtime(settings: Settings) -> Runtime:
         engine = create_db_engine(settings.resolved_database_url)
     except (SQLAlchemyError, ValueError) as exc:
         raise StartupError(f"SHANAKHT_DATABASE_URL is not usable: {_first_line(exc)}") from None
-    signers = checkpoint_signers(keys, settings.resolved_audit_origin)
+    origin = settings.resolved_audit_origin
+    checkpoint_keys = KeyVersions(
+        keys,
+        AUDIT_CHECKPOINT_KEY,
+        lambda made: CheckpointKeys.of(_note_signers(keys, origin, made)),
+    )
+    checkpoint_keys.get()  # made now if new; a version that does not open stops the start
     expiry = settings.password_expiry_days
     identity = IdentityParts(
         sms=OutboxSmsGateway(data_dir / "sms-outbox.jsonl", clock=utc_now),
@@ -320,8 +359,9 @@ def open_runtime(settings: Settings) -> Runtime:
         engine=engine,
         sessions=session_factory(engine),
         keys=keys,
-        audit_signer=signers[0],
-        audit_verifier_keys=tuple(signer.verifier_key for signer in signers),
+        checkpoint_keys=checkpoint_keys,
+        # Made on first use (the first consent or legal grant), as before keys had versions.
+        consent_keys=KeyVersions(keys, CONSENT_KEY, lambda made: _consent_signer(keys, made)),
         pseudonym_key=keys.secret(AUDIT_PSEUDONYM_KEY),
         identity=identity,
         signing_seal_key=keys.secret(SIGNING_SEAL_KEY),
@@ -331,12 +371,18 @@ def open_runtime(settings: Settings) -> Runtime:
     )
 
 
-def checkpoint_signers(keys: LocalKeyStore, origin: str) -> list[NoteSigner]:
-    """A signer for every version of the checkpoint key, newest (the one that signs) first;
-    version 1 is made on first use. All carry the log's origin as their name, so a verifier
-    tells them apart by key hash (`audit.note`)."""
-    made = keys.versions(AUDIT_CHECKPOINT_KEY) or [AUDIT_CHECKPOINT_KEY]
+def _note_signers(keys: LocalKeyStore, origin: str, made: Sequence[str]) -> list[NoteSigner]:
+    """A signer for every version `made` of the checkpoint key, newest (the one that signs)
+    first. All carry the log's origin as their name, so a verifier tells them apart by key
+    hash (`audit.note`)."""
     return [NoteSigner(origin, keys.ed25519(version)) for version in reversed(made)]
+
+
+def _consent_signer(keys: LocalKeyStore, made: Sequence[str]) -> ConsentSigner:
+    """The consent key's newest version `made[-1]` to sign, the earlier ones to verify."""
+    return ConsentSigner(
+        keys.ed25519(made[-1]), [keys.ed25519(old).public_key() for old in reversed(made[:-1])]
+    )
 
 
 def _open_keks(data_dir: Path, keys: LocalKeyStore) -> LocalKeks:

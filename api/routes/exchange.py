@@ -64,7 +64,6 @@ DEPARTMENT_SCOPE = "locker.request"
 # consent's `data_life_days` counted from the fetch. Enforcing it is the department's.
 DELETE_BY_HEADER = "Shanakht-Delete-By"
 CITIZEN_SCOPE = "locker"
-CONSENT_KEY = "locker-consent"
 GRANT_HEADER = "Shanakht-Legal-Grant"
 Id = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Doctypes = Annotated[list[Annotated[str, Field(min_length=1, max_length=16)]], Field(min_length=1)]
@@ -116,13 +115,9 @@ class _Accounts:
 
 
 def _signer(runtime: Runtime) -> ConsentSigner:
-    """The newest version of the consent key signs; every earlier one still verifies. Read
-    from the keys folder each time, so a rotation reaches running replicas at once."""
-    keys = runtime.keys
-    made = keys.versions(CONSENT_KEY) or [CONSENT_KEY]  # version 1 is made on first use
-    return ConsentSigner(
-        keys.ed25519(made[-1]), [keys.ed25519(old).public_key() for old in reversed(made[:-1])]
-    )
+    """The newest version of the consent key signs; every earlier one still verifies. Kept by
+    the runtime and rebuilt when a rotation adds a version (`api.key_versions`)."""
+    return runtime.consent_signer
 
 
 def _exchange(runtime: Runtime, session: Session) -> Exchange:

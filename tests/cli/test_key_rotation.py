@@ -4,10 +4,12 @@ that departments keep) still verifies against what the service publishes."""
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,11 +22,12 @@ from sqlalchemy import select
 from api.app import create_app
 from api.key_check import KeysDoNotFit, check_keys_fit_database
 from api.key_rotation import grouped
+from api.key_versions import RECHECK_SECONDS
 from api.keystore import LocalKeyStore, development_master_key
 from api.migrate import prepare
 from api.models import key_fingerprints
-from api.routes.exchange import CONSENT_KEY, _signer
-from api.runtime import AUDIT_CHECKPOINT_KEY, Runtime, open_runtime
+from api.routes.exchange import _signer
+from api.runtime import AUDIT_CHECKPOINT_KEY, CONSENT_KEY, Runtime, open_runtime
 from api.settings import Settings
 from audit import AuditEvent, NoteError, NoteKeyRing, NoteVerifier, holds_cnic
 from audit.models import entries
@@ -55,6 +58,12 @@ def _rotated(cli_env: dict[str, str], which: str) -> str:
     code, out = run(cli_env, "keys", "rotate", which)
     assert code == 0, out
     return out
+
+
+def _after_recheck() -> None:
+    """Wait until a runtime already open lists the keys folder again at its next use
+    (`api.key_versions`): how long a rotation takes at most to reach a running replica."""
+    time.sleep(RECHECK_SECONDS)
 
 
 def _logged(runtime: Runtime, action: str) -> list[dict[str, object]]:
@@ -150,6 +159,7 @@ def test_old_consent_artifacts_and_grants_verify_after_rotations_and_new_ones_us
     grant = _signer(runtime).sign({"grant": "g1", "exp": expires}, GRANT_TYPE)
     for n in (1, 2):
         _rotated(cli_env, "consent")
+        _after_recheck()
         artifacts.append(_signer(runtime).sign({**terms, "n": n}, CONSENT_TYPE))
 
     signer = _signer(runtime)
@@ -267,3 +277,118 @@ def test_a_checkpoint_no_version_signed_is_named_with_the_newest_key(runtime: Ru
     assert runtime.checkpoint_key_of(altered) == runtime.audit_signer.verifier_key
     with pytest.raises(NoteError):
         NoteVerifier.parse(runtime.checkpoint_key_of(altered)).open(altered)
+
+
+def test_a_running_process_signs_with_the_versions_a_rotation_made_without_a_restart(
+    settings: Settings, cli_env: dict[str, str]
+) -> None:
+    """A server opened before `keys rotate` (another process) signs its next checkpoint and
+    consent artifact with the new versions, and what it signed before still verifies."""
+    with _opened(settings) as server, TestClient(create_app(server)) as client:
+        with server.transaction() as session:
+            old_note = server.audit_log(session).checkpoint().note
+        old_key = client.get("/audit/key").text.strip()
+        terms = {"ver": 1, "id": "c1", "owner": "p:someone"}
+        old_artifact = _signer(server).sign(terms, CONSENT_TYPE)
+        old_kid = _signer(server).kid
+
+        _rotated(cli_env, "checkpoint")
+        _rotated(cli_env, "consent")
+        _after_recheck()
+
+        new_key = client.get("/audit/key").text.strip()
+        assert new_key != old_key
+        assert client.get("/audit/keys").text.splitlines() == [new_key, old_key]
+        with server.transaction() as session:
+            log = server.audit_log(session)
+            log.append(AuditEvent(actor="admin:cli", action="test.happened", details={}))
+            new_note = log.checkpoint().note
+        NoteVerifier.parse(new_key).open(new_note)  # the signature line is version 2's
+        with pytest.raises(NoteError, match="carries no signature"):
+            NoteVerifier.parse(old_key).open(new_note)
+        assert NoteVerifier.parse(old_key).open(old_note)
+        assert server.checkpoint_key_of(old_note) == old_key
+        assert server.checkpoint_key_of(new_note) == new_key
+
+        new_artifact = _signer(server).sign({**terms, "id": "c2"}, CONSENT_TYPE)
+        published = client.get("/exchange/consent-keys").json()
+        kids = [key["kid"] for key in published["keys"]]
+        assert kids[1:] == [old_kid]
+        keys = KeySet.import_key_set(published)
+        for artifact, kid in ((new_artifact, kids[0]), (old_artifact, old_kid)):
+            assert (
+                jws.deserialize_compact(artifact, keys, algorithms=["Ed25519"]).headers()["kid"]
+                == kid
+            )
+            _signer(server).open(artifact, CONSENT_TYPE)
+        assert kids[0] != old_kid
+        assert client.get("/readyz").status_code == 200
+    code, out = run(cli_env, "audit", "verify")
+    assert code == 0, out
+
+
+def _table(out: str) -> tuple[str, list[dict[str, str]]]:
+    """The title and the rows of a `keys list checkpoint|consent` table, by its header's
+    columns (a cell may hold a space: "verifies only")."""
+    title, header, *lines = out.splitlines()
+    names = ["VERSION", "KEY", "STATE", "CREATED (UTC)", "KEY ID", "FINGERPRINT"]
+    starts = [header.index(name) for name in names]
+    assert header.split("  ")[0] == "VERSION"
+    ends = [*starts[1:], None]
+    rows = [
+        {
+            name: line[start:end].strip()
+            for name, start, end in zip(names, starts, ends, strict=True)
+        }
+        for line in lines
+    ]
+    return title, rows
+
+
+def test_keys_list_shows_every_version_of_the_checkpoint_and_consent_keys(
+    settings: Settings, cli_env: dict[str, str]
+) -> None:
+    started = datetime.now(UTC).replace(microsecond=0)
+    code, out = run(cli_env, "keys", "list", "consent")
+    assert (code, out) == (
+        0,
+        "consent key versions (locker-consent): none yet, version 1 is made when it first signs\n",
+    )
+    assert not list((settings.data_dir / "keys").glob(f"{CONSENT_KEY}*")), "listing made none"
+    _checkpoint(settings, "before")
+    for which in ("checkpoint", "checkpoint", "consent"):
+        _rotated(cli_env, which)
+    latest = _checkpoint(settings, "after")
+    with _opened(settings) as runtime:
+        recorded = _fingerprints(runtime)
+        published = {  # the key ids each published version carries, oldest first
+            "checkpoint": [vkey.split("+")[1] for vkey in reversed(runtime.audit_verifier_keys)],
+            "consent": [key["kid"] for key in reversed(_signer(runtime).jwks()["keys"])],
+        }
+    for which, name in (("checkpoint", AUDIT_CHECKPOINT_KEY), ("consent", CONSENT_KEY)):
+        code, out = run(cli_env, "keys", "list", which)
+        assert code == 0, out
+        title, rows = _table(out)
+        assert title == f"{which} key versions ({name}):"
+        count = len(published[which])
+        assert count == (3 if which == "checkpoint" else 2)
+        assert [row["VERSION"] for row in rows] == [str(n) for n in range(1, count + 1)]
+        assert [row["KEY"] for row in rows] == [name] + [
+            f"{name}.v{n}" for n in range(2, count + 1)
+        ]
+        assert [row["STATE"] for row in rows] == ["verifies only"] * (count - 1) + ["current"]
+        assert [row["KEY ID"] for row in rows] == published[which]
+        assert [row["FINGERPRINT"] for row in rows] == [recorded[row["KEY"]] for row in rows]
+        created = [datetime.fromisoformat(row["CREATED (UTC)"]) for row in rows]
+        assert created == sorted(created)
+        assert started <= created[0]
+        assert created[-1] <= datetime.now(UTC)
+        if which == "checkpoint":  # the latest note carries the current version's key id
+            blob = latest.splitlines()[-1].rpartition(" ")[2]
+            assert base64.b64decode(blob)[:4].hex() == rows[-1]["KEY ID"]
+    code, out = run(cli_env, "keys", "list")
+    listed = out.splitlines()
+    assert code == 0, out
+    assert "checkpoint key versions (audit-checkpoint):" in listed
+    assert "consent key versions (locker-consent):" in listed
+    assert listed[-1] == "local:1\tKEK\tcurrent"

@@ -50,11 +50,12 @@ from sqlalchemy.engine import Engine
 
 from api.errors import StartupError
 from api.migrate import prepare
-from api.routes.exchange import CONSENT_KEY, _signer
+from api.routes.exchange import _signer
 from api.routes.signin import DEVICE_KEY, device_cookies
 from api.runtime import (
     AUDIT_CHECKPOINT_KEY,
     AUDIT_PSEUDONYM_KEY,
+    CONSENT_KEY,
     IDENTITY_CODE_KEY,
     IDENTITY_PAIRWISE_KEY,
     IDENTITY_SEAL_KEY,
@@ -91,6 +92,7 @@ ISSUER = Accessor("client:lgcd-crms", "lgcd", "issuer")
 KEYSTORE_NAMES = {
     AUDIT_CHECKPOINT_KEY,
     AUDIT_PSEUDONYM_KEY,
+    CONSENT_KEY,
     IDENTITY_SEAL_KEY,
     IDENTITY_CODE_KEY,
     IDENTITY_PAIRWISE_KEY,

@@ -1,0 +1,113 @@
+"""`shanakht keys list checkpoint|consent`: every version of a rotating signing key, as a table.
+
+After `keys rotate checkpoint|consent`, an operator (or someone holding a checkpoint or a
+consent artifact) needs to tell which version signs now and which one signed what they hold.
+So each version is listed with its key id, the one a statement carries (a signed note's key
+hash, a consent artifact's JWS `kid`), its fingerprint (the one the key check records and the
+rotation's audit entry names, in groups of eight hex digits so it reads and compares by eye),
+when it was made, and whether it is the current one. Listing makes no key: a consent key not
+used yet is said to be so rather than made.
+
+When a version was made is not kept as such. Its file's mtime is that time until a rotation of
+the master key re-seals the file or a restore writes it, both later than the moment the
+database first recorded the version's fingerprint (the rotation itself, or for version 1 the
+first start); so the earlier of the two is shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from api.key_check import fingerprint
+from api.key_rotation import ROTATED, grouped
+from api.keystore import version_number
+from api.models import key_fingerprints
+from api.runtime import Runtime
+from audit import NoteSigner
+from locker.consents import ConsentSigner
+
+CURRENT = "current"
+OLDER = "verifies only"
+HEADER = ("VERSION", "KEY", "STATE", "CREATED (UTC)", "KEY ID", "FINGERPRINT")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyVersionRow:
+    """One version of a rotating signing key, as `keys list` shows it."""
+
+    version: int
+    key: str  # its name in the key store: `audit-checkpoint.v2`
+    current: bool  # the newest version, the one that signs
+    created: datetime
+    key_id: str  # what a statement it signed carries to name it
+    fingerprint: str  # grouped, as the rotation's audit entry writes it
+
+
+def version_rows(runtime: Runtime, which: str) -> list[KeyVersionRow]:
+    """Every version of the key `which` (a key of ROTATED) made so far, oldest first."""
+    name = ROTATED[which]
+    made = runtime.keys.versions(name)
+    recorded = _recorded_at(runtime, made)
+    rows = []
+    for key in made:
+        written = runtime.keys.written_at(key)
+        rows.append(
+            KeyVersionRow(
+                version=version_number(name, key),
+                key=key,
+                current=key == made[-1],
+                created=min(written, recorded[key]) if key in recorded else written,
+                key_id=_key_id(runtime, which, key),
+                fingerprint=grouped(fingerprint(runtime.keys.secret(key), key)),
+            )
+        )
+    return rows
+
+
+def version_table(runtime: Runtime, which: str) -> list[str]:
+    """The lines `keys list` prints for the key `which`: a title, then a header and a row per
+    version in aligned columns, or a line saying none was made yet."""
+    title = f"{which} key versions ({ROTATED[which]})"
+    rows = version_rows(runtime, which)
+    if not rows:
+        return [f"{title}: none yet, version 1 is made when it first signs"]
+    cells = [HEADER] + [
+        (
+            str(row.version),
+            row.key,
+            CURRENT if row.current else OLDER,
+            row.created.astimezone(UTC).isoformat(timespec="seconds"),
+            row.key_id,
+            row.fingerprint,
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(HEADER))]
+    body = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in cells
+    ]
+    return [f"{title}:", *body]
+
+
+def _key_id(runtime: Runtime, which: str, key: str) -> str:
+    """The checkpoint key's note key hash (hex, as in its verifier key) or the consent key's
+    JWK thumbprint (its `kid`)."""
+    private = runtime.keys.ed25519(key)
+    if which == "checkpoint":
+        return NoteSigner(runtime.settings.resolved_audit_origin, private).key_hash.hex()
+    return ConsentSigner(private).kid
+
+
+def _recorded_at(runtime: Runtime, names: list[str]) -> dict[str, datetime]:
+    """When the database first recorded each of `names` (`api.key_check`), if it has."""
+    if not names:
+        return {}
+    query = select(key_fingerprints.c.name, key_fingerprints.c.recorded_at).where(
+        key_fingerprints.c.name.in_(names)
+    )
+    with runtime.engine.connect() as connection:
+        return {row.name: row.recorded_at for row in connection.execute(query)}
