@@ -9,16 +9,34 @@ call holds the write lock the longer. Measured with `python -m bench.identity` (
 processes on two cores, wrk, 16 connections each): client_credentials 977 grants/s in one
 thread a process against 422/s in the pool, at half the CPU per grant. A request waiting for
 the lane waits on the event loop, which costs nothing.
+
+Nothing, that is, until more arrives than the lane can serve: then the queue grows without
+bound, and every request in it is answered long after its client gave up (the soak on
+PostgreSQL: token grants at a p50 of 308 s), each still costing the lane its full work. So the
+lane sheds load: a request that would wait longer than the configured maximum
+(`SHANAKHT_QUICK_LANE_MAX_WAIT`) is refused at once with `LaneFull`, which the routes answer
+503 with Retry-After. See `Lane.expected_wait` for how the wait is judged.
+
+The default maximum, 2 s, is well inside what a client commonly waits for an answer (httpx's
+default time-out is 5 s), so an admitted request is answered while its client still listens;
+and it is about 900 grants of work at the 2.2 ms a grant bench/soak.py assumes, so a burst of
+that size rides through without a refusal. Past that the backlog is not a burst but more
+work than the lane does, which waiting cannot cure.
 """
 
 from __future__ import annotations
 
+import math
 import sys
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
+
+from api import metrics
+from api.metrics import LaneName
 
 T = TypeVar("T")
 
@@ -32,23 +50,131 @@ QUICK_THREADS = 1  # two were slower than one on SQLite and no faster on Postgre
 # (the mixed workload at 214 requests/s, two processes): token grants p99 128 ms at 0.5 ms
 # against 212-222 ms at 5 ms, uploads 69 against 140, the same CPU.
 SWITCH_INTERVAL = 0.0005
-_quick: RunVar[CapacityLimiter] = RunVar("shanakht_quick_lane")
+
+# Weight of the newest job in the running average of service times: about the last ten jobs
+# count, so the estimate follows a change of load (a slower database, a burst of refresh
+# grants) within milliseconds at the lane's rates, without one slow job swinging it.
+SERVICE_WEIGHT = 0.2
+# Retry-After is the expected wait rounded up, between these: at least a second (the header
+# counts whole seconds), and at most a minute, so a lane stuck behind one job does not send
+# clients away for longer than an operator needs to notice.
+RETRY_AFTER_MIN = 1
+RETRY_AFTER_MAX = 60
 
 
-def _quick_limiter() -> CapacityLimiter:
+class LaneFull(Exception):
+    """The lane would not start this work within the maximum wait, so it was refused before
+    anything of it ran: the caller answers 503 with `retry_after` (seconds)."""
+
+    def __init__(self, lane: LaneName, expected_wait: float) -> None:
+        super().__init__(f"the {lane} lane is full: about {expected_wait:.1f} s to wait")
+        self.lane = lane
+        self.expected_wait = expected_wait
+        self.retry_after = min(RETRY_AFTER_MAX, max(RETRY_AFTER_MIN, math.ceil(expected_wait)))
+
+
+class Lane:
+    """`threads` threads for one kind of work, with a queue on the event loop in front, that
+    refuses work it could not start in time.
+
+    Its bookkeeping is done on the event loop only (the work runs in a thread, but the lane's
+    own limiter is taken and given back on the loop), so it needs no lock; `clock` is there for
+    tests to turn by hand."""
+
+    def __init__(
+        self, name: LaneName, threads: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.name = name
+        self.threads = threads
+        self.clock = clock
+        self._turns = CapacityLimiter(threads)  # the queue: who may start
+        self._pool = CapacityLimiter(threads)  # never waited on: keeps the lane off anyio's pool
+        self.waiting = 0  # admitted, not started
+        self._started: dict[int, float] = {}  # a running job's key -> when it started
+        self._next_key = 0
+        self.service: float | None = None  # running average of a job's time in the lane
+
+    @property
+    def running(self) -> int:
+        return len(self._started)
+
+    def expected_wait(self) -> float:
+        """How long a request arriving now would wait before its work started.
+
+        Queue depth alone would be a bound in the wrong unit: 200 grants queued are 0.2 s of
+        work on a fast day and 5 s on a slow one, and a client cares about the time. So: the
+        jobs that must finish before this one starts (those queued, and the running one it
+        takes a thread from) times the running average of what a job took, shared among the
+        threads.
+
+        A lane can also be stuck behind one job (a lock held in the database): the average,
+        made of normal jobs, then promises a short wait while the running job has been at it
+        for seconds. So the wait is at least as long as every thread has been busy with its
+        current job (the youngest's age): work that has already run far past the usual is
+        expected to run about as long again, and a request arriving then is better refused
+        than queued behind it. Before the first job finishes there is no average, and only
+        that second term counts."""
+        ahead = self.waiting + self.running - self.threads + 1
+        if ahead <= 0:
+            return 0.0
+        queued = ahead * (self.service or 0.0) / self.threads
+        now = self.clock()
+        stuck = min((now - started for started in self._started.values()), default=0.0)
+        return max(queued, stuck)
+
+    def admit(self, max_wait: float) -> None:
+        """Refuse (`LaneFull`, counted) if the expected wait is over `max_wait` seconds;
+        `max_wait` 0 admits everything."""
+        if max_wait <= 0:
+            return
+        wait = self.expected_wait()
+        if wait > max_wait:
+            metrics.shed(self.name)
+            raise LaneFull(self.name, wait)
+
+    async def run(self, work: Callable[..., T], *args: object, max_wait: float) -> T:
+        """Run `work(*args)` in one of the lane's threads once its turn comes, or refuse it
+        at once (`LaneFull`) if that turn is not expected within `max_wait` seconds. Only the
+        decision on arrival can refuse: a request once admitted is served, however long it
+        then waits, and once its work has started it runs to the end (a cancellation of the
+        request waits for it), so nothing is left half done."""
+        self.admit(max_wait)
+        self.waiting += 1
+        try:
+            await self._turns.acquire()
+        finally:
+            self.waiting -= 1
+        key = self._next_key
+        self._next_key += 1
+        started = self._started[key] = self.clock()
+        try:
+            return await to_thread.run_sync(work, *args, limiter=self._pool)
+        finally:
+            del self._started[key]
+            took = self.clock() - started
+            average = took if self.service is None else self.service
+            self.service = average + SERVICE_WEIGHT * (took - average)
+            self._turns.release()
+
+
+_quick: RunVar[Lane] = RunVar("shanakht_quick_lane")
+
+
+def quick_lane() -> Lane:
     """One lane per event loop (a limiter belongs to the loop that made it)."""
     try:
         return _quick.get()
     except LookupError:
-        limiter = CapacityLimiter(QUICK_THREADS)
-        _quick.set(limiter)
-        return limiter
+        lane = Lane("quick", QUICK_THREADS)
+        _quick.set(lane)
+        return lane
 
 
-async def quick(work: Callable[..., T], *args: object) -> T:
+async def quick(work: Callable[..., T], *args: object, max_wait: float) -> T:
     """Run `work(*args)` in the quick lane: only for work that never waits on another system
-    (a wait there would stall every request queued behind it)."""
-    return await to_thread.run_sync(work, *args, limiter=_quick_limiter())
+    (a wait there would stall every request queued behind it). Raises `LaneFull` instead when
+    the lane would not start it within `max_wait` seconds (0: no limit)."""
+    return await quick_lane().run(work, *args, max_wait=max_wait)
 
 
 def hand_over_quickly() -> None:

@@ -94,6 +94,13 @@ SIGNATURES = Counter(
     "officer's signature on an order or a file).",
     ["kind"],
 )
+SHED = Counter(
+    "shanakht_requests_shed",
+    "Requests refused at once (503 with Retry-After) because the lane their work runs in "
+    "would not have started it within its maximum wait (`quick`: the token, introspection, "
+    "revocation and userinfo endpoints; see api.lanes).",
+    ["lane"],
+)
 
 
 # -- hooks for the routes ---------------------------------------------------------------------
@@ -132,6 +139,14 @@ def locker_bytes(direction: Literal["in", "out"], count: int) -> None:
 
 def signature(kind: Literal["seal", "document"]) -> None:
     SIGNATURES.labels(kind).inc()
+
+
+LaneName = Literal["quick"]
+
+
+def shed(lane: LaneName) -> None:
+    """Counted by the lane itself, where the refusal is decided (api.lanes)."""
+    SHED.labels(lane).inc()
 
 
 # -- the middleware -----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import web
 from api.i18n import Text
+from api.lanes import LaneFull
 from api.logging_setup import request_id_var
 from audit import AuditError, EntryError, NoteError, ProofError, ProofRequestError, TamperError
 from identity.errors import (
@@ -414,6 +415,15 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _lane_full(_request: Request, exc: Exception) -> Response:
+    """A lane refused work it could not start in time (api.lanes) and its route did not
+    answer that itself (the OAuth routes do, in their error JSON): a 503 to retry after."""
+    assert isinstance(exc, LaneFull)  # noqa: S101 (registered for LaneFull only)
+    response = problem(503, "The service is busy; try again later")
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
@@ -421,5 +431,6 @@ def install(app: FastAPI) -> None:
     for cls, _status, _title in DOMAIN_STATUS:
         app.add_exception_handler(cls, domain_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(LaneFull, _lane_full)
     app.add_exception_handler(Exception, _unexpected_error)
     app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]

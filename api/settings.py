@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         description="Login attempts per client address per 15 minutes before 429; raise it "
         "where many citizens share an address (carrier-grade NAT).",
     )
+    quick_lane_max_wait: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds a token, introspection, revocation or userinfo request may be "
+        "expected to wait for the quick lane before it is refused at once, 503 with "
+        "Retry-After (api.lanes); 0: never refused, however long the queue.",
+    )
     nadra_latency: float = Field(
         0.0, ge=0, description="Simulated NADRA: seconds each call takes (2 s or more times out)."
     )

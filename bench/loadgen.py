@@ -4,7 +4,7 @@ A separate process so that its CPU is not the servers' (on a 2-core machine it s
 for the cores, so it reports the CPU it used). It reads a JSON plan on stdin, runs closed-loop
 virtual users with asyncio and httpx2 (each user one connection, kept alive, and its own cookie
 jar), and prints one JSON report on stdout: per workload the requests completed inside the
-measured window, errors, p50 and p99 latency, the window on the wall clock (for the
+measured window, errors, requests shed, p50 and p99 latency, the window on the wall clock (for the
 caller's CPU samples of the servers), and the newest refresh token of every refresh
 user (they rotate on every use, so the next phase must start from these).
 
@@ -29,6 +29,11 @@ workloads are keyed by it (by kind without one).
 The token grants go over a lean HTTP/1.1 client of its own (one kept-alive connection per
 user, requests built as bytes, answers read by Content-Length) on uvloop: httpx2 spent about
 as much CPU a request as the server did, on the same two cores, which the servers then lacked.
+
+A request the server sheds (503 `temporarily_unavailable`: its lane could not start it in time,
+api/lanes.py) is counted as shed, not as an error nor in the latencies: the server answered as
+designed, and did none of the work. The user goes on at its next due time (a refresh user with
+the same refresh token, which the refusal left unspent).
 """
 
 from __future__ import annotations
@@ -67,12 +72,27 @@ class Window:
 class Tally:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    shed: int = 0
     samples: list[str] = field(default_factory=list)
 
     def error(self, text: str) -> None:
         self.errors += 1
         if len(self.samples) < ERROR_SAMPLES:
             self.samples.append(text[:300])
+
+
+class Shed:
+    """What `_timed` returns for a request the server shed (see `shed`)."""
+
+
+SHED = Shed()
+SHED_ERROR = b'"temporarily_unavailable"'
+
+
+def shed(status: int, content: bytes) -> bool:
+    """Whether an answer is the server shedding load: 503 with the OAuth error the lanes
+    answer (api/routes/oidc.py). Any other 503 (the database down) stays an error."""
+    return status == 503 and SHED_ERROR in content
 
 
 class Stop(Exception):
@@ -106,10 +126,10 @@ async def _timed(
     expect: int,
     user: dict[str, Any],
     check: Callable[[Any], str | None] | None = None,
-) -> httpx2.Response | None:
+) -> httpx2.Response | Shed | None:
     """Send one request when due; count it when it completes inside the window. None on
     failure: another status than `expect`, or what `check` (if any) finds wrong with the
-    answer."""
+    answer; SHED when the server shed it."""
     start = await _due(user)
     try:
         response: httpx2.Response = await send()
@@ -119,6 +139,11 @@ async def _timed(
             tally.error(f"{type(exc).__name__}: {exc}")
         return None
     done = time.perf_counter()
+    moment = start if user.get("interval") is not None else done
+    if shed(response.status_code, response.content):
+        if window.start <= moment <= window.end:
+            tally.shed += 1
+        return SHED
     wrong = None
     if response.status_code != expect:
         wrong = f"{response.status_code}: {response.text}"
@@ -126,7 +151,6 @@ async def _timed(
         wrong = check(response)
     # Counted by when it was due on a schedule (so a slow tail is not cut off at the end),
     # by when it finished in a closed loop.
-    moment = start if user.get("interval") is not None else done
     if window.start <= moment <= window.end:
         if wrong is None:
             tally.latencies.append(done - start)
@@ -252,6 +276,8 @@ async def _refresh(
             form["scope"] = user["scope"]
         request = _form_post(user, form)
         response = await _timed(window, tally, lambda r=request: client.send(r), 200, user)
+        if isinstance(response, Shed):
+            continue  # refused before any work: the refresh token is still the newest
         if response is None:
             user["refresh_token"] = None
             raise Stop("refresh failed; this user's token family is spent")
@@ -276,6 +302,9 @@ async def _access_token(client: httpx2.AsyncClient, bearer: dict[str, Any]) -> s
     """The `http` user's access token, renewed (untimed, uncounted) once TOKEN_AGE old: by
     its refresh token if it has one (rotated: the newest is kept), else by client_credentials.
 
+    A renewal the server sheds keeps the token the user has (valid 10 minutes, so tried again
+    at the next request), or, for the first, waits the Retry-After and asks again.
+
     bearer: {"path", "client_id", "secret", "refresh_token" or "scope", "access_token"?}
     """
     token: str | None = bearer.get("access_token")
@@ -285,12 +314,18 @@ async def _access_token(client: httpx2.AsyncClient, bearer: dict[str, Any]) -> s
         form = {"grant_type": "refresh_token", "refresh_token": bearer["refresh_token"]}
     else:
         form = {"grant_type": "client_credentials", "scope": bearer["scope"]}
-    try:
-        response = await client.post(
-            bearer["path"], data=form, auth=(bearer["client_id"], bearer["secret"])
-        )
-    except httpx2.HTTPError as exc:
-        raise Stop(f"could not renew the access token: {type(exc).__name__}: {exc}") from None
+    while True:
+        try:
+            response = await client.post(
+                bearer["path"], data=form, auth=(bearer["client_id"], bearer["secret"])
+            )
+        except httpx2.HTTPError as exc:
+            raise Stop(f"could not renew the access token: {type(exc).__name__}: {exc}") from None
+        if not shed(response.status_code, response.content):
+            break
+        if token is not None:
+            return token  # still valid (they last 10 minutes): renew at the next request
+        await asyncio.sleep(float(response.headers.get("retry-after", "1")))
     if response.status_code != 200:
         raise Stop(f"could not renew the access token: {response.status_code} {response.text}")
     answer = response.json()
@@ -429,6 +464,7 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
     for kind, tally in tallies.items():
         every.latencies += tally.latencies
         every.errors += tally.errors
+        every.shed += tally.shed
         every.samples += tally.samples
         report["workloads"][kind] = _summary(tally, plan["duration"])
     report["all"] = _summary(every, plan["duration"])
@@ -451,6 +487,7 @@ def _summary(tally: Tally, duration: float) -> dict[str, Any]:
         "p50_ms": _percentile(ordered, 0.50) * 1000,
         "p99_ms": _percentile(ordered, 0.99) * 1000,
         "errors": tally.errors,
+        "shed": tally.shed,
         "error_samples": tally.samples[:ERROR_SAMPLES],
     }
 

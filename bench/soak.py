@@ -695,22 +695,25 @@ def _report(
     workloads = report["workloads"]
     header = (f"{'operation':<26} {'planned/s':>9} {'achieved/s':>10} {'p50 ms':>8} "
               f"{'p99 ms':>8} {'p99 target':>10} {'errors':>7} {'errors %':>8} "
-              f"{'server ms':>9}")  # fmt: skip
+              f"{'shed':>7} {'shed %':>6} {'server ms':>9}")  # fmt: skip
     print(header)
     print("-" * len(header))
-    total_ok = total_errors = 0
+    total_ok = total_errors = total_shed = 0
     checks: list[str] = []
     for op in OPS:
         w = workloads.get(op.name, {"count": 0, "rate": 0.0, "p50_ms": math.nan,
-                                    "p99_ms": math.nan, "errors": 0})  # fmt: skip
-        sent = w["count"] + w["errors"]
+                                    "p99_ms": math.nan, "errors": 0, "shed": 0})  # fmt: skip
+        sent = w["count"] + w["errors"] + w["shed"]
         share = 100 * w["errors"] / sent if sent else math.nan
+        shed_share = 100 * w["shed"] / sent if sent else math.nan
         total_ok += w["count"]
         total_errors += w["errors"]
+        total_shed += w["shed"]
         print(
             f"{op.name:<26} {op.rate:>9,.1f} {w['rate']:>10,.1f} {_cell(w['p50_ms']):>8} "
             f"{_cell(w['p99_ms']):>8} {op.p99_ms:>7,.0f} ms {w['errors']:>7,} "
-            f"{_cell(share, '.2f'):>8} {_cell(server_ms.get(op.name, math.nan)):>9}"
+            f"{_cell(share, '.2f'):>8} {w['shed']:>7,} {_cell(shed_share, '.1f'):>6} "
+            f"{_cell(server_ms.get(op.name, math.nan)):>9}"
         )
         p99_ok = not math.isnan(w["p99_ms"]) and w["p99_ms"] < op.p99_ms
         rate_ok = w["rate"] >= RATE_SHARE * op.rate
@@ -719,13 +722,15 @@ def _report(
             f"{_verdict(p99_ok)}; {w['rate']:,.1f}/s of {op.rate:,.1f}/s planned "
             f"(>= {100 * RATE_SHARE:.0f}%) {_verdict(rate_ok)}  [{op.why}]"
         )
-    sent = total_ok + total_errors
+    sent = total_ok + total_errors + total_shed
     overall = 100 * total_errors / sent if sent else math.nan
+    overall_shed = 100 * total_shed / sent if sent else math.nan
     rate = sum(op.rate for op in OPS)
     print(
         f"{'all':<26} {rate:>9,.1f} {report['all']['rate']:>10,.1f} "
         f"{_cell(report['all']['p50_ms']):>8} {_cell(report['all']['p99_ms']):>8} "
-        f"{'':>10} {total_errors:>7,} {_cell(overall, '.2f'):>8}"
+        f"{'':>10} {total_errors:>7,} {_cell(overall, '.2f'):>8} {total_shed:>7,} "
+        f"{_cell(overall_shed, '.1f'):>6}"
     )
     base_row, end_row = samples.at(start + BASELINE), samples.last_before(end)
     label = "minute 2" if BASELINE == 120.0 else f"{BASELINE:.0f} s in"
@@ -756,6 +761,9 @@ def _report(
     print(f"targets ({SECONDS:.0f} s soak after {WARMUP:.0f} s warm-up):")
     print(f"  errors < {ERROR_TARGET}% overall: {_cell(overall, '.3f')}% "
           f"{_verdict(overall < ERROR_TARGET)}")  # fmt: skip
+    if total_shed:
+        print(f"  (and {total_shed:,} requests shed, {_cell(overall_shed, '.2f')}%: answered "
+              "503 at once, not served; they count against the rates below)")  # fmt: skip
     for line in checks:
         print(line)
     worst = max(growths)
@@ -773,10 +781,14 @@ def _report(
 LEGEND = """\
 Rates count the requests due inside the measured window that were answered as expected; p50
   and p99 are the load generator's, from when each request was due (a server that falls
-  behind is charged for the backlog). "server ms" is the servers' own mean time for the route
-  over the run (arrival in the app to the last byte, from /metrics; both grants share one
-  route): what p50 has beyond it waited before the app, or in a user's schedule behind the
-  answer before. MB = 10^6 bytes."""
+  behind is charged for the backlog). "shed" are the requests the servers refused at once
+  (503 temporarily_unavailable: their lane would not have started them within
+  SHANAKHT_QUICK_LANE_MAX_WAIT): not errors and not in the latencies, they are missing from
+  the rate; the percentages are of all requests sent. "server ms" is the servers' own mean
+  time for the route over the run (arrival in the app to the last byte, from /metrics; both
+  grants share one route; shed answers, which take next to none, included): what p50 has
+  beyond it waited before the app, or in a user's schedule behind the answer before.
+  MB = 10^6 bytes."""
 
 
 def _log_tail(log: Path) -> str:

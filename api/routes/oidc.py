@@ -18,7 +18,7 @@ from api import denials, metrics
 from api.challenges import REALM, challenge, unauthenticated
 from api.deps import FormParams, RuntimeDep, SessionDep, settle
 from api.i18n import Text
-from api.lanes import quick
+from api.lanes import LaneFull, quick
 from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA_REF
 from api.runtime import Runtime
 from api.web import SESSION_COOKIE, client_address, cookie_name, render
@@ -41,6 +41,7 @@ from identity.oidc.errors import (
     InvalidRequest,
     InvalidToken,
     OAuthError,
+    TemporarilyUnavailable,
     UnsupportedGrantType,
     UntrustedRedirect,
 )
@@ -124,6 +125,17 @@ def oauth_error(
         status_code=status or exc.status,
         headers={**NO_STORE, **(headers or {})},
     )
+
+
+async def in_quick_lane(runtime: Runtime, work: Callable[..., Response], *args: object) -> Response:
+    """`work(*args)` in the quick lane (api.lanes), or, when the lane is too far behind to
+    start it within `SHANAKHT_QUICK_LANE_MAX_WAIT`, an immediate 503 in these endpoints' error
+    JSON with Retry-After: nothing of the request has run, so a retry is safe."""
+    try:
+        return await quick(work, *args, max_wait=runtime.settings.quick_lane_max_wait)
+    except LaneFull as full:
+        busy = TemporarilyUnavailable("the service is busy; retry after the time in Retry-After")
+        return oauth_error(busy, {"Retry-After": str(full.retry_after)})
 
 
 def with_query(uri: str, params: dict[str, str | None]) -> str:
@@ -368,11 +380,11 @@ def _client_and_token(
 @router.post(
     "/oauth/token",
     response_model=None,
-    responses=oauth_errors(400, 401),
+    responses=oauth_errors(400, 401, 503),
     openapi_extra=TOKEN_FORM,
 )
 async def token(request: Request, runtime: RuntimeDep, params: FormParams) -> Response:
-    return await quick(_token, request, runtime, params)
+    return await in_quick_lane(runtime, _token, request, runtime, params)
 
 
 def _token(request: Request, runtime: Runtime, params: dict[str, str]) -> Response:
@@ -457,20 +469,20 @@ def pushed_authorization(
 @router.post(
     "/oauth/introspect",
     response_model=None,
-    responses=oauth_errors(400, 401),
+    responses=oauth_errors(400, 401, 503),
     openapi_extra=TOKEN_NAMING_FORM,
 )
 async def introspect(request: Request, runtime: RuntimeDep, params: FormParams) -> Response:
     def answer(provider: Provider, client: Client, token: str) -> Response:
         return JSONResponse(provider.tokens.introspect(client, token), headers=NO_STORE)
 
-    return await quick(_about_a_token, request, runtime, params, answer)
+    return await in_quick_lane(runtime, _about_a_token, request, runtime, params, answer)
 
 
 @router.post(
     "/oauth/revoke",
     response_class=Response,
-    responses=oauth_errors(400, 401),
+    responses=oauth_errors(400, 401, 503),
     openapi_extra=TOKEN_NAMING_FORM,
 )
 async def revoke(request: Request, runtime: RuntimeDep, params: FormParams) -> Response:
@@ -478,7 +490,7 @@ async def revoke(request: Request, runtime: RuntimeDep, params: FormParams) -> R
         provider.tokens.revoke(client, token)
         return Response(status_code=200, headers=NO_STORE)
 
-    return await quick(_about_a_token, request, runtime, params, answer)
+    return await in_quick_lane(runtime, _about_a_token, request, runtime, params, answer)
 
 
 def _about_a_token(
@@ -497,11 +509,11 @@ def _about_a_token(
         return answer(provider, *found)
 
 
-@router.get("/oauth/userinfo", response_model=None, responses=oauth_errors(401))
-@router.post("/oauth/userinfo", response_model=None, responses=oauth_errors(401))
+@router.get("/oauth/userinfo", response_model=None, responses=oauth_errors(401, 503))
+@router.post("/oauth/userinfo", response_model=None, responses=oauth_errors(401, 503))
 async def userinfo(request: Request, runtime: RuntimeDep) -> Response:
     """OpenID Connect Core 5.3, with Bearer (RFC 6750) or DPoP (RFC 9449 7) tokens."""
-    return await quick(_userinfo, request, runtime)
+    return await in_quick_lane(runtime, _userinfo, request, runtime)
 
 
 def _userinfo(request: Request, runtime: Runtime) -> Response:

@@ -86,6 +86,17 @@ class InvalidDpopProof(OAuthError):
     status = 400
 
 
+class TemporarilyUnavailable(OAuthError):
+    """The server cannot take the request now; the client should retry later. RFC 6749
+    4.1.2.1 defines the code for the authorization endpoint (where a 503 cannot travel in a
+    redirect); 5.2 names no server-side code for the token endpoint, so the 503 status says
+    it there, with this code in the error JSON every other refusal at these endpoints uses,
+    which a client already parses (a problem+json body it would not)."""
+
+    error = "temporarily_unavailable"
+    status = 503
+
+
 class UntrustedRedirect(OAuthError):
     """The client or redirect URI is unknown: never redirect, show the citizen a page."""
 
