@@ -19,9 +19,11 @@ Measured:
     SHANAKHT_DATABASE_URL=postgresql+psycopg://... python -m bench.grant_cost   # own schema
     python -m bench.grant_cost --requests 2000 --runs 7 --only client_credentials
 
-`--callgrind` counts instructions instead (valgrind, slow: use --requests 200 and --only): the
-run is made twice under callgrind, with N requests and with none, and the difference divided by
-N, so setup and imports cancel out.
+`--count` gives figures no other process can move: SQL statements and Python function calls
+per request (cProfile's count, the handler run on the event loop's thread so one profiler sees
+it all). `--callgrind` counts instructions instead (valgrind, slow: use --requests 200 and
+--only): the run is made twice under callgrind, with N requests and with none, and the
+difference divided by N, so setup and imports cancel out.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import cProfile
 import logging
 import os
+import pstats
 import re
 import statistics
 import subprocess
@@ -43,6 +47,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+from sqlalchemy import event
 
 from api.app import create_app
 from api.migrate import prepare
@@ -291,6 +297,44 @@ def measure(kinds: list[str], requests: int, runs: int, warmup: int) -> dict[str
     return results
 
 
+def count(kinds: list[str], requests: int) -> dict[str, tuple[float, float]]:
+    """(SQL statements, Python function calls) per request of each kind."""
+    import fastapi.routing
+
+    import api.routes.oidc
+
+    async def inline(work: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return work(*args, **kwargs)
+
+    # Handlers on this thread, so that the one profiler sees all their calls.
+    vars(api.routes.oidc)["quick"] = inline
+    vars(fastapi.routing)["run_in_threadpool"] = inline
+    results: dict[str, tuple[float, float]] = {}
+    with _bench() as bench:
+        statements = [0]
+
+        def counted(*_args: Any) -> None:
+            statements[0] += 1
+
+        event.listen(bench.runtime.engine, "before_cursor_execute", counted)
+        for kind in kinds:
+            work = _workload(bench, kind)
+            _cpu_per_request(work, 50)
+            statements[0] = 0
+            profile = cProfile.Profile()
+
+            async def run(work: Callable[[], Any] = work) -> None:
+                for _ in range(requests):
+                    await work()
+
+            profile.enable()
+            asyncio.run(run())
+            profile.disable()
+            calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+            results[kind] = (statements[0] / requests, calls / requests)
+    return results
+
+
 def _instructions(kinds: list[str], requests: int) -> int:
     """Instructions callgrind counts for a run of this script with `requests` of each kind."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -319,6 +363,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs per kind (default 5)")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--only", default=",".join(KINDS), help="comma-separated kinds")
+    parser.add_argument("--count", action="store_true", help="statements and Python calls")
     parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
     parser.add_argument("--inside-callgrind", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -328,6 +373,11 @@ def main() -> None:
     database = "PostgreSQL" if os.environ.get("SHANAKHT_DATABASE_URL") else "SQLite"
     if args.inside_callgrind:
         measure(kinds, args.requests, 1, 20) if args.requests else measure(kinds, 0, 0, 20)
+        return
+    if args.count:
+        print(f"per request ({database}, {args.requests} requests): SQL statements, Python calls")
+        for kind, (statements, calls) in count(kinds, args.requests).items():
+            print(f"  {kind:<20} {statements:6.2f} {calls:8.0f}")
         return
     if args.callgrind:
         print(f"instructions per request ({database}, callgrind, {args.requests} requests)")
