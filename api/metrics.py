@@ -21,6 +21,7 @@ size, whichever replica wrote the entries.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -128,7 +129,18 @@ def auth_failure(kind: FailureKind, *, recorded: bool) -> None:
 
 
 def token_issued(grant_type: str | None) -> None:
-    TOKENS.labels(grant_type if grant_type in GRANT_TYPES else "other").inc()
+    _tokens_of(grant_type if grant_type in GRANT_TYPES else "other").inc()
+
+
+# A metric's child for a set of label values, looked up once per set and kept: `labels()`
+# takes a lock and checks its values on every call, a few percent of a token grant. The sets
+# are bounded (route templates, methods, statuses, grant types), so these caches are too.
+_tokens_of = functools.cache(TOKENS.labels)
+
+
+@functools.cache
+def _request_metrics(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    return REQUESTS.labels(route, method, str(status)), LATENCY.labels(route, method)
 
 
 def locker_bytes(direction: Literal["in", "out"], count: int) -> None:
@@ -202,22 +214,24 @@ class Telemetry:
             elapsed = perf_counter() - started
             method = scope["method"] if scope["method"] in METHODS else "other"
             route = route_template(scope)
-            REQUESTS.labels(route, method, str(status)).inc()
-            LATENCY.labels(route, method).observe(elapsed)
-            access_log.info(
-                "%s %s %s",
-                method,
-                route,
-                status,
-                extra={
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "bytes_in": bytes_in,
-                    "bytes_out": bytes_out,
-                },
-            )
+            counted, timed = _request_metrics(route, method, status)
+            counted.inc()
+            timed.observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):  # not built for a line not written
+                access_log.info(
+                    "%s %s %s",
+                    method,
+                    route,
+                    status,
+                    extra={
+                        "method": method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "bytes_in": bytes_in,
+                        "bytes_out": bytes_out,
+                    },
+                )
             request_id_var.reset(token)
 
 

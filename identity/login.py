@@ -202,8 +202,12 @@ class PasswordLogin:
                 accounts, audit, throttle, account, subject, client, locked, now, nonce
             )
         # A known browser's success leaves strangers' lockout of the account standing, and
-        # clears its own failures.
-        accounts.record_success(account.id, attempt.rehash, clear_failures=nonce is None)
+        # clears its own failures. Failures already clear (the row read under lock, so
+        # nobody changes them meanwhile) are not written again: most logins write no update.
+        had_failures = account.failed_logins != 0 or account.locked_until is not None
+        accounts.record_success(
+            account.id, attempt.rehash, clear_failures=nonce is None and had_failures
+        )
         if nonce is not None:
             throttle.clear(f"login:device_failures:{nonce}")
         expiry = self._policy.password_expiry

@@ -92,7 +92,7 @@ class Throttle:
         start and the count in it, read back from the same statement."""
         counting = _counting(self._session.get_bind().dialect.name)
         values = {"key": key, "now": now, "stale_before": now - limit.window}
-        window_start, hits = self._session.execute(counting, values).one()
+        window_start, hits = self._session.connection().execute(counting, values).one()
         return window_start, int(hits)
 
 

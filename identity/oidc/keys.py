@@ -18,6 +18,7 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jws import JWSRegistry
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -49,6 +50,11 @@ _CURRENT = (
     .order_by(signing_keys.c.created_at.desc())
     .limit(1)
 )
+
+
+# What a signature may use, one registry per algorithm, made once: without one joserfc makes a
+# registry for every token it signs.
+_REGISTRIES = {alg: JWSRegistry(algorithms=[alg]) for alg in ALGORITHMS}
 
 
 def _generate(alg: str) -> SigningKey:
@@ -150,14 +156,15 @@ class SigningKeys:
         return key
 
     def current(self, alg: str) -> tuple[str, SigningKey]:
-        row = self._session.execute(_CURRENT, {"alg": alg}).one_or_none()
+        row = self._session.connection().execute(_CURRENT, {"alg": alg}).one_or_none()
         if row is None:
             raise LookupError(f"no {alg} signing key: run `shanakht db upgrade`")
         return row.kid, self._private(row.kid, alg, row.private_key)
 
     def sign(self, claims: dict[str, Any], *, alg: str, typ: str = "JWT") -> str:
         kid, key = self.current(alg)
-        return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key, algorithms=[alg])
+        header = {"alg": alg, "kid": kid, "typ": typ}
+        return jwt.encode(header, claims, key, algorithms=[alg], registry=_REGISTRIES[alg])
 
     def published(self) -> list[dict[str, Any]]:
         """Public JWKs of the keys that sign now or signed within the overlap."""

@@ -145,7 +145,7 @@ class Sessions:
             "last_seen": now,
             "expires_at": now + min(self._idle, self._lifetime),
         }
-        self._db.execute(_NEW_SESSION, values)
+        self._db.connection().execute(_NEW_SESSION, values)
         return token, _from_row(SimpleNamespace(**values))
 
     def current(self, token: str | None, *, touch: bool = True) -> SsoSession | None:
