@@ -66,7 +66,8 @@ def _wait_until_up(url: str, server: subprocess.Popen[bytes], log: Path) -> None
         try:
             with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (our own local server)
                 return
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            # TimeoutError: accepted but not answered within the second (a loaded machine).
             time.sleep(0.1)
     raise RuntimeError(f"moto's server did not answer on {url}:\n{log.read_text()}")
 
