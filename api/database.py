@@ -235,6 +235,13 @@ def _postgres_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     (`api.problems`). A healthy connection with something to read (a NOTICE the server chose
     to send) is only replaced, never used half-read. A connection just made is not looked
     at: it has not yet been asked anything (and a TLS handshake may leave a record unread).
+
+    Measured on the 2-core machine while other work kept it at a load of ~16 (so indicative):
+    the ping was a median 2.4 ms of waiting (1.2 ms at best) and 0.11 ms of CPU, the poll
+    1.7 us; a client_credentials grant's unit of work in process, blocks alternated, 35.3 ms
+    against 33.5 ms wall, 6.5 against 6.1 ms of client CPU, 1.80 against 1.73 ms of the
+    backend's. The wait is what costs most: the token endpoints run one at a time per
+    process (`api.lanes`), so every ping's round trip holds up the whole queue behind it.
     """
     if record.info.pop("fresh", False):
         return

@@ -133,7 +133,7 @@ def test_postgresql_connections_ask_for_tcp_keepalives_unless_the_url_says(
             with engine.connect() as connection:
                 dbapi = connection.connection.dbapi_connection
                 assert dbapi is not None
-                parameters = dbapi.info.get_parameters()  # type: ignore[attr-defined]
+                parameters = dbapi.info.get_parameters()
         finally:
             engine.dispose()
         assert parameters["keepalives_idle"] == idle
