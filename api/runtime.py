@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.database import create_db_engine, session_factory
@@ -52,6 +53,9 @@ IDENTITY_PAIRWISE_KEY = "identity-pairwise"
 SIGNING_SEAL_KEY = "signing-seal"
 LOCKER_KEK_SEAL_KEY = "locker-kek-seal"
 STATE_MAC_KEY = "state-mac"  # seals rows of authorization state: audit.row_seal
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -264,6 +268,55 @@ class Runtime:
                 raise
             session.commit()
 
+    def rerunnable(self, work: Callable[[Session], T]) -> T:
+        """`work(session)` in a transaction of its own (as `transaction`), run once more if the
+        database connection died under it before the commit.
+
+        Why a second run is safe: a connection that dies mid-transaction takes its
+        transaction with it (the server rolls back whatever it had not committed), so after a
+        disconnect raised before COMMIT was sent nothing of the first run is in the database,
+        and the second run, on a new connection (SQLAlchemy has invalidated the dead one and
+        the pool with it), is the first to count. A disconnect raised by the COMMIT itself is
+        not retried: the server may have committed before the connection went, and a second
+        run could then do it twice; it goes on as a 503. Nor is any other error, nor a
+        second disconnect (the database is down: 503 and Retry-After say to come back).
+
+        Why only here, and not for every request: a retry re-runs `work` whole, so `work` must
+        be a function that opens nothing but this transaction and has no effect outside the
+        database before it returns: no object store write, no SMS, no back-channel notice, no
+        password hash worth not repeating. The request-wide transaction (`api.deps`) wraps a
+        handler that may have done such things by the time its statement fails, and the
+        handler cannot be called again from the dependency; it answers 503 instead. The token
+        endpoints (grant, introspect, revoke, userinfo) qualify: they read the form before,
+        sign with keys in memory, and keep their replay guards (assertion and DPoP jtis) in
+        the same transaction, so a rerun spends them afresh. What `work` counts in memory (a
+        metric) may count a failed first run too; what it returns is sent only once.
+        """
+        try:
+            return self._once(work)
+        except _DroppedBeforeCommit as dropped:
+            log.warning(
+                "the database connection dropped mid-transaction (%s); running it once more",
+                type(dropped.error.orig or dropped.error).__name__,
+            )
+        try:
+            return self._once(work)
+        except _DroppedBeforeCommit as dropped:
+            raise dropped.error from None
+
+    def _once(self, work: Callable[[Session], T]) -> T:
+        committing = False
+        try:
+            with self.transaction() as session:
+                result = work(session)
+                session.flush()  # the ORM's pending writes, while a failure can still be retried
+                committing = True
+        except DBAPIError as exc:
+            if exc.connection_invalidated and not committing:
+                raise _DroppedBeforeCommit(exc) from exc
+            raise
+        return result
+
     def check_database(self) -> None:
         """Raise StartupError unless the database answers."""
         try:
@@ -274,6 +327,14 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class _DroppedBeforeCommit(Exception):
+    """`Runtime.rerunnable`'s signal: the connection died before COMMIT was sent."""
+
+    def __init__(self, error: DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _first_line(exc: BaseException) -> str:

@@ -393,12 +393,17 @@ def _token(request: Request, runtime: Runtime, params: dict[str, str]) -> Respon
     # Its own transaction rather than SessionDep's: it commits here, in the lane's thread,
     # where the dependency would commit only after a hop through the event loop and another
     # worker thread, holding SQLite's write lock meanwhile. The busiest write path there is.
-    with runtime.transaction() as session:
+    # Rerunnable: a grant touches nothing but the database (see `Runtime.rerunnable`).
+    def work(session: Session) -> TokenResponse | Response:
         provider = runtime.provider(session)
         try:
-            result = _grant(request, provider, params)
+            return _grant(request, provider, params)
         except OAuthError as exc:
             return _refused(request, runtime, session, exc)
+
+    result = runtime.rerunnable(work)
+    if isinstance(result, Response):
+        return result
     metrics.token_issued(params.get("grant_type"))
     return JSONResponse(result.to_json(), headers=NO_STORE)
 
@@ -502,13 +507,16 @@ def _about_a_token(
     answer: Callable[[Provider, Client, str], Response],
 ) -> Response:
     """Introspection and revocation: authenticate the client, find the token it names, then
-    `answer`, in one transaction."""
-    with runtime.transaction() as session:
+    `answer`, in one transaction, rerun if the connection drops (`Runtime.rerunnable`)."""
+
+    def work(session: Session) -> Response:
         provider = runtime.provider(session)
         found = _client_and_token(request, runtime, session, provider, params)
         if isinstance(found, Response):
             return found
         return answer(provider, *found)
+
+    return runtime.rerunnable(work)
 
 
 @router.get("/oauth/userinfo", response_model=None, responses=oauth_errors(401, 503))
@@ -519,8 +527,9 @@ async def userinfo(request: Request, runtime: RuntimeDep) -> Response:
 
 
 def _userinfo(request: Request, runtime: Runtime) -> Response:
-    with runtime.transaction() as session:
-        return _claims_or_refusal(request, runtime.provider(session), session)
+    return runtime.rerunnable(
+        lambda session: _claims_or_refusal(request, runtime.provider(session), session)
+    )
 
 
 def _claims_or_refusal(request: Request, provider: Provider, session: Session) -> Response:

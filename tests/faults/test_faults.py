@@ -10,6 +10,10 @@ Fault -> the test that proves it ("here" = this file; the others were already in
 - DB connection dropped mid-transaction (closed under an issue's version insert)
     here: test_a_connection_dropped_mid_issue_is_503_and_the_retry_makes_one_document
     (was a 500 with the exception re-raised: fixed, now 503 + Retry-After)
+- PostgreSQL backends terminated (a restart, a fail-over), pooled or just checked out; a
+  connection lost before and at a token grant's commit
+    tests/faults/test_disconnects.py (no per-checkout ping: a socket check, one rerun of a
+    token endpoint's transaction, 503 elsewhere)
 - DB file system full (a real SQLITE_FULL: max_page_count caps the file)
     here: test_a_database_disk_full_is_503_and_the_retry_makes_one_document (was a 500: fixed)
 - a database error that is a bug (not an outage) stays a 500 naming nothing
@@ -69,7 +73,7 @@ Fault -> the test that proves it ("here" = this file; the others were already in
     tests/cli/test_locker_cli.py::test_sweep_removes_shredded_ciphertext_and_old_orphans_only
 
 Not covered: a slow SMS gateway (the development outbox has no latency and no real gateway
-adapter ships); PostgreSQL-specific faults (the disk-full test is SQLite's; the others run on
+adapter ships); PostgreSQL's disk full (the disk-full test is SQLite's; the others run on
 either database); whether the sweeper keeps a young S3 multipart upload (moto reports every
 upload as initiated in 2010; the local store's kill test shows the grace is kept).
 """

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import Histogram
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, select, update
+from sqlalchemy.engine import make_url
 
 from api.database import WRITE_LOCK_HELD, WRITE_LOCK_WAIT, create_db_engine
 
@@ -116,3 +117,24 @@ def test_sqlite_writers_report_how_long_they_waited_for_and_held_the_write_lock(
         assert seconds - held[1] >= 0.05
     finally:
         engine.dispose()
+
+
+def test_postgresql_connections_ask_for_tcp_keepalives_unless_the_url_says(
+    database_url: str, backend: str
+) -> None:
+    """Keepalives find a server that vanished without closing the connection (the checkout's
+    socket check then sees the error); a URL's own setting is kept."""
+    if backend != "postgresql":
+        pytest.skip("libpq's keepalives are PostgreSQL's")
+    own = make_url(database_url).update_query_dict({"keepalives_idle": "7"})
+    for url, idle in ((make_url(database_url), "60"), (own, "7")):
+        engine = create_db_engine(url)
+        try:
+            with engine.connect() as connection:
+                dbapi = connection.connection.dbapi_connection
+                assert dbapi is not None
+                parameters = dbapi.info.get_parameters()
+        finally:
+            engine.dispose()
+        assert parameters["keepalives_idle"] == idle
+        assert (parameters["keepalives_interval"], parameters["keepalives_count"]) == ("10", "3")
