@@ -38,6 +38,7 @@ CLIENT_ID = "etransfer"
 NODE_MAJOR = 20  # openid-client 6 needs Node 20 or newer (WebCrypto and fetch as globals)
 WAIT = 20.0  # seconds: the most any single step may take before the test gives up
 STOP_WAIT = 5.0  # seconds `shanakht serve` may take to stop on Ctrl-C
+START_WAIT = 90.0  # seconds `shanakht serve` may take to answer /readyz on a loaded machine
 
 
 def free_port() -> int:
@@ -299,7 +300,7 @@ def live(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + WAIT
+        deadline = time.monotonic() + START_WAIT
         with httpx2.Client(trust_env=False, timeout=2) as probe:
             while True:
                 try:
