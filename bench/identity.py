@@ -576,6 +576,33 @@ def _client(runtime: Runtime, new: NewClient) -> str:
     return secret
 
 
+def bench_clients(runtime: Runtime) -> tuple[str, str]:
+    """The department system (client_credentials) and the e-service (refresh) the grant
+    phases use: their secrets."""
+    service = _client(
+        runtime,
+        NewClient(
+            id="bench-department",
+            name="A department system",
+            kind=SERVICE,
+            auth_method=CLIENT_SECRET_BASIC,
+            scopes=(SERVICE_SCOPE,),
+        ),
+    )
+    eservice = _client(
+        runtime,
+        NewClient(
+            id="bench-eservice",
+            name="An e-service",
+            kind=ESERVICE,
+            auth_method=CLIENT_SECRET_BASIC,
+            redirect_uris=(REDIRECT_URI,),
+            scopes=ESERVICE_SCOPES,
+        ),
+    )
+    return service, eservice
+
+
 def _prepare_shanakht(settings: Settings) -> ShanakhtSetup:
     """Schema, keys, citizens and clients, straight through the services, before any server.
 
@@ -593,27 +620,7 @@ def _prepare_shanakht(settings: Settings) -> ShanakhtSetup:
         citizens = _pick_citizens(records, CITIZENS)
         for record in citizens:
             _register(runtime, record)
-        service = _client(
-            runtime,
-            NewClient(
-                id="bench-department",
-                name="A department system",
-                kind=SERVICE,
-                auth_method=CLIENT_SECRET_BASIC,
-                scopes=(SERVICE_SCOPE,),
-            ),
-        )
-        eservice = _client(
-            runtime,
-            NewClient(
-                id="bench-eservice",
-                name="An e-service",
-                kind=ESERVICE,
-                auth_method=CLIENT_SECRET_BASIC,
-                redirect_uris=(REDIRECT_URI,),
-                scopes=ESERVICE_SCOPES,
-            ),
-        )
+        service, eservice = bench_clients(runtime)
         return ShanakhtSetup([r.cnic for r in citizens], service, eservice)
     finally:
         runtime.close()
