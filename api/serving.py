@@ -21,6 +21,12 @@ from api.logging_setup import configure_logging, log_config
 from api.runtime import Runtime
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# How long a worker may go without answering uvicorn's health check before it is killed and
+# started again. uvicorn's default, 5 s, is shorter than a worker's start on a busy host (it
+# imports the whole service before it can answer: 7.5 s was seen on this project's 2-core
+# machine while tests ran), and a worker killed for being slow to start is started again just
+# as slowly: it never serves. A hung worker is still replaced, a minute later.
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 @contextmanager
@@ -80,4 +86,5 @@ def run(runtime: Runtime, host: str, port: int, workers: int = 1) -> None:
                 log_config=logging_config,
                 log_level=settings.log_level.lower(),
                 access_log=False,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             )
