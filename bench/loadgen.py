@@ -231,9 +231,21 @@ class LeanConnection(asyncio.Protocol):
             return
         body = bytes(self._buffer[end + 4 : end + 4 + length])
         del self._buffer[: end + 4 + length]
-        self._waiting.set_result(Answer(int(head[0].split()[1]), body))
+        if not self._waiting.done():  # not given up on (`send` is cancelling it)
+            self._waiting.set_result(Answer(int(head[0].split()[1]), body))
+
+    @property
+    def open(self) -> bool:
+        return self._transport is not None
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
     async def send(self, request: bytes) -> Answer:
+        """Send `request` and read its answer. A request not answered in time leaves the
+        connection out of step (its late answer would be read as the next request's), so the
+        connection is dropped: `LeanClient` opens a new one for the next request."""
         if self._transport is None:
             raise httpx2.RemoteProtocolError("the connection is closed")
         self._waiting = asyncio.get_running_loop().create_future()
@@ -241,9 +253,39 @@ class LeanConnection(asyncio.Protocol):
         try:
             return await asyncio.wait_for(self._waiting, TIMEOUT)
         except TimeoutError:
+            self._transport.abort()
+            self._transport = None
             raise httpx2.ReadTimeout("no answer in time") from None
         finally:
             self._waiting = None
+
+
+class LeanClient:
+    """A LeanConnection to one server, opened again when the last one was dropped (a time-out,
+    or the server closing it), so one slow answer costs a user one error, not the rest of the
+    run."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._connection: LeanConnection | None = None
+
+    async def send(self, request: bytes) -> Answer:
+        if self._connection is None or not self._connection.open:
+            self.close()
+            loop = asyncio.get_running_loop()
+            try:
+                _, self._connection = await loop.create_connection(
+                    LeanConnection, self.host, self.port
+                )
+            except OSError as exc:
+                raise httpx2.ConnectError(str(exc)) from exc
+        return await self._connection.send(request)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+        self._connection = None
 
 
 def _form_post(user: dict[str, Any], form: dict[str, str]) -> bytes:
@@ -259,16 +301,14 @@ def _form_post(user: dict[str, Any], form: dict[str, str]) -> bytes:
 
 
 async def _client_credentials(
-    client: LeanConnection, user: dict[str, Any], window: Window, tally: Tally
+    client: LeanClient, user: dict[str, Any], window: Window, tally: Tally
 ) -> None:
     request = _form_post(user, {"grant_type": "client_credentials", "scope": user["scope"]})
     while _running(user, window):
         await _timed(window, tally, lambda: client.send(request), 200, user)
 
 
-async def _refresh(
-    client: LeanConnection, user: dict[str, Any], window: Window, tally: Tally
-) -> None:
+async def _refresh(client: LeanClient, user: dict[str, Any], window: Window, tally: Tally) -> None:
     """Always the newest refresh token: an old one used again revokes the whole family."""
     while _running(user, window):
         form = {"grant_type": "refresh_token", "refresh_token": user["refresh_token"]}
@@ -403,14 +443,13 @@ LEAN = {"client_credentials", "refresh_token"}
 
 async def _lean_user(user: dict[str, Any], window: Window, tally: Tally) -> None:
     parts = urlsplit(user["base"])
-    loop = asyncio.get_running_loop()
-    transport, connection = await loop.create_connection(LeanConnection, parts.hostname, parts.port)
+    client = LeanClient(parts.hostname or "127.0.0.1", parts.port or 80)
     try:
-        await WORKLOADS[user["kind"]](connection, user, window, tally)
+        await WORKLOADS[user["kind"]](client, user, window, tally)
     except Stop as exc:
         tally.error(str(exc))
     finally:
-        transport.close()
+        client.close()
 
 
 async def _user(user: dict[str, Any], window: Window, tally: Tally) -> None:
