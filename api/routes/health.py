@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from functools import lru_cache
 
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -25,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.deps import RuntimeDep
 from api.errors import StartupError
 from api.key_check import check_keys_fit_database
-from api.migrate import alembic_config
+from api.migrate import migration_scripts
 from api.problems import problem
 from api.runtime import AUDIT_CHECKPOINT_KEY, Runtime
 from locker.errors import LockerError
@@ -46,9 +44,8 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@lru_cache(maxsize=1)
 def _schema_head() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return migration_scripts().get_current_head()
 
 
 def check_database(runtime: Runtime) -> None:

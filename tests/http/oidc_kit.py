@@ -11,6 +11,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -99,6 +100,14 @@ class RelyingParty:
 E_SERVICE_SCOPES = ("openid", "profile", "cnic", "birthdate", "address", "phone")
 
 
+@cache
+def client_key(client_id: str) -> RSAKey:
+    """The client's RSA key, made once a session for each client id: a 2048-bit key takes
+    ~90 ms to generate, and hundreds of tests register the same few clients. Each client id
+    still has a key of its own, so no test sees one client's key open another's door."""
+    return RSAKey.generate_key(2048, parameters={"kid": f"{client_id}-1"})
+
+
 def register_client(
     runtime: Runtime,
     client_id: str,
@@ -110,7 +119,7 @@ def register_client(
     **options: Any,
 ) -> RelyingParty:
     redirect = f"https://{client_id}.example/callback"
-    key = None if secret else RSAKey.generate_key(2048, parameters={"kid": f"{client_id}-1"})
+    key = None if secret else client_key(client_id)
     new = NewClient(
         id=client_id,
         name=name or f"The {client_id} service",
