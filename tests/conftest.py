@@ -1,11 +1,9 @@
 """Shared fixtures: a fresh database per test, SQLite by default, PostgreSQL when
 SHANAKHT_DATABASE_URL names one (as `.ci/run` does on its second pass).
 
-A test that asks for a runtime (or a served site) gets its database already migrated, as a copy
-of one database the session migrated once (`migrated_template`): running every migration took
-about 0.45 s a test on SQLite and 0.4-0.8 s on PostgreSQL, some 900 tests each pass, where a copy
-takes milliseconds on SQLite and a fifth of a second on PostgreSQL (CREATE DATABASE ... TEMPLATE).
-The other tests get an empty one: the migrations' own tests start from nothing.
+A test that asks for a runtime (or a served site) gets its database already at the schema's
+head (`migrate_quickly`): running every migration took about 0.45 s a test on SQLite and twice
+that on PostgreSQL, in some 900 tests on each pass.
 """
 
 from __future__ import annotations
@@ -13,12 +11,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing, contextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from api.migrate import upgrade
@@ -66,79 +66,99 @@ def _admin() -> Engine:
     return create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
 
 
-@pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database at the schema's head, made once a session: a SQLite file's path, or the name
-    of a PostgreSQL database that nothing stays connected to (a template must be idle)."""
-    if not POSTGRES_URL:
-        path = tmp_path_factory.mktemp("template") / "migrated.db"
-        engine = create_engine(f"sqlite:///{path}")
-        upgrade(engine)
-        engine.dispose()
-        yield str(path)
-        return
-    name = f"shanakht_template_{uuid.uuid4().hex[:12]}"
-    admin = _admin()
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = create_engine(make_url(POSTGRES_URL).set(database=name))
-    try:
-        upgrade(engine)
-    finally:
-        engine.dispose()
-    yield name
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+def _in_schema(schema: str) -> str:
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
 
 
-def _sqlite_copy(template: str, path: Path) -> str:
-    """SQLite's backup API, not a file copy: it copies a consistent database whatever state
-    the template's journal is in."""
-    with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(path)) as target:
-        source.backup(target)
-    return f"sqlite:///{path}"
-
-
-def _postgres_copy(template: str) -> Iterator[str]:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = _admin()
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of its own for each test: a SQLite file, or a PostgreSQL schema (empty), or
-    database (migrated). Migrated (a copy of `migrated_template`) when the test wants a runtime
-    or a site (`WANT_MIGRATED`), empty otherwise."""
-    if WANT_MIGRATED.intersection(request.fixturenames):
-        template: str = request.getfixturevalue("migrated_template")
-        if not POSTGRES_URL:
-            yield _sqlite_copy(template, tmp_path / "test.db")
-        else:
-            yield from _postgres_copy(template)
-        return
-    if not POSTGRES_URL:
-        yield f"sqlite:///{tmp_path / 'test.db'}"
-        return
+@contextmanager
+def _schema() -> Iterator[str]:
+    """A PostgreSQL schema of its own, dropped after: its URL."""
     schema = f"test_{uuid.uuid4().hex[:12]}"
     admin = _admin()
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
-        yield url.render_as_string(hide_password=False)
+        yield _in_schema(schema)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+Statement = tuple[str, Any, bool]  # the SQL, its parameters, and whether it was executemany
+
+
+def _recorded_migration() -> tuple[Statement, ...]:
+    """Every statement `upgrade` sends while it migrates an empty schema to the head."""
+    sent: list[Statement] = []
+
+    def record(_c: object, _cur: object, sql: str, params: Any, _ctx: object, many: bool) -> None:
+        sent.append((sql, params, many))
+
+    with _schema() as url:
+        engine = create_engine(url)
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+    return tuple(sent)
+
+
+def _replay(statements: tuple[Statement, ...], url: str) -> None:
+    """Send `statements` again, in one transaction, to the (empty) schema of `url`."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            for sql, params, many in statements:
+                if many:
+                    cursor.executemany(sql, params)
+                else:
+                    cursor.execute(sql, params or None)
+    finally:
+        engine.dispose()
+
+
+def _sqlite_copy(template: Path, url: str) -> None:
+    """SQLite's backup API, not a file copy: it copies a consistent database whatever state
+    the template's journal is in."""
+    path = make_url(url).database or ""
+    with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(path)) as target:
+        source.backup(target)
+
+
+@pytest.fixture(scope="session")
+def migrate_quickly(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], None]:
+    """Brings an empty database to the schema's head without running the migrations again: on
+    SQLite by copying a file migrated once a session; on PostgreSQL, which cannot copy a schema,
+    by sending again the statements that migrating an empty schema sent once a session (the
+    schema comes out the same, column for column, index, constraint, trigger and function; a
+    whole database copied from a template, CREATE DATABASE ... TEMPLATE, took as long as the
+    migrations)."""
+    if POSTGRES_URL:
+        return partial(_replay, _recorded_migration())
+    template = tmp_path_factory.mktemp("template") / "migrated.db"
+    engine = create_engine(f"sqlite:///{template}")
+    upgrade(engine)
+    engine.dispose()
+    return partial(_sqlite_copy, template)
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of its own for each test: a SQLite file, or a PostgreSQL schema. At the
+    schema's head (`migrate_quickly`) when the test wants a runtime or a site
+    (`WANT_MIGRATED`), empty otherwise: the migrations' own tests start from nothing."""
+    with ExitStack() as stack:
+        if POSTGRES_URL:
+            url = stack.enter_context(_schema())
+        else:
+            url = f"sqlite:///{tmp_path / 'test.db'}"
+        if WANT_MIGRATED.intersection(request.fixturenames):
+            request.getfixturevalue("migrate_quickly")(url)
+        yield url
 
 
 @pytest.fixture
