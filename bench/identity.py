@@ -576,6 +576,25 @@ def _client(runtime: Runtime, new: NewClient) -> str:
     return secret
 
 
+def bench_settings(data_dir: Path, url: str | None, **changes: Any) -> Settings:
+    """The development settings a bench's own runtime (its setup, or the bench itself) runs on.
+
+    Every value is spelled out so that none comes from the caller's environment (pydantic
+    settings read SHANAKHT_* variables): no master key, since a key here would seal keys the
+    servers, started without it, could not open; audit checkpoints off, as the servers run
+    them, so that a checkpoint's signing lands in no measurement. `changes` are further
+    settings (a public URL) or differences (a soak keeps checkpoints, as its servers do).
+    """
+    values: dict[str, Any] = {
+        "env": "development",
+        "data_dir": data_dir,
+        "database_url": url,
+        "master_key": None,
+        "audit_checkpoint_interval": 0,
+    }
+    return Settings(**(values | changes))
+
+
 def bench_clients(runtime: Runtime) -> tuple[str, str]:
     """The department system (client_credentials) and the e-service (refresh) the grant
     phases use: their secrets."""
@@ -727,13 +746,7 @@ def _bench_shanakht(name: str, database_url: str | None, logs: Path, hash_s: flo
         data_dir = Path(tmp) / "var"
         # Every setting the servers' environment also gets, so that none comes from ours
         # (a master key there would seal keys the servers could not open).
-        settings = Settings(
-            env="development",
-            data_dir=data_dir,
-            database_url=database_url,
-            master_key=None,
-            audit_checkpoint_interval=0,
-        )
+        settings = bench_settings(data_dir, database_url)
         started = time.perf_counter()
         setup = _prepare_shanakht(settings)
         print(
