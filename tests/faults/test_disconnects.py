@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -50,6 +50,17 @@ def admin(runtime: Runtime, backend: str) -> Iterator[Engine]:
     engine = create_engine(runtime.engine.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     yield engine
     engine.dispose()
+
+
+@contextlib.contextmanager
+def listening(engine: Engine, event_name: str, fn: Callable[..., None]) -> Iterator[None]:
+    """`fn` hears the engine's `event_name` for the block only: a fault injected by one test
+    must not go on firing in the next (engines outlive a test's block)."""
+    event.listen(engine, event_name, fn)
+    try:
+        yield
+    finally:
+        event.remove(engine, event_name, fn)
 
 
 def _grant(web: TestClient, system: RelyingParty) -> Any:
@@ -111,11 +122,8 @@ def _killed_after_checkout(runtime: Runtime, admin: Engine, times: int) -> Itera
             assert poller.poll(5000), "the client never saw its backend go"
             killed.append(pid)
 
-    event.listen(runtime.engine, "checkout", kill)
-    try:
+    with listening(runtime.engine, "checkout", kill):
         yield killed
-    finally:
-        event.remove(runtime.engine, "checkout", kill)
 
 
 def test_terminated_pooled_connections_are_replaced_at_checkout_and_cost_no_request(
@@ -136,12 +144,9 @@ def test_terminated_pooled_connections_are_replaced_at_checkout_and_cost_no_requ
     def error(context: Any) -> None:
         failed.append(context.original_exception)
 
-    event.listen(oidc_runtime.engine, "handle_error", error)
-    try:
+    with listening(oidc_runtime.engine, "handle_error", error):
         # The request-wide transaction first: it would not be rerun.
         answers = [web.get("/oauth/jwks"), _grant(web, system), _grant(web, system)]
-    finally:
-        event.remove(oidc_runtime.engine, "handle_error", error)
     assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
     assert not failed, "a statement ran on a dead connection"
     assert _issued(oidc_runtime) == before + 2, "one audit entry for each token, no more"
@@ -202,11 +207,8 @@ def _closed_before(runtime: Runtime, starts: str) -> Iterator[list[str]]:
             hit.append(statement)
             _close(cursor.connection)
 
-    event.listen(runtime.engine, "before_cursor_execute", before)
-    try:
+    with listening(runtime.engine, "before_cursor_execute", before):
         yield hit
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", before)
 
 
 def test_a_connection_lost_before_the_commit_reruns_the_grant_once(
@@ -238,11 +240,8 @@ def test_a_connection_lost_at_the_commit_is_503_and_never_run_twice(
         if len(commits) == 1:
             _close(connection.connection.dbapi_connection)
 
-    event.listen(oidc_runtime.engine, "commit", commit)
-    try:
+    with listening(oidc_runtime.engine, "commit", commit):
         lost = _grant(web, system)
-    finally:
-        event.remove(oidc_runtime.engine, "commit", commit)
     _outage(lost)
     assert len(commits) == 1, "the grant was not run again"
     assert _issued(oidc_runtime) == before, "closed before its COMMIT was sent: nothing kept"
