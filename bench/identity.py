@@ -241,12 +241,13 @@ def _run_phase(column: Column, label: str, plan: dict[str, Any], pids: list[int]
     return report
 
 
-# A request the server sheds (503 with the OAuth error `temporarily_unavailable`, as
-# `loadgen.shed` tells it) is counted apart: neither answered nor an error.
+# A request the server sheds (503 with the OAuth error `temporarily_unavailable` and the lanes'
+# description, as `loadgen.shed` tells it) is counted apart: neither answered nor an error.
 WRK_SHED = """\
 local function is_shed(status, body)
   return status == 503 and body ~= nil
     and string.find(body, '"temporarily_unavailable"', 1, true) ~= nil
+    and string.find(body, '"the service is busy', 1, true) ~= nil
 end
 """
 # The closed-loop grant phases, driven by wrk. A refresh token rotates on every use, so each
