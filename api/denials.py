@@ -13,12 +13,14 @@ stands, and nothing of the refused request does), then answer exactly as before.
 
 Some refusals a page answers itself, on its own page: those of the two-person rule (an officer
 deciding their own legal-access request or opening another's, an administrator deciding their
-own proposal or one for them, granting themself a role, a request or proposal decided twice)
-and a legal-access grant that does not hold. The page calls `refused_on_page` once it has
+own proposal or one for them, granting themself a role, a request or proposal decided twice,
+a citizen deciding again a department's request for documents they decided) and a
+legal-access grant that does not hold. The page calls `refused_on_page` once it has
 rolled its transaction back: the same entry, cap and count. What else it answers (a field to
 fix, an unknown or expired request) is no access refused, and is not recorded. The legal-access
-API answers a request decided twice as the page does (a 409, not a 403), so it calls
-`refused_by_rule` the same way, naming the officer through the e-service their token is of.
+and citizens' request APIs answer a request decided twice as the pages do (a 409, not a 403),
+so they call `refused_by_rule` the same way, naming the officer or citizen through the
+e-service their token is of.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from api.runtime import Runtime
 from api.web import client_address
 from audit.two_person import APPROVED, REFUSED
 from identity.login import ACR_SUBSTANTIAL
-from locker.exchange import NeedsSecondFactor
+from locker.exchange import DENIED, NeedsSecondFactor, RequestClosed
 from locker.legal import ROLE as LEGAL_ROLE
-from locker.legal import FourEyesRefused, GrantInvalid, LegalAccessRefused, LegalRequestClosed
+from locker.legal import FourEyesRefused, GrantInvalid, LegalAccessRefused
 
 log = logging.getLogger("shanakht.api")
 
@@ -58,9 +60,10 @@ _PAGE_RULES = {
     "role.proposal_decided": DECIDED_ONCE,
     "legal.grant_invalid": LEGAL_GRANT,  # a grant forged, expired or not theirs
 }
-# What a legal-access request decided already says it is (`locker.legal._closed`; "decided"
-# when another officer decided it between the check and the write).
-_DECIDED = frozenset({APPROVED, REFUSED, "decided"})
+# What a request decided already says it is (a legal-access request: `locker.legal._closed`; a
+# citizen's: `locker.exchange.Exchange._decide`; "decided" when it was decided between the
+# check and the write).
+_DECIDED = frozenset({APPROVED, REFUSED, DENIED, "decided"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +142,10 @@ def _append(
 def page_rule(exc: Exception, *, deciding: bool = False) -> str | None:
     """What a refusal a page answers itself denied (`FOUR_EYES`, `DECIDED_ONCE`,
     `LEGAL_GRANT`), or None when it is no access refused: a field to fix, an unknown, expired
-    or lapsed request. `deciding`: the refusal answered a decision, where a legal-access
-    request that is closed was decided already (opening one is another matter)."""
-    if deciding and isinstance(exc, LegalRequestClosed):
+    or lapsed request. `deciding`: the refusal answered a decision, where a request (a
+    legal-access one, or a department's to a citizen) that is closed was decided already
+    (opening one is another matter)."""
+    if deciding and isinstance(exc, RequestClosed):
         return DECIDED_ONCE if exc.facts.get("state") in _DECIDED else None
     code = getattr(exc, "code", None)
     return _PAGE_RULES.get(code) if isinstance(code, str) else None

@@ -391,6 +391,21 @@ UNSTORABLE = (
 DATABASE_RETRY_AFTER = 5  # seconds: a restart or a fail-over of the database takes about that
 
 
+def database_outage(exc: Exception) -> bool:
+    """Whether `exc` is the database unavailable (down, its connection dropped, its disk full,
+    its lock held too long), which a retry after DATABASE_RETRY_AFTER may get past, rather
+    than a bug; logged as such, by the exception's type alone (its text names the statement,
+    whose parameters may carry personal data). The OAuth endpoints answer it in their own
+    error JSON (api.routes.oidc), every other route as problem details (below)."""
+    outage = isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+    if outage:
+        orig = getattr(exc, "orig", None)
+        log.warning("database unavailable: %s", type(orig or exc).__name__)
+    return outage
+
+
 async def _database_error(request: Request, exc: Exception) -> Response:
     """The database is down, its connection dropped mid-transaction, its disk full or its
     lock held too long: the transaction was rolled back whole, so this is a 503 worth
@@ -403,13 +418,8 @@ async def _database_error(request: Request, exc: Exception) -> Response:
         if wants_page(request):
             return _page(request, 400, Text("Please try again"), Text(UNSTORABLE))
         return problem(400, "The request is malformed", UNSTORABLE)
-    outage = isinstance(exc, OperationalError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
-    if not outage:
+    if not database_outage(exc):
         raise exc
-    orig = getattr(exc, "orig", None)
-    log.warning("database unavailable: %s", type(orig or exc).__name__)
     response = problem(503, "The database is not answering; try again later")
     response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
     return response

@@ -46,6 +46,13 @@ SAID: dict[str, Text] = {
     "audit.head_size": Text("The log holds %(size)s entries but its head says %(head)s."),
     "audit.head": Text("The log's head does not match its entries."),
     # Once-only requests and legal-basis access (locker.exchange, locker.legal, locker.release)
+    "request.approved": Text("You approved this request already: its consent is in your list."),
+    "request.denied": Text("You denied this request already: it cannot be decided again."),
+    "request.expired": Text("This request has expired: it was not decided within its window."),
+    "request.decided": Text(
+        "This request was decided meanwhile (on another page or device): it cannot be decided "
+        "again."
+    ),
     "request.fetch_limit": Text("Give a number of fetches from 1 to %(most)s."),
     "request.data_life": Text("Give a whole number of days from 0 to %(most)s."),
     "purpose.code": Text("Give a code of 1 to 32 letters, digits, '.', '_' and '-'."),

@@ -65,6 +65,7 @@ from bench.identity import (
     _pick_citizens,
     _register,
     bench_clients,
+    bench_settings,
 )
 from identity.accounts import Accounts
 from identity.login import ACR_LOW
@@ -250,13 +251,7 @@ def _database() -> Iterator[str | None]:
 def _bench() -> Iterator[Bench]:
     logging.getLogger().setLevel(logging.WARNING)  # as the servers run: no access log lines
     with tempfile.TemporaryDirectory() as tmp, _database() as url:
-        settings = Settings(
-            env="development",
-            data_dir=Path(tmp) / "var",
-            database_url=url,
-            master_key=None,
-            audit_checkpoint_interval=0,
-        )
+        settings = bench_settings(Path(tmp) / "var", url)
         bench = _set_up(settings)
         try:
             yield bench

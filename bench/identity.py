@@ -196,6 +196,7 @@ class Column:
         self.rows[label, "p50 ms"] = summary["p50_ms"]
         self.rows[label, "p99 ms"] = summary["p99_ms"]
         self.rows[label, "errors"] = summary["errors"]
+        self.rows[label, "shed"] = summary["shed"]  # 503 temporarily_unavailable: not errors
         self.rows[label, "server CPU, cores"] = server_cpu
         self.rows[label, "load generator CPU, cores"] = report["cpu_cores"]
         # Anything else busy on the machine meanwhile (another job) makes the run unfair;
@@ -233,18 +234,30 @@ def _run_phase(column: Column, label: str, plan: dict[str, Any], pids: list[int]
     column.phase(label, report, server_cpu, machine_cpu)
     print(
         f"  {label}: {report['all']['rate']:,.1f}/s, p99 {report['all']['p99_ms']:.1f} ms, "
-        f"{report['all']['errors']} errors, servers {server_cpu:.2f} cores",
+        f"{report['all']['errors']} errors, {report['all']['shed']} shed, "
+        f"servers {server_cpu:.2f} cores",
         flush=True,
     )
     return report
 
 
+# A request the server sheds (503 with the OAuth error `temporarily_unavailable` and the lanes'
+# description, as `loadgen.shed` tells it) is counted apart: neither answered nor an error.
+WRK_SHED = """\
+local function is_shed(status, body)
+  return status == 503 and body ~= nil
+    and string.find(body, '"temporarily_unavailable"', 1, true) ~= nil
+    and string.find(body, '"the service is busy', 1, true) ~= nil
+end
+"""
 # The closed-loop grant phases, driven by wrk. A refresh token rotates on every use, so each
 # wrk thread keeps a pool of them: it takes one for each request and puts back the new one the
 # answer carries. wrk builds one request more than it has connections at the start, and answers
 # still in flight when it stops are never read, so each pool starts with two spare tokens and
 # a phase's tokens are spent by the end of it (each phase gets families of its own).
-WRK_GRANTS = """\
+WRK_GRANTS = (
+    WRK_SHED
+    + """\
 local auth = "Basic " .. os.getenv("BENCH_BASIC")
 local grant = os.getenv("BENCH_GRANT")
 local scope = os.getenv("BENCH_SCOPE") or ""
@@ -252,6 +265,7 @@ local headers = {["Content-Type"] = "application/x-www-form-urlencoded", ["Autho
 local threads = {}
 pool = {}
 samples = {}
+shed = 0
 
 setup = function(thread)
   threads[#threads + 1] = thread
@@ -275,6 +289,10 @@ request = function()
 end
 
 response = function(status, headers, body)
+  if is_shed(status, body) then
+    shed = shed + 1
+    return
+  end
   if status ~= 200 then
     if #samples < 3 then
       samples[#samples + 1] = status .. ": " .. string.sub(string.gsub(body, "%s+", " "), 1, 200)
@@ -288,24 +306,30 @@ response = function(status, headers, body)
 end
 
 done = function(summary, latency, requests)
+  local shed_in_all = 0
   for _, thread in ipairs(threads) do
     for _, sample in ipairs(thread:get("samples")) do
       io.write("error: ", sample, "\\n")
     end
+    shed_in_all = shed_in_all + thread:get("shed")
   end
   local e = summary.errors
-  io.write(string.format('{"answered": %d, "seconds": %f, "errors": %d, "p50_ms": %f, '
-    .. '"p99_ms": %f}\\n', summary.requests - e.status, summary.duration / 1e6,
-    e.connect + e.read + e.write + e.timeout + e.status,
+  -- wrk counts every status >= 400 in e.status: a shed request is one of them, but no error
+  io.write(string.format('{"answered": %d, "seconds": %f, "errors": %d, "shed": %d, '
+    .. '"p50_ms": %f, "p99_ms": %f}\\n', summary.requests - e.status, summary.duration / 1e6,
+    e.connect + e.read + e.write + e.timeout + e.status - shed_in_all, shed_in_all,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 """
+)
 # Logins through wrk: every connection POSTs the login form again and again with the cookies
 # one GET of the login page gave (Shanakht's CSRF cookie; the peer's interaction), Shanakht's
 # cycling through the citizens of its wrk (BENCH_CNICS); a 303 (signed in) is an answer,
 # anything else an error. The session cookie each success sets is never sent back, so no login
 # first ends another's session.
-WRK_LOGINS = """\
+WRK_LOGINS = (
+    WRK_SHED
+    + """\
 local cnics = {}
 local i = 0
 local headers = {
@@ -315,6 +339,7 @@ local headers = {
 local form = os.getenv("BENCH_FORM")
 local threads = {}
 samples = {}
+shed = 0
 
 setup = function(thread)
   threads[#threads + 1] = thread
@@ -336,11 +361,17 @@ request = function()
 end
 
 response = function(status, headers, body)
+  if is_shed(status, body) then
+    shed = shed + 1
+    return
+  end
   if status ~= 303 and #samples < 3 then
     samples[#samples + 1] = status .. ": " .. string.sub(string.gsub(body, "%s+", " "), 1, 200)
   end
 end
-""" + WRK_GRANTS[WRK_GRANTS.index("done = function") :]
+"""
+    + WRK_GRANTS[WRK_GRANTS.index("done = function") :]
+)
 WRK_SPARE = 2  # refresh tokens each wrk starts with beyond one per connection (see above)
 
 
@@ -442,6 +473,7 @@ def _wrk_phase(
         "p50_ms": max(r["p50_ms"] for r in reports),
         "p99_ms": max(r["p99_ms"] for r in reports),
         "errors": sum(r["errors"] for r in reports),
+        "shed": sum(r["shed"] for r in reports),
     }
     workloads: dict[str, Any] = {}
     for load, report in zip(loads, reports, strict=True):
@@ -455,7 +487,8 @@ def _wrk_phase(
     )
     print(
         f"  {label} (wrk): {summary['rate']:,.1f}/s, p99 {summary['p99_ms']:.1f} ms, "
-        f"{summary['errors']} errors, servers {server_cpu:.2f} cores, wrk {used / wall:.2f}",
+        f"{summary['errors']} errors, {summary['shed']} shed, servers {server_cpu:.2f} cores, "
+        f"wrk {used / wall:.2f}",
         flush=True,
     )
 
@@ -574,6 +607,25 @@ def _client(runtime: Runtime, new: NewClient) -> str:
         _client, secret = runtime.provider(session).clients.add(new)
     assert secret is not None
     return secret
+
+
+def bench_settings(data_dir: Path, url: str | None, **changes: Any) -> Settings:
+    """The development settings a bench's own runtime (its setup, or the bench itself) runs on.
+
+    Every value is spelled out so that none comes from the caller's environment (pydantic
+    settings read SHANAKHT_* variables): no master key, since a key here would seal keys the
+    servers, started without it, could not open; audit checkpoints off, as the servers run
+    them, so that a checkpoint's signing lands in no measurement. `changes` are further
+    settings (a public URL) or differences (a soak keeps checkpoints, as its servers do).
+    """
+    values: dict[str, Any] = {
+        "env": "development",
+        "data_dir": data_dir,
+        "database_url": url,
+        "master_key": None,
+        "audit_checkpoint_interval": 0,
+    }
+    return Settings(**(values | changes))
 
 
 def bench_clients(runtime: Runtime) -> tuple[str, str]:
@@ -727,13 +779,7 @@ def _bench_shanakht(name: str, database_url: str | None, logs: Path, hash_s: flo
         data_dir = Path(tmp) / "var"
         # Every setting the servers' environment also gets, so that none comes from ours
         # (a master key there would seal keys the servers could not open).
-        settings = Settings(
-            env="development",
-            data_dir=data_dir,
-            database_url=database_url,
-            master_key=None,
-            audit_checkpoint_interval=0,
-        )
+        settings = bench_settings(data_dir, database_url)
         started = time.perf_counter()
         setup = _prepare_shanakht(settings)
         print(
@@ -1057,6 +1103,7 @@ def _print_table(columns: list[Column], limit: float) -> None:
         "p50 ms",
         "p99 ms",
         "errors",
+        "shed",
     ]
     keys = sorted(
         dict.fromkeys(k for c in columns for k in c.rows),

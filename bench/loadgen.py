@@ -30,10 +30,10 @@ The token grants go over a lean HTTP/1.1 client of its own (one kept-alive conne
 user, requests built as bytes, answers read by Content-Length) on uvloop: httpx2 spent about
 as much CPU a request as the server did, on the same two cores, which the servers then lacked.
 
-A request the server sheds (503 `temporarily_unavailable`: its lane could not start it in time,
-api/lanes.py) is counted as shed, not as an error nor in the latencies: the server answered as
-designed, and did none of the work. The user goes on at its next due time (a refresh user with
-the same refresh token, which the refusal left unspent).
+A request the server sheds (503 `temporarily_unavailable`, "the service is busy": its lane could
+not start it in time, api/lanes.py) is counted as shed, not as an error nor in the latencies:
+the server answered as designed, and did none of the work. The user goes on at its next due
+time (a refresh user with the same refresh token, which the refusal left unspent).
 """
 
 from __future__ import annotations
@@ -87,12 +87,15 @@ class Shed:
 
 SHED = Shed()
 SHED_ERROR = b'"temporarily_unavailable"'
+SHED_DESCRIPTION = b'"the service is busy'  # api.routes.oidc.BUSY, as the JSON has it
 
 
 def shed(status: int, content: bytes) -> bool:
-    """Whether an answer is the server shedding load: 503 with the OAuth error the lanes
-    answer (api/routes/oidc.py). Any other 503 (the database down) stays an error."""
-    return status == 503 and SHED_ERROR in content
+    """Whether an answer is the server shedding load: 503 with the OAuth error and the
+    description the lanes answer (api/routes/oidc.py). Any other 503 stays an error: the
+    database down answers the same error code (as RFC 6749 clients expect) with its own
+    description, and elsewhere problem details."""
+    return status == 503 and SHED_ERROR in content and SHED_DESCRIPTION in content
 
 
 class Stop(Exception):

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from api.database import _DEAD, session_factory
 from api.migrate import prepare
 from api.runtime import Runtime, open_runtime
-from api.settings import Settings
 from bench.audit_log import _postgres_schema
+from bench.identity import bench_settings
 from identity.oidc.clients import CLIENT_SECRET_BASIC, SERVICE, NewClient
 from identity.oidc.tokens import TokenResponse
 
@@ -136,13 +136,7 @@ def main() -> None:
         sys.exit("SHANAKHT_DATABASE_URL must name a PostgreSQL database")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory() as tmp, _postgres_schema(base) as url:
-        settings = Settings(
-            env="development",
-            data_dir=Path(tmp) / "var",
-            database_url=url,
-            master_key=None,
-            audit_checkpoint_interval=0,
-        )
+        settings = bench_settings(Path(tmp) / "var", url)
         runtime = open_runtime(settings)
         try:
             prepare(runtime)

@@ -100,6 +100,7 @@ from bench.identity import (
     _redeem,
     _rss_mb,
     _servers,
+    bench_settings,
     browser_code,
 )
 from bench.locker_http import PDF_HEAD, SMALL
@@ -826,9 +827,14 @@ def _soak(database_url: str | None) -> None:
         logs.mkdir()
         ports = [_free_port() for _ in range(cores)]
         public_url = f"http://127.0.0.1:{ports[0]}"
-        # Every setting the servers' environment also gets, so that none comes from ours.
-        settings = Settings(env="development", data_dir=data_dir, database_url=database_url,
-                            master_key=None, public_url=public_url)  # fmt: skip
+        # Every setting the servers' environment also gets, so that none comes from ours;
+        # audit checkpoints on their default schedule, as the servers keep them.
+        settings = bench_settings(
+            data_dir,
+            database_url,
+            public_url=public_url,
+            audit_checkpoint_interval=Settings.model_fields["audit_checkpoint_interval"].default,
+        )
         prepared = time.perf_counter()
         identity = _prepare_shanakht(settings)
         cast = Cast.of(identity.cnics, users)

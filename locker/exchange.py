@@ -83,7 +83,9 @@ class UnknownConsent(ExchangeError):
 
 
 class RequestClosed(ExchangeError):
-    """The request was decided already, or its window has passed."""
+    """The request was decided already, or its window has passed. `facts["state"]` says
+    which: "approved", "denied", "expired", or "decided" when it was decided between the
+    check and the write (a second tab, a double submit)."""
 
 
 class ConsentStateError(ExchangeError):
@@ -527,7 +529,7 @@ class Exchange:
         """Move a pending request to `status`, if it is still pending and in its window."""
         state = found.state(now)
         if state != PENDING:
-            raise RequestClosed(f"the request is {state}")
+            raise RequestClosed(f"the request is {state}", code=f"request.{state}", state=state)
         decided = self._db.execute(
             update(requests)
             .where(
@@ -538,7 +540,9 @@ class Exchange:
             .values(status=status, decided_at=now)
         )
         if decided.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
-            raise RequestClosed("the request was decided meanwhile")
+            raise RequestClosed(
+                "the request was decided meanwhile", code="request.decided", state="decided"
+            )
 
     def _citizen_record(self, action: str, consent: Consent, **details: str) -> None:
         record(

@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -81,6 +82,7 @@ shares = Table(
     Column("uses", Integer, nullable=False, server_default="0"),
     Column("max_uses", Integer, nullable=True),
     Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
+    Index("ix_locker_shares_expires_at", "expires_at"),  # the retention sweep's
 )
 
 nominees = Table(

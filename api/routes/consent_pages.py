@@ -23,9 +23,11 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
+from api import denials
 from api.deps import RuntimeDep, SessionDep, settle
 from api.i18n import Text, translate
 from api.local_time import moment
+from api.refusals import refusal
 from api.routes.exchange import (
     Id,
     approve_for,
@@ -39,7 +41,7 @@ from api.runtime import Runtime
 from api.signed_in import SignedIn, SignedInDep, SubstantialDep, menu
 from api.web import check_csrf, language, render
 from locker.doctypes import document_type
-from locker.exchange import ExchangeError, UnknownConsent, UnknownRequest
+from locker.exchange import ExchangeError, RequestClosed, UnknownConsent, UnknownRequest
 from locker.inbox import LEGAL_ACCESS, REQUEST, Inbox
 from locker.release import ReleaseRefused
 
@@ -122,24 +124,42 @@ def _not_found(request: Request, runtime: Runtime, heading: Text) -> Response:
     )
 
 
-def _refused(request: Request, runtime: Runtime, session: Session, exc: Exception) -> Response:
+def _refused(
+    request: Request,
+    runtime: Runtime,
+    session: Session,
+    exc: Exception,
+    *,
+    decider: str | None = None,
+) -> Response:
     """A domain refusal as a page: 404 for what is not the citizen's, 409 for a change the
-    request or consent no longer allows (decided meanwhile, expired, already revoked)."""
+    request or consent no longer allows (decided meanwhile, expired, already revoked).
+
+    `decider`: the citizen (by pseudonym) deciding a request. A request they decided already
+    is said as such (approved, denied, or meanwhile on another page), never decided a second
+    time, and the attempt is audited as the legal-access pages audit theirs (`rule:decided-
+    once`, in a transaction of its own once this one is rolled back); an expired one is not
+    (nobody decided it).
+    """
     settle(session, exc)
     if isinstance(exc, UnknownRequest):
         return _not_found(request, runtime, Text("No such request"))
     if isinstance(exc, UnknownConsent):
         return _not_found(request, runtime, Text("No such consent"))
+    if decider is not None:
+        denials.refused_on_page(request, runtime, decider, exc, deciding=True)
+    said = refusal(exc) if isinstance(exc, RequestClosed) else None
+    changed = Text(
+        "The request or consent has changed since the page was shown (it may have been "
+        "decided, expired or revoked). Look at it again."
+    )
     return render(
         request,
         runtime,
         "message.html",
         status_code=409,
         heading=Text("That cannot be done now"),
-        message=Text(
-            "The request or consent has changed since the page was shown (it may have been "
-            "decided, expired or revoked). Look at it again."
-        ),
+        message=said.words if said is not None and said.known else changed,
         link="/requests",
         link_text=Text("Back to your requests"),
     )
@@ -332,7 +352,7 @@ def approve(
             runtime, session, request_id, owner=me.account.pseudonym, substantial=me.substantial
         )
     except (ExchangeError, ReleaseRefused) as exc:
-        return _refused(request, runtime, session, exc)
+        return _refused(request, runtime, session, exc, decider=me.account.pseudonym)
     return _back("approved", f"#consent-{consent['id']}")
 
 
@@ -356,5 +376,5 @@ def deny(
     try:
         deny_for(runtime, session, request_id, owner=me.account.pseudonym)
     except ExchangeError as exc:
-        return _refused(request, runtime, session, exc)
+        return _refused(request, runtime, session, exc, decider=me.account.pseudonym)
     return _back("denied")

@@ -39,7 +39,7 @@ from identity.oidc.provider import Provider
 from locker.consents import ConsentSigner, iso
 from locker.doctypes import document_type
 from locker.documents import Document
-from locker.exchange import Consent, Exchange
+from locker.exchange import Consent, Exchange, RequestClosed
 from locker.exchange import Request as ExchangeRequest
 from locker.inbox import Inbox, Message
 from locker.legal import (
@@ -49,7 +49,6 @@ from locker.legal import (
     LegalAccess,
     LegalAccessRefused,
     LegalAccessRequest,
-    LegalRequestClosed,
 )
 from locker.legal import ROLE as LEGAL_ROLE
 
@@ -471,9 +470,10 @@ def approve(
     request_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
 ) -> dict[str, Any]:
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
-    return approve_for(
-        runtime, session, request_id, owner=caller.pseudonym, substantial=caller.substantial
-    )
+    with _decided_once(request, runtime, session, caller):
+        return approve_for(
+            runtime, session, request_id, owner=caller.pseudonym, substantial=caller.substantial
+        )
 
 
 @router.post("/requests/{request_id}/deny", summary="Deny a request")
@@ -481,7 +481,8 @@ def deny(
     request_id: Id, request: Request, runtime: RuntimeDep, session: SessionDep
 ) -> dict[str, Any]:
     caller = citizen(request, runtime, session, CITIZEN_SCOPE)
-    return deny_for(runtime, session, request_id, owner=caller.pseudonym)
+    with _decided_once(request, runtime, session, caller):
+        return deny_for(runtime, session, request_id, owner=caller.pseudonym)
 
 
 @router.get("/consents", summary="The consents the citizen gave, newest first")
@@ -654,12 +655,14 @@ def legal_refuse(
 def _decided_once(
     request: Request, runtime: Runtime, session: Session, caller: CitizenCaller
 ) -> Iterator[None]:
-    """A decision on a legal-access request decided already is refused, 409 as before, and
-    audited as the officer's page audits it (`rule:decided-once`): rolled back first, so the
-    entry stands in a transaction of its own and nothing of the refused decision does."""
+    """A decision on a request decided already (a legal-access request by its officers, a
+    department's request by its citizen) is refused, 409 as before, and audited as the pages
+    audit it (`rule:decided-once`): rolled back first, so the entry stands in a transaction of
+    its own and nothing of the refused decision does. An expired request is refused alike,
+    and not audited: nobody decided it."""
     try:
         yield
-    except LegalRequestClosed as exc:
+    except RequestClosed as exc:
         settle(session, exc)
         denials.refused_by_rule(request, runtime, caller.principal, exc, deciding=True)
         raise

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from api import denials, metrics
@@ -19,7 +20,12 @@ from api.challenges import REALM, challenge, unauthenticated
 from api.deps import FormFields, FormParams, RuntimeDep, SessionDep, settle
 from api.i18n import Text
 from api.lanes import LaneFull, quick
-from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA_REF
+from api.problems import (
+    DATABASE_RETRY_AFTER,
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_SCHEMA_REF,
+    database_outage,
+)
 from api.runtime import Runtime
 from api.web import SESSION_COOKIE, client_address, cookie_name, render
 from identity.login import ACR_LOW, ACR_SUBSTANTIAL
@@ -127,15 +133,28 @@ def oauth_error(
     )
 
 
+# The two 503s these endpoints answer, told apart by their description (bench/loadgen.py
+# counts the first as shed load, the second as an error).
+BUSY = "the service is busy; retry after the time in Retry-After"
+DATABASE_DOWN = "the database is not answering; retry after the time in Retry-After"
+
+
 async def in_quick_lane(runtime: Runtime, work: Callable[..., Response], *args: object) -> Response:
     """`work(*args)` in the quick lane (api.lanes), or, when the lane is too far behind to
     start it within `SHANAKHT_QUICK_LANE_MAX_WAIT`, an immediate 503 in these endpoints' error
-    JSON with Retry-After: nothing of the request has run, so a retry is safe."""
+    JSON with Retry-After: nothing of the request has run, so a retry is safe. A database
+    outage the work could not get past (`Runtime.rerunnable` has rolled it back) is the same
+    503 in the same JSON: a client of these endpoints parses RFC 6749 errors, not problem
+    details, and retries either after Retry-After."""
     try:
         return await quick(work, *args, max_wait=runtime.settings.quick_lane_max_wait)
     except LaneFull as full:
-        busy = TemporarilyUnavailable("the service is busy; retry after the time in Retry-After")
-        return oauth_error(busy, {"Retry-After": str(full.retry_after)})
+        return oauth_error(TemporarilyUnavailable(BUSY), {"Retry-After": str(full.retry_after)})
+    except DBAPIError as exc:
+        if not database_outage(exc):
+            raise  # a bug, or a value the database refused: problem details, as anywhere
+        down = TemporarilyUnavailable(DATABASE_DOWN)
+        return oauth_error(down, {"Retry-After": str(DATABASE_RETRY_AFTER)})
 
 
 def with_query(uri: str, params: dict[str, str | None]) -> str:

@@ -7,11 +7,17 @@ import json
 import time
 from typing import Any
 
+from api.routes.oidc import BUSY, DATABASE_DOWN
 from bench.loadgen import SHED, Answer, Shed, Tally, Window, _timed
 
-SHED_BODY = json.dumps({"error": "temporarily_unavailable", "error_description": "busy"})
-DATABASE_DOWN = json.dumps({"type": "about:blank", "title": "The database is not answering",
-                            "status": 503})  # fmt: skip
+# As the OAuth endpoints answer them (api.routes.oidc.oauth_error): the same error code for
+# shed load and for the database down, told apart by the description.
+SHED_BODY = json.dumps({"error": "temporarily_unavailable", "error_description": BUSY})
+OAUTH_DATABASE_DOWN = json.dumps(
+    {"error": "temporarily_unavailable", "error_description": DATABASE_DOWN}
+)
+PROBLEM_DATABASE_DOWN = json.dumps({"type": "about:blank", "title": "The database is not answering",
+                                    "status": 503})  # fmt: skip
 
 
 def _one(answer: Answer, tally: Tally) -> Any:
@@ -32,10 +38,12 @@ def test_a_shed_answer_is_counted_as_shed_not_as_an_error_nor_a_latency() -> Non
 
 
 def test_any_other_503_is_an_error() -> None:
+    """The database down, in the OAuth endpoints' error JSON or in problem details."""
     tally = Tally()
-    assert _one(Answer(503, DATABASE_DOWN.encode()), tally) is None
-    assert (tally.shed, tally.errors) == (0, 1)
-    assert tally.samples[0].startswith("503: ")
+    for body in (OAUTH_DATABASE_DOWN, PROBLEM_DATABASE_DOWN):
+        assert _one(Answer(503, body.encode()), tally) is None
+    assert (tally.shed, tally.errors) == (0, 2)
+    assert all(sample.startswith("503: ") for sample in tally.samples)
 
 
 def test_an_expected_answer_is_a_latency() -> None:

@@ -7,13 +7,11 @@ import os
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import httpx2
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,8 +25,8 @@ from audit.models import entries
 from identity.nadra import SCENARIOS, ensure_registry, read_registry
 from signing.pki.ca import issue, name
 from signing.pki.profiles import DEPARTMENT_SEAL
+from tests.cli.serving import free_port, wait_ready
 from tests.cli.test_cli import SHANAKHT, run
-from tests.cli.test_serve import _free_port
 from tests.http.oidc_kit import register_citizen
 from tests.unit.signing.pki_kit import ENDPOINTS, NOW, openssl
 
@@ -241,7 +239,7 @@ def test_ocsp_answers_malformed_requests_in_ocsp_not_with_an_error_page(
 @pytest.fixture
 def live(pki: Pki) -> Iterator[str]:
     """`shanakht serve` on a port of its own, for openssl to talk to."""
-    port = _free_port()
+    port = free_port()
     assert SHANAKHT, "the console script is installed"
     server = subprocess.Popen(
         [SHANAKHT, "serve", "--port", str(port)],
@@ -252,14 +250,7 @@ def live(pki: Pki) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx2.HTTPError:
-                if server.poll() is not None:
-                    pytest.fail(f"server exited:\n{server.communicate()[0]}")
-            time.sleep(0.1)
+        wait_ready(f"{base}/readyz", server)
         yield base
     finally:
         server.send_signal(signal.SIGINT)

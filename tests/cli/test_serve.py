@@ -5,13 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,15 +16,8 @@ from api.key_versions import RECHECK_SECONDS
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from audit import AuditEvent, NoteError, NoteVerifier
+from tests.cli.serving import SHANAKHT, free_port, wait_ready
 from tests.cli.test_cli import run
-
-SHANAKHT = str(Path(sys.executable).parent / "shanakht")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -36,7 +26,7 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def test_serve_migrates_and_answers(cli_env: dict[str, str]) -> None:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [SHANAKHT, "serve", "--port", str(port)],
         env={**cli_env, "PATH": "/usr/bin:/bin"},
@@ -45,16 +35,7 @@ def test_serve_migrates_and_answers(cli_env: dict[str, str]) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 90  # a loaded machine starts it slowly
-        while True:
-            try:
-                status, body = _get(f"http://127.0.0.1:{port}/readyz")
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"server did not come up:\n{server.communicate()[0]}")
-                time.sleep(0.2)
-        assert status == 200
+        body = wait_ready(f"http://127.0.0.1:{port}/readyz", server)
         assert '"database":"ok"' in body
         status, note = _get(f"http://127.0.0.1:{port}/audit/checkpoint")
         assert status == 200
@@ -72,7 +53,7 @@ def test_a_running_server_signs_with_a_rotated_checkpoint_key_without_a_restart(
     """`shanakht serve` running while `keys rotate checkpoint|consent` runs in another
     process: it publishes the new versions at once, and its own next checkpoint (the
     background one, every half second here) is signed by the new checkpoint key."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**cli_env, "PATH": "/usr/bin:/bin", "SHANAKHT_AUDIT_CHECKPOINT_INTERVAL": "0.5"}
     server = subprocess.Popen(
@@ -83,7 +64,7 @@ def test_a_running_server_signs_with_a_rotated_checkpoint_key_without_a_restart(
         text=True,
     )
     try:
-        _wait_ready(server, base)
+        wait_ready(f"{base}/readyz", server)
         old_key = _get(f"{base}/audit/key")[1].strip()
         old_kid = json.loads(_get(f"{base}/exchange/consent-keys")[1])["keys"][0]["kid"]
         for which in ("checkpoint", "consent"):
@@ -122,19 +103,6 @@ def _stopped(server: subprocess.Popen[str]) -> str:
     except subprocess.TimeoutExpired:
         server.kill()
         return server.communicate()[0]
-
-
-def _wait_ready(server: subprocess.Popen[str], base: str) -> None:
-    deadline = time.monotonic() + 90  # a loaded machine starts it slowly
-    while True:
-        try:
-            if _get(f"{base}/readyz")[0] == 200:
-                return
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            pytest.fail("server did not come up")  # its output: `_stopped`, in the caller
-        time.sleep(0.2)
 
 
 def _note_of_size(base: str, size: int) -> str:

@@ -8,15 +8,13 @@ import json
 import re
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cli.test_serve import SHANAKHT, _free_port
+from tests.cli.serving import SHANAKHT, free_port, wait_ready
 
 CNIC = "3520212345671"
 ROUTE = "/locker/documents/{document_id}"
@@ -52,7 +50,7 @@ def _worker_pids(folder: Path) -> set[str]:
 
 
 def test_two_workers_count_as_one_and_log_no_cnic(cli_env: dict[str, str], tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     folder = tmp_path / "metrics"
     (folder).mkdir()
     (folder / "counter_99999999.db").write_bytes(b"left by an earlier run")
@@ -65,16 +63,7 @@ def test_two_workers_count_as_one_and_log_no_cnic(cli_env: dict[str, str], tmp_p
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if _get(f"{base}/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not come up:\n{server.communicate()[0]}")
-            time.sleep(0.2)
+        wait_ready(f"{base}/readyz", server)
         assert "99999999" not in _worker_pids(folder), "an earlier run's numbers are cleared"
 
         sent = 0

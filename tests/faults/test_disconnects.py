@@ -5,7 +5,9 @@ restart or a fail-over does to them), before a request checks a connection out (
 socket check replaces it) and between its checkout and its first statement (the statement
 fails: a token grant is run once more, a request-wide transaction answers 503). On either
 database: a connection that dies before the commit makes a grant run once more, and one that
-dies at the commit is never run twice. In every case: no 500, nothing half-written (an issued
+dies at the commit is never run twice; the database down answers the OAuth endpoints' clients
+in their error JSON (503 `temporarily_unavailable`, as shed load), problem details elsewhere.
+In every case: no 500, nothing half-written (an issued
 token has its one audit entry, a failed one none), the next requests succeed, and the audit log
 verifies.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +30,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.pool import NullPool
 
 from api.problems import DATABASE_RETRY_AFTER
+from api.routes.oidc import DATABASE_DOWN as DOWN
 from api.runtime import Runtime
 from identity.oidc.clients import SERVICE
 from tests.faults.test_faults import _actions, _audit_verifies, _problem
@@ -52,6 +55,17 @@ def admin(runtime: Runtime, backend: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@contextlib.contextmanager
+def listening(engine: Engine, event_name: str, fn: Callable[..., None]) -> Iterator[None]:
+    """`fn` hears the engine's `event_name` for the block only: a fault injected by one test
+    must not go on firing in the next (engines outlive a test's block)."""
+    event.listen(engine, event_name, fn)
+    try:
+        yield
+    finally:
+        event.remove(engine, event_name, fn)
+
+
 def _grant(web: TestClient, system: RelyingParty) -> Any:
     return token(web, system, grant_type="client_credentials")
 
@@ -64,6 +78,17 @@ def _outage(response: Any) -> None:
     """The answer to a lost connection that could not be retried: 503 problem+json."""
     _problem(response, 503)
     assert response.headers["retry-after"] == str(DATABASE_RETRY_AFTER)
+
+
+def _oauth_outage(response: Any) -> None:
+    """The same at an OAuth endpoint (token, introspection, revocation, userinfo): 503 in its
+    RFC 6749 error JSON, as when the endpoint sheds load, with Retry-After; naming nothing of
+    the statement or the driver."""
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/json", response.headers
+    assert response.json() == {"error": "temporarily_unavailable", "error_description": DOWN}
+    assert response.headers["retry-after"] == str(DATABASE_RETRY_AFTER)
+    assert response.headers["cache-control"] == "no-store"
 
 
 def _terminate(admin: Engine, pids: list[int]) -> None:
@@ -111,11 +136,8 @@ def _killed_after_checkout(runtime: Runtime, admin: Engine, times: int) -> Itera
             assert poller.poll(5000), "the client never saw its backend go"
             killed.append(pid)
 
-    event.listen(runtime.engine, "checkout", kill)
-    try:
+    with listening(runtime.engine, "checkout", kill):
         yield killed
-    finally:
-        event.remove(runtime.engine, "checkout", kill)
 
 
 def test_terminated_pooled_connections_are_replaced_at_checkout_and_cost_no_request(
@@ -136,12 +158,9 @@ def test_terminated_pooled_connections_are_replaced_at_checkout_and_cost_no_requ
     def error(context: Any) -> None:
         failed.append(context.original_exception)
 
-    event.listen(oidc_runtime.engine, "handle_error", error)
-    try:
+    with listening(oidc_runtime.engine, "handle_error", error):
         # The request-wide transaction first: it would not be rerun.
         answers = [web.get("/oauth/jwks"), _grant(web, system), _grant(web, system)]
-    finally:
-        event.remove(oidc_runtime.engine, "handle_error", error)
     assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
     assert not failed, "a statement ran on a dead connection"
     assert _issued(oidc_runtime) == before + 2, "one audit entry for each token, no more"
@@ -177,7 +196,7 @@ def test_a_backend_terminated_after_checkout_reruns_a_grant_and_is_503_elsewhere
     with _killed_after_checkout(oidc_runtime, admin, times=3) as killed:
         down = _grant(web, system)
     assert len(killed) == 2, "one run, and one more"
-    _outage(down)
+    _oauth_outage(down)
     assert _issued(oidc_runtime) == before + 1
     assert _grant(web, system).status_code == 200
     assert _issued(oidc_runtime) == before + 2
@@ -202,11 +221,8 @@ def _closed_before(runtime: Runtime, starts: str) -> Iterator[list[str]]:
             hit.append(statement)
             _close(cursor.connection)
 
-    event.listen(runtime.engine, "before_cursor_execute", before)
-    try:
+    with listening(runtime.engine, "before_cursor_execute", before):
         yield hit
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", before)
 
 
 def test_a_connection_lost_before_the_commit_reruns_the_grant_once(
@@ -238,13 +254,64 @@ def test_a_connection_lost_at_the_commit_is_503_and_never_run_twice(
         if len(commits) == 1:
             _close(connection.connection.dbapi_connection)
 
-    event.listen(oidc_runtime.engine, "commit", commit)
-    try:
+    with listening(oidc_runtime.engine, "commit", commit):
         lost = _grant(web, system)
-    finally:
-        event.remove(oidc_runtime.engine, "commit", commit)
-    _outage(lost)
+    _oauth_outage(lost)
     assert len(commits) == 1, "the grant was not run again"
     assert _issued(oidc_runtime) == before, "closed before its COMMIT was sent: nothing kept"
     assert _grant(web, system).status_code == 200
+    _audit_verifies(cli_env)
+
+
+@contextlib.contextmanager
+def _database_down(runtime: Runtime) -> Iterator[list[str]]:
+    """Every statement finds its connection gone, a fresh one too: the database is down (a
+    restart that takes a while), not one connection lost."""
+    hit: list[str] = []
+
+    def before(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        hit.append(statement)
+        _close(cursor.connection)
+
+    with listening(runtime.engine, "before_cursor_execute", before):
+        yield hit
+
+
+def test_the_oauth_endpoints_answer_a_database_outage_in_their_error_json_and_recover(
+    web: TestClient, oidc_runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    """A client of the token, introspection and revocation endpoints parses RFC 6749 error
+    JSON: a database outage there is the 503 `temporarily_unavailable` with Retry-After that
+    shedding answers (not problem details), nothing of the request is kept, and once the
+    database is back every endpoint answers as before."""
+    records = register_client(oidc_runtime, "records-dept", kind=SERVICE, secret=True)
+    _, basic = records.auth()
+    issued = _grant(web, records)
+    assert issued.status_code == 200, issued.text
+    access = issued.json()["access_token"]
+    before = _actions(oidc_runtime)
+
+    def introspect() -> Any:
+        return web.post("/oauth/introspect", data={"token": access}, headers=basic)
+
+    with _database_down(oidc_runtime) as hit:
+        answers = {
+            "token": _grant(web, records),
+            "introspect": introspect(),
+            "revoke": web.post("/oauth/revoke", data={"token": access}, headers=basic),
+            "userinfo": web.get("/oauth/userinfo", headers={"Authorization": f"Bearer {access}"}),
+        }
+    assert hit, "the fault was injected"
+    for name, answer in answers.items():
+        assert answer.status_code == 503, (name, answer.status_code, answer.text)
+        _oauth_outage(answer)
+    # Elsewhere the same outage stays problem details (the request-wide transaction).
+    with _database_down(oidc_runtime):
+        _outage(web.get("/oauth/jwks"))
+
+    assert _actions(oidc_runtime) == before, "nothing of the failed requests was recorded"
+    assert introspect().json()["active"] is True, "the revocation did not happen"
+    assert _grant(web, records).status_code == 200
+    assert web.post("/oauth/revoke", data={"token": access}, headers=basic).status_code == 200
+    assert introspect().json() == {"active": False}
     _audit_verifies(cli_env)

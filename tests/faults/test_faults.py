@@ -14,6 +14,11 @@ Fault -> the test that proves it ("here" = this file; the others were already in
   connection lost before and at a token grant's commit
     tests/faults/test_disconnects.py (no per-checkout ping: a socket check, one rerun of a
     token endpoint's transaction, 503 elsewhere)
+- the database down at the OAuth endpoints (token, introspection, revocation, userinfo)
+    tests/faults/test_disconnects.py::
+    test_the_oauth_endpoints_answer_a_database_outage_in_their_error_json_and_recover
+    (was problem+json, which their clients do not parse: fixed, now RFC 6749 error JSON,
+    503 temporarily_unavailable with Retry-After, as when they shed load)
 - DB file system full (a real SQLITE_FULL: max_page_count caps the file)
     here: test_a_database_disk_full_is_503_and_the_retry_makes_one_document (was a 500: fixed)
 - a database error that is a bug (not an outage) stays a 500 naming nothing

@@ -24,7 +24,8 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet, OKPKey
 from sqlalchemy import func, select, update
 
-from api.denials import DECIDED_ONCE, LEGAL_GRANT, SUBSTANTIAL
+from api.denials import DECIDED_ONCE, LEGAL_GRANT, SUBSTANTIAL, page_rule
+from api.routes.exchange import exchange_service
 from api.runtime import Runtime
 from audit import pseudonym
 from audit.models import entries
@@ -33,7 +34,7 @@ from identity.oidc.clients import SERVICE
 from locker.access import Accessor
 from locker.doctypes import DOCUMENT_TYPES, Classification, DocumentType
 from locker.errors import StoreUnavailable
-from locker.exchange import SMS_REQUEST
+from locker.exchange import SMS_REQUEST, RequestClosed
 from locker.inbox import Inbox
 from locker.models import consents, legal_requests, requests, versions
 from tests.http.live_server import served
@@ -414,6 +415,49 @@ def test_a_denied_request_gives_nothing_and_stays_denied(
         "/exchange/requests/abcdefabcdefabcdefabcdefabcdefab/deny", headers=_bearer(scene.weak)
     )
     _problem(unknown, 404)
+
+
+def test_a_citizen_deciding_her_request_again_is_refused_audited_and_unchanged(
+    web: TestClient, scene: Scene, oidc_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a legal-access request decided twice: approving or denying a request she approved
+    is a 409 that says so, changes nothing (one consent, one decision in the log), and is an
+    access refused under `rule:decided-once`, naming her by pseudonym through the e-service
+    her token is of, never the request. An expired request is refused alike, unaudited:
+    nobody decided it."""
+    request_id = _file(web, scene).json()["id"]
+    consent = _consent_for(web, scene, request_id)
+    logged = len(_log(oidc_runtime))
+    again = web.post(f"/exchange/requests/{request_id}/approve", headers=_bearer(scene.strong))
+    assert _problem(again, 409)["detail"] == "the request is approved"
+    reversed_ = web.post(f"/exchange/requests/{request_id}/deny", headers=_bearer(scene.weak))
+    assert _problem(reversed_, 409)["detail"] == "the request is approved"
+    denied = _log(oidc_runtime)[logged:]
+    assert [e["action"] for e in denied] == ["access.denied", "access.denied"], denied
+    for entry, action in zip(denied, ("approve", "deny"), strict=True):
+        assert (entry["outcome"], entry["actor"], entry["subject"]) == (
+            "failure", f"citizen:{scene.owner}", scene.owner,
+        )  # fmt: skip
+        assert entry["details"]["needed"] == DECIDED_ONCE
+        assert entry["details"]["route"] == f"/exchange/requests/{{request_id}}/{action}"
+        assert entry["details"]["via"] == "portal"
+        assert request_id not in json.dumps(entry)
+    assert _count(oidc_runtime, consents) == 1
+    assert _actions(oidc_runtime).count("locker.exchange.approved") == 1
+    assert _actions(oidc_runtime).count("locker.exchange.denied") == 0
+    state = web.get(f"/exchange/requests/{request_id}", headers=_system(web, scene.college))
+    assert (state.json()["status"], state.json()["consent_id"]) == ("approved", consent["id"])
+
+    late_id = _file(web, scene).json()["id"]
+    logged = len(_log(oidc_runtime))
+    later = oidc_runtime.clock() + timedelta(days=8)  # past its 7-day window
+    monkeypatch.setattr(oidc_runtime, "clock", lambda: later)
+    with pytest.raises(RequestClosed) as closed, oidc_runtime.transaction() as session:
+        exchange_service(oidc_runtime, session).deny(late_id, owner=scene.owner)
+    assert str(closed.value) == "the request is expired"
+    assert closed.value.facts == {"state": "expired"}
+    assert page_rule(closed.value, deciding=True) is None, "an expired request: no denial"
+    assert len(_log(oidc_runtime)) == logged
 
 
 # -- fetching ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.denials import DECIDED_ONCE
 from api.routes.exchange import _legal, exchange_service
 from api.runtime import Runtime
 from audit import pseudonym
@@ -30,7 +31,7 @@ from tests.http.oidc_kit import (
     register_citizen,
     register_client,
 )
-from tests.http.test_exchange import _issue
+from tests.http.test_exchange import _issue, _log
 
 DEPARTMENT = "gc-admissions"
 DEPARTMENT_NAME = f"The {DEPARTMENT} service"  # what `register_client` names it
@@ -245,6 +246,48 @@ def test_approving_needs_a_second_factor_and_comes_back(
     again = web.post(f"/requests/{request_id}/approve", data={"csrf": csrf_of(confirm.text)})
     assert again.status_code == 409
     assert "cannot be done now" in again.text
+    assert "You approved this request already: its consent is in your list." in again.text
+
+
+def test_a_request_decided_again_on_the_page_says_so_and_is_audited_not_decided(
+    web: TestClient, oidc_runtime: Runtime, ayesha: CitizenRecord
+) -> None:
+    """A second tab, a back button, a double submit: deciding a request decided already says
+    what it is (409), keeps the first decision alone (no second consent, no second decision
+    in the log), and is an access refused under `rule:decided-once`, as the API records it."""
+    approved_id = file_request(oidc_runtime, ayesha.cnic)
+    denied_id = file_request(oidc_runtime, ayesha.cnic)
+    sign_in(web, oidc_runtime, ayesha, code=True)
+    csrf = csrf_cookie(web)
+    first = web.post(f"/requests/{approved_id}/approve", data={"csrf": csrf})
+    assert first.status_code == 200, first.text  # followed back to the list
+    assert web.post(f"/requests/{denied_id}/deny", data={"csrf": csrf}).status_code == 200
+    consent = consent_of(oidc_runtime, approved_id)
+    logged = len(_log(oidc_runtime))
+
+    said = {
+        approved_id: "You approved this request already: its consent is in your list.",
+        denied_id: "You denied this request already: it cannot be decided again.",
+    }
+    tried = []
+    for request_id, words in said.items():
+        for action in ("approve", "deny"):
+            again = web.post(f"/requests/{request_id}/{action}", data={"csrf": csrf})
+            assert again.status_code == 409, again.text
+            assert words in again.text
+            tried.append(f"/requests/{{request_id}}/{action}")
+    denied = _log(oidc_runtime)[logged:]
+    assert [e["action"] for e in denied] == ["access.denied"] * 4, denied
+    owner = owner_of(oidc_runtime, ayesha.cnic)
+    for entry, route in zip(denied, tried, strict=True):
+        assert (entry["outcome"], entry["actor"]) == ("failure", f"citizen:{owner}")
+        assert (entry["details"]["needed"], entry["details"]["route"]) == (DECIDED_ONCE, route)
+        for request_id in said:
+            assert request_id not in json.dumps(entry)
+    assert _state(oidc_runtime, ayesha.cnic, approved_id) == "approved"
+    assert _state(oidc_runtime, ayesha.cnic, denied_id) == "denied"
+    assert consent_of(oidc_runtime, approved_id) == consent
+    assert consent_of(oidc_runtime, denied_id) is None
 
 
 def test_a_form_without_its_csrf_token_is_refused(
