@@ -24,6 +24,9 @@ from sqlalchemy.engine import make_url
 from api.migrate import upgrade
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
+from identity.oidc import keys as signing_key_module
+from identity.oidc.keys import SigningKey
+from identity.oidc.keys import _generate as real_generate
 from tests.s3_server import s3_admin, s3_endpoint
 
 __all__ = ["s3_admin", "s3_endpoint"]  # session fixtures: one S3 server for every test
@@ -55,6 +58,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_report_header() -> str:
     backend = make_url(POSTGRES_URL).get_backend_name() if POSTGRES_URL else "sqlite"
     return f"shanakht database backend: {backend}"
+
+
+# Signing keys made during the session, by algorithm: the n-th key a test makes is the n-th of
+# its list, made on first need (`_signing_keys_made_once`).
+_SIGNING_KEYS: dict[str, list[SigningKey]] = {}
+
+
+@pytest.fixture(autouse=True)
+def _signing_keys_made_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every runtime that starts makes its OIDC signing keys, and a 2048-bit RSA key takes
+    ~90 ms to generate: 1.5 minutes of each CI pass. So a test's first RS256 key is the
+    session's first, its second the second, and so on: within a test every key made is still
+    distinct (a rotation gets a new one, two deployments differ), and each is generated at test
+    time, never stored."""
+    made: dict[str, int] = {}
+
+    def generate(alg: str) -> SigningKey:
+        keys = _SIGNING_KEYS.setdefault(alg, [])
+        n = made[alg] = made.get(alg, -1) + 1
+        if n == len(keys):
+            keys.append(real_generate(alg))
+        return keys[n]
+
+    monkeypatch.setattr(signing_key_module, "_generate", generate)
 
 
 @pytest.fixture
