@@ -20,7 +20,6 @@ from api.denials import Principal
 from api.i18n import Text
 from api.metrics import Telemetry
 from api.metrics import router as metrics_router
-from api.middleware import SecurityHeaders
 from api.retention import sweep_retained
 from api.routes import (
     access_log,
@@ -139,8 +138,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.add_middleware(problems.LastResort)  # innermost: its answers get the headers below
-    app.add_middleware(SecurityHeaders)
-    app.add_middleware(Telemetry)  # outermost: times and logs every answer, errors too
+    # Outermost: times and logs every answer, errors too, and gives each the security headers.
+    app.add_middleware(Telemetry)
     problems.install(app)
     denials.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

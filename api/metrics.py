@@ -48,6 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import RuntimeDep
 from api.logging_setup import access_log, request_id_from, request_id_var
+from api.middleware import SECURITY_HEADERS
 from api.runtime import Runtime
 from audit.models import checkpoints, head
 
@@ -174,6 +175,7 @@ def route_template(scope: Scope) -> str:
 class Telemetry:
     """Pure ASGI: per request a request id, a clock reading at each end, a few counter
     updates and one access log line; the body is never buffered, only its length counted.
+    Every answer, whatever produced it, also gets the security headers (`api.middleware`).
 
     The request id is the caller's `X-Request-Id` when it is a sane token, else a new one; it
     is echoed in the response, set for every log line written while the request runs, and is
@@ -203,7 +205,9 @@ class Telemetry:
             nonlocal status, bytes_out
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message).append("X-Request-Id", request_id)
+                headers = MutableHeaders(scope=message)
+                headers.update(SECURITY_HEADERS)
+                headers.append("X-Request-Id", request_id)
             elif message["type"] == "http.response.body":
                 bytes_out += len(message.get("body", b""))
             await send(message)

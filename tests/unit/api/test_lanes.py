@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import partial
 
 import anyio
@@ -266,3 +267,22 @@ def test_retry_after_is_the_expected_wait_in_whole_seconds_within_a_minute(
     wait: float, retry_after: int
 ) -> None:
     assert LaneFull("quick", wait).retry_after == retry_after
+
+
+def test_work_in_the_lane_sees_the_requests_context_variables() -> None:
+    """The request id a log line carries is a context variable set by the middleware: work
+    handed to the lane's thread runs in the request's context, not the thread's own."""
+    request_id: ContextVar[str] = ContextVar("request_id", default="none")
+    seen: list[str] = []
+
+    async def request(name: str) -> None:
+        request_id.set(name)
+        await quick(lambda: seen.append(request_id.get()), max_wait=0)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(request, "first")
+            group.start_soon(request, "second")
+
+    anyio.run(main)
+    assert sorted(seen) == ["first", "second"]
