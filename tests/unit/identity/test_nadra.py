@@ -117,6 +117,24 @@ def test_read_gives_back_what_was_generated(records: dict[str, CitizenRecord]) -
     assert list(records.values()) == list(generate_registry())
 
 
+def test_a_rewritten_registry_is_read_anew_at_once(tmp_path: Path) -> None:
+    """The parsed records are cached by the file's content, not its modification time: a
+    rewrite within the clock's tick is read as rewritten, and the dict a caller gets is its own
+    to change."""
+    path = tmp_path / "registry.jsonl"
+    write_registry(path, count=3)
+    first = read_registry(path)
+    cnic, record = next(iter(first.items()))
+    assert record.status is CardStatus.ACTIVE
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[0] = lines[0].replace('"status": "active"', '"status": "expired"')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    del first[cnic]
+    again = read_registry(path)
+    assert again[cnic].status is CardStatus.EXPIRED
+    assert len(again) == 3
+
+
 def test_at_least_ten_thousand_records_with_unique_cnics(
     registry_path: Path, records: dict[str, CitizenRecord]
 ) -> None:
