@@ -1,9 +1,10 @@
 """The provider's token-signing keys: RS256 (which OpenID Connect requires) and ES256.
 
 Keys live in the database, sealed, so every replica signs with the same ones and a rotation
-done by `shanakht keys rotate` on one machine reaches all. A rotated key stops signing at once
-but stays in the JWKS for `OVERLAP`, longer than any token it signed lives, so tokens already
-issued keep verifying.
+done by `shanakht keys rotate` on one machine reaches all: the process that rotates stops
+signing with the old key at once, every other within `SIGNING_TTL`. A rotated key stays in the
+JWKS for `OVERLAP`, longer than any token it signed lives, so tokens already issued keep
+verifying.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ _parsed: weakref.WeakKeyDictionary[Sealer, dict[str, SigningKey]] = weakref.Weak
 # work. Kept a minute; a kid not in it (a key made by another replica) reloads it at once.
 VERIFYING_TTL = 60.0
 _verifying: dict[str, tuple[float, KeySet, frozenset[str]]] = {}
+
+# The key that signs now, by database and algorithm, with when it was read: reading it was one
+# statement of the six in a client_credentials grant. Another process's rotation reaches this
+# one within the TTL, well inside the verifying cache's minute, so a key withdrawn as
+# compromised signs here for at most a few seconds more, tokens that then fail to verify.
+SIGNING_TTL = 5.0
+_signing: dict[tuple[str, str], tuple[float, str, bytes]] = {}
 
 
 # The key that signs now for an algorithm: read on every token signed, so built once.
@@ -112,7 +120,10 @@ class SigningKeys:
         signed stop verifying here too (clients refresh: refresh tokens are not signed). Other
         server processes drop it within VERIFYING_TTL.
         """
-        _verifying.pop(self._database(), None)
+        database = self._database()
+        _verifying.pop(database, None)
+        for alg in ALGORITHMS:
+            _signing.pop((database, alg), None)
         now = self._clock()
         if compromised:
             published = or_(
@@ -150,10 +161,15 @@ class SigningKeys:
         return key
 
     def current(self, alg: str) -> tuple[str, SigningKey]:
-        row = self._session.connection().execute(_CURRENT, {"alg": alg}).one_or_none()
-        if row is None:
-            raise LookupError(f"no {alg} signing key: run `shanakht db upgrade`")
-        return row.kid, self._private(row.kid, alg, row.private_key)
+        at = (self._database(), alg)
+        held, now = _signing.get(at), time.monotonic()
+        if held is None or now - held[0] >= SIGNING_TTL:
+            row = self._session.connection().execute(_CURRENT, {"alg": alg}).one_or_none()
+            if row is None:
+                raise LookupError(f"no {alg} signing key: run `shanakht db upgrade`")
+            held = _signing[at] = (now, row.kid, row.private_key)
+        _read_at, kid, sealed = held
+        return kid, self._private(kid, alg, sealed)
 
     def sign(self, claims: dict[str, Any], *, alg: str, typ: str = "JWT") -> str:
         """A compact JWS of `claims` by the key that signs now for `alg` (see

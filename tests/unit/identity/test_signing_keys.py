@@ -7,6 +7,7 @@ import secrets
 import pytest
 
 from api.runtime import Runtime
+from identity.oidc import keys as keys_module
 from identity.oidc.keys import SigningKeys
 from identity.sealing import SealBroken, Sealer
 
@@ -23,3 +24,48 @@ def test_a_key_opened_under_one_sealer_is_not_handed_to_another(runtime: Runtime
         wrong = SigningKeys(session, Sealer(secrets.token_bytes(32)), runtime.clock)
         with pytest.raises(SealBroken):
             wrong.sign({"sub": "x"}, alg="ES256")
+
+
+class _Clock:
+    """A monotonic clock the test moves, for the signing key's TTL."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_rotation_here_signs_with_the_new_key_at_once(runtime: Runtime) -> None:
+    with runtime.transaction() as session:
+        keys = SigningKeys(session, runtime.identity.sealer, runtime.clock)
+        keys.ensure()
+        before, _key = keys.current("ES256")
+        new = keys.rotate()
+        after, _key = keys.current("ES256")
+    assert after != before
+    assert after in new
+
+
+def test_another_process_rotation_reaches_this_one_within_the_ttl(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process that rotates drops its cached key; another one (here: the cache as it was
+    before the rotation, put back) signs with the old key until SIGNING_TTL has passed, then
+    reads the new one, without being told."""
+    clock = _Clock()
+    monkeypatch.setattr(keys_module, "time", clock)
+    with runtime.transaction() as session:
+        keys = SigningKeys(session, runtime.identity.sealer, runtime.clock)
+        keys.ensure()
+        old, _key = keys.current("ES256")
+    elsewhere = dict(keys_module._signing)
+    with runtime.transaction() as session:
+        new = SigningKeys(session, runtime.identity.sealer, runtime.clock).rotate()
+    keys_module._signing.update(elsewhere)
+    with runtime.transaction() as session:
+        keys = SigningKeys(session, runtime.identity.sealer, runtime.clock)
+        clock.now += keys_module.SIGNING_TTL - 0.5
+        assert keys.current("ES256")[0] == old
+        clock.now += 1.0
+        assert keys.current("ES256")[0] in new
