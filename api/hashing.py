@@ -29,8 +29,10 @@ def _lower_priority() -> None:
 class BackgroundHasher(PasswordHasher):
     """The same hashes, computed on a pool of one low-priority thread per core."""
 
-    def __init__(self, parameters: HashParameters | None = None) -> None:
-        super().__init__(parameters or HashParameters())
+    def __init__(
+        self, parameters: HashParameters | None = None, *, pepper: bytes | None = None
+    ) -> None:
+        super().__init__(parameters or HashParameters(), pepper=pepper)
         self._pool = ThreadPoolExecutor(
             max_workers=os.cpu_count() or 1,
             thread_name_prefix="password-hash",

@@ -50,6 +50,7 @@ AUDIT_PSEUDONYM_KEY = "audit-pseudonym"
 IDENTITY_SEAL_KEY = "identity-seal"
 IDENTITY_CODE_KEY = "identity-codes"
 IDENTITY_PAIRWISE_KEY = "identity-pairwise"
+IDENTITY_PEPPER_KEY = "identity-pepper"  # the passwords' pepper (identity.passwords)
 SIGNING_SEAL_KEY = "signing-seal"
 LOCKER_KEK_SEAL_KEY = "locker-kek-seal"
 STATE_MAC_KEY = "state-mac"  # seals rows of authorization state: audit.row_seal
@@ -396,7 +397,7 @@ def open_runtime(settings: Settings) -> Runtime:
     expiry = settings.password_expiry_days
     identity = IdentityParts(
         sms=OutboxSmsGateway(data_dir / "sms-outbox.jsonl", clock=utc_now),
-        hasher=BackgroundHasher(),
+        hasher=BackgroundHasher(pepper=keys.secret(IDENTITY_PEPPER_KEY)),
         sealer=Sealer(keys.secret(IDENTITY_SEAL_KEY)),
         code_key=keys.secret(IDENTITY_CODE_KEY),
         pairwise_key=keys.secret(IDENTITY_PAIRWISE_KEY),

@@ -11,10 +11,17 @@ measured, checked or hashed, so "é" typed as one code point or as e and a combi
 Urdu "ۂ" from either keyboard, or full-width letters from an East Asian input method, are the
 same password. At most 128 characters (ASVS 2.1.2), counted after normalising; a longer one
 is refused before anything costly sees it (zxcvbn, argon2), and none is ever truncated.
+
+With a pepper (ASVS 2.4.5: a secret kept apart from the hashes, here in the key store and never
+in the database), argon2id hashes HMAC-SHA256(pepper, password) instead of the password, so a
+copy of the database alone cannot be attacked offline, however weak a password. Such hashes are
+marked `PEPPERED`; one made before the pepper is still accepted and replaced at its next login.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import string
 import unicodedata
 from collections.abc import Sequence
@@ -139,10 +146,16 @@ class HashParameters:
     parallelism: int = 1
 
 
+PEPPERED = "hmac-sha256$"  # before an argon2id hash of HMAC-SHA256(pepper, password)
+
+
 class PasswordHasher:
     """argon2id through argon2-cffi, with a dummy hash to spend the same time on unknown users."""
 
-    def __init__(self, parameters: HashParameters = HashParameters()) -> None:
+    def __init__(
+        self, parameters: HashParameters = HashParameters(), *, pepper: bytes | None = None
+    ) -> None:
+        self._pepper = pepper
         self._hasher = argon2.PasswordHasher(
             time_cost=parameters.time_cost,
             memory_cost=parameters.memory_kib,
@@ -151,10 +164,19 @@ class PasswordHasher:
             salt_len=16,
             type=argon2.Type.ID,
         )
-        self._dummy = self._hasher.hash("not a password anyone has: " + "x" * 16)
+        self._dummy = self._hash("not a password anyone has: " + "x" * 16)
 
     def hash(self, password: str) -> str:
-        return self._hasher.hash(normalise(password))
+        return self._hash(normalise(password))
+
+    def _hash(self, password: str) -> str:
+        if self._pepper is None:
+            return self._hasher.hash(password)
+        return PEPPERED + self._hasher.hash(self._peppered(password))
+
+    def _peppered(self, password: str) -> bytes:
+        assert self._pepper is not None  # noqa: S101 (only called with a pepper)
+        return hmac.digest(self._pepper, password.encode(), hashlib.sha256)
 
     def verify(self, encoded: str | None, password: str) -> bool:
         """True if `password` matches; for a missing account (None) spend the same time, False.
@@ -170,8 +192,15 @@ class PasswordHasher:
         return normal != password and self._matches(encoded, password)
 
     def _matches(self, encoded: str | None, password: str) -> bool:
+        stored = encoded or self._dummy
+        secret: str | bytes = password
+        if stored.startswith(PEPPERED):
+            if self._pepper is None:  # no way to check it: refused, after the same work
+                stored, secret = self._dummy, "x"
+            else:
+                stored, secret = stored.removeprefix(PEPPERED), self._peppered(password)
         try:
-            return self._hasher.verify(encoded or self._dummy, password) and encoded is not None
+            return self._hasher.verify(stored, secret) and encoded is not None
         except argon2.exceptions.VerificationError:
             return False
         except argon2.exceptions.InvalidHashError:
@@ -180,8 +209,11 @@ class PasswordHasher:
     def needs_rehash(self, encoded: str, password: str) -> bool:
         """True when `encoded`, which `password` just matched, should be replaced at this
         login: weaker than today's parameters, or made of the password as typed before
-        passwords were normalised (each wrong guess at it costs a second hash until then)."""
-        if self._hasher.check_needs_rehash(encoded):
+        passwords were normalised (each wrong guess at it costs a second hash until then), or
+        made before the pepper."""
+        if self._pepper is not None and not encoded.startswith(PEPPERED):
+            return True
+        if self._hasher.check_needs_rehash(encoded.removeprefix(PEPPERED)):
             return True
         normal = normalise(password)
         return normal != password and not self._matches(encoded, normal)

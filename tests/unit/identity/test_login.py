@@ -14,7 +14,7 @@ from identity.login import ACR_LOW
 from identity.models import throttles
 from identity.nadra import SCENARIOS, CitizenRecord
 from identity.passwords import PasswordHasher
-from tests.unit.identity.conftest import IdentityKit
+from tests.unit.identity.conftest import FAST_HASH, IdentityKit
 from tests.unit.identity.test_enrolment import CLIENT, PASSWORD, _register
 
 
@@ -179,3 +179,18 @@ def test_hashes_with_old_parameters_are_upgraded_at_login(
 def test_the_default_hash_is_no_weaker_than_keycloaks() -> None:
     encoded = PasswordHasher().hash("Kinnow#Orchard2026")
     assert encoded.startswith("$argon2id$v=19$m=7168,t=5,p=1$")
+
+
+def test_a_hash_from_before_the_pepper_is_peppered_at_login(
+    kit: IdentityKit, citizen: CitizenRecord
+) -> None:
+    from identity.models import citizens
+    from identity.passwords import PEPPERED
+
+    kit.hasher = PasswordHasher(FAST_HASH, pepper=b"p" * 32)
+    _login(kit, citizen.cnic, PASSWORD)
+    with kit.runtime.engine.connect() as c:
+        stored = c.execute(select(citizens.c.password_hash)).scalar_one()
+    assert stored.startswith(PEPPERED)
+    assert kit.hasher.verify(stored, PASSWORD)
+    assert not PasswordHasher(FAST_HASH).verify(stored, PASSWORD)
