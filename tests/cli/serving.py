@@ -22,12 +22,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(url: str, server: subprocess.Popen[str], deadline: float = READY_SECONDS) -> str:
+def wait_ready(
+    url: str,
+    server: subprocess.Popen[str] | subprocess.Popen[bytes],
+    deadline: float = READY_SECONDS,
+    log: Path | None = None,
+) -> str:
     """Ask `url` (the server's /readyz) until it answers 200, and return what it said.
 
-    The test fails if the server exits first (with what it printed) or `deadline` seconds go
-    by; a server still running then is the caller's to stop (its `finally`), and its output
-    with it.
+    The test fails if the server exits first (with what it printed: its `log` file if its
+    output goes to one) or `deadline` seconds go by; a server still running then is the
+    caller's to stop (its `finally`), and its output with it.
     """
     give_up = time.monotonic() + deadline
     while True:
@@ -38,7 +43,7 @@ def wait_ready(url: str, server: subprocess.Popen[str], deadline: float = READY_
         except OSError:  # not listening yet, or not ready (503 is an HTTPError)
             pass
         if server.poll() is not None:
-            printed = server.stdout.read() if server.stdout else ""
+            printed = log.read_text() if log else str(server.stdout.read() if server.stdout else "")
             pytest.fail(f"the server exited ({server.returncode}) before it was ready:\n{printed}")
         if time.monotonic() > give_up:
             pytest.fail(f"the server was not ready within {deadline:g} s")

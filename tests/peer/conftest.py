@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +20,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx2
 import pytest
 from joserfc.jwk import RSAKey
 
@@ -30,22 +27,14 @@ from api.migrate import prepare
 from api.runtime import open_runtime
 from api.settings import Settings
 from identity.nadra import SCENARIOS, ensure_registry, read_registry
+from tests.cli.serving import SHANAKHT, free_port, wait_ready
 from tests.http.oidc_kit import register_citizen
 
-SHANAKHT = str(Path(sys.executable).parent / "shanakht")
 RP_DIR = Path(__file__).parent / "rp"
 CLIENT_ID = "etransfer"
 NODE_MAJOR = 20  # openid-client 6 needs Node 20 or newer (WebCrypto and fetch as globals)
 WAIT = 20.0  # seconds: the most any single step may take before the test gives up
 STOP_WAIT = 30.0  # seconds `shanakht serve` may take to stop on Ctrl-C on a loaded machine
-START_WAIT = 90.0  # seconds `shanakht serve` may take to answer /readyz on a loaded machine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # -- the relying party: Node.js and openid-client ------------------------------------------------
@@ -300,17 +289,7 @@ def live(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + START_WAIT
-        with httpx2.Client(trust_env=False, timeout=2) as probe:
-            while True:
-                try:
-                    if probe.get(f"{issuer}/readyz").status_code == 200:
-                        break
-                except httpx2.TransportError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the server did not come up:\n{log.read_text()}")
-                time.sleep(0.1)
+        wait_ready(f"{issuer}/readyz", server, log=log)
         yield Live(issuer=issuer, cnic=citizen, log=log)
     finally:
         server.send_signal(signal.SIGINT)
