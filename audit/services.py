@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from audit import merkle
@@ -59,21 +59,6 @@ _READ_SIZE = select(head.c.size).where(head.c.id == HEAD_ID)
 _READ_HEAD = select(head.c.size, head.c.frontier).where(head.c.id == HEAD_ID)
 _INSERT_ENTRIES = insert(entries)
 _MOVE_HEAD = update(head).where(head.c.id == HEAD_ID)
-# PostgreSQL only (SQLite has no INSERT inside WITH): the one entry and the head's move in one
-# statement, so one round trip fewer while the head is locked; the entry's chain is the head's.
-_APPEND_ONE = _MOVE_HEAD.values(
-    size=bindparam("size"), chain=bindparam("chain"), frontier=bindparam("frontier")
-).add_cte(
-    insert(entries)
-    .values(
-        seq=bindparam("seq"),
-        entry=bindparam("entry"),
-        chain=bindparam("chain"),
-        hashes=bindparam("hashes"),
-        subject=bindparam("subject"),
-    )
-    .cte("appended")
-)
 
 
 def subtree_location(subtree: Subtree) -> tuple[int, int]:
@@ -134,12 +119,13 @@ class AuditLog:
                 }
             )
             written.append(entry)
-        moved = {"size": frontier.size, "chain": chain, "frontier": frontier.to_bytes()}
-        if len(rows) == 1 and connection.dialect.name == "postgresql":
-            connection.execute(_APPEND_ONE, {**rows[0], **moved})
-        else:
-            connection.execute(_INSERT_ENTRIES, rows)
-            connection.execute(_MOVE_HEAD, moved)
+        # Two statements, not one (INSERT inside WITH): on PostgreSQL the head's trigger
+        # (migration 0014) checks that the entries it moves to exist, and the UPDATE of such a
+        # statement does not see the INSERT beside it.
+        connection.execute(_INSERT_ENTRIES, rows)
+        connection.execute(
+            _MOVE_HEAD, {"size": frontier.size, "chain": chain, "frontier": frontier.to_bytes()}
+        )
         return written
 
     # -- reading ---------------------------------------------------------------------------
