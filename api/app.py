@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -20,6 +20,7 @@ from api.denials import Principal
 from api.i18n import Text
 from api.metrics import Telemetry
 from api.metrics import router as metrics_router
+from api.pool_gate import PoolGate, admitted
 from api.retention import sweep_retained
 from api.routes import (
     access_log,
@@ -110,6 +111,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     """Build the app on `runtime`, or on one opened from the environment's settings."""
     runtime = runtime or open_runtime(Settings())
     lanes.hand_over_quickly()
+    gate = PoolGate()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -119,6 +121,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             asyncio.create_task(_every(PKI_INTERVAL, _refresh_pki, runtime)),
             asyncio.create_task(_every(LOCKER_SWEEP_INTERVAL, _sweep_locker, runtime)),
             asyncio.create_task(_every(LOCKER_SWEEP_INTERVAL, sweep_retained, runtime)),
+            asyncio.create_task(gate.run()),
         ]
         if interval:
             tasks.append(asyncio.create_task(_every(interval, _checkpoint_once, runtime)))
@@ -137,6 +140,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.pool_gate = gate
     app.add_middleware(problems.LastResort)  # innermost: its answers get the headers below
     # Outermost: times and logs every answer, errors too, and gives each the security headers.
     app.add_middleware(Telemetry)
@@ -147,25 +151,31 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     # matched against the routes in order, twice (about 2 us a route each time), and a
     # department's issue sat behind 150 page routes. No two routers answer the same request
     # (tests/http/test_route_order.py), so the order changes nothing but that cost.
+    # Health, metrics and the OIDC routes are not behind the pool's gate (api.pool_gate): a
+    # probe must answer however busy the pool, and the OAuth endpoints shed in their own lane.
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(oidc.router)
-    app.include_router(access_log.router)
-    app.include_router(locker.router)
-    app.include_router(exchange.router)
-    app.include_router(audit.router)
-    app.include_router(pki.router)
-    app.include_router(signing.router)
-    app.include_router(signin.router)
-    app.include_router(home.router)
-    app.include_router(account.router)
-    app.include_router(consent_pages.router)
-    app.include_router(access_pages.router)
-    app.include_router(officer_pages.router)
-    app.include_router(admin_pages.router)
-    app.include_router(enrol.router)
-    app.include_router(verifier_pages.router)
-    app.include_router(locker_pages.router)
+    gated = [Depends(admitted)]
+    for router in (
+        access_log.router,
+        locker.router,
+        exchange.router,
+        audit.router,
+        pki.router,
+        signing.router,
+        signin.router,
+        home.router,
+        account.router,
+        consent_pages.router,
+        access_pages.router,
+        officer_pages.router,
+        admin_pages.router,
+        enrol.router,
+        verifier_pages.router,
+        locker_pages.router,
+    ):
+        app.include_router(router, dependencies=gated)
 
     @app.exception_handler(CsrfRejected)
     async def _csrf(request: Request, exc: CsrfRejected) -> Response:

@@ -154,7 +154,7 @@ def signature(kind: Literal["seal", "document"]) -> None:
     SIGNATURES.labels(kind).inc()
 
 
-LaneName = Literal["quick"]
+LaneName = Literal["quick", "pool"]
 
 
 def shed(lane: LaneName) -> None:

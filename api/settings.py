@@ -104,6 +104,13 @@ class Settings(BaseSettings):
         "expected to wait for the quick lane before it is refused at once, 503 with "
         "Retry-After (api.lanes); 0: never refused, however long the queue.",
     )
+    pool_max_wait: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds any other API or page request may be expected to wait for the "
+        "shared thread pool before it is refused at once, 503 with Retry-After "
+        "(api.pool_gate); 0: never refused, however long the queue.",
+    )
     nadra_latency: float = Field(
         0.0, ge=0, description="Simulated NADRA: seconds each call takes (2 s or more times out)."
     )

@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from api import problems
 from api.app import create_app
 from api.lanes import Lane, LaneFull, quick_lane
+from api.pool_gate import PoolGate
 from api.problems import PROBLEM_MEDIA_TYPE
 from api.runtime import Runtime
 from identity.oidc.clients import SERVICE
@@ -146,3 +147,37 @@ def test_a_lane_refusal_no_route_answers_itself_is_a_problem_to_retry() -> None:
     assert answer.headers["retry-after"] == "5"
     assert answer.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert answer.json()["status"] == 503
+
+
+class _BusyPool(PoolGate):
+    """A pool whose queue would keep a newcomer 12 s."""
+
+    def expected_wait(self) -> float:
+        return 12.0
+
+
+def test_past_the_pools_bound_pages_and_apis_are_refused_before_any_work(
+    oidc_runtime: Runtime,
+) -> None:
+    """Refused by the router's gate before any handler or dependency runs: 503 problem+json
+    with Retry-After, nothing recorded; health, metrics and the OAuth endpoints (which shed in
+    their own lane) still answer."""
+    assert oidc_runtime.settings.pool_max_wait == 5.0  # the default
+    app = create_app(oidc_runtime)
+    app.state.pool_gate = _BusyPool()
+    web = TestClient(app, base_url="https://shanakht.test")
+    with oidc_runtime.sessions() as session:
+        logged = oidc_runtime.audit_log(session).size()
+    before = _count("shanakht_requests_shed_total", lane="pool")
+    for method, path in (("GET", "/"), ("GET", "/login"), ("POST", "/login")):
+        refused = web.request(
+            method, path, data={"cnic": "x", "password": "y"} if method == "POST" else None
+        )
+        assert refused.status_code == 503, (method, path)
+        assert refused.headers["content-type"] == PROBLEM_MEDIA_TYPE
+        assert refused.headers["retry-after"] == "12"
+    assert _count("shanakht_requests_shed_total", lane="pool") == before + 3
+    with oidc_runtime.sessions() as session:
+        assert oidc_runtime.audit_log(session).size() == logged, "a refused login wrote nothing"
+    assert web.get("/healthz").status_code == 200
+    assert web.get("/oauth/jwks").status_code == 200
