@@ -425,11 +425,14 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+BUSY_TITLE = "The service is busy; try again later"  # a lane or the pool shed the request
+
+
 async def _lane_full(_request: Request, exc: Exception) -> Response:
     """A lane refused work it could not start in time (api.lanes) and its route did not
     answer that itself (the OAuth routes do, in their error JSON): a 503 to retry after."""
     assert isinstance(exc, LaneFull)  # noqa: S101 (registered for LaneFull only)
-    response = problem(503, "The service is busy; try again later")
+    response = problem(503, BUSY_TITLE)
     response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

@@ -88,14 +88,18 @@ class Shed:
 SHED = Shed()
 SHED_ERROR = b'"temporarily_unavailable"'
 SHED_DESCRIPTION = b'"the service is busy'  # api.routes.oidc.BUSY, as the JSON has it
+SHED_TITLE = b'"title":"The service is busy'  # api.problems.BUSY_TITLE, as problem+json has it
 
 
 def shed(status: int, content: bytes) -> bool:
     """Whether an answer is the server shedding load: 503 with the OAuth error and the
-    description the lanes answer (api/routes/oidc.py). Any other 503 stays an error: the
-    database down answers the same error code (as RFC 6749 clients expect) with its own
-    description, and elsewhere problem details."""
-    return status == 503 and SHED_ERROR in content and SHED_DESCRIPTION in content
+    description the quick lane answers (api/routes/oidc.py), or with the problem details the
+    pool's gate answers (api/pool_gate.py). Any other 503 stays an error: the database down
+    answers the same error code (as RFC 6749 clients expect) with its own description, and
+    elsewhere problem details with their own title."""
+    if status != 503:
+        return False
+    return (SHED_ERROR in content and SHED_DESCRIPTION in content) or SHED_TITLE in content
 
 
 class Stop(Exception):

@@ -7,6 +7,8 @@ import json
 import time
 from typing import Any
 
+from api.lanes import LaneFull
+from api.problems import _lane_full
 from api.routes.oidc import BUSY, DATABASE_DOWN
 from bench.loadgen import SHED, Answer, Shed, Tally, Window, _timed
 
@@ -34,6 +36,14 @@ def test_a_shed_answer_is_counted_as_shed_not_as_an_error_nor_a_latency() -> Non
     tally = Tally()
     assert _one(Answer(503, SHED_BODY.encode()), tally) is SHED
     assert isinstance(SHED, Shed)
+    assert (tally.shed, tally.errors, tally.latencies) == (1, 0, [])
+
+
+def test_the_pools_refusal_in_problem_details_is_counted_as_shed() -> None:
+    """As api.problems answers a request the pool's gate refused (api/pool_gate.py)."""
+    refused = asyncio.run(_lane_full(None, LaneFull("pool", 7.0)))  # type: ignore[arg-type]
+    tally = Tally()
+    assert _one(Answer(refused.status_code, bytes(refused.body)), tally) is SHED
     assert (tally.shed, tally.errors, tally.latencies) == (1, 0, [])
 
 
