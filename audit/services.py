@@ -21,6 +21,7 @@ from audit.errors import AuditError, ProofRequestError
 from audit.merkle import HASH_SIZE, Frontier, Range, Subtree
 from audit.models import HEAD_ID, checkpoints, entries, head
 from audit.note import NoteSigner
+from audit.prepared import Prepared
 
 Clock = Callable[[], datetime]
 
@@ -52,13 +53,13 @@ class ConsistencyProof:
 
 # Statements built once: an append runs three of them, and building them anew each time costs
 # more than executing them on SQLite.
-_LOCK_HEAD = (
+_LOCK_HEAD = Prepared(
     select(head.c.size, head.c.chain, head.c.frontier).where(head.c.id == HEAD_ID).with_for_update()
 )
 _READ_SIZE = select(head.c.size).where(head.c.id == HEAD_ID)
 _READ_HEAD = select(head.c.size, head.c.frontier).where(head.c.id == HEAD_ID)
-_INSERT_ENTRIES = insert(entries)
-_MOVE_HEAD = update(head).where(head.c.id == HEAD_ID)
+_INSERT_ENTRIES = Prepared(insert(entries))
+_MOVE_HEAD = Prepared(update(head).where(head.c.id == HEAD_ID))
 
 
 def subtree_location(subtree: Subtree) -> tuple[int, int]:
@@ -98,7 +99,7 @@ class AuditLog:
         # Locking the head row serialises appenders: on PostgreSQL a row lock, on SQLite the
         # write lock that the first write of a transaction takes (see api.database).
         connection = self._session.connection()
-        size, chain, frontier_blob = connection.execute(_LOCK_HEAD).one()
+        size, chain, frontier_blob = _LOCK_HEAD.one(connection)
         frontier = Frontier.from_bytes(size, frontier_blob)
         time = format_time(self._clock())
         written: list[AuditEntry] = []
@@ -122,9 +123,9 @@ class AuditLog:
         # Two statements, not one (INSERT inside WITH): on PostgreSQL the head's trigger
         # (migration 0014) checks that the entries it moves to exist, and the UPDATE of such a
         # statement does not see the INSERT beside it.
-        connection.execute(_INSERT_ENTRIES, rows)
-        connection.execute(
-            _MOVE_HEAD, {"size": frontier.size, "chain": chain, "frontier": frontier.to_bytes()}
+        _INSERT_ENTRIES.execute(connection, rows)
+        _MOVE_HEAD.execute(
+            connection, {"size": frontier.size, "chain": chain, "frontier": frontier.to_bytes()}
         )
         return written
 

@@ -27,6 +27,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog
+from audit.prepared import Prepared
 from identity.accounts import Accounts
 from identity.models import citizens, codes, tokens
 from identity.oidc.claims import pairwise_subject, released_claims
@@ -54,20 +55,22 @@ _UNREADABLE = (JoseError, ValueError, TypeError)
 
 # The grants' statements, built once: building and keying a statement costs more than
 # running it on SQLite, and a grant runs several (some inside the database's write lock).
-# They run on the session's connection, not through `Session.execute`, whose ORM layer
-# (options, events, bind lookup) added a fifth to each for nothing these plain statements use.
-_PSEUDONYM = select(citizens.c.pseudonym).where(citizens.c.id == bindparam("citizen_id"))
+# They run straight on the session's connection's cursor (`audit.prepared`): SQLAlchemy's
+# ORM and Core execution layers cost more Python than the statements' own work.
+_PSEUDONYM = Prepared(select(citizens.c.pseudonym).where(citizens.c.id == bindparam("citizen_id")))
 # A refresh token's row with its citizen's pseudonym (for the audit entry): one read, not two.
-_REFRESH_ROW = (
+_REFRESH_ROW = Prepared(
     select(tokens, citizens.c.pseudonym)
     .outerjoin(citizens, citizens.c.id == tokens.c.citizen_id)
     .where(tokens.c.id == bindparam("token_id"), tokens.c.kind == "refresh")
 )
-_INSERT_TOKENS = insert(tokens)
+_INSERT_TOKENS = Prepared(insert(tokens))
 # An access token presented to an API: read on every locker and exchange request.
-_ACCESS_ROW = select(tokens).where(tokens.c.id == bindparam("token_id"), tokens.c.kind == "access")
+_ACCESS_ROW = Prepared(
+    select(tokens).where(tokens.c.id == bindparam("token_id"), tokens.c.kind == "access")
+)
 # The compare-and-set that spends a refresh token: unused, unrevoked, its session live.
-_SPEND_REFRESH = (
+_SPEND_REFRESH = Prepared(
     update(tokens)
     .where(
         tokens.c.id == bindparam("token_id"),
@@ -210,12 +213,8 @@ class TokenService:
         return pairwise_subject(self._pairwise_key, client_id, citizen_id)
 
     def _pseudonym(self, citizen_id: str) -> str | None:
-        found: str | None = (
-            self._db.connection()
-            .execute(_PSEUDONYM, {"citizen_id": citizen_id})
-            .scalar_one_or_none()
-        )
-        return found
+        row = _PSEUDONYM.one_or_none(self._db.connection(), {"citizen_id": citizen_id})
+        return None if row is None else str(row.pseudonym)
 
     def _record(
         self,
@@ -269,7 +268,7 @@ class TokenService:
         return token, family.row("refresh", _sha256_hex(token), scopes, self._clock(), REFRESH_TTL)
 
     def _store(self, *rows: Row) -> None:
-        self._db.connection().execute(_INSERT_TOKENS, list(rows))
+        _INSERT_TOKENS.execute(self._db.connection(), rows)
 
     def _revoke_family(self, family: str) -> None:
         self._db.execute(
@@ -433,8 +432,8 @@ class TokenService:
         new_refresh, refresh_row = self._new_refresh_token(family, granted)
         subject = row.pseudonym
         bounds = self._sessions.bounds()
-        spent = self._db.connection().execute(
-            _SPEND_REFRESH,
+        spent = _SPEND_REFRESH.execute(
+            self._db.connection(),
             {
                 "token_id": token_id,
                 "live_session": row.session_id,
@@ -442,7 +441,7 @@ class TokenService:
                 **bounds,
             },
         )
-        if getattr(spent, "rowcount", 0) != 1:
+        if spent != 1:
             # Spent or revoked meanwhile (judged as such), or else the session has ended.
             self._check_refresh(client, self._refresh_row(token_id), dpop_jkt)
             raise InvalidGrant("the sign-in session has ended")
@@ -457,7 +456,7 @@ class TokenService:
         )
 
     def _refresh_row(self, token_id: str) -> Any:
-        return self._db.connection().execute(_REFRESH_ROW, {"token_id": token_id}).one_or_none()
+        return _REFRESH_ROW.one_or_none(self._db.connection(), {"token_id": token_id})
 
     def _check_refresh(self, client: Client, row: Any, dpop_jkt: str | None) -> None:
         if row is None or row.client_id != client.id:
@@ -513,7 +512,7 @@ class TokenService:
             raise InvalidToken("the access token is not valid")
         if claims["exp"] <= now:
             raise InvalidToken("the access token has expired")
-        row = self._db.execute(_ACCESS_ROW, {"token_id": str(claims.get("jti"))}).one_or_none()
+        row = _ACCESS_ROW.one_or_none(self._db.connection(), {"token_id": str(claims.get("jti"))})
         if row is None or row.revoked_at is not None:
             raise InvalidToken("the access token was revoked")
         if row.session_id is not None and not self._sessions.is_live(row.session_id):
