@@ -171,7 +171,9 @@ class Prepared:
         return row
 
     def _compiled(self, dialect: Dialect, sample: Params) -> _Compiled:
-        keys = None if isinstance(self._statement, Select | Delete) else tuple(sorted(sample))
+        # INSERT and UPDATE compile for the keys given (in the caller's order: the same call
+        # site gives them in the same order, and another order is only another entry).
+        keys = None if isinstance(self._statement, Select | Delete) else tuple(sample)
         known = self._by_dialect.get(dialect)
         found = known.get(keys) if known is not None else None
         if found is None:
@@ -183,10 +185,12 @@ class Prepared:
     def _run(
         self, connection: Connection, params: Params | Sequence[Params], *, fetch: bool = False
     ) -> tuple[list[Any], int]:
-        many = not isinstance(params, Mapping)
-        batch: Sequence[Params] = params if many else [params]  # type: ignore[assignment,list-item]
+        batch: Sequence[Params] = [params] if isinstance(params, Mapping) else params
         if not batch:
             return [], 0
+        # One row goes as one execute: psycopg runs executemany in pipeline mode, whose set-up
+        # costs more than the row.
+        many = len(batch) > 1
         compiled = self._compiled(connection.dialect, batch[0])
         sql = compiled.sql
         values: Any = [compiled.values(one) for one in batch] if many else compiled.values(batch[0])
