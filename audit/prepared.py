@@ -18,8 +18,8 @@ What stays as SQLAlchemy has it:
   is flagged `connection_invalidated`, which `Runtime.rerunnable` relies on.
 
 Only plain statements qualify: every parameter given by the caller or fixed in the
-statement, no Python-side column defaults, no expanding IN lists, no RETURNING. Compiling
-refuses the rest, at the first run, so a statement that would need more fails loudly.
+statement, no Python-side column defaults, no expanding IN lists. Compiling refuses the rest,
+at the first run, so a statement that would need more fails loudly.
 """
 
 from __future__ import annotations
@@ -70,10 +70,10 @@ class _Compiled:
         compiled = statement.compile(dialect=dialect, column_keys=keys)
         if not isinstance(compiled, SQLCompiler):
             raise TypeError("only SELECT, INSERT, UPDATE and DELETE statements are prepared")
-        if compiled.insert_prefetch or compiled.update_prefetch or compiled.effective_returning:
+        if compiled.insert_prefetch or compiled.update_prefetch:
             raise TypeError(
                 "a prepared statement takes every column's value from its caller "
-                "(no Python-side defaults, no RETURNING)"
+                "(no Python-side defaults)"
             )
         if compiled.escaped_bind_names:
             raise TypeError("a prepared statement's parameter names must be plain")
@@ -87,10 +87,14 @@ class _Compiled:
         self.many_context = _Context(
             compiled, compiled.isinsert, compiled.isupdate, compiled.isdelete, executemany=True
         )
-        self.row: Any = None  # a named tuple class, for a SELECT
+        self.row: Any = None  # a named tuple class, for a SELECT or a RETURNING
         self.results: tuple[Processor, ...] = ()
-        if isinstance(statement, Select):
-            columns = list(statement.selected_columns)
+        columns = (
+            list(statement.selected_columns)
+            if isinstance(statement, Select)
+            else list(compiled.effective_returning or ())
+        )
+        if columns:
             self.row = _row_type([str(column.key) for column in columns])
             self.results = tuple(
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
@@ -123,7 +127,7 @@ class _Compiled:
 
     def rows(self, raw: Sequence[Any]) -> list[tuple[Any, ...]]:
         if self.row is None:
-            raise TypeError("only a SELECT gives rows")
+            raise TypeError("only a SELECT or a RETURNING gives rows")
         make, results = self.row._make, self.results
         if not any(results):
             return [make(row) for row in raw]

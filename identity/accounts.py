@@ -11,6 +11,7 @@ from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from audit.prepared import Prepared
 from identity.errors import AccountExists
 from identity.models import citizens
 from identity.nadra import Address, CitizenRecord, Gender
@@ -95,7 +96,7 @@ class Credentials:
 
 # Built once: a login reads credentials twice, and building the statement each time cost more
 # than running it.
-_CREDENTIALS = select(
+_CREDENTIALS_READ = select(
     citizens.c.id,
     citizens.c.password_hash,
     citizens.c.password_changed_at,
@@ -103,7 +104,8 @@ _CREDENTIALS = select(
     citizens.c.locked_until,
     citizens.c.status,
 ).where(citizens.c.pseudonym == bindparam("pseudonym"))
-_CREDENTIALS_FOR_UPDATE = _CREDENTIALS.with_for_update()
+_CREDENTIALS = Prepared(_CREDENTIALS_READ)
+_CREDENTIALS_FOR_UPDATE = Prepared(_CREDENTIALS_READ.with_for_update())
 # A login's success: the failures cleared, with or without a new hash (the usual case: without).
 _CLEAR_FAILURES = (
     update(citizens)
@@ -160,9 +162,7 @@ class Accounts:
     def credentials(self, pseudonym: str, *, for_update: bool = False) -> Credentials | None:
         """The account's sign-in state by pseudonym, its sealed details left shut."""
         statement = _CREDENTIALS_FOR_UPDATE if for_update else _CREDENTIALS
-        # On the session's connection: the ORM's layer over Core is a fifth of this read.
-        found = self._session.connection().execute(statement, {"pseudonym": pseudonym})
-        row = found.one_or_none()
+        row = statement.one_or_none(self._session.connection(), {"pseudonym": pseudonym})
         return Credentials(*row) if row is not None else None
 
     def by_id(self, citizen_id: str) -> Account | None:

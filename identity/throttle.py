@@ -7,9 +7,10 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Insert, bindparam, case, delete, select, update
+from sqlalchemy import bindparam, case, delete, select, update
 from sqlalchemy.orm import Session
 
+from audit.prepared import Prepared
 from identity.errors import TooManyAttempts
 from identity.models import throttles
 from identity.policy import Limit
@@ -90,20 +91,20 @@ class Throttle:
     def _count(self, key: str, limit: Limit, now: datetime) -> tuple[datetime, int]:
         """Count one under `key`, in a fresh window if the last one has passed: the window's
         start and the count in it, read back from the same statement."""
-        counting = _counting(self._session.get_bind().dialect.name)
+        connection = self._session.connection()
         values = {"key": key, "now": now, "stale_before": now - limit.window}
-        window_start, hits = self._session.connection().execute(counting, values).one()
+        window_start, hits = _counting(connection.dialect.name).one(connection, values)
         return window_start, int(hits)
 
 
 @functools.cache
-def _counting(dialect: str) -> Insert:
+def _counting(dialect: str) -> Prepared:
     """`Throttle._count`'s upsert, built once per database: every login runs it two or three
     times, and building it (and its cache key) each time cost more than running it."""
     moment = throttles.c.window_start.type
     now = bindparam("now", type_=moment)
     stale = throttles.c.window_start <= bindparam("stale_before", type_=moment)
-    return (
+    return Prepared(
         upsert_for(dialect, throttles)
         .values(key=bindparam("key"), window_start=now, hits=1)
         .on_conflict_do_update(

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, insert, select, update
 from sqlalchemy.orm import Session
 
+from audit.prepared import Prepared
 from identity.models import session_clients, sessions, tokens
 from identity.policy import IdentityPolicy
 
@@ -102,7 +103,7 @@ def live_at(session_id: Any, now: Any, seen_after: Any, born_after: Any) -> Colu
     return exists().where(sessions.c.id == session_id, *_standing(now, seen_after, born_after))
 
 
-_NEW_SESSION = insert(sessions)  # built once: every login makes a session
+_NEW_SESSION = Prepared(insert(sessions))  # built once: every login makes a session
 
 
 class Sessions:
@@ -145,7 +146,7 @@ class Sessions:
             "last_seen": now,
             "expires_at": now + min(self._idle, self._lifetime),
         }
-        self._db.connection().execute(_NEW_SESSION, values)
+        _NEW_SESSION.execute(self._db.connection(), values)
         return token, _from_row(SimpleNamespace(**values))
 
     def current(self, token: str | None, *, touch: bool = True) -> SsoSession | None:

@@ -175,3 +175,12 @@ def test_statements_it_cannot_run_as_sqlalchemy_would_are_refused(engine: Engine
         with pytest.raises(KeyError, match="'id'"):
             _BY_ID.all(connection, {})
         assert _INSERT.execute(connection, []) == 0
+
+
+def test_a_returning_clause_gives_its_columns_converted(engine: Engine) -> None:
+    added = Prepared(insert(things).returning(things.c.id, things.c.at))
+    with engine.begin() as connection:
+        row = added.one(connection, ROWS[0])
+    assert row.id == 1
+    assert row.at == AT
+    assert row.at.tzinfo is not None
