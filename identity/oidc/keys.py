@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from joserfc.jwk import ECKey, KeySet, RSAKey
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, event, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from identity.models import signing_keys
@@ -75,6 +75,13 @@ class KeyInfo:
     retired_at: datetime | None
 
 
+def _forget(database: str) -> None:
+    """Drop this process's cached keys of one database (a rotation here)."""
+    _verifying.pop(database, None)
+    for alg in ALGORITHMS:
+        _signing.pop((database, alg), None)
+
+
 class SigningKeys:
     def __init__(self, session: Session, sealer: Sealer, clock: Callable[[], datetime]) -> None:
         self._session = session
@@ -121,9 +128,10 @@ class SigningKeys:
         server processes drop it within VERIFYING_TTL.
         """
         database = self._database()
-        _verifying.pop(database, None)
-        for alg in ALGORITHMS:
-            _signing.pop((database, alg), None)
+        _forget(database)
+        # And again once the rotation commits: a request of this process that read the keys
+        # in between saw the old ones (the rotation was not committed yet) and cached them.
+        event.listen(self._session, "after_commit", lambda _session: _forget(database), once=True)
         now = self._clock()
         if compromised:
             published = or_(

@@ -47,6 +47,24 @@ def test_a_rotation_here_signs_with_the_new_key_at_once(runtime: Runtime) -> Non
     assert after in new
 
 
+def test_a_key_read_here_while_the_rotation_was_uncommitted_is_dropped_at_its_commit(
+    runtime: Runtime,
+) -> None:
+    """Another request of this process that signs between the rotation and its commit reads
+    (and caches) the old key; the commit drops it, so the next signature uses the new one."""
+    sealer = runtime.identity.sealer
+    with runtime.transaction() as session:
+        SigningKeys(session, sealer, runtime.clock).ensure()
+    with runtime.transaction() as rotating:
+        new = SigningKeys(rotating, sealer, runtime.clock).rotate()
+        with runtime.sessions() as meanwhile:
+            old, _key = SigningKeys(meanwhile, sealer, runtime.clock).current("ES256")
+        assert old not in new
+    with runtime.sessions() as session:
+        after, _key = SigningKeys(session, sealer, runtime.clock).current("ES256")
+    assert after in new
+
+
 def test_another_process_rotation_reaches_this_one_within_the_ttl(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
