@@ -97,6 +97,18 @@ def _executor(threads: int) -> ThreadPoolExecutor:
     return found
 
 
+def admit_within(name: LaneName, expected_wait: Callable[[], float], max_wait: float) -> None:
+    """Refuse (`LaneFull`, counted under `name`) if `expected_wait()` is over `max_wait`
+    seconds; `max_wait` 0 admits everything (and asks nothing). For the lanes and the pool's
+    gate alike."""
+    if max_wait <= 0:
+        return
+    wait = expected_wait()
+    if wait > max_wait:
+        metrics.shed(name)
+        raise LaneFull(name, wait)
+
+
 class Lane:
     """`threads` threads for one kind of work, with a queue on the event loop in front, that
     refuses work it could not start in time.
@@ -153,12 +165,7 @@ class Lane:
     def admit(self, max_wait: float) -> None:
         """Refuse (`LaneFull`, counted) if the expected wait is over `max_wait` seconds;
         `max_wait` 0 admits everything."""
-        if max_wait <= 0:
-            return
-        wait = self.expected_wait()
-        if wait > max_wait:
-            metrics.shed(self.name)
-            raise LaneFull(self.name, wait)
+        admit_within(self.name, self.expected_wait, max_wait)
 
     async def run(self, work: Callable[..., T], *args: object, max_wait: float) -> T:
         """Run `work(*args)` in one of the lane's threads once its turn comes, or refuse it

@@ -27,8 +27,7 @@ from collections.abc import Callable
 from anyio import to_thread
 from fastapi import Request
 
-from api import metrics
-from api.lanes import LaneFull
+from api.lanes import admit_within
 
 PROBE_INTERVAL = 0.25  # seconds between probes: a queue builds over seconds, not milliseconds
 
@@ -64,12 +63,7 @@ class PoolGate:
     def admit(self, max_wait: float) -> None:
         """Refuse (`LaneFull`, counted) if the pool would keep a newcomer waiting over
         `max_wait` seconds; `max_wait` 0 admits everything."""
-        if max_wait <= 0:
-            return
-        wait = self.expected_wait()
-        if wait > max_wait:
-            metrics.shed("pool")
-            raise LaneFull("pool", wait)
+        admit_within("pool", self.expected_wait, max_wait)
 
 
 async def admitted(request: Request) -> None:
