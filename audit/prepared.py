@@ -3,10 +3,12 @@ packages may import `audit`).
 
 A token grant runs five to eight small statements, and SQLAlchemy's Core execution (an
 execution context, the compiled-cache lookup, parameter construction, a `Result` and its
-metadata) cost more Python than the database's own work: a sixth of a grant's CPU on SQLite,
-by py-spy, where the cursor's own `execute` was under a fiftieth. A `Prepared` statement keeps
-what SQLAlchemy does that these statements need (the SQL compiled for the dialect, each
-parameter's and each result column's type conversion) and hands the rest to the cursor.
+metadata) cost more Python than the database's own work: about a fifth of a grant's CPU on
+SQLite, by py-spy, where the cursor's own `execute` was under a fiftieth. A `Prepared`
+statement keeps what SQLAlchemy does that these statements need (the SQL compiled for the
+dialect, each parameter's and each result column's type conversion) and hands the rest to the
+cursor. CPU per client_credentials grant, in-process (`bench.grant_cost`): 2.8-3.8 ms before,
+1.9-2.3 after on SQLite; 5.0 against 3.8 on PostgreSQL.
 
 What stays as SQLAlchemy has it:
 - the engine's `before_cursor_execute` and `after_cursor_execute` listeners hear every
@@ -160,9 +162,11 @@ class Prepared:
         return self._run(connection, params)[1]
 
     def all(self, connection: Connection, params: Params = {}) -> list[Any]:  # noqa: B006
+        """The rows, as named tuples (with `_mapping`, as SQLAlchemy's rows have)."""
         return self._run(connection, params, fetch=True)[0]
 
     def one_or_none(self, connection: Connection, params: Params = {}) -> Any:  # noqa: B006
+        """The one row, or None; LookupError if there are more."""
         rows = self.all(connection, params)
         if len(rows) > 1:
             raise LookupError("the statement matched more than one row")
