@@ -113,6 +113,9 @@ _CLEAR_FAILURES = (
     .values(failed_logins=0, locked_until=None)
 )
 # Whether a locker is there for a pseudonym: asked on every document a department issues.
+_STANDING = Prepared(
+    select(citizens.c.pseudonym, citizens.c.status).where(citizens.c.id == bindparam("citizen_id"))
+)
 _EXISTS = select(citizens.c.id).where(citizens.c.pseudonym == bindparam("pseudonym"))
 
 
@@ -174,9 +177,7 @@ class Accounts:
     def standing(self, citizen_id: str) -> tuple[str, str] | None:
         """(pseudonym, status) of an account, without opening its sealed profile: what an API
         needs to know who calls, on every request."""
-        row = self._session.execute(
-            select(citizens.c.pseudonym, citizens.c.status).where(citizens.c.id == citizen_id)
-        ).one_or_none()
+        row = _STANDING.one_or_none(self._session.connection(), {"citizen_id": citizen_id})
         return (row.pseudonym, row.status) if row is not None else None
 
     def exists(self, pseudonym: str) -> bool:

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog
+from audit.prepared import Prepared
 from audit.row_seal import RowSeal
 from identity.errors import IdentityError
 from identity.models import departments, roles
@@ -42,6 +43,14 @@ class RoleError(IdentityError):
 class RoleGrant:
     department: str
     role: str
+
+
+# The roles a citizen holds: read for every officer's request and every `roles` claim.
+_ROLES_OF = Prepared(
+    select(roles)
+    .where(roles.c.citizen_id == bindparam("citizen_id"))
+    .order_by(roles.c.department_id, roles.c.role)
+)
 
 
 class Roles:
@@ -80,11 +89,7 @@ class Roles:
     def of(self, citizen_id: str) -> list[RoleGrant]:
         """The roles `citizen_id` holds: only grants whose seal verifies (the claim, every
         route's check and the administrator's pages all read them here)."""
-        rows = self._db.execute(
-            select(roles)
-            .where(roles.c.citizen_id == citizen_id)
-            .order_by(roles.c.department_id, roles.c.role)
-        )
+        rows = _ROLES_OF.all(self._db.connection(), {"citizen_id": citizen_id})
         return [
             RoleGrant(r.department_id, r.role) for r in rows if self._seal.check(roles, r._mapping)
         ]

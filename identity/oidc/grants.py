@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
+from audit.prepared import Prepared
 from identity.models import grants, tokens
 from identity.upsert import insert_if_absent
 
@@ -20,18 +21,24 @@ class Grant:
     granted_at: datetime
 
 
+# What a citizen let an e-service have: read on every authorization and claim release.
+_SCOPES = Prepared(
+    select(grants.c.scopes).where(
+        grants.c.citizen_id == bindparam("citizen_id"), grants.c.client_id == bindparam("client_id")
+    )
+)
+
+
 class Grants:
     def __init__(self, session: Session, clock: Callable[[], datetime]) -> None:
         self._db = session
         self._clock = clock
 
     def scopes(self, citizen_id: str, client_id: str) -> frozenset[str]:
-        found = self._db.execute(
-            select(grants.c.scopes).where(
-                grants.c.citizen_id == citizen_id, grants.c.client_id == client_id
-            )
-        ).scalar_one_or_none()
-        return frozenset(found.split()) if found else frozenset()
+        found = _SCOPES.one_or_none(
+            self._db.connection(), {"citizen_id": citizen_id, "client_id": client_id}
+        )
+        return frozenset(found.scopes.split()) if found and found.scopes else frozenset()
 
     def granted_since(self, citizen_id: str, client_id: str, moment: datetime) -> bool:
         """Whether consent was given (again) at or after `moment`: prompt=consent asks anew."""

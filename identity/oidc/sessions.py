@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from audit.prepared import Prepared
@@ -104,6 +104,13 @@ def live_at(session_id: Any, now: Any, seen_after: Any, born_after: Any) -> Colu
 
 
 _NEW_SESSION = Prepared(insert(sessions))  # built once: every login makes a session
+# Every API call with a citizen's access token asks it (userinfo, the locker, the exchange).
+_IS_LIVE = Prepared(
+    select(sessions.c.id).where(
+        sessions.c.id == bindparam("session_id"),
+        *_standing(bindparam("now"), bindparam("seen_after"), bindparam("born_after")),
+    )
+)
 
 
 class Sessions:
@@ -205,9 +212,9 @@ class Sessions:
     def is_live(self, session_id: str) -> bool:
         """Whether the session stands: not ended, and neither idle nor older than the policy
         allows (whatever its row's `expires_at` says)."""
-        found = self._db.execute(
-            select(sessions.c.id).where(sessions.c.id == session_id, *self._live_now())
-        ).first()
+        found = _IS_LIVE.one_or_none(
+            self._db.connection(), {"session_id": session_id, **self.bounds()}
+        )
         return found is not None
 
     def step_up(self, session_id: str, *, acr: str, amr: Sequence[str]) -> str:
