@@ -141,6 +141,7 @@ sessions = Table(
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("ended_at", UtcDateTime(), nullable=True),
     Column("ended_reason", String(32), nullable=True),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
     Index("ix_identity_sessions_citizen_id", "citizen_id"),
     Index("ix_identity_sessions_ended_at", "ended_at"),  # the retention sweep's
 )

@@ -415,6 +415,8 @@ def second_factor(
     # The session's assurance rises: it gets a new cookie token, and the old cookie (which
     # may have been planted or seen before the second factor) opens nothing any more.
     token = provider.sessions.step_up(sso.id, acr=ACR_SUBSTANTIAL, amr=amr)
+    if token is None:  # the session ended meanwhile (a logout in another tab): sign in again
+        return RedirectResponse(f"/login?{urlencode({'request': request_id})}", 303)
     onward = RedirectResponse(_next(request_id, next_page), status_code=303)
     set_cookie(onward, runtime, SESSION_COOKIE, token, samesite="lax")
     return onward

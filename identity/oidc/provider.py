@@ -30,7 +30,7 @@ class ProviderConfig:
     issuer: str
     sealer: Sealer
     pairwise_key: bytes
-    row_seal: RowSeal  # roles and client registrations are sealed rows
+    row_seal: RowSeal  # roles, client registrations and sessions are sealed rows
     # Its session idle time and lifetime are the provider's (the rest is login's business).
     policy: IdentityPolicy = field(default_factory=IdentityPolicy)
 
@@ -52,6 +52,7 @@ class Provider:
         self.sessions = Sessions(
             session,
             clock,
+            config.row_seal,
             idle=config.policy.session_idle,
             lifetime=config.policy.session_lifetime,
         )

@@ -10,6 +10,15 @@ stay as they were. A session unused for the idle time, or older than its lifetim
 Ending a session (logout, expiry, "sign out everywhere", a password change) revokes every token
 issued in it and returns the e-services to notify by back-channel logout, which is how one
 sign-out ends every e-service's session.
+
+A session's row is sealed (`audit.row_seal`, migration 0024): it is what a cookie opens, so
+without a seal whoever can write the table (a DBA, the API's own database role) could insert a
+session for any citizen under a cookie of their choosing, raise a session's `acr` past a second
+factor never given, or revive an ended one. Every write seals the whole row; every read that
+lets a cookie or an access token act (`current`, `is_live`, `by_sid`, `active_for`) checks
+the seal and treats a row that fails it as no session. Writes after the read (the idle
+timeout's touch, a step-up, the end) are compare-and-set on the MAC that was checked, so they
+never bless a row changed meanwhile.
 """
 
 from __future__ import annotations
@@ -24,10 +33,11 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, exists, insert, select, update
+from sqlalchemy import ColumnElement, Row, and_, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from audit.prepared import Prepared
+from audit.row_seal import MAC_COLUMN, RowSeal
 from identity.models import session_clients, sessions, tokens
 from identity.policy import IdentityPolicy
 
@@ -104,9 +114,10 @@ def live_at(session_id: Any, now: Any, seen_after: Any, born_after: Any) -> Colu
 
 
 _NEW_SESSION = Prepared(insert(sessions))  # built once: every login makes a session
-# Every API call with a citizen's access token asks it (userinfo, the locker, the exchange).
+# Every API call with a citizen's access token asks it (userinfo, the locker, the exchange):
+# the whole row, for its seal.
 _IS_LIVE = Prepared(
-    select(sessions.c.id).where(
+    select(sessions).where(
         sessions.c.id == bindparam("session_id"),
         *_standing(bindparam("now"), bindparam("seen_after"), bindparam("born_after")),
     )
@@ -118,12 +129,14 @@ class Sessions:
         self,
         session: Session,
         clock: Callable[[], datetime],
+        seal: RowSeal,
         *,
         idle: timedelta = IDLE_TIMEOUT,
         lifetime: timedelta = MAX_LIFETIME,
     ) -> None:
         self._db = session
         self._clock = clock
+        self._seal = seal
         self._idle = idle
         self._lifetime = lifetime
 
@@ -152,20 +165,42 @@ class Sessions:
             "created_at": now,
             "last_seen": now,
             "expires_at": now + min(self._idle, self._lifetime),
+            "ended_at": None,
+            "ended_reason": None,
         }
-        _NEW_SESSION.execute(self._db.connection(), values)
+        _NEW_SESSION.execute(self._db.connection(), self._seal.sealed(sessions, values))
         return token, _from_row(SimpleNamespace(**values))
+
+    def _honoured(self, row: Row[Any] | None) -> Row[Any] | None:
+        """`row` if the service wrote it as it stands (its seal holds), else None."""
+        if row is None or not self._seal.check(sessions, row._mapping):
+            return None
+        return row
+
+    def _reseal(self, row: Row[Any], **changes: Any) -> bool:
+        """Write `changes` to the session `row` (one whose seal was checked) with a new seal,
+        if the row still has the MAC that was checked; whether it did."""
+        values = {**row._mapping, **changes}
+        values.pop(MAC_COLUMN)
+        written = self._db.execute(
+            update(sessions)
+            .where(sessions.c.id == row.id, sessions.c[MAC_COLUMN] == row.mac)
+            .values(**changes, mac=self._seal.mac(sessions, values))
+        )
+        return getattr(written, "rowcount", 0) == 1
 
     def current(self, token: str | None, *, touch: bool = True) -> SsoSession | None:
         """The live session a cookie names, sliding its idle timeout (unless `touch` is False:
         a look that is no use of the session); None if ended or expired."""
         if not token:
             return None
-        row = self._db.execute(
-            select(sessions).where(
-                sessions.c.token_hash == _hash(token), sessions.c.ended_at.is_(None)
-            )
-        ).one_or_none()
+        row = self._honoured(
+            self._db.execute(
+                select(sessions).where(
+                    sessions.c.token_hash == _hash(token), sessions.c.ended_at.is_(None)
+                )
+            ).one_or_none()
+        )
         now = self._clock()
         if row is None or row.expires_at <= now:
             return None
@@ -176,11 +211,8 @@ class Sessions:
             return None
         if touch and now - found.last_seen >= TOUCH_EVERY:
             expires = min(now + self._idle, found.created_at + self._lifetime)
-            self._db.execute(
-                update(sessions)
-                .where(sessions.c.id == found.id)
-                .values(last_seen=now, expires_at=expires)
-            )
+            # Lost to a request of the same browser that touched it first: nothing to do.
+            self._reseal(row, last_seen=now, expires_at=expires)
         return found
 
     def bounds(self) -> dict[str, datetime]:
@@ -199,9 +231,11 @@ class Sessions:
         return ~_timely(**self.bounds())
 
     def by_sid(self, sid: str) -> SsoSession | None:
-        row = self._db.execute(
-            select(sessions).where(sessions.c.sid == sid, sessions.c.ended_at.is_(None))
-        ).one_or_none()
+        row = self._honoured(
+            self._db.execute(
+                select(sessions).where(sessions.c.sid == sid, sessions.c.ended_at.is_(None))
+            ).one_or_none()
+        )
         return _from_row(row) if row is not None else None
 
     def live(self, session_id: str | None) -> ColumnElement[bool]:
@@ -215,24 +249,31 @@ class Sessions:
         found = _IS_LIVE.one_or_none(
             self._db.connection(), {"session_id": session_id, **self.bounds()}
         )
-        return found is not None
+        return self._honoured(found) is not None
 
-    def step_up(self, session_id: str, *, acr: str, amr: Sequence[str]) -> str:
+    def step_up(self, session_id: str, *, acr: str, amr: Sequence[str]) -> str | None:
         """Raise the session's assurance and renew its cookie token (ASVS 3.2.1): return the
         new token, to set as the cookie; the old one opens nothing from now on. The session
-        keeps its record, `sid`, e-services and tokens, so single sign-on carries on."""
-        token = secrets.token_urlsafe(32)
-        self._db.execute(
-            update(sessions)
-            .where(sessions.c.id == session_id)
-            .values(
-                token_hash=_hash(token),
-                acr=acr,
-                amr=json.dumps(list(amr)),
-                auth_time=self._clock(),
-            )
+        keeps its record, `sid`, e-services and tokens, so single sign-on carries on. None if
+        the session ended, or its row fails its seal, since it was read."""
+        row = self._honoured(
+            self._db.execute(
+                select(sessions)
+                .where(sessions.c.id == session_id, sessions.c.ended_at.is_(None))
+                .with_for_update()
+            ).one_or_none()
         )
-        return token
+        if row is None:
+            return None
+        token = secrets.token_urlsafe(32)
+        raised = self._reseal(
+            row,
+            token_hash=_hash(token),
+            acr=acr,
+            amr=json.dumps(list(amr)),
+            auth_time=self._clock(),
+        )
+        return token if raised else None
 
     def join(self, session_id: str, client_id: str) -> None:
         """Note that an e-service got tokens in this session, so its end reaches it."""
@@ -253,23 +294,29 @@ class Sessions:
             .where(sessions.c.citizen_id == citizen_id, *self._live_now())
             .order_by(sessions.c.created_at.desc())
         )
-        return [_from_row(row) for row in rows]
+        return [_from_row(row) for row in rows if self._honoured(row) is not None]
 
     def end(self, session_id: str, reason: str) -> EndedSession | None:
-        """End one session and revoke its tokens; None if it had already ended."""
+        """End one session and revoke its tokens; None if it had already ended.
+
+        A row that fails its seal is ended too (ending grants nothing), but not re-sealed:
+        it stays a row the service did not write, for `shanakht audit integrity` to list."""
         now = self._clock()
         row = self._db.execute(
-            select(sessions.c.sid, sessions.c.citizen_id)
+            select(sessions)
             .where(sessions.c.id == session_id, sessions.c.ended_at.is_(None))
             .with_for_update()
         ).one_or_none()
         if row is None:
             return None
-        self._db.execute(
-            update(sessions)
-            .where(sessions.c.id == session_id)
-            .values(ended_at=now, ended_reason=reason)
-        )
+        if self._honoured(row) is None:
+            self._db.execute(
+                update(sessions)
+                .where(sessions.c.id == session_id)
+                .values(ended_at=now, ended_reason=reason)
+            )
+        else:
+            self._reseal(row, ended_at=now, ended_reason=reason)
         self._db.execute(
             update(tokens)
             .where(tokens.c.session_id == session_id, tokens.c.revoked_at.is_(None))

@@ -28,6 +28,7 @@ from api.app import _sweep_sessions
 from api.runtime import Runtime
 from audit import pseudonym
 from audit.models import entries
+from audit.row_seal import seal_unsealed
 from identity.models import challenges, codes, session_clients, tokens, totp_factors
 from identity.models import sessions as sso_sessions
 from identity.nadra import SCENARIOS, read_registry
@@ -1073,8 +1074,13 @@ def test_a_session_written_before_0012_obeys_the_idle_time_and_lifetime_too(
             session.execute(
                 update(sso_sessions)
                 .where(sso_sessions.c.ended_at.is_(None))
-                .values(created_at=created, last_seen=seen, expires_at=seen + timedelta(hours=2))
-            )
+                .values(
+                    created_at=created, last_seen=seen, expires_at=seen + timedelta(hours=2),
+                    mac=None,
+                )
+            )  # fmt: skip
+            # and sealed as the upgrade to 0024 seals the sessions it finds
+            seal_unsealed(session, oidc_runtime.row_seal, [sso_sessions])
 
     as_before_0012(clock.now, clock.now)
     clock.now += timedelta(minutes=30, seconds=1)

@@ -1,0 +1,208 @@
+"""Sealed sign-on sessions (migration 0024; docs/threat-model.md section 7, item 9): a session
+row written by SQL, or changed by it, opens nothing, and every write of the service's own keeps
+its sessions honoured."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from alembic import command
+from fastapi.testclient import TestClient
+from sqlalchemy import insert, select, update
+
+from api.migrate import alembic_config, prepare, sealing_record
+from api.runtime import Runtime
+from api.web import SESSION_COOKIE, cookie_name
+from audit.row_seal import bad_rows
+from identity.models import citizens, sessions, tokens
+from identity.nadra import SCENARIOS, read_registry
+from identity.oidc.sessions import TOUCH_EVERY
+from tests.http.oidc_kit import Browser, RelyingParty, register_citizen, register_client, token
+
+SUBSTANTIAL = "urn:shanakht:loa:substantial"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def citizen(oidc_runtime: Runtime) -> str:
+    record = read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["active_male"]]
+    register_citizen(oidc_runtime, record)
+    return record.cnic
+
+
+@pytest.fixture
+def rp(oidc_runtime: Runtime) -> RelyingParty:
+    return register_client(oidc_runtime, "etransfer")
+
+
+def _by_sql(runtime: Runtime, statement: Any) -> None:
+    """What a DBA can do, without the service's keys."""
+    with runtime.transaction() as session:
+        session.execute(statement)
+
+
+def _signed_in(web: TestClient, rp: RelyingParty, cnic: str) -> dict[str, Any]:
+    """Sign in through an e-service; its tokens."""
+    callback, verifier = Browser(web).sign_in(rp, cnic)
+    response = token(
+        web, rp, grant_type="authorization_code", code=callback["code"],
+        redirect_uri=rp.redirect_uri, code_verifier=verifier,
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _only_cookie(web: TestClient, name: str, value: str) -> None:
+    """The browser holds this cookie and no other (what an attacker's browser would)."""
+    web.cookies.clear()
+    web.cookies.set(name, value)
+
+
+def _account_opens(web: TestClient) -> bool:
+    return web.get("/account", follow_redirects=False).status_code == 200
+
+
+def _userinfo(web: TestClient, access_token: str) -> int:
+    headers = {"Authorization": f"Bearer {access_token}"}
+    return web.get("/oauth/userinfo", headers=headers).status_code
+
+
+def _only_session(runtime: Runtime) -> dict[str, Any]:
+    with runtime.sessions() as session:
+        return dict(session.execute(select(sessions)).one()._mapping)
+
+
+def _unhonoured(runtime: Runtime) -> set[str]:
+    with runtime.sessions() as session:
+        return {bad.key for bad in bad_rows(session, runtime.row_seal, [sessions])}
+
+
+def test_a_session_inserted_by_sql_opens_nothing(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    """A DBA who plants a session under a cookie of their own, copying a real row's MAC or
+    leaving it out, is not signed in, at any assurance."""
+    _signed_in(web, rp, citizen)
+    assert _account_opens(web)
+    honest = _only_session(oidc_runtime)
+    name = cookie_name(oidc_runtime, SESSION_COOKIE)
+    for mac in (honest["mac"], None):
+        planted = secrets.token_urlsafe(32)
+        forged = {
+            **honest,
+            "id": secrets.token_hex(32),
+            "sid": uuid.uuid4().hex,
+            "token_hash": hashlib.sha256(planted.encode()).hexdigest(),
+            "acr": SUBSTANTIAL,
+            "mac": mac,
+        }
+        _by_sql(oidc_runtime, insert(sessions).values(forged))
+        _only_cookie(web, name, planted)
+        assert not _account_opens(web), "a planted cookie opens no account"
+        assert forged["id"] in _unhonoured(oidc_runtime)
+    assert honest["id"] not in _unhonoured(oidc_runtime)
+
+
+def test_an_assurance_raised_by_sql_is_no_session(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    """A password-only session whose `acr` a DBA raises past the second factor is refused,
+    and listed by the check an administrator runs."""
+    _signed_in(web, rp, citizen)
+    assert _only_session(oidc_runtime)["acr"] != SUBSTANTIAL
+    _by_sql(oidc_runtime, update(sessions).values(acr=SUBSTANTIAL))
+    assert not _account_opens(web)
+    with oidc_runtime.transaction() as session:
+        provider = oidc_runtime.provider(session)
+        cookie = web.cookies.get(cookie_name(oidc_runtime, SESSION_COOKIE))
+        assert provider.sessions.current(cookie) is None
+        assert provider.sessions.active_for(_only_session(oidc_runtime)["citizen_id"]) == []
+    assert _unhonoured(oidc_runtime) == {_only_session(oidc_runtime)["id"]}
+
+
+def test_an_ended_session_revived_by_sql_opens_nothing(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    """Its cookie, and its access token (even with the token's revocation undone by SQL as
+    well), stay refused: the API checks the session's seal on every call."""
+    issued = _signed_in(web, rp, citizen)
+    assert _userinfo(web, issued["access_token"]) == 200
+    cookie = web.cookies.get(cookie_name(oidc_runtime, SESSION_COOKIE))
+    with oidc_runtime.transaction() as session:
+        ended = oidc_runtime.provider(session).sessions.end(
+            _only_session(oidc_runtime)["id"], "logout"
+        )
+    assert ended is not None
+    assert _unhonoured(oidc_runtime) == set(), "an ended session is resealed as ended"
+    _by_sql(oidc_runtime, update(sessions).values(ended_at=None, ended_reason=None))
+    _by_sql(oidc_runtime, update(tokens).values(revoked_at=None))
+    _only_cookie(web, cookie_name(oidc_runtime, SESSION_COOKIE), str(cookie))
+    assert not _account_opens(web)
+    assert _userinfo(web, issued["access_token"]) == 401
+
+
+def test_the_services_own_writes_keep_a_session_honoured(
+    oidc_runtime: Runtime, citizen: str
+) -> None:
+    """Created, touched as it is used, stepped up, listed and ended: sealed at every step, and
+    a step-up after a change by SQL neither raises the session nor blesses the change."""
+    clock = Clock()
+    oidc_runtime.clock = clock
+    with oidc_runtime.transaction() as session:
+        citizen_id = session.execute(select(citizens.c.id)).scalar_one()
+        cookie, made = oidc_runtime.provider(session).sessions.create(
+            citizen_id, acr="urn:shanakht:loa:low", amr=["pwd"], client_address="203.0.113.9",
+            user_agent="test",
+        )  # fmt: skip
+    clock.now += TOUCH_EVERY + timedelta(seconds=1)
+    with oidc_runtime.transaction() as session:
+        sessions_ = oidc_runtime.provider(session).sessions
+        assert sessions_.current(cookie) is not None
+    assert _only_session(oidc_runtime)["last_seen"] == clock.now, "touched"
+    with oidc_runtime.transaction() as session:
+        sessions_ = oidc_runtime.provider(session).sessions
+        stepped = sessions_.step_up(made.id, acr=SUBSTANTIAL, amr=["pwd", "otp"])
+        assert stepped is not None
+        assert sessions_.current(cookie) is None, "the old cookie opens nothing"
+        raised = sessions_.current(stepped)
+        assert raised is not None
+        assert raised.acr == SUBSTANTIAL
+        assert [s.id for s in sessions_.active_for(citizen_id)] == [made.id]
+        assert sessions_.is_live(made.id)
+    assert _unhonoured(oidc_runtime) == set()
+    _by_sql(oidc_runtime, update(sessions).values(user_agent="changed"))
+    with oidc_runtime.transaction() as session:
+        sessions_ = oidc_runtime.provider(session).sessions
+        assert sessions_.step_up(made.id, acr=SUBSTANTIAL, amr=["pwd", "otp"]) is None
+        assert not sessions_.is_live(made.id)
+        assert sessions_.end(made.id, "logout") is not None, "ended all the same"
+    assert _unhonoured(oidc_runtime) == {made.id}, "and still listed: no write blessed it"
+
+
+def test_sessions_from_before_0024_are_sealed_by_the_upgrade_that_applies_it(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    """A deployment upgrading keeps its citizens signed in: the run that applies 0024 seals
+    the sessions it finds, once."""
+    _signed_in(web, rp, citizen)
+    config = alembic_config()
+    with oidc_runtime.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0023")
+    assert not oidc_runtime.keys.done(sealing_record("0024"))
+    prepare(oidc_runtime)
+    assert oidc_runtime.keys.done(sealing_record("0024"))
+    assert _account_opens(web), "still signed in"
+    assert _unhonoured(oidc_runtime) == set()
