@@ -30,8 +30,11 @@ def retention_sweeps(runtime: Runtime) -> Sweeps:
         return sweep_shares(session, now, batch, audit=runtime.audit_log(session), keep=shares_keep)
 
     def profiles(session: Session, now: datetime, batch: int) -> int:
-        audit = runtime.audit_log(session)
-        return erase_removed(session, now, batch, audit=audit, keep=accounts_keep)
+        provider = runtime.provider(session)
+        return erase_removed(
+            session, now, batch, audit=runtime.audit_log(session), keep=accounts_keep,
+            accounts=provider.accounts,
+        )  # fmt: skip
 
     return ((shares.name, links), (citizens.name, profiles))
 

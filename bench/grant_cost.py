@@ -159,7 +159,7 @@ def _set_up(settings: Settings) -> Bench:
     service, eservice = bench_clients(runtime)
     with runtime.transaction() as session:
         subject = pseudonym(record.cnic, key=runtime.pseudonym_key)
-        account = Accounts(session, runtime.identity.sealer).credentials(subject)
+        account = Accounts(session, runtime.identity.sealer, runtime.row_seal).credentials(subject)
         assert account is not None
     return Bench(runtime, create_app(runtime), service, eservice, record.cnic, account.id)
 

@@ -1,4 +1,15 @@
-"""Citizen accounts as the rest of the package reads them: sealed rows opened into objects."""
+"""Citizen accounts as the rest of the package reads them: sealed rows opened into objects.
+
+A citizen's row is sealed twice over. Its personal details are encrypted (`identity.sealing`,
+bound to the row's id), so a read of the table learns nothing; and since migration 0025 the
+whole row carries a row seal (`audit.row_seal`), so a write of the table grants nothing.
+Without the second, whoever can write the table (a DBA, the API's own database role) could put
+a password hash of their own choosing on anyone's account and sign in as them, clear a
+lockout, or bring a removed account back. Every read that lets someone act as the citizen, or
+acts for them (`credentials` for a login, `by_id` and `by_pseudonym`, `standing` on every API
+call), checks the seal and treats a row that fails it as no account, the answer a login gives
+for a CNIC without one. Every write of the service re-seals the row it read under its lock.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audit.prepared import Prepared
+from audit.row_seal import MAC_COLUMN, RowSeal
 from identity.errors import AccountExists
 from identity.models import citizens
 from identity.nadra import Address, CitizenRecord, Gender
@@ -95,27 +107,13 @@ class Credentials:
 
 
 # Built once: a login reads credentials twice, and building the statement each time cost more
-# than running it.
-_CREDENTIALS_READ = select(
-    citizens.c.id,
-    citizens.c.password_hash,
-    citizens.c.password_changed_at,
-    citizens.c.failed_logins,
-    citizens.c.locked_until,
-    citizens.c.status,
-).where(citizens.c.pseudonym == bindparam("pseudonym"))
-_CREDENTIALS = Prepared(_CREDENTIALS_READ)
-_CREDENTIALS_FOR_UPDATE = Prepared(_CREDENTIALS_READ.with_for_update())
-# A login's success: the failures cleared, with or without a new hash (the usual case: without).
-_CLEAR_FAILURES = (
-    update(citizens)
-    .where(citizens.c.id == bindparam("citizen_id"))
-    .values(failed_logins=0, locked_until=None)
-)
-# Whether a locker is there for a pseudonym: asked on every document a department issues.
-_STANDING = Prepared(
-    select(citizens.c.pseudonym, citizens.c.status).where(citizens.c.id == bindparam("citizen_id"))
-)
+# than running it. The whole row, for its seal.
+_BY_PSEUDONYM = select(citizens).where(citizens.c.pseudonym == bindparam("pseudonym"))
+_CREDENTIALS = Prepared(_BY_PSEUDONYM)
+_CREDENTIALS_FOR_UPDATE = Prepared(_BY_PSEUDONYM.with_for_update())
+# Whether a locker is there for a pseudonym: asked on every document a department issues, and
+# who calls, on every API request.
+_STANDING = Prepared(select(citizens).where(citizens.c.id == bindparam("citizen_id")))
 _EXISTS = select(citizens.c.id).where(citizens.c.pseudonym == bindparam("pseudonym"))
 
 
@@ -136,9 +134,10 @@ def _mobile_context(citizen_id: str) -> str:
 class Accounts:
     """Reads and creates citizen rows; sealing and unsealing happen only here."""
 
-    def __init__(self, session: Session, sealer: Sealer) -> None:
+    def __init__(self, session: Session, sealer: Sealer, seal: RowSeal) -> None:
         self._session = session
         self._sealer = sealer
+        self._seal = seal
 
     def _open(self, row: Row[Any]) -> Account:
         profile = Profile.from_json(self._sealer.open_json(row.profile, _profile_context(row.id)))
@@ -155,32 +154,56 @@ class Accounts:
             status=row.status,
         )
 
+    def _honoured(self, row: Row[Any] | None) -> Row[Any] | None:
+        """`row` if the service wrote it as it stands (its seal holds), else None."""
+        if row is None or not self._seal.check(citizens, row._mapping):
+            return None
+        return row
+
+    def _opened(self, row: Row[Any] | None) -> Account | None:
+        found = self._honoured(row)
+        return self._open(found) if found is not None and found.profile != ERASED else None
+
     def by_pseudonym(self, pseudonym: str, *, for_update: bool = False) -> Account | None:
         query = select(citizens).where(citizens.c.pseudonym == pseudonym)
         if for_update:
             query = query.with_for_update()
-        row = self._session.execute(query).one_or_none()
-        return self._open(row) if row is not None and row.profile != ERASED else None
+        return self._opened(self._session.execute(query).one_or_none())
 
     def credentials(self, pseudonym: str, *, for_update: bool = False) -> Credentials | None:
         """The account's sign-in state by pseudonym, its sealed details left shut."""
         statement = _CREDENTIALS_FOR_UPDATE if for_update else _CREDENTIALS
-        row = statement.one_or_none(self._session.connection(), {"pseudonym": pseudonym})
-        return Credentials(*row) if row is not None else None
+        row = self._honoured(
+            statement.one_or_none(self._session.connection(), {"pseudonym": pseudonym})
+        )
+        if row is None:
+            return None
+        return Credentials(
+            row.id,
+            row.password_hash,
+            row.password_changed_at,
+            row.failed_logins,
+            row.locked_until,
+            row.status,
+        )
 
     def by_id(self, citizen_id: str) -> Account | None:
         row = self._session.execute(
             select(citizens).where(citizens.c.id == citizen_id)
         ).one_or_none()
-        return self._open(row) if row is not None and row.profile != ERASED else None
+        return self._opened(row)
 
     def standing(self, citizen_id: str) -> tuple[str, str] | None:
         """(pseudonym, status) of an account, without opening its sealed profile: what an API
         needs to know who calls, on every request."""
-        row = _STANDING.one_or_none(self._session.connection(), {"citizen_id": citizen_id})
+        row = self._honoured(
+            _STANDING.one_or_none(self._session.connection(), {"citizen_id": citizen_id})
+        )
         return (row.pseudonym, row.status) if row is not None else None
 
     def exists(self, pseudonym: str) -> bool:
+        """Whether a row holds the pseudonym, sealed or not: a second account for a CNIC is
+        refused either way (the column is unique)."""
         found = self._session.execute(_EXISTS, {"pseudonym": pseudonym}).first()
         return found is not None
 
@@ -202,55 +225,74 @@ class Accounts:
         }
         try:
             with self._session.begin_nested():
-                self._session.execute(insert(citizens).values(**values))
+                self._session.execute(insert(citizens).values(self._seal.sealed(citizens, values)))
         except IntegrityError:
             # Two registrations for one CNIC raced; the unique pseudonym let one through.
             raise AccountExists("an account already exists for this CNIC") from None
         return citizen_id
 
+    def _change(self, citizen_id: str, changes: dict[str, Any], *, always: bool = False) -> bool:
+        """Write `changes` to the citizen's row, read under its lock, with a new seal; whether
+        it was written. A row that fails its seal is not: a new password or a cleared lockout
+        would bless what someone else wrote. With `always` (changes that take away, such as a
+        removal) it is written all the same, and not re-sealed, so it stays refused and listed.
+        """
+        row = self._session.execute(
+            select(citizens).where(citizens.c.id == citizen_id).with_for_update()
+        ).one_or_none()
+        if row is None:
+            return False
+        if self._honoured(row) is not None:
+            values = {**row._mapping, **changes}
+            values.pop(MAC_COLUMN)
+            changes = {**changes, MAC_COLUMN: self._seal.mac(citizens, values)}
+        elif not always:
+            return False
+        self._session.execute(update(citizens).where(citizens.c.id == citizen_id).values(changes))
+        return True
+
     def set_password(self, citizen_id: str, password_hash: str, *, now: datetime) -> None:
         """A new password also lifts a lockout: the citizen has just proved who they are."""
-        self._session.execute(
-            update(citizens)
-            .where(citizens.c.id == citizen_id)
-            .values(
-                password_hash=password_hash,
-                password_changed_at=now,
-                failed_logins=0,
-                locked_until=None,
-            )
+        self._change(
+            citizen_id,
+            {
+                "password_hash": password_hash,
+                "password_changed_at": now,
+                "failed_logins": 0,
+                "locked_until": None,
+            },
         )
 
     def record_failure(
         self, citizen_id: str, failed_logins: int, locked_until: datetime | None
     ) -> None:
-        self._session.execute(
-            update(citizens)
-            .where(citizens.c.id == citizen_id)
-            .values(failed_logins=failed_logins, locked_until=locked_until)
-        )
+        self._change(citizen_id, {"failed_logins": failed_logins, "locked_until": locked_until})
 
     def record_success(
         self, citizen_id: str, password_hash: str | None, *, clear_failures: bool = True
     ) -> None:
         """Clear the failure count (unless `clear_failures` is false: a known browser's success
         leaves unknown browsers' lockout standing); store a rehashed password when its
-        parameters were old."""
-        if clear_failures and password_hash is None:  # every login but a rehash: built once
-            self._session.connection().execute(_CLEAR_FAILURES, {"citizen_id": citizen_id})
-            return
+        parameters were old. Most logins have neither to do, and write nothing."""
         values: dict[str, object] = (
             {"failed_logins": 0, "locked_until": None} if clear_failures else {}
         )
         if password_hash is not None:
             values["password_hash"] = password_hash
-        if not values:
-            return
-        self._session.execute(update(citizens).where(citizens.c.id == citizen_id).values(**values))
+        if values:
+            self._change(citizen_id, values)
 
     def remove(self, citizen_id: str) -> None:
         """Close an account for good: it can no longer sign in or be asked for claims. The row
         stays (its pseudonym anchors the audit trail); what it holds is sealed anyway."""
-        self._session.execute(
-            update(citizens).where(citizens.c.id == citizen_id).values(status="removed")
-        )
+        self._change(citizen_id, {"status": "removed"}, always=True)
+
+    def erase(self, citizen_id: str) -> bool:
+        """Erase a removed account's sealed profile and number (`ERASED`), once its retention
+        is over; whether this call did."""
+        row = self._session.execute(
+            select(citizens.c.profile).where(citizens.c.id == citizen_id)
+        ).one_or_none()
+        if row is None or row.profile == ERASED:
+            return False
+        return self._change(citizen_id, {"profile": ERASED, "mobile": ERASED}, always=True)

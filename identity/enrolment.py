@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog, pseudonym
+from audit.row_seal import RowSeal
 from identity.accounts import Accounts, Profile
 from identity.breached import BreachedPasswords
 from identity.challenges import Challenges, new_code
@@ -49,6 +50,7 @@ class Enrolment:
         sms: SmsGateway,
         hasher: PasswordHasher,
         sealer: Sealer,
+        row_seal: RowSeal,
         pseudonym_key: bytes,
         code_key: bytes,
         audit: AuditLog,
@@ -64,7 +66,7 @@ class Enrolment:
         self._audit = audit
         self._policy = policy
         self._clock = clock
-        self._accounts = Accounts(session, sealer)
+        self._accounts = Accounts(session, sealer, row_seal)
         self._challenges = Challenges(
             session, code_key=code_key, sealer=sealer, policy=policy, clock=clock
         )

@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import Table
 
@@ -26,7 +26,7 @@ from audit import AuditEvent, AuditLog
 from audit.batched import BATCH, Sweep, delete_batch, deleted, sweep_once
 from audit.entry import format_time
 from audit.models import entries
-from identity.accounts import ERASED
+from identity.accounts import ERASED, Accounts
 from identity.models import (
     auth_requests,
     challenges,
@@ -122,13 +122,20 @@ def removed_at(session: Session, pseudonym: str) -> datetime | None:
 
 
 def erase_removed(
-    session: Session, now: datetime, batch: int, *, audit: AuditLog, keep: timedelta
+    session: Session,
+    now: datetime,
+    batch: int,
+    *,
+    audit: AuditLog,
+    keep: timedelta,
+    accounts: Accounts,
 ) -> int:
     """Erase the sealed profile (name, father's or husband's name, date of birth, address) and
-    mobile number of up to `batch` accounts removed more than `keep` ago, and record how many
-    in one entry; how many were erased. An account whose removal the log never recorded is
-    kept: nothing says its time is over. Its pseudonym and status stay: every entry about it
-    names that pseudonym, and a new registration for the same CNIC must still be refused."""
+        mobile number of up to `batch` accounts removed more than `keep` ago, and record how many
+        in one entry; how many were erased. An account whose removal the log never recorded is
+        kept: nothing says its time is over. Its pseudonym and status stay: every entry about it
+        names that pseudonym, and a new registration for the same CNIC must still be refused. Each
+    row is erased under its lock and re-sealed (`Accounts.erase`), as every write of it is."""
     cutoff = now - keep
     waiting = session.execute(
         select(citizens.c.id, citizens.c.pseudonym)
@@ -144,13 +151,7 @@ def erase_removed(
                 break
     if not due:
         return 0
-    erased = deleted(
-        session.execute(
-            update(citizens)
-            .where(citizens.c.id.in_(due), citizens.c.profile != ERASED)
-            .values(profile=ERASED, mobile=ERASED)
-        )
-    )
+    erased = sum(accounts.erase(citizen_id) for citizen_id in due)
     if erased:
         audit.append(
             AuditEvent(

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog, address_pseudonym, pseudonym
 from audit.canonical import JsonValue
+from audit.row_seal import RowSeal
 from identity.accounts import Accounts, Credentials
 from identity.cnic import normalise_cnic
 from identity.devices import DeviceCookies
@@ -85,6 +86,7 @@ class PasswordLogin:
         sms: SmsGateway,
         hasher: PasswordHasher,
         sealer: Sealer,
+        row_seal: RowSeal,
         pseudonym_key: bytes,
         audit_for: Callable[[Session], AuditLog],
         policy: IdentityPolicy,
@@ -94,6 +96,7 @@ class PasswordLogin:
         self._sms = sms
         self._hasher = hasher
         self._sealer = sealer
+        self._row_seal = row_seal
         self._pseudonym_key = pseudonym_key
         self._audit_for = audit_for
         self._policy = policy
@@ -149,7 +152,7 @@ class PasswordLogin:
         # browser (a cookie made for this very account, since its password was last set)
         # counts against its cookie, so strangers cannot use up its quota.
         with self._transaction() as session:
-            seen = Accounts(session, self._sealer).credentials(subject)
+            seen = Accounts(session, self._sealer, self._row_seal).credentials(subject)
             generation = _generation(seen)
             nonce = (
                 devices.nonce(device_cookie, subject, generation) if devices is not None else None
@@ -177,7 +180,7 @@ class PasswordLogin:
         for nothing). Raises InvalidCredentials, whose records the caller must commit (it
         says so: `keep_transaction`)."""
         subject, client, nonce = attempt.subject, attempt.client, attempt.nonce
-        accounts = Accounts(session, self._sealer)
+        accounts = Accounts(session, self._sealer, self._row_seal)
         audit = self._audit_for(session)
         throttle = Throttle(session, self._clock)
         account = accounts.credentials(subject, for_update=True)

@@ -39,6 +39,7 @@ citizens = Table(
     Column("locked_until", UtcDateTime(), nullable=True),
     Column("status", String(16), nullable=False, comment="active | removed"),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
 )
 
 challenges = Table(

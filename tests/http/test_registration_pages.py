@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from api.runtime import Runtime
+from audit.row_seal import seal_unsealed
 from identity.models import challenges, citizens
 from identity.nadra import SCENARIOS, CitizenRecord, read_registry
 from tests.http.oidc_kit import csrf_of, register_citizen
@@ -309,12 +310,13 @@ def test_an_expired_password_is_changed_with_no_ticket_in_any_url(
     """A sign-in with an expired password gets the change page; the ticket rides in the reset
     flow's cookie, the change works, and the citizen signs in with the new password."""
     citizen_id = register_citizen(oidc_runtime, record, PASSWORD)
-    with oidc_runtime.transaction() as session:
+    with oidc_runtime.transaction() as session:  # as if the service had set it 91 days ago
         session.execute(
             update(citizens)
             .where(citizens.c.id == citizen_id)
-            .values(password_changed_at=oidc_runtime.clock() - timedelta(days=91))
+            .values(password_changed_at=oidc_runtime.clock() - timedelta(days=91), mac=None)
         )
+        seal_unsealed(session, oidc_runtime.row_seal, [citizens])
     page = web.get("/login")
     expired = web.post(
         "/login",

@@ -163,7 +163,7 @@ def _set_password(kit: IdentityKit, citizen_id: str, password: str) -> None:
 
     kit.clock.advance(seconds=1)
     with kit.runtime.transaction() as session:
-        Accounts(session, kit.runtime.identity.sealer).set_password(
+        Accounts(session, kit.runtime.identity.sealer, kit.runtime.row_seal).set_password(
             citizen_id, kit.hasher.hash(password), now=kit.clock()
         )
 

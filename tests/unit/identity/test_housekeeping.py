@@ -193,8 +193,12 @@ def test_no_sweep_deletes_from_a_sealed_table_or_the_audit_log() -> None:
     assert swept & {table.name for table in SEALED_TABLES} == {sessions.name}
     assert swept.isdisjoint(audit_metadata.tables)
     recorded = {name for name, _sweep in retention_sweeps(_NO_RUNTIME)}
-    assert recorded & {table.name for table in SEALED_TABLES} == {"locker_shares"}, (
-        "the one sealed table swept is swept with a record the reconciliation reads"
+    assert recorded & {table.name for table in SEALED_TABLES} == {
+        "locker_shares",
+        "identity_citizens",
+    }, (
+        "links are swept with a record the reconciliation reads; accounts are not deleted, "
+        "their details are erased and the row re-sealed"
     )
     assert recorded.isdisjoint(audit_metadata.tables)
 

@@ -125,7 +125,7 @@ def test_a_recovery_code_used_to_sign_in_is_told(kit: IdentityKit, citizen: Citi
             policy=kit.policy,
             clock=kit.clock,
         )
-        me = Accounts(session, kit.sealer).by_pseudonym(subject)
+        me = Accounts(session, kit.sealer, kit.runtime.row_seal).by_pseudonym(subject)
         assert me is not None
         secret, _ = factor.apps.begin(me.id, "x")
         codes = factor.apps.confirm(me.id, pyotp.TOTP(secret).at(kit.clock()))

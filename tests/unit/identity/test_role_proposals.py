@@ -42,12 +42,12 @@ def clock(runtime: Runtime) -> Clock:
         roles = _roles(runtime, session)
         roles.add_department(DEPARTMENT, "Punjab IT Board")
         for who in (PROPOSER, SECOND, THIRD, OFFICER):
-            session.execute(
-                insert(citizens).values(
-                    id=_id(who), pseudonym=who, profile=b"-", mobile=b"-", password_hash="-",
-                    password_changed_at=moving(), status="active", created_at=moving(),
-                )
-            )  # fmt: skip
+            row = {
+                "id": _id(who), "pseudonym": who, "profile": b"-", "mobile": b"-",
+                "password_hash": "-", "password_changed_at": moving(), "failed_logins": 0,
+                "locked_until": None, "status": "active", "created_at": moving(),
+            }  # fmt: skip
+            session.execute(insert(citizens).values(runtime.row_seal.sealed(citizens, row)))
         for admin in (PROPOSER, SECOND, THIRD):  # the operator's bootstrap, as the CLI does
             roles.grant(_id(admin), admin, DEPARTMENT, "identity.admin", by="admin:cli")
     return moving
