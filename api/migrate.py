@@ -33,7 +33,7 @@ from api.runtime import STATE_MAC_KEY, Runtime
 from api.settings import Settings
 from audit import AuditEvent
 from audit.row_seal import seal_unsealed
-from identity.models import citizens, clients, role_proposals, roles, sessions
+from identity.models import citizens, clients, grants, role_proposals, roles, sessions
 from locker.models import consents, documents, legal_requests, nominees, shares
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -53,6 +53,7 @@ SEALINGS: dict[str, tuple[Table, ...]] = {
     "0021": (documents, shares, nominees, legal_requests),
     "0024": (sessions,),
     "0025": (citizens,),
+    "0026": (grants,),
 }
 # The tables whose rows are sealed: authorization state.
 SEALED_TABLES = tuple(table for tables in SEALINGS.values() for table in tables)

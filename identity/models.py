@@ -171,6 +171,7 @@ grants = Table(
     ),
     Column("scopes", Text, nullable=False, comment="space-separated scopes consented to"),
     Column("granted_at", UtcDateTime(), nullable=False),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
 )
 
 codes = Table(

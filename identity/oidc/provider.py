@@ -30,7 +30,7 @@ class ProviderConfig:
     issuer: str
     sealer: Sealer
     pairwise_key: bytes
-    row_seal: RowSeal  # accounts, roles, client registrations and sessions are sealed rows
+    row_seal: RowSeal  # accounts, roles, clients, consents and sessions are sealed rows
     # Its session idle time and lifetime are the provider's (the rest is login's business).
     policy: IdentityPolicy = field(default_factory=IdentityPolicy)
 
@@ -48,7 +48,7 @@ class Provider:
         self.accounts = Accounts(session, config.sealer, config.row_seal)
         self.keys = SigningKeys(session, config.sealer, clock)
         self.clients = ClientRegistry(session, clock, config.row_seal)
-        self.grants = Grants(session, clock)
+        self.grants = Grants(session, clock, config.row_seal)
         self.sessions = Sessions(
             session,
             clock,

@@ -1,6 +1,6 @@
-"""Sealed sign-on sessions (migration 0024; docs/threat-model.md section 7, item 9): a session
-row written by SQL, or changed by it, opens nothing, and every write of the service's own keeps
-its sessions honoured."""
+"""Sealed sign-on sessions (migration 0024) and remembered consents (0026; docs/threat-model.md
+section 7, item 9): a row written by SQL, or changed by it, opens nothing and skips no consent,
+and every write of the service's own keeps its rows honoured."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from api.migrate import alembic_config, prepare, sealing_record
 from api.runtime import Runtime
 from api.web import SESSION_COOKIE, cookie_name
 from audit.row_seal import bad_rows
-from identity.models import citizens, sessions, tokens
+from identity.models import citizens, grants, sessions, tokens
 from identity.nadra import SCENARIOS, read_registry
 from identity.oidc.sessions import TOUCH_EVERY
 from tests.http.oidc_kit import Browser, RelyingParty, register_citizen, register_client, token
@@ -206,3 +206,93 @@ def test_sessions_from_before_0024_are_sealed_by_the_upgrade_that_applies_it(
     assert oidc_runtime.keys.done(sealing_record("0024"))
     assert _account_opens(web), "still signed in"
     assert _unhonoured(oidc_runtime) == set()
+
+
+def _asks_consent(web: TestClient, rp: RelyingParty, scope: str) -> bool:
+    """Whether a signed-in browser's authorization for `scope` stops at the consent page
+    (rather than going straight back to the e-service with a code)."""
+    response, _ = Browser(web).authorize(rp, scope=scope)
+    assert response.status_code == 303, response.text
+    return "/consent" in response.headers["location"]
+
+
+def _unsealed_grants(runtime: Runtime) -> set[str]:
+    with runtime.sessions() as session:
+        return {bad.key for bad in bad_rows(session, runtime.row_seal, [grants])}
+
+
+def test_a_scope_added_to_a_consent_by_sql_is_asked_for_again(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    """The citizen agreed to `profile`; a DBA adds `cnic` and `address`. The e-service gets
+    neither unasked: the consent is no consent, asked again even for `profile`, and the claims
+    of a token issued before it are cut to nothing more than `openid` gives."""
+    issued = _signed_in(web, rp, citizen)
+    assert not _asks_consent(web, rp, "openid profile"), "remembered"
+    _by_sql(oidc_runtime, update(grants).values(scopes="address cnic openid profile"))
+    assert _asks_consent(web, rp, "openid profile cnic address")
+    assert _asks_consent(web, rp, "openid profile")
+    headers = {"Authorization": f"Bearer {issued['access_token']}"}
+    claims = web.get("/oauth/userinfo", headers=headers).json()
+    assert set(claims) == {"sub"}, claims
+    assert len(_unsealed_grants(oidc_runtime)) == 1
+
+
+def test_a_consent_planted_by_sql_is_no_consent(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    _signed_in(web, rp, citizen)
+    other = register_client(oidc_runtime, "ehealth")
+    honest = _only_grant(oidc_runtime)
+    for mac in (honest["mac"], None):
+        _by_sql(
+            oidc_runtime,
+            insert(grants).values({**honest, "client_id": other.client_id, "mac": mac}),
+        )
+        assert _asks_consent(web, other, "openid profile")
+        with oidc_runtime.transaction() as session:
+            listed = oidc_runtime.provider(session).grants.for_citizen(honest["citizen_id"])
+        assert [g.client_id for g in listed] == [rp.client_id], "the honest one alone"
+        _by_sql(oidc_runtime, grants.delete().where(grants.c.client_id == other.client_id))
+
+
+def test_consenting_again_replaces_a_forged_consent_with_what_was_agreed(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    """The honest writes keep a consent sealed, a second consent adds to the first, and an
+    answer to the page asked again after a forgery keeps only what the citizen agreed to."""
+    _signed_in(web, rp, citizen)
+    citizen_id = _only_grant(oidc_runtime)["citizen_id"]
+    with oidc_runtime.transaction() as session:
+        consents = oidc_runtime.provider(session).grants
+        assert consents.grant(citizen_id, rp.client_id, ["phone"]) >= {"profile", "phone"}
+    assert _unsealed_grants(oidc_runtime) == set()
+    _by_sql(oidc_runtime, update(grants).values(scopes="address cnic openid"))
+    with oidc_runtime.transaction() as session:
+        consents = oidc_runtime.provider(session).grants
+        assert consents.grant(citizen_id, rp.client_id, ["openid", "profile"]) == {
+            "openid",
+            "profile",
+        }
+        assert consents.scopes(citizen_id, rp.client_id) == {"openid", "profile"}
+    assert _unsealed_grants(oidc_runtime) == set()
+
+
+def test_consents_from_before_0026_are_sealed_by_the_upgrade_that_applies_it(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    _signed_in(web, rp, citizen)
+    config = alembic_config()
+    with oidc_runtime.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0025")
+    assert not oidc_runtime.keys.done(sealing_record("0026"))
+    prepare(oidc_runtime)
+    assert oidc_runtime.keys.done(sealing_record("0026"))
+    assert not _asks_consent(web, rp, "openid profile"), "still remembered"
+    assert _unsealed_grants(oidc_runtime) == set()
+
+
+def _only_grant(runtime: Runtime) -> dict[str, Any]:
+    with runtime.sessions() as session:
+        return dict(session.execute(select(grants)).one()._mapping)
