@@ -177,6 +177,14 @@ class Sessions:
             return None
         return row
 
+    def _unended_locked(self, session_id: str) -> Row[Any] | None:
+        """The session's row, under its lock, unless it has ended."""
+        return self._db.execute(
+            select(sessions)
+            .where(sessions.c.id == session_id, sessions.c.ended_at.is_(None))
+            .with_for_update()
+        ).one_or_none()
+
     def _reseal(self, row: Row[Any], **changes: Any) -> bool:
         """Write `changes` to the session `row` (one whose seal was checked) with a new seal,
         if the row still has the MAC that was checked; whether it did."""
@@ -256,13 +264,7 @@ class Sessions:
         new token, to set as the cookie; the old one opens nothing from now on. The session
         keeps its record, `sid`, e-services and tokens, so single sign-on carries on. None if
         the session ended, or its row fails its seal, since it was read."""
-        row = self._honoured(
-            self._db.execute(
-                select(sessions)
-                .where(sessions.c.id == session_id, sessions.c.ended_at.is_(None))
-                .with_for_update()
-            ).one_or_none()
-        )
+        row = self._honoured(self._unended_locked(session_id))
         if row is None:
             return None
         token = secrets.token_urlsafe(32)
@@ -302,11 +304,7 @@ class Sessions:
         A row that fails its seal is ended too (ending grants nothing), but not re-sealed:
         it stays a row the service did not write, for `shanakht audit integrity` to list."""
         now = self._clock()
-        row = self._db.execute(
-            select(sessions)
-            .where(sessions.c.id == session_id, sessions.c.ended_at.is_(None))
-            .with_for_update()
-        ).one_or_none()
+        row = self._unended_locked(session_id)
         if row is None:
             return None
         if self._honoured(row) is None:

@@ -82,13 +82,13 @@ def test_a_client_whose_mac_is_nulled_is_no_client(web: TestClient, oidc_runtime
         assert registry.all() == []
 
 
-def _set_back_to_0013(runtime: Runtime) -> None:
-    """The schema as it was before rows had seals: their MAC columns dropped, every row kept
-    (what a deployment upgrading from 0013 has; or a DBA with the owner's rights rewinding)."""
+def set_back(runtime: Runtime, revision: str) -> None:
+    """The schema as it was at `revision`, every row kept: before 0014, rows had no seals (what
+    a deployment upgrading from there has; or a DBA with the owner's rights rewinding)."""
     config = alembic_config()
     with runtime.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0013")
+        command.downgrade(config, revision)
 
 
 def _marker(runtime: Runtime) -> Path:
@@ -100,7 +100,7 @@ def test_rows_from_before_seals_are_sealed_once_and_never_again(runtime: Runtime
     keys, and nothing seals again: a row unsealed afterwards stays refused however often the
     schema is upgraded, with the record deleted, or with the schema set back before 0014."""
     old = register_client(runtime, "older-service")
-    _set_back_to_0013(runtime)
+    set_back(runtime, "0013")
     assert not runtime.keys.done(FIRST_SEALING)
     prepare(runtime)
     assert runtime.keys.done(FIRST_SEALING)
@@ -110,7 +110,7 @@ def test_rows_from_before_seals_are_sealed_once_and_never_again(runtime: Runtime
         assert runtime.provider(session).clients.get(old.client_id) is not None
     _by_sql(runtime, update(clients).values(mac=None))
     prepare(runtime)
-    _set_back_to_0013(runtime)  # the record beside the keys says the sealing was done
+    set_back(runtime, "0013")  # the record beside the keys says the sealing was done
     prepare(runtime)
     _marker(runtime).unlink()  # the schema says so: it is past 0014
     prepare(runtime)
@@ -357,10 +357,7 @@ def test_rows_from_before_0021_are_sealed_once_by_the_upgrade_that_applies_it(
     keys = _locker_rows(runtime)
     old = register_client(runtime, "older-service")
     _by_sql(runtime, update(clients).values(mac=None))
-    config = alembic_config()
-    with runtime.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0019")
+    set_back(runtime, "0019")
     assert not runtime.keys.done(sealing_record("0021"))
     prepare(runtime)
     assert runtime.keys.done(sealing_record("0021"))
@@ -372,9 +369,7 @@ def test_rows_from_before_0021_are_sealed_once_by_the_upgrade_that_applies_it(
     with runtime.transaction() as session:
         assert runtime.provider(session).clients.get(old.client_id) is None
     _by_sql(runtime, update(documents).values(mac=None))
-    with runtime.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0019")
+    set_back(runtime, "0019")
     _by_sql(runtime, update(clients).values(mac=None))
     prepare(runtime)  # the record beside the keys says 0021's sealing was done
     marker = runtime.settings.data_dir / "keys" / f"{sealing_record('0021')}.done"

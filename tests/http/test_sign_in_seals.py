@@ -7,15 +7,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, update
 
-from api.migrate import alembic_config, prepare, sealing_record
+from api.migrate import prepare, sealing_record
 from api.runtime import Runtime
 from api.web import SESSION_COOKIE, cookie_name
 from audit.row_seal import bad_rows
@@ -23,16 +22,10 @@ from identity.models import citizens, grants, sessions, tokens
 from identity.nadra import SCENARIOS, read_registry
 from identity.oidc.sessions import TOUCH_EVERY
 from tests.http.oidc_kit import Browser, RelyingParty, register_citizen, register_client, token
+from tests.http.test_oidc_security import Clock
+from tests.http.test_row_seals import set_back
 
 SUBSTANTIAL = "urn:shanakht:loa:substantial"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -197,10 +190,7 @@ def test_sessions_from_before_0024_are_sealed_by_the_upgrade_that_applies_it(
     """A deployment upgrading keeps its citizens signed in: the run that applies 0024 seals
     the sessions it finds, once."""
     _signed_in(web, rp, citizen)
-    config = alembic_config()
-    with oidc_runtime.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0023")
+    set_back(oidc_runtime, "0023")
     assert not oidc_runtime.keys.done(sealing_record("0024"))
     prepare(oidc_runtime)
     assert oidc_runtime.keys.done(sealing_record("0024"))
@@ -282,10 +272,7 @@ def test_consents_from_before_0026_are_sealed_by_the_upgrade_that_applies_it(
     web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
 ) -> None:
     _signed_in(web, rp, citizen)
-    config = alembic_config()
-    with oidc_runtime.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0025")
+    set_back(oidc_runtime, "0025")
     assert not oidc_runtime.keys.done(sealing_record("0026"))
     prepare(oidc_runtime)
     assert oidc_runtime.keys.done(sealing_record("0026"))

@@ -7,16 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import delete, insert, select, update
 
-from api.migrate import alembic_config, prepare, sealing_record
+from api.migrate import prepare, sealing_record
 from audit import pseudonym
 from audit.row_seal import bad_rows
 from identity.accounts import ERASED
 from identity.errors import InvalidCredentials
 from identity.models import citizens
 from identity.nadra import SCENARIOS, CitizenRecord
+from tests.http.test_row_seals import set_back
 from tests.unit.identity.conftest import IdentityKit
 from tests.unit.identity.test_enrolment import CLIENT, PASSWORD, _register
 
@@ -164,10 +164,7 @@ def test_accounts_from_before_0025_are_sealed_by_the_upgrade_that_applies_it(
 ) -> None:
     """Nobody is locked out by the upgrade: the run that applies 0025 seals the accounts it
     finds, once."""
-    config = alembic_config()
-    with kit.runtime.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0024")
+    set_back(kit.runtime, "0024")
     assert not kit.runtime.keys.done(sealing_record("0025"))
     prepare(kit.runtime)
     assert kit.runtime.keys.done(sealing_record("0025"))
