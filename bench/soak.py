@@ -399,6 +399,7 @@ def _step_up(settings: Settings, browser: httpx2.Client) -> None:
             found = sessions.current(browser.cookies.get(name))
             assert found is not None, "the officer's login made no session"
             token = sessions.step_up(found.id, acr=ACR_SUBSTANTIAL, amr=("pwd", "sms"))
+            assert token is not None, "the officer's session ended before its step-up"
         old = next(cookie for cookie in browser.cookies.jar if cookie.name == name)
         browser.cookies.set(name, token, domain=old.domain, path=old.path)
     finally:

@@ -251,9 +251,10 @@ class Accounts:
         self._session.execute(update(citizens).where(citizens.c.id == citizen_id).values(changes))
         return True
 
-    def set_password(self, citizen_id: str, password_hash: str, *, now: datetime) -> None:
-        """A new password also lifts a lockout: the citizen has just proved who they are."""
-        self._change(
+    def set_password(self, citizen_id: str, password_hash: str, *, now: datetime) -> bool:
+        """A new password also lifts a lockout: the citizen has just proved who they are.
+        Whether it was set (not on a row that fails its seal)."""
+        return self._change(
             citizen_id,
             {
                 "password_hash": password_hash,
@@ -291,8 +292,8 @@ class Accounts:
         """Erase a removed account's sealed profile and number (`ERASED`), once its retention
         is over; whether this call did."""
         row = self._session.execute(
-            select(citizens.c.profile).where(citizens.c.id == citizen_id)
-        ).one_or_none()
+            select(citizens.c.profile).where(citizens.c.id == citizen_id).with_for_update()
+        ).one_or_none()  # locked first: two replicas sweeping at once count it once
         if row is None or row.profile == ERASED:
             return False
         return self._change(citizen_id, {"profile": ERASED, "mobile": ERASED}, always=True)

@@ -183,7 +183,8 @@ class Enrolment:
         self._check_new_password(password, self._personal_words(account.profile, account.mobile))
         password_hash = self._hasher.hash(password)  # before the first write: no lock held
         self._challenges.consume(challenge_id, RESET)
-        self._accounts.set_password(account.id, password_hash, now=self._clock())
+        if not self._accounts.set_password(account.id, password_hash, now=self._clock()):
+            raise ChallengeFailed("there is no account to reset; register instead")
         self._record("identity.password.reset", account.pseudonym, proven=True)
         # Reset, expired or changed on the account page: the holder hears of it every time.
         self._notices.send(account.mobile, account.pseudonym, PASSWORD_CHANGED)

@@ -131,10 +131,10 @@ def erase_removed(
     accounts: Accounts,
 ) -> int:
     """Erase the sealed profile (name, father's or husband's name, date of birth, address) and
-        mobile number of up to `batch` accounts removed more than `keep` ago, and record how many
-        in one entry; how many were erased. An account whose removal the log never recorded is
-        kept: nothing says its time is over. Its pseudonym and status stay: every entry about it
-        names that pseudonym, and a new registration for the same CNIC must still be refused. Each
+    mobile number of up to `batch` accounts removed more than `keep` ago, and record how many
+    in one entry; how many were erased. An account whose removal the log never recorded is
+    kept: nothing says its time is over. Its pseudonym and status stay: every entry about it
+    names that pseudonym, and a new registration for the same CNIC must still be refused. Each
     row is erased under its lock and re-sealed (`Accounts.erase`), as every write of it is."""
     cutoff = now - keep
     waiting = session.execute(

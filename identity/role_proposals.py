@@ -296,10 +296,14 @@ class RoleProposals:
         return any(p.department == department and p.role == role for p in self.pending_for(grantee))
 
     def _citizen_id(self, pseudonym: str) -> str | None:
+        """The id of the account of `pseudonym`, if its row holds its seal: a pseudonym moved
+        to another row by SQL must not steer an approval to that row's citizen."""
         found = self._db.execute(
-            select(citizens.c.id).where(citizens.c.pseudonym == pseudonym)
-        ).scalar_one_or_none()
-        return str(found) if found is not None else None
+            select(citizens).where(citizens.c.pseudonym == pseudonym)
+        ).one_or_none()
+        if found is None or not self._seal.check(citizens, found._mapping):
+            return None
+        return str(found.id)
 
     def _department_exists(self, department: str) -> bool:
         found = self._db.execute(

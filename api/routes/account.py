@@ -182,8 +182,7 @@ def change_password(
     except BreachCorpusUnavailable as exc:
         settle(session, exc)
         return _password_refused(request, runtime, {}, [str(exc)], status_code=503)
-    others = [s for s in me.provider.sessions.active_for(me.account.id) if s.id != me.sso.id]
-    ended = [e for s in others if (e := me.provider.sessions.end(s.id, "password_changed"))]
+    ended = me.provider.sessions.end_all(me.account.id, "password_changed", keep=me.sso.id)
     notices = end_sessions(runtime, me.provider, ended, "password_changed")
     done = RedirectResponse("/account?done=password", status_code=303)
     set_device_cookie(done, runtime, checked)

@@ -27,7 +27,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -248,12 +248,21 @@ class Sessions:
 
     def live(self, session_id: str | None) -> ColumnElement[bool]:
         """A condition true while the session stands, for a write that must not outlive it
-        (checked in the statement that writes, so no logout slips in between)."""
+        (checked in the statement that writes, so no logout slips in between). SQL cannot
+        check a seal: a write that needs one checks `is_live` first."""
         return live_at(session_id, **self.bounds())
 
-    def is_live(self, session_id: str) -> bool:
+    def holds(self, row: Mapping[str, Any], *, prefix: str = "") -> bool:
+        """Whether `row`, a session's row read with another (its columns named `prefix` and
+        the column's name), is one the service wrote: False for no row at all."""
+        values = {column.name: row[f"{prefix}{column.name}"] for column in sessions.c}
+        return values["id"] is not None and self._seal.check(sessions, values)
+
+    def is_live(self, session_id: str | None) -> bool:
         """Whether the session stands: not ended, and neither idle nor older than the policy
-        allows (whatever its row's `expires_at` says)."""
+        allows (whatever its row's `expires_at` says), and its row holds its seal."""
+        if session_id is None:
+            return False
         found = _IS_LIVE.one_or_none(
             self._db.connection(), {"session_id": session_id, **self.bounds()}
         )
@@ -325,13 +334,17 @@ class Sessions:
         ).scalars()
         return EndedSession(row.sid, row.citizen_id, tuple(sorted(client_ids)))
 
-    def end_all(self, citizen_id: str, reason: str) -> list[EndedSession]:
+    def end_all(
+        self, citizen_id: str, reason: str, *, keep: str | None = None
+    ) -> list[EndedSession]:
+        """End every session of the citizen but `keep`: those whose rows fail their seal too,
+        which no list shows them (a password change must leave none standing)."""
         ids = self._db.execute(
             select(sessions.c.id).where(
                 sessions.c.citizen_id == citizen_id, sessions.c.ended_at.is_(None)
             )
         ).scalars()
-        ended = [self.end(session_id, reason) for session_id in list(ids)]
+        ended = [self.end(session_id, reason) for session_id in list(ids) if session_id != keep]
         return [e for e in ended if e is not None]
 
     def end_expired(self) -> list[EndedSession]:

@@ -30,6 +30,7 @@ from audit import AuditEvent, AuditLog
 from audit.prepared import Prepared
 from identity.accounts import Accounts
 from identity.models import citizens, codes, tokens
+from identity.models import sessions as sso_sessions
 from identity.oidc.claims import pairwise_subject, released_claims
 from identity.oidc.clients import ESERVICE, SERVICE, Client
 from identity.oidc.errors import (
@@ -57,11 +58,18 @@ _UNREADABLE = (JoseError, ValueError, TypeError)
 # running it on SQLite, and a grant runs several (some inside the database's write lock).
 # They run straight on the session's connection's cursor (`audit.prepared`): SQLAlchemy's
 # ORM and Core execution layers cost more Python than the statements' own work.
+SESSION_PREFIX = "s_"
 _PSEUDONYM = Prepared(select(citizens.c.pseudonym).where(citizens.c.id == bindparam("citizen_id")))
-# A refresh token's row with its citizen's pseudonym (for the audit entry): one read, not two.
+# A refresh token's row with its citizen's pseudonym (for the audit entry) and its session's
+# row (`s_` and the column's name), whose seal the refresh checks: one read, not three.
 _REFRESH_ROW = Prepared(
-    select(tokens, citizens.c.pseudonym)
+    select(
+        tokens,
+        citizens.c.pseudonym,
+        *(c.label(f"{SESSION_PREFIX}{c.name}") for c in sso_sessions.c),
+    )
     .outerjoin(citizens, citizens.c.id == tokens.c.citizen_id)
+    .outerjoin(sso_sessions, sso_sessions.c.id == tokens.c.session_id)
     .where(tokens.c.id == bindparam("token_id"), tokens.c.kind == "refresh")
 )
 _INSERT_TOKENS = Prepared(insert(tokens))
@@ -305,6 +313,9 @@ class TokenService:
         except InvalidGrant:
             self._spend_code(code_id)  # one try, right or wrong
             raise
+        if not self._sessions.is_live(row.session_id):  # ended, or its row not the service's
+            self._spend_code(code_id)
+            raise InvalidGrant("the sign-in session has ended")
         citizen_id = params["citizen_id"]
         scopes = params["scopes"]
         family = Family(
@@ -418,6 +429,10 @@ class TokenService:
         scopes = scope.split() if scope else granted
         if not set(scopes) <= set(granted):
             raise InvalidScope("a refresh cannot widen the scope")
+        # The session's seal, which SQL cannot check, read with the token; the spend checks in
+        # its statement that the session stands (not ended, idle or too old).
+        if not self._sessions.holds(row._mapping, prefix=SESSION_PREFIX):
+            raise InvalidGrant("the sign-in session has ended")
         # The grant's own acr, carried over: a refresh never takes the session's newer one.
         family = Family(
             client,

@@ -146,6 +146,40 @@ def test_an_ended_session_revived_by_sql_opens_nothing(
     assert _userinfo(web, issued["access_token"]) == 401
 
 
+ENDED = {"error": "invalid_grant", "error_description": "the sign-in session has ended"}
+
+
+def test_a_session_kept_alive_or_revived_by_sql_refreshes_nothing(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    """The token endpoint checks the session's seal too: a DBA who keeps moving `last_seen`,
+    or revives an ended session with its tokens un-revoked, gets no new tokens from it."""
+    issued = _signed_in(web, rp, citizen)
+    _by_sql(oidc_runtime, update(sessions).values(last_seen=oidc_runtime.clock()))
+    refresh = {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]}
+    assert token(web, rp, **refresh).json() == ENDED
+    with oidc_runtime.transaction() as session:
+        ended = oidc_runtime.provider(session).sessions.end_all(
+            _only_session(oidc_runtime)["citizen_id"], "logout"
+        )
+    assert len(ended) == 1
+    _by_sql(oidc_runtime, update(sessions).values(ended_at=None, ended_reason=None))
+    _by_sql(oidc_runtime, update(tokens).values(revoked_at=None))
+    assert token(web, rp, **refresh).json() == ENDED
+
+
+def test_a_code_from_a_session_changed_by_sql_is_not_redeemed(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    callback, verifier = Browser(web).sign_in(rp, citizen)
+    _by_sql(oidc_runtime, update(sessions).values(acr=SUBSTANTIAL))
+    redeemed = token(
+        web, rp, grant_type="authorization_code", code=callback["code"],
+        redirect_uri=rp.redirect_uri, code_verifier=verifier,
+    )  # fmt: skip
+    assert redeemed.json() == ENDED
+
+
 def test_the_services_own_writes_keep_a_session_honoured(
     oidc_runtime: Runtime, citizen: str
 ) -> None:
@@ -182,6 +216,29 @@ def test_the_services_own_writes_keep_a_session_honoured(
         assert not sessions_.is_live(made.id)
         assert sessions_.end(made.id, "logout") is not None, "ended all the same"
     assert _unhonoured(oidc_runtime) == {made.id}, "and still listed: no write blessed it"
+
+
+def test_a_password_change_ends_the_sessions_no_list_shows(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    """A session whose row fails its seal is in no list (`/account` shows honoured ones), yet
+    a password change, which ends every other sign-in, ends it too: none is left standing."""
+    _signed_in(web, rp, citizen)
+    mine = _only_session(oidc_runtime)
+    with oidc_runtime.transaction() as session:
+        _, other = oidc_runtime.provider(session).sessions.create(
+            mine["citizen_id"], acr="urn:shanakht:loa:low", amr=["pwd"],
+            client_address="198.51.100.7", user_agent="elsewhere",
+        )  # fmt: skip
+    _by_sql(oidc_runtime, update(sessions).where(sessions.c.id == other.id).values(acr=SUBSTANTIAL))
+    with oidc_runtime.transaction() as session:
+        provider = oidc_runtime.provider(session)
+        assert [s.id for s in provider.sessions.active_for(mine["citizen_id"])] == [mine["id"]]
+        ended = provider.sessions.end_all(mine["citizen_id"], "password_changed", keep=mine["id"])
+    assert [e.sid for e in ended] == [other.sid]
+    with oidc_runtime.sessions() as session:
+        open_ = session.execute(select(sessions.c.id).where(sessions.c.ended_at.is_(None)))
+        assert list(open_.scalars()) == [mine["id"]]
 
 
 def test_sessions_from_before_0024_are_sealed_by_the_upgrade_that_applies_it(

@@ -16,6 +16,7 @@ from identity.accounts import ERASED
 from identity.errors import InvalidCredentials
 from identity.models import citizens
 from identity.nadra import SCENARIOS, CitizenRecord
+from identity.passwords import HashParameters, PasswordHasher
 from tests.http.test_row_seals import set_back
 from tests.unit.identity.conftest import IdentityKit
 from tests.unit.identity.test_enrolment import CLIENT, PASSWORD, _register
@@ -122,13 +123,18 @@ def test_a_removal_undone_by_sql_opens_nothing(kit: IdentityKit, citizen: Citize
 def test_the_services_own_writes_keep_an_account_honoured(
     kit: IdentityKit, citizen: CitizenRecord
 ) -> None:
-    """Registration, failures, a lockout's end, a success, a rehash, a new password, a
-    removal and the erasure of its details: sealed at every step."""
+    """Registration, failures and a lockout, a success after it that clears them and rehashes,
+    a new password, a removal and the erasure of its details: sealed at every step."""
     citizen_id = _row(kit)["id"]
-    for _ in range(kit.policy.lockout_threshold - 1):
+    for _ in range(kit.policy.lockout_threshold):
         assert _refused(kit, citizen.cnic, "Wrong#Pass1234")
-    assert _login(kit, citizen.cnic, PASSWORD) == citizen_id, "clears the failures"
-    assert _row(kit)["failed_logins"] == 0
+    assert _row(kit)["locked_until"] is not None
+    kit.clock.advance(minutes=16)
+    kit.hasher = PasswordHasher(HashParameters(time_cost=2, memory_kib=128, parallelism=1))
+    assert _login(kit, citizen.cnic, PASSWORD) == citizen_id, "the lockout is over"
+    assert _row(kit)["failed_logins"] == 0, "cleared"
+    assert "m=128,t=2" in _row(kit)["password_hash"], "rehashed"
+    assert _unhonoured(kit) == set()
     with kit.runtime.transaction() as session:
         kit.runtime.provider(session).accounts.set_password(
             citizen_id, kit.hasher.hash("N3w#Password-2026"), now=kit.clock()

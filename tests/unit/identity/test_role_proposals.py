@@ -433,6 +433,24 @@ def test_a_proposal_whose_proposer_lost_identity_admin_cannot_be_approved(
     assert _refuse(runtime, proposed.id).status == "refused"  # it may still be refused
 
 
+def test_a_pseudonym_moved_to_another_account_by_sql_steers_no_approval(
+    runtime: Runtime, clock: Clock
+) -> None:
+    """A DBA who puts the grantee's pseudonym on their own account's row (THIRD's) does not
+    get the role the second administrator approves for the grantee: that row fails its seal,
+    so the approval finds no account. Nor does a proposer's pseudonym so moved count as an
+    administrator's."""
+    proposed = _propose(runtime)
+    _by_sql(runtime, update(citizens).where(citizens.c.id == _id(OFFICER)).values(pseudonym="p:x"))
+    _by_sql(runtime, update(citizens).where(citizens.c.id == _id(THIRD)).values(pseudonym=OFFICER))
+    assert _refused(lambda: _approve(runtime, proposed.id)) == "role.proposal_unknown"
+    assert not _holds(runtime, THIRD)
+    with runtime.sessions() as session:
+        assert not _roles(runtime, session).has(_id(THIRD), "locker.legal")
+    _by_sql(runtime, update(citizens).where(citizens.c.id == _id(PROPOSER)).values(mac=None))
+    assert _refused(lambda: _approve(runtime, proposed.id)) == "role.proposer_not_admin"
+
+
 def test_a_decision_reseals_the_row_only_as_it_was_checked(
     runtime: Runtime, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
