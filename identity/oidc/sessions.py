@@ -337,8 +337,8 @@ class Sessions:
     def end_all(
         self, citizen_id: str, reason: str, *, keep: str | None = None
     ) -> list[EndedSession]:
-        """End every session of the citizen but `keep`: those whose rows fail their seal too,
-        which no list shows them (a password change must leave none standing)."""
+        """End every session of the citizen but `keep`, those whose rows fail their seal too,
+        which no list shows (a password change must leave none standing)."""
         ids = self._db.execute(
             select(sessions.c.id).where(
                 sessions.c.citizen_id == citizen_id, sessions.c.ended_at.is_(None)
