@@ -96,6 +96,15 @@ class RowSeal:
         """`row` with its MAC: what an INSERT or an UPDATE of the whole row writes."""
         return {**row, MAC_COLUMN: self.mac(table, row)}
 
+    def resealed(
+        self, table: Table, row: Mapping[Any, Any], changes: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """`changes` to `row` (as read, its MAC among its columns) with the MAC of the row
+        they make: what an UPDATE of part of a sealed row writes."""
+        values = {**row, **changes}
+        values.pop(MAC_COLUMN, None)
+        return {**changes, MAC_COLUMN: self.mac(table, values)}
+
     def holds(self, table: Table, row: Mapping[Any, Any]) -> bool:
         """Whether `row`, as read with every column, is one the service wrote (compared in
         constant time)."""
@@ -117,6 +126,13 @@ class RowSeal:
             "wrong" if row.get(MAC_COLUMN) else "missing",
         )
         return False
+
+    def honoured(self, table: Table, row: Any) -> Any:
+        """`row` (a row as read, or None) if it passes `check`, else None: the one test before
+        a row of `table` is honoured."""
+        if row is None or not self.check(table, row._mapping):
+            return None
+        return row
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audit.prepared import Prepared
-from audit.row_seal import MAC_COLUMN, RowSeal
+from audit.row_seal import RowSeal
 from identity.errors import AccountExists
 from identity.models import citizens
 from identity.nadra import Address, CitizenRecord, Gender
@@ -156,9 +156,7 @@ class Accounts:
 
     def _honoured(self, row: Row[Any] | None) -> Row[Any] | None:
         """`row` if the service wrote it as it stands (its seal holds), else None."""
-        if row is None or not self._seal.check(citizens, row._mapping):
-            return None
-        return row
+        return self._seal.honoured(citizens, row)  # type: ignore[no-any-return]
 
     def _opened(self, row: Row[Any] | None) -> Account | None:
         found = self._honoured(row)
@@ -243,9 +241,7 @@ class Accounts:
         if row is None:
             return False
         if self._honoured(row) is not None:
-            values = {**row._mapping, **changes}
-            values.pop(MAC_COLUMN)
-            changes = {**changes, MAC_COLUMN: self._seal.mac(citizens, values)}
+            changes = self._seal.resealed(citizens, row._mapping, changes)
         elif not always:
             return False
         self._session.execute(update(citizens).where(citizens.c.id == citizen_id).values(changes))

@@ -50,9 +50,7 @@ class Grants:
         found = _GRANT.one_or_none(
             self._db.connection(), {"citizen_id": citizen_id, "client_id": client_id}
         )
-        if found is None or not self._seal.check(grants, found._mapping):
-            return None
-        return found
+        return self._seal.honoured(grants, found)
 
     def scopes(self, citizen_id: str, client_id: str) -> frozenset[str]:
         found = self._honoured(citizen_id, client_id)
@@ -83,9 +81,8 @@ class Grants:
         had = row.scopes if self._seal.check(grants, row._mapping) else ""
         now_has = frozenset(had.split()) | frozenset(scopes)
         changed = {"scopes": " ".join(sorted(now_has)), "granted_at": self._clock()}
-        whole = {"citizen_id": citizen_id, "client_id": client_id, **changed}
         self._db.execute(
-            update(grants).where(*where).values(**changed, mac=self._seal.mac(grants, whole))
+            update(grants).where(*where).values(self._seal.resealed(grants, row._mapping, changed))
         )
         return now_has
 
