@@ -33,7 +33,16 @@ from api.runtime import STATE_MAC_KEY, Runtime
 from api.settings import Settings
 from audit import AuditEvent
 from audit.row_seal import seal_unsealed
-from identity.models import citizens, clients, grants, role_proposals, roles, sessions
+from identity.models import (
+    citizens,
+    clients,
+    codes,
+    grants,
+    role_proposals,
+    roles,
+    sessions,
+    tokens,
+)
 from locker.models import consents, documents, legal_requests, nominees, shares
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -54,6 +63,7 @@ SEALINGS: dict[str, tuple[Table, ...]] = {
     "0024": (sessions,),
     "0025": (citizens,),
     "0026": (grants,),
+    "0027": (tokens, codes),
 }
 # The tables whose rows are sealed: authorization state.
 SEALED_TABLES = tuple(table for tables in SEALINGS.values() for table in tables)

@@ -15,6 +15,15 @@ newest such row. Whoever kept an earlier row and its MAC (a consent before its r
 role before it was revoked) can put them back: the audit log, which records every change, is
 where that shows (docs/threat-model.md section 7, item 9).
 
+Some rows end their useful life and stay a while as a record: a refresh token rotated or
+revoked, an authorization code redeemed. Such a table names the columns that mark the end in
+`Table.info[RETIRED_BY]`, and the write that sets one also clears the row's MAC (`RETIRE`)
+rather than re-sealing it. A retired row grants nothing whatever its MAC, and with no MAC it
+can never be made to grant again: putting back `revoked_at = NULL` leaves a row without a seal.
+So an end that touches many rows at once (a whole family of tokens revoked, every token of a
+session ended) stays one UPDATE, with no MAC to compute per row, and `bad_rows` does not list
+a retired row for lacking one.
+
 Since the message is every column, a migration that adds a column to a sealed table changes
 what every existing row's MAC must cover: it has to re-seal those rows in the same upgrade, as
 the upgrade to a sealing revision seals the rows written before it (`api.migrate` `SEALINGS`),
@@ -30,6 +39,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Connection, Table, select, update
@@ -38,6 +48,8 @@ from sqlalchemy.orm import Session
 from audit.canonical import MAX_SAFE_INTEGER, check_json, encode_checked
 
 MAC_COLUMN = "mac"
+RETIRED_BY = "retired_by"  # Table.info key: the columns whose being set retires a row
+RETIRE: Mapping[str, Any] = MappingProxyType({MAC_COLUMN: None})  # set by each write retiring a row
 _DOMAIN = "shanakht-row-seal:v1"
 _log = logging.getLogger("shanakht.integrity")
 
@@ -148,6 +160,13 @@ def _key(table: Table, row: Mapping[Any, Any]) -> str:
     return "/".join(str(row[column.name]) for column in table.primary_key.columns)
 
 
+def retired(table: Table, row: Mapping[Any, Any]) -> bool:
+    """Whether `row` was retired as the service retires rows: a column of the table's
+    `RETIRED_BY` set, and its MAC cleared. It is then no one's to honour or to report."""
+    ends: tuple[str, ...] = table.info.get(RETIRED_BY, ())
+    return not row.get(MAC_COLUMN) and any(row[name] is not None for name in ends)
+
+
 def unhonoured(table: Table, row: Mapping[Any, Any]) -> BadRow:
     """The report of a row of `table` whose seal does not hold."""
     return BadRow(table.name, _key(table, row), "wrong" if row.get(MAC_COLUMN) else "missing")
@@ -161,7 +180,7 @@ def bad_rows(session: Session | Connection, seal: RowSeal, tables: Iterable[Tabl
         order = list(table.primary_key.columns)
         for row in session.execute(select(table).order_by(*order)):
             values = row._mapping
-            if not seal.holds(table, values):
+            if not seal.holds(table, values) and not retired(table, values):
                 found.append(unhonoured(table, values))
     return found
 
@@ -175,7 +194,8 @@ def seal_unsealed(session: Session, seal: RowSeal, tables: Iterable[Table]) -> d
     """
     counts: dict[str, int] = {}
     for table in tables:
-        rows = session.execute(select(table).where(table.c[MAC_COLUMN].is_(None))).all()
+        found = session.execute(select(table).where(table.c[MAC_COLUMN].is_(None))).all()
+        rows = [row for row in found if not retired(table, row._mapping)]
         for row in rows:
             values = row._mapping
             where = [column == values[column.name] for column in table.primary_key.columns]

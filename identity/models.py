@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 
 from audit.models import NAMING_CONVENTION
+from audit.row_seal import RETIRED_BY
 from audit.sqltypes import UtcDateTime
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -183,6 +184,8 @@ codes = Table(
     Column("params", Text, nullable=False, comment="redirect_uri, scope, nonce, PKCE, acr"),
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("used_at", UtcDateTime(), nullable=True),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
+    info={RETIRED_BY: ("used_at",)},
 )
 
 tokens = Table(
@@ -212,9 +215,11 @@ tokens = Table(
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("used_at", UtcDateTime(), nullable=True, comment="refresh: rotated"),
     Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
     Index("ix_identity_tokens_family", "family"),
     Index("ix_identity_tokens_session_id", "session_id"),
     Index("ix_identity_tokens_expires_at", "expires_at"),  # the retention sweep's
+    info={RETIRED_BY: ("used_at", "revoked_at")},
 )
 
 # -- departments and officers' roles ------------------------------------------------------------

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from audit.row_seal import RowSeal
 from identity.login import ACR_LOW, ACR_SUBSTANTIAL
 from identity.models import auth_requests, codes
 from identity.oidc.clients import ESERVICE, Client, ClientRegistry
@@ -101,12 +102,14 @@ class Authorizer:
         grants: Grants,
         sessions: Sessions,
         clock: Callable[[], datetime],
+        seal: RowSeal,
     ) -> None:
         self._db = session
         self._clients = clients
         self._grants = grants
         self._sessions = sessions
         self._clock = clock
+        self._seal = seal
 
     # -- parsing and storing ---------------------------------------------------------------
 
@@ -277,28 +280,28 @@ class Authorizer:
         code = secrets.token_urlsafe(32)
         granted = self._grants.scopes(sso.citizen_id, request.client_id)
         scopes = [s for s in request.scopes if s == "openid" or s in granted]
-        self._db.execute(
-            insert(codes).values(
-                id=hashlib.sha256(code.encode()).hexdigest(),
-                client_id=request.client_id,
-                session_id=sso.id,
-                params=json.dumps(
-                    {
-                        "redirect_uri": request.redirect_uri,
-                        "scopes": scopes,
-                        "nonce": request.nonce,
-                        "code_challenge": request.code_challenge,
-                        "citizen_id": sso.citizen_id,
-                        "acr": sso.acr,
-                        "amr": list(sso.amr),
-                        "auth_time": int(sso.auth_time.timestamp()),
-                        "sid": sso.sid,
-                        "dpop_jkt": request.dpop_jkt,
-                    }
-                ),
-                expires_at=self._clock() + CODE_TTL,
-            )
-        )
+        row = {
+            "id": hashlib.sha256(code.encode()).hexdigest(),
+            "client_id": request.client_id,
+            "session_id": sso.id,
+            "params": json.dumps(
+                {
+                    "redirect_uri": request.redirect_uri,
+                    "scopes": scopes,
+                    "nonce": request.nonce,
+                    "code_challenge": request.code_challenge,
+                    "citizen_id": sso.citizen_id,
+                    "acr": sso.acr,
+                    "amr": list(sso.amr),
+                    "auth_time": int(sso.auth_time.timestamp()),
+                    "sid": sso.sid,
+                    "dpop_jkt": request.dpop_jkt,
+                }
+            ),
+            "expires_at": self._clock() + CODE_TTL,
+            "used_at": None,
+        }
+        self._db.execute(insert(codes).values(self._seal.sealed(codes, row)))
         self._sessions.join(sso.id, request.client_id)
         return IssuedCode(code, request.redirect_uri, request.state)
 

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from audit.prepared import Prepared
-from audit.row_seal import RowSeal
+from audit.row_seal import RETIRE, RowSeal
 from identity.models import grants, tokens
 from identity.upsert import insert_if_absent
 
@@ -98,7 +98,7 @@ class Grants:
                 tokens.c.client_id == client_id,
                 tokens.c.revoked_at.is_(None),
             )
-            .values(revoked_at=self._clock())
+            .values(revoked_at=self._clock(), **RETIRE)
         )
         return bool(getattr(result, "rowcount", 0))
 

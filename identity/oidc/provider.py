@@ -58,7 +58,12 @@ class Provider:
         )
         self.dpop = DpopVerifier(session, clock)
         self.authorizer = Authorizer(
-            session, clients=self.clients, grants=self.grants, sessions=self.sessions, clock=clock
+            session,
+            clients=self.clients,
+            grants=self.grants,
+            sessions=self.sessions,
+            clock=clock,
+            seal=config.row_seal,
         )
         self.roles = Roles(session, audit=audit, clock=clock, seal=config.row_seal)
         self.role_proposals = RoleProposals(
@@ -74,6 +79,7 @@ class Provider:
             pairwise_key=config.pairwise_key,
             audit=audit,
             clock=clock,
+            seal=config.row_seal,
             roles=self.roles.claim,
         )
         self.logout = LogoutTokens(

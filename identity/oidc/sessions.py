@@ -37,7 +37,7 @@ from sqlalchemy import ColumnElement, Row, and_, bindparam, exists, insert, sele
 from sqlalchemy.orm import Session
 
 from audit.prepared import Prepared
-from audit.row_seal import MAC_COLUMN, RowSeal
+from audit.row_seal import MAC_COLUMN, RETIRE, RowSeal
 from identity.models import session_clients, sessions, tokens
 from identity.policy import IdentityPolicy
 
@@ -323,7 +323,7 @@ class Sessions:
         self._db.execute(
             update(tokens)
             .where(tokens.c.session_id == session_id, tokens.c.revoked_at.is_(None))
-            .values(revoked_at=now)
+            .values(revoked_at=now, **RETIRE)
         )
         client_ids = self._db.execute(
             select(session_clients.c.client_id).where(session_clients.c.session_id == session_id)

@@ -5,6 +5,9 @@
 - Refresh tokens are opaque and rotate on every use; a rotated token used again means it was
   copied, so the whole family from that login is revoked (OAuth 2.0 Security BCP 4.14).
 - A code used twice likewise revokes what the first use issued (RFC 6749 4.1.2).
+- Token and code rows are sealed (`audit.row_seal`) while they can be used: a row honoured is
+  one the service wrote as it stands, and spending or revoking one clears its seal for good
+  (`RETIRE`), so no UPDATE by SQL makes a spent, revoked or forged row usable.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog
 from audit.prepared import Prepared
+from audit.row_seal import RETIRE, RowSeal
 from identity.accounts import Accounts
 from identity.models import citizens, codes, tokens
 from identity.models import sessions as sso_sessions
@@ -91,7 +95,7 @@ _SPEND_REFRESH = Prepared(
             bindparam("born_after"),
         ),
     )
-    .values(used_at=bindparam("spent_at"))
+    .values(used_at=bindparam("spent_at"), **RETIRE)
 )
 
 
@@ -167,6 +171,8 @@ class Family:
             "amr": json.dumps(list(self.amr)) if self.acr is not None else None,
             "issued_at": now,
             "expires_at": now + ttl,
+            "used_at": None,
+            "revoked_at": None,
         }
 
 
@@ -202,9 +208,11 @@ class TokenService:
         pairwise_key: bytes,
         audit: AuditLog,
         clock: Callable[[], datetime],
+        seal: RowSeal,
         roles: Callable[[str], list[dict[str, str]]] = lambda _citizen: [],
     ) -> None:
         self._db = session
+        self._seal = seal
         self._keys = keys
         self._sessions = sessions
         self._grants = grants
@@ -276,13 +284,14 @@ class TokenService:
         return token, family.row("refresh", _sha256_hex(token), scopes, self._clock(), REFRESH_TTL)
 
     def _store(self, *rows: Row) -> None:
-        _INSERT_TOKENS.execute(self._db.connection(), rows)
+        sealed = [self._seal.sealed(tokens, row) for row in rows]
+        _INSERT_TOKENS.execute(self._db.connection(), sealed)
 
     def _revoke_family(self, family: str) -> None:
         self._db.execute(
             update(tokens)
             .where(tokens.c.family == family, tokens.c.revoked_at.is_(None))
-            .values(revoked_at=self._clock())
+            .values(revoked_at=self._clock(), **RETIRE)
         )
 
     # -- grants ------------------------------------------------------------------------------
@@ -307,6 +316,8 @@ class TokenService:
             raise InvalidGrant("the code is not valid")
         if row.used_at is not None:
             self._code_replayed(client, code_id)
+        if not self._seal.check(codes, row._mapping):
+            raise InvalidGrant("the code is not valid")
         params = json.loads(row.params)
         try:
             self._check_code(client, row, params, redirect_uri, code_verifier, dpop_jkt)
@@ -384,7 +395,9 @@ class TokenService:
         conditions = [codes.c.id == code_id, codes.c.used_at.is_(None)]
         if session_id is not None:
             conditions.append(self._sessions.live(session_id))
-        spent = self._db.execute(update(codes).where(*conditions).values(used_at=self._clock()))
+        spent = self._db.execute(
+            update(codes).where(*conditions).values(used_at=self._clock(), **RETIRE)
+        )
         return getattr(spent, "rowcount", 0) == 1
 
     def _code_replayed(self, client: Client, code_id: str) -> NoReturn:
@@ -486,6 +499,8 @@ class TokenService:
             raise InvalidGrant("the refresh token has expired")
         if row.dpop_jkt and row.dpop_jkt != dpop_jkt:
             raise InvalidGrant("the refresh token is bound to another DPoP key")
+        if not self._seal.check(tokens, row._mapping):  # usable as it reads, but not ours
+            raise InvalidGrant("the refresh token is not valid")
 
     def client_credentials(
         self, client: Client, *, scope: str | None, dpop_jkt: str | None
@@ -528,7 +543,7 @@ class TokenService:
         if claims["exp"] <= now:
             raise InvalidToken("the access token has expired")
         row = _ACCESS_ROW.one_or_none(self._db.connection(), {"token_id": str(claims.get("jti"))})
-        if row is None or row.revoked_at is not None:
+        if row is None or row.revoked_at is not None or not self._seal.check(tokens, row._mapping):
             raise InvalidToken("the access token was revoked")
         if row.session_id is not None and not self._sessions.is_live(row.session_id):
             raise InvalidToken("the sign-in session has ended")
@@ -567,6 +582,7 @@ class TokenService:
             or row.expires_at <= now
             or (row.kind == "refresh" and row.used_at is not None)
             or (row.session_id is not None and not self._sessions.is_live(row.session_id))
+            or not self._seal.check(tokens, row._mapping)
         ):
             return {"active": False}
         body: dict[str, Any] = {
@@ -598,7 +614,9 @@ class TokenService:
             self._revoke_family(row.family)
         else:
             self._db.execute(
-                update(tokens).where(tokens.c.id == row.id).values(revoked_at=self._clock())
+                update(tokens)
+                .where(tokens.c.id == row.id)
+                .values(revoked_at=self._clock(), **RETIRE)
             )
         self._record("identity.token.revoked", client, row.citizen_id)
 

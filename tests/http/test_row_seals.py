@@ -23,7 +23,16 @@ from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from audit import AuditEvent
 from audit.models import entries
-from identity.models import citizens, clients, grants, role_proposals, roles, sessions
+from identity.models import (
+    citizens,
+    clients,
+    codes,
+    grants,
+    role_proposals,
+    roles,
+    sessions,
+    tokens,
+)
 from identity.nadra import SCENARIOS, read_registry
 from locker.access import Accessor
 from locker.legal import UnknownLegalRequest
@@ -37,7 +46,7 @@ EVIL = "https://evil.example/callback"
 NOMINEE = "p:" + "N" * 43
 
 
-def _by_sql(runtime: Runtime, statement: object) -> None:
+def by_sql(runtime: Runtime, statement: object) -> None:
     """What a DBA can do, without the service's keys."""
     with runtime.transaction() as session:
         session.execute(statement)  # type: ignore[call-overload]
@@ -53,7 +62,7 @@ def test_a_redirect_uri_added_by_sql_is_refused(web: TestClient, oidc_runtime: R
     browser = Browser(web)
     sealed, _ = browser.authorize(rp)
     assert sealed.status_code == 303, "the registration as the service wrote it works"
-    _by_sql(
+    by_sql(
         oidc_runtime,
         update(clients)
         .where(clients.c.id == rp.client_id)
@@ -73,7 +82,7 @@ def test_a_redirect_uri_added_by_sql_is_refused(web: TestClient, oidc_runtime: R
 
 def test_a_client_whose_mac_is_nulled_is_no_client(web: TestClient, oidc_runtime: Runtime) -> None:
     rp = register_client(oidc_runtime, "etransfer")
-    _by_sql(oidc_runtime, update(clients).values(mac=None))
+    by_sql(oidc_runtime, update(clients).values(mac=None))
     response, _ = Browser(web).authorize(rp)
     assert response.status_code == 400
     with oidc_runtime.transaction() as session:
@@ -108,7 +117,7 @@ def test_rows_from_before_seals_are_sealed_once_and_never_again(runtime: Runtime
     with runtime.transaction() as session:
         assert session.execute(select(clients.c.mac)).scalar_one() is not None
         assert runtime.provider(session).clients.get(old.client_id) is not None
-    _by_sql(runtime, update(clients).values(mac=None))
+    by_sql(runtime, update(clients).values(mac=None))
     prepare(runtime)
     set_back(runtime, "0013")  # the record beside the keys says the sealing was done
     prepare(runtime)
@@ -132,7 +141,7 @@ def test_a_role_unsealed_after_0014_stays_refused_with_the_record_of_sealing_gon
         provider = oidc_runtime.provider(session)
         provider.roles.add_department("sed", "School Education")
         provider.roles.grant(citizen_id, "p:x", "sed", "signing.officer", by="admin:test")
-    _by_sql(oidc_runtime, update(roles).values(mac=None))
+    by_sql(oidc_runtime, update(roles).values(mac=None))
     assert not _marker(oidc_runtime).exists()
     for command_line in (("db", "upgrade"), ("audit", "integrity"), ("audit", "integrity")):
         code, out = run(cli_env, *command_line)
@@ -181,8 +190,8 @@ def test_audit_integrity_lists_every_row_not_honoured(
     code, out = run(cli_env, "audit", "integrity")
     assert code == 0, out
     assert "authorization state verified" in out
-    _by_sql(oidc_runtime, update(roles).values(role="locker.legal"))
-    _by_sql(oidc_runtime, update(clients).values(mac=None))
+    by_sql(oidc_runtime, update(roles).values(role="locker.legal"))
+    by_sql(oidc_runtime, update(clients).values(mac=None))
     code, out = run(cli_env, "audit", "integrity")
     assert code == 1, out
     assert f"identity_roles {citizen_id}/sed/locker.legal: wrong MAC" in out
@@ -214,7 +223,7 @@ def test_audit_integrity_lists_a_forged_role_proposal(
                                        reason="Not staff")  # fmt: skip
     code, out = run(cli_env, "audit", "integrity")
     assert code == 0, out
-    _by_sql(
+    by_sql(
         oidc_runtime,
         insert(role_proposals).values(
             id="forgedbysql", grantee=named[2], department_id="sed", role="identity.admin",
@@ -257,7 +266,7 @@ def test_a_client_put_back_from_before_a_redirect_uri_was_removed_is_listed(
     _add_legacy(cli_env, "https://legacy.example/cb")
     code, out = run(cli_env, "audit", "integrity")
     assert code == 0, out
-    _by_sql(oidc_runtime, update(clients).where(clients.c.id == "legacy").values(**kept))
+    by_sql(oidc_runtime, update(clients).where(clients.c.id == "legacy").values(**kept))
     with oidc_runtime.transaction() as session:
         found = oidc_runtime.provider(session).clients.get("legacy")
         assert found is not None, "its seal holds"
@@ -267,7 +276,7 @@ def test_a_client_put_back_from_before_a_redirect_uri_was_removed_is_listed(
     assert "identity_clients legacy: its registration is not the one the log last recorded" in out
     assert "1 rows of authorization state differ from the audit log" in out
     assert run(cli_env, "clients", "remove", "legacy")[0] == 0
-    _by_sql(oidc_runtime, insert(clients).values(**kept))
+    by_sql(oidc_runtime, insert(clients).values(**kept))
     code, out = run(cli_env, "audit", "integrity")
     assert code == 1, out
     assert "identity_clients legacy: registered, but the log last removed it" in out
@@ -356,21 +365,21 @@ def test_rows_from_before_0021_are_sealed_once_by_the_upgrade_that_applies_it(
     key directory's record stands) or with that record deleted (the schema is past 0021)."""
     keys = _locker_rows(runtime)
     old = register_client(runtime, "older-service")
-    _by_sql(runtime, update(clients).values(mac=None))
+    by_sql(runtime, update(clients).values(mac=None))
     set_back(runtime, "0019")
     assert not runtime.keys.done(sealing_record("0021"))
     prepare(runtime)
     assert runtime.keys.done(sealing_record("0021"))
-    # Set back to 0019, the schema is set back before 0024 to 0026 too, whose tables had no
+    # Set back to 0019, the schema is set back before 0024 to 0027 too, whose tables had no
     # rows (the locker's owners here are pseudonyms, no accounts).
-    later = {sessions.name: 0, citizens.name: 0, grants.name: 0}
+    later = dict.fromkeys((sessions.name, citizens.name, grants.name, tokens.name, codes.name), 0)
     assert _sealings(runtime) == [{**dict.fromkeys(keys, 1), **later}]
     assert _honoured(runtime, keys) == dict.fromkeys(keys, True)
     with runtime.transaction() as session:
         assert runtime.provider(session).clients.get(old.client_id) is None
-    _by_sql(runtime, update(documents).values(mac=None))
+    by_sql(runtime, update(documents).values(mac=None))
     set_back(runtime, "0019")
-    _by_sql(runtime, update(clients).values(mac=None))
+    by_sql(runtime, update(clients).values(mac=None))
     prepare(runtime)  # the record beside the keys says 0021's sealing was done
     marker = runtime.settings.data_dir / "keys" / f"{sealing_record('0021')}.done"
     marker.unlink()
@@ -379,16 +388,16 @@ def test_rows_from_before_0021_are_sealed_once_by_the_upgrade_that_applies_it(
     assert len(_sealings(runtime)) == 1
 
 
-def test_audit_integrity_lists_locker_rows_changed_by_sql(
+def test_audit_integrity_lists_locker_rows_changedby_sql(
     oidc_runtime: Runtime, cli_env: dict[str, str]
 ) -> None:
     keys = _locker_rows(oidc_runtime)
     code, out = run(cli_env, "audit", "integrity")
     assert code == 0, out
-    _by_sql(oidc_runtime, update(documents).values(owner=NOMINEE))
-    _by_sql(oidc_runtime, update(shares).values(revoked_at=None, expires_at=oidc_runtime.clock()))
-    _by_sql(oidc_runtime, update(nominees).values(mac=None))
-    _by_sql(oidc_runtime, update(legal_requests).values(status="approved"))
+    by_sql(oidc_runtime, update(documents).values(owner=NOMINEE))
+    by_sql(oidc_runtime, update(shares).values(revoked_at=None, expires_at=oidc_runtime.clock()))
+    by_sql(oidc_runtime, update(nominees).values(mac=None))
+    by_sql(oidc_runtime, update(legal_requests).values(status="approved"))
     code, out = run(cli_env, "audit", "integrity")
     assert code == 1, out
     assert f"locker_documents {keys['locker_documents']}: wrong MAC" in out
@@ -432,8 +441,8 @@ def test_audit_integrity_lists_locker_rows_put_back(
     assert isinstance(clock, Clock)
     _refuse(Kit(oidc_runtime, Ed25519PrivateKey.generate(), Phones(), clock), request)
     for table, found in where.items():
-        _by_sql(oidc_runtime, delete(table).where(found))
-        _by_sql(oidc_runtime, insert(table).values(**kept[table]))
+        by_sql(oidc_runtime, delete(table).where(found))
+        by_sql(oidc_runtime, insert(table).values(**kept[table]))
     code, out = run(cli_env, "audit", "integrity")
     assert code == 1, out
     assert f"locker_shares {link}: active, but the log last recorded it revoked" in out

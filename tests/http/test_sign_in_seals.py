@@ -23,7 +23,7 @@ from identity.nadra import SCENARIOS, read_registry
 from identity.oidc.sessions import TOUCH_EVERY
 from tests.http.oidc_kit import Browser, RelyingParty, register_citizen, register_client, token
 from tests.http.test_oidc_security import Clock
-from tests.http.test_row_seals import set_back
+from tests.http.test_row_seals import by_sql, set_back
 
 SUBSTANTIAL = "urn:shanakht:loa:substantial"
 
@@ -38,12 +38,6 @@ def citizen(oidc_runtime: Runtime) -> str:
 @pytest.fixture
 def rp(oidc_runtime: Runtime) -> RelyingParty:
     return register_client(oidc_runtime, "etransfer")
-
-
-def _by_sql(runtime: Runtime, statement: Any) -> None:
-    """What a DBA can do, without the service's keys."""
-    with runtime.transaction() as session:
-        session.execute(statement)
 
 
 def _signed_in(web: TestClient, rp: RelyingParty, cnic: str) -> dict[str, Any]:
@@ -101,7 +95,7 @@ def test_a_session_inserted_by_sql_opens_nothing(
             "acr": SUBSTANTIAL,
             "mac": mac,
         }
-        _by_sql(oidc_runtime, insert(sessions).values(forged))
+        by_sql(oidc_runtime, insert(sessions).values(forged))
         _only_cookie(web, name, planted)
         assert not _account_opens(web), "a planted cookie opens no account"
         assert forged["id"] in _unhonoured(oidc_runtime)
@@ -115,7 +109,7 @@ def test_an_assurance_raised_by_sql_is_no_session(
     and listed by the check an administrator runs."""
     _signed_in(web, rp, citizen)
     assert _only_session(oidc_runtime)["acr"] != SUBSTANTIAL
-    _by_sql(oidc_runtime, update(sessions).values(acr=SUBSTANTIAL))
+    by_sql(oidc_runtime, update(sessions).values(acr=SUBSTANTIAL))
     assert not _account_opens(web)
     with oidc_runtime.transaction() as session:
         provider = oidc_runtime.provider(session)
@@ -139,14 +133,15 @@ def test_an_ended_session_revived_by_sql_opens_nothing(
         )
     assert ended is not None
     assert _unhonoured(oidc_runtime) == set(), "an ended session is resealed as ended"
-    _by_sql(oidc_runtime, update(sessions).values(ended_at=None, ended_reason=None))
-    _by_sql(oidc_runtime, update(tokens).values(revoked_at=None))
+    by_sql(oidc_runtime, update(sessions).values(ended_at=None, ended_reason=None))
+    by_sql(oidc_runtime, update(tokens).values(revoked_at=None))
     _only_cookie(web, cookie_name(oidc_runtime, SESSION_COOKIE), str(cookie))
     assert not _account_opens(web)
     assert _userinfo(web, issued["access_token"]) == 401
 
 
 ENDED = {"error": "invalid_grant", "error_description": "the sign-in session has ended"}
+NOT_VALID = {"error": "invalid_grant", "error_description": "the refresh token is not valid"}
 
 
 def test_a_session_kept_alive_or_revived_by_sql_refreshes_nothing(
@@ -155,7 +150,7 @@ def test_a_session_kept_alive_or_revived_by_sql_refreshes_nothing(
     """The token endpoint checks the session's seal too: a DBA who keeps moving `last_seen`,
     or revives an ended session with its tokens un-revoked, gets no new tokens from it."""
     issued = _signed_in(web, rp, citizen)
-    _by_sql(oidc_runtime, update(sessions).values(last_seen=oidc_runtime.clock()))
+    by_sql(oidc_runtime, update(sessions).values(last_seen=oidc_runtime.clock()))
     refresh = {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]}
     assert token(web, rp, **refresh).json() == ENDED
     with oidc_runtime.transaction() as session:
@@ -163,16 +158,17 @@ def test_a_session_kept_alive_or_revived_by_sql_refreshes_nothing(
             _only_session(oidc_runtime)["citizen_id"], "logout"
         )
     assert len(ended) == 1
-    _by_sql(oidc_runtime, update(sessions).values(ended_at=None, ended_reason=None))
-    _by_sql(oidc_runtime, update(tokens).values(revoked_at=None))
-    assert token(web, rp, **refresh).json() == ENDED
+    by_sql(oidc_runtime, update(sessions).values(ended_at=None, ended_reason=None))
+    by_sql(oidc_runtime, update(tokens).values(revoked_at=None))
+    # The revocation cleared the token's own seal, which refuses it before its session's.
+    assert token(web, rp, **refresh).json() == NOT_VALID
 
 
 def test_a_code_from_a_session_changed_by_sql_is_not_redeemed(
     web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
 ) -> None:
     callback, verifier = Browser(web).sign_in(rp, citizen)
-    _by_sql(oidc_runtime, update(sessions).values(acr=SUBSTANTIAL))
+    by_sql(oidc_runtime, update(sessions).values(acr=SUBSTANTIAL))
     redeemed = token(
         web, rp, grant_type="authorization_code", code=callback["code"],
         redirect_uri=rp.redirect_uri, code_verifier=verifier,
@@ -209,7 +205,7 @@ def test_the_services_own_writes_keep_a_session_honoured(
         assert [s.id for s in sessions_.active_for(citizen_id)] == [made.id]
         assert sessions_.is_live(made.id)
     assert _unhonoured(oidc_runtime) == set()
-    _by_sql(oidc_runtime, update(sessions).values(user_agent="changed"))
+    by_sql(oidc_runtime, update(sessions).values(user_agent="changed"))
     with oidc_runtime.transaction() as session:
         sessions_ = oidc_runtime.provider(session).sessions
         assert sessions_.step_up(made.id, acr=SUBSTANTIAL, amr=["pwd", "otp"]) is None
@@ -230,7 +226,7 @@ def test_a_password_change_ends_the_sessions_no_list_shows(
             mine["citizen_id"], acr="urn:shanakht:loa:low", amr=["pwd"],
             client_address="198.51.100.7", user_agent="elsewhere",
         )  # fmt: skip
-    _by_sql(oidc_runtime, update(sessions).where(sessions.c.id == other.id).values(acr=SUBSTANTIAL))
+    by_sql(oidc_runtime, update(sessions).where(sessions.c.id == other.id).values(acr=SUBSTANTIAL))
     with oidc_runtime.transaction() as session:
         provider = oidc_runtime.provider(session)
         assert [s.id for s in provider.sessions.active_for(mine["citizen_id"])] == [mine["id"]]
@@ -276,7 +272,7 @@ def test_a_scope_added_to_a_consent_by_sql_is_asked_for_again(
     of a token issued before it are cut to nothing more than `openid` gives."""
     issued = _signed_in(web, rp, citizen)
     assert not _asks_consent(web, rp, "openid profile"), "remembered"
-    _by_sql(oidc_runtime, update(grants).values(scopes="address cnic openid profile"))
+    by_sql(oidc_runtime, update(grants).values(scopes="address cnic openid profile"))
     assert _asks_consent(web, rp, "openid profile cnic address")
     assert _asks_consent(web, rp, "openid profile")
     headers = {"Authorization": f"Bearer {issued['access_token']}"}
@@ -292,7 +288,7 @@ def test_a_consent_planted_by_sql_is_no_consent(
     other = register_client(oidc_runtime, "ehealth")
     honest = _only_grant(oidc_runtime)
     for mac in (honest["mac"], None):
-        _by_sql(
+        by_sql(
             oidc_runtime,
             insert(grants).values({**honest, "client_id": other.client_id, "mac": mac}),
         )
@@ -300,7 +296,7 @@ def test_a_consent_planted_by_sql_is_no_consent(
         with oidc_runtime.transaction() as session:
             listed = oidc_runtime.provider(session).grants.for_citizen(honest["citizen_id"])
         assert [g.client_id for g in listed] == [rp.client_id], "the honest one alone"
-        _by_sql(oidc_runtime, grants.delete().where(grants.c.client_id == other.client_id))
+        by_sql(oidc_runtime, grants.delete().where(grants.c.client_id == other.client_id))
 
 
 def test_consenting_again_replaces_a_forged_consent_with_what_was_agreed(
@@ -314,7 +310,7 @@ def test_consenting_again_replaces_a_forged_consent_with_what_was_agreed(
         consents = oidc_runtime.provider(session).grants
         assert consents.grant(citizen_id, rp.client_id, ["phone"]) >= {"profile", "phone"}
     assert _unsealed_grants(oidc_runtime) == set()
-    _by_sql(oidc_runtime, update(grants).values(scopes="address cnic openid"))
+    by_sql(oidc_runtime, update(grants).values(scopes="address cnic openid"))
     with oidc_runtime.transaction() as session:
         consents = oidc_runtime.provider(session).grants
         assert consents.grant(citizen_id, rp.client_id, ["openid", "profile"]) == {

@@ -188,9 +188,14 @@ def test_a_backlog_is_swept_a_batch_per_transaction(runtime: Runtime) -> None:
 
 
 def test_no_sweep_deletes_from_a_sealed_table_or_the_audit_log() -> None:
-    """But ended sessions: a session deleted signs nobody in, and nothing reconciles them."""
+    """But ended sessions, and expired tokens and codes: a row deleted signs nobody in and
+    grants nothing, and nothing reconciles them."""
     swept = {name for name, _sweep in (*housekeeping.SWEEPS, *locker_housekeeping.SWEEPS)}
-    assert swept & {table.name for table in SEALED_TABLES} == {sessions.name}
+    assert swept & {table.name for table in SEALED_TABLES} == {
+        sessions.name,
+        tokens.name,
+        codes.name,
+    }
     assert swept.isdisjoint(audit_metadata.tables)
     recorded = {name for name, _sweep in retention_sweeps(_NO_RUNTIME)}
     assert recorded & {table.name for table in SEALED_TABLES} == {

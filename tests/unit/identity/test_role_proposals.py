@@ -23,6 +23,7 @@ from audit.row_seal import bad_rows
 from identity.models import citizens, role_proposals, roles
 from identity.role_proposals import ProposalRefused, RoleProposal, RoleProposals
 from identity.roles import RoleError, Roles
+from tests.http.test_row_seals import by_sql
 from tests.unit.identity.conftest import Clock
 
 PROPOSER, SECOND, THIRD, OFFICER = (
@@ -338,12 +339,6 @@ def test_an_approval_once_the_role_is_held_grants_nothing_twice(
 # -- sealed proposals: what a database writer without the service's keys cannot do ---------------
 
 
-def _by_sql(runtime: Runtime, statement: object) -> None:
-    """What whoever holds the application role's credentials can do, without its keys."""
-    with runtime.transaction() as session:
-        session.execute(statement)  # type: ignore[call-overload]
-
-
 def _unseen(runtime: Runtime, proposal_id: str) -> None:
     """The proposal is no proposal: not listed, not found, not approved, not refused."""
     with runtime.sessions() as session:
@@ -368,8 +363,8 @@ def test_a_proposal_inserted_by_sql_is_not_shown_and_cannot_be_approved(
         ).scalar_one()
     forged = {"grantee": OFFICER, "department_id": DEPARTMENT, "role": "identity.admin",
               "proposer": PROPOSER, "created_at": clock(), "status": "pending"}  # fmt: skip
-    _by_sql(runtime, insert(role_proposals).values(id="forgedunsealed", **forged))
-    _by_sql(runtime, insert(role_proposals).values(id="forgedborrowed", mac=stolen, **forged))
+    by_sql(runtime, insert(role_proposals).values(id="forgedunsealed", **forged))
+    by_sql(runtime, insert(role_proposals).values(id="forgedborrowed", mac=stolen, **forged))
     for proposal_id in ("forgedunsealed", "forgedborrowed"):
         _unseen(runtime, proposal_id)
     assert not _holds(runtime, OFFICER, "identity.admin")
@@ -391,7 +386,7 @@ def test_a_proposal_changed_by_sql_is_refused(
     runtime: Runtime, clock: Clock, change: dict[str, str]
 ) -> None:
     proposed = _propose(runtime)
-    _by_sql(runtime, update(role_proposals).values(**change))
+    by_sql(runtime, update(role_proposals).values(**change))
     _unseen(runtime, proposed.id)
     assert not _holds(runtime, OFFICER)
     assert not _holds(runtime, THIRD)
@@ -425,7 +420,7 @@ def test_a_proposal_whose_proposer_lost_identity_admin_cannot_be_approved(
         )
     assert _refused(lambda: _approve(runtime, proposed.id)) == "role.proposer_not_admin"
     # Nor does an identity.admin row put back by SQL, without its seal, count.
-    _by_sql(runtime, insert(roles).values(citizen_id=_id(PROPOSER), department_id=DEPARTMENT,
+    by_sql(runtime, insert(roles).values(citizen_id=_id(PROPOSER), department_id=DEPARTMENT,
                                           role="identity.admin", granted_at=clock(),
                                           granted_by="admin:cli"))  # fmt: skip
     assert _refused(lambda: _approve(runtime, proposed.id)) == "role.proposer_not_admin"
@@ -441,13 +436,13 @@ def test_a_pseudonym_moved_to_another_account_by_sql_steers_no_approval(
     so the approval finds no account. Nor does a proposer's pseudonym so moved count as an
     administrator's."""
     proposed = _propose(runtime)
-    _by_sql(runtime, update(citizens).where(citizens.c.id == _id(OFFICER)).values(pseudonym="p:x"))
-    _by_sql(runtime, update(citizens).where(citizens.c.id == _id(THIRD)).values(pseudonym=OFFICER))
+    by_sql(runtime, update(citizens).where(citizens.c.id == _id(OFFICER)).values(pseudonym="p:x"))
+    by_sql(runtime, update(citizens).where(citizens.c.id == _id(THIRD)).values(pseudonym=OFFICER))
     assert _refused(lambda: _approve(runtime, proposed.id)) == "role.proposal_unknown"
     assert not _holds(runtime, THIRD)
     with runtime.sessions() as session:
         assert not _roles(runtime, session).has(_id(THIRD), "locker.legal")
-    _by_sql(runtime, update(citizens).where(citizens.c.id == _id(PROPOSER)).values(mac=None))
+    by_sql(runtime, update(citizens).where(citizens.c.id == _id(PROPOSER)).values(mac=None))
     assert _refused(lambda: _approve(runtime, proposed.id)) == "role.proposer_not_admin"
 
 
@@ -465,7 +460,7 @@ def test_a_decision_reseals_the_row_only_as_it_was_checked(
     deciding = two_person.decide
 
     def after_a_change(*args: Any, **kwargs: Any) -> bool:
-        _by_sql(runtime, update(role_proposals).where(role_proposals.c.id == proposed.id)
+        by_sql(runtime, update(role_proposals).where(role_proposals.c.id == proposed.id)
                 .values(mac=None))  # fmt: skip
         return deciding(*args, **kwargs)
 
@@ -525,7 +520,7 @@ def test_a_revoked_role_put_back_is_listed(runtime: Runtime, clock: Clock) -> No
                                        by="admin:cli")  # fmt: skip
     kept = _kept(runtime, roles, roles.c.citizen_id == _id(OFFICER))
     _revoke(runtime, OFFICER, "signing.officer")
-    _by_sql(runtime, insert(roles).values(**kept))
+    by_sql(runtime, insert(roles).values(**kept))
     assert _holds(runtime, OFFICER, "signing.officer"), "its seal holds: the service honours it"
     assert _listed(runtime) == [
         f"identity_roles {OFFICER}/{DEPARTMENT}/signing.officer: held, but the log last revoked it"
@@ -533,7 +528,7 @@ def test_a_revoked_role_put_back_is_listed(runtime: Runtime, clock: Clock) -> No
 
 
 def test_a_live_role_deleted_is_listed(runtime: Runtime, clock: Clock) -> None:
-    _by_sql(runtime, delete(roles).where(roles.c.citizen_id == _id(THIRD)))
+    by_sql(runtime, delete(roles).where(roles.c.citizen_id == _id(THIRD)))
     assert _listed(runtime) == [
         f"identity_roles {THIRD}/{DEPARTMENT}/identity.admin: the log last granted this role,"
         " but its row is gone"
@@ -555,8 +550,8 @@ def test_a_refused_proposal_put_back_pending_is_listed(runtime: Runtime, clock: 
     proposed = _propose(runtime)
     kept = _kept(runtime, role_proposals, role_proposals.c.id == proposed.id)
     _refuse(runtime, proposed.id)
-    _by_sql(runtime, delete(role_proposals).where(role_proposals.c.id == proposed.id))
-    _by_sql(runtime, insert(role_proposals).values(**kept))
+    by_sql(runtime, delete(role_proposals).where(role_proposals.c.id == proposed.id))
+    by_sql(runtime, insert(role_proposals).values(**kept))
     assert _listed(runtime) == [
         f"identity_role_proposals {proposed.id}: pending, but the log last recorded it refused"
     ]
