@@ -30,11 +30,18 @@ CLI_ACTOR = "admin:cli"
 RECONCILED = (*identity_reconciled.KINDS, *locker_reconciled.KINDS)
 
 
-def find_citizen(runtime: Runtime, session: Session, cnic: str) -> tuple[str, str] | None:
-    """(citizen id, pseudonym) of the account holding `cnic`, None if no account does.
+def find_citizen(
+    runtime: Runtime, session: Session, cnic: str, *, sealed: bool = True
+) -> tuple[str, str] | None:
+    """(citizen id, pseudonym) of the account holding `cnic`, None if no account does; with
+    `sealed` false, of a row that fails its seal too (`Accounts.holder`: for closing one).
     Raises InvalidCnic when `cnic` is not a well-formed CNIC."""
     subject = pseudonym(normalise_cnic(cnic), key=runtime.pseudonym_key)
-    account = runtime.provider(session).accounts.by_pseudonym(subject)
+    accounts = runtime.provider(session).accounts
+    if not sealed:
+        holder = accounts.holder(subject)
+        return (holder, subject) if holder is not None else None
+    account = accounts.by_pseudonym(subject)
     return (account.id, subject) if account is not None else None
 
 

@@ -86,10 +86,13 @@ def migrate(runtime: Runtime) -> None:
     prepare(runtime)
 
 
-def citizen_for(runtime: Runtime, session: Any, cnic: str) -> tuple[str, str]:
-    """(citizen id, pseudonym) of the account holding `cnic`, or a clear failure."""
+def citizen_for(
+    runtime: Runtime, session: Any, cnic: str, *, sealed: bool = True
+) -> tuple[str, str]:
+    """(citizen id, pseudonym) of the account holding `cnic`, or a clear failure (`sealed`:
+    see `find_citizen`)."""
     try:
-        found = find_citizen(runtime, session, cnic)
+        found = find_citizen(runtime, session, cnic, sealed=sealed)
     except InvalidCnic as exc:
         fail(str(exc))
     if found is None:

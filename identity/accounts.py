@@ -202,8 +202,14 @@ class Accounts:
     def exists(self, pseudonym: str) -> bool:
         """Whether a row holds the pseudonym, sealed or not: a second account for a CNIC is
         refused either way (the column is unique)."""
+        return self.holder(pseudonym) is not None
+
+    def holder(self, pseudonym: str) -> str | None:
+        """The id of the row holding the pseudonym, sealed or not: for what only takes away
+        (closing an account), which must reach a row someone changed by SQL as well; what
+        grants goes through the readers above, which honour sealed rows only."""
         found = self._session.execute(_EXISTS, {"pseudonym": pseudonym}).first()
-        return found is not None
+        return None if found is None else str(found.id)
 
     def create(
         self, *, pseudonym: str, profile: Profile, mobile: str, password_hash: str, now: datetime

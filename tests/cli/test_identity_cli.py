@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from joserfc.jwk import RSAKey
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.cli import main
 from api.runtime import Runtime
+from audit.row_seal import bad_rows
 from identity.errors import InvalidCredentials
-from identity.models import role_proposals
+from identity.models import citizens, role_proposals
 from identity.nadra import SCENARIOS, ensure_registry, read_registry
 from tests.http.oidc_kit import PASSWORD, register_citizen
 
@@ -168,3 +169,26 @@ def test_removing_a_citizen_ends_their_sessions_and_their_sign_in(
         assert runtime.provider(session).sessions.active_for(citizen_id) == []
     with pytest.raises(InvalidCredentials):
         runtime.password_login().login(record.cnic, PASSWORD, client="t")
+
+
+def test_an_account_changed_by_sql_can_still_be_removed(
+    runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    """A row that fails its seal signs nobody in, yet an administrator closing the account
+    (the CNIC reported stolen, say) must reach it: the removal is written, ends its sessions,
+    and the row stays listed as unsealed."""
+    ensure_registry(runtime.identity.nadra_file)
+    record = read_registry(runtime.identity.nadra_file)[SCENARIOS["active_male"]]
+    citizen_id = register_citizen(runtime, record)
+    with runtime.transaction() as session:
+        runtime.provider(session).sessions.create(
+            citizen_id, acr="urn:shanakht:loa:low", amr=["pwd"], client_address="t", user_agent="t"
+        )
+        session.execute(update(citizens).values(failed_logins=7))  # what a DBA can do
+    code, out = run(cli_env, "citizens", "remove", record.cnic, "--reason", "card stolen")
+    assert code == 0, out
+    assert "1 sessions ended" in out
+    with runtime.sessions() as session:
+        status = session.execute(select(citizens.c.status)).scalar_one()
+        assert status == "removed"
+        assert [bad.key for bad in bad_rows(session, runtime.row_seal, [citizens])] == [citizen_id]
