@@ -20,6 +20,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from audit.row_seal import RowSeal
+from identity.accounts import Accounts
 from identity.login import ACR_LOW, ACR_SUBSTANTIAL
 from identity.models import auth_requests, codes
 from identity.oidc.clients import ESERVICE, Client, ClientRegistry
@@ -101,10 +102,12 @@ class Authorizer:
         clients: ClientRegistry,
         grants: Grants,
         sessions: Sessions,
+        accounts: Accounts,
         clock: Callable[[], datetime],
         seal: RowSeal,
     ) -> None:
         self._db = session
+        self._accounts = accounts
         self._clients = clients
         self._grants = grants
         self._sessions = sessions
@@ -253,7 +256,7 @@ class Authorizer:
         return missing
 
     def _missing(self, request: AuthorizationRequest, sso: SsoSession | None) -> str | None:
-        if sso is None:
+        if sso is None or not self._account_stands(sso.citizen_id):
             return LOGIN
         now = self._clock()
         issued = datetime.fromtimestamp(request.issued_at, tz=now.tzinfo)
@@ -272,6 +275,13 @@ class Authorizer:
         ):
             return CONSENT
         return None
+
+    def _account_stands(self, citizen_id: str) -> bool:
+        """An e-service gets a code only for an account the service honours (its row holds its
+        seal) and that is active. A session that outlives a change of its account's row by
+        SQL is sent to sign in again, which that row then refuses."""
+        standing = self._accounts.standing(citizen_id)
+        return standing is not None and standing[1] == "active"
 
     def issue_code(self, request: AuthorizationRequest, sso: SsoSession) -> IssuedCode:
         client = self._clients.get(request.client_id)

@@ -62,6 +62,7 @@ class Provider:
             clients=self.clients,
             grants=self.grants,
             sessions=self.sessions,
+            accounts=self.accounts,
             clock=clock,
             seal=config.row_seal,
         )

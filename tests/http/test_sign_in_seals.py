@@ -336,3 +336,18 @@ def test_consents_from_before_0026_are_sealed_by_the_upgrade_that_applies_it(
 def _only_grant(runtime: Runtime) -> dict[str, Any]:
     with runtime.sessions() as session:
         return dict(session.execute(select(grants)).one()._mapping)
+
+
+def test_a_session_whose_account_was_changed_by_sql_gets_no_code(
+    web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
+) -> None:
+    """A sign-in made before its account's row was changed by SQL (a lockout cleared, a
+    status set back) stands as a session, but an e-service gets no code from it: the browser
+    is sent to sign in again, which that row refuses."""
+    _signed_in(web, rp, citizen)
+    response, _ = Browser(web).authorize(rp, scope="openid profile")
+    assert response.headers["location"].startswith(rp.redirect_uri), "signed in: a code"
+    by_sql(oidc_runtime, update(citizens).values(failed_logins=3))
+    response, _ = Browser(web).authorize(rp, scope="openid profile")
+    assert response.status_code == 303
+    assert "/login?" in response.headers["location"]
