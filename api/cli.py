@@ -549,6 +549,14 @@ def citizens_remove(cnic: str, reason: str) -> None:
         with runtime.transaction() as session:
             citizen_id, subject = citizen_for(runtime, session, cnic, sealed=False)
             provider = runtime.provider(session)
+            if provider.accounts.by_id(citizen_id) is None:
+                # Its row was changed outside the service: its pseudonym may have been moved
+                # to another account's row. Say so, with the row's id, to check in the log.
+                click.echo(
+                    f"warning: account row {citizen_id} fails its seal (changed outside the "
+                    "service); closing it all the same, see `shanakht audit integrity`",
+                    err=True,
+                )
             provider.accounts.remove(citizen_id)
             for grant in provider.grants.for_citizen(citizen_id):
                 provider.grants.revoke(citizen_id, grant.client_id)

@@ -19,7 +19,9 @@ Some rows end their useful life and stay a while as a record: a refresh token ro
 revoked, an authorization code redeemed. Such a table names the columns that mark the end in
 `Table.info[RETIRED_BY]`, and the write that sets one also clears the row's MAC (`RETIRE`)
 rather than re-sealing it. A retired row grants nothing whatever its MAC, and with no MAC it
-can never be made to grant again: putting back `revoked_at = NULL` leaves a row without a seal.
+is not made to grant again by an UPDATE: putting back `revoked_at = NULL` leaves a row with
+no seal. Like any sealed row, a copy of it taken while it was usable and put back whole,
+MAC and all, does pass (above).
 So an end that touches many rows at once (a whole family of tokens revoked, every token of a
 session ended) stays one UPDATE, with no MAC to compute per row, and `bad_rows` does not list
 a retired row for lacking one.

@@ -7,7 +7,9 @@
 - A code used twice likewise revokes what the first use issued (RFC 6749 4.1.2).
 - Token and code rows are sealed (`audit.row_seal`) while they can be used: a row honoured is
   one the service wrote as it stands, and spending or revoking one clears its seal for good
-  (`RETIRE`), so no UPDATE by SQL makes a spent, revoked or forged row usable.
+  (`RETIRE`): a spent or revoked row made unused again by SQL has no seal, and a forged row
+  none that holds. Only a copy of the row taken while it was usable, MAC and all, put back
+  whole, passes (`audit.row_seal` says why a seal cannot tell).
 """
 
 from __future__ import annotations
@@ -81,13 +83,15 @@ _INSERT_TOKENS = Prepared(insert(tokens))
 _ACCESS_ROW = Prepared(
     select(tokens).where(tokens.c.id == bindparam("token_id"), tokens.c.kind == "access")
 )
-# The compare-and-set that spends a refresh token: unused, unrevoked, its session live.
+# The compare-and-set that spends a refresh token: unused, unrevoked, as sealed as when its
+# seal was checked (nothing the service does changes a usable row's MAC), its session live.
 _SPEND_REFRESH = Prepared(
     update(tokens)
     .where(
         tokens.c.id == bindparam("token_id"),
         tokens.c.used_at.is_(None),
         tokens.c.revoked_at.is_(None),
+        tokens.c.mac == bindparam("read_mac"),
         live_at(
             bindparam("live_session"),
             bindparam("now"),
@@ -464,6 +468,7 @@ class TokenService:
             self._db.connection(),
             {
                 "token_id": token_id,
+                "read_mac": row.mac,
                 "live_session": row.session_id,
                 "spent_at": bounds["now"],
                 **bounds,

@@ -15,8 +15,9 @@ from api.runtime import Runtime
 from audit.row_seal import bad_rows
 from identity.errors import InvalidCredentials
 from identity.models import citizens, role_proposals
-from identity.nadra import SCENARIOS, ensure_registry, read_registry
+from identity.nadra import SCENARIOS, CitizenRecord, ensure_registry, read_registry
 from tests.http.oidc_kit import PASSWORD, register_citizen
+from tests.http.test_row_seals import by_sql
 
 
 def run(env: dict[str, str], *args: str) -> tuple[int, str]:
@@ -151,9 +152,8 @@ def test_dev_outbox_prints_the_codes(runtime: Runtime, cli_env: dict[str, str]) 
     assert "Shanakht code" in out
 
 
-def test_removing_a_citizen_ends_their_sessions_and_their_sign_in(
-    runtime: Runtime, cli_env: dict[str, str]
-) -> None:
+def _signed_in_citizen(runtime: Runtime) -> tuple[CitizenRecord, str]:
+    """A registered citizen with one sign-on session: (their registry record, account id)."""
     ensure_registry(runtime.identity.nadra_file)
     record = read_registry(runtime.identity.nadra_file)[SCENARIOS["active_male"]]
     citizen_id = register_citizen(runtime, record)
@@ -161,10 +161,18 @@ def test_removing_a_citizen_ends_their_sessions_and_their_sign_in(
         runtime.provider(session).sessions.create(
             citizen_id, acr="urn:shanakht:loa:low", amr=["pwd"], client_address="t", user_agent="t"
         )
+    return record, citizen_id
+
+
+def test_removing_a_citizen_ends_their_sessions_and_their_sign_in(
+    runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    record, citizen_id = _signed_in_citizen(runtime)
     assert run(cli_env, "citizens", "remove", record.cnic)[0] == 2, "a reason is required"
     code, out = run(cli_env, "citizens", "remove", record.cnic, "--reason", "deceased (NADRA)")
     assert code == 0, out
     assert "1 sessions ended" in out
+    assert "fails its seal" not in out
     with runtime.transaction() as session:
         assert runtime.provider(session).sessions.active_for(citizen_id) == []
     with pytest.raises(InvalidCredentials):
@@ -177,16 +185,11 @@ def test_an_account_changed_by_sql_can_still_be_removed(
     """A row that fails its seal signs nobody in, yet an administrator closing the account
     (the CNIC reported stolen, say) must reach it: the removal is written, ends its sessions,
     and the row stays listed as unsealed."""
-    ensure_registry(runtime.identity.nadra_file)
-    record = read_registry(runtime.identity.nadra_file)[SCENARIOS["active_male"]]
-    citizen_id = register_citizen(runtime, record)
-    with runtime.transaction() as session:
-        runtime.provider(session).sessions.create(
-            citizen_id, acr="urn:shanakht:loa:low", amr=["pwd"], client_address="t", user_agent="t"
-        )
-        session.execute(update(citizens).values(failed_logins=7))  # what a DBA can do
+    record, citizen_id = _signed_in_citizen(runtime)
+    by_sql(runtime, update(citizens).values(failed_logins=7))
     code, out = run(cli_env, "citizens", "remove", record.cnic, "--reason", "card stolen")
     assert code == 0, out
+    assert f"account row {citizen_id} fails its seal" in out, "the administrator is told"
     assert "1 sessions ended" in out
     with runtime.sessions() as session:
         status = session.execute(select(citizens.c.status)).scalar_one()

@@ -154,25 +154,49 @@ def test_a_code_planted_or_revived_by_sql_is_not_redeemed(
     assert _redeem(web, rp, callback["code"], verifier).status_code == 200
     assert _row(oidc_runtime, codes, _hash(callback["code"]))["mac"] is None, "spent, retired"
     by_sql(oidc_runtime, update(codes).values(used_at=None))
-    assert _redeem(web, rp, callback["code"], verifier).status_code == 400
+    assert _redeem(web, rp, callback["code"], verifier).json()["error_description"] == (
+        "the code is not valid"
+    )
 
 
 def test_the_services_own_writes_leave_nothing_listed(
     web: TestClient, oidc_runtime: Runtime, rp: RelyingParty, citizen: str
 ) -> None:
-    """Codes issued and redeemed, tokens issued, rotated, reused (the family revoked),
-    revoked and ended with the session: every row is sealed or retired."""
+    """Every way the service writes these rows leaves each one sealed or retired: codes
+    issued, redeemed, replayed and spent by a wrong verifier; tokens issued, rotated, reused
+    (their family revoked), revoked one by one, cut by a withdrawn consent, and ended with
+    their session."""
     issued = _signed_in(web, rp, citizen)
     rotated = _refresh(web, rp, issued["refresh_token"]).json()
-    assert _refresh(web, rp, issued["refresh_token"]).status_code == 400, "reuse"
-    again = _signed_in(web, rp, citizen)
-    assert _userinfo(web, again["access_token"]) == 200
-    assert web.get("/logout", follow_redirects=False).status_code in (200, 303)
-    with oidc_runtime.sessions() as session:
-        rows = session.execute(select(tokens.c.id, tokens.c.mac)).all()
-    assert len(rows) >= 6
+    assert _refresh(web, rp, issued["refresh_token"]).json()["error"] == "invalid_grant"
+    callback, verifier = Browser(web).sign_in(rp, citizen)
+    assert _redeem(web, rp, callback["code"], "x" * 43).status_code == 400, "a wrong verifier"
+    callback, verifier = Browser(web).sign_in(rp, citizen)
+    again = _redeem(web, rp, callback["code"], verifier).json()
+    assert _redeem(web, rp, callback["code"], verifier).status_code == 400, "a code replayed"
+    third = _signed_in(web, rp, citizen)
+    auth_form, auth_headers = rp.auth()
+    data = {**auth_form, "token": third["access_token"]}
+    assert web.post("/oauth/revoke", data=data, headers=auth_headers).status_code == 200
     assert _listed(oidc_runtime) == set()
-    assert _userinfo(web, rotated["access_token"]) == 401
+    with oidc_runtime.transaction() as session:
+        provider = oidc_runtime.provider(session)
+        citizen_id = session.execute(select(tokens.c.citizen_id)).scalars().first()
+        assert provider.grants.revoke(str(citizen_id), rp.client_id)
+    assert _listed(oidc_runtime) == set()
+    with oidc_runtime.transaction() as session:
+        session_id = session.execute(select(tokens.c.session_id)).scalars().first()
+        assert oidc_runtime.provider(session).sessions.end(str(session_id), "logout")
+    with oidc_runtime.sessions() as session:
+        macs = session.execute(select(tokens.c.mac)).scalars().all()
+        spent = session.execute(select(codes.c.mac, codes.c.used_at)).all()
+    assert len(macs) == 8, "four sign-ins redeemed, one refresh: eight tokens"
+    assert macs == [None] * 8, "all retired with their session"
+    assert len(spent) == 4
+    assert all(mac is None and used is not None for mac, used in spent), "every code spent"
+    assert _listed(oidc_runtime) == set()
+    for access in (rotated["access_token"], again["access_token"]):
+        assert _userinfo(web, access) == 401
 
 
 def test_tokens_from_before_0027_are_sealed_by_the_upgrade_that_applies_it(

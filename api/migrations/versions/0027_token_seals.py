@@ -5,7 +5,9 @@ DBA, or the API's own database role, could undo a revocation (`SET revoked_at = 
 have a stolen access token work again until it expires, or insert a refresh token or a code
 row of their own making and redeem it with the client's credentials. A row is sealed when it
 is written; the write that spends or revokes it clears its MAC (`RETIRED_BY`), so a retired
-row can never be made usable again, and a revocation of many rows stays one UPDATE.
+row made unused again by SQL has no seal, and a revocation of many rows stays one UPDATE.
+(A copy of the row taken while it was usable, put back whole with its MAC, still passes: see
+`audit.row_seal`.)
 
 The column is nullable because a migration cannot read the service's keys: the rows existing
 when this revision is applied are sealed once, in the transaction of the `shanakht db upgrade`
