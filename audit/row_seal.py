@@ -20,11 +20,10 @@ revoked, an authorization code redeemed. Such a table names the columns that mar
 `Table.info[RETIRED_BY]`, and the write that sets one also clears the row's MAC (`RETIRE`)
 rather than re-sealing it. A retired row grants nothing whatever its MAC, and with no MAC it
 is not made to grant again by an UPDATE: putting back `revoked_at = NULL` leaves a row with
-no seal. Like any sealed row, a copy of it taken while it was usable and put back whole,
-MAC and all, does pass (above).
-So an end that touches many rows at once (a whole family of tokens revoked, every token of a
-session ended) stays one UPDATE, with no MAC to compute per row, and `bad_rows` does not list
-a retired row for lacking one.
+no seal. So an end that touches many rows at once (a whole family of tokens revoked, every
+token of a session ended) stays one UPDATE, with no MAC to compute per row, and `bad_rows`
+does not list a retired row for lacking one. Like any sealed row, a copy taken while it was
+usable and put back whole, MAC and all, does pass (above).
 
 Since the message is every column, a migration that adds a column to a sealed table changes
 what every existing row's MAC must cover: it has to re-seal those rows in the same upgrade, as
