@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import denials, lanes, problems
 from api.backchannel import deliver, end_sessions
+from api.database import CHECKPOINT_INTERVAL, checkpoint_wal
 from api.denials import Principal
 from api.i18n import Text
 from api.metrics import Telemetry
@@ -62,6 +63,11 @@ def _checkpoint_once(runtime: Runtime) -> None:
     """Sign a checkpoint whenever the log has grown, so there is always a recent one to hold."""
     with runtime.transaction() as session:
         runtime.audit_log(session).checkpoint_if_grown()
+
+
+def _checkpoint_wal(runtime: Runtime) -> None:
+    """SQLite's WAL copied back into its database file, away from the writers (api.database)."""
+    checkpoint_wal(runtime.engine)
 
 
 def _sweep_sessions(runtime: Runtime) -> None:
@@ -123,6 +129,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             asyncio.create_task(_every(LOCKER_SWEEP_INTERVAL, sweep_retained, runtime)),
             asyncio.create_task(gate.run()),
         ]
+        if runtime.engine.dialect.name == "sqlite":
+            tasks.append(asyncio.create_task(_every(CHECKPOINT_INTERVAL, _checkpoint_wal, runtime)))
         if interval:
             tasks.append(asyncio.create_task(_every(interval, _checkpoint_once, runtime)))
         try:

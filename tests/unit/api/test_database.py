@@ -5,6 +5,7 @@ update, across threads and across processes."""
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,13 @@ from prometheus_client import Histogram
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, select, update
 from sqlalchemy.engine import make_url
 
-from api.database import WRITE_LOCK_HELD, WRITE_LOCK_WAIT, create_db_engine
+from api.database import (
+    WAL_BACKSTOP_PAGES,
+    WRITE_LOCK_HELD,
+    WRITE_LOCK_WAIT,
+    checkpoint_wal,
+    create_db_engine,
+)
 
 metadata = MetaData()
 counter = Table("counter", metadata, Column("id", Integer, primary_key=True), Column("n", Integer))
@@ -115,6 +122,50 @@ def test_sqlite_writers_report_how_long_they_waited_for_and_held_the_write_lock(
         count, seconds = _observed(WRITE_LOCK_HELD)
         assert count == held[0] + 1
         assert seconds - held[1] >= 0.05
+    finally:
+        engine.dispose()
+
+
+SQLITE_DEFAULT_AUTOCHECKPOINT = 1000  # pages: where a commit used to stop to checkpoint
+WAL_HEADER, FRAME_HEADER = 32, 24
+
+
+def _wal_frames(database: Path) -> int:
+    """Frames written to the WAL file so far (its size; a checkpoint does not shrink it)."""
+    wal = database.with_name(database.name + "-wal")
+    page_size = 4096
+    return max(0, (wal.stat().st_size - WAL_HEADER) // (page_size + FRAME_HEADER))
+
+
+def _rows_in_the_file_alone(database: Path, tmp_path: Path) -> int:
+    """The rows the database file holds without its WAL: what checkpoints have copied."""
+    alone = tmp_path / "alone.db"
+    alone.write_bytes(database.read_bytes())
+    with sqlite3.connect(alone) as connection:
+        (count,) = connection.execute("SELECT count(*) FROM counter").fetchone()
+    return int(count)
+
+
+def test_commits_leave_the_wal_to_the_background_checkpoint(tmp_path: Path) -> None:
+    """A commit does not stop, holding the write lock, to copy the WAL into the database (as
+    SQLite does every 1,000 pages by default); `checkpoint_wal`, which the server runs in the
+    background, copies all of it."""
+    database = tmp_path / "wal.db"
+    engine = create_db_engine(f"sqlite:///{database}")  # on either suite
+    try:
+        metadata.create_all(engine)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE pad (p TEXT)")
+        checkpoint_wal(engine)  # the empty tables, in the file
+        page = "x" * 3000  # a row fills most of a page
+        for n in range(1, 1501):  # commits that write well past the old threshold
+            with engine.begin() as connection:
+                connection.execute(counter.insert().values(id=n, n=len(page)))
+                connection.exec_driver_sql("INSERT INTO pad VALUES (?)", (page,))
+        assert SQLITE_DEFAULT_AUTOCHECKPOINT < _wal_frames(database) < WAL_BACKSTOP_PAGES
+        assert _rows_in_the_file_alone(database, tmp_path) == 0  # not one commit copied it
+        checkpoint_wal(engine)
+        assert _rows_in_the_file_alone(database, tmp_path) == 1500
     finally:
         engine.dispose()
 
