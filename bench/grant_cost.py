@@ -177,7 +177,7 @@ def _first_refresh_token(bench: Bench) -> str:
         )
         family = Family(client, bench.citizen_id, sso.id, os.urandom(16).hex(), None, ACR_LOW)
         token, row = provider.tokens._new_refresh_token(family, list(ESERVICE_SCOPES))
-        provider.tokens._store(row)
+        provider.tokens._store(provider.tokens._sealed(row))
     return token
 
 

@@ -236,27 +236,25 @@ class TokenService:
         row = _PSEUDONYM.one_or_none(self._db.connection(), {"citizen_id": citizen_id})
         return None if row is None else str(row.pseudonym)
 
-    def _record(
-        self,
-        action: str,
-        client: Client,
-        citizen_id: str | None = None,
-        outcome: str = "success",
-        *,
-        subject: str | None = None,
-    ) -> None:
-        """An audit entry; `subject` when the caller read the pseudonym before its writes."""
-        if subject is None and citizen_id:
-            subject = self._pseudonym(citizen_id)
-        self._audit.append(
-            AuditEvent(
-                actor=f"client:{client.id}",
-                action=action,
-                subject=subject,
-                outcome=outcome,
-                details={},
-            )
+    def _event(
+        self, action: str, client: Client, subject: str | None = None, outcome: str = "success"
+    ) -> AuditEvent:
+        """An audit event, made (and so checked) before a grant's first write: on SQLite that
+        write takes the database's write lock, which every writer of every process waits for."""
+        return AuditEvent(
+            actor=f"client:{client.id}",
+            action=action,
+            subject=subject,
+            outcome=outcome,
+            details={},
         )
+
+    def _record(
+        self, action: str, client: Client, citizen_id: str | None = None, outcome: str = "success"
+    ) -> None:
+        """An audit entry at once, for the ways out that are not a grant."""
+        subject = self._pseudonym(citizen_id) if citizen_id else None
+        self._audit.append(self._event(action, client, subject, outcome))
 
     def _new_access_token(self, family: Family, scopes: Sequence[str]) -> tuple[str, Row]:
         """A signed access token and the row that records it, not yet written: signed before
@@ -287,8 +285,11 @@ class TokenService:
         token = secrets.token_urlsafe(32)
         return token, family.row("refresh", _sha256_hex(token), scopes, self._clock(), REFRESH_TTL)
 
-    def _store(self, *rows: Row) -> None:
-        sealed = [self._seal.sealed(tokens, row) for row in rows]
+    def _sealed(self, *rows: Row) -> list[Row]:
+        """The rows with their MACs, computed before the grant's first write (see `_event`)."""
+        return [self._seal.sealed(tokens, row) for row in rows]
+
+    def _store(self, sealed: list[Row]) -> None:
         _INSERT_TOKENS.execute(self._db.connection(), sealed)
 
     def _revoke_family(self, family: str) -> None:
@@ -345,7 +346,8 @@ class TokenService:
         access, access_row = self._new_access_token(family, scopes)
         refresh, refresh_row = self._new_refresh_token(family, scopes)
         id_token = self._id_token(client, params, access)
-        subject = self._pseudonym(citizen_id)
+        sealed = self._sealed(access_row, refresh_row)
+        issued = self._event("identity.token.issued", client, self._pseudonym(citizen_id))
         if not self._spend_code(code_id, session_id=row.session_id):
             # (4) Spent by someone else meanwhile (a replay), or else the login has ended.
             again = self._db.execute(select(codes.c.used_at).where(codes.c.id == code_id))
@@ -353,8 +355,8 @@ class TokenService:
                 self._code_replayed(client, code_id)
             self._spend_code(code_id)
             raise InvalidGrant("the sign-in session has ended")
-        self._store(access_row, refresh_row)
-        self._record("identity.token.issued", client, subject=subject)
+        self._store(sealed)
+        self._audit.append(issued)
         return TokenResponse(
             access_token=access,
             token_type="DPoP" if dpop_jkt else "Bearer",
@@ -462,7 +464,8 @@ class TokenService:
         )
         access, access_row = self._new_access_token(family, scopes)
         new_refresh, refresh_row = self._new_refresh_token(family, granted)
-        subject = row.pseudonym
+        sealed = self._sealed(access_row, refresh_row)
+        refreshed = self._event("identity.token.refreshed", client, row.pseudonym)
         bounds = self._sessions.bounds()
         spent = _SPEND_REFRESH.execute(
             self._db.connection(),
@@ -478,8 +481,8 @@ class TokenService:
             # Spent or revoked meanwhile (judged as such), or else the session has ended.
             self._check_refresh(client, self._refresh_row(token_id), dpop_jkt)
             raise InvalidGrant("the sign-in session has ended")
-        self._store(access_row, refresh_row)
-        self._record("identity.token.refreshed", client, subject=subject)
+        self._store(sealed)
+        self._audit.append(refreshed)
         return TokenResponse(
             access_token=access,
             token_type="DPoP" if row.dpop_jkt else "Bearer",
@@ -521,8 +524,9 @@ class TokenService:
         access, row = self._new_access_token(
             Family(client, None, None, uuid.uuid4().hex, dpop_jkt), scopes
         )
-        self._store(row)
-        self._record("identity.token.issued", client, None)
+        sealed, issued = self._sealed(row), self._event("identity.token.issued", client)
+        self._store(sealed)
+        self._audit.append(issued)
         return TokenResponse(
             access_token=access,
             token_type="DPoP" if dpop_jkt else "Bearer",
