@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import denials, lanes, problems
 from api.backchannel import deliver, end_sessions
-from api.database import CHECKPOINT_INTERVAL, checkpoint_wal
+from api.database import CHECKPOINT_INTERVAL, WalCheckpointer
 from api.denials import Principal
 from api.i18n import Text
 from api.metrics import Telemetry
@@ -63,11 +63,6 @@ def _checkpoint_once(runtime: Runtime) -> None:
     """Sign a checkpoint whenever the log has grown, so there is always a recent one to hold."""
     with runtime.transaction() as session:
         runtime.audit_log(session).checkpoint_if_grown()
-
-
-def _checkpoint_wal(runtime: Runtime) -> None:
-    """SQLite's WAL copied back into its database file, away from the writers (api.database)."""
-    checkpoint_wal(runtime.engine)
 
 
 def _sweep_sessions(runtime: Runtime) -> None:
@@ -122,6 +117,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         interval = runtime.settings.audit_checkpoint_interval
+        wal = WalCheckpointer.started(runtime.engine, CHECKPOINT_INTERVAL)
         tasks = [
             asyncio.create_task(_every(SWEEP_INTERVAL, _sweep_sessions, runtime)),
             asyncio.create_task(_every(PKI_INTERVAL, _refresh_pki, runtime)),
@@ -129,8 +125,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             asyncio.create_task(_every(LOCKER_SWEEP_INTERVAL, sweep_retained, runtime)),
             asyncio.create_task(gate.run()),
         ]
-        if runtime.engine.dialect.name == "sqlite":
-            tasks.append(asyncio.create_task(_every(CHECKPOINT_INTERVAL, _checkpoint_wal, runtime)))
         if interval:
             tasks.append(asyncio.create_task(_every(interval, _checkpoint_once, runtime)))
         try:
@@ -140,6 +134,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if wal is not None:
+                wal.stop()
 
     app = FastAPI(
         title="Shanakht",

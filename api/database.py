@@ -24,10 +24,11 @@ each second is the sign to move to PostgreSQL.
 A commit used to copy the WAL back into the database file now and then (SQLite's automatic
 checkpoint, every 1,000 pages): that commit, still holding the write lock, took up to 17 ms with
 its fsync, while every other writer of every process waited, and 1% of commits spent 55% of all
-commit time so. The server now checkpoints in the background instead (`checkpoint_wal`, every
-`CHECKPOINT_INTERVAL`), in SQLite's PASSIVE mode, which takes no writer's lock and waits for
-no reader; the automatic checkpoint stays as a backstop at `WAL_BACKSTOP_PAGES`, for a WAL that
-grows while nothing else checkpoints (the CLI, or a server whose checkpoints fall behind).
+commit time so. The server now checkpoints in the background instead (`WalCheckpointer`); the
+automatic checkpoint stays as a backstop at `WAL_BACKSTOP_PAGES`. It counts the pages written
+since the WAL last started over, which it does only after a checkpoint that copied everything
+with no reader still on the old pages: so it is reached when nothing else checkpoints (the CLI
+on its own), or when a long read (`audit verify`, a backup) keeps the WAL from starting over.
 
 PostgreSQL connections outlive a server restart or a terminated backend only as dead sockets.
 They used to be pinged (`pool_pre_ping`, a `SELECT 1` round trip) at every checkout, which was
@@ -39,6 +40,8 @@ transaction.
 from __future__ import annotations
 
 import fcntl
+import logging
+import math
 import os
 import select
 import sqlite3
@@ -46,7 +49,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any
 
 from prometheus_client import Histogram
@@ -55,6 +58,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+log = logging.getLogger("shanakht.database")
+
 BUSY_TIMEOUT_SECONDS = 30
 # SQLite connections are dear to open (a file, WAL set-up, pragmas) and each keeps a page
 # cache: keep enough for the requests a server runs at once, open more only in bursts (up to
@@ -62,8 +67,7 @@ BUSY_TIMEOUT_SECONDS = 30
 POOL_SIZE = 20
 POOL_OVERFLOW = 20
 # The background checkpoint's period, and the automatic checkpoint's threshold (pages of
-# 4 KiB) behind it: at 500 token grants a second a WAL grows by about 4,000 pages a second, so
-# the backstop is reached only when the background checkpoint has stopped or fallen behind.
+# 4 KiB) behind it: at 500 token grants a second a WAL grows by about 4,000 pages a second.
 CHECKPOINT_INTERVAL = 0.5
 WAL_BACKSTOP_PAGES = 10_000
 _LOCK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
@@ -198,14 +202,64 @@ def begin_writing(connection: Connection) -> None:
     dbapi.execute("BEGIN IMMEDIATE")
 
 
-def checkpoint_wal(engine: Engine) -> None:
-    """Copy what the WAL holds into the database file, outside every writer's lock (a no-op on
-    PostgreSQL). PASSIVE copies what it can without waiting: pages a reader still needs stay
-    in the WAL for the next call."""
-    if engine.dialect.name != "sqlite":
-        return
-    with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+class WalCheckpointer:
+    """Copies SQLite's WAL back into its database file every `interval` seconds, outside every
+    writer's lock, on a thread and a connection of its own: neither the pool's threads nor its
+    connections, which a busy server may keep for seconds while the WAL grows towards the
+    backstop that stops a commit.
+
+    PASSIVE mode takes no writer's lock and waits for no reader; pages a reader still needs
+    stay in the WAL for the next round. Two processes checkpointing at once is harmless: the
+    second finds the checkpoint lock taken and copies nothing."""
+
+    def __init__(self, database: str, interval: float) -> None:
+        self.database = database
+        self._interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self._complained = -math.inf
+
+    @classmethod
+    def started(cls, engine: Engine, interval: float) -> WalCheckpointer | None:
+        """A running checkpointer for `engine`'s database; None where there is no WAL
+        (PostgreSQL, an in-memory database)."""
+        database = engine.url.database
+        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return None
+        checkpointer = cls(database, interval)
+        checkpointer._thread.start()
+        return checkpointer
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=BUSY_TIMEOUT_SECONDS)
+
+    def checkpoint(self, connection: sqlite3.Connection) -> int:
+        """One PASSIVE checkpoint: the frames it had to leave in the WAL for a reader (none
+        when another process's checkpoint was running: that one copies them)."""
+        busy, logged, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return 0 if busy else max(0, int(logged) - int(copied))
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self.database, timeout=BUSY_TIMEOUT_SECONDS)
+        try:
+            while not self._stopping.wait(self._interval):
+                try:
+                    left = self.checkpoint(connection)
+                except sqlite3.Error as exc:
+                    self._complain("the WAL checkpoint failed: %s", exc)
+                    continue
+                if left > WAL_BACKSTOP_PAGES // 2:
+                    self._complain("the WAL checkpoint left %d pages behind for a reader", left)
+        finally:
+            connection.close()
+
+    def _complain(self, message: str, *args: object) -> None:
+        """A warning at most once a minute: a full disk must not fill the log as well."""
+        now = monotonic()
+        if now - self._complained >= 60:
+            self._complained = now
+            log.warning(message, *args)
 
 
 @contextmanager

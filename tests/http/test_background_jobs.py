@@ -8,49 +8,45 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 
 import api.app
 from api.app import create_app
-from api.database import checkpoint_wal
+from api.database import WalCheckpointer
 from api.runtime import Runtime
 from audit import AuditEvent
-
-
-def _entries_in_the_file_alone(database: Path, tmp_path: Path) -> int:
-    """Audit entries the database file holds without its WAL: what checkpoints copied."""
-    alone = tmp_path / "alone.db"
-    alone.write_bytes(database.read_bytes())
-    with sqlite3.connect(alone) as connection:
-        (count,) = connection.execute("SELECT count(*) FROM audit_entries").fetchone()
-    return int(count)
+from tests.unit.api.test_database import rows_in_the_file_alone
 
 
 def test_the_server_checkpoints_sqlite_s_wal_itself(
     runtime: Runtime, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Commits leave the WAL alone (api.database), so the server must copy it back into the
-    database file: on SQLite within a few of its periods, on PostgreSQL never."""
-    checkpointed: list[Engine] = []
+    database file: on SQLite every period, on PostgreSQL never."""
+    finished: list[str] = []
+    checkpoint = WalCheckpointer.checkpoint
 
-    def recorded(engine: Engine) -> None:
-        checkpointed.append(engine)
-        checkpoint_wal(engine)
+    def recorded(self: WalCheckpointer, connection: sqlite3.Connection) -> int:
+        left = checkpoint(self, connection)
+        finished.append(self.database)
+        return left
 
     monkeypatch.setattr(api.app, "CHECKPOINT_INTERVAL", 0.05)
-    monkeypatch.setattr(api.app, "checkpoint_wal", recorded)
+    monkeypatch.setattr(WalCheckpointer, "checkpoint", recorded)
     with TestClient(create_app(runtime)):
         with runtime.transaction() as session:
             runtime.audit_log(session).append(AuditEvent(actor="test", action="test.wrote"))
-        with runtime.transaction() as session:
             size = runtime.audit_log(session).size()
-        if backend != "sqlite":
-            time.sleep(0.3)
-            assert checkpointed == []
-            return
-        database = Path(str(runtime.engine.url.database))
-        deadline = time.monotonic() + 10
-        while _entries_in_the_file_alone(database, tmp_path) < size:
-            assert time.monotonic() < deadline, "the WAL was not checkpointed"
+        # Checkpoints run one after another: the second to finish from now began after the
+        # entry was committed.
+        before = len(finished)
+        deadline = time.monotonic() + (10 if backend == "sqlite" else 0.3)
+        while len(finished) < before + 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-    assert set(checkpointed) == {runtime.engine}
+    # The server has stopped, and its checkpoints with it: nothing writes to the file now.
+    if backend != "sqlite":
+        assert finished == []
+        return
+    database = str(runtime.engine.url.database)
+    assert set(finished) == {database}
+    copy = tmp_path / "copy.db"
+    assert rows_in_the_file_alone(Path(database), copy, "audit_entries") == size

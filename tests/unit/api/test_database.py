@@ -4,6 +4,7 @@ update, across threads and across processes."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import sqlite3
 import threading
@@ -18,10 +19,11 @@ from sqlalchemy import Column, Engine, Integer, MetaData, Table, select, update
 from sqlalchemy.engine import make_url
 
 from api.database import (
+    CHECKPOINT_INTERVAL,
     WAL_BACKSTOP_PAGES,
     WRITE_LOCK_HELD,
     WRITE_LOCK_WAIT,
-    checkpoint_wal,
+    WalCheckpointer,
     create_db_engine,
 )
 
@@ -130,44 +132,74 @@ SQLITE_DEFAULT_AUTOCHECKPOINT = 1000  # pages: where a commit used to stop to ch
 WAL_HEADER, FRAME_HEADER = 32, 24
 
 
-def _wal_frames(database: Path) -> int:
-    """Frames written to the WAL file so far (its size; a checkpoint does not shrink it)."""
+def _wal_frames(database: Path, page_size: int) -> int:
+    """Frames written to the WAL file since it was made (a checkpoint does not shrink it)."""
     wal = database.with_name(database.name + "-wal")
-    page_size = 4096
     return max(0, (wal.stat().st_size - WAL_HEADER) // (page_size + FRAME_HEADER))
 
 
-def _rows_in_the_file_alone(database: Path, tmp_path: Path) -> int:
-    """The rows the database file holds without its WAL: what checkpoints have copied."""
-    alone = tmp_path / "alone.db"
-    alone.write_bytes(database.read_bytes())
-    with sqlite3.connect(alone) as connection:
-        (count,) = connection.execute("SELECT count(*) FROM counter").fetchone()
+def rows_in_the_file_alone(database: Path, copy: Path, table: str = "counter") -> int:
+    """The rows of `table` the database file holds without its WAL: what checkpoints have
+    copied. Read from a copy, made while nothing writes to the file."""
+    copy.write_bytes(database.read_bytes())
+    with contextlib.closing(sqlite3.connect(copy)) as connection:
+        (count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
     return int(count)
 
 
 def test_commits_leave_the_wal_to_the_background_checkpoint(tmp_path: Path) -> None:
     """A commit does not stop, holding the write lock, to copy the WAL into the database (as
-    SQLite does every 1,000 pages by default); `checkpoint_wal`, which the server runs in the
-    background, copies all of it."""
+    SQLite does every 1,000 pages by default); the server's checkpointer copies all of it."""
     database = tmp_path / "wal.db"
     engine = create_db_engine(f"sqlite:///{database}")  # on either suite
+    checkpointer = WalCheckpointer(str(database), CHECKPOINT_INTERVAL)
     try:
         metadata.create_all(engine)
         with engine.begin() as connection:
             connection.exec_driver_sql("CREATE TABLE pad (p TEXT)")
-        checkpoint_wal(engine)  # the empty tables, in the file
-        page = "x" * 3000  # a row fills most of a page
-        for n in range(1, 1501):  # commits that write well past the old threshold
-            with engine.begin() as connection:
-                connection.execute(counter.insert().values(id=n, n=len(page)))
-                connection.exec_driver_sql("INSERT INTO pad VALUES (?)", (page,))
-        assert SQLITE_DEFAULT_AUTOCHECKPOINT < _wal_frames(database) < WAL_BACKSTOP_PAGES
-        assert _rows_in_the_file_alone(database, tmp_path) == 0  # not one commit copied it
-        checkpoint_wal(engine)
-        assert _rows_in_the_file_alone(database, tmp_path) == 1500
+        with contextlib.closing(sqlite3.connect(database)) as own:
+            (page_size,) = own.execute("PRAGMA page_size").fetchone()
+            assert checkpointer.checkpoint(own) == 0  # the empty tables, in the file
+            padding = "x" * (page_size * 3 // 4)  # a row fills most of a page
+            for n in range(1, 1001):  # about 4,000 pages: well past the old threshold
+                with engine.begin() as connection:
+                    connection.execute(counter.insert().values(id=n, n=n))
+                    connection.exec_driver_sql("INSERT INTO pad VALUES (?)", (padding,))
+            frames = _wal_frames(database, page_size)
+            assert SQLITE_DEFAULT_AUTOCHECKPOINT * 2 < frames < WAL_BACKSTOP_PAGES
+            assert rows_in_the_file_alone(database, tmp_path / "before.db") == 0
+            assert checkpointer.checkpoint(own) == 0  # no reader held any of it back
+        assert rows_in_the_file_alone(database, tmp_path / "after.db") == 1000
     finally:
         engine.dispose()
+
+
+def test_the_checkpointer_runs_on_its_own_thread_until_stopped(
+    engine: Engine, backend: str, tmp_path: Path
+) -> None:
+    """Started for a SQLite database (none for PostgreSQL, which has no WAL of this kind), it
+    copies commits into the file within a few periods, and stops when told."""
+    checkpointer = WalCheckpointer.started(engine, 0.05)
+    if backend != "sqlite":
+        assert checkpointer is None
+        return
+    assert checkpointer is not None
+    try:
+        with engine.begin() as connection:
+            connection.execute(counter.insert().values(id=2, n=0))
+        database = Path(str(engine.url.database))
+        deadline = time.monotonic() + 10
+        copy = tmp_path / "copy.db"
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            with contextlib.suppress(sqlite3.DatabaseError):  # a copy torn by a checkpoint
+                if rows_in_the_file_alone(database, copy) == 2:
+                    break
+        else:
+            pytest.fail("the checkpointer did not copy the commit into the file")
+    finally:
+        checkpointer.stop()
+    assert not any(t.name == "wal-checkpoint" and t.is_alive() for t in threading.enumerate())
 
 
 def test_postgresql_connections_ask_for_tcp_keepalives_unless_the_url_says(
