@@ -178,18 +178,17 @@ def test_the_checkpointer_runs_on_its_own_thread_until_stopped(
     engine: Engine, backend: str, tmp_path: Path
 ) -> None:
     """Started for a SQLite database (none for PostgreSQL, which has no WAL of this kind), it
-    copies commits into the file within a few periods, and stops when told."""
+    copies commits into the file within a few periods, and copies none once stopped."""
     checkpointer = WalCheckpointer.started(engine, 0.05)
     if backend != "sqlite":
         assert checkpointer is None
         return
     assert checkpointer is not None
+    database, copy = Path(str(engine.url.database)), tmp_path / "copy.db"
     try:
         with engine.begin() as connection:
             connection.execute(counter.insert().values(id=2, n=0))
-        database = Path(str(engine.url.database))
         deadline = time.monotonic() + 10
-        copy = tmp_path / "copy.db"
         while time.monotonic() < deadline:
             time.sleep(0.2)
             with contextlib.suppress(sqlite3.DatabaseError):  # a copy torn by a checkpoint
@@ -199,7 +198,10 @@ def test_the_checkpointer_runs_on_its_own_thread_until_stopped(
             pytest.fail("the checkpointer did not copy the commit into the file")
     finally:
         checkpointer.stop()
-    assert not any(t.name == "wal-checkpoint" and t.is_alive() for t in threading.enumerate())
+    with engine.begin() as connection:
+        connection.execute(counter.insert().values(id=3, n=0))
+    time.sleep(0.3)  # six periods
+    assert rows_in_the_file_alone(database, copy) == 2
 
 
 def test_postgresql_connections_ask_for_tcp_keepalives_unless_the_url_says(
