@@ -437,6 +437,11 @@ def sign_and_deliver(
         valid_for=timedelta(days=order.valid_days) if order.valid_days else None,
         timestamper=_timestamper(runtime, authority),
     )
+    # Delivered before the signature's audit entry: the delivery encrypts, stores and seals the
+    # PDF before its first write, and the audit entry is a write (on SQLite, the write lock
+    # from then to the commit). The other way round, every writer of both processes waited
+    # while one order was sealed: the lock was held 7-9 ms a signing instead of 2-3.
+    delivered = _deliver(runtime, session, order, teacher, officer_pseudonym, signer, signed.pdf)
     _record_signature(
         runtime,
         session,
@@ -449,7 +454,6 @@ def sign_and_deliver(
             "certificate": serial_text(serial),
         },
     )
-    delivered = _deliver(runtime, session, order, teacher, officer_pseudonym, signer, signed.pdf)
     filename = order.order_no.replace("/", "-") + ".pdf"
     return SignedOrder(signed.pdf, filename, delivered)
 
