@@ -47,7 +47,7 @@ from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from identity.cnic import format_cnic
 from identity.enrolment import REGISTER
-from identity.nadra import SCENARIOS, CardDetails, CitizenRecord, ensure_registry, read_registry
+from identity.nadra import SCENARIOS, CitizenRecord, ensure_registry, read_registry
 from identity.oidc.clients import ESERVICE, PRIVATE_KEY_JWT, SERVICE, NewClient
 from signing.pki.authority import Subject
 from signing.pki.custody import create_root
@@ -158,13 +158,7 @@ def _code(runtime: Runtime, mobile: str) -> str:
 
 def _register(runtime: Runtime, record: CitizenRecord) -> str:
     """Registration as the /register pages run it: NADRA check, SMS code, password."""
-    details = CardDetails(
-        cnic=record.cnic,
-        full_name=record.full_name,
-        father_or_husband_name=record.father_or_husband_name,
-        date_of_birth=record.date_of_birth,
-        card_issue_date=record.card_issue_date,
-    )
+    details = record.card()
     mobile = record.mobile_numbers[0]
     with runtime.transaction() as session:
         ticket = runtime.enrolment(session).start_registration(details, mobile, client="demo")

@@ -54,7 +54,7 @@ from api.settings import Settings
 from bench import loadgen
 from bench.audit_log import _postgres_schema
 from identity.enrolment import REGISTER
-from identity.nadra import CardDetails, CardStatus, CitizenRecord, ensure_registry, read_registry
+from identity.nadra import CardStatus, CitizenRecord, ensure_registry, read_registry
 from identity.oidc.clients import CLIENT_SECRET_BASIC, ESERVICE, SERVICE, NewClient
 from identity.passwords import HashParameters, PasswordHasher
 from identity.policy import Limit
@@ -583,13 +583,7 @@ def _pick_citizens(records: dict[str, CitizenRecord], count: int) -> list[Citize
 
 def _register(runtime: Runtime, record: CitizenRecord) -> None:
     """Register one citizen through the enrolment service, as tests/http/oidc_kit.py does."""
-    details = CardDetails(
-        cnic=record.cnic,
-        full_name=record.full_name,
-        father_or_husband_name=record.father_or_husband_name,
-        date_of_birth=record.date_of_birth,
-        card_issue_date=record.card_issue_date,
-    )
+    details = record.card()
     mobile = record.mobile_numbers[0]
     with runtime.transaction() as session:
         ticket = runtime.enrolment(session).start_registration(details, mobile, client="bench")

@@ -51,6 +51,16 @@ class CitizenRecord:
     mobile_numbers: tuple[str, ...]
     """E.164 numbers of the SIMs registered to this CNIC, as the telco SIM check sees them."""
 
+    def card(self) -> CardDetails:
+        """What its holder types from the card (the demo, benchmarks and tests act as them)."""
+        return CardDetails(
+            cnic=self.cnic,
+            full_name=self.full_name,
+            father_or_husband_name=self.father_or_husband_name,
+            date_of_birth=self.date_of_birth,
+            card_issue_date=self.card_issue_date,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class CardDetails:

@@ -69,14 +69,7 @@ def nadra(records: dict[str, CitizenRecord], sleep: FakeSleep) -> MockNadra:
 
 
 def details_of(record: CitizenRecord, **changes: object) -> CardDetails:
-    details = CardDetails(
-        cnic=record.cnic,
-        full_name=record.full_name,
-        father_or_husband_name=record.father_or_husband_name,
-        date_of_birth=record.date_of_birth,
-        card_issue_date=record.card_issue_date,
-    )
-    return dataclasses.replace(details, **changes)
+    return dataclasses.replace(record.card(), **changes)
 
 
 def scenario(records: dict[str, CitizenRecord], name: str) -> CitizenRecord:
