@@ -48,7 +48,7 @@ from identity.oidc.clients import (
     ClientConfigError,
     NewClient,
 )
-from identity.reconciled import CLIENT_REGISTERED, CLIENT_REMOVED, REGISTRATION
+from identity.reconciled import ACCOUNT_REMOVED, CLIENT_REGISTERED, CLIENT_REMOVED, REGISTRATION
 from identity.roles import ROLES, RoleError
 
 
@@ -170,8 +170,9 @@ def audit_prove(seq: int) -> None:
 
 @audit.command("integrity")
 def audit_integrity() -> None:
-    """Check the seal of every role grant, role proposal, consent, client registration, and
-    locker document, share link, nominee and legal-access request, and reconcile each of them
+    """Check the seal of every account, sign-in session, e-service's consent, role grant, role
+    proposal, client registration, and locker consent, document, share link, nominee and
+    legal-access request, and reconcile each of them
     with what the log last recorded of it; exit 1 listing each row that is not honoured
     (written or changed by someone without the service's keys) or is not the log's latest (an
     earlier sealed row put back, a row deleted, or a live row the log never recorded).
@@ -205,9 +206,10 @@ def audit_integrity() -> None:
         if found.bad or found.mismatches:
             fail("authorization state FAILED its integrity check", EXIT_TAMPERED)
         click.echo(
-            "authorization state verified: every role, proposal, consent, client, document, "
-            "share link, nominee and legal-access request is sealed and as the audit log last "
-            f"recorded it ({found.log.size} entries)"
+            "authorization state verified: every account, sign-in session, e-service's "
+            "consent, role, proposal, client, locker consent, document, share link, nominee "
+            "and legal-access request is sealed and as the audit log last recorded it "
+            f"({found.log.size} entries)"
         )
 
 
@@ -565,7 +567,7 @@ def citizens_remove(cnic: str, reason: str) -> None:
             runtime.audit_log(session).append(
                 AuditEvent(
                     actor="admin:cli",
-                    action="identity.citizen.removed",
+                    action=ACCOUNT_REMOVED,
                     subject=subject,
                     purpose=reason,
                 )

@@ -31,6 +31,7 @@ from identity.notices import PASSWORD_CHANGED, CredentialNotices
 from identity.passwords import PasswordHasher, check_password, normalise, personal_words
 from identity.phone import normalise_mobile
 from identity.policy import IdentityPolicy
+from identity.reconciled import PASSWORD_RESET, PASSWORD_SET, REGISTERED
 from identity.sealing import Sealer
 from identity.sms import SmsGateway
 from identity.throttle import Throttle
@@ -101,10 +102,17 @@ class Enrolment:
             raise DetailsNotVerified("this mobile number is not registered to the CNIC")
         return verification.record, mobile, subject
 
-    def _record(self, action: str, subject: str, *, proven: bool) -> None:
-        """Audit a step; before the one-time code is proven, the actor is not yet known."""
+    def _record(
+        self, action: str, subject: str, *, proven: bool, password_set: datetime | None = None
+    ) -> None:
+        """Audit a step; before the one-time code is proven, the actor is not yet known.
+
+        A step that sets a password records the time the account's row keeps for it: an older
+        row put back (its old password with it) keeps its seal, and only this tells it from the
+        row the service last wrote (`identity.reconciled.accounts`)."""
         actor = f"citizen:{subject}" if proven else "anonymous"
-        self._audit.append(AuditEvent(actor=actor, action=action, subject=subject))
+        details = {} if password_set is None else {PASSWORD_SET: password_set.isoformat()}
+        self._audit.append(AuditEvent(actor=actor, action=action, subject=subject, details=details))
 
     def start_registration(self, details: CardDetails, mobile: str, *, client: str) -> str:
         """Check the details and text a code; return the challenge id the browser keeps."""
@@ -142,14 +150,15 @@ class Enrolment:
         self._check_new_password(password, self._personal_words(profile, mobile))
         password_hash = self._hasher.hash(password)  # before the first write: no lock held
         challenge = self._challenges.consume(challenge_id, REGISTER)
+        now = self._clock()
         citizen_id = self._accounts.create(
             pseudonym=challenge.pseudonym,
             profile=profile,
             mobile=mobile,
             password_hash=password_hash,
-            now=self._clock(),
+            now=now,
         )
-        self._record("identity.citizen.registered", challenge.pseudonym, proven=True)
+        self._record(REGISTERED, challenge.pseudonym, proven=True, password_set=now)
         return citizen_id
 
     def start_reset(self, details: CardDetails, mobile: str, *, client: str) -> str:
@@ -183,9 +192,10 @@ class Enrolment:
         self._check_new_password(password, self._personal_words(account.profile, account.mobile))
         password_hash = self._hasher.hash(password)  # before the first write: no lock held
         self._challenges.consume(challenge_id, RESET)
-        if not self._accounts.set_password(account.id, password_hash, now=self._clock()):
+        now = self._clock()
+        if not self._accounts.set_password(account.id, password_hash, now=now):
             raise ChallengeFailed("there is no account to reset; register instead")
-        self._record("identity.password.reset", account.pseudonym, proven=True)
+        self._record(PASSWORD_RESET, account.pseudonym, proven=True, password_set=now)
         # Reset, expired or changed on the account page: the holder hears of it every time.
         self._notices.send(account.mobile, account.pseudonym, PASSWORD_CHANGED)
         return account.id

@@ -38,6 +38,7 @@ from identity.models import (
     tokens,
     used_assertions,
 )
+from identity.reconciled import ACCOUNT_REMOVED
 
 GRACE = timedelta(days=1)  # a day past expiry, so a late request still meets a clear refusal
 
@@ -102,7 +103,7 @@ def purge_expired(session: Session, now: datetime, batch: int = BATCH) -> dict[s
     return sweep_once(session, SWEEPS, now, batch)
 
 
-REMOVED = "identity.citizen.removed"  # `shanakht citizens remove`'s entry
+REMOVED = ACCOUNT_REMOVED  # `shanakht citizens remove`'s entry
 PROFILES_ERASED = "identity.citizen.profiles_erased"
 RETENTION_ACTOR = "system:retention"
 _REMOVED_AT = b'{"action":"' + REMOVED.encode() + b'"'

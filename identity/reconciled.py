@@ -1,18 +1,32 @@
 """Identity's sealed tables as `audit integrity` reconciles them with the log (`audit.reconcile`).
 
 Each function is one table: which entries change its rows, what they leave each row as, and
-what a row says in the same terms. Rows are keyed as the log names them (people by pseudonym).
+what a row says in the same terms. Rows are keyed as the log names them (people by pseudonym,
+sessions by `sessions.logged_as`).
+
+What an earlier row put back would give whoever kept it, and what tells it here:
+- an account closed, open again; or its password from before a reset or change (whoever knew
+  the old one, or reset it, signs in again): the log's removal, and the time of its last
+  password, which the row keeps (`password_changed_at`);
+- a session ended (logout, "sign out everywhere", a password change, a closed account) live
+  again, to whoever kept its cookie: the log's end of that session;
+- an e-service's consent withdrawn, or narrower since, back as it was: the log's withdrawal, and
+  the scopes the citizen consented to since.
+Authorization codes and tokens are not reconciled: a code lives a minute, and a grant's tokens
+are many (one entry each would not say which row); a refresh token put back unspent still
+needs its session live, which is reconciled.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 
 from sqlalchemy import select
 
 from audit.reconcile import Entry, Kind, Row, row_fingerprint
 from audit.two_person import APPROVED, PENDING, REFUSED
-from identity.models import citizens, clients, role_proposals, roles
+from identity.models import citizens, clients, grants, role_proposals, roles, sessions
+from identity.oidc.sessions import logged_as
 
 ROLE_GRANTED = "identity.role.granted"
 ROLE_REVOKED = "identity.role.revoked"
@@ -21,6 +35,14 @@ ROLE_REFUSED = "identity.role.refused"
 CLIENT_REGISTERED = "identity.client.registered"
 CLIENT_REMOVED = "identity.client.removed"
 REGISTRATION = "registration"  # an entry's detail: the fingerprint of the client's sealed row
+REGISTERED = "identity.citizen.registered"
+PASSWORD_RESET = "identity.password.reset"  # noqa: S105 (an action: reset, or changed)
+ACCOUNT_REMOVED = "identity.citizen.removed"
+PASSWORD_SET = "password_set"  # noqa: S105 (a detail: the row's password_changed_at, ISO)
+SESSION_ENDED = "identity.session.ended"
+SESSION = "session"  # an entry's detail: the session, `sessions.logged_as` its sid
+CONSENT_GRANTED = "identity.consent.granted"
+CONSENT_REVOKED = "identity.consent.revoked"
 
 _HELD, _REVOKED = "held", "revoked"
 _REMOVED, _UNKNOWN = "removed", "unknown"
@@ -106,4 +128,128 @@ def client_registrations() -> Kind[str]:
     return Kind(clients, frozenset({CLIENT_REGISTERED, CLIENT_REMOVED}), fold, stored, differ)
 
 
-KINDS = (role_grants(), role_proposals_kind(), client_registrations())
+# An account as the log last left it: "active" or "removed", and when its password was set
+# (None where the entry is from before that detail).
+Account = tuple[str, str | None]
+_ACTIVE = "active"
+
+
+def accounts() -> Kind[Account]:
+    """An account is active from its registration and removed from its removal, and its
+    password is the one set at the time its registration or last reset recorded. Accounts are
+    never deleted (a closed one keeps its row for the trail), so one the log registered and
+    that is gone was deleted by SQL."""
+
+    def fold(said: MutableMapping[str, Account], entry: Entry) -> None:
+        subject = str(entry["subject"])
+        status, password = said.get(subject, (_ACTIVE, None))
+        action = entry["action"]
+        if action == ACCOUNT_REMOVED:
+            said[subject] = (_REMOVED, password)
+        else:
+            set_at = entry["details"].get(PASSWORD_SET)
+            said[subject] = (_ACTIVE if action == REGISTERED else status, set_at)
+
+    def stored(row: Row) -> tuple[str, Account]:
+        return str(row["pseudonym"]), (str(row["status"]), row["password_changed_at"].isoformat())
+
+    def differ(logged: Account | None, stored: Account | None) -> str | None:
+        if logged is None:
+            return None  # made before its registration was recorded (or outside the service)
+        if stored is None:
+            return "the log registered this account, but its row is gone"
+        if logged[0] == _REMOVED and stored[0] != _REMOVED:
+            return f"{stored[0]}, but the log last removed it"
+        if logged[1] is not None and logged[1] != stored[1]:
+            return "its password is not the one the log last recorded setting"
+        return None
+
+    actions = frozenset({REGISTERED, PASSWORD_RESET, ACCOUNT_REMOVED})
+    return Kind(citizens, actions, fold, stored, differ)
+
+
+_LIVE, _ENDED = "live", "ended"
+
+
+def sign_in_sessions() -> Kind[str]:
+    """A session the log ended stays ended: nothing in the service starts one again. Sessions
+    also end unrecorded (they expire, or are replaced), and older entries do not name theirs;
+    for those the log cannot tell, and a live row is no alarm."""
+
+    def fold(said: MutableMapping[str, str], entry: Entry) -> None:
+        session = entry["details"].get(SESSION)
+        if session is not None:
+            said[str(session)] = _ENDED
+
+    def stored(row: Row) -> tuple[str, str]:
+        return logged_as(str(row["sid"])), _LIVE if row["ended_at"] is None else _ENDED
+
+    def differ(logged: str | None, stored: str | None) -> str | None:
+        if logged == _ENDED and stored == _LIVE:
+            return "live, but the log last ended it"
+        return None  # a session's row may be gone: ended ones are swept
+
+    return Kind(sessions, frozenset({SESSION_ENDED}), fold, stored, differ)
+
+
+# The scopes a citizen last consented to for an e-service: every scope granted since the last
+# withdrawal (a consent only ever adds), or WITHDRAWN.
+Scopes = frozenset[str] | str
+_WITHDRAWN = "withdrawn"
+
+
+def eservice_consents() -> Kind[Scopes]:
+    """An e-service's consent holds the scopes the citizen granted it since the last time it
+    was withdrawn: by the citizen, or with the account (a closed account's consents all go) or
+    the e-service (removing a client removes its consents). A consent the log does not know is
+    not judged (one given before consents were recorded, or made outside the pages)."""
+
+    def fold(said: MutableMapping[str, Scopes], entry: Entry) -> None:
+        action = entry["action"]
+        if action == ACCOUNT_REMOVED:
+            _withdraw(said, lambda key: key.startswith(f"{entry['subject']}/"))
+        elif action == CLIENT_REMOVED:
+            _withdraw(said, lambda key: key.endswith(f"/{_client_of(entry)}"))
+        elif action == CONSENT_REVOKED:
+            said[f"{entry['subject']}/{_client_of(entry)}"] = _WITHDRAWN
+        else:
+            key = f"{entry['subject']}/{_client_of(entry)}"
+            granted = frozenset(str(entry["details"].get("scopes", "")).split())
+            held = said.get(key, _WITHDRAWN)
+            said[key] = granted | (held if isinstance(held, frozenset) else frozenset())
+
+    def stored(row: Row) -> tuple[str, Scopes]:
+        return f"{row['pseudonym']}/{row['client_id']}", frozenset(str(row["scopes"]).split())
+
+    def differ(logged: Scopes | None, stored: Scopes | None) -> str | None:
+        if stored is None or logged is None:
+            return None  # absent (the e-service asks again), or not known to the log
+        if not isinstance(logged, frozenset):
+            return "held, but the log last recorded its withdrawal"
+        if not isinstance(stored, frozenset) or not stored <= logged:
+            return "wider than the log last recorded the citizen consenting to"
+        return None
+
+    rows = select(grants, citizens.c.pseudonym).join(citizens, citizens.c.id == grants.c.citizen_id)
+    actions = frozenset({CONSENT_GRANTED, CONSENT_REVOKED, ACCOUNT_REMOVED, CLIENT_REMOVED})
+    return Kind(grants, actions, fold, stored, differ, rows)
+
+
+def _client_of(entry: Entry) -> str:
+    return str(entry["resource"]).removeprefix("client:")
+
+
+def _withdraw(said: MutableMapping[str, Scopes], which: Callable[[str], bool]) -> None:
+    """Every consent the log knows of that `which` names, withdrawn (rare: a removal)."""
+    for key in [key for key in said if which(key)]:
+        said[key] = _WITHDRAWN
+
+
+KINDS = (
+    role_grants(),
+    role_proposals_kind(),
+    client_registrations(),
+    accounts(),
+    sign_in_sessions(),
+    eservice_consents(),
+)

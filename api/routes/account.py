@@ -31,6 +31,7 @@ from identity.errors import (
     WeakPassword,
 )
 from identity.notices import APP_ADDED, APP_REMOVED, APP_REPLACED
+from identity.reconciled import CONSENT_REVOKED
 
 router = APIRouter(tags=["account pages"], include_in_schema=False)
 CsrfForm = Annotated[str, Form()]
@@ -125,7 +126,7 @@ def revoke_grant(
 ) -> Response:
     check_csrf(request, runtime, csrf)
     if me.provider.grants.revoke(me.account.id, client_id):
-        _audit(runtime, session, me, "identity.consent.revoked", resource=f"client:{client_id}")
+        _audit(runtime, session, me, CONSENT_REVOKED, resource=f"client:{client_id}")
     return RedirectResponse("/account", status_code=303)
 
 

@@ -47,6 +47,7 @@ from identity.oidc.errors import AccessDenied, UntrustedRedirect
 from identity.oidc.logout import LogoutNotice
 from identity.oidc.provider import Provider
 from identity.oidc.sessions import SsoSession
+from identity.reconciled import CONSENT_GRANTED
 
 router = APIRouter(tags=["sign-in pages"], include_in_schema=False)
 
@@ -495,7 +496,7 @@ def consent(
     audit.append(
         AuditEvent(
             actor=f"citizen:{subject}",
-            action="identity.consent.granted",
+            action=CONSENT_GRANTED,
             subject=subject,
             resource=f"client:{pending.client_id}",
             details={"scopes": " ".join(scopes)},

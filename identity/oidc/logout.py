@@ -20,7 +20,8 @@ from audit import AuditEvent, AuditLog
 from identity.oidc.claims import pairwise_subject
 from identity.oidc.clients import ClientRegistry
 from identity.oidc.keys import SigningKeys
-from identity.oidc.sessions import EndedSession
+from identity.oidc.sessions import EndedSession, logged_as
+from identity.reconciled import SESSION, SESSION_ENDED
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 TOKEN_TTL = timedelta(minutes=2)
@@ -95,9 +96,13 @@ class LogoutTokens:
         self._audit.append(
             AuditEvent(
                 actor=f"citizen:{subject}" if reason == "logout" else "system",
-                action="identity.session.ended",
+                action=SESSION_ENDED,
                 subject=subject,
-                details={"reason": reason, "eservices": list(ended.client_ids)},
+                details={
+                    "reason": reason,
+                    "eservices": list(ended.client_ids),
+                    SESSION: logged_as(ended.sid),
+                },
             )
         )
         return notices

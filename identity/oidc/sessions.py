@@ -37,6 +37,7 @@ from sqlalchemy import ColumnElement, Row, and_, bindparam, exists, insert, sele
 from sqlalchemy.orm import Session
 
 from audit.prepared import Prepared
+from audit.reconcile import fingerprint
 from audit.row_seal import MAC_COLUMN, RETIRE, RowSeal
 from identity.models import session_clients, sessions, tokens
 from identity.policy import IdentityPolicy
@@ -72,6 +73,14 @@ class EndedSession:
     sid: str
     citizen_id: str
     client_ids: tuple[str, ...]
+
+
+def logged_as(sid: str) -> str:
+    """How the audit log names a session (`identity.reconciled`): a fingerprint of its `sid`,
+    not the sid itself, which e-services hold in their ID tokens and a log reader need not be
+    able to match; and a sid, hex, may hold a run of 13 digits, which the log refuses as a
+    CNIC."""
+    return fingerprint(hashlib.sha256(sid.encode()).digest())
 
 
 def _from_row(row: Any) -> SsoSession:

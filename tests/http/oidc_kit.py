@@ -23,8 +23,8 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 from markupsafe import escape
 
 from api.runtime import Runtime
-from identity.enrolment import REGISTER
-from identity.nadra import CardDetails, CitizenRecord
+from identity.enrolment import REGISTER, RESET
+from identity.nadra import CitizenRecord
 from identity.oidc.clients import CLIENT_SECRET_BASIC, ESERVICE, NewClient
 
 ISSUER = "https://shanakht.test"
@@ -139,22 +139,31 @@ def register_client(
 
 
 def register_citizen(runtime: Runtime, record: CitizenRecord, password: str = PASSWORD) -> str:
-    details = CardDetails(
-        cnic=record.cnic,
-        full_name=record.full_name,
-        father_or_husband_name=record.father_or_husband_name,
-        date_of_birth=record.date_of_birth,
-        card_issue_date=record.card_issue_date,
-    )
     mobile = record.mobile_numbers[0]
     with runtime.transaction() as session:
-        ticket = runtime.enrolment(session).start_registration(details, mobile, client="test")
-    message = runtime.identity.sms.last_to(mobile)
-    assert message is not None
-    code = re.search(r"\b(\d{6})\b", message.text).group(1)  # type: ignore[union-attr]
+        ticket = runtime.enrolment(session).start_registration(record.card(), mobile, client="test")
+    code = _texted_code(runtime, mobile)
     with runtime.transaction() as session:
         runtime.enrolment(session).verify_code(ticket, REGISTER, code)
         return runtime.enrolment(session).complete_registration(ticket, password)
+
+
+def reset_password(runtime: Runtime, record: CitizenRecord, password: str) -> None:
+    """The reset flow through the enrolment service (the card's details, the texted code, the
+    new password), which the account page's change of password also ends in."""
+    mobile = record.mobile_numbers[0]
+    with runtime.transaction() as session:
+        ticket = runtime.enrolment(session).start_reset(record.card(), mobile, client="test")
+    code = _texted_code(runtime, mobile)
+    with runtime.transaction() as session:
+        runtime.enrolment(session).verify_code(ticket, RESET, code)
+        runtime.enrolment(session).complete_reset(ticket, password)
+
+
+def _texted_code(runtime: Runtime, mobile: str) -> str:
+    message = runtime.identity.sms.last_to(mobile)
+    assert message is not None
+    return re.search(r"\b(\d{6})\b", message.text).group(1)  # type: ignore[union-attr]
 
 
 def details_form(record: CitizenRecord, csrf: str, **changes: str) -> dict[str, str]:
