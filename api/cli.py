@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import threading
 from typing import Any, TextIO
 
 import click
+from prometheus_client import CollectorRegistry, start_http_server
 from sqlalchemy.orm import Session
 
 from api.administration import (
@@ -34,9 +37,11 @@ from api.cli_support import (
     migrate,
 )
 from api.cli_verify import verify
+from api.integrity_watch import Findings, FindingsCollector, watch
 from api.key_check import check_keys_fit_database
 from api.key_rotation import REFUSED, ROTATED, add_key_version, record_key_rotation
 from api.keystore import MAKE_ONE
+from api.logging_setup import configure_logging
 from api.migrate import prepare, require_current_schema
 from api.runtime import Runtime
 from audit import AuditError, AuditEvent, TamperError, address_pseudonym
@@ -177,10 +182,10 @@ def audit_integrity() -> None:
     (written or changed by someone without the service's keys) or is not the log's latest (an
     earlier sealed row put back, a row deleted, or a live row the log never recorded).
 
-    Run it on a schedule and alert on its exit: a refused row is also a warning in the API's
-    log (logger shanakht.integrity), but only when something reads it, and a forged role on an
-    account nobody uses would never be read; an earlier row put back verifies, and only the
-    log tells it from the latest.
+    Run it on a schedule and alert on what it finds (`audit watch` does both): a refused row is
+    also a warning in the API's log (logger shanakht.integrity), but only when something reads
+    it, and a forged role on an account nobody uses would never be read; an earlier row put
+    back verifies, and only the log tells it from the latest.
 
     It only reads: it neither migrates nor seals (a schema that is not current is refused, as
     `serve` in production refuses it), so what it reports is the database as it stands. It
@@ -211,6 +216,39 @@ def audit_integrity() -> None:
             "and legal-access request is sealed and as the audit log last recorded it "
             f"({found.log.size} entries)"
         )
+
+
+@audit.command("watch")
+@click.option("--every", type=click.IntRange(min=1), default=900, show_default=True,
+              help="Seconds from the end of one check to the start of the next.")  # fmt: skip
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where to serve /metrics.")
+@click.option("--port", type=click.IntRange(1, 65535), default=9101, show_default=True)
+def audit_watch(every: int, host: str, port: int) -> None:
+    """`audit integrity` on a schedule until stopped (SIGTERM or Ctrl-C), what the last check
+    found served at /metrics for Prometheus, and each row it finds logged (logger
+    shanakht.integrity). docker-compose.yml runs it as the `integrity` service; see
+    docs/deployment.md for its metrics and alerts. Like `audit integrity` it only reads, and
+    refuses to start on a schema that is not current."""
+    with cli_runtime() as runtime:
+        runtime.check_database()
+        require_current_schema(runtime.engine)
+        configure_logging(runtime.settings.log_level, runtime.settings.log_format)
+        findings = Findings()
+        registry = CollectorRegistry(auto_describe=True)
+        registry.register(FindingsCollector(findings))
+        try:
+            server, _thread = start_http_server(port, host, registry=registry)
+        except OSError as exc:
+            fail(f"cannot serve metrics on {host}:{port}: {exc.strerror}")
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        click.echo(f"watching: a check every {every} s; metrics at http://{host}:{port}/metrics")
+        try:
+            watch(runtime, findings, every, stop)
+        finally:
+            server.shutdown()
+        click.echo("stopped")
 
 
 @main.group()

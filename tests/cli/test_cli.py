@@ -38,6 +38,7 @@ def test_help_lists_every_command_with_one_line_each() -> None:
         "audit integrity",
         "audit prove",
         "audit verify",
+        "audit watch",
         "backup",
         "citizens remove",
         "clients add",
