@@ -37,6 +37,7 @@ from identity.models import (
     citizens,
     clients,
     codes,
+    departments,
     grants,
     role_proposals,
     roles,
@@ -64,6 +65,7 @@ SEALINGS: dict[str, tuple[Table, ...]] = {
     "0025": (citizens,),
     "0026": (grants,),
     "0027": (tokens, codes),
+    "0028": (departments,),
 }
 # The tables whose rows are sealed: authorization state.
 SEALED_TABLES = tuple(table for tables in SEALINGS.values() for table in tables)

@@ -230,6 +230,7 @@ departments = Table(
     Column("id", String(32), primary_key=True, comment="short code, e.g. sed"),
     Column("name", String(200), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("mac", LargeBinary(32), nullable=True, comment="row seal: HMAC-SHA256, audit.row_seal"),
 )
 
 roles = Table(

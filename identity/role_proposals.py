@@ -38,8 +38,8 @@ from audit import AuditEvent, AuditLog, two_person
 from audit.ids import new_id
 from audit.row_seal import MAC_COLUMN, RowSeal
 from audit.two_person import APPROVED, DECISION_WINDOW, EXPIRED, MAX_REASON, PENDING, REFUSED
-from identity.models import citizens, departments, role_proposals
-from identity.roles import ADMIN, TWO_PERSON, RoleError, Roles
+from identity.models import citizens, role_proposals
+from identity.roles import ADMIN, TWO_PERSON, RoleError, Roles, is_department
 
 
 class ProposalRefused(RoleError):
@@ -306,10 +306,7 @@ class RoleProposals:
         return str(found.id)
 
     def _department_exists(self, department: str) -> bool:
-        found = self._db.execute(
-            select(departments.c.id).where(departments.c.id == department)
-        ).first()
-        return found is not None
+        return is_department(self._db, self._seal, department)
 
     def _now(self) -> datetime:
         """Whole seconds, as stored and compared (SQLite keeps what PostgreSQL would)."""

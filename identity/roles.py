@@ -1,5 +1,10 @@
 """Departments and the roles their officers hold.
 
+A department's row is sealed (migration 0028): its name is what citizens read on a department's
+request for their documents, on a consent, on a signed order, so a row renamed or added by SQL
+would speak for a department under another's name. One whose seal fails is no department: it
+is shown by its id alone, and nothing can be granted, registered or proposed in it.
+
 Officers are citizens: an administrator grants a citizen a role within a department, and the
 role reaches e-services and APIs as the `roles` claim. Every grant and revocation is audited.
 Every grant row is sealed (`audit.row_seal`) when it is written, and one whose seal does not
@@ -14,6 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +39,19 @@ ADMIN = "identity.admin"
 # that opens citizens' documents without consent, and the one that grants every role.
 TWO_PERSON = frozenset({"locker.legal", ADMIN})
 _DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
+
+
+def honoured_departments(db: Session, seal: RowSeal) -> list[Any]:
+    """The departments' rows that hold their seal, by id."""
+    rows = db.execute(select(departments).order_by(departments.c.id))
+    return [row for row in rows if seal.check(departments, row._mapping)]
+
+
+def is_department(db: Session, seal: RowSeal, department_id: str) -> bool:
+    """Whether `department_id` names a department whose row holds its seal: what a role, a
+    department system or a role proposal may name."""
+    row = db.execute(select(departments).where(departments.c.id == department_id)).first()
+    return seal.honoured(departments, row) is not None
 
 
 class RoleError(IdentityError):
@@ -70,21 +89,16 @@ class Roles:
     def add_department(self, department_id: str, name: str) -> None:
         if not _DEPARTMENT_ID.match(department_id):
             raise RoleError("a department id is 2-32 lower-case letters, digits and dashes")
+        row = {"id": department_id, "name": name, "created_at": self._clock()}
         try:
             with self._db.begin_nested():
-                self._db.execute(
-                    insert(departments).values(
-                        id=department_id, name=name, created_at=self._clock()
-                    )
-                )
+                self._db.execute(insert(departments).values(self._seal.sealed(departments, row)))
         except IntegrityError:
             raise RoleError(f"department {department_id!r} exists already") from None
 
     def departments(self) -> list[tuple[str, str]]:
-        rows = self._db.execute(
-            select(departments.c.id, departments.c.name).order_by(departments.c.id)
-        )
-        return [(r.id, r.name) for r in rows]
+        """(id, name) of every department whose row holds its seal."""
+        return [(r.id, r.name) for r in honoured_departments(self._db, self._seal)]
 
     def of(self, citizen_id: str) -> list[RoleGrant]:
         """The roles `citizen_id` holds: only grants whose seal verifies (the claim, every
@@ -139,7 +153,10 @@ class Roles:
 
     def insert(self, citizen_id: str, department: str, role: str, *, by: str) -> None:
         """The role's row, unaudited: for `grant`, and for an approved proposal, which records
-        its own entry naming both administrators."""
+        its own entry naming both administrators. Only in a department whose row holds its
+        seal."""
+        if not is_department(self._db, self._seal, department):
+            raise RoleError(f"no such department {department!r}: add it first")
         try:
             with self._db.begin_nested():
                 row = {

@@ -35,9 +35,10 @@ from audit.prepared import Prepared
 from audit.reconcile import row_fingerprint
 from audit.row_seal import RowSeal
 from identity.errors import IdentityError
-from identity.models import clients, departments
+from identity.models import clients
 from identity.oidc.errors import InvalidClient, InvalidRequest
 from identity.oidc.replay import spend_once
+from identity.roles import is_department
 
 ESERVICE = "eservice"
 SERVICE = "service"
@@ -291,10 +292,7 @@ class ClientRegistry:
                 "only a department system belongs to a department",
                 code="client.department_kind", field="department",
             )  # fmt: skip
-        known = self._db.execute(
-            select(departments.c.id).where(departments.c.id == new.department)
-        ).first()
-        if known is None:
+        if not is_department(self._db, self._seal, new.department):
             raise ClientConfigError(
                 f"no department {new.department!r}: add it first",
                 code="client.department", field="department", department=new.department,

@@ -10,6 +10,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,6 +28,7 @@ from identity.models import (
     citizens,
     clients,
     codes,
+    departments,
     grants,
     role_proposals,
     roles,
@@ -34,6 +36,7 @@ from identity.models import (
     tokens,
 )
 from identity.nadra import SCENARIOS, read_registry
+from identity.roles import RoleError
 from locker.access import Accessor
 from locker.legal import UnknownLegalRequest
 from locker.models import documents, legal_requests, nominees, shares
@@ -370,9 +373,11 @@ def test_rows_from_before_0021_are_sealed_once_by_the_upgrade_that_applies_it(
     assert not runtime.keys.done(sealing_record("0021"))
     prepare(runtime)
     assert runtime.keys.done(sealing_record("0021"))
-    # Set back to 0019, the schema is set back before 0024 to 0027 too, whose tables had no
+    # Set back to 0019, the schema is set back before 0024 to 0028 too, whose tables had no
     # rows (the locker's owners here are pseudonyms, no accounts).
-    later = dict.fromkeys((sessions.name, citizens.name, grants.name, tokens.name, codes.name), 0)
+    later = dict.fromkeys(
+        (sessions.name, citizens.name, grants.name, tokens.name, codes.name, departments.name), 0
+    )
     assert _sealings(runtime) == [{**dict.fromkeys(keys, 1), **later}]
     assert _honoured(runtime, keys) == dict.fromkeys(keys, True)
     with runtime.transaction() as session:
@@ -454,3 +459,45 @@ def test_audit_integrity_lists_locker_rows_put_back(
     assert "FAILED their seal" not in out
     assert "Crl. Misc." not in out, "the request's legal reference"
     assert "Forgery" not in out, "the request's reason"
+
+
+def test_a_department_renamed_or_added_by_sql_speaks_for_nobody(
+    oidc_runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    """A department's name is what citizens read where it asks for their documents: renamed by
+    SQL, its row fails its seal and it is no department (pages show its id alone); one added by
+    SQL is none either. Neither can be given a role or a department system, and the check
+    lists both. The upgrade that applies 0028 seals the departments it finds, once."""
+    record = read_registry(oidc_runtime.identity.nadra_file)[SCENARIOS["active_male"]]
+    citizen_id = register_citizen(oidc_runtime, record)
+    with oidc_runtime.transaction() as session:
+        oidc_runtime.provider(session).roles.add_department("sed", "School Education")
+    set_back(oidc_runtime, "0027")
+    assert not oidc_runtime.keys.done(sealing_record("0028"))
+    prepare(oidc_runtime)
+    with oidc_runtime.transaction() as session:
+        assert oidc_runtime.provider(session).roles.departments() == [("sed", "School Education")]
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 0, out
+
+    renamed = departments.c.id == "sed"
+    by_sql(oidc_runtime, update(departments).where(renamed).values(name="Anti-Corruption"))
+    by_sql(
+        oidc_runtime,
+        insert(departments).values(id="ace", name="Forged", created_at=oidc_runtime.clock()),
+    )
+    with oidc_runtime.transaction() as session:
+        provider = oidc_runtime.provider(session)
+        assert provider.roles.departments() == []
+        who = provider.accounts.by_id(citizen_id).pseudonym  # type: ignore[union-attr]
+        for department in ("sed", "ace"):
+            with pytest.raises(RoleError, match="no such department"):
+                provider.roles.grant(citizen_id, who, department, "audit.reader", by="admin:test")
+    code, out = run(cli_env, "clients", "add", "ace-system", "--name", "ACE", "--kind",
+                    "service", "--auth", "client_secret_basic", "--department", "ace")  # fmt: skip
+    assert code == 2, out
+    assert "no department 'ace'" in out
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 1, out
+    assert "identity_departments sed: wrong MAC, not honoured" in out
+    assert "identity_departments ace: missing MAC, not honoured" in out
