@@ -8,6 +8,7 @@ administrator's pseudonym) and in how they show the result. Neither click nor Fa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,7 @@ from api.migrate import SEALED_TABLES
 from api.runtime import Runtime
 from audit import AuditEvent, VerifyReport, pseudonym, verify_log
 from audit.canonical import JsonValue
-from audit.reconcile import Mismatch, reconcile
+from audit.reconcile import Kind, Mismatch, reconcile
 from audit.row_seal import BadRow, bad_rows
 from identity import reconciled as identity_reconciled
 from identity.cnic import normalise_cnic
@@ -26,8 +27,6 @@ from locker.errors import LockerError
 from locker.kek import KekProvider, LocalKeks
 
 CLI_ACTOR = "admin:cli"
-# The sealed tables reconciled with the log (`audit.reconcile`): a kind for each.
-RECONCILED = (*identity_reconciled.KINDS, *locker_reconciled.KINDS)
 
 
 def find_citizen(
@@ -157,15 +156,23 @@ class Integrity:
     mismatches: list[Mismatch]
 
 
+def reconciled(runtime: Runtime) -> tuple[Kind[Any], ...]:
+    """The sealed tables reconciled with the log (`audit.reconcile`), a kind for each, made
+    afresh for each check (a kind keeps what it folds)."""
+    born_after = runtime.clock() - runtime.identity.policy.session_lifetime
+    return (*identity_reconciled.kinds(sessions_born_after=born_after), *locker_reconciled.KINDS)
+
+
 def check_integrity(runtime: Runtime) -> Integrity:
     """Verify the log, reconciling the sealed rows with it in the same pass, and check every
     seal: all on one snapshot, so rows and log are read as of one moment and a change that
     commits meanwhile is no false alarm. Only reads. Raises TamperError as `verify_audit`."""
     with snapshot(runtime.engine) as connection:
         origin = runtime.settings.resolved_audit_origin
+        kinds = reconciled(runtime)
         found = reconcile(
-            connection, runtime.row_seal, RECONCILED, verifier=runtime.audit_verifier, origin=origin
+            connection, runtime.row_seal, kinds, verifier=runtime.audit_verifier, origin=origin
         )
-        unreconciled = [t for t in SEALED_TABLES if t not in {k.table for k in RECONCILED}]
+        unreconciled = [t for t in SEALED_TABLES if t not in {k.table for k in kinds}]
         bad = bad_rows(connection, runtime.row_seal, unreconciled)
     return Integrity(found.log, found.bad + bad, found.mismatches)

@@ -6,6 +6,7 @@ import base64
 import json
 import signal
 import threading
+import time
 from typing import Any, TextIO
 
 import click
@@ -218,6 +219,9 @@ def audit_integrity() -> None:
         )
 
 
+WATCH_STOP_SECONDS = 5.0  # within docker's 10 s between SIGTERM and SIGKILL
+
+
 @audit.command("watch")
 @click.option("--every", type=click.IntRange(min=1), default=900, show_default=True,
               help="Seconds from the end of one check to the start of the next.")  # fmt: skip
@@ -229,11 +233,15 @@ def audit_watch(every: int, host: str, port: int) -> None:
     shanakht.integrity). docker-compose.yml runs it as the `integrity` service; see
     docs/deployment.md for its metrics and alerts. Like `audit integrity` it only reads, and
     refuses to start on a schema that is not current."""
+    stopping = {signal.SIGTERM, signal.SIGINT}
+    # Taken by `sigwait` below, on this thread, never by a handler: every thread started from
+    # here on inherits the mask, so none is interrupted by them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
     with cli_runtime() as runtime:
         runtime.check_database()
         require_current_schema(runtime.engine)
         configure_logging(runtime.settings.log_level, runtime.settings.log_format)
-        findings = Findings()
+        findings = Findings(started_at=time.time())
         registry = CollectorRegistry(auto_describe=True)
         registry.register(FindingsCollector(findings))
         try:
@@ -241,13 +249,16 @@ def audit_watch(every: int, host: str, port: int) -> None:
         except OSError as exc:
             fail(f"cannot serve metrics on {host}:{port}: {exc.strerror}")
         stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+        checks = threading.Thread(
+            target=watch, args=(runtime, findings, every, stop), name="integrity", daemon=True
+        )
         click.echo(f"watching: a check every {every} s; metrics at http://{host}:{port}/metrics")
-        try:
-            watch(runtime, findings, every, stop)
-        finally:
-            server.shutdown()
+        checks.start()
+        signal.sigwait(stopping)
+        stop.set()
+        # A check under way only reads: it is waited for a while, then left to the exit.
+        checks.join(timeout=WATCH_STOP_SECONDS)
+        server.shutdown()
         click.echo("stopped")
 
 

@@ -25,8 +25,11 @@ from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.administration import Integrity, check_integrity
+from api.errors import StartupError
+from api.migrate import require_current_schema
 from api.runtime import Runtime
 from audit import TamperError
 
@@ -41,6 +44,7 @@ ROWS_LOGGED = 20
 class Findings:
     """What the watcher's checks have found so far; the metrics read it as it stands."""
 
+    started_at: float  # when the watcher started (Unix time): the staleness alert's origin
     completed_at: float | None = None  # when the last check ran to its end (Unix time)
     seconds: float = 0.0  # how long it took
     log_verified: bool = False
@@ -56,6 +60,7 @@ class FindingsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         found = self._findings
+        yield _gauge("started_timestamp_seconds", "When the watcher started", found.started_at)
         if found.completed_at is not None:
             yield _gauge("checked_timestamp_seconds", "When the last check completed",
                          found.completed_at)  # fmt: skip
@@ -89,20 +94,30 @@ def check_once(
 ) -> None:
     """One check, its result into `findings`, what it found into the log (by table and key,
     as `audit integrity` prints it: ids and pseudonyms, never personal data). A check that
-    cannot run is counted and logged by the kind of error alone (a database error's text may
-    name the server), and leaves the last result standing, with its time, for the staleness
-    alert to judge."""
+    cannot run is counted and logged (a database error by its kind alone: its text may name
+    the server), and leaves the last result standing, with its time, for the staleness alert
+    to judge; so is one on a schema this code does not read (an upgrade ran, and this watcher
+    is the old release's)."""
     started = time.perf_counter()
     try:
+        require_current_schema(runtime.engine)
         found = check_integrity(runtime)
+    except StartupError as exc:  # an upgrade ran: this watcher's code reads the old schema
+        findings.failed_runs += 1
+        log.error("the integrity check did not run: %s", exc)
+        return
     except TamperError as exc:
         where = f" at seq {exc.seq}" if exc.seq is not None else ""
         log.error("audit log FAILED verification%s", where)
         findings.log_verified, findings.log_entries = False, 0
         findings.bad_seals = findings.differ = 0  # a log that fails says nothing of the rows
-    except Exception as exc:
+    except SQLAlchemyError as exc:
         findings.failed_runs += 1
         log.error("the integrity check could not run: %s", type(exc).__name__)
+        return
+    except Exception:  # a bug: whatever stops one check must not stop the watch
+        findings.failed_runs += 1
+        log.exception("the integrity check failed")
         return
     else:
         _record(findings, found)

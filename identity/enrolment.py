@@ -9,7 +9,7 @@ mobile learns that, from the text message itself.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
@@ -111,7 +111,9 @@ class Enrolment:
         row put back (its old password with it) keeps its seal, and only this tells it from the
         row the service last wrote (`identity.reconciled.accounts`)."""
         actor = f"citizen:{subject}" if proven else "anonymous"
-        details = {} if password_set is None else {PASSWORD_SET: password_set.isoformat()}
+        details = {}
+        if password_set is not None:
+            details[PASSWORD_SET] = password_set.astimezone(UTC).isoformat()
         self._audit.append(AuditEvent(actor=actor, action=action, subject=subject, details=details))
 
     def start_registration(self, details: CardDetails, mobile: str, *, client: str) -> str:

@@ -20,6 +20,8 @@ needs its session live, which is reconciled.
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -151,7 +153,8 @@ def accounts() -> Kind[Account]:
             said[subject] = (_ACTIVE if action == REGISTERED else status, set_at)
 
     def stored(row: Row) -> tuple[str, Account]:
-        return str(row["pseudonym"]), (str(row["status"]), row["password_changed_at"].isoformat())
+        changed = row["password_changed_at"].astimezone(UTC).isoformat()
+        return str(row["pseudonym"]), (str(row["status"]), changed)
 
     def differ(logged: Account | None, stored: Account | None) -> str | None:
         if logged is None:
@@ -171,25 +174,36 @@ def accounts() -> Kind[Account]:
 _LIVE, _ENDED = "live", "ended"
 
 
-def sign_in_sessions() -> Kind[str]:
-    """A session the log ended stays ended: nothing in the service starts one again. Sessions
-    also end unrecorded (they expire, or are replaced), and older entries do not name theirs;
-    for those the log cannot tell, and a live row is no alarm."""
+def sign_in_sessions(born_after: datetime) -> Kind[str]:
+    """A session the log ended stays ended: nothing in the service starts one again. A
+    session past its time that the sweep has not ended yet has no entry, and older entries do
+    not name theirs; for those the log cannot tell, and a live row is no alarm.
+
+    Only sessions begun after `born_after` are compared, and only entries from then on are
+    kept: one older than the longest a session lives is over whatever its row says (its sealed
+    `created_at` tells the service so), and its row is swept a day later while its entry stays
+    in the log for good. So the pass keeps a day or so of session ends, not every end ever."""
 
     def fold(said: MutableMapping[str, str], entry: Entry) -> None:
         session = entry["details"].get(SESSION)
-        if session is not None:
+        if session is not None and _at(entry) > born_after:
             said[str(session)] = _ENDED
 
     def stored(row: Row) -> tuple[str, str]:
-        return logged_as(str(row["sid"])), _LIVE if row["ended_at"] is None else _ENDED
+        live = row["ended_at"] is None and row["created_at"] > born_after
+        return logged_as(str(row["sid"])), _LIVE if live else _ENDED
 
     def differ(logged: str | None, stored: str | None) -> str | None:
         if logged == _ENDED and stored == _LIVE:
             return "live, but the log last ended it"
         return None  # a session's row may be gone: ended ones are swept
 
-    return Kind(sessions, frozenset({SESSION_ENDED}), fold, stored, differ)
+    rows = select(sessions).where(sessions.c.created_at > born_after)
+    return Kind(sessions, frozenset({SESSION_ENDED}), fold, stored, differ, rows)
+
+
+def _at(entry: Entry) -> datetime:
+    return datetime.fromisoformat(str(entry["time"]))
 
 
 # The scopes a citizen last consented to for an e-service: every scope granted since the last
@@ -200,15 +214,17 @@ _WITHDRAWN = "withdrawn"
 
 def eservice_consents() -> Kind[Scopes]:
     """An e-service's consent holds the scopes the citizen granted it since the last time it
-    was withdrawn: by the citizen, or with the account (a closed account's consents all go) or
-    the e-service (removing a client removes its consents). A consent the log does not know is
-    not judged (one given before consents were recorded, or made outside the pages)."""
+    was withdrawn: by the citizen, or with the e-service (removing a client removes its
+    consents, and one registered again under its id must ask again). A consent the log does
+    not know is not judged (one given before consents were recorded, or made outside the
+    pages). Closing an account withdraws its consents too, but a closed account's consent put
+    back opens nothing while the account stays closed, and one put back open is listed as an
+    account (`accounts`); so removals are not folded here, which would cost a pass over every
+    consent known for each account closed."""
 
     def fold(said: MutableMapping[str, Scopes], entry: Entry) -> None:
         action = entry["action"]
-        if action == ACCOUNT_REMOVED:
-            _withdraw(said, lambda key: key.startswith(f"{entry['subject']}/"))
-        elif action == CLIENT_REMOVED:
+        if action == CLIENT_REMOVED:
             _withdraw(said, lambda key: key.endswith(f"/{_client_of(entry)}"))
         elif action == CONSENT_REVOKED:
             said[f"{entry['subject']}/{_client_of(entry)}"] = _WITHDRAWN
@@ -231,7 +247,7 @@ def eservice_consents() -> Kind[Scopes]:
         return None
 
     rows = select(grants, citizens.c.pseudonym).join(citizens, citizens.c.id == grants.c.citizen_id)
-    actions = frozenset({CONSENT_GRANTED, CONSENT_REVOKED, ACCOUNT_REMOVED, CLIENT_REMOVED})
+    actions = frozenset({CONSENT_GRANTED, CONSENT_REVOKED, CLIENT_REMOVED})
     return Kind(grants, actions, fold, stored, differ, rows)
 
 
@@ -240,16 +256,20 @@ def _client_of(entry: Entry) -> str:
 
 
 def _withdraw(said: MutableMapping[str, Scopes], which: Callable[[str], bool]) -> None:
-    """Every consent the log knows of that `which` names, withdrawn (rare: a removal)."""
+    """Every consent the log knows of that `which` names, withdrawn (a client's removal: rare
+    enough to pay a pass over them)."""
     for key in [key for key in said if which(key)]:
         said[key] = _WITHDRAWN
 
 
-KINDS = (
-    role_grants(),
-    role_proposals_kind(),
-    client_registrations(),
-    accounts(),
-    sign_in_sessions(),
-    eservice_consents(),
-)
+def kinds(*, sessions_born_after: datetime) -> tuple[Kind[Any], ...]:
+    """The identity tables as one check reconciles them; sessions from `sessions_born_after`
+    on (now less the longest a session lives)."""
+    return (
+        role_grants(),
+        role_proposals_kind(),
+        client_registrations(),
+        accounts(),
+        sign_in_sessions(sessions_born_after),
+        eservice_consents(),
+    )
