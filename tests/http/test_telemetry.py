@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import func, select, text
 
 from api.app import create_app
 from api.logging_setup import JsonFormatter, request_id_from, scrub
+from api.routes import health
 from api.runtime import AUDIT_CHECKPOINT_KEY, Runtime
 from audit import AuditEvent
 from audit.models import entries
@@ -276,6 +278,35 @@ def test_readiness_names_a_schema_behind_the_code(client: TestClient, runtime: R
     assert "shanakht db upgrade" in body["checks"]["database"]
 
 
+@pytest.fixture
+def patient_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readiness checks given 30 s, not 3: a test's first S3 call loads botocore's models,
+    which on a machine running two test passes at once took longer than 3 s and read as a
+    store that does not answer. These tests are about what the store says."""
+    monkeypatch.setattr(health, "CHECK_TIMEOUT", 30.0)
+
+
+class _SlowStore:
+    """A store whose listing takes a second: one that does not answer in time."""
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        time.sleep(1.0)
+        yield from ()
+
+
+def test_readiness_gives_up_on_a_check_at_its_deadline(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(health, "CHECK_TIMEOUT", 0.2)
+    runtime.store = _SlowStore()  # type: ignore[assignment]
+    with TestClient(create_app(runtime)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["object_store"] == "no answer within 0.2 s"
+
+
+@pytest.mark.usefixtures("patient_checks")
 def test_readiness_names_an_object_store_that_does_not_answer(
     runtime: Runtime, s3_endpoint: str, tmp_path: Path
 ) -> None:
@@ -288,6 +319,7 @@ def test_readiness_names_an_object_store_that_does_not_answer(
     assert checks["database"] == checks["keys"] == "ok"
 
 
+@pytest.mark.usefixtures("patient_checks")
 def test_readiness_of_an_s3_store_that_answers(runtime: Runtime, s3_endpoint: str) -> None:
     store = s3_store(s3_endpoint, "readyz-bucket")
     store.ensure_bucket()
