@@ -78,8 +78,8 @@ def logged_as(sid: str) -> str:
     """How the audit log names a session (`identity.reconciled`): a fingerprint of its `sid`,
     not the sid itself, which e-services hold in their ID tokens and a log reader need not be
     able to match. 128 bits in hex, in groups of eight: the log refuses a run of 13 digits as
-    a CNIC, which a sid (hex, one in 25) or a plain encoding of the hash may hold, and then
-    the session could never be ended. A group of eight never does."""
+    a CNIC, which a sid (hex, about one in 56) or a plain encoding of the hash may hold, and
+    then the session could never be ended. A group of eight never does."""
     digits = hashlib.sha256(sid.encode()).hexdigest()[:32]
     return ":".join(digits[i : i + 8] for i in range(0, len(digits), 8))
 
