@@ -22,11 +22,12 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from api.key_check import fingerprint
-from api.key_rotation import ROTATED, grouped
+from api.key_rotation import ROTATED
 from api.keystore import version_number
 from api.models import key_fingerprints
 from api.runtime import Runtime
 from audit import NoteSigner
+from audit.entry import grouped
 from locker.consents import ConsentSigner
 
 CURRENT = "current"

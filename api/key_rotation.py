@@ -24,6 +24,7 @@ from api.key_check import check_keys_fit_database, fingerprint
 from api.keystore import version_number
 from api.runtime import AUDIT_CHECKPOINT_KEY, CONSENT_KEY, Runtime
 from audit import AuditEvent
+from audit.entry import grouped
 
 # What `keys rotate` calls each signing key that rotates, and its name in the key store.
 ROTATED = {"checkpoint": AUDIT_CHECKPOINT_KEY, "consent": CONSENT_KEY}
@@ -68,14 +69,6 @@ def add_key_version(runtime: Runtime, which: str) -> KeyRotation:
     new = runtime.keys.add_version(name)
     found = fingerprint(runtime.keys.secret(new), new)
     return KeyRotation(new, version_number(name, new), grouped(found))
-
-
-def grouped(hex_digits: str) -> str:
-    """A fingerprint in groups of eight hex digits joined by colons. As one run of 64, one in
-    a hundred or so holds exactly thirteen decimal digits, which an audit entry refuses as a
-    CNIC (`audit.entry.holds_cnic`); a group of eight never does. Drop the colons to compare
-    it with `key_fingerprints`."""
-    return ":".join(hex_digits[i : i + 8] for i in range(0, len(hex_digits), 8))
 
 
 def record_key_rotation(runtime: Runtime, which: str, rotation: KeyRotation, *, actor: str) -> None:

@@ -31,6 +31,14 @@ def holds_cnic(text: str) -> bool:
     return any(_CNIC_SHAPE.search(run) for run in _DIGIT_RUN.findall(text))
 
 
+def grouped(hex_digits: str) -> str:
+    """Hex digits in groups of eight joined by colons, for a fingerprint an entry carries. As
+    one run of 64, one in a hundred or so holds exactly thirteen decimal digits, which an entry
+    refuses as a CNIC (`holds_cnic`); a group of eight never does. Drop the colons to compare
+    it with the digits."""
+    return ":".join(hex_digits[i : i + 8] for i in range(0, len(hex_digits), 8))
+
+
 _ACTION_SHAPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 _FIELDS = ("action", "actor", "details", "outcome", "purpose", "resource", "seq", "subject", "time")

@@ -19,7 +19,7 @@ needs its session live, which is reconciled.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -225,7 +225,10 @@ def eservice_consents() -> Kind[Scopes]:
     def fold(said: MutableMapping[str, Scopes], entry: Entry) -> None:
         action = entry["action"]
         if action == CLIENT_REMOVED:
-            _withdraw(said, lambda key: key.endswith(f"/{_client_of(entry)}"))
+            # A client's removal withdraws every consent to it: rare enough to pay a pass.
+            gone = f"/{_client_of(entry)}"
+            for key in [key for key in said if key.endswith(gone)]:
+                said[key] = _WITHDRAWN
         elif action == CONSENT_REVOKED:
             said[f"{entry['subject']}/{_client_of(entry)}"] = _WITHDRAWN
         else:
@@ -253,13 +256,6 @@ def eservice_consents() -> Kind[Scopes]:
 
 def _client_of(entry: Entry) -> str:
     return str(entry["resource"]).removeprefix("client:")
-
-
-def _withdraw(said: MutableMapping[str, Scopes], which: Callable[[str], bool]) -> None:
-    """Every consent the log knows of that `which` names, withdrawn (a client's removal: rare
-    enough to pay a pass over them)."""
-    for key in [key for key in said if which(key)]:
-        said[key] = _WITHDRAWN
 
 
 def kinds(*, sessions_born_after: datetime) -> tuple[Kind[Any], ...]:

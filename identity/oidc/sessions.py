@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, and_, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
+from audit.entry import grouped
 from audit.prepared import Prepared
 from audit.row_seal import MAC_COLUMN, RETIRE, RowSeal
 from identity.models import session_clients, sessions, tokens
@@ -80,8 +81,7 @@ def logged_as(sid: str) -> str:
     able to match. 128 bits in hex, in groups of eight: the log refuses a run of 13 digits as
     a CNIC, which a sid (hex, about one in 56) or a plain encoding of the hash may hold, and
     then the session could never be ended. A group of eight never does."""
-    digits = hashlib.sha256(sid.encode()).hexdigest()[:32]
-    return ":".join(digits[i : i + 8] for i in range(0, len(digits), 8))
+    return grouped(hashlib.sha256(sid.encode()).hexdigest()[:32])
 
 
 def _from_row(row: Any) -> SsoSession:

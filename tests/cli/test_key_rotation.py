@@ -21,7 +21,6 @@ from sqlalchemy import select
 
 from api.app import create_app
 from api.key_check import KeysDoNotFit, check_keys_fit_database
-from api.key_rotation import grouped
 from api.key_versions import RECHECK_SECONDS
 from api.keystore import LocalKeyStore, development_master_key
 from api.migrate import prepare
@@ -30,6 +29,7 @@ from api.routes.exchange import _signer
 from api.runtime import AUDIT_CHECKPOINT_KEY, CONSENT_KEY, Runtime, open_runtime
 from api.settings import Settings
 from audit import AuditEvent, NoteError, NoteKeyRing, NoteVerifier, holds_cnic
+from audit.entry import grouped
 from audit.models import entries
 from locker.consents import CONSENT_TYPE, GRANT_TYPE, SignatureInvalid
 from tests.cli.test_cli import run
