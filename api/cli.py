@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import signal
+import sys
 import threading
 import time
 from typing import Any, TextIO
@@ -25,7 +26,7 @@ from api.backchannel import deliver, end_sessions
 from api.cli_backup import backup, restore
 from api.cli_demo import demo
 from api.cli_key_versions import version_table
-from api.cli_locker import kek_lines, locker
+from api.cli_locker import EXIT_INTERRUPTED, kek_lines, locker
 from api.cli_master import HELP as MASTER_HELP
 from api.cli_master import rotate_master
 from api.cli_pki import pki
@@ -40,7 +41,14 @@ from api.cli_support import (
 from api.cli_verify import verify
 from api.integrity_watch import Findings, FindingsCollector, watch
 from api.key_check import check_keys_fit_database
-from api.key_rotation import REFUSED, ROTATED, add_key_version, record_key_rotation
+from api.key_rotation import (
+    AFTERWARDS,
+    PII,
+    REFUSED,
+    ROTATED,
+    add_key_version,
+    record_key_rotation,
+)
 from api.keystore import MAKE_ONE
 from api.logging_setup import configure_logging
 from api.migrate import prepare, require_current_schema
@@ -55,6 +63,7 @@ from identity.oidc.clients import (
     NewClient,
 )
 from identity.reconciled import ACCOUNT_REMOVED, CLIENT_REGISTERED, CLIENT_REMOVED, REGISTRATION
+from identity.resealing import reseal_all
 from identity.roles import ROLES, RoleError
 
 
@@ -412,7 +421,7 @@ def keys() -> None:
 )
 def keys_rotate(which: str, compromised: bool, new_key_file: TextIO | None) -> None:
     """New signing keys (old ones stay in the JWKS a day) and/or a new locker KEK; or a new
-    version of the checkpoint or consent key; or a new master key.
+    version of the checkpoint, consent or PII sealing key; or a new master key.
 
     WHICH: oidc (the token-signing keys), locker (a KEK version; `shanakht locker rewrap` then
     moves the stored data keys to it) or all, the default; or master (below). With
@@ -420,15 +429,18 @@ def keys_rotate(which: str, compromised: bool, new_key_file: TextIO | None) -> N
     refresh theirs). checkpoint or consent (never part of `all`): a new version of the audit
     checkpoint key or of the consent key signs from now on; every earlier version stays
     published (/audit/keys, /exchange/consent-keys) and verifies what it signed. Running
-    replicas sign with the new version within a second, without a restart. The pseudonym, PII
-    sealing (pii) and row-seal keys do not rotate: asked to, it says why.
+    replicas sign with the new version within a second, without a restart. pii (never part
+    of `all`): a new version of the key that seals personal data, TOTP secrets and token-signing
+    keys in the database seals from now on, every earlier version still opens what it sealed,
+    and `shanakht keys reseal pii` then seals what is stored under the new one. The pseudonym
+    and row-seal keys do not rotate: asked to, it says why.
     """
     if which in REFUSED:
         fail(REFUSED[which])
     if which in ROTATED:
         if compromised or new_key_file is not None:
             fail(f"--compromised and --new-key-file are not for `keys rotate {which}`")
-        _rotate_signing_key(which)
+        _add_key_version(which)
         return
     if which == MASTER:
         if compromised:
@@ -454,9 +466,9 @@ def keys_rotate(which: str, compromised: bool, new_key_file: TextIO | None) -> N
             click.echo(f"new locker KEK: {version_id} (`shanakht locker rewrap` moves old keys)")
 
 
-def _rotate_signing_key(which: str) -> None:
-    """A new version of the checkpoint or consent key, then its record made by a runtime
-    opened anew, so that the new version is the one that signs it."""
+def _add_key_version(which: str) -> None:
+    """A new version of the checkpoint, consent or PII key, then its record made by a runtime
+    opened anew, so that the new version is the one that signs (or seals) from it on."""
     with cli_runtime() as runtime:
         migrate(runtime)
         rotation = add_key_version(runtime, which)
@@ -464,18 +476,20 @@ def _rotate_signing_key(which: str) -> None:
         record_key_rotation(runtime, which, rotation, actor=CLI_ACTOR)
     click.echo(
         f"new {which} key: version {rotation.version} ({rotation.key}, fingerprint "
-        f"{rotation.fingerprint}); every earlier version still verifies what it signed"
+        f"{rotation.fingerprint}); {AFTERWARDS[which]}"
     )
 
 
 @keys.command("list")
 @click.argument("which", type=click.Choice((*KEY_SETS, *ROTATED)), default="all", required=False)
 def keys_list(which: str) -> None:
-    """Signing keys (oidc); checkpoint or consent key versions; KEK versions (locker); or all.
+    """Signing keys (oidc); checkpoint, consent or PII key versions; KEK versions (locker); or
+    all.
 
-    `oidc` prints kid, algorithm, created and retired. `checkpoint` and `consent` print a table
-    of every version: its number, key name, state (current: it signs; or verifies only), when
-    it was made (UTC), its key id (the key hash a signed note carries, or the JWS kid) and its
+    `oidc` prints kid, algorithm, created and retired. `checkpoint`, `consent` and `pii` print a
+    table of every version: its number, key name, state (current: it signs or seals; or
+    verifies only, opens only), when it was made (UTC), its key id (the key hash a signed note
+    carries, the JWS kid, or the first byte of what a PII version seals, in hex) and its
     fingerprint (as `keys rotate` printed it). `locker` lists each KEK version as current (new
     keys are wrapped under it) or unwrap only. `all`, the default, lists them all.
     """
@@ -493,6 +507,41 @@ def keys_list(which: str) -> None:
         if which in ("locker", "all"):
             for line in kek_lines(runtime.keks):
                 click.echo(line)
+
+
+@keys.command("reseal")
+@click.argument("which", type=click.Choice((PII,)))
+def keys_reseal(which: str) -> None:
+    """Seal what is stored under the PII key's newest version (after `keys rotate pii`).
+
+    Personal data, TOTP secrets and token-signing keys in the database that an older version
+    sealed are sealed again, a batch of rows at a time, while the service runs; safe to stop
+    and run again. A value that does not open, or a row whose row seal fails, is left as it
+    is and named (exit 1): `shanakht audit integrity` tells what happened to it.
+    """
+    with cli_runtime() as runtime:
+        migrate(runtime)
+        check_keys_fit_database(runtime)
+        try:
+            report = reseal_all(
+                runtime.transaction, runtime.identity.sealer, runtime.row_seal,
+                runtime.audit_log, actor=CLI_ACTOR,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            fail("interrupted: every value opens; run `shanakht keys reseal pii` to finish",
+                 EXIT_INTERRUPTED)  # fmt: skip
+    click.echo(
+        f"{report.resealed} values sealed again under PII key version {report.version}, "
+        f"{report.current} already under it, {report.changed_meanwhile} rows changed meanwhile "
+        "(run again for those)"
+    )
+    left = [f"{what}: does not open" for what in report.broken] + [
+        f"{what}: its row seal fails" for what in report.unsealed_rows
+    ]
+    for line in left:
+        click.echo(f"left as it is: {line}", err=True)
+    if left:
+        sys.exit(EXIT_TAMPERED)
 
 
 @main.group()

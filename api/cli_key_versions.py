@@ -1,4 +1,4 @@
-"""`shanakht keys list checkpoint|consent`: every version of a rotating signing key, as a table.
+"""`shanakht keys list checkpoint|consent|pii`: every version of a rotating key, as a table.
 
 After `keys rotate checkpoint|consent`, an operator (or someone holding a checkpoint or a
 consent artifact) needs to tell which version signs now and which one signed what they hold.
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from api.key_check import fingerprint
-from api.key_rotation import ROTATED
+from api.key_rotation import PII, ROTATED
 from api.keystore import version_number
 from api.models import key_fingerprints
 from api.runtime import Runtime
@@ -31,7 +31,8 @@ from audit.entry import grouped
 from locker.consents import ConsentSigner
 
 CURRENT = "current"
-OLDER = "verifies only"
+# What an older version still does.
+OLDER = {"checkpoint": "verifies only", "consent": "verifies only", PII: "opens only"}
 HEADER = ("VERSION", "KEY", "STATE", "CREATED (UTC)", "KEY ID", "FINGERPRINT")
 
 
@@ -79,7 +80,7 @@ def version_table(runtime: Runtime, which: str) -> list[str]:
         (
             str(row.version),
             row.key,
-            CURRENT if row.current else OLDER,
+            CURRENT if row.current else OLDER[which],
             row.created.astimezone(UTC).isoformat(timespec="seconds"),
             row.key_id,
             row.fingerprint,
@@ -95,8 +96,10 @@ def version_table(runtime: Runtime, which: str) -> list[str]:
 
 
 def _key_id(runtime: Runtime, which: str, key: str) -> str:
-    """The checkpoint key's note key hash (hex, as in its verifier key) or the consent key's
-    JWK thumbprint (its `kid`)."""
+    """The checkpoint key's note key hash (hex, as in its verifier key), the consent key's
+    JWK thumbprint (its `kid`), or the PII key's version as the first byte of what it seals."""
+    if which == PII:
+        return f"{version_number(ROTATED[PII], key):02x}"
     private = runtime.keys.ed25519(key)
     if which == "checkpoint":
         return NoteSigner(runtime.settings.resolved_audit_origin, private).key_hash.hex()

@@ -51,6 +51,7 @@ from api.runtime import (
 )
 from audit import AuditError
 from identity.models import signing_keys
+from identity.oidc.keys import signing_key_context
 from identity.sealing import SealBroken
 from locker.crypto import Context, unwrap
 from locker.errors import LockerError
@@ -172,7 +173,7 @@ def _signing_key_opens(runtime: Runtime, session: Session) -> None:
     if newest is None:
         return
     try:
-        runtime.identity.sealer.open(newest.private_key, f"signing-key:{newest.kid}")
+        runtime.identity.sealer.open(newest.private_key, signing_key_context(newest.kid))
     except SealBroken:
         raise KeysDoNotFit(
             f"the token-signing keys in the database do not open under this data directory's "

@@ -1,4 +1,4 @@
-"""`shanakht keys rotate checkpoint|consent`: a new version of a signing key in the key store.
+"""`shanakht keys rotate checkpoint|consent|pii`: a new version of a key in the key store.
 
 The audit checkpoint key and the consent key sign statements that others keep and check
 without asking this service: checkpoints that auditors and witnesses hold, consent artifacts
@@ -11,9 +11,15 @@ Each version is a key of its own to the key check (`api.key_check`): its fingerp
 recorded, and a version lost or swapped afterwards is refused by name. The rotation is an
 audit entry that names the new version and its fingerprint, nothing else about it.
 
-The keys the other kinds of statement rest on are refused here, each with its reason
-(`REFUSED`): what they protect lives in rows that would have to be re-sealed, or, for the
-pseudonym key, in the append-only log itself.
+The PII sealing key rotates the same way, for a different reason: what it protects is stored
+here, not held by others, so a version that may have leaked must stop protecting it. Its new
+version seals from then on, every version opens what it sealed (a value names its version,
+`identity.sealing`), and `shanakht keys reseal pii` (`api.pii_reseal`) then seals what is
+stored under the new one.
+
+The other two keys are refused here, each with its reason (`REFUSED`): the audit log's
+entries name the row-seal key's MACs (by fingerprint), and the pseudonym key's pseudonyms are
+the log's subjects.
 """
 
 from __future__ import annotations
@@ -22,12 +28,22 @@ from dataclasses import dataclass
 
 from api.key_check import check_keys_fit_database, fingerprint
 from api.keystore import version_number
-from api.runtime import AUDIT_CHECKPOINT_KEY, CONSENT_KEY, Runtime
+from api.runtime import AUDIT_CHECKPOINT_KEY, CONSENT_KEY, IDENTITY_SEAL_KEY, Runtime
 from audit import AuditEvent
 from audit.entry import grouped
 
-# What `keys rotate` calls each signing key that rotates, and its name in the key store.
-ROTATED = {"checkpoint": AUDIT_CHECKPOINT_KEY, "consent": CONSENT_KEY}
+PII = "pii"
+# What `keys rotate` calls each key that rotates, and its name in the key store.
+ROTATED = {"checkpoint": AUDIT_CHECKPOINT_KEY, "consent": CONSENT_KEY, PII: IDENTITY_SEAL_KEY}
+# What each rotation leaves to be done, for the line that reports it.
+AFTERWARDS = {
+    "checkpoint": "every earlier version still verifies what it signed",
+    "consent": "every earlier version still verifies what it signed",
+    PII: (
+        "it seals from now on and every earlier version still opens what it sealed; run "
+        "`shanakht keys reseal pii` to seal what is stored under it"
+    ),
+}
 
 # The keys that do not rotate, and why, in the one line `keys rotate` answers.
 REFUSED = {
@@ -35,11 +51,6 @@ REFUSED = {
         "the pseudonym key is not rotated: the append-only audit log names people by "
         "pseudonyms made with it, and a new key would stop a person's new entries linking "
         "to their old ones (see docs/threat-model.md section 7, item 14)"
-    ),
-    "pii": (
-        "the PII sealing key cannot be rotated yet: every sealed column (personal data, TOTP "
-        "secrets, OIDC keys) would first have to be re-sealed under the new version (see "
-        "docs/threat-model.md section 7, item 14)"
     ),
     "row-seal": (
         "the row-seal key cannot be rotated yet: every sealed row of authorization state "
@@ -61,7 +72,7 @@ class KeyRotation:
 
 
 def add_key_version(runtime: Runtime, which: str) -> KeyRotation:
-    """Make the next version of the signing key `which` (a key of ROTATED), once the keys at
+    """Make the next version of the key `which` (a key of ROTATED), once the keys at
     hand are checked to be the database's (a rotation must not start from another
     deployment's keys). Records nothing: see `record_key_rotation`."""
     check_keys_fit_database(runtime)

@@ -1,6 +1,6 @@
 """Every version of a rotating signing key, as a running process keeps it.
 
-`shanakht keys rotate checkpoint|consent` adds a version file to the keys folder from another
+`shanakht keys rotate checkpoint|consent|pii` adds a version file to the keys folder from another
 process (the CLI) while the replicas keep running, and each replica must sign with the new
 version from then on, not from its next restart: a checkpoint signed by an older version still
 verifies, but an auditor told "the key was rotated" should not keep seeing the old one sign.
@@ -70,14 +70,20 @@ class KeyVersions(Generic[Built]):
         self._seen: _Seen[Built] | None = None
         self._lock = threading.Lock()  # one listing at a time; readers never wait on it
 
-    def get(self) -> Built:
-        """The versions as built, the folder listed first if the last listing is too old."""
+    def get(self, fresh: bool = False) -> Built:
+        """The versions as built, the folder listed first if the last listing is too old, or
+        (`fresh`) whatever its age: for a process that meets a version it has not seen, which
+        another process made within the last RECHECK_SECONDS."""
         seen = self._seen
-        if seen is not None and self._monotonic() - seen.listed_at < self._recheck:
+        if not fresh and seen is not None and self._monotonic() - seen.listed_at < self._recheck:
             return seen.built
         with self._lock:
             seen = self._seen
-            if seen is not None and self._monotonic() - seen.listed_at < self._recheck:
+            if (
+                not fresh
+                and seen is not None
+                and self._monotonic() - seen.listed_at < self._recheck
+            ):
                 return seen.built  # another thread listed the folder meanwhile
             return self._refresh(seen)
 

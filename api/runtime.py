@@ -32,7 +32,7 @@ from identity.oidc.logout import HttpLogoutNotifier, LogoutNotifier
 from identity.oidc.provider import Provider, ProviderConfig
 from identity.passwords import PasswordHasher
 from identity.policy import THROTTLE_WINDOW, IdentityPolicy, Limit
-from identity.sealing import Sealer
+from identity.sealing import Sealer, SealingKeys
 from identity.second_factor import SecondFactor
 from identity.sms import OutboxSmsGateway
 from locker.consents import ConsentSigner
@@ -377,6 +377,17 @@ def _breached_passwords(folder: Path | None) -> BreachedPasswords | None:
         raise StartupError(f"SHANAKHT_BREACHED_PASSWORDS_DIR: {exc}") from None
 
 
+def _pii_sealer(keys: LocalKeyStore) -> Sealer:
+    """The PII sealer over every version of its key, which `keys rotate pii` adds to while the
+    replicas run (`api.key_versions`): version 1 made now if new, and a version that does not
+    open stops the start."""
+    versions = KeyVersions(
+        keys, IDENTITY_SEAL_KEY, lambda made: SealingKeys([keys.secret(name) for name in made])
+    )
+    versions.get()
+    return Sealer(versions)
+
+
 def open_runtime(settings: Settings) -> Runtime:
     data_dir = prepare_data_dir(settings.data_dir)
     if settings.master_key is not None:
@@ -400,7 +411,7 @@ def open_runtime(settings: Settings) -> Runtime:
     identity = IdentityParts(
         sms=OutboxSmsGateway(data_dir / "sms-outbox.jsonl", clock=utc_now),
         hasher=BackgroundHasher(pepper=keys.secret(IDENTITY_PEPPER_KEY)),
-        sealer=Sealer(keys.secret(IDENTITY_SEAL_KEY)),
+        sealer=_pii_sealer(keys),
         code_key=keys.secret(IDENTITY_CODE_KEY),
         pairwise_key=keys.secret(IDENTITY_PAIRWISE_KEY),
         policy=IdentityPolicy(

@@ -123,11 +123,11 @@ _EXISTS = select(citizens.c.id).where(citizens.c.pseudonym == bindparam("pseudon
 ERASED = b""
 
 
-def _profile_context(citizen_id: str) -> str:
+def profile_context(citizen_id: str) -> str:
     return f"citizen:{citizen_id}:profile"
 
 
-def _mobile_context(citizen_id: str) -> str:
+def mobile_context(citizen_id: str) -> str:
     return f"citizen:{citizen_id}:mobile"
 
 
@@ -140,8 +140,8 @@ class Accounts:
         self._seal = seal
 
     def _open(self, row: Row[Any]) -> Account:
-        profile = Profile.from_json(self._sealer.open_json(row.profile, _profile_context(row.id)))
-        mobile = self._sealer.open(row.mobile, _mobile_context(row.id)).decode()
+        profile = Profile.from_json(self._sealer.open_json(row.profile, profile_context(row.id)))
+        mobile = self._sealer.open(row.mobile, mobile_context(row.id)).decode()
         return Account(
             id=row.id,
             pseudonym=row.pseudonym,
@@ -218,8 +218,8 @@ class Accounts:
         values = {
             "id": citizen_id,
             "pseudonym": pseudonym,
-            "profile": self._sealer.seal_json(profile.to_json(), _profile_context(citizen_id)),
-            "mobile": self._sealer.seal(mobile.encode(), _mobile_context(citizen_id)),
+            "profile": self._sealer.seal_json(profile.to_json(), profile_context(citizen_id)),
+            "mobile": self._sealer.seal(mobile.encode(), mobile_context(citizen_id)),
             "password_hash": password_hash,
             "password_changed_at": now,
             "failed_logins": 0,

@@ -27,6 +27,11 @@ CODE_DIGITS = 6
 DEAD = "this code has expired or was already used; start again"
 
 
+def challenge_context(challenge_id: str) -> str:
+    """What a challenge's sealed payload is bound to: its id."""
+    return f"challenge:{challenge_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Challenge:
     id: str
@@ -68,7 +73,7 @@ class Challenges:
                 pseudonym=pseudonym,
                 code_hash=self._mac(challenge_id, code),
                 attempts=0,
-                payload=self._sealer.seal_json(payload, f"challenge:{challenge_id}"),
+                payload=self._sealer.seal_json(payload, challenge_context(challenge_id)),
                 created_at=now,
                 expires_at=now + self._policy.code_ttl,
             )
@@ -142,7 +147,7 @@ class Challenges:
                 row.id,
                 purpose,
                 row.pseudonym,
-                self._sealer.open_json(row.payload, f"challenge:{row.id}"),
+                self._sealer.open_json(row.payload, challenge_context(row.id)),
             )
             for row in rows
         ]
@@ -153,7 +158,7 @@ class Challenges:
         row = self._live_row(challenge_id, purpose, lock=False)
         if row.verified_at is None:
             raise ChallengeFailed("enter the code sent to your mobile first")
-        payload = self._sealer.open_json(row.payload, f"challenge:{challenge_id}")
+        payload = self._sealer.open_json(row.payload, challenge_context(challenge_id))
         return Challenge(challenge_id, purpose, row.pseudonym, payload)
 
     def consume(self, challenge_id: str, purpose: str) -> Challenge:
@@ -166,5 +171,5 @@ class Challenges:
             .where(challenges.c.id == challenge_id)
             .values(consumed_at=self._clock())
         )
-        payload = self._sealer.open_json(row.payload, f"challenge:{challenge_id}")
+        payload = self._sealer.open_json(row.payload, challenge_context(challenge_id))
         return Challenge(challenge_id, purpose, row.pseudonym, payload)

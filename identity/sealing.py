@@ -3,41 +3,98 @@
 The database holds citizens' CNICs, names and numbers only as ciphertext, with the row's id as
 associated data, so a sealed value copied into another row does not open. Lookups go through a
 keyed pseudonym instead (`audit.pseudonym`), never through the plaintext.
+
+The key rotates (`shanakht keys rotate pii`), because a key that may have leaked must stop
+being the one that protects what is written from then on, and `shanakht keys reseal pii` then
+moves what is stored onto the new one. So a sealed value starts with the number of the key
+version that sealed it (1 to 255; the first version's values, written before keys rotated,
+already start with 1), the newest version seals, and every version opens its own. A process
+that meets a version newer than any it holds (sealed by a replica that saw the rotation
+first) asks its key source again before it calls the value broken.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from identity.errors import IdentityError
 
-VERSION = b"\x01"
 NONCE_BYTES = 12
+TAG_BYTES = 16
+MAX_VERSION = 255  # one byte names the version
 
 
 class SealBroken(IdentityError):
     """A sealed value does not open: wrong key, wrong row, or altered ciphertext."""
 
 
+class SealingKeys:
+    """Every version of the sealing key at hand, oldest (version 1) first: the newest seals."""
+
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        if not 1 <= len(keys) <= MAX_VERSION:
+            raise ValueError(f"between 1 and {MAX_VERSION} key versions, not {len(keys)}")
+        self._aeads = {number: AESGCM(key) for number, key in enumerate(keys, start=1)}
+        self.current = len(keys)
+
+    def get(self, version: int) -> AESGCM | None:
+        return self._aeads.get(version)
+
+
+class SealingKeySource(Protocol):
+    """Where a Sealer finds its keys: the versions as last seen, or (`fresh`) as they are now,
+    which may cost a look at the key store."""
+
+    def get(self, fresh: bool = False) -> SealingKeys: ...
+
+
+class FixedKeys:
+    """Key versions that never change: one process's own, or a test's."""
+
+    def __init__(self, *keys: bytes) -> None:
+        self._keys = SealingKeys(keys)
+
+    def get(self, fresh: bool = False) -> SealingKeys:
+        return self._keys
+
+
 class Sealer:
-    def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
+    def __init__(self, keys: SealingKeySource) -> None:
+        self._keys = keys
+
+    @classmethod
+    def of(cls, *keys: bytes) -> Sealer:
+        """A sealer with these key versions, oldest first, for good."""
+        return cls(FixedKeys(*keys))
+
+    @property
+    def current(self) -> int:
+        """The version that seals now."""
+        return self._keys.get().current
 
     def seal(self, value: bytes, context: str) -> bytes:
+        keys = self._keys.get()
         nonce = secrets.token_bytes(NONCE_BYTES)
-        return VERSION + nonce + self._aead.encrypt(nonce, value, context.encode())
+        sealed = keys.get(keys.current)
+        assert sealed is not None  # noqa: S101 (the current version is one of them)
+        return bytes([keys.current]) + nonce + sealed.encrypt(nonce, value, context.encode())
 
     def open(self, sealed: bytes, context: str) -> bytes:
-        if sealed[:1] != VERSION:
-            raise SealBroken("unknown sealed-value version")
+        version = sealed_under(sealed)
+        aead = self._keys.get().get(version) or self._keys.get(fresh=True).get(version)
+        if aead is None:
+            raise SealBroken(f"sealed under key version {version}, which this service lacks")
         nonce, body = sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :]
+        if len(body) < TAG_BYTES:
+            raise SealBroken("sealed value is cut short")
         try:
-            return self._aead.decrypt(nonce, body, context.encode())
+            return aead.decrypt(nonce, body, context.encode())
         except InvalidTag:
             raise SealBroken("sealed value does not open in this context") from None
 
@@ -46,3 +103,16 @@ class Sealer:
 
     def open_json(self, sealed: bytes, context: str) -> Any:
         return json.loads(self.open(sealed, context))
+
+    def resealed(self, sealed: bytes, context: str) -> bytes | None:
+        """`sealed` opened and sealed again under the current version; None if it is under
+        that version already. SealBroken if it does not open: nothing is sealed anew that the
+        service could not read, so a value altered in the database stays visibly broken."""
+        if sealed_under(sealed) == self.current:
+            return None
+        return self.seal(self.open(sealed, context), context)
+
+
+def sealed_under(sealed: bytes) -> int:
+    """The key version a sealed value names (0 for an empty value, which no version seals)."""
+    return sealed[0] if sealed else 0

@@ -42,7 +42,7 @@ RECOVERY_CODE = "recovery"
 REUSED_CODE = "reused"
 
 
-def _context(citizen_id: str) -> str:
+def totp_context(citizen_id: str) -> str:
     return f"citizen:{citizen_id}:totp"
 
 
@@ -86,7 +86,7 @@ class AuthenticatorApps:
         self._db.execute(
             insert(totp_factors).values(
                 citizen_id=citizen_id,
-                secret=self._sealer.seal(secret.encode(), _context(citizen_id)),
+                secret=self._sealer.seal(secret.encode(), totp_context(citizen_id)),
                 confirmed_at=None,
                 last_step=0,
             )
@@ -102,7 +102,7 @@ class AuthenticatorApps:
         ).one_or_none()
         if row is None or (row.confirmed_at is not None) != confirmed:
             return None
-        totp = pyotp.TOTP(self._sealer.open(row.secret, _context(citizen_id)).decode())
+        totp = pyotp.TOTP(self._sealer.open(row.secret, totp_context(citizen_id)).decode())
         current = totp.timecode(self._clock())
         for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
             if hmac.compare_digest(totp.generate_otp(step), code.strip()):

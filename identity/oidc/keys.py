@@ -31,6 +31,12 @@ RSA_BITS = 2048  # NIST SP 800-57: fine to 2030; keys rotate long before. 3072 s
 
 SigningKey = RSAKey | ECKey
 
+
+def signing_key_context(kid: str) -> str:
+    """What a token-signing key's sealed private key is bound to: its kid."""
+    return f"signing-key:{kid}"
+
+
 # Parsed private keys by the sealer that opened them, then by kid. A kid names one key for
 # ever, so the cache never goes stale; and a runtime whose sealer cannot open a key (another
 # master key) never gets it from a cache another runtime filled.
@@ -96,7 +102,7 @@ class SigningKeys:
             insert(signing_keys).values(
                 kid=kid,
                 alg=alg,
-                private_key=self._sealer.seal(key.as_pem(private=True), f"signing-key:{kid}"),
+                private_key=self._sealer.seal(key.as_pem(private=True), signing_key_context(kid)),
                 public_jwk=json.dumps(public, sort_keys=True),
                 created_at=self._clock(),
             )
@@ -163,7 +169,7 @@ class SigningKeys:
         opened = _parsed.setdefault(self._sealer, {})
         key = opened.get(kid)
         if key is None:
-            pem = self._sealer.open(sealed, f"signing-key:{kid}")
+            pem = self._sealer.open(sealed, signing_key_context(kid))
             key = RSAKey.import_key(pem) if alg == "RS256" else ECKey.import_key(pem)
             opened[kid] = key
         return key

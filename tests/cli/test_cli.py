@@ -49,6 +49,7 @@ def test_help_lists_every_command_with_one_line_each() -> None:
         "departments add",
         "dev outbox",
         "keys list",
+        "keys reseal",
         "keys rotate",
         "locker rewrap",
         "locker sweep",

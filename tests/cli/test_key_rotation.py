@@ -238,7 +238,6 @@ def test_a_fingerprint_that_looks_like_a_cnic_is_audited_grouped() -> None:
     ("which", "words"),
     [
         ("pseudonym", "pseudonym key is not rotated: the append-only audit log"),
-        ("pii", "PII sealing key cannot be rotated yet"),
         ("row-seal", "row-seal key cannot be rotated yet"),
     ],
 )

@@ -142,7 +142,7 @@ def register_citizen(runtime: Runtime, record: CitizenRecord, password: str = PA
     mobile = record.mobile_numbers[0]
     with runtime.transaction() as session:
         ticket = runtime.enrolment(session).start_registration(record.card(), mobile, client="test")
-    code = _texted_code(runtime, mobile)
+    code = texted_code(runtime, mobile)
     with runtime.transaction() as session:
         runtime.enrolment(session).verify_code(ticket, REGISTER, code)
         return runtime.enrolment(session).complete_registration(ticket, password)
@@ -154,13 +154,13 @@ def reset_password(runtime: Runtime, record: CitizenRecord, password: str) -> No
     mobile = record.mobile_numbers[0]
     with runtime.transaction() as session:
         ticket = runtime.enrolment(session).start_reset(record.card(), mobile, client="test")
-    code = _texted_code(runtime, mobile)
+    code = texted_code(runtime, mobile)
     with runtime.transaction() as session:
         runtime.enrolment(session).verify_code(ticket, RESET, code)
         runtime.enrolment(session).complete_reset(ticket, password)
 
 
-def _texted_code(runtime: Runtime, mobile: str) -> str:
+def texted_code(runtime: Runtime, mobile: str) -> str:
     message = runtime.identity.sms.last_to(mobile)
     assert message is not None
     return re.search(r"\b(\d{6})\b", message.text).group(1)  # type: ignore[union-attr]

@@ -477,10 +477,10 @@ def test_every_key_is_encrypted_at_rest_under_the_master_key(
         row = session.execute(select(signing_keys)).first()
         assert row is not None
         with pytest.raises(SealBroken):
-            Sealer(wrong).open(row.private_key, f"signing-key:{row.kid}")
+            Sealer.of(wrong).open(row.private_key, f"signing-key:{row.kid}")
         totp = session.execute(select(totp_factors)).one()
         with pytest.raises(SealBroken):
-            Sealer(wrong).open(totp.secret, f"citizen:{totp.citizen_id}:totp")
+            Sealer.of(wrong).open(totp.secret, f"citizen:{totp.citizen_id}:totp")
         ref = session.execute(select(sealed_keys.c.ref)).scalars().first()
         assert ref is not None
         with pytest.raises(KeyUnavailable, match="does not open"):

@@ -106,7 +106,7 @@ def kit(runtime: Runtime, nadra: MockNadra, sms: OutboxSmsGateway, clock: Clock)
         clock=clock,
         policy=IdentityPolicy(),
         hasher=PasswordHasher(FAST_HASH),
-        sealer=Sealer(bytes(range(32))),
+        sealer=Sealer.of(bytes(range(32))),
     )
 
 

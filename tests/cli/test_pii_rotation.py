@@ -1,0 +1,157 @@
+"""`shanakht keys rotate pii` and `keys reseal pii`: after a rotation the new version seals what
+is written, a replica already running opens it at once, and the re-seal moves every stored
+value (personal data, TOTP secrets, token-signing keys, pending challenges) onto the new
+version without losing one, while a value that does not open and a row whose seal fails are
+named and left exactly as they were."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pyotp
+import pytest
+from sqlalchemy import select, update
+
+from api.migrate import prepare
+from api.runtime import Runtime, open_runtime
+from api.settings import Settings
+from audit.models import entries
+from identity.enrolment import REGISTER
+from identity.models import citizens, totp_factors
+from identity.nadra import SCENARIOS, ensure_registry, read_registry
+from identity.resealing import RESEALED, SEALED_COLUMNS
+from identity.sealing import sealed_under
+from tests.cli.test_cli import run
+from tests.http.oidc_kit import PASSWORD, register_citizen, texted_code
+
+
+def _versions(runtime: Runtime) -> dict[str, set[int]]:
+    """Each sealed column, and the key versions its stored values are under."""
+    found: dict[str, set[int]] = {}
+    with runtime.engine.connect() as connection:
+        for sealed in SEALED_COLUMNS:
+            for column in sealed.contexts:
+                values = connection.execute(select(sealed.table.c[column])).scalars()
+                found[f"{sealed.table.name}.{column}"] = {sealed_under(v) for v in values}
+    return found
+
+
+@contextmanager
+def _replica(settings: Settings) -> Iterator[Runtime]:
+    other = open_runtime(settings)
+    try:
+        yield other
+    finally:
+        other.close()
+
+
+def _resealed_entries(runtime: Runtime) -> list[dict[str, object]]:
+    with runtime.engine.connect() as connection:
+        rows = connection.execute(select(entries.c.entry).order_by(entries.c.seq)).scalars()
+        found = [json.loads(row) for row in rows]
+    return [entry for entry in found if entry["action"] == RESEALED]
+
+
+@pytest.fixture
+def people(runtime: Runtime) -> tuple[str, str]:
+    """Citizen A, with an authenticator app; and a registration under way (a challenge)."""
+    prepare(runtime)
+    registry = read_registry(ensure_registry(runtime.identity.nadra_file))
+    citizen = register_citizen(runtime, registry[SCENARIOS["active_female"]])
+    with runtime.transaction() as session:
+        apps = runtime.second_factor(session).apps
+        secret, _uri = apps.begin(citizen, "A")
+        earlier = runtime.clock() - timedelta(seconds=30)  # the test's own code is the next
+        assert apps.confirm(citizen, pyotp.TOTP(secret).at(earlier)) is not None
+    waiting = registry[SCENARIOS["active_male"]]
+    with runtime.transaction() as session:
+        enrolment = runtime.enrolment(session)
+        enrolment.start_registration(waiting.card(), waiting.mobile_numbers[0], client="test")
+    return citizen, secret
+
+
+def test_a_rotated_pii_key_seals_new_values_and_reseal_moves_every_stored_one(
+    runtime: Runtime, settings: Settings, cli_env: dict[str, str], people: tuple[str, str]
+) -> None:
+    citizen, secret = people
+    with runtime.transaction() as session:
+        before = runtime.provider(session).accounts.by_id(citizen)
+    assert before is not None
+    assert set().union(*_versions(runtime).values()) == {1}
+
+    code, out = run(cli_env, "keys", "rotate", "pii")
+    assert code == 0, out
+    assert "version 2" in out
+    assert "keys reseal pii" in out
+
+    # A replica started after the rotation seals under version 2 (a registration begun); one
+    # that was running already (`runtime`, which listed the keys before) opens what it sealed.
+    third = read_registry(ensure_registry(runtime.identity.nadra_file))[SCENARIOS["two_mobiles"]]
+    mobile = third.mobile_numbers[0]
+    with _replica(settings) as other, other.transaction() as session:
+        ticket = other.enrolment(session).start_registration(third.card(), mobile, client="t")
+    assert _versions(runtime)["identity_challenges.payload"] == {1, 2}
+    with runtime.transaction() as session:
+        runtime.enrolment(session).verify_code(ticket, REGISTER, texted_code(runtime, mobile))
+        third_id = runtime.enrolment(session).complete_registration(ticket, PASSWORD)
+    assert _versions(runtime)["identity_citizens.profile"] == {1, 2}
+
+    code, out = run(cli_env, "keys", "reseal", "pii")
+    assert code == 0, out
+    assert "values sealed again under PII key version 2" in out
+    assert set().union(*_versions(runtime).values()) == {2}, _versions(runtime)
+    with runtime.transaction() as session:
+        after = runtime.provider(session).accounts.by_id(citizen)
+        assert after == before, "the same details, sealed anew"
+        assert runtime.second_factor(session).apps.verify(citizen, pyotp.TOTP(secret).now())
+        third_account = runtime.provider(session).accounts.by_id(third_id)
+        assert third_account is not None
+        assert third_account.mobile == mobile
+    entry = _resealed_entries(runtime)[-1]
+    assert entry["outcome"] == "success"
+    details = entry["details"]
+    assert isinstance(details, dict)
+    # A's profile and mobile, TOTP secret and registration; B's registration; two OIDC keys.
+    # Already under version 2: the third person's registration, profile and mobile.
+    assert (details["version"], details["resealed"], details["current"]) == (2, 7, 3)
+    assert details["changed_meanwhile"] == details["broken"] == details["unsealed_rows"] == 0
+
+    code, out = run(cli_env, "keys", "reseal", "pii")
+    assert code == 0, out
+    assert out.startswith("0 values sealed again"), out
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 0, out
+    code, out = run(cli_env, "keys", "list", "pii")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert any("identity-seal " in line and "opens only" in line for line in lines), out
+    assert any("identity-seal.v2" in line and "current" in line for line in lines), out
+
+
+def test_a_value_that_does_not_open_or_a_row_whose_seal_fails_is_named_and_left_alone(
+    runtime: Runtime, cli_env: dict[str, str], people: tuple[str, str]
+) -> None:
+    citizen, _secret = people
+    with runtime.engine.begin() as connection:
+        stored = connection.execute(select(totp_factors.c.secret)).scalar_one()
+        broken = stored[:-1] + bytes([stored[-1] ^ 1])
+        connection.execute(update(totp_factors).values(secret=broken))
+        connection.execute(update(citizens).values(status="removed"))
+        row_before = connection.execute(select(citizens)).one()
+
+    assert run(cli_env, "keys", "rotate", "pii")[0] == 0
+    code, out = run(cli_env, "keys", "reseal", "pii")
+    assert code == 1, out
+    assert f"left as it is: identity_totp.secret {citizen}: does not open" in out
+    assert f"left as it is: identity_citizens {citizen}: its row seal fails" in out
+    with runtime.engine.connect() as connection:
+        assert connection.execute(select(totp_factors.c.secret)).scalar_one() == broken
+        assert connection.execute(select(citizens)).one() == row_before
+    versions = _versions(runtime)
+    assert versions["identity_signing_keys.private_key"] == {2}
+    assert versions["identity_challenges.payload"] == {2}
+    assert versions["identity_citizens.profile"] == {1}
+    assert _resealed_entries(runtime)[-1]["details"]["broken"] == 1  # type: ignore[index]
