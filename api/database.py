@@ -70,6 +70,11 @@ POOL_OVERFLOW = 20
 # 4 KiB) behind it: at 500 token grants a second a WAL grows by about 4,000 pages a second.
 CHECKPOINT_INTERVAL = 0.5
 WAL_BACKSTOP_PAGES = 10_000
+# What the WAL file is cut back to once a checkpoint has emptied it. Without a limit SQLite
+# reuses the file from its start but never shrinks it, so a WAL grown while a long read (a
+# backup, an integrity check) held the checkpoints back kept that size on disk for as long as
+# the service ran. The backstop's size: a WAL of normal traffic is never cut and regrown.
+WAL_SIZE_LIMIT_BYTES = WAL_BACKSTOP_PAGES * 4096
 _LOCK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 WRITE_LOCK_WAIT = Histogram(
     "shanakht_sqlite_write_lock_wait_seconds",
@@ -159,6 +164,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         cursor.close()
         if queue is not None:
             queue.open(record.info)

@@ -18,6 +18,7 @@ from prometheus_client import Histogram
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, select, update
 from sqlalchemy.engine import make_url
 
+from api import database as database_module
 from api.database import (
     CHECKPOINT_INTERVAL,
     WAL_BACKSTOP_PAGES,
@@ -170,6 +171,33 @@ def test_commits_leave_the_wal_to_the_background_checkpoint(tmp_path: Path) -> N
             assert rows_in_the_file_alone(database, tmp_path / "before.db") == 0
             assert checkpointer.checkpoint(own) == 0  # no reader held any of it back
         assert rows_in_the_file_alone(database, tmp_path / "after.db") == 1000
+    finally:
+        engine.dispose()
+
+
+def test_a_wal_emptied_by_a_checkpoint_is_cut_back_to_its_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A WAL that grew (here past a limit lowered for the test) is cut back to the limit at the
+    first write after a checkpoint has copied all of it, instead of keeping its size on disk."""
+    limit = 256 * 1024
+    monkeypatch.setattr(database_module, "WAL_SIZE_LIMIT_BYTES", limit)
+    database = tmp_path / "wal.db"
+    engine = create_db_engine(f"sqlite:///{database}")
+    wal = database.with_name(database.name + "-wal")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE pad (p TEXT)")
+            for _ in range(400):  # a row fills most of a 4 KiB page: about 1.6 MB of WAL
+                connection.exec_driver_sql("INSERT INTO pad VALUES (?)", ("x" * 3000,))
+        grown = wal.stat().st_size
+        assert grown > 4 * limit
+        with contextlib.closing(sqlite3.connect(database)) as own:
+            assert WalCheckpointer(str(database), CHECKPOINT_INTERVAL).checkpoint(own) == 0
+        assert wal.stat().st_size == grown, "a checkpoint alone leaves the file as it was"
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO pad VALUES ('after')")
+        assert wal.stat().st_size <= limit
     finally:
         engine.dispose()
 
