@@ -514,10 +514,12 @@ def keys_list(which: str) -> None:
 def keys_reseal(which: str) -> None:
     """Seal what is stored under the PII key's newest version (after `keys rotate pii`).
 
-    Personal data, TOTP secrets and token-signing keys in the database that an older version
-    sealed are sealed again, a batch of rows at a time, while the service runs; safe to stop
-    and run again. A value that does not open, or a row whose row seal fails, is left as it
-    is and named (exit 1): `shanakht audit integrity` tells what happened to it.
+    Personal data, TOTP secrets, token-signing keys and pending challenges in the database
+    that an older version sealed are sealed again, a batch of rows at a time, while the service
+    runs; safe to stop and run again, and done when a run seals nothing again. A value that
+    does not open (altered, or sealed under a version the keys folder lacks), or a citizen's
+    row whose row seal fails (`shanakht audit integrity` lists those), is left as it is and
+    named (exit 1).
     """
     with cli_runtime() as runtime:
         migrate(runtime)
@@ -532,9 +534,11 @@ def keys_reseal(which: str) -> None:
                  EXIT_INTERRUPTED)  # fmt: skip
     click.echo(
         f"{report.resealed} values sealed again under PII key version {report.version}, "
-        f"{report.current} already under it, {report.changed_meanwhile} rows changed meanwhile "
-        "(run again for those)"
+        f"{report.current} already under it, {report.changed_meanwhile} rows changed or gone "
+        "meanwhile (run again for those)"
     )
+    if report.rotated_meanwhile:
+        click.echo("the PII key was rotated during the run: run it again for the newest version")
     left = [f"{what}: does not open" for what in report.broken] + [
         f"{what}: its row seal fails" for what in report.unsealed_rows
     ]

@@ -14,7 +14,7 @@ audit entry that names the new version and its fingerprint, nothing else about i
 The PII sealing key rotates the same way, for a different reason: what it protects is stored
 here, not held by others, so a version that may have leaked must stop protecting it. Its new
 version seals from then on, every version opens what it sealed (a value names its version,
-`identity.sealing`), and `shanakht keys reseal pii` (`api.pii_reseal`) then seals what is
+`identity.sealing`), and `shanakht keys reseal pii` (`identity.resealing`) then seals what is
 stored under the new one.
 
 The other two keys are refused here, each with its reason (`REFUSED`): the audit log's
@@ -26,11 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from api.errors import StartupError
 from api.key_check import check_keys_fit_database, fingerprint
 from api.keystore import version_number
 from api.runtime import AUDIT_CHECKPOINT_KEY, CONSENT_KEY, IDENTITY_SEAL_KEY, Runtime
 from audit import AuditEvent
 from audit.entry import grouped
+from identity.sealing import MAX_VERSION
 
 PII = "pii"
 # What `keys rotate` calls each key that rotates, and its name in the key store.
@@ -60,6 +62,10 @@ REFUSED = {
 }
 
 
+class KeyVersionsExhausted(StartupError):
+    """No further version of this key can be told apart from the others."""
+
+
 @dataclass(frozen=True, slots=True)
 class KeyRotation:
     """A new version of a signing key: its key name (`audit-checkpoint.v2`), its number and
@@ -77,6 +83,10 @@ def add_key_version(runtime: Runtime, which: str) -> KeyRotation:
     deployment's keys). Records nothing: see `record_key_rotation`."""
     check_keys_fit_database(runtime)
     name = ROTATED[which]
+    if which == PII and version_number(name, runtime.keys.current(name)) >= MAX_VERSION:
+        raise KeyVersionsExhausted(
+            f"the PII key has {MAX_VERSION} versions, as many as a sealed value can name"
+        )
     new = runtime.keys.add_version(name)
     found = fingerprint(runtime.keys.secret(new), new)
     return KeyRotation(new, version_number(name, new), grouped(found))

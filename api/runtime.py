@@ -19,7 +19,12 @@ from api.database import create_db_engine, session_factory
 from api.errors import StartupError
 from api.hashing import BackgroundHasher
 from api.key_versions import KeyVersions
-from api.keystore import LocalKeyStore, development_master_key, parse_master_key
+from api.keystore import (
+    LocalKeyStore,
+    development_master_key,
+    parse_master_key,
+    version_number,
+)
 from api.settings import Settings
 from audit import AuditLog, NoteError, NoteKeyRing, NoteSigner
 from audit.row_seal import RowSeal
@@ -382,7 +387,11 @@ def _pii_sealer(keys: LocalKeyStore) -> Sealer:
     replicas run (`api.key_versions`): version 1 made now if new, and a version that does not
     open stops the start."""
     versions = KeyVersions(
-        keys, IDENTITY_SEAL_KEY, lambda made: SealingKeys([keys.secret(name) for name in made])
+        keys,
+        IDENTITY_SEAL_KEY,
+        lambda made: SealingKeys(
+            {version_number(IDENTITY_SEAL_KEY, name): keys.secret(name) for name in made}
+        ),
     )
     versions.get()
     return Sealer(versions)

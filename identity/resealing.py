@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from audit import AuditEvent, AuditLog
 from audit.row_seal import MAC_COLUMN, RowSeal
-from identity.accounts import mobile_context, profile_context
+from identity.accounts import ERASED, mobile_context, profile_context
 from identity.challenges import challenge_context
 from identity.models import challenges, citizens, signing_keys, totp_factors
 from identity.oidc.keys import signing_key_context
@@ -46,11 +46,17 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class SealedColumns:
-    """A table's sealed columns, each with what its values are bound to (from the row's key)."""
+    """A table's sealed columns, each with what its values are bound to (from the row's key).
+    `secret_keys`: the key is a secret itself (a challenge's id is the browser's ticket), so
+    a row left alone is not named by it."""
 
     table: Table
     key: str  # the primary key's one column
     contexts: Mapping[str, Callable[[str], str]]
+    secret_keys: bool = False
+
+    def named(self, key: str) -> str:
+        return "(a row whose key is a secret)" if self.secret_keys else key
 
     @property
     def row_sealed(self) -> bool:
@@ -61,7 +67,7 @@ SEALED_COLUMNS = (
     SealedColumns(citizens, "id", {"profile": profile_context, "mobile": mobile_context}),
     SealedColumns(totp_factors, "citizen_id", {"secret": totp_context}),
     SealedColumns(signing_keys, "kid", {"private_key": signing_key_context}),
-    SealedColumns(challenges, "id", {"payload": challenge_context}),
+    SealedColumns(challenges, "id", {"payload": challenge_context}, secret_keys=True),
 )
 
 
@@ -71,7 +77,7 @@ class Tally:
 
     resealed: int = 0  # values sealed again under the current version
     current: int = 0  # values already under it
-    changed_meanwhile: int = 0  # rows written by a request between read and write: next run
+    changed_meanwhile: int = 0  # rows changed or deleted between read and write: next run
     broken: list[str] = field(default_factory=list)  # "table.column key": does not open
     unsealed_rows: list[str] = field(default_factory=list)  # "table key": its row seal fails
 
@@ -113,14 +119,17 @@ def _reseal_row(
 ) -> None:
     name, key = sealed.table.name, str(row[sealed.key])
     if sealed.row_sealed and not row_seal.check(sealed.table, row):
-        batch.unsealed_rows.append(f"{name} {key}")
+        batch.unsealed_rows.append(f"{name} {sealed.named(key)}")
         return
     changes: dict[str, bytes] = {}
     for column, context in sealed.contexts.items():
+        stored = bytes(row[column])
+        if stored == ERASED:  # an erased account's details: nothing is sealed there
+            continue
         try:
-            again = sealer.resealed(bytes(row[column]), context(key))
+            again = sealer.resealed(stored, context(key))
         except SealBroken:
-            batch.broken.append(f"{name}.{column} {key}")
+            batch.broken.append(f"{name}.{column} {sealed.named(key)}")
             return
         if again is None:
             batch.current += 1
@@ -147,6 +156,7 @@ class ResealReport(Tally):
     """A whole run: what its batches did, and the version it sealed under."""
 
     version: int = 0
+    rotated_meanwhile: bool = False  # a newer version came during the run: run it again
 
     def add(self, batch: Tally) -> None:
         self.resealed += batch.resealed
@@ -165,6 +175,7 @@ class ResealReport(Tally):
             "changed_meanwhile": self.changed_meanwhile,
             "broken": len(self.broken),
             "unsealed_rows": len(self.unsealed_rows),
+            "rotated_meanwhile": self.rotated_meanwhile,
         }
 
 
@@ -180,10 +191,11 @@ def reseal_all(
     """Seal every sealed column's values again under the current version of the PII key, a
     batch at a time (see the module's docstring). One audit entry records the run; a run that
     stops on an exception records what it had done, with outcome "failure"."""
-    report = ResealReport(version=sealer.current)
+    report = ResealReport(version=sealer.newest())
     try:
         for sealed in SEALED_COLUMNS:
             _reseal_table(transaction, sealer, row_seal, sealed, report, progress)
+        report.rotated_meanwhile = sealer.newest() != report.version
     except BaseException:
         try:
             _record(transaction, audit_for, actor, report, "failure")

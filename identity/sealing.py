@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -35,13 +35,15 @@ class SealBroken(IdentityError):
 
 
 class SealingKeys:
-    """Every version of the sealing key at hand, oldest (version 1) first: the newest seals."""
+    """Every version of the sealing key at hand, by number: the newest seals. Numbered by the
+    key store's names, not by position, so a version missing from the folder shifts no other
+    version's number."""
 
-    def __init__(self, keys: Sequence[bytes]) -> None:
-        if not 1 <= len(keys) <= MAX_VERSION:
-            raise ValueError(f"between 1 and {MAX_VERSION} key versions, not {len(keys)}")
-        self._aeads = {number: AESGCM(key) for number, key in enumerate(keys, start=1)}
-        self.current = len(keys)
+    def __init__(self, keys: Mapping[int, bytes]) -> None:
+        if not keys or not all(1 <= number <= MAX_VERSION for number in keys):
+            raise ValueError(f"key versions are numbered 1 to {MAX_VERSION}: {sorted(keys)}")
+        self._aeads = {number: AESGCM(key) for number, key in keys.items()}
+        self.current = max(keys)
 
     def get(self, version: int) -> AESGCM | None:
         return self._aeads.get(version)
@@ -58,7 +60,7 @@ class FixedKeys:
     """Key versions that never change: one process's own, or a test's."""
 
     def __init__(self, *keys: bytes) -> None:
-        self._keys = SealingKeys(keys)
+        self._keys = SealingKeys(dict(enumerate(keys, start=1)))
 
     def get(self, fresh: bool = False) -> SealingKeys:
         return self._keys
@@ -78,6 +80,11 @@ class Sealer:
         """The version that seals now."""
         return self._keys.get().current
 
+    def newest(self) -> int:
+        """The newest version in the key source as it is now (a rotation made a moment ago
+        included), which seals from then on."""
+        return self._keys.get(fresh=True).current
+
     def seal(self, value: bytes, context: str) -> bytes:
         keys = self._keys.get()
         nonce = secrets.token_bytes(NONCE_BYTES)
@@ -87,7 +94,10 @@ class Sealer:
 
     def open(self, sealed: bytes, context: str) -> bytes:
         version = sealed_under(sealed)
-        aead = self._keys.get().get(version) or self._keys.get(fresh=True).get(version)
+        keys = self._keys.get()
+        if version > keys.current:  # sealed by a process that saw a rotation first
+            keys = self._keys.get(fresh=True)
+        aead = keys.get(version)
         if aead is None:
             raise SealBroken(f"sealed under key version {version}, which this service lacks")
         nonce, body = sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :]

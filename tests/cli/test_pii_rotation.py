@@ -16,14 +16,15 @@ import pytest
 from sqlalchemy import select, update
 
 from api.migrate import prepare
-from api.runtime import Runtime, open_runtime
+from api.runtime import IDENTITY_SEAL_KEY, Runtime, open_runtime
 from api.settings import Settings
 from audit.models import entries
+from identity.accounts import ERASED
 from identity.enrolment import REGISTER
 from identity.models import citizens, totp_factors
 from identity.nadra import SCENARIOS, ensure_registry, read_registry
-from identity.resealing import RESEALED, SEALED_COLUMNS
-from identity.sealing import sealed_under
+from identity.resealing import RESEALED, SEALED_COLUMNS, reseal_all
+from identity.sealing import MAX_VERSION, sealed_under
 from tests.cli.test_cli import run
 from tests.http.oidc_kit import PASSWORD, register_citizen, texted_code
 
@@ -155,3 +156,68 @@ def test_a_value_that_does_not_open_or_a_row_whose_seal_fails_is_named_and_left_
     assert versions["identity_challenges.payload"] == {2}
     assert versions["identity_citizens.profile"] == {1}
     assert _resealed_entries(runtime)[-1]["details"]["broken"] == 1  # type: ignore[index]
+
+
+def test_an_erased_account_has_nothing_to_reseal_and_raises_no_alarm(
+    runtime: Runtime, cli_env: dict[str, str], people: tuple[str, str]
+) -> None:
+    citizen, _secret = people
+    with runtime.transaction() as session:
+        accounts = runtime.provider(session).accounts
+        accounts.remove(citizen)
+        assert accounts.erase(citizen)
+    assert run(cli_env, "keys", "rotate", "pii")[0] == 0
+    code, out = run(cli_env, "keys", "reseal", "pii")
+    assert code == 0, out
+    with runtime.engine.connect() as connection:
+        erased = connection.execute(select(citizens.c.profile, citizens.c.mobile)).one()
+    assert tuple(erased) == (ERASED, ERASED)
+    assert _versions(runtime)["identity_totp.secret"] == {2}
+
+
+def test_a_row_a_request_changes_between_read_and_write_is_left_for_the_next_run(
+    runtime: Runtime, cli_env: dict[str, str], people: tuple[str, str]
+) -> None:
+    """A failed login counted while the batch holding that citizen's row was being sealed
+    anew: the row as the request wrote it stands (no older copy written over it, its row seal
+    whole), and the next run seals it."""
+    citizen, _secret = people
+    assert run(cli_env, "keys", "rotate", "pii")[0] == 0
+    sealer = runtime.identity.sealer
+    resealed, interfered = sealer.resealed, []
+
+    def with_a_request_in_between(sealed: bytes, context: str) -> bytes | None:
+        if context.endswith(":mobile") and not interfered:
+            interfered.append(context)
+            with runtime.transaction() as session:
+                runtime.provider(session).accounts.record_failure(citizen, 3, None)
+        return resealed(sealed, context)
+
+    sealer.resealed = with_a_request_in_between  # type: ignore[method-assign]
+    report = reseal_all(
+        runtime.transaction, sealer, runtime.row_seal, runtime.audit_log, actor="admin:test"
+    )
+    assert interfered
+    assert report.changed_meanwhile == 1
+    with runtime.transaction() as session:
+        account = runtime.provider(session).accounts.by_id(citizen)
+    assert account is not None, "its row seal holds"
+    assert account.failed_logins == 3
+    assert _versions(runtime)["identity_citizens.mobile"] == {1}
+    del sealer.resealed
+    again = reseal_all(
+        runtime.transaction, sealer, runtime.row_seal, runtime.audit_log, actor="admin:test"
+    )
+    assert (again.resealed, again.changed_meanwhile) == (2, 0)
+    assert _versions(runtime)["identity_citizens.mobile"] == {2}
+
+
+def test_the_pii_key_stops_at_the_255_versions_a_sealed_value_can_name(
+    runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    while len(runtime.keys.versions(IDENTITY_SEAL_KEY)) < MAX_VERSION:
+        runtime.keys.add_version(IDENTITY_SEAL_KEY)
+    code, out = run(cli_env, "keys", "rotate", "pii")
+    assert code == 2, out
+    assert "255 versions, as many as a sealed value can name" in out
+    assert len(runtime.keys.versions(IDENTITY_SEAL_KEY)) == MAX_VERSION

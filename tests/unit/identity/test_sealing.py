@@ -45,12 +45,37 @@ def test_a_value_under_a_version_made_meanwhile_is_opened_after_asking_again() -
 
         def get(self, fresh: bool = False) -> SealingKeys:
             self.fresh_asks += fresh
-            return SealingKeys([V1, V2, V3] if self.fresh_asks else [V1, V2])
+            return SealingKeys({1: V1, 2: V2, 3: V3} if self.fresh_asks else {1: V1, 2: V2})
 
     source = Later()
     value = Sealer.of(V1, V2, V3).seal(b"secret", "citizen:a:totp")
     assert Sealer(source).open(value, "citizen:a:totp") == b"secret"
     assert source.fresh_asks == 1
+    # A version older than the newest it holds is not asked for again: none will appear.
+    missing = SealingKeysSource({2: V2, 3: V3})
+    with pytest.raises(SealBroken, match="key version 1"):
+        Sealer(missing).open(Sealer.of(V1).seal(b"old", "c"), "c")
+    assert missing.fresh_asks == 0
+
+
+class SealingKeysSource:
+    """Fixed versions, counting the fresh asks."""
+
+    def __init__(self, keys: dict[int, bytes]) -> None:
+        self._keys = SealingKeys(keys)
+        self.fresh_asks = 0
+
+    def get(self, fresh: bool = False) -> SealingKeys:
+        self.fresh_asks += fresh
+        return self._keys
+
+
+def test_versions_keep_their_numbers_when_one_is_missing() -> None:
+    """A keys folder that lacks version 2 seals with version 3 under byte 3, never byte 2."""
+    gap = Sealer(SealingKeysSource({1: V1, 3: V3}))
+    value = gap.seal(b"x", "c")
+    assert sealed_under(value) == 3
+    assert Sealer.of(V1, V2, V3).open(value, "c") == b"x"
 
 
 def test_resealed_moves_older_values_only_and_never_a_broken_one() -> None:
@@ -74,8 +99,7 @@ def test_a_value_with_any_version_byte_opens_or_is_refused_as_broken(
         sealer.open(bytes([version]) + body, "citizen:a:profile")
 
 
-def test_a_key_source_holds_one_to_255_versions() -> None:
-    with pytest.raises(ValueError, match="between 1 and 255"):
-        SealingKeys([])
-    with pytest.raises(ValueError, match="between 1 and 255"):
-        SealingKeys([V1] * 256)
+def test_key_versions_are_numbered_1_to_255() -> None:
+    for numbers in ([], [0], [256]):
+        with pytest.raises(ValueError, match="numbered 1 to 255"):
+            SealingKeys(dict.fromkeys(numbers, V1))
