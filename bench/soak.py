@@ -32,6 +32,16 @@ cannot all be met at once on two cores (500 grants/s, 30 logins/s and 300 upload
 most of the machine), so each operation runs at a share of its own;
 SHANAKHT_BENCH_SOAK_SCALE moves them all.
 
+Those per-request figures came from the other benchmarks, at full load. Measured in the soak
+itself, each operation alone at scale 2 for 40 s (SHANAKHT_BENCH_SOAK_ONLY, 2026-11-28),
+the servers spent per request: a login 30 ms, a refresh 4.3 ms, a client_credentials grant
+2.7-3.4 ms, userinfo 4.3 ms, an upload 6.7 ms, a download 6 ms, a fetch 8 ms, a signed order
+150 ms, a verification 5.5 ms, a proof 4 ms. At that cost scale 1 takes 1.53 cores of
+server time and 0.31 of load generator (userinfo's httpx2 client most of it): over 90% of
+the machine, where it was meant to take half. Paced requests cost more than a saturated
+server's (no batching of wake-ups and thread hops), and the machine's speed varies by up to
+twofold between days (one argon2id hash: 14 ms on a fast day, 24-38 ms on a slow one).
+
 Set-up, straight through the services in a fresh data directory before any server starts (as
 bench/identity.py and bench/locker_http.py do; their helpers are imported): 300 registered
 citizens, the department system and e-service of bench/identity.py, a locker portal
