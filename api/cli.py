@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import click
@@ -26,7 +27,7 @@ from api.backchannel import deliver, end_sessions
 from api.cli_backup import backup, restore
 from api.cli_demo import demo
 from api.cli_key_versions import version_table
-from api.cli_locker import EXIT_INTERRUPTED, kek_lines, locker
+from api.cli_locker import EXIT_INTERRUPTED, PROGRESS_EVERY, kek_lines, locker
 from api.cli_master import HELP as MASTER_HELP
 from api.cli_master import rotate_master
 from api.cli_pki import pki
@@ -527,7 +528,7 @@ def keys_reseal(which: str) -> None:
         try:
             report = reseal_all(
                 runtime.transaction, runtime.identity.sealer, runtime.row_seal,
-                runtime.audit_log, actor=CLI_ACTOR,
+                runtime.audit_log, actor=CLI_ACTOR, progress=_reseal_progress(),
             )  # fmt: skip
         except KeyboardInterrupt:
             fail("interrupted: every value opens; run `shanakht keys reseal pii` to finish",
@@ -546,6 +547,20 @@ def keys_reseal(which: str) -> None:
         click.echo(f"left as it is: {line}", err=True)
     if left:
         sys.exit(EXIT_TAMPERED)
+
+
+def _reseal_progress() -> Callable[[str, int], None]:
+    """A line at most once a second: a province's citizens take hours to seal again."""
+    last = -PROGRESS_EVERY
+
+    def progress(table: str, rows: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= PROGRESS_EVERY:
+            last = now
+            click.echo(f"{table}: {rows} rows done")
+
+    return progress
 
 
 @main.group()
