@@ -79,6 +79,19 @@ def test_another_process_adding_a_version_is_seen_within_the_recheck_time(
     assert builds == [("sig",), ("sig", "sig.v2"), ("sig", "sig.v2", "sig.v3")]
 
 
+def test_a_fresh_get_lists_at_once_within_the_recheck_time(tmp_path: Path) -> None:
+    """A process that meets a value sealed under a version it has not listed yet (the PII
+    sealer) asks afresh, and sees a rotation made a moment ago without waiting."""
+    server = LocalKeyStore(tmp_path / "keys", MASTER)
+    clock = _Clock()
+    ring, _builds = _ring(server, clock)
+    before = ring.get()
+    LocalKeyStore(tmp_path / "keys", MASTER).add_version("sig")
+    assert ring.get() is before  # within the recheck time, not listed
+    assert [name for name, _ in ring.get(fresh=True)] == ["sig", "sig.v2"]
+    assert [name for name, _ in ring.get()] == ["sig", "sig.v2"]  # kept from then on
+
+
 def test_between_listings_a_use_touches_no_file(tmp_path: Path) -> None:
     keys = LocalKeyStore(tmp_path / "keys", MASTER)
     keys.add_version("sig")
