@@ -42,6 +42,7 @@ from api.cli_support import (
 from api.cli_verify import verify
 from api.integrity_watch import Findings, FindingsCollector, watch
 from api.key_check import check_keys_fit_database
+from api.key_retirement import RetiredMeanwhile, StillSealed, retire_pii_versions
 from api.key_rotation import (
     AFTERWARDS,
     PII,
@@ -489,7 +490,7 @@ def keys_list(which: str) -> None:
 
     `oidc` prints kid, algorithm, created and retired. `checkpoint`, `consent` and `pii` print a
     table of every version: its number, key name, state (current: it signs or seals; or
-    verifies only, opens only), when it was made (UTC), its key id (the key hash a signed note
+    verifies only, opens only, or retired: `keys retire pii` deleted it), when it was made (UTC), its key id (the key hash a signed note
     carries, the JWS kid, or the first byte of what a PII version seals, in hex) and its
     fingerprint (as `keys rotate` printed it). `locker` lists each KEK version as current (new
     keys are wrapped under it) or unwrap only. `all`, the default, lists them all.
@@ -547,6 +548,39 @@ def keys_reseal(which: str) -> None:
         click.echo(f"left as it is: {line}", err=True)
     if left:
         sys.exit(EXIT_TAMPERED)
+
+
+@keys.command("retire")
+@click.argument("which", type=click.Choice((PII,)))
+def keys_retire(which: str) -> None:
+    """Delete the PII key's older versions, once `keys reseal pii` has moved everything off
+    them, so the service stops opening what they seal.
+
+    Every sealed value is read first: if one that opens is still under an older version,
+    nothing is retired (exit 1; run `shanakht keys reseal pii` until it seals nothing). Values
+    that do not open are lost already and are counted, not kept. The retirement is recorded in
+    the database and the audit log, then the key files are deleted; running replicas stop
+    opening those versions within a second, and a keys folder restored with them is refused.
+    Backups made before still hold them.
+    """
+    with cli_runtime() as runtime:
+        migrate(runtime)
+        try:
+            retired = retire_pii_versions(runtime, actor=CLI_ACTOR)
+        except StillSealed as exc:
+            for version, count in sorted(exc.found.held.items()):
+                click.echo(f"version {version} still seals {count} values that open", err=True)
+            fail("nothing retired: run `shanakht keys reseal pii` until it seals nothing, then "
+                 "this again", EXIT_TAMPERED)  # fmt: skip
+        except RetiredMeanwhile as exc:
+            fail(str(exc), EXIT_TAMPERED)
+    if not retired.versions:
+        click.echo("no older version of the PII key to retire")
+        return
+    numbers = ", ".join(map(str, retired.versions))
+    click.echo(f"retired PII key versions {numbers}: their key files are deleted")
+    for version, count in sorted(retired.broken.items()):
+        click.echo(f"{count} values under version {version} did not open and stay unreadable")
 
 
 def _reseal_progress() -> Callable[[str, int], None]:

@@ -16,8 +16,11 @@ What a backup holds, and why it is consistent:
    docs/deployment.md).
 2. The keys, next: the sealed key files of the data directory (and its `master.key` in
    development; in production the master key lives outside, in SHANAKHT_MASTER_KEY, and
-   the backup cannot be read without it). Key files are only ever added, never changed, so
-   a copy taken after the snapshot holds every key the snapshot's rows need.
+   the backup cannot be read without it). Key files are added, and a retired PII key version
+   deleted (`api.key_retirement`) only once nothing sealed under it opens. So the backup
+   checks that its copy holds every key the snapshot's database recorded (`api.key_check`)
+   and had not retired: a retirement between the snapshot and the copy fails the backup
+   (run it again) instead of leaving one whose rows need a key it lacks.
 3. The objects, last: exactly the objects the snapshot's document versions name. Objects
    are never rewritten under a key, so each one read later is the one the snapshot meant;
    one written after the snapshot is not taken (restored, it would be an orphan the sweeper
@@ -67,6 +70,7 @@ from api.database import create_db_engine, snapshot
 from api.errors import StartupError
 from api.keystore import LocalKeyStore, parse_master_key
 from api.migrate import grant_app_role, upgrade
+from api.models import KEK_PREFIX, key_fingerprints, key_retirements
 from api.runtime import open_runtime, open_store, prepare_data_dir
 from api.settings import Settings
 from audit import TamperError, verify_log
@@ -128,19 +132,28 @@ class _Snapshot:
     audit_size: int
     audit_chain: str
     objects: list[str]
+    keys: list[str]
     tables: list[dict[str, Any]]
 
 
-def _state(connection: Connection) -> tuple[str, int, str, list[str]]:
-    """What the snapshot says: schema revision, audit head, the objects it needs."""
+def _state(connection: Connection) -> tuple[str, int, str, list[str], list[str]]:
+    """What the snapshot says: schema revision, audit head, the objects it needs, and the
+    key store's keys it needs (recorded, not retired; a KEK is `keys/locker`'s, never
+    deleted)."""
     revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     size, chain = connection.execute(select(head.c.size, head.c.chain)).one()
-    keys = connection.execute(
+    objects = connection.execute(
         select(versions.c.object_key)
         .where(versions.c.wrapped_key.is_not(None))
         .order_by(versions.c.object_key)
     ).scalars()
-    return str(revision), int(size), bytes(chain).hex(), list(keys)
+    keys = connection.execute(
+        select(key_fingerprints.c.name)
+        .where(key_fingerprints.c.name.not_in(select(key_retirements.c.name)))
+        .where(key_fingerprints.c.name.not_like(f"{KEK_PREFIX}%"))
+        .order_by(key_fingerprints.c.name)
+    ).scalars()
+    return str(revision), int(size), bytes(chain).hex(), list(objects), list(keys)
 
 
 def _snapshot_sqlite(engine: Engine, out: Path) -> _Snapshot:
@@ -159,10 +172,10 @@ def _snapshot_sqlite(engine: Engine, out: Path) -> _Snapshot:
     copy = create_engine(f"sqlite:///{out / SQLITE_FILE}")
     try:
         with copy.connect() as connection:
-            revision, size, chain, objects = _state(connection)
+            revision, size, chain, objects, keys = _state(connection)
     finally:
         copy.dispose()
-    return _Snapshot("sqlite", revision, size, chain, objects, [])
+    return _Snapshot("sqlite", revision, size, chain, objects, keys, [])
 
 
 def _snapshot_postgresql(engine: Engine, out: Path) -> _Snapshot:
@@ -170,7 +183,7 @@ def _snapshot_postgresql(engine: Engine, out: Path) -> _Snapshot:
 
     tables: list[dict[str, Any]] = []
     with snapshot(engine) as connection:
-        revision, size, chain, objects = _state(connection)
+        revision, size, chain, objects, keys = _state(connection)
         reflected = MetaData()
         reflected.reflect(bind=connection)
         dbapi: Any = connection.connection.dbapi_connection
@@ -188,7 +201,7 @@ def _snapshot_postgresql(engine: Engine, out: Path) -> _Snapshot:
                 for data in copy:
                     file.write(data)
             tables.append({"name": table.name, "columns": columns, "file": name})
-    return _Snapshot("postgresql", revision, size, chain, objects, tables)
+    return _Snapshot("postgresql", revision, size, chain, objects, keys, tables)
 
 
 @click.command()
@@ -217,6 +230,7 @@ def backup(directory: Path) -> None:
             else:
                 taken = _snapshot_postgresql(runtime.engine, directory)
             _copy_keys(data_dir, directory)
+            _check_keys_copied(taken.keys, directory)
             for key in taken.objects:
                 _copy_object(runtime.store, key, directory / "objects" / key)
             manifest = {
@@ -273,6 +287,18 @@ def _copy_keys(data_dir: Path, out: Path) -> None:
     if master.is_file():  # development only: production's master key is not in the directory
         with master.open("rb") as source, _private_file(out / "master.key") as target:
             shutil.copyfileobj(source, target)
+
+
+def _check_keys_copied(needed: list[str], out: Path) -> None:
+    """Fail unless the copied keys folder holds every key of `needed` (`_state`)."""
+    missing = [name for name in needed if not (out / "keys" / f"{name}.json").is_file()]
+    if missing:
+        fail(
+            f"the key {missing[0]} that the database snapshot needs was not in the keys folder "
+            "when it was copied: retired during the backup (run it again), or the keys folder "
+            "is not this database's (`shanakht serve` would say which)",
+            EXIT_TAMPERED,
+        )
 
 
 def _copy_object(store: Any, key: str, path: Path) -> None:

@@ -23,14 +23,15 @@ from sqlalchemy import select
 
 from api.key_check import fingerprint
 from api.key_rotation import PII, ROTATED
-from api.keystore import version_number
-from api.models import key_fingerprints
+from api.keystore import is_version_of, version_number
+from api.models import key_fingerprints, key_retirements
 from api.runtime import Runtime
 from audit import NoteSigner
 from audit.entry import grouped
 from locker.consents import ConsentSigner
 
 CURRENT = "current"
+RETIRED = "retired"
 # What an older version still does.
 OLDER = {"checkpoint": "verifies only", "consent": "verifies only", PII: "opens only"}
 HEADER = ("VERSION", "KEY", "STATE", "CREATED (UTC)", "KEY ID", "FINGERPRINT")
@@ -42,31 +43,53 @@ class KeyVersionRow:
 
     version: int
     key: str  # its name in the key store: `audit-checkpoint.v2`
-    current: bool  # the newest version, the one that signs
+    state: str  # CURRENT (it signs or seals), OLDER's, or RETIRED
     created: datetime
     key_id: str  # what a statement it signed carries to name it
     fingerprint: str  # grouped, as the rotation's audit entry writes it
 
 
 def version_rows(runtime: Runtime, which: str) -> list[KeyVersionRow]:
-    """Every version of the key `which` (a key of ROTATED) made so far, oldest first."""
+    """Every version of the key `which` (a key of ROTATED) made so far, oldest first, the
+    retired ones (`keys retire pii`: their files are gone) from their records."""
     name = ROTATED[which]
     made = runtime.keys.versions(name)
     recorded = _recorded_at(runtime, made)
-    rows = []
+    rows = _retired_rows(runtime, which)
     for key in made:
         written = runtime.keys.written_at(key)
         rows.append(
             KeyVersionRow(
                 version=version_number(name, key),
                 key=key,
-                current=key == made[-1],
+                state=CURRENT if key == made[-1] else OLDER[which],
                 created=min(written, recorded[key]) if key in recorded else written,
                 key_id=_key_id(runtime, which, key),
                 fingerprint=grouped(fingerprint(runtime.keys.secret(key), key)),
             )
         )
-    return rows
+    return sorted(rows, key=lambda row: row.version)
+
+
+def _retired_rows(runtime: Runtime, which: str) -> list[KeyVersionRow]:
+    """The retired versions of the key `which`, made when their fingerprints were recorded."""
+    name = ROTATED[which]
+    query = select(
+        key_retirements.c.name, key_retirements.c.fingerprint, key_fingerprints.c.recorded_at
+    ).join(key_fingerprints, key_fingerprints.c.name == key_retirements.c.name)
+    with runtime.engine.connect() as connection:
+        found = [row for row in connection.execute(query) if is_version_of(name, row.name)]
+    return [
+        KeyVersionRow(
+            version=version_number(name, row.name),
+            key=row.name,
+            state=RETIRED,
+            created=row.recorded_at,
+            key_id=f"{version_number(name, row.name):02x}" if which == PII else "-",
+            fingerprint=grouped(row.fingerprint),
+        )
+        for row in found
+    ]
 
 
 def version_table(runtime: Runtime, which: str) -> list[str]:
@@ -80,7 +103,7 @@ def version_table(runtime: Runtime, which: str) -> list[str]:
         (
             str(row.version),
             row.key,
-            CURRENT if row.current else OLDER[which],
+            row.state,
             row.created.astimezone(UTC).isoformat(timespec="seconds"),
             row.key_id,
             row.fingerprint,

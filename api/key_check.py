@@ -20,6 +20,11 @@ row), and from then on a key that differs from its row, or a row whose key is go
 by the key's kind. Rows are only ever added: the application role may not change or delete
 them (`api.migrate`). A database from before this check records the keys it is first started
 with, so the newest-row checks above still matter for it.
+
+A key version retired on purpose (`shanakht keys retire pii`) is recorded in `key_retirements`:
+its file is expected to be gone, and one that is back (a keys folder restored from before the
+retirement) is refused, since the service would then open what anyone holding that version,
+which may have leaked, wrote into the database.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from api.cli_backup import MAC_KEY
 from api.errors import StartupError
-from api.models import key_fingerprints
+from api.models import KEK_PREFIX, key_fingerprints, key_retirements
 from api.routes.signin import DEVICE_KEY
 from api.runtime import (
     AUDIT_CHECKPOINT_KEY,
@@ -60,7 +65,6 @@ from locker.models import documents, versions
 
 RESTORE = "restore the keys folder (and the master key) that belong to this database"
 FINGERPRINT_LABEL = b"shanakht key fingerprint v1:"
-KEK_PREFIX = "kek:"
 
 # What each key is, for the message that names it (a key not listed is named by its name).
 KINDS = {
@@ -90,7 +94,7 @@ def check_keys_fit_database(runtime: Runtime) -> None:
     the database has no fingerprint for recorded: a folder that does not fit records nothing."""
     present = dict(_present(runtime))
     recorded = _recorded(runtime)
-    _compare(present, recorded)
+    _compare(present, recorded, retired_keys(runtime))
     with Session(runtime.engine) as session:  # the engine the readiness checks look at
         _signing_key_opens(runtime, session)
         _checkpoint_verifies(runtime, session)
@@ -104,6 +108,12 @@ def _recorded(runtime: Runtime) -> dict[str, str]:
         return {row.name: row.fingerprint for row in rows}
 
 
+def retired_keys(runtime: Runtime) -> set[str]:
+    """The names of the key versions retired so far."""
+    with runtime.engine.connect() as connection:
+        return set(connection.execute(select(key_retirements.c.name)).scalars())
+
+
 def _record(runtime: Runtime, present: dict[str, str], recorded: dict[str, str]) -> None:
     """Add the fingerprints of keys seen for the first time; if another replica recorded one
     first, compare with what it recorded instead."""
@@ -115,7 +125,7 @@ def _record(runtime: Runtime, present: dict[str, str], recorded: dict[str, str])
         with runtime.engine.begin() as connection:
             connection.execute(insert(key_fingerprints), rows)
     except IntegrityError:
-        _compare(present, _recorded(runtime))
+        _compare(present, _recorded(runtime), retired_keys(runtime))
         _record(runtime, present, _recorded(runtime))
 
 
@@ -139,9 +149,16 @@ def _present(runtime: Runtime) -> Iterator[tuple[str, str]]:
         yield name, fingerprint(key, name)
 
 
-def _compare(present: dict[str, str], recorded: dict[str, str]) -> None:
-    """Refuse at the first recorded key that is missing or different, naming its kind."""
-    for name in sorted(recorded):
+def _compare(present: dict[str, str], recorded: dict[str, str], retired: set[str]) -> None:
+    """Refuse at the first recorded key that is missing or different, or retired and back,
+    naming its kind."""
+    back = sorted(retired & present.keys())
+    if back:
+        raise KeysDoNotFit(
+            f"{_kind(back[0])} was retired, but its key is back in the keys folder (restored from "
+            "before the retirement?): run `shanakht keys retire pii` to remove it again"
+        )
+    for name in sorted(recorded.keys() - retired):
         if name not in present:
             raise KeysDoNotFit(
                 f"{_kind(name)} is missing from the keys folder, but this database was made "

@@ -14,8 +14,9 @@ audit entry that names the new version and its fingerprint, nothing else about i
 The PII sealing key rotates the same way, for a different reason: what it protects is stored
 here, not held by others, so a version that may have leaked must stop protecting it. Its new
 version seals from then on, every version opens what it sealed (a value names its version,
-`identity.sealing`), and `shanakht keys reseal pii` (`identity.resealing`) then seals what is
-stored under the new one.
+`identity.sealing`), `shanakht keys reseal pii` (`identity.resealing`) then seals what is
+stored under the new one, and `shanakht keys retire pii` (`api.key_retirement`) deletes the
+older versions, which then open nothing.
 
 The other two keys are refused here, each with its reason (`REFUSED`): the audit log's
 entries name the row-seal key's MACs (by fingerprint), and the pseudonym key's pseudonyms are
@@ -43,7 +44,8 @@ AFTERWARDS = {
     "consent": "every earlier version still verifies what it signed",
     PII: (
         "it seals from now on and every earlier version still opens what it sealed; run "
-        "`shanakht keys reseal pii` to seal what is stored under it"
+        "`shanakht keys reseal pii` to seal what is stored under it, then `shanakht keys "
+        "retire pii`"
     ),
 }
 

@@ -150,6 +150,21 @@ class LocalKeyStore:
             )
         return secret
 
+    def existing(self, name: str) -> bytes:
+        """The secret called `name`, which must have been made: for a version listed a moment
+        ago, whose file a retirement (`remove`) may have taken meanwhile and which `secret`
+        would make anew, at random."""
+        if not self._path(name).exists():
+            raise KeyGone(f"key {name} is no longer in {self._dir}")
+        return self.secret(name)
+
+    def remove(self, name: str) -> None:
+        """Delete the file of the key `name` for good (a retired version, `api.key_retirement`),
+        the deletion made durable before this returns."""
+        self._path(name).unlink(missing_ok=True)
+        self._opened.pop(name, None)
+        _sync_directory(self._dir)
+
     def _seal(self, name: str, secret: bytes) -> bytes:
         """The file that keeps `secret` as the key `name`, under this store's master key."""
         nonce = secrets.token_bytes(12)
@@ -235,9 +250,18 @@ class LocalKeyStore:
         return Ed25519PrivateKey.from_private_bytes(self.secret(name, 32))
 
 
+def is_version_of(name: str, key: str) -> bool:
+    """Whether the key name `key` is a version of the key `name` (`name`, `name.v2`...)."""
+    return key == name or re.fullmatch(rf"{re.escape(name)}\.v[1-9][0-9]*", key) is not None
+
+
 def version_number(name: str, version: str) -> int:
     """Which version of the key `name` the key name `version` is: 1 for `name` itself."""
     return 1 if version == name else int(version.removeprefix(f"{name}.v"))
+
+
+class KeyGone(StartupError):
+    """A key that was listed is no longer there."""
 
 
 class KeyVersionTaken(StartupError):

@@ -383,14 +383,16 @@ def _breached_passwords(folder: Path | None) -> BreachedPasswords | None:
 
 
 def _pii_sealer(keys: LocalKeyStore) -> Sealer:
-    """The PII sealer over every version of its key, which `keys rotate pii` adds to while the
-    replicas run (`api.key_versions`): version 1 made now if new, and a version that does not
-    open stops the start."""
+    """The PII sealer over every version of its key, which `keys rotate pii` adds to and
+    `keys retire pii` takes from while the replicas run (`api.key_versions`): version 1 made
+    now if new, and a version that does not open stops the start. A version is read only if
+    its file is there: one retired between the listing and the read is not made anew."""
+    keys.secret(keys.current(IDENTITY_SEAL_KEY))
     versions = KeyVersions(
         keys,
         IDENTITY_SEAL_KEY,
         lambda made: SealingKeys(
-            {version_number(IDENTITY_SEAL_KEY, name): keys.secret(name) for name in made}
+            {version_number(IDENTITY_SEAL_KEY, name): keys.existing(name) for name in made}
         ),
     )
     versions.get()

@@ -16,7 +16,8 @@ compare-and-set), never overwritten with an older one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ from identity.accounts import ERASED, mobile_context, profile_context
 from identity.challenges import challenge_context
 from identity.models import challenges, citizens, signing_keys, totp_factors
 from identity.oidc.keys import signing_key_context
-from identity.sealing import SealBroken, Sealer
+from identity.sealing import SealBroken, Sealer, sealed_under
 from identity.totp import totp_context
 
 BATCH_ROWS = 200  # a batch is one transaction: on SQLite, the write lock for ~10 ms
@@ -100,13 +101,22 @@ def reseal_batch(
 ) -> Batch:
     """Seal again, under the current version, the values of the next `rows` rows of `sealed`
     after the key `after` (None: from the first)."""
+    found = _rows_after(session, sealed, after, rows)
+    batch = Batch(rows=len(found), last_key=str(found[-1][sealed.key]) if found else None)
+    for row in found:
+        _reseal_row(session, sealer, row_seal, sealed, row, batch)
+    return batch
+
+
+def _rows_after(
+    session: Session, sealed: SealedColumns, after: str | None, rows: int
+) -> list[Mapping[Any, Any]]:
+    """The next `rows` rows of `sealed`'s table by key, after the key `after` (None: from the
+    first)."""
     key = sealed.table.c[sealed.key]
     query = select(sealed.table).order_by(key).limit(rows)
     found = session.execute(query if after is None else query.where(key > after)).all()
-    batch = Batch(rows=len(found), last_key=str(found[-1]._mapping[key.name]) if found else None)
-    for row in found:
-        _reseal_row(session, sealer, row_seal, sealed, row._mapping, batch)
-    return batch
+    return [row._mapping for row in found]
 
 
 def _reseal_row(
@@ -239,3 +249,50 @@ def _record(
         audit_for(session).append(
             AuditEvent(actor=actor, action=RESEALED, outcome=outcome, details=report.details())
         )
+
+
+@dataclass(slots=True)
+class Census:
+    """What some versions of the PII key still seal, by version: values that open, which
+    removing their version would lose, and values that do not open, lost already."""
+
+    held: Counter[int] = field(default_factory=Counter)
+    broken: Counter[int] = field(default_factory=Counter)
+
+
+def census(transaction: Transaction, sealer: Sealer, versions: Collection[int]) -> Census:
+    """Every value sealed under one of `versions`, counted (see Census), reading a batch of
+    rows per transaction as the re-seal does, and changing nothing."""
+    found = Census()
+    for sealed in SEALED_COLUMNS:
+        after: str | None = None
+        while True:
+            with transaction() as session:
+                rows = _rows_after(session, sealed, after, BATCH_ROWS)
+            if not rows:
+                break
+            after = str(rows[-1][sealed.key])
+            for row in rows:
+                _count(sealer, sealed, row, versions, found)
+    return found
+
+
+def _count(
+    sealer: Sealer,
+    sealed: SealedColumns,
+    row: Mapping[Any, Any],
+    versions: Collection[int],
+    found: Census,
+) -> None:
+    key = str(row[sealed.key])
+    for column, context in sealed.contexts.items():
+        stored = bytes(row[column])
+        version = sealed_under(stored)
+        if version not in versions:
+            continue
+        try:
+            sealer.open(stored, context(key))
+        except SealBroken:
+            found.broken[version] += 1
+        else:
+            found.held[version] += 1

@@ -50,6 +50,7 @@ def test_help_lists_every_command_with_one_line_each() -> None:
         "dev outbox",
         "keys list",
         "keys reseal",
+        "keys retire",
         "keys rotate",
         "locker rewrap",
         "locker sweep",

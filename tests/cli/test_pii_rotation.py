@@ -9,13 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 
 import pyotp
-import pytest
 from sqlalchemy import select, update
 
-from api.migrate import prepare
 from api.runtime import IDENTITY_SEAL_KEY, Runtime, open_runtime
 from api.settings import Settings
 from audit.models import entries
@@ -26,7 +23,7 @@ from identity.nadra import SCENARIOS, ensure_registry, read_registry
 from identity.resealing import RESEALED, SEALED_COLUMNS, reseal_all
 from identity.sealing import MAX_VERSION, sealed_under
 from tests.cli.test_cli import run
-from tests.http.oidc_kit import PASSWORD, register_citizen, texted_code
+from tests.http.oidc_kit import PASSWORD, texted_code
 
 
 def _versions(runtime: Runtime) -> dict[str, set[int]]:
@@ -54,24 +51,6 @@ def _resealed_entries(runtime: Runtime) -> list[dict[str, object]]:
         rows = connection.execute(select(entries.c.entry).order_by(entries.c.seq)).scalars()
         found = [json.loads(row) for row in rows]
     return [entry for entry in found if entry["action"] == RESEALED]
-
-
-@pytest.fixture
-def people(runtime: Runtime) -> tuple[str, str]:
-    """Citizen A, with an authenticator app; and a registration under way (a challenge)."""
-    prepare(runtime)
-    registry = read_registry(ensure_registry(runtime.identity.nadra_file))
-    citizen = register_citizen(runtime, registry[SCENARIOS["active_female"]])
-    with runtime.transaction() as session:
-        apps = runtime.second_factor(session).apps
-        secret, _uri = apps.begin(citizen, "A")
-        earlier = runtime.clock() - timedelta(seconds=30)  # the test's own code is the next
-        assert apps.confirm(citizen, pyotp.TOTP(secret).at(earlier)) is not None
-    waiting = registry[SCENARIOS["active_male"]]
-    with runtime.transaction() as session:
-        enrolment = runtime.enrolment(session)
-        enrolment.start_registration(waiting.card(), waiting.mobile_numbers[0], client="test")
-    return citizen, secret
 
 
 def test_a_rotated_pii_key_seals_new_values_and_reseal_moves_every_stored_one(

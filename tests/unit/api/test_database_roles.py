@@ -520,3 +520,18 @@ def test_the_app_role_records_key_fingerprints_but_cannot_change_or_delete_one(
         assert connection.execute(text("SELECT count(*) FROM key_fingerprints")).scalar()
     _refused(app_runtime.engine, "UPDATE key_fingerprints SET fingerprint = 'x'")
     _refused(app_runtime.engine, "DELETE FROM key_fingerprints")
+
+
+@postgres_only
+def test_the_app_role_records_a_key_retirement_but_cannot_undo_one(app_runtime: Runtime) -> None:
+    """A retired key version's record is what refuses its key file coming back: whoever holds
+    the API's database credentials cannot delete it to let a leaked version open again."""
+    with app_runtime.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO key_retirements (name, fingerprint, retired_at) "
+                "VALUES ('identity-seal', 'f', CURRENT_TIMESTAMP)"
+            )
+        )
+    _refused(app_runtime.engine, "UPDATE key_retirements SET name = 'x'")
+    _refused(app_runtime.engine, "DELETE FROM key_retirements")
