@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any, TextIO
 
 import click
@@ -27,10 +25,11 @@ from api.backchannel import deliver, end_sessions
 from api.cli_backup import backup, restore
 from api.cli_demo import demo
 from api.cli_key_versions import version_table
-from api.cli_locker import EXIT_INTERRUPTED, PROGRESS_EVERY, kek_lines, locker
+from api.cli_locker import kek_lines, locker
 from api.cli_master import HELP as MASTER_HELP
 from api.cli_master import rotate_master
 from api.cli_pki import pki
+from api.cli_resealing import keys_reseal, keys_retire
 from api.cli_support import (
     EXIT_TAMPERED,
     FlatGroup,
@@ -42,10 +41,8 @@ from api.cli_support import (
 from api.cli_verify import verify
 from api.integrity_watch import Findings, FindingsCollector, watch
 from api.key_check import check_keys_fit_database
-from api.key_retirement import RetiredMeanwhile, StillSealed, retire_pii_versions
 from api.key_rotation import (
     AFTERWARDS,
-    PII,
     REFUSED,
     ROTATED,
     add_key_version,
@@ -65,7 +62,6 @@ from identity.oidc.clients import (
     NewClient,
 )
 from identity.reconciled import ACCOUNT_REMOVED, CLIENT_REGISTERED, CLIENT_REMOVED, REGISTRATION
-from identity.resealing import reseal_all
 from identity.roles import ROLES, RoleError
 
 
@@ -401,7 +397,7 @@ MASTER = "master"
 @main.group()
 def keys() -> None:
     """The provider's token-signing keys (oidc), the locker's KEKs (locker), the audit
-    checkpoint and consent keys, the master key."""
+    checkpoint and consent keys, the PII and row-seal keys, the master key."""
 
 
 @keys.command("rotate", epilog=MASTER_HELP)
@@ -423,7 +419,7 @@ def keys() -> None:
 )
 def keys_rotate(which: str, compromised: bool, new_key_file: TextIO | None) -> None:
     """New signing keys (old ones stay in the JWKS a day) and/or a new locker KEK; or a new
-    version of the checkpoint, consent or PII sealing key; or a new master key.
+    version of the checkpoint, consent, PII sealing or row-seal key; or a new master key.
 
     WHICH: oidc (the token-signing keys), locker (a KEK version; `shanakht locker rewrap` then
     moves the stored data keys to it) or all, the default; or master (below). With
@@ -434,8 +430,9 @@ def keys_rotate(which: str, compromised: bool, new_key_file: TextIO | None) -> N
     replicas sign with the new version within a second, without a restart. pii (never part
     of `all`): a new version of the key that seals personal data, TOTP secrets and token-signing
     keys in the database seals from now on, every earlier version still opens what it sealed,
-    and `shanakht keys reseal pii` then seals what is stored under the new one. The pseudonym
-    and row-seal keys do not rotate: asked to, it says why.
+    and `shanakht keys reseal pii` then seals what is stored under the new one. row-seal (never
+    part of `all`): the same for the key that seals rows of authorization state, then `keys
+    reseal row-seal`. The pseudonym key does not rotate: asked to, it says why.
     """
     if which in REFUSED:
         fail(REFUSED[which])
@@ -482,18 +479,23 @@ def _add_key_version(which: str) -> None:
     )
 
 
+keys.add_command(keys_reseal)
+keys.add_command(keys_retire)
+
+
 @keys.command("list")
 @click.argument("which", type=click.Choice((*KEY_SETS, *ROTATED)), default="all", required=False)
 def keys_list(which: str) -> None:
     """Signing keys (oidc); checkpoint, consent or PII key versions; KEK versions (locker); or
     all.
 
-    `oidc` prints kid, algorithm, created and retired. `checkpoint`, `consent` and `pii` print a
-    table of every version: its number, key name, state (current: it signs or seals; or
-    verifies only, opens only, or retired: `keys retire pii` deleted it), when it was made (UTC), its key id (the key hash a signed note
-    carries, the JWS kid, or the first byte of what a PII version seals, in hex) and its
-    fingerprint (as `keys rotate` printed it). `locker` lists each KEK version as current (new
-    keys are wrapped under it) or unwrap only. `all`, the default, lists them all.
+    `oidc` prints kid, algorithm, created and retired. `checkpoint`, `consent`, `pii` and
+    `row-seal` print a table of every version: its number, key name, state (current: it signs
+    or seals; verifies only, opens only or checks only; or retired, its file deleted by `keys
+    retire`), when it was made (UTC), its key id (the key hash a signed note carries, the JWS
+    kid, or for the PII and row-seal keys the version byte what they seal carries, in hex) and
+    its fingerprint (as `keys rotate` printed it). `locker` lists each KEK version as current
+    (new keys are wrapped under it) or unwrap only. `all`, the default, lists them all.
     """
     with cli_runtime() as runtime:
         migrate(runtime)
@@ -509,92 +511,6 @@ def keys_list(which: str) -> None:
         if which in ("locker", "all"):
             for line in kek_lines(runtime.keks):
                 click.echo(line)
-
-
-@keys.command("reseal")
-@click.argument("which", type=click.Choice((PII,)))
-def keys_reseal(which: str) -> None:
-    """Seal what is stored under the PII key's newest version (after `keys rotate pii`).
-
-    Personal data, TOTP secrets, token-signing keys and pending challenges in the database
-    that an older version sealed are sealed again, a batch of rows at a time, while the service
-    runs; safe to stop and run again, and done when a run seals nothing again. A value that
-    does not open (altered, or sealed under a version the keys folder lacks), or a citizen's
-    row whose row seal fails (`shanakht audit integrity` lists those), is left as it is and
-    named (exit 1).
-    """
-    with cli_runtime() as runtime:
-        migrate(runtime)
-        check_keys_fit_database(runtime)
-        try:
-            report = reseal_all(
-                runtime.transaction, runtime.identity.sealer, runtime.row_seal,
-                runtime.audit_log, actor=CLI_ACTOR, progress=_reseal_progress(),
-            )  # fmt: skip
-        except KeyboardInterrupt:
-            fail("interrupted: every value opens; run `shanakht keys reseal pii` to finish",
-                 EXIT_INTERRUPTED)  # fmt: skip
-    click.echo(
-        f"{report.resealed} values sealed again under PII key version {report.version}, "
-        f"{report.current} already under it, {report.changed_meanwhile} rows changed or gone "
-        "meanwhile (run again for those)"
-    )
-    if report.rotated_meanwhile:
-        click.echo("the PII key was rotated during the run: run it again for the newest version")
-    left = [f"{what}: does not open" for what in report.broken] + [
-        f"{what}: its row seal fails" for what in report.unsealed_rows
-    ]
-    for line in left:
-        click.echo(f"left as it is: {line}", err=True)
-    if left:
-        sys.exit(EXIT_TAMPERED)
-
-
-@keys.command("retire")
-@click.argument("which", type=click.Choice((PII,)))
-def keys_retire(which: str) -> None:
-    """Delete the PII key's older versions, once `keys reseal pii` has moved everything off
-    them, so the service stops opening what they seal.
-
-    Every sealed value is read first: if one that opens is still under an older version,
-    nothing is retired (exit 1; run `shanakht keys reseal pii` until it seals nothing). Values
-    that do not open are lost already and are counted, not kept. The retirement is recorded in
-    the database and the audit log, then the key files are deleted; running replicas stop
-    opening those versions within a second, and a keys folder restored with them is refused.
-    Backups made before still hold them.
-    """
-    with cli_runtime() as runtime:
-        migrate(runtime)
-        try:
-            retired = retire_pii_versions(runtime, actor=CLI_ACTOR)
-        except StillSealed as exc:
-            for version, count in sorted(exc.found.held.items()):
-                click.echo(f"version {version} still seals {count} values that open", err=True)
-            fail("nothing retired: run `shanakht keys reseal pii` until it seals nothing, then "
-                 "this again", EXIT_TAMPERED)  # fmt: skip
-        except RetiredMeanwhile as exc:
-            fail(str(exc), EXIT_TAMPERED)
-    if not retired.versions:
-        click.echo("no older version of the PII key to retire")
-        return
-    numbers = ", ".join(map(str, retired.versions))
-    click.echo(f"retired PII key versions {numbers}: their key files are deleted")
-    for version, count in sorted(retired.broken.items()):
-        click.echo(f"{count} values under version {version} did not open and stay unreadable")
-
-
-def _reseal_progress() -> Callable[[str, int], None]:
-    """A line at most once a second: a province's citizens take hours to seal again."""
-    last = -PROGRESS_EVERY
-
-    def progress(table: str, rows: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= PROGRESS_EVERY:
-            last = now
-            click.echo(f"{table}: {rows} rows done")
-
-    return progress
 
 
 @main.group()

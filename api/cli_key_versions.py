@@ -1,4 +1,5 @@
-"""`shanakht keys list checkpoint|consent|pii`: every version of a rotating key, as a table.
+"""`shanakht keys list checkpoint|consent|pii|row-seal`: every version of a rotating key, as a
+table.
 
 After `keys rotate checkpoint|consent`, an operator (or someone holding a checkpoint or a
 consent artifact) needs to tell which version signs now and which one signed what they hold.
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from api.key_check import fingerprint
-from api.key_rotation import PII, ROTATED
+from api.key_rotation import PII, ROTATED, ROW_SEAL
 from api.keystore import is_version_of, version_number
 from api.models import key_fingerprints, key_retirements
 from api.runtime import Runtime
@@ -33,7 +34,14 @@ from locker.consents import ConsentSigner
 CURRENT = "current"
 RETIRED = "retired"
 # What an older version still does.
-OLDER = {"checkpoint": "verifies only", "consent": "verifies only", PII: "opens only"}
+OLDER = {
+    "checkpoint": "verifies only",
+    "consent": "verifies only",
+    PII: "opens only",
+    ROW_SEAL: "checks only",
+}
+# The keys a version of which is named by a byte in what it seals: their key id.
+VERSION_BYTE = (PII, ROW_SEAL)
 HEADER = ("VERSION", "KEY", "STATE", "CREATED (UTC)", "KEY ID", "FINGERPRINT")
 
 
@@ -85,7 +93,7 @@ def _retired_rows(runtime: Runtime, which: str) -> list[KeyVersionRow]:
             key=row.name,
             state=RETIRED,
             created=row.recorded_at,
-            key_id=f"{version_number(name, row.name):02x}" if which == PII else "-",
+            key_id=f"{version_number(name, row.name):02x}" if which in VERSION_BYTE else "-",
             fingerprint=grouped(row.fingerprint),
         )
         for row in found
@@ -120,9 +128,10 @@ def version_table(runtime: Runtime, which: str) -> list[str]:
 
 def _key_id(runtime: Runtime, which: str, key: str) -> str:
     """The checkpoint key's note key hash (hex, as in its verifier key), the consent key's
-    JWK thumbprint (its `kid`), or the PII key's version as the first byte of what it seals."""
-    if which == PII:
-        return f"{version_number(ROTATED[PII], key):02x}"
+    JWK thumbprint (its `kid`), or the PII or row-seal key's version, as the first byte of what
+    it seals (a row-seal version 1 MAC has none: it is the bare digest)."""
+    if which in VERSION_BYTE:
+        return f"{version_number(ROTATED[which], key):02x}"
     private = runtime.keys.ed25519(key)
     if which == "checkpoint":
         return NoteSigner(runtime.settings.resolved_audit_origin, private).key_hash.hex()

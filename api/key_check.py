@@ -66,6 +66,8 @@ from locker.models import documents, versions
 RESTORE = "restore the keys folder (and the master key) that belong to this database"
 FINGERPRINT_LABEL = b"shanakht key fingerprint v1:"
 
+# The keys whose older versions `keys retire` deletes, as it names them.
+RETIRABLE = {IDENTITY_SEAL_KEY: "pii", STATE_MAC_KEY: "row-seal"}
 # What each key is, for the message that names it (a key not listed is named by its name).
 KINDS = {
     AUDIT_CHECKPOINT_KEY: "the audit checkpoint signing key",
@@ -156,7 +158,8 @@ def _compare(present: dict[str, str], recorded: dict[str, str], retired: set[str
     if back:
         raise KeysDoNotFit(
             f"{_kind(back[0])} was retired, but its key is back in the keys folder (restored from "
-            "before the retirement?): run `shanakht keys retire pii` to remove it again"
+            f"before the retirement?): run `shanakht keys retire {_retired_as(back[0])}` to "
+            "remove it again"
         )
     for name in sorted(recorded.keys() - retired):
         if name not in present:
@@ -169,6 +172,12 @@ def _compare(present: dict[str, str], recorded: dict[str, str], retired: set[str
                 f"{_kind(name)} is not the one this database was made with (another "
                 f"deployment's?): {RESTORE}"
             )
+
+
+def _retired_as(name: str) -> str:
+    """How `keys retire` names the key of which `name` is a version."""
+    base = name.rpartition(".v")[0] or name
+    return RETIRABLE.get(base, base)
 
 
 def _kind(name: str) -> str:

@@ -1,4 +1,4 @@
-"""`shanakht keys retire pii`: the PII key's older versions deleted, once nothing needs them.
+"""`shanakht keys retire pii|row-seal`: a key's older versions deleted, once nothing needs them.
 
 After `keys rotate pii` and `keys reseal pii`, what is stored is sealed under the new version,
 but the old one still opens what it sealed. If it leaked, whoever holds it and can write the
@@ -7,10 +7,14 @@ choosing, a mobile number to send reset codes to). Retiring a version deletes it
 from then on the sealer refuses what it sealed (`identity.sealing`: a version it lacks), in
 every replica within a second (`api.key_versions`).
 
-A version is retired only if nothing that still opens is sealed under it: a census
-(`identity.resealing.census`) reads every sealed value first, and one value that would be lost
-refuses the whole run. Values under it that do not open (the re-seal names them) are lost
-already and do not stop it.
+The row-seal key's versions retire the same way, after `keys reseal row-seal`: a row an older
+version sealed then has no seal that holds, so one a database writer forges under the leaked
+version is not honoured.
+
+A version is retired only if nothing that still opens (or, for the row-seal key, holds) is
+sealed under it: a census (`identity.resealing.census`, `audit.row_resealing.census`) reads
+every sealed value or row first, and one that would be lost refuses the whole run. Those under
+it that do not open or hold (the re-seal names them) are lost already and do not stop it.
 
 The order makes every stop safe. The census; then one transaction that records the retirement
 (`key_retirements`, which the key check reads) and its audit entry; then the files deleted. A
@@ -28,21 +32,25 @@ keep or destroy them by that light.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from api.key_check import check_keys_fit_database, fingerprint, retired_keys
-from api.key_rotation import PII, ROTATED
+from api.key_rotation import PII, ROTATED, key_action
 from api.keystore import version_number
+from api.migrate import SEALED_TABLES
 from api.models import key_retirements
 from api.runtime import Runtime
 from audit import AuditEvent
 from audit.entry import grouped
-from identity.resealing import Census, census
+from audit.row_resealing import Census
+from audit.row_resealing import census as row_census
+from identity.resealing import census
 
-RETIRED = f"keys.{PII}.retired"
+RETIRED = "retired"  # the verb of the audit action (`key_action`)
 
 
 class StillSealed(Exception):
@@ -65,10 +73,10 @@ class Retirement:
     broken: Counter[int]
 
 
-def retire_pii_versions(runtime: Runtime, *, actor: str) -> Retirement:
-    """Retire every version of the PII key older than the current one (see the module's
-    docstring); StillSealed if any still seals a value that opens."""
-    name = ROTATED[PII]
+def retire_versions(runtime: Runtime, which: str, *, actor: str) -> Retirement:
+    """Retire every version of the key `which` (PII or ROW_SEAL) older than the current one
+    (see the module's docstring); StillSealed if any still seals what opens or holds."""
+    name = ROTATED[which]
     for key in retired_keys(runtime) & set(runtime.keys.names()):
         runtime.keys.remove(key)  # retired before, back since: no census needed
     check_keys_fit_database(runtime)
@@ -76,7 +84,7 @@ def retire_pii_versions(runtime: Runtime, *, actor: str) -> Retirement:
     if not older:
         return Retirement((), Counter())
     numbers = {version_number(name, key): key for key in older}
-    found = census(runtime.transaction, runtime.identity.sealer, numbers)
+    found = _census(runtime, which, numbers)
     if found.held:
         raise StillSealed(found)
     prints = {key: fingerprint(runtime.keys.secret(key), key) for key in older}
@@ -88,7 +96,7 @@ def retire_pii_versions(runtime: Runtime, *, actor: str) -> Retirement:
             runtime.audit_log(session).append(
                 AuditEvent(
                     actor=actor,
-                    action=RETIRED,
+                    action=key_action(which, RETIRED),
                     resource=f"keys:{name}",
                     details={
                         "versions": sorted(numbers),
@@ -98,7 +106,15 @@ def retire_pii_versions(runtime: Runtime, *, actor: str) -> Retirement:
                 )
             )
     except IntegrityError:
-        raise RetiredMeanwhile("another `keys retire pii` retired these versions first") from None
+        raise RetiredMeanwhile(
+            f"another `keys retire {which}` retired these versions first"
+        ) from None
     for key in older:
         runtime.keys.remove(key)
     return Retirement(tuple(sorted(numbers)), found.broken)
+
+
+def _census(runtime: Runtime, which: str, versions: Collection[int]) -> Census:
+    if which == PII:
+        return census(runtime.transaction, runtime.identity.sealer, versions)
+    return row_census(runtime.transaction, runtime.row_seal, SEALED_TABLES, versions)

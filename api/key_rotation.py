@@ -18,9 +18,15 @@ version seals from then on, every version opens what it sealed (a value names it
 stored under the new one, and `shanakht keys retire pii` (`api.key_retirement`) deletes the
 older versions, which then open nothing.
 
-The other two keys are refused here, each with its reason (`REFUSED`): the audit log's
-entries name the row-seal key's MACs (by fingerprint), and the pseudonym key's pseudonyms are
-the log's subjects.
+The row-seal key rotates in the same way and for the same reason: what it vouches for (every
+row of authorization state, `audit.row_seal`) is stored here. A MAC names its version by its
+length and first byte, `shanakht keys reseal row-seal` (`audit.row_resealing`) seals the
+stored rows anew, carrying each client registration's fingerprint in the audit log from its
+old MAC to its new one (`identity.reconciled`), and `keys retire row-seal` deletes the older
+versions.
+
+The pseudonym key is refused here, with its reason (`REFUSED`): its pseudonyms are the log's
+subjects.
 """
 
 from __future__ import annotations
@@ -30,14 +36,28 @@ from dataclasses import dataclass
 from api.errors import StartupError
 from api.key_check import check_keys_fit_database, fingerprint
 from api.keystore import version_number
-from api.runtime import AUDIT_CHECKPOINT_KEY, CONSENT_KEY, IDENTITY_SEAL_KEY, Runtime
-from audit import AuditEvent
+from api.runtime import (
+    AUDIT_CHECKPOINT_KEY,
+    CONSENT_KEY,
+    IDENTITY_SEAL_KEY,
+    STATE_MAC_KEY,
+    Runtime,
+)
+from audit import AuditEvent, row_seal
 from audit.entry import grouped
-from identity.sealing import MAX_VERSION
+from identity import sealing
 
 PII = "pii"
+ROW_SEAL = "row-seal"
 # What `keys rotate` calls each key that rotates, and its name in the key store.
-ROTATED = {"checkpoint": AUDIT_CHECKPOINT_KEY, "consent": CONSENT_KEY, PII: IDENTITY_SEAL_KEY}
+ROTATED = {
+    "checkpoint": AUDIT_CHECKPOINT_KEY,
+    "consent": CONSENT_KEY,
+    PII: IDENTITY_SEAL_KEY,
+    ROW_SEAL: STATE_MAC_KEY,
+}
+# The keys whose values name their version in one byte, and so have at most this many.
+SEALING = {PII: sealing.MAX_VERSION, ROW_SEAL: row_seal.MAX_VERSION}
 # What each rotation leaves to be done, for the line that reports it.
 AFTERWARDS = {
     "checkpoint": "every earlier version still verifies what it signed",
@@ -46,6 +66,11 @@ AFTERWARDS = {
         "it seals from now on and every earlier version still opens what it sealed; run "
         "`shanakht keys reseal pii` to seal what is stored under it, then `shanakht keys "
         "retire pii`"
+    ),
+    ROW_SEAL: (
+        "it seals rows from now on and every earlier version still vouches for the rows it "
+        "sealed; run `shanakht keys reseal row-seal` to seal the stored rows under it, then "
+        "`shanakht keys retire row-seal`"
     ),
 }
 
@@ -56,12 +81,12 @@ REFUSED = {
         "pseudonyms made with it, and a new key would stop a person's new entries linking "
         "to their old ones (see docs/threat-model.md section 7, item 14)"
     ),
-    "row-seal": (
-        "the row-seal key cannot be rotated yet: every sealed row of authorization state "
-        "would first have to be re-sealed under the new version (see docs/threat-model.md "
-        "section 7, item 14)"
-    ),
 }
+
+
+def key_action(which: str, verb: str) -> str:
+    """The audit action for `verb` done to the key `which`: `keys.row_seal.rotated`."""
+    return f"keys.{which.replace('-', '_')}.{verb}"
 
 
 class KeyVersionsExhausted(StartupError):
@@ -85,9 +110,10 @@ def add_key_version(runtime: Runtime, which: str) -> KeyRotation:
     deployment's keys). Records nothing: see `record_key_rotation`."""
     check_keys_fit_database(runtime)
     name = ROTATED[which]
-    if which == PII and version_number(name, runtime.keys.current(name)) >= MAX_VERSION:
+    most = SEALING.get(which)
+    if most is not None and version_number(name, runtime.keys.current(name)) >= most:
         raise KeyVersionsExhausted(
-            f"the PII key has {MAX_VERSION} versions, as many as a sealed value can name"
+            f"the {which} key has {most} versions, as many as what it seals can name"
         )
     new = runtime.keys.add_version(name)
     found = fingerprint(runtime.keys.secret(new), new)
@@ -104,7 +130,7 @@ def record_key_rotation(runtime: Runtime, which: str, rotation: KeyRotation, *, 
         log.append(
             AuditEvent(
                 actor=actor,
-                action=f"keys.{which}.rotated",
+                action=key_action(which, "rotated"),
                 resource=f"keys:{ROTATED[which]}",
                 details={"version": rotation.version, "fingerprint": rotation.fingerprint},
             )

@@ -27,7 +27,7 @@ from api.keystore import (
 )
 from api.settings import Settings
 from audit import AuditLog, NoteError, NoteKeyRing, NoteSigner
-from audit.row_seal import RowSeal
+from audit.row_seal import RowSeal, RowSealKeys
 from identity.breached import BreachedPasswords, PwnedPasswordsMirror
 from identity.enrolment import Enrolment
 from identity.failures import FailureRecords
@@ -382,21 +382,22 @@ def _breached_passwords(folder: Path | None) -> BreachedPasswords | None:
         raise StartupError(f"SHANAKHT_BREACHED_PASSWORDS_DIR: {exc}") from None
 
 
-def _pii_sealer(keys: LocalKeyStore) -> Sealer:
-    """The PII sealer over every version of its key, which `keys rotate pii` adds to and
-    `keys retire pii` takes from while the replicas run (`api.key_versions`): version 1 made
-    now if new, and a version that does not open stops the start. A version is read only if
-    its file is there: one retired between the listing and the read is not made anew."""
-    keys.secret(keys.current(IDENTITY_SEAL_KEY))
+def _secret_versions(
+    keys: LocalKeyStore, name: str, build: Callable[[dict[int, bytes]], T]
+) -> KeyVersions[T]:
+    """Every version of the secret `name` by number, as `build` makes them, kept up with
+    while the replicas run (`api.key_versions`): `keys rotate` adds versions and `keys
+    retire` takes them away. Version 1 is made now if new, and a version that does not open
+    stops the start. A version is read only if its file is there: one retired between the
+    listing and the read is not made anew at random."""
+    keys.secret(keys.current(name))
     versions = KeyVersions(
         keys,
-        IDENTITY_SEAL_KEY,
-        lambda made: SealingKeys(
-            {version_number(IDENTITY_SEAL_KEY, name): keys.existing(name) for name in made}
-        ),
+        name,
+        lambda made: build({version_number(name, key): keys.existing(key) for key in made}),
     )
     versions.get()
-    return Sealer(versions)
+    return versions
 
 
 def open_runtime(settings: Settings) -> Runtime:
@@ -422,7 +423,7 @@ def open_runtime(settings: Settings) -> Runtime:
     identity = IdentityParts(
         sms=OutboxSmsGateway(data_dir / "sms-outbox.jsonl", clock=utc_now),
         hasher=BackgroundHasher(pepper=keys.secret(IDENTITY_PEPPER_KEY)),
-        sealer=_pii_sealer(keys),
+        sealer=Sealer(_secret_versions(keys, IDENTITY_SEAL_KEY, SealingKeys)),
         code_key=keys.secret(IDENTITY_CODE_KEY),
         pairwise_key=keys.secret(IDENTITY_PAIRWISE_KEY),
         policy=IdentityPolicy(
@@ -453,7 +454,7 @@ def open_runtime(settings: Settings) -> Runtime:
         signing_seal_key=keys.secret(SIGNING_SEAL_KEY),
         store=_ready_store(settings),
         keks=keks,
-        row_seal=RowSeal(keys.secret(STATE_MAC_KEY)),
+        row_seal=RowSeal(_secret_versions(keys, STATE_MAC_KEY, RowSealKeys)),
     )
 
 

@@ -25,6 +25,13 @@ token of a session ended) stays one UPDATE, with no MAC to compute per row, and 
 does not list a retired row for lacking one. Like any sealed row, a copy taken while it was
 usable and put back whole, MAC and all, does pass (above).
 
+The key rotates (`shanakht keys rotate row-seal`), for the reason any key does: one that may
+have leaked must stop vouching for rows. The first version's MACs are the bare 32 bytes of the
+HMAC, as they always were; a later version's start with its number, one byte (2 to 255), so
+the length tells them apart and no stored MAC changes meaning. The newest version seals, every
+version checks its own, and `shanakht keys reseal row-seal` (`audit.row_resealing`) then seals
+the stored rows anew under the newest.
+
 Since the message is every column, a migration that adds a column to a sealed table changes
 what every existing row's MAC must cover: it has to re-seal those rows in the same upgrade, as
 the upgrade to a sealing revision seals the rows written before it (`api.migrate` `SEALINGS`),
@@ -41,7 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.orm import Session
@@ -85,13 +92,68 @@ def _layout(table: Table) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return primary, fields
 
 
+DIGEST_BYTES = 32  # HMAC-SHA256
+MAX_VERSION = 255  # one byte names the version
+
+
+class RowSealKeys:
+    """Every version of the row-seal key at hand, by number (the key store's, as
+    `identity.sealing.SealingKeys`): the newest seals."""
+
+    def __init__(self, keys: Mapping[int, bytes]) -> None:
+        if not keys or not all(1 <= number <= MAX_VERSION for number in keys):
+            raise ValueError(f"key versions are numbered 1 to {MAX_VERSION}: {sorted(keys)}")
+        if any(len(key) < DIGEST_BYTES for key in keys.values()):
+            raise ValueError("a row seal key is at least 32 bytes")
+        self._keys = dict(keys)
+        self.current = max(keys)
+
+    def get(self, version: int) -> bytes | None:
+        return self._keys.get(version)
+
+
+class RowSealKeySource(Protocol):
+    """Where a RowSeal finds its keys: the versions as last seen, or (`fresh`) as they are
+    now, which may cost a look at the key store."""
+
+    def get(self, fresh: bool = False) -> RowSealKeys: ...
+
+
+class _FixedKeys:
+    def __init__(self, keys: RowSealKeys) -> None:
+        self._keys = keys
+
+    def get(self, fresh: bool = False) -> RowSealKeys:
+        return self._keys
+
+
+def mac_version(stored: bytes) -> int:
+    """The key version a stored MAC names: 1 for a bare digest, else its first byte; 0 for
+    one of neither length, which no version made."""
+    if len(stored) == DIGEST_BYTES:
+        return 1
+    return stored[0] if len(stored) == DIGEST_BYTES + 1 and stored[0] >= 2 else 0
+
+
 class RowSeal:
     """Seals and checks rows of the tables that hold authorization state."""
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) < 32:
-            raise ValueError("a row seal key is at least 32 bytes")
-        self._key = key
+    def __init__(self, keys: RowSealKeySource) -> None:
+        self._keys = keys
+
+    @classmethod
+    def of(cls, *keys: bytes) -> RowSeal:
+        """A seal with these key versions, oldest first, for good."""
+        return cls(_FixedKeys(RowSealKeys(dict(enumerate(keys, start=1)))))
+
+    @property
+    def current(self) -> int:
+        """The version that seals now."""
+        return self._keys.get().current
+
+    def newest(self) -> int:
+        """The newest version in the key source as it is now, which seals from then on."""
+        return self._keys.get(fresh=True).current
 
     def _message(self, table: Table, row: Mapping[Any, Any]) -> bytes:
         keys, names = _layout(table)
@@ -100,10 +162,14 @@ class RowSeal:
         return encode_checked([_DOMAIN, table.name, primary, fields])
 
     def mac(self, table: Table, row: Mapping[Any, Any]) -> bytes:
-        """The MAC of `row` (every column of `table` but the MAC itself) as it will be stored.
-        The standard library's one-shot HMAC: the same HMAC-SHA256, without an object to make
-        per row."""
-        return hmac.digest(self._key, self._message(table, row), "sha256")
+        """The MAC of `row` (every column of `table` but the MAC itself) as it will be stored,
+        under the current version. The standard library's one-shot HMAC: the same
+        HMAC-SHA256, without an object to make per row."""
+        keys = self._keys.get()
+        key = keys.get(keys.current)
+        assert key is not None  # noqa: S101 (the current version is one of them)
+        digest = hmac.digest(key, self._message(table, row), "sha256")
+        return digest if keys.current == 1 else bytes([keys.current]) + digest
 
     def sealed(self, table: Table, row: Mapping[Any, Any]) -> dict[str, Any]:
         """`row` with its MAC: what an INSERT or an UPDATE of the whole row writes."""
@@ -124,7 +190,16 @@ class RowSeal:
         stored = row.get(MAC_COLUMN)
         if not stored:
             return False
-        return hmac.compare_digest(self.mac(table, row), bytes(stored))
+        stored = bytes(stored)
+        version = mac_version(stored)
+        keys = self._keys.get()
+        if version > keys.current:  # sealed by a process that saw a rotation first
+            keys = self._keys.get(fresh=True)
+        key = keys.get(version)
+        if key is None:
+            return False
+        digest = hmac.digest(key, self._message(table, row), "sha256")
+        return hmac.compare_digest(digest, stored[-DIGEST_BYTES:])
 
     def check(self, table: Table, row: Mapping[Any, Any]) -> bool:
         """`holds`, and a warning naming the table and the row's key when it does not: the

@@ -19,13 +19,16 @@ needs its session live, which is reconciled.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
 
-from audit.reconcile import Entry, Kind, Row, row_fingerprint
+from audit import AuditEvent, AuditLog
+from audit.reconcile import Entry, Kind, Row, fingerprint, row_fingerprint
+from audit.row_resealing import Resealed
 from audit.two_person import APPROVED, PENDING, REFUSED
 from identity.models import citizens, clients, grants, role_proposals, roles, sessions
 from identity.oidc.sessions import logged_as
@@ -36,7 +39,9 @@ ROLE_PROPOSED = "identity.role.proposed"
 ROLE_REFUSED = "identity.role.refused"
 CLIENT_REGISTERED = "identity.client.registered"
 CLIENT_REMOVED = "identity.client.removed"
+CLIENT_RESEALED = "identity.client.resealed"  # by `keys reseal row-seal`: details FROM and TO
 REGISTRATION = "registration"  # an entry's detail: the fingerprint of the client's sealed row
+FROM, TO = "from", "to"  # a re-seal's details: the row's fingerprint before and after
 REGISTERED = "identity.citizen.registered"
 PASSWORD_RESET = "identity.password.reset"  # noqa: S105 (an action: reset, or changed)
 ACCOUNT_REMOVED = "identity.citizen.removed"
@@ -106,14 +111,23 @@ def role_proposals_kind() -> Kind[str]:
 def client_registrations() -> Kind[str]:
     """A client is as its last registration's entry fingerprinted it, or removed. Entries from
     before the fingerprint, and clients registered at the command line before it recorded
-    them, leave the log unable to tell: those are not compared."""
+    them, leave the log unable to tell: those are not compared.
+
+    A re-seal under a new row-seal key version gives the row a new MAC, so a new fingerprint:
+    its entry carries the registration from the one to the other, and only from the one the
+    log last recorded, so a row put back before the re-seal (sealed anew with the rest) stays
+    told apart."""
 
     def fold(said: MutableMapping[str, str], entry: Entry) -> None:
         client = str(entry["resource"]).removeprefix("client:")
+        details = entry["details"]
         if entry["action"] == CLIENT_REMOVED:
             said[client] = _REMOVED
+        elif entry["action"] == CLIENT_RESEALED:
+            if client in said and said[client] == details.get(FROM):
+                said[client] = str(details.get(TO))
         else:
-            said[client] = str(entry["details"].get(REGISTRATION) or _UNKNOWN)
+            said[client] = str(details.get(REGISTRATION) or _UNKNOWN)
 
     def stored(row: Row) -> tuple[str, str]:
         return str(row["id"]), row_fingerprint(row)
@@ -127,7 +141,28 @@ def client_registrations() -> Kind[str]:
             return "registered, but the log last removed it"
         return "its registration is not the one the log last recorded"
 
-    return Kind(clients, frozenset({CLIENT_REGISTERED, CLIENT_REMOVED}), fold, stored, differ)
+    actions = frozenset({CLIENT_REGISTERED, CLIENT_REMOVED, CLIENT_RESEALED})
+    return Kind(clients, actions, fold, stored, differ)
+
+
+def carry_registrations(audit_for: Callable[[Session], AuditLog], actor: str) -> Resealed:
+    """What `keys reseal row-seal` is to do with each row it seals anew: for a client, the
+    entry that carries its registration to the row's new fingerprint (see
+    `client_registrations`), in the same transaction as the new MAC."""
+
+    def resealed(session: Session, table: Table, row: Row, mac: bytes) -> None:
+        if table is not clients:
+            return
+        audit_for(session).append(
+            AuditEvent(
+                actor=actor,
+                action=CLIENT_RESEALED,
+                resource=f"client:{row['id']}",
+                details={FROM: row_fingerprint(row), TO: fingerprint(mac)},
+            )
+        )
+
+    return resealed
 
 
 # An account as the log last left it: "active" or "removed", and when its password was set

@@ -15,17 +15,23 @@ compare-and-set), never overwritten with an older one.
 
 from __future__ import annotations
 
-import logging
-from collections import Counter
 from collections.abc import Callable, Collection, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, update
 from sqlalchemy.orm import Session
 
-from audit import AuditEvent, AuditLog
+from audit import AuditLog
+from audit.row_resealing import (
+    Census,
+    Progress,
+    Row,
+    RowResealReport,
+    Transaction,
+    audited_run,
+    each_batch,
+)
 from audit.row_seal import MAC_COLUMN, RowSeal
 from identity.accounts import ERASED, mobile_context, profile_context
 from identity.challenges import challenge_context
@@ -34,15 +40,7 @@ from identity.oidc.keys import signing_key_context
 from identity.sealing import SealBroken, Sealer, sealed_under
 from identity.totp import totp_context
 
-BATCH_ROWS = 200  # a batch is one transaction: on SQLite, the write lock for ~10 ms
 RESEALED = "keys.pii.resealed"
-
-Transaction = Callable[[], AbstractContextManager[Session]]
-"""Opens one committed unit of work (`Runtime.transaction`)."""
-Progress = Callable[[str, int], None]
-"""Told (table, rows done in it) after each batch has committed."""
-
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,50 +71,14 @@ SEALED_COLUMNS = (
 
 
 @dataclass(slots=True)
-class Tally:
-    """What a batch, or a run, found and did."""
+class ResealReport(RowResealReport):
+    """A whole run: what it did (counting values, not rows), and the version it sealed
+    under."""
 
-    resealed: int = 0  # values sealed again under the current version
-    current: int = 0  # values already under it
-    changed_meanwhile: int = 0  # rows changed or deleted between read and write: next run
     broken: list[str] = field(default_factory=list)  # "table.column key": does not open
-    unsealed_rows: list[str] = field(default_factory=list)  # "table key": its row seal fails
 
-
-@dataclass(slots=True)
-class Batch(Tally):
-    """One batch: how many rows it read, and the last one's key (None: the table is done)."""
-
-    rows: int = 0
-    last_key: str | None = None
-
-
-def reseal_batch(
-    session: Session,
-    sealer: Sealer,
-    row_seal: RowSeal,
-    sealed: SealedColumns,
-    after: str | None,
-    rows: int = BATCH_ROWS,
-) -> Batch:
-    """Seal again, under the current version, the values of the next `rows` rows of `sealed`
-    after the key `after` (None: from the first)."""
-    found = _rows_after(session, sealed, after, rows)
-    batch = Batch(rows=len(found), last_key=str(found[-1][sealed.key]) if found else None)
-    for row in found:
-        _reseal_row(session, sealer, row_seal, sealed, row, batch)
-    return batch
-
-
-def _rows_after(
-    session: Session, sealed: SealedColumns, after: str | None, rows: int
-) -> list[Mapping[Any, Any]]:
-    """The next `rows` rows of `sealed`'s table by key, after the key `after` (None: from the
-    first)."""
-    key = sealed.table.c[sealed.key]
-    query = select(sealed.table).order_by(key).limit(rows)
-    found = session.execute(query if after is None else query.where(key > after)).all()
-    return [row._mapping for row in found]
+    def details(self) -> dict[str, Any]:
+        return {**RowResealReport.details(self), "broken": len(self.broken)}
 
 
 def _reseal_row(
@@ -125,11 +87,11 @@ def _reseal_row(
     row_seal: RowSeal,
     sealed: SealedColumns,
     row: Mapping[Any, Any],
-    batch: Batch,
+    report: ResealReport,
 ) -> None:
     name, key = sealed.table.name, str(row[sealed.key])
     if sealed.row_sealed and not row_seal.check(sealed.table, row):
-        batch.unsealed_rows.append(f"{name} {sealed.named(key)}")
+        report.unsealed_rows.append(f"{name} {sealed.named(key)}")
         return
     changes: dict[str, bytes] = {}
     for column, context in sealed.contexts.items():
@@ -139,10 +101,10 @@ def _reseal_row(
         try:
             again = sealer.resealed(stored, context(key))
         except SealBroken:
-            batch.broken.append(f"{name}.{column} {sealed.named(key)}")
+            report.broken.append(f"{name}.{column} {sealed.named(key)}")
             return
         if again is None:
-            batch.current += 1
+            report.current += 1
         else:
             changes[column] = again
     if not changes:
@@ -156,37 +118,9 @@ def _reseal_row(
         update(sealed.table).where(sealed.table.c[sealed.key] == key, *unchanged).values(values)
     )
     if getattr(result, "rowcount", 0) == 1:
-        batch.resealed += len(changes)
+        report.resealed += len(changes)
     else:
-        batch.changed_meanwhile += 1
-
-
-@dataclass(slots=True)
-class ResealReport(Tally):
-    """A whole run: what its batches did, and the version it sealed under."""
-
-    version: int = 0
-    rotated_meanwhile: bool = False  # a newer version came during the run: run it again
-
-    def add(self, batch: Tally) -> None:
-        self.resealed += batch.resealed
-        self.current += batch.current
-        self.changed_meanwhile += batch.changed_meanwhile
-        self.broken += batch.broken
-        self.unsealed_rows += batch.unsealed_rows
-
-    def details(self) -> dict[str, Any]:
-        """For the audit entry: counts only (the rows left are named in the command's output
-        and in the integrity check)."""
-        return {
-            "version": self.version,
-            "resealed": self.resealed,
-            "current": self.current,
-            "changed_meanwhile": self.changed_meanwhile,
-            "broken": len(self.broken),
-            "unsealed_rows": len(self.unsealed_rows),
-            "rotated_meanwhile": self.rotated_meanwhile,
-        }
+        report.changed_meanwhile += 1
 
 
 def reseal_all(
@@ -202,62 +136,18 @@ def reseal_all(
     batch at a time (see the module's docstring). One audit entry records the run; a run that
     stops on an exception records what it had done, with outcome "failure"."""
     report = ResealReport(version=sealer.newest())
-    try:
+
+    def work() -> None:
         for sealed in SEALED_COLUMNS:
-            _reseal_table(transaction, sealer, row_seal, sealed, report, progress)
-        report.rotated_meanwhile = sealer.newest() != report.version
-    except BaseException:
-        try:
-            _record(transaction, audit_for, actor, report, "failure")
-        except Exception:
-            _log.exception("the audit entry of an interrupted re-seal could not be written")
-        raise
-    _record(transaction, audit_for, actor, report, "success")
+
+            def batch(session: Session, rows: list[Row], sealed: SealedColumns = sealed) -> None:
+                for row in rows:
+                    _reseal_row(session, sealer, row_seal, sealed, row, report)
+
+            each_batch(transaction, sealed.table, batch, progress=progress)
+
+    audited_run(transaction, audit_for, RESEALED, report, work, sealer.newest, actor=actor)
     return report
-
-
-def _reseal_table(
-    transaction: Transaction,
-    sealer: Sealer,
-    row_seal: RowSeal,
-    sealed: SealedColumns,
-    report: ResealReport,
-    progress: Progress | None,
-) -> None:
-    after: str | None = None
-    done = 0
-    while True:
-        with transaction() as session:
-            batch = reseal_batch(session, sealer, row_seal, sealed, after)
-        if batch.last_key is None:
-            return
-        report.add(batch)
-        after = batch.last_key
-        done += batch.rows
-        if progress is not None:
-            progress(sealed.table.name, done)
-
-
-def _record(
-    transaction: Transaction,
-    audit_for: Callable[[Session], AuditLog],
-    actor: str,
-    report: ResealReport,
-    outcome: str,
-) -> None:
-    with transaction() as session:
-        audit_for(session).append(
-            AuditEvent(actor=actor, action=RESEALED, outcome=outcome, details=report.details())
-        )
-
-
-@dataclass(slots=True)
-class Census:
-    """What some versions of the PII key still seal, by version: values that open, which
-    removing their version would lose, and values that do not open, lost already."""
-
-    held: Counter[int] = field(default_factory=Counter)
-    broken: Counter[int] = field(default_factory=Counter)
 
 
 def census(transaction: Transaction, sealer: Sealer, versions: Collection[int]) -> Census:
@@ -265,22 +155,19 @@ def census(transaction: Transaction, sealer: Sealer, versions: Collection[int]) 
     rows per transaction as the re-seal does, and changing nothing."""
     found = Census()
     for sealed in SEALED_COLUMNS:
-        after: str | None = None
-        while True:
-            with transaction() as session:
-                rows = _rows_after(session, sealed, after, BATCH_ROWS)
-            if not rows:
-                break
-            after = str(rows[-1][sealed.key])
+
+        def count(_session: Session, rows: list[Row], sealed: SealedColumns = sealed) -> None:
             for row in rows:
                 _count(sealer, sealed, row, versions, found)
+
+        each_batch(transaction, sealed.table, count)
     return found
 
 
 def _count(
     sealer: Sealer,
     sealed: SealedColumns,
-    row: Mapping[Any, Any],
+    row: Row,
     versions: Collection[int],
     found: Census,
 ) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from api import cli_backup
 from api.key_check import KeysDoNotFit, check_keys_fit_database
-from api.key_retirement import RETIRED, retire_pii_versions
+from api.key_retirement import retire_versions
 from api.key_versions import RECHECK_SECONDS
 from api.models import key_fingerprints, key_retirements
 from api.runtime import IDENTITY_SEAL_KEY, Runtime, open_runtime
@@ -42,7 +42,7 @@ def _retired_entries(runtime: Runtime) -> list[dict[str, object]]:
     with runtime.engine.connect() as connection:
         rows = connection.execute(select(entries.c.entry).order_by(entries.c.seq)).scalars()
         found = [json.loads(row) for row in rows]
-    return [entry for entry in found if entry["action"] == RETIRED]
+    return [entry for entry in found if entry["action"] == "keys.pii.retired"]
 
 
 def _rotated_and_resealed(cli_env: dict[str, str]) -> None:
@@ -60,7 +60,7 @@ def test_nothing_is_retired_while_a_value_that_opens_is_under_an_older_version(
     code, out = run(cli_env, "keys", "retire", "pii")
 
     assert code == 1, out
-    assert "version 1 still seals 7 values that open" in out  # as the re-seal counts them
+    assert "version 1 still seals 7 values in use" in out  # as the re-seal counts them
     assert "nothing retired: run `shanakht keys reseal pii`" in out
     assert _key_file(settings).is_file()
     with runtime.engine.connect() as connection:
@@ -86,7 +86,7 @@ def test_a_retired_version_opens_nothing_and_the_rest_reads_as_before(
         code, out = run(cli_env, "keys", "retire", "pii")
 
         assert code == 0, out
-        assert "retired PII key versions 1: their key files are deleted" in out
+        assert "retired pii key versions 1: their key files are deleted" in out
         assert not _key_file(settings).exists()
         with runtime.engine.connect() as connection:
             (retired,) = connection.execute(select(key_retirements)).all()
@@ -131,13 +131,13 @@ def test_versions_keep_their_numbers_and_a_later_retirement_takes_the_next(
     _rotated_and_resealed(cli_env)
     assert run(cli_env, "keys", "retire", "pii")[0] == 0
     code, out = run(cli_env, "keys", "retire", "pii")
-    assert (code, out.strip()) == (0, "no older version of the PII key to retire")
+    assert (code, out.strip()) == (0, "no older version of the pii key to retire")
 
     _rotated_and_resealed(cli_env)
     assert set().union(*_versions(runtime).values()) == {3}
     code, out = run(cli_env, "keys", "retire", "pii")
     assert code == 0, out
-    assert "retired PII key versions 2:" in out
+    assert "retired pii key versions 2:" in out
     assert runtime.keys.versions(IDENTITY_SEAL_KEY) == [f"{IDENTITY_SEAL_KEY}.v3"]
     assert [e["details"]["versions"] for e in _retired_entries(runtime)] == [[1], [2]]  # type: ignore[index]
     code, out = run(cli_env, "audit", "integrity")
@@ -160,7 +160,7 @@ def test_values_that_did_not_open_are_counted_not_kept(
     code, out = run(cli_env, "keys", "retire", "pii")
 
     assert code == 0, out
-    assert "1 values under version 1 did not open and stay unreadable" in out
+    assert "1 values under version 1 were unusable already and stay so" in out
     assert _retired_entries(runtime)[0]["details"]["lost_already"] == 1  # type: ignore[index]
     assert _versions(runtime)["identity_totp.secret"] == {1}
 
@@ -206,7 +206,7 @@ def test_a_backup_whose_snapshot_needs_a_version_retired_meanwhile_fails(
     copy_keys = cli_backup._copy_keys
 
     def retired_in_between(data_dir: Path, out: Path) -> None:
-        retire_pii_versions(runtime, actor="admin:test")
+        retire_versions(runtime, "pii", actor="admin:test")
         copy_keys(data_dir, out)
 
     monkeypatch.setattr(cli_backup, "_copy_keys", retired_in_between)

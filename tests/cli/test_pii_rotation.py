@@ -81,7 +81,7 @@ def test_a_rotated_pii_key_seals_new_values_and_reseal_moves_every_stored_one(
 
     code, out = run(cli_env, "keys", "reseal", "pii")
     assert code == 0, out
-    assert "values sealed again under PII key version 2" in out
+    assert "values sealed again under pii key version 2" in out
     assert "identity_citizens: 2 rows done" in out.splitlines()[0]
     assert set().union(*_versions(runtime).values()) == {2}, _versions(runtime)
     with runtime.transaction() as session:
@@ -199,5 +199,5 @@ def test_the_pii_key_stops_at_the_255_versions_a_sealed_value_can_name(
         runtime.keys.add_version(IDENTITY_SEAL_KEY)
     code, out = run(cli_env, "keys", "rotate", "pii")
     assert code == 2, out
-    assert "255 versions, as many as a sealed value can name" in out
+    assert "255 versions, as many as what it seals can name" in out
     assert len(runtime.keys.versions(IDENTITY_SEAL_KEY)) == MAX_VERSION
