@@ -133,13 +133,14 @@ class _Snapshot:
     audit_chain: str
     objects: list[str]
     keys: list[str]
+    retired: list[str]
     tables: list[dict[str, Any]]
 
 
-def _state(connection: Connection) -> tuple[str, int, str, list[str], list[str]]:
-    """What the snapshot says: schema revision, audit head, the objects it needs, and the
-    key store's keys it needs (recorded, not retired; a KEK is `keys/locker`'s, never
-    deleted)."""
+def _state(connection: Connection) -> tuple[str, int, str, list[str], list[str], list[str]]:
+    """What the snapshot says: schema revision, audit head, the objects it needs, the key
+    store's keys it needs (recorded, not retired; a KEK is `keys/locker`'s, never deleted),
+    and the key versions it records as retired (not copied, even if their files linger)."""
     revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     size, chain = connection.execute(select(head.c.size, head.c.chain)).one()
     objects = connection.execute(
@@ -153,7 +154,8 @@ def _state(connection: Connection) -> tuple[str, int, str, list[str], list[str]]
         .where(key_fingerprints.c.name.not_like(f"{KEK_PREFIX}%"))
         .order_by(key_fingerprints.c.name)
     ).scalars()
-    return str(revision), int(size), bytes(chain).hex(), list(objects), list(keys)
+    retired = connection.execute(select(key_retirements.c.name)).scalars()
+    return str(revision), int(size), bytes(chain).hex(), list(objects), list(keys), list(retired)
 
 
 def _snapshot_sqlite(engine: Engine, out: Path) -> _Snapshot:
@@ -172,10 +174,10 @@ def _snapshot_sqlite(engine: Engine, out: Path) -> _Snapshot:
     copy = create_engine(f"sqlite:///{out / SQLITE_FILE}")
     try:
         with copy.connect() as connection:
-            revision, size, chain, objects, keys = _state(connection)
+            state = _state(connection)
     finally:
         copy.dispose()
-    return _Snapshot("sqlite", revision, size, chain, objects, keys, [])
+    return _Snapshot("sqlite", *state, tables=[])
 
 
 def _snapshot_postgresql(engine: Engine, out: Path) -> _Snapshot:
@@ -183,7 +185,7 @@ def _snapshot_postgresql(engine: Engine, out: Path) -> _Snapshot:
 
     tables: list[dict[str, Any]] = []
     with snapshot(engine) as connection:
-        revision, size, chain, objects, keys = _state(connection)
+        state = _state(connection)
         reflected = MetaData()
         reflected.reflect(bind=connection)
         dbapi: Any = connection.connection.dbapi_connection
@@ -201,7 +203,7 @@ def _snapshot_postgresql(engine: Engine, out: Path) -> _Snapshot:
                 for data in copy:
                     file.write(data)
             tables.append({"name": table.name, "columns": columns, "file": name})
-    return _Snapshot("postgresql", revision, size, chain, objects, keys, tables)
+    return _Snapshot("postgresql", *state, tables=tables)
 
 
 @click.command()
@@ -229,7 +231,7 @@ def backup(directory: Path) -> None:
                 taken = _snapshot_sqlite(runtime.engine, directory)
             else:
                 taken = _snapshot_postgresql(runtime.engine, directory)
-            _copy_keys(data_dir, directory)
+            _copy_keys(data_dir, directory, taken.retired)
             _check_keys_copied(taken.keys, directory)
             for key in taken.objects:
                 _copy_object(runtime.store, key, directory / "objects" / key)
@@ -275,13 +277,23 @@ def backup(directory: Path) -> None:
     click.echo(WARNING)
 
 
-def _copy_keys(data_dir: Path, out: Path) -> None:
+def _copy_keys(data_dir: Path, out: Path, retired: list[str]) -> None:
+    """The key files, but for the `retired` versions' (whose files a retirement may not have
+    removed yet) and those removed while this runs (`_check_keys_copied` tells if any was
+    needed)."""
     keys = data_dir / "keys"
+    skipped = {f"{name}.json" for name in retired}
     for path in _files_under(keys):
         relative = path.relative_to(keys)
         if any(part.startswith(".") for part in relative.parts):
             continue  # a key being written this moment: never a finished key's name
-        with path.open("rb") as source, _private_file(out / "keys" / relative) as target:
+        if relative.as_posix() in skipped:
+            continue
+        try:
+            source = path.open("rb")
+        except FileNotFoundError:
+            continue  # removed since the listing (a retirement)
+        with source, _private_file(out / "keys" / relative) as target:
             shutil.copyfileobj(source, target, BLOCK)
     master = data_dir / "master.key"
     if master.is_file():  # development only: production's master key is not in the directory

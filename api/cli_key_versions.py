@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from api.key_check import fingerprint
 from api.key_rotation import PII, ROTATED, ROW_SEAL
-from api.keystore import is_version_of, version_number
+from api.keystore import KeyGone, is_version_of, version_number
 from api.models import key_fingerprints, key_retirements
 from api.runtime import Runtime
 from audit import NoteSigner
@@ -65,7 +65,10 @@ def version_rows(runtime: Runtime, which: str) -> list[KeyVersionRow]:
     recorded = _recorded_at(runtime, made)
     rows = _retired_rows(runtime, which)
     for key in made:
-        written = runtime.keys.written_at(key)
+        try:
+            secret, written = runtime.keys.existing(key), runtime.keys.written_at(key)
+        except (KeyGone, FileNotFoundError):
+            continue  # retired since the listing: its record is read above
         rows.append(
             KeyVersionRow(
                 version=version_number(name, key),
@@ -73,7 +76,7 @@ def version_rows(runtime: Runtime, which: str) -> list[KeyVersionRow]:
                 state=CURRENT if key == made[-1] else OLDER[which],
                 created=min(written, recorded[key]) if key in recorded else written,
                 key_id=_key_id(runtime, which, key),
-                fingerprint=grouped(fingerprint(runtime.keys.secret(key), key)),
+                fingerprint=grouped(fingerprint(secret, key)),
             )
         )
     return sorted(rows, key=lambda row: row.version)

@@ -11,14 +11,15 @@ from collections.abc import Callable
 
 import click
 
-from api.administration import CLI_ACTOR
+from api.administration import CLI_ACTOR, check_integrity
 from api.cli_locker import EXIT_INTERRUPTED, PROGRESS_EVERY
 from api.cli_support import EXIT_TAMPERED, cli_runtime, fail, migrate
 from api.key_check import check_keys_fit_database
-from api.key_retirement import RetiredMeanwhile, StillSealed, retire_versions
+from api.key_retirement import RetiredMeanwhile, StillSealed, TooSoon, retire_versions
 from api.key_rotation import PII, ROW_SEAL
 from api.migrate import SEALED_TABLES
 from api.runtime import Runtime
+from audit import TamperError
 from audit.row_resealing import RowResealReport, reseal_rows
 from identity.reconciled import carry_registrations
 from identity.resealing import ResealReport, reseal_all
@@ -38,13 +39,16 @@ def keys_reseal(which: str) -> None:
     every row of authorization state (roles, consents, clients, sessions, tokens, accounts,
     documents, shares...). What an older version sealed is sealed again, a batch of rows at a
     time, while the service runs; safe to stop and run again, and done when a run seals
-    nothing again. A value that does not open, or a row whose row seal fails (`shanakht audit
-    integrity` lists those), is left as it is and named (exit 1): sealing it anew would bless
-    what someone changed.
+    nothing again. It first runs `shanakht audit integrity`'s reconciliation and seals nothing
+    while a row differs from the audit log (exit 1): a row put back from before holds its seal,
+    and sealing it anew would carry it over. A value that does not open, or a row whose row
+    seal fails, is left as it is and named (exit 1): sealing it anew would bless what someone
+    changed.
     """
     with cli_runtime() as runtime:
         migrate(runtime)
         check_keys_fit_database(runtime)
+        _refuse_what_differs_from_the_log(runtime)
         try:
             report = _reseal(runtime, which)
         except KeyboardInterrupt:
@@ -65,6 +69,24 @@ def keys_reseal(which: str) -> None:
         click.echo(f"left as it is: {line}", err=True)
     if left:
         sys.exit(EXIT_TAMPERED)
+
+
+def _refuse_what_differs_from_the_log(runtime: Runtime) -> None:
+    """Exit 1 unless the audit log verifies and every reconciled row whose seal holds is as it
+    last recorded: a row put back from before (or written with a leaked key) holds its seal,
+    and a re-seal would carry it under the new version as the service's own. A row whose seal
+    fails is not sealed anew anyway (it is named when reached)."""
+    try:
+        found = check_integrity(runtime)
+    except TamperError as exc:
+        fail(f"the audit log FAILED verification: {exc}; nothing was sealed", EXIT_TAMPERED)
+    honoured = [mismatch for mismatch in found.mismatches if mismatch.honoured]
+    for mismatch in honoured:
+        click.echo(f"{mismatch.table} {mismatch.key}: {mismatch.problem}", err=True)
+    if honoured:
+        fail(f"{len(honoured)} sealed rows differ from the audit log (`shanakht audit integrity`):"
+             " settle them first, so that none is sealed anew; nothing was sealed",
+             EXIT_TAMPERED)  # fmt: skip
 
 
 def _reseal(runtime: Runtime, which: str) -> RowResealReport:
@@ -118,12 +140,15 @@ def keys_retire(which: str) -> None:
                 click.echo(f"version {version} still seals {count} {what} in use", err=True)
             fail(f"nothing retired: run `shanakht keys reseal {which}` until it seals nothing, "
                  "then this again", EXIT_TAMPERED)  # fmt: skip
-        except RetiredMeanwhile as exc:
+        except (RetiredMeanwhile, TooSoon) as exc:
             fail(str(exc), EXIT_TAMPERED)
-    if not retired.versions:
+    if retired.removed_again:
+        again = ", ".join(map(str, retired.removed_again))
+        click.echo(f"{which} key versions {again}, retired before, were back: deleted again")
+    if retired.versions:
+        numbers = ", ".join(map(str, retired.versions))
+        click.echo(f"retired {which} key versions {numbers}: their key files are deleted")
+    elif not retired.removed_again:
         click.echo(f"no older version of the {which} key to retire")
-        return
-    numbers = ", ".join(map(str, retired.versions))
-    click.echo(f"retired {which} key versions {numbers}: their key files are deleted")
     for version, count in sorted(retired.broken.items()):
         click.echo(f"{count} {what} under version {version} were unusable already and stay so")

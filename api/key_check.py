@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from api.cli_backup import MAC_KEY
 from api.errors import StartupError
+from api.keystore import KeyGone, is_version_of, version_number
 from api.models import KEK_PREFIX, key_fingerprints, key_retirements
 from api.routes.signin import DEVICE_KEY
 from api.runtime import (
@@ -89,14 +90,15 @@ class KeysDoNotFit(StartupError):
     """The data directory's keys do not open what the database holds."""
 
 
-def check_keys_fit_database(runtime: Runtime) -> None:
+def check_keys_fit_database(runtime: Runtime, *, retired_back: bool = False) -> None:
     """Raise KeysDoNotFit unless every key matches the fingerprint the database holds for it,
     and the newest token-signing key, audit checkpoint and wrapped data key in the database
     all open under this runtime's keys (each checked if any exists). Only then are the keys
-    the database has no fingerprint for recorded: a folder that does not fit records nothing."""
+    the database has no fingerprint for recorded: a folder that does not fit records nothing.
+    `retired_back`: a retired key whose file is back passes (`keys retire`, which removes it)."""
     present = dict(_present(runtime))
     recorded = _recorded(runtime)
-    _compare(present, recorded, retired_keys(runtime))
+    _compare(present, recorded, retired_keys(runtime), retired_back=retired_back)
     with Session(runtime.engine) as session:  # the engine the readiness checks look at
         _signing_key_opens(runtime, session)
         _checkpoint_verifies(runtime, session)
@@ -110,10 +112,11 @@ def _recorded(runtime: Runtime) -> dict[str, str]:
         return {row.name: row.fingerprint for row in rows}
 
 
-def retired_keys(runtime: Runtime) -> set[str]:
-    """The names of the key versions retired so far."""
+def retired_keys(runtime: Runtime) -> dict[str, str]:
+    """The key versions retired so far, each with its fingerprint as it was retired."""
+    query = select(key_retirements.c.name, key_retirements.c.fingerprint)
     with runtime.engine.connect() as connection:
-        return set(connection.execute(select(key_retirements.c.name)).scalars())
+        return {row.name: row.fingerprint for row in connection.execute(query)}
 
 
 def _record(runtime: Runtime, present: dict[str, str], recorded: dict[str, str]) -> None:
@@ -127,7 +130,7 @@ def _record(runtime: Runtime, present: dict[str, str], recorded: dict[str, str])
         with runtime.engine.begin() as connection:
             connection.execute(insert(key_fingerprints), rows)
     except IntegrityError:
-        _compare(present, _recorded(runtime), retired_keys(runtime))
+        _compare(present, _recorded(runtime), retired_keys(runtime), retired_back=True)
         _record(runtime, present, _recorded(runtime))
 
 
@@ -137,9 +140,13 @@ def fingerprint(key: bytes, name: str) -> str:
 
 
 def _present(runtime: Runtime) -> Iterator[tuple[str, str]]:
-    """The fingerprint of every key in the keys folder, made so far; makes none."""
+    """The fingerprint of every key in the keys folder, made so far; makes none (a key
+    retired between the listing and its read is passed over, not made anew)."""
     for name in runtime.keys.names():
-        yield name, fingerprint(runtime.keys.secret(name), name)
+        try:
+            yield name, fingerprint(runtime.keys.existing(name), name)
+        except KeyGone:
+            continue
     if not isinstance(runtime.keks, LocalKeks):
         return  # a KMS keeps its own keys; the data key check above covers it
     for version_id in runtime.keks.versions():
@@ -151,17 +158,30 @@ def _present(runtime: Runtime) -> Iterator[tuple[str, str]]:
         yield name, fingerprint(key, name)
 
 
-def _compare(present: dict[str, str], recorded: dict[str, str], retired: set[str]) -> None:
-    """Refuse at the first recorded key that is missing or different, or retired and back,
-    naming its kind."""
-    back = sorted(retired & present.keys())
-    if back:
-        raise KeysDoNotFit(
-            f"{_kind(back[0])} was retired, but its key is back in the keys folder (restored from "
-            f"before the retirement?): run `shanakht keys retire {_retired_as(back[0])}` to "
-            "remove it again"
-        )
-    for name in sorted(recorded.keys() - retired):
+def _compare(
+    present: dict[str, str],
+    recorded: dict[str, str],
+    retired: dict[str, str],
+    *,
+    retired_back: bool = False,
+) -> None:
+    """Refuse at the first recorded key that is missing or different, at a retirement the
+    service cannot have made, or (unless `retired_back`) at a retired key that is back, naming
+    its kind."""
+    for name, retired_print in sorted(retired.items()):
+        if not older_version(name, present) or recorded.get(name) != retired_print:
+            raise KeysDoNotFit(
+                f"key_retirements names {name}, which this service did not retire (the table "
+                "was changed outside it): delete that row as the schema's owner, or restore the "
+                "database; keep the key file"
+            )
+        if name in present and not retired_back:
+            raise KeysDoNotFit(
+                f"{_kind(name)} was retired, but its key is back in the keys folder (restored "
+                f"from before the retirement?): run `shanakht keys retire "
+                f"{RETIRABLE[base_name(name)]}` to remove it again"
+            )
+    for name in sorted(recorded.keys() - retired.keys()):
         if name not in present:
             raise KeysDoNotFit(
                 f"{_kind(name)} is missing from the keys folder, but this database was made "
@@ -174,10 +194,20 @@ def _compare(present: dict[str, str], recorded: dict[str, str], retired: set[str
             )
 
 
-def _retired_as(name: str) -> str:
-    """How `keys retire` names the key of which `name` is a version."""
-    base = name.rpartition(".v")[0] or name
-    return RETIRABLE.get(base, base)
+def base_name(name: str) -> str:
+    """The key of which the key name `name` is a version: `identity-seal` for
+    `identity-seal.v2` and for itself."""
+    return name.rpartition(".v")[0] or name
+
+
+def older_version(name: str, present: Iterable[str]) -> bool:
+    """Whether `name` is a version of a key that retires (RETIRABLE) and a newer version of it
+    is in the keys folder: the only keys a retirement may remove."""
+    base = base_name(name)
+    if base not in RETIRABLE or not is_version_of(base, name):
+        return False
+    number = version_number(base, name)
+    return any(is_version_of(base, key) and version_number(base, key) > number for key in present)
 
 
 def _kind(name: str) -> str:

@@ -16,11 +16,20 @@ sealed under it: a census (`identity.resealing.census`, `audit.row_resealing.cen
 every sealed value or row first, and one that would be lost refuses the whole run. Those under
 it that do not open or hold (the re-seal names them) are lost already and do not stop it.
 
-The order makes every stop safe. The census; then one transaction that records the retirement
-(`key_retirements`, which the key check reads) and its audit entry; then the files deleted. A
-run stopped before the deletion leaves files the key check refuses as "retired, but back",
-which the next run deletes without a census (the recorded one found nothing). So does a keys
-folder restored from before a retirement.
+A retirement waits until the newest version is SETTLE_SECONDS old, so that no replica still
+seals under an older one when the census counts. Then one transaction records the retirement
+(`key_retirements`, which the key check reads) and its audit entry; then the files are deleted.
+A run stopped before the deletion leaves files the key check refuses as "retired, but back";
+so does a keys folder restored from before a retirement; the next run counts them again and
+deletes them. The key check refuses a retirement row the service cannot have written (a key
+that does not retire, or the current version, or a fingerprint that is not the key's), and
+this command removes only what it has just counted: a row written into `key_retirements` by
+SQL never deletes a key.
+
+What a retirement does not undo: whoever held the leaked version before the re-seal could
+write a value or a row the re-seal then took for the service's own and sealed anew. `keys
+reseal` runs the integrity check first and refuses while a row differs from the audit log, but
+values and rows the log says nothing of (a TOTP secret, a token) cannot be told apart.
 
 Backups: `shanakht backup` copies the keys after its database snapshot, and checks that its
 copy holds every key the snapshot's database records but has not retired. A retirement between
@@ -34,12 +43,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from api.key_check import check_keys_fit_database, fingerprint, retired_keys
 from api.key_rotation import PII, ROTATED, key_action
+from api.key_versions import RECHECK_SECONDS
 from api.keystore import version_number
 from api.migrate import SEALED_TABLES
 from api.models import key_retirements
@@ -51,6 +62,9 @@ from audit.row_resealing import census as row_census
 from identity.resealing import census
 
 RETIRED = "retired"  # the verb of the audit action (`key_action`)
+# How old the current version must be before the older ones go: every replica lists the keys
+# folder at least once a RECHECK_SECONDS, and seals under the newest from then on.
+SETTLE_SECONDS = 3 * RECHECK_SECONDS
 
 
 class StillSealed(Exception):
@@ -65,29 +79,61 @@ class RetiredMeanwhile(Exception):
     """Another run retired these versions first: nothing more was changed."""
 
 
+class TooSoon(Exception):
+    """The newest version is too new: a replica may still be sealing under an older one."""
+
+
 @dataclass(frozen=True, slots=True)
 class Retirement:
-    """What a run retired (version numbers), and what was lost under them already."""
+    """What a run retired (version numbers), the retired versions whose files it found back
+    and removed again, and what was lost under them already."""
 
     versions: tuple[int, ...]
+    removed_again: tuple[int, ...]
     broken: Counter[int]
 
 
 def retire_versions(runtime: Runtime, which: str, *, actor: str) -> Retirement:
     """Retire every version of the key `which` (PII or ROW_SEAL) older than the current one
-    (see the module's docstring); StillSealed if any still seals what opens or holds."""
+    (see the module's docstring); StillSealed if any still seals what opens or holds, TooSoon
+    if the current one was made less than SETTLE_SECONDS ago."""
     name = ROTATED[which]
-    for key in retired_keys(runtime) & set(runtime.keys.names()):
-        runtime.keys.remove(key)  # retired before, back since: no census needed
-    check_keys_fit_database(runtime)
-    older = runtime.keys.versions(name)[:-1]
+    check_keys_fit_database(runtime, retired_back=True)
+    made = runtime.keys.versions(name)
+    older = made[:-1]
     if not older:
-        return Retirement((), Counter())
+        return Retirement((), (), Counter())
+    age = (datetime.now(UTC) - runtime.keys.written_at(made[-1])).total_seconds()
+    if age < SETTLE_SECONDS:
+        raise TooSoon(
+            f"version {version_number(name, made[-1])} of the {which} key was made {age:.0f} s "
+            f"ago: a replica may still be sealing under an older one; run this again in "
+            f"{SETTLE_SECONDS:.0f} s"
+        )
     numbers = {version_number(name, key): key for key in older}
+    # Every version to remove is counted, one retired before and back since included: its
+    # retirement's row is no proof that nothing was sealed under it since.
     found = _census(runtime, which, numbers)
     if found.held:
         raise StillSealed(found)
-    prints = {key: fingerprint(runtime.keys.secret(key), key) for key in older}
+    retired = retired_keys(runtime)
+    new = [key for key in older if key not in retired]
+    if new:
+        _record(runtime, which, new, found.broken.total(), actor=actor)
+    for key in older:
+        runtime.keys.remove(key)
+    return Retirement(
+        tuple(version_number(name, key) for key in new),
+        tuple(version_number(name, key) for key in older if key in retired),
+        found.broken,
+    )
+
+
+def _record(runtime: Runtime, which: str, keys: list[str], lost: int, *, actor: str) -> None:
+    """The retirement of `keys` (versions of the key `which`) in `key_retirements` and the
+    audit log, in one transaction, before any file is removed."""
+    name = ROTATED[which]
+    prints = {key: fingerprint(runtime.keys.existing(key), key) for key in keys}
     try:
         with runtime.transaction() as session:
             now = runtime.clock()
@@ -99,9 +145,9 @@ def retire_versions(runtime: Runtime, which: str, *, actor: str) -> Retirement:
                     action=key_action(which, RETIRED),
                     resource=f"keys:{name}",
                     details={
-                        "versions": sorted(numbers),
-                        "fingerprints": [grouped(prints[numbers[n]]) for n in sorted(numbers)],
-                        "lost_already": found.broken.total(),
+                        "versions": [version_number(name, key) for key in keys],
+                        "fingerprints": [grouped(prints[key]) for key in keys],
+                        "lost_already": lost,
                     },
                 )
             )
@@ -109,9 +155,6 @@ def retire_versions(runtime: Runtime, which: str, *, actor: str) -> Retirement:
         raise RetiredMeanwhile(
             f"another `keys retire {which}` retired these versions first"
         ) from None
-    for key in older:
-        runtime.keys.remove(key)
-    return Retirement(tuple(sorted(numbers)), found.broken)
 
 
 def _census(runtime: Runtime, which: str, versions: Collection[int]) -> Census:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +25,7 @@ from api.keystore import (
     parse_master_key,
     version_number,
 )
+from api.models import key_retirements
 from api.settings import Settings
 from audit import AuditLog, NoteError, NoteKeyRing, NoteSigner
 from audit.row_seal import RowSeal, RowSealKeys
@@ -383,21 +384,43 @@ def _breached_passwords(folder: Path | None) -> BreachedPasswords | None:
 
 
 def _secret_versions(
-    keys: LocalKeyStore, name: str, build: Callable[[dict[int, bytes]], T]
+    keys: LocalKeyStore,
+    name: str,
+    build: Callable[[dict[int, bytes]], T],
+    retired: Callable[[], frozenset[str]],
 ) -> KeyVersions[T]:
     """Every version of the secret `name` by number, as `build` makes them, kept up with
     while the replicas run (`api.key_versions`): `keys rotate` adds versions and `keys
     retire` takes them away. Version 1 is made now if new, and a version that does not open
-    stops the start. A version is read only if its file is there: one retired between the
-    listing and the read is not made anew at random."""
+    stops the start. A version is read only if its file is there (one retired between the
+    listing and the read is not made anew at random), and never one the database records as
+    retired (`retired`, read when the listing changes): a keys folder restored from before a
+    retirement brings it back to the folder, not to the service."""
     keys.secret(keys.current(name))
-    versions = KeyVersions(
-        keys,
-        name,
-        lambda made: build({version_number(name, key): keys.existing(key) for key in made}),
-    )
-    versions.get()
-    return versions
+
+    def versions(made: Sequence[str]) -> T:
+        gone = retired()
+        kept = [key for key in made[:-1] if key not in gone] + [made[-1]]
+        if len(kept) < len(made):
+            log.error("key %s: a retired version is back in the keys folder, not used", name)
+        return build({version_number(name, key): keys.existing(key) for key in kept})
+
+    found = KeyVersions(keys, name, versions)
+    found.get()
+    return found
+
+
+def _retired_reader(engine: Engine) -> Callable[[], frozenset[str]]:
+    """The key versions the database records as retired (none before it is migrated)."""
+
+    def retired() -> frozenset[str]:
+        try:
+            with engine.connect() as connection:
+                return frozenset(connection.execute(select(key_retirements.c.name)).scalars())
+        except SQLAlchemyError:
+            return frozenset()
+
+    return retired
 
 
 def open_runtime(settings: Settings) -> Runtime:
@@ -413,6 +436,7 @@ def open_runtime(settings: Settings) -> Runtime:
     except (SQLAlchemyError, ValueError) as exc:
         raise StartupError(f"SHANAKHT_DATABASE_URL is not usable: {_first_line(exc)}") from None
     origin = settings.resolved_audit_origin
+    retired = _retired_reader(engine)
     checkpoint_keys = KeyVersions(
         keys,
         AUDIT_CHECKPOINT_KEY,
@@ -423,7 +447,7 @@ def open_runtime(settings: Settings) -> Runtime:
     identity = IdentityParts(
         sms=OutboxSmsGateway(data_dir / "sms-outbox.jsonl", clock=utc_now),
         hasher=BackgroundHasher(pepper=keys.secret(IDENTITY_PEPPER_KEY)),
-        sealer=Sealer(_secret_versions(keys, IDENTITY_SEAL_KEY, SealingKeys)),
+        sealer=Sealer(_secret_versions(keys, IDENTITY_SEAL_KEY, SealingKeys, retired)),
         code_key=keys.secret(IDENTITY_CODE_KEY),
         pairwise_key=keys.secret(IDENTITY_PAIRWISE_KEY),
         policy=IdentityPolicy(
@@ -454,7 +478,7 @@ def open_runtime(settings: Settings) -> Runtime:
         signing_seal_key=keys.secret(SIGNING_SEAL_KEY),
         store=_ready_store(settings),
         keks=keks,
-        row_seal=RowSeal(_secret_versions(keys, STATE_MAC_KEY, RowSealKeys)),
+        row_seal=RowSeal(_secret_versions(keys, STATE_MAC_KEY, RowSealKeys, retired)),
     )
 
 

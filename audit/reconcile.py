@@ -53,6 +53,7 @@ class Mismatch:
     table: str
     key: str
     problem: str
+    honoured: bool = False  # the row is there and its seal holds: the service acts on it
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +150,7 @@ def _compare(
             key, state = kind.stored(values)
             problem = kind.differ(said.pop(key, None), state)
             if problem is not None:
-                yield Mismatch(table.name, key, problem)
+                yield Mismatch(table.name, key, problem, honoured=True)
     finally:
         result.close()
     for key in sorted(said):

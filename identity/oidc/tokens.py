@@ -84,7 +84,8 @@ _ACCESS_ROW = Prepared(
     select(tokens).where(tokens.c.id == bindparam("token_id"), tokens.c.kind == "access")
 )
 # The compare-and-set that spends a refresh token: unused, unrevoked, as sealed as when its
-# seal was checked (nothing the service does changes a usable row's MAC), its session live.
+# seal was checked (nothing the service does changes a usable row's MAC but a re-seal under a
+# new row-seal key version, which `refresh` allows for), its session live.
 _SPEND_REFRESH = Prepared(
     update(tokens)
     .where(
@@ -467,20 +468,26 @@ class TokenService:
         sealed = self._sealed(access_row, refresh_row)
         refreshed = self._event("identity.token.refreshed", client, row.pseudonym)
         bounds = self._sessions.bounds()
-        spent = _SPEND_REFRESH.execute(
-            self._db.connection(),
-            {
-                "token_id": token_id,
-                "read_mac": row.mac,
-                "live_session": row.session_id,
-                "spent_at": bounds["now"],
-                **bounds,
-            },
-        )
+        spend = {
+            "token_id": token_id,
+            "read_mac": row.mac,
+            "live_session": row.session_id,
+            "spent_at": bounds["now"],
+            **bounds,
+        }
+        spent = _SPEND_REFRESH.execute(self._db.connection(), spend)
         if spent != 1:
-            # Spent or revoked meanwhile (judged as such), or else the session has ended.
-            self._check_refresh(client, self._refresh_row(token_id), dpop_jkt)
-            raise InvalidGrant("the sign-in session has ended")
+            # Spent or revoked meanwhile (judged as such), or sealed anew under a new version
+            # of the row-seal key (`keys reseal row-seal`: tried once more with its new MAC),
+            # or else the session has ended.
+            again = self._refresh_row(token_id)
+            self._check_refresh(client, again, dpop_jkt)
+            if again.mac != row.mac:
+                spent = _SPEND_REFRESH.execute(
+                    self._db.connection(), spend | {"read_mac": again.mac}
+                )
+            if spent != 1:
+                raise InvalidGrant("the sign-in session has ended")
         self._store(sealed)
         self._audit.append(refreshed)
         return TokenResponse(

@@ -15,7 +15,7 @@ import pyotp
 import pytest
 from sqlalchemy import select, update
 
-from api import cli_backup
+from api import cli_backup, key_retirement
 from api.key_check import KeysDoNotFit, check_keys_fit_database
 from api.key_retirement import retire_versions
 from api.key_versions import RECHECK_SECONDS
@@ -32,6 +32,12 @@ from tests.cli.test_pii_rotation import _versions
 
 V1 = f"{IDENTITY_SEAL_KEY}.json"
 PLANTED = "OBWGC3TUMVSC2YTZFVSGEYJNGIYA"  # base32, 136 bits: a TOTP secret of their own
+
+
+@pytest.fixture(autouse=True)
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests rotate and retire within a second; the wait for replicas is tested alone."""
+    monkeypatch.setattr(key_retirement, "SETTLE_SECONDS", 0.0)
 
 
 def _key_file(settings: Settings, name: str = V1) -> Path:
@@ -169,25 +175,86 @@ def test_a_retired_key_that_comes_back_is_refused_and_retire_removes_it_again(
     runtime: Runtime, settings: Settings, cli_env: dict[str, str], people: tuple[str, str]
 ) -> None:
     """A keys folder restored from before the retirement brings version 1 back: the key check
-    (`serve`, `/readyz`) refuses it by name, and `keys retire pii` deletes it again."""
+    (`serve`, `/readyz`) refuses it by name, a process already running does not take it back
+    (the database says it is retired), and `keys retire pii` counts again and deletes it."""
+    citizen, _secret = people
+    leaked = Sealer.of(runtime.keys.secret(IDENTITY_SEAL_KEY))
     _rotated_and_resealed(cli_env)
     kept = _key_file(settings).read_bytes()
     assert run(cli_env, "keys", "retire", "pii")[0] == 0
-    _key_file(settings).write_bytes(kept)
-
-    again = open_runtime(settings)
+    running = open_runtime(settings)
     try:
+        _key_file(settings).write_bytes(kept)
         with pytest.raises(
             KeysDoNotFit, match=r"\(identity-seal\) was retired, but its key is back"
         ):
-            check_keys_fit_database(again)
+            check_keys_fit_database(running)
+        time.sleep(RECHECK_SECONDS * 1.1)
+        planted = leaked.seal(PLANTED.encode(), totp_context(citizen))
+        with pytest.raises(SealBroken):
+            running.identity.sealer.open(planted, totp_context(citizen))
     finally:
-        again.close()
+        running.close()
     code, out = run(cli_env, "keys", "retire", "pii")
     assert code == 0, out
+    assert "pii key versions 1, retired before, were back: deleted again" in out
     assert not _key_file(settings).exists()
     assert len(_retired_entries(runtime)) == 1, "nothing retired twice"
     check_keys_fit_database(runtime)
+
+
+def test_a_retirement_written_by_sql_deletes_nothing(
+    runtime: Runtime, settings: Settings, cli_env: dict[str, str], people: tuple[str, str]
+) -> None:
+    """Whoever can write the database records the current version, or a version before the
+    re-seal, as retired: the key check refuses the first as a row the service did not write;
+    the second stops the service opening that version's values until the row is deleted; and
+    `keys retire pii` deletes no key file in either case."""
+    assert run(cli_env, "keys", "rotate", "pii")[0] == 0
+    current = f"{IDENTITY_SEAL_KEY}.v2"
+    with runtime.engine.connect() as connection:
+        prints = dict(
+            connection.execute(
+                select(key_fingerprints.c.name, key_fingerprints.c.fingerprint)
+            ).all()
+        )
+    with runtime.engine.begin() as connection:
+        connection.execute(
+            key_retirements.insert().values(
+                name=current, fingerprint=prints[current], retired_at=runtime.clock()
+            )
+        )
+    with pytest.raises(KeysDoNotFit, match=f"key_retirements names {current}, which this"):
+        check_keys_fit_database(runtime)
+    code, out = run(cli_env, "keys", "retire", "pii")
+    assert code != 0, out
+    assert _key_file(settings, f"{current}.json").is_file()
+
+    with runtime.engine.begin() as connection:
+        connection.execute(key_retirements.delete())
+        connection.execute(
+            key_retirements.insert().values(
+                name=IDENTITY_SEAL_KEY,
+                fingerprint=prints[IDENTITY_SEAL_KEY],
+                retired_at=runtime.clock(),
+            )
+        )
+    code, out = run(cli_env, "keys", "retire", "pii")
+    assert code != 0, out  # the service stops opening version 1: a denial, no loss
+    assert _key_file(settings).is_file()
+    with runtime.engine.begin() as connection:
+        connection.execute(key_retirements.delete())
+    check_keys_fit_database(runtime)
+
+
+def test_a_retirement_waits_until_every_replica_seals_under_the_newest(
+    cli_env: dict[str, str], people: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(key_retirement, "SETTLE_SECONDS", 3600.0)
+    _rotated_and_resealed(cli_env)
+    code, out = run(cli_env, "keys", "retire", "pii")
+    assert code == 1, out
+    assert "a replica may still be sealing under an older one" in out
 
 
 def test_a_backup_whose_snapshot_needs_a_version_retired_meanwhile_fails(
@@ -205,9 +272,9 @@ def test_a_backup_whose_snapshot_needs_a_version_retired_meanwhile_fails(
     _rotated_and_resealed(cli_env)
     copy_keys = cli_backup._copy_keys
 
-    def retired_in_between(data_dir: Path, out: Path) -> None:
+    def retired_in_between(data_dir: Path, out: Path, retired: list[str]) -> None:
         retire_versions(runtime, "pii", actor="admin:test")
-        copy_keys(data_dir, out)
+        copy_keys(data_dir, out, retired)
 
     monkeypatch.setattr(cli_backup, "_copy_keys", retired_in_between)
     code, out = run(cli_env, "backup", str(tmp_path / "during"))

@@ -11,23 +11,38 @@ import json
 import time
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from api import key_retirement
 from api.key_versions import RECHECK_SECONDS
 from api.migrate import SEALED_TABLES
 from api.runtime import STATE_MAC_KEY, Runtime
 from api.settings import Settings
 from audit.models import entries
-from audit.row_resealing import RESEALED, reseal_rows
+from audit.row_resealing import RESEALED, each_batch, reseal_rows
 from audit.row_seal import MAC_COLUMN, RowSeal, mac_version, retired
-from identity.models import citizens, clients, roles
+from identity.models import citizens, clients, roles, tokens
 from identity.nadra import SCENARIOS, read_registry
+from identity.oidc.tokens import TokenService
 from identity.reconciled import CLIENT_RESEALED, carry_registrations
 from tests.cli.test_cli import run
 from tests.cli.test_pii_rotation import _replica
-from tests.http.oidc_kit import Browser, register_citizen, register_client, token
+from tests.http.oidc_kit import (
+    Browser,
+    RelyingParty,
+    register_citizen,
+    register_client,
+    token,
+)
 from tests.http.test_row_seals import EVIL, _add_legacy, _client_row, _locker_rows, by_sql
+
+
+@pytest.fixture(autouse=True)
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests rotate and retire within a second (the wait: `test_pii_retirement`)."""
+    monkeypatch.setattr(key_retirement, "SETTLE_SECONDS", 0.0)
 
 
 def _mac_versions(runtime: Runtime) -> dict[str, set[int]]:
@@ -50,9 +65,10 @@ def _entries(runtime: Runtime, action: str) -> list[dict[str, Any]]:
     return [entry for entry in found if entry["action"] == action]
 
 
-def _signed_in(web: TestClient, runtime: Runtime) -> None:
+def _signed_in(web: TestClient, runtime: Runtime) -> tuple[RelyingParty, str]:
     """A citizen signed in to an e-service through the code flow, with tokens: a session, a
-    grant, a spent code and a refresh token, each a sealed row."""
+    grant, a spent code and a refresh token, each a sealed row: the e-service, and its refresh
+    token."""
     record = read_registry(runtime.identity.nadra_file)[SCENARIOS["active_female"]]
     register_citizen(runtime, record)
     rp = register_client(runtime, "etransfer")
@@ -62,6 +78,7 @@ def _signed_in(web: TestClient, runtime: Runtime) -> None:
         redirect_uri=rp.redirect_uri, code_verifier=verifier,
     )  # fmt: skip
     assert issued.status_code == 200, issued.text
+    return rp, issued.json()["refresh_token"]
 
 
 def test_a_rotated_row_seal_key_seals_new_rows_and_reseal_moves_every_stored_one(
@@ -166,19 +183,11 @@ def test_nothing_is_retired_while_a_row_under_an_older_version_holds(
         assert oidc_runtime.provider(session).clients.get("etransfer") is not None
 
 
-def test_a_row_whose_seal_fails_is_named_and_a_row_put_back_is_not_blessed(
+def test_a_row_whose_seal_fails_is_named_and_left_as_it_is(
     oidc_runtime: Runtime, cli_env: dict[str, str]
 ) -> None:
-    """A client changed by SQL is left as it was and named (exit 1). A client registration
-    put back from before its last one holds its seal: the re-seal seals it anew with the
-    rest, but the log carries only the last registration's fingerprint, so `audit integrity`
-    still lists it."""
-    _add_legacy(cli_env, "https://legacy.example/cb", EVIL)
-    kept = _client_row(oidc_runtime, "legacy")
-    assert run(cli_env, "clients", "remove", "legacy")[0] == 0
-    _add_legacy(cli_env, "https://legacy.example/cb")
-    by_sql(oidc_runtime, update(clients).where(clients.c.id == "legacy").values(**kept))
     register_client(oidc_runtime, "etransfer")
+    register_client(oidc_runtime, "other")
     by_sql(oidc_runtime, update(clients).where(clients.c.id == "etransfer").values(name="Evil"))
     changed = _client_row(oidc_runtime, "etransfer")
 
@@ -188,10 +197,64 @@ def test_a_row_whose_seal_fails_is_named_and_a_row_put_back_is_not_blessed(
     assert code == 1, out
     assert "left as it is: identity_clients etransfer: its row seal fails" in out
     assert _client_row(oidc_runtime, "etransfer") == changed
-    assert mac_version(_client_row(oidc_runtime, "legacy")[MAC_COLUMN]) == 2  # type: ignore[arg-type]
-    code, out = run(cli_env, "audit", "integrity")
+    assert mac_version(_client_row(oidc_runtime, "other")[MAC_COLUMN]) == 2  # type: ignore[arg-type]
+
+
+def test_nothing_is_sealed_anew_while_a_row_differs_from_the_log(
+    oidc_runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    """A client registration put back from before its last one holds its seal: sealed anew,
+    it would pass as the service's own under the new version. The re-seal runs the
+    integrity check first and seals nothing while a row differs from the audit log."""
+    _add_legacy(cli_env, "https://legacy.example/cb", EVIL)
+    kept = _client_row(oidc_runtime, "legacy")
+    assert run(cli_env, "clients", "remove", "legacy")[0] == 0
+    _add_legacy(cli_env, "https://legacy.example/cb")
+    by_sql(oidc_runtime, update(clients).where(clients.c.id == "legacy").values(**kept))
+    before = _mac_versions(oidc_runtime)
+
+    assert run(cli_env, "keys", "rotate", "row-seal")[0] == 0
+    code, out = run(cli_env, "keys", "reseal", "row-seal")
+
     assert code == 1, out
     assert "identity_clients legacy: its registration is not the one the log last recorded" in out
+    assert "nothing was sealed" in out
+    assert _mac_versions(oidc_runtime) == before
+    assert _entries(oidc_runtime, RESEALED) == []
+
+
+def test_tables_with_keys_of_several_columns_are_walked_whole_in_small_batches(
+    oidc_runtime: Runtime,
+) -> None:
+    """Roles are keyed by (citizen, department, role): batches of two rows, compared as
+    tuples, still visit every row once."""
+    registry = read_registry(oidc_runtime.identity.nadra_file)
+    people = [register_citizen(oidc_runtime, registry[SCENARIOS[name]])
+              for name in ("active_male", "active_female")]  # fmt: skip
+    with oidc_runtime.transaction() as session:
+        roles_ = oidc_runtime.provider(session).roles
+        for department in ("sed", "lgcd"):
+            roles_.add_department(department, department.upper())
+        for citizen in people:
+            for department in ("sed", "lgcd"):
+                for role in ("audit.reader", "signing.officer"):
+                    roles_.grant(citizen, "p", department, role, by="admin:test")
+    seen: list[tuple[Any, ...]] = []
+
+    def visit(_session: Any, rows: list[Any]) -> None:
+        assert len(rows) <= 2
+        seen.extend((r["citizen_id"], r["department_id"], r["role"]) for r in rows)
+
+    each_batch(oidc_runtime.transaction, roles, visit, rows=2)
+    with oidc_runtime.engine.connect() as connection:
+        every = [
+            tuple(r)
+            for r in connection.execute(
+                select(roles.c.citizen_id, roles.c.department_id, roles.c.role)
+            )
+        ]
+    assert len(seen) == 8
+    assert sorted(seen) == sorted(every)
 
 
 def test_a_row_a_request_changes_between_read_and_write_is_left_for_the_next_run(
@@ -227,3 +290,37 @@ def test_a_row_a_request_changes_between_read_and_write_is_left_for_the_next_run
         account = oidc_runtime.provider(session).accounts.by_id(citizen)
     assert account is not None, "its row seal holds"
     assert account.failed_logins == 3
+
+
+def test_a_refresh_whose_token_is_sealed_anew_meanwhile_still_succeeds(
+    web: TestClient,
+    oidc_runtime: Runtime,
+    cli_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The re-seal gives the refresh token's row a new MAC between the refresh's read and its
+    spend (a compare-and-set on the MAC read): the refresh tries once more with the new MAC,
+    so the citizen is not signed out of the e-service by a key rotation."""
+    rp, refresh_token = _signed_in(web, oidc_runtime)
+    assert run(cli_env, "keys", "rotate", "row-seal")[0] == 0
+    make_event, resealed = TokenService._event, []
+
+    def sealed_anew_meanwhile(self: TokenService, action: str, *args: Any, **kw: Any) -> Any:
+        """The re-seal's write to the token's row, as it would commit between the refresh's
+        read and its spend (here in the refresh's own transaction: SQLite lets one writer in)."""
+        if action == "identity.token.refreshed" and not resealed:
+            session = self._db
+            for row in session.execute(select(tokens).where(tokens.c.kind == "refresh")):
+                values = row._mapping
+                if values[MAC_COLUMN] is not None:
+                    new = oidc_runtime.row_seal.mac(tokens, values)
+                    session.execute(
+                        update(tokens).where(tokens.c.id == values["id"]).values(mac=new)
+                    )
+                    resealed.append(values["id"])
+        return make_event(self, action, *args, **kw)
+
+    monkeypatch.setattr(TokenService, "_event", sealed_anew_meanwhile)
+    refreshed = token(web, rp, grant_type="refresh_token", refresh_token=refresh_token)
+    assert resealed, "the token's row was sealed anew between the refresh's read and its spend"
+    assert refreshed.status_code == 200, refreshed.text
