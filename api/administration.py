@@ -163,6 +163,24 @@ def reconciled(runtime: Runtime) -> tuple[Kind[Any], ...]:
     return (*identity_reconciled.kinds(sessions_born_after=born_after), *locker_reconciled.KINDS)
 
 
+class DiffersFromLog(Exception):
+    """Sealed rows whose seal holds but which differ from the audit log's last word on them:
+    a re-seal or a retirement would carry them over as the service's own."""
+
+    def __init__(self, mismatches: list[Mismatch]) -> None:
+        super().__init__(f"{len(mismatches)} sealed rows differ from the audit log")
+        self.mismatches = mismatches
+
+
+def refuse_what_differs_from_the_log(runtime: Runtime) -> None:
+    """Raise DiffersFromLog if a reconciled row whose seal holds differs from the log (a row
+    put back from before, or written with a leaked key), TamperError if the log does not
+    verify. A row whose seal fails is left out: nothing seals it anew."""
+    honoured = [found for found in check_integrity(runtime).mismatches if found.honoured]
+    if honoured:
+        raise DiffersFromLog(honoured)
+
+
 def check_integrity(runtime: Runtime) -> Integrity:
     """Verify the log, reconciling the sealed rows with it in the same pass, and check every
     seal: all on one snapshot, so rows and log are read as of one moment and a change that

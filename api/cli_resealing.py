@@ -8,14 +8,15 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 import click
 
-from api.administration import CLI_ACTOR, check_integrity
+from api.administration import CLI_ACTOR, DiffersFromLog, refuse_what_differs_from_the_log
 from api.cli_locker import EXIT_INTERRUPTED, PROGRESS_EVERY
 from api.cli_support import EXIT_TAMPERED, cli_runtime, fail, migrate
 from api.key_check import check_keys_fit_database
-from api.key_retirement import RetiredMeanwhile, StillSealed, TooSoon, retire_versions
+from api.key_retirement import RetiredMeanwhile, RotatedMeanwhile, StillSealed, retire_versions
 from api.key_rotation import PII, ROW_SEAL
 from api.migrate import SEALED_TABLES
 from api.runtime import Runtime
@@ -72,21 +73,21 @@ def keys_reseal(which: str) -> None:
 
 
 def _refuse_what_differs_from_the_log(runtime: Runtime) -> None:
-    """Exit 1 unless the audit log verifies and every reconciled row whose seal holds is as it
-    last recorded: a row put back from before (or written with a leaked key) holds its seal,
-    and a re-seal would carry it under the new version as the service's own. A row whose seal
-    fails is not sealed anew anyway (it is named when reached)."""
+    """Exit 1 (nothing sealed or retired) unless the audit log verifies and every reconciled
+    row whose seal holds is as it last recorded (`refuse_what_differs_from_the_log`)."""
     try:
-        found = check_integrity(runtime)
+        refuse_what_differs_from_the_log(runtime)
     except TamperError as exc:
-        fail(f"the audit log FAILED verification: {exc}; nothing was sealed", EXIT_TAMPERED)
-    honoured = [mismatch for mismatch in found.mismatches if mismatch.honoured]
-    for mismatch in honoured:
+        fail(f"the audit log FAILED verification: {exc}; nothing was changed", EXIT_TAMPERED)
+    except DiffersFromLog as exc:
+        _differ(exc)
+
+
+def _differ(exc: DiffersFromLog) -> NoReturn:
+    for mismatch in exc.mismatches:
         click.echo(f"{mismatch.table} {mismatch.key}: {mismatch.problem}", err=True)
-    if honoured:
-        fail(f"{len(honoured)} sealed rows differ from the audit log (`shanakht audit integrity`):"
-             " settle them first, so that none is sealed anew; nothing was sealed",
-             EXIT_TAMPERED)  # fmt: skip
+    fail(f"{exc} (`shanakht audit integrity`): settle them first, so that none is carried "
+         "over under the new key; nothing was changed", EXIT_TAMPERED)  # fmt: skip
 
 
 def _reseal(runtime: Runtime, which: str) -> RowResealReport:
@@ -138,9 +139,17 @@ def keys_retire(which: str) -> None:
         except StillSealed as exc:
             for version, count in sorted(exc.found.held.items()):
                 click.echo(f"version {version} still seals {count} {what} in use", err=True)
+            for version in sorted(exc.recorded & exc.found.held.keys()):
+                click.echo(f"version {version} is recorded as retired, but not by `keys "
+                           "retire`: key_retirements was changed outside the service",
+                           err=True)  # fmt: skip
             fail(f"nothing retired: run `shanakht keys reseal {which}` until it seals nothing, "
                  "then this again", EXIT_TAMPERED)  # fmt: skip
-        except (RetiredMeanwhile, TooSoon) as exc:
+        except TamperError as exc:
+            fail(f"the audit log FAILED verification: {exc}; nothing was retired", EXIT_TAMPERED)
+        except DiffersFromLog as exc:
+            _differ(exc)
+        except (RetiredMeanwhile, RotatedMeanwhile) as exc:
             fail(str(exc), EXIT_TAMPERED)
     if retired.removed_again:
         again = ", ".join(map(str, retired.removed_again))

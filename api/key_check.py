@@ -168,6 +168,17 @@ def _compare(
     """Refuse at the first recorded key that is missing or different, at a retirement the
     service cannot have made, or (unless `retired_back`) at a retired key that is back, naming
     its kind."""
+    for name in sorted(recorded.keys() - retired.keys()):
+        if name not in present:
+            raise KeysDoNotFit(
+                f"{_kind(name)} is missing from the keys folder, but this database was made "
+                f"with it: {RESTORE}"
+            )
+        if not hmac.compare_digest(present[name], recorded[name]):
+            raise KeysDoNotFit(
+                f"{_kind(name)} is not the one this database was made with (another "
+                f"deployment's?): {RESTORE}"
+            )
     for name, retired_print in sorted(retired.items()):
         if not older_version(name, present) or recorded.get(name) != retired_print:
             raise KeysDoNotFit(
@@ -180,17 +191,6 @@ def _compare(
                 f"{_kind(name)} was retired, but its key is back in the keys folder (restored "
                 f"from before the retirement?): run `shanakht keys retire "
                 f"{RETIRABLE[base_name(name)]}` to remove it again"
-            )
-    for name in sorted(recorded.keys() - retired.keys()):
-        if name not in present:
-            raise KeysDoNotFit(
-                f"{_kind(name)} is missing from the keys folder, but this database was made "
-                f"with it: {RESTORE}"
-            )
-        if not hmac.compare_digest(present[name], recorded[name]):
-            raise KeysDoNotFit(
-                f"{_kind(name)} is not the one this database was made with (another "
-                f"deployment's?): {RESTORE}"
             )
 
 

@@ -16,15 +16,20 @@ sealed under it: a census (`identity.resealing.census`, `audit.row_resealing.cen
 every sealed value or row first, and one that would be lost refuses the whole run. Those under
 it that do not open or hold (the re-seal names them) are lost already and do not stop it.
 
-A retirement waits until the newest version is SETTLE_SECONDS old, so that no replica still
-seals under an older one when the census counts. Then one transaction records the retirement
-(`key_retirements`, which the key check reads) and its audit entry; then the files are deleted.
-A run stopped before the deletion leaves files the key check refuses as "retired, but back";
-so does a keys folder restored from before a retirement; the next run counts them again and
-deletes them. The key check refuses a retirement row the service cannot have written (a key
-that does not retire, or the current version, or a fingerprint that is not the key's), and
-this command removes only what it has just counted: a row written into `key_retirements` by
-SQL never deletes a key.
+A retirement first waits SETTLE_SECONDS on its own clock and checks that no newer version came
+meanwhile, so that no replica still seals under an older one when the census counts. The
+census opens or checks each version under its own key, read from its file, whatever the
+database records of it. Then the integrity check's reconciliation runs again (as before the
+re-seal): a sealed row put back since is not left standing under a key about to vouch alone.
+Then one transaction records the retirement (`key_retirements`, which the key check reads) and
+its audit entry, and the files are deleted. A run stopped before the deletion leaves files the
+key check refuses as "retired, but back"; so does a keys folder restored from before a
+retirement; the next run counts them again and deletes them. The key check refuses a
+retirement row the service cannot have written (a key that does not retire, the current
+version, a fingerprint that is not the key's), and this command deletes only what its own
+census counted as empty, so a row written into `key_retirements` by SQL never costs data: at
+worst replicas stop opening that version until the row is deleted, a denial a database writer
+has anyway, and `keys retire` then says the row is not its own.
 
 What a retirement does not undo: whoever held the leaked version before the re-seal could
 write a value or a row the re-seal then took for the service's own and sealed anew. `keys
@@ -40,14 +45,14 @@ keep or destroy them by that light.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
+from api.administration import refuse_what_differs_from_the_log
 from api.key_check import check_keys_fit_database, fingerprint, retired_keys
 from api.key_rotation import PII, ROTATED, key_action
 from api.key_versions import RECHECK_SECONDS
@@ -59,28 +64,32 @@ from audit import AuditEvent
 from audit.entry import grouped
 from audit.row_resealing import Census
 from audit.row_resealing import census as row_census
+from audit.row_seal import RowSeal
 from identity.resealing import census
+from identity.sealing import Sealer
 
 RETIRED = "retired"  # the verb of the audit action (`key_action`)
-# How old the current version must be before the older ones go: every replica lists the keys
-# folder at least once a RECHECK_SECONDS, and seals under the newest from then on.
+# How long a retirement waits before it counts: every replica lists the keys folder at least
+# once a RECHECK_SECONDS, and seals under the newest version from then on.
 SETTLE_SECONDS = 3 * RECHECK_SECONDS
 
 
 class StillSealed(Exception):
-    """Some version to retire still seals values that open: nothing was retired."""
+    """Some version to retire still seals values that open: nothing was retired. `recorded`:
+    those of them the database records as retired, which `keys retire` cannot have done."""
 
-    def __init__(self, found: Census) -> None:
+    def __init__(self, found: Census, recorded: set[int]) -> None:
         super().__init__("values that open are still sealed under an older version")
         self.found = found
+        self.recorded = recorded
+
+
+class RotatedMeanwhile(Exception):
+    """A newer version came while the run waited: nothing was retired."""
 
 
 class RetiredMeanwhile(Exception):
     """Another run retired these versions first: nothing more was changed."""
-
-
-class TooSoon(Exception):
-    """The newest version is too new: a replica may still be sealing under an older one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,28 +104,26 @@ class Retirement:
 
 def retire_versions(runtime: Runtime, which: str, *, actor: str) -> Retirement:
     """Retire every version of the key `which` (PII or ROW_SEAL) older than the current one
-    (see the module's docstring); StillSealed if any still seals what opens or holds, TooSoon
-    if the current one was made less than SETTLE_SECONDS ago."""
+    (see the module's docstring); StillSealed if any still seals what opens or holds,
+    RotatedMeanwhile if a new version came while it waited for the replicas."""
     name = ROTATED[which]
     check_keys_fit_database(runtime, retired_back=True)
     made = runtime.keys.versions(name)
-    older = made[:-1]
-    if not older:
+    if len(made) < 2:
         return Retirement((), (), Counter())
-    age = (datetime.now(UTC) - runtime.keys.written_at(made[-1])).total_seconds()
-    if age < SETTLE_SECONDS:
-        raise TooSoon(
-            f"version {version_number(name, made[-1])} of the {which} key was made {age:.0f} s "
-            f"ago: a replica may still be sealing under an older one; run this again in "
-            f"{SETTLE_SECONDS:.0f} s"
-        )
+    time.sleep(SETTLE_SECONDS)  # every replica lists the keys and seals under the newest
+    if runtime.keys.versions(name)[-1] != made[-1]:
+        raise RotatedMeanwhile(f"the {which} key was rotated meanwhile: re-seal, then run this")
+    older = made[:-1]
     numbers = {version_number(name, key): key for key in older}
-    # Every version to remove is counted, one retired before and back since included: its
-    # retirement's row is no proof that nothing was sealed under it since.
+    # Every version to remove is counted, under its own key whatever the database records of
+    # it: a retirement's row is no proof that nothing is sealed under that version (one
+    # written by SQL would otherwise hide what the deletion loses).
     found = _census(runtime, which, numbers)
-    if found.held:
-        raise StillSealed(found)
     retired = retired_keys(runtime)
+    if found.held:
+        raise StillSealed(found, {n for n, key in numbers.items() if key in retired})
+    refuse_what_differs_from_the_log(runtime)  # nothing put back since the re-seal's own check
     new = [key for key in older if key not in retired]
     if new:
         _record(runtime, which, new, found.broken.total(), actor=actor)
@@ -157,7 +164,10 @@ def _record(runtime: Runtime, which: str, keys: list[str], lost: int, *, actor: 
         ) from None
 
 
-def _census(runtime: Runtime, which: str, versions: Collection[int]) -> Census:
+def _census(runtime: Runtime, which: str, versions: dict[int, str]) -> Census:
+    """What `versions` (by number, their key names) still seal, opened or checked under their
+    own keys, read from their files whatever the database records of them."""
+    keys = {number: runtime.keys.existing(key) for number, key in versions.items()}
     if which == PII:
-        return census(runtime.transaction, runtime.identity.sealer, versions)
-    return row_census(runtime.transaction, runtime.row_seal, SEALED_TABLES, versions)
+        return census(runtime.transaction, Sealer.numbered(keys), versions)
+    return row_census(runtime.transaction, RowSeal.numbered(keys), SEALED_TABLES, versions)

@@ -143,20 +143,27 @@ class LocalKeyStore:
             _create_exclusive(path, self._seal(name, secrets.token_bytes(size)))
         secret = self._open(name)
         if secret is None:
-            raise StartupError(
-                f"key {name} in {self._dir} does not open under this master key: "
-                "is SHANAKHT_MASTER_KEY the one this data directory was created with (or, "
-                "after `shanakht keys rotate master`, the new one)?"
-            )
+            raise self._not_ours(name)
         return secret
+
+    def _not_ours(self, name: str) -> StartupError:
+        return StartupError(
+            f"key {name} in {self._dir} does not open under this master key: "
+            "is SHANAKHT_MASTER_KEY the one this data directory was created with (or, "
+            "after `shanakht keys rotate master`, the new one)?"
+        )
 
     def existing(self, name: str) -> bytes:
         """The secret called `name`, which must have been made: for a version listed a moment
         ago, whose file a retirement (`remove`) may have taken meanwhile and which `secret`
         would make anew, at random."""
-        if not self._path(name).exists():
-            raise KeyGone(f"key {name} is no longer in {self._dir}")
-        return self.secret(name)
+        try:
+            secret = self._open(name)
+        except FileNotFoundError:
+            raise KeyGone(f"key {name} is no longer in {self._dir}") from None
+        if secret is None:
+            raise self._not_ours(name)
+        return secret
 
     def remove(self, name: str) -> None:
         """Delete the file of the key `name` for good (a retired version, `api.key_retirement`),

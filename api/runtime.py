@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -400,6 +400,8 @@ def _secret_versions(
 
     def versions(made: Sequence[str]) -> T:
         gone = retired()
+        if made[-1] in gone:
+            raise StartupError(f"key {made[-1]}, the newest in the keys folder, was retired")
         kept = [key for key in made[:-1] if key not in gone] + [made[-1]]
         if len(kept) < len(made):
             log.error("key %s: a retired version is back in the keys folder, not used", name)
@@ -411,14 +413,20 @@ def _secret_versions(
 
 
 def _retired_reader(engine: Engine) -> Callable[[], frozenset[str]]:
-    """The key versions the database records as retired (none before it is migrated)."""
+    """The key versions the database records as retired: none before it is migrated, and a
+    StartupError if it cannot say (`KeyVersions` then keeps what it built before and tries
+    again at its next listing), never "none" for a database that did not answer."""
 
     def retired() -> frozenset[str]:
         try:
             with engine.connect() as connection:
+                if not inspect(connection).has_table(key_retirements.name):
+                    return frozenset()
                 return frozenset(connection.execute(select(key_retirements.c.name)).scalars())
-        except SQLAlchemyError:
-            return frozenset()
+        except SQLAlchemyError as exc:
+            raise StartupError(
+                f"the retired key versions cannot be read: {_first_line(exc)}"
+            ) from None
 
     return retired
 

@@ -144,7 +144,12 @@ class RowSeal:
     @classmethod
     def of(cls, *keys: bytes) -> RowSeal:
         """A seal with these key versions, oldest first, for good."""
-        return cls(_FixedKeys(RowSealKeys(dict(enumerate(keys, start=1)))))
+        return cls.numbered(dict(enumerate(keys, start=1)))
+
+    @classmethod
+    def numbered(cls, keys: Mapping[int, bytes]) -> RowSeal:
+        """A seal with these key versions, by number, for good."""
+        return cls(_FixedKeys(RowSealKeys(keys)))
 
     @property
     def current(self) -> int:

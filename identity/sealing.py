@@ -59,8 +59,8 @@ class SealingKeySource(Protocol):
 class FixedKeys:
     """Key versions that never change: one process's own, or a test's."""
 
-    def __init__(self, *keys: bytes) -> None:
-        self._keys = SealingKeys(dict(enumerate(keys, start=1)))
+    def __init__(self, keys: SealingKeys) -> None:
+        self._keys = keys
 
     def get(self, fresh: bool = False) -> SealingKeys:
         return self._keys
@@ -73,7 +73,12 @@ class Sealer:
     @classmethod
     def of(cls, *keys: bytes) -> Sealer:
         """A sealer with these key versions, oldest first, for good."""
-        return cls(FixedKeys(*keys))
+        return cls.numbered(dict(enumerate(keys, start=1)))
+
+    @classmethod
+    def numbered(cls, keys: Mapping[int, bytes]) -> Sealer:
+        """A sealer with these key versions, by number, for good."""
+        return cls(FixedKeys(SealingKeys(keys)))
 
     @property
     def current(self) -> int:

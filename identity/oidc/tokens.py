@@ -486,6 +486,8 @@ class TokenService:
                 spent = _SPEND_REFRESH.execute(
                     self._db.connection(), spend | {"read_mac": again.mac}
                 )
+                if spent != 1:  # spent by another presentation meanwhile: reuse, judged so
+                    self._check_refresh(client, self._refresh_row(token_id), dpop_jkt)
             if spent != 1:
                 raise InvalidGrant("the sign-in session has ended")
         self._store(sealed)

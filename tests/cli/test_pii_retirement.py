@@ -247,14 +247,27 @@ def test_a_retirement_written_by_sql_deletes_nothing(
     check_keys_fit_database(runtime)
 
 
-def test_a_retirement_waits_until_every_replica_seals_under_the_newest(
-    cli_env: dict[str, str], people: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+def test_a_retirement_waits_for_the_replicas_and_stops_if_the_key_rotates_meanwhile(
+    runtime: Runtime,
+    settings: Settings,
+    cli_env: dict[str, str],
+    people: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(key_retirement, "SETTLE_SECONDS", 3600.0)
     _rotated_and_resealed(cli_env)
+    waited: list[float] = []
+
+    def rotated_while_waiting(seconds: float) -> None:
+        waited.append(seconds)
+        runtime.keys.add_version(IDENTITY_SEAL_KEY)
+
+    monkeypatch.setattr(key_retirement, "SETTLE_SECONDS", 3.0)
+    monkeypatch.setattr(key_retirement.time, "sleep", rotated_while_waiting)
     code, out = run(cli_env, "keys", "retire", "pii")
     assert code == 1, out
-    assert "a replica may still be sealing under an older one" in out
+    assert "the pii key was rotated meanwhile" in out
+    assert waited == [3.0]
+    assert _key_file(settings).is_file()
 
 
 def test_a_backup_whose_snapshot_needs_a_version_retired_meanwhile_fails(

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from api import key_retirement
 from api.key_versions import RECHECK_SECONDS
 from api.migrate import SEALED_TABLES
+from api.models import key_fingerprints, key_retirements
 from api.runtime import STATE_MAC_KEY, Runtime
 from api.settings import Settings
 from audit.models import entries
@@ -218,7 +219,7 @@ def test_nothing_is_sealed_anew_while_a_row_differs_from_the_log(
 
     assert code == 1, out
     assert "identity_clients legacy: its registration is not the one the log last recorded" in out
-    assert "nothing was sealed" in out
+    assert "nothing was changed" in out
     assert _mac_versions(oidc_runtime) == before
     assert _entries(oidc_runtime, RESEALED) == []
 
@@ -324,3 +325,28 @@ def test_a_refresh_whose_token_is_sealed_anew_meanwhile_still_succeeds(
     refreshed = token(web, rp, grant_type="refresh_token", refresh_token=refresh_token)
     assert resealed, "the token's row was sealed anew between the refresh's read and its spend"
     assert refreshed.status_code == 200, refreshed.text
+
+
+def test_a_retirement_row_written_by_sql_costs_no_row(
+    oidc_runtime: Runtime, settings: Settings, cli_env: dict[str, str]
+) -> None:
+    """Before the re-seal, whoever can write the database records version 1 as retired: the
+    retirement still counts the rows under it with version 1's own key, refuses, says the
+    record is not its own, and deletes nothing."""
+    register_client(oidc_runtime, "etransfer")
+    assert run(cli_env, "keys", "rotate", "row-seal")[0] == 0
+    with oidc_runtime.engine.connect() as connection:
+        recorded = connection.execute(
+            select(key_fingerprints.c.fingerprint).where(key_fingerprints.c.name == STATE_MAC_KEY)
+        ).scalar_one()
+    by_sql(
+        oidc_runtime,
+        key_retirements.insert().values(
+            name=STATE_MAC_KEY, fingerprint=recorded, retired_at=oidc_runtime.clock()
+        ),
+    )
+    code, out = run(cli_env, "keys", "retire", "row-seal")
+    assert code == 1, out
+    assert "version 1 still seals" in out
+    assert "version 1 is recorded as retired, but not by `keys retire`" in out
+    assert (settings.data_dir / "keys" / f"{STATE_MAC_KEY}.json").is_file()

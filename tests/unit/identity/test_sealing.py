@@ -94,7 +94,7 @@ def test_resealed_moves_older_values_only_and_never_a_broken_one() -> None:
 def test_a_value_with_any_version_byte_opens_or_is_refused_as_broken(
     version: int, body: bytes
 ) -> None:
-    sealer = Sealer(FixedKeys(V1, V2))
+    sealer = Sealer(FixedKeys(SealingKeys({1: V1, 2: V2})))
     with pytest.raises(SealBroken):
         sealer.open(bytes([version]) + body, "citizen:a:profile")
 
