@@ -425,7 +425,8 @@ def _retired_reader(engine: Engine) -> Callable[[], frozenset[str]]:
                 return frozenset(connection.execute(select(key_retirements.c.name)).scalars())
         except SQLAlchemyError as exc:
             raise StartupError(
-                f"the retired key versions cannot be read: {_first_line(exc)}"
+                f"the database is not reachable (to read the retired key versions): "
+                f"{_first_line(exc)}"
             ) from None
 
     return retired
@@ -443,6 +444,17 @@ def open_runtime(settings: Settings) -> Runtime:
         engine = create_db_engine(settings.resolved_database_url)
     except (SQLAlchemyError, ValueError) as exc:
         raise StartupError(f"SHANAKHT_DATABASE_URL is not usable: {_first_line(exc)}") from None
+    try:
+        return _assembled(settings, data_dir, keys, keks, engine)
+    except BaseException:
+        engine.dispose()  # a start refused after the engine's first connection leaves none open
+        raise
+
+
+def _assembled(
+    settings: Settings, data_dir: Path, keys: LocalKeyStore, keks: LocalKeks, engine: Engine
+) -> Runtime:
+    """The runtime's parts over `engine` (see `open_runtime`)."""
     origin = settings.resolved_audit_origin
     retired = _retired_reader(engine)
     checkpoint_keys = KeyVersions(
