@@ -350,3 +350,33 @@ def test_a_retirement_row_written_by_sql_costs_no_row(
     assert "version 1 still seals" in out
     assert "version 1 is recorded as retired, but not by `keys retire`" in out
     assert (settings.data_dir / "keys" / f"{STATE_MAC_KEY}.json").is_file()
+
+
+def test_a_client_put_back_while_the_reseal_runs_is_sealed_anew_but_still_listed(
+    oidc_runtime: Runtime, cli_env: dict[str, str]
+) -> None:
+    """A registration put back after the re-seal's reconciliation, before its batch is read,
+    holds its seal and is sealed anew; its carrying entry starts from a fingerprint the log
+    never recorded last, so the integrity check still lists it."""
+    _add_legacy(cli_env, "https://legacy.example/cb", EVIL)
+    kept = _client_row(oidc_runtime, "legacy")
+    assert run(cli_env, "clients", "remove", "legacy")[0] == 0
+    _add_legacy(cli_env, "https://legacy.example/cb")
+    assert run(cli_env, "keys", "rotate", "row-seal")[0] == 0
+    put_back: list[bool] = []
+
+    def put_back_first() -> Any:
+        if not put_back:
+            put_back.append(True)
+            by_sql(oidc_runtime, update(clients).where(clients.c.id == "legacy").values(**kept))
+        return oidc_runtime.transaction()
+
+    report = reseal_rows(
+        put_back_first, oidc_runtime.row_seal, [clients], oidc_runtime.audit_log,
+        actor="admin:test", resealed=carry_registrations(oidc_runtime.audit_log, "admin:test"),
+    )  # fmt: skip
+    assert report.resealed == 1
+    assert mac_version(_client_row(oidc_runtime, "legacy")[MAC_COLUMN]) == 2  # type: ignore[arg-type]
+    code, out = run(cli_env, "audit", "integrity")
+    assert code == 1, out
+    assert "identity_clients legacy: its registration is not the one the log last recorded" in out
