@@ -217,12 +217,11 @@ class LocalKeyStore:
     def versions(self, name: str) -> list[str]:
         """The key names of every version of the key `name` made so far, oldest first: `name`
         itself (version 1) and `name.v2`, `name.v3`... (`add_version`). Makes none."""
-        numbered = {1: name} if self._path(name).exists() else {}
-        pattern = re.compile(rf"^{re.escape(name)}\.v([1-9][0-9]*)$")
+        numbered = {}
         for other in self.names():
-            found = pattern.match(other)
-            if found and int(found.group(1)) >= 2:
-                numbered[int(found.group(1))] = other
+            number = _number_of(name, other)
+            if number is not None:
+                numbered[number] = other
         return [numbered[number] for number in sorted(numbered)]
 
     def current(self, name: str) -> str:
@@ -257,14 +256,27 @@ class LocalKeyStore:
         return Ed25519PrivateKey.from_private_bytes(self.secret(name, 32))
 
 
+def _number_of(name: str, key: str) -> int | None:
+    """The version of the key `name` that the key name `key` holds: 1 for `name` itself, n for
+    `name.vn` (n >= 2, as `add_version` names them); None for any other key."""
+    if key == name:
+        return 1
+    found = re.fullmatch(rf"{re.escape(name)}\.v([1-9][0-9]*)", key)
+    number = int(found.group(1)) if found else 0
+    return number if number >= 2 else None
+
+
 def is_version_of(name: str, key: str) -> bool:
     """Whether the key name `key` is a version of the key `name` (`name`, `name.v2`...)."""
-    return key == name or re.fullmatch(rf"{re.escape(name)}\.v[1-9][0-9]*", key) is not None
+    return _number_of(name, key) is not None
 
 
 def version_number(name: str, version: str) -> int:
     """Which version of the key `name` the key name `version` is: 1 for `name` itself."""
-    return 1 if version == name else int(version.removeprefix(f"{name}.v"))
+    number = _number_of(name, version)
+    if number is None:
+        raise ValueError(f"{version!r} is not a version of the key {name!r}")
+    return number
 
 
 class KeyGone(StartupError):

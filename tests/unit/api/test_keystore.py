@@ -20,8 +20,10 @@ from api.keystore import (
     MasterKeyRefused,
     MasterRotation,
     development_master_key,
+    is_version_of,
     parse_master_key,
     rotate_master_key,
+    version_number,
 )
 
 MASTER = bytes(range(32))
@@ -112,6 +114,23 @@ def test_versions_are_added_beside_the_first_and_numbered_in_order(tmp_path: Pat
     store.secret("locker")
     assert store.versions("locker") == ["locker"]
     assert "locker-consent.vx" not in store.versions("locker-consent")
+
+
+def test_one_rule_names_versions_for_the_listing_and_the_checks(tmp_path: Path) -> None:
+    """`versions`, `is_version_of` and `version_number` agree: `name.v1` or `name.v02` (never
+    made by `add_version`) is another key, not a version, wherever it is asked about."""
+    store = LocalKeyStore(tmp_path / "keys", MASTER)
+    for name in ("identity-seal", "identity-seal.v1", "identity-seal.v02", "identity-seal.v3"):
+        store.secret(name)
+    assert store.versions("identity-seal") == ["identity-seal", "identity-seal.v3"]
+    assert [k for k in store.names() if is_version_of("identity-seal", k)] == [
+        "identity-seal",
+        "identity-seal.v3",
+    ]
+    assert version_number("identity-seal", "identity-seal.v3") == 3
+    assert version_number("identity-seal", "identity-seal") == 1
+    with pytest.raises(ValueError, match="not a version"):
+        version_number("identity-seal", "identity-seal.v1")
 
 
 def test_a_version_made_meanwhile_by_another_rotation_is_refused(tmp_path: Path) -> None:
