@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime
@@ -26,7 +27,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from identity.models import recovery_codes, totp_factors
-from identity.sealing import Sealer
+from identity.sealing import SealBroken, Sealer
 
 ISSUER_NAME = "Shanakht"
 RECOVERY_CODES = 10
@@ -40,6 +41,8 @@ RECOVERY_CODE = "recovery"
 # An app code right for its step, but no later than a step used already: a replay (or, rarely,
 # an older code typed after a newer one was accepted). Refused either way.
 REUSED_CODE = "reused"
+
+_log = logging.getLogger("shanakht.integrity")
 
 
 def totp_context(citizen_id: str) -> str:
@@ -102,7 +105,20 @@ class AuthenticatorApps:
         ).one_or_none()
         if row is None or (row.confirmed_at is not None) != confirmed:
             return None
-        totp = pyotp.TOTP(self._sealer.open(row.secret, totp_context(citizen_id)).decode())
+        try:
+            secret = self._sealer.open(row.secret, totp_context(citizen_id))
+        except SealBroken:
+            # Changed by SQL, or sealed under a retired key version. Its codes are refused,
+            # and nothing else with it: recovery codes and SMS codes still sign the citizen
+            # in, and setting the app up again replaces the secret. An error page instead
+            # would shut them out of the one way to mend it.
+            _log.warning(
+                "integrity: the authenticator app secret of citizen %s does not open; its "
+                "codes are refused until the app is set up again",
+                citizen_id,
+            )
+            return None
+        totp = pyotp.TOTP(secret.decode())
         current = totp.timecode(self._clock())
         for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
             if hmac.compare_digest(totp.generate_otp(step), code.strip()):

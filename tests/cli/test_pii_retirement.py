@@ -115,8 +115,10 @@ def test_a_retired_version_opens_nothing_and_the_rest_reads_as_before(
         for process in (running, open_runtime(settings)):
             with pytest.raises(SealBroken, match="version 1, which this service lacks"):
                 process.identity.sealer.open(planted, totp_context(citizen))
-            with pytest.raises(SealBroken), process.transaction() as session:
-                process.second_factor(session).apps.verify(citizen, pyotp.TOTP(PLANTED).now())
+            with process.transaction() as session:  # refused, and no error page
+                assert not process.second_factor(session).apps.verify(
+                    citizen, pyotp.TOTP(PLANTED).now()
+                )
             with process.transaction() as session:
                 account = process.provider(session).accounts.by_id(citizen)
             assert account is not None, "what the re-seal moved reads as before"

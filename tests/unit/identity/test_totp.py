@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from identity.models import recovery_codes
+from identity.models import recovery_codes, totp_factors
 from identity.nadra import SCENARIOS, CitizenRecord
 from identity.totp import APP_CODE, RECOVERY_CODE, REUSED_CODE, AuthenticatorApps
 from tests.unit.identity.conftest import IdentityKit
@@ -149,3 +149,39 @@ def test_recovery_codes_issued_before_the_128_bit_ones_still_work(
         assert apps.verify_kind(citizen_id, old[0]) == RECOVERY_CODE
         assert apps.verify_kind(citizen_id, old[0]) is None
         assert apps.verify_kind(citizen_id, old[1].upper()) == RECOVERY_CODE
+
+
+def test_a_secret_that_does_not_open_refuses_its_codes_and_nothing_else(
+    kit: IdentityKit, citizen_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A secret changed by SQL (or sealed under a retired key version) is no error page: its
+    codes are refused and logged, a recovery code still works, and setting the app up again
+    replaces it."""
+    with kit.runtime.transaction() as session:
+        secret, _ = _apps(kit, session).begin(citizen_id, "x")
+        codes = _apps(kit, session).confirm(citizen_id, pyotp.TOTP(secret).at(kit.clock()))
+    assert codes is not None
+    with kit.runtime.transaction() as session:
+        sealed = session.execute(
+            select(totp_factors.c.secret).where(totp_factors.c.citizen_id == citizen_id)
+        ).scalar_one()
+        session.execute(
+            update(totp_factors)
+            .where(totp_factors.c.citizen_id == citizen_id)
+            .values(secret=sealed[:-1] + bytes([sealed[-1] ^ 1]))
+        )
+    kit.clock.advance(seconds=30)
+    with kit.runtime.transaction() as session:
+        apps = _apps(kit, session)
+        assert apps.verify_kind(citizen_id, pyotp.TOTP(secret).at(kit.clock())) is None
+        assert apps.verify_kind(citizen_id, codes[0]) == RECOVERY_CODE
+        assert apps.enabled(citizen_id)
+    assert f"authenticator app secret of citizen {citizen_id} does not open" in caplog.text
+    with kit.runtime.transaction() as session:
+        fresh, _ = _apps(kit, session).begin(citizen_id, "x")
+        assert _apps(kit, session).confirm(citizen_id, pyotp.TOTP(fresh).at(kit.clock()))
+    kit.clock.advance(seconds=30)
+    with kit.runtime.transaction() as session:
+        assert _apps(kit, session).verify_kind(citizen_id, pyotp.TOTP(fresh).at(kit.clock())) == (
+            APP_CODE
+        )
