@@ -22,7 +22,10 @@ census opens or checks each version under its own key, read from its file, whate
 database records of it. Then the integrity check's reconciliation runs again (as before the
 re-seal): a sealed row put back since is not left standing under a key about to vouch alone.
 Then one transaction records the retirement (`key_retirements`, which the key check reads) and
-its audit entry, and the files are deleted. A run stopped before the deletion leaves files the
+its audit entry, as the schema's owner (SHANAKHT_DATABASE_MIGRATION_URL, when it names another
+role than the API's: the application role may only read that table, so whoever holds the API's
+database credentials cannot write a retirement that stops replicas opening a version), and the
+files are deleted. A run stopped before the deletion leaves files the
 key check refuses as "retired, but back"; so does a keys folder restored from before a
 retirement; the next run counts them again and deletes them. The key check refuses a
 retirement row the service cannot have written (a key that does not retire, the current
@@ -47,12 +50,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
 
 from api.administration import refuse_what_differs_from_the_log
+from api.database import create_db_engine
+from api.errors import StartupError
 from api.key_check import check_keys_fit_database, fingerprint, retired_keys
 from api.key_rotation import PII, ROTATED, key_action
 from api.key_versions import RECHECK_SECONDS
@@ -72,6 +80,7 @@ RETIRED = "retired"  # the verb of the audit action (`key_action`)
 # How long a retirement waits before it counts: every replica lists the keys folder at least
 # once a RECHECK_SECONDS, and seals under the newest version from then on.
 SETTLE_SECONDS = 3 * RECHECK_SECONDS
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE
 
 
 class StillSealed(Exception):
@@ -142,7 +151,7 @@ def _record(runtime: Runtime, which: str, keys: list[str], lost: int, *, actor: 
     name = ROTATED[which]
     prints = {key: fingerprint(runtime.keys.existing(key), key) for key in keys}
     try:
-        with runtime.transaction() as session:
+        with _as_owner(runtime) as session:
             now = runtime.clock()
             rows = [{"name": k, "fingerprint": f, "retired_at": now} for k, f in prints.items()]
             session.execute(insert(key_retirements), rows)
@@ -162,6 +171,30 @@ def _record(runtime: Runtime, which: str, keys: list[str], lost: int, *, actor: 
         raise RetiredMeanwhile(
             f"another `keys retire {which}` retired these versions first"
         ) from None
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+            raise
+        raise StartupError(
+            "nothing retired: a retirement is recorded as the schema's owner, and this role "
+            "may only read key_retirements; set SHANAKHT_DATABASE_MIGRATION_URL to the owner's URL"
+        ) from None
+
+
+@contextmanager
+def _as_owner(runtime: Runtime) -> Iterator[Session]:
+    """A transaction as the schema's owner: through the migration URL when it differs from the
+    API's (the application role only reads `key_retirements`), else the runtime's own."""
+    settings = runtime.settings
+    if settings.resolved_migration_url == settings.resolved_database_url:
+        with runtime.transaction() as session:
+            yield session
+        return
+    engine = create_db_engine(settings.resolved_migration_url)
+    try:
+        with Session(engine) as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
 
 
 def _census(runtime: Runtime, which: str, versions: dict[int, str]) -> Census:

@@ -87,7 +87,7 @@ APP_TABLE_PRIVILEGES = {
     "audit_head": "SELECT, UPDATE",  # the one row an append moves; seeded by a migration
     "alembic_version": "SELECT",  # `/readyz` and `serve` read the schema's revision
     "key_fingerprints": "SELECT, INSERT",  # a key's fingerprint is recorded once, then kept
-    "key_retirements": "SELECT, INSERT",  # so is a key version's retirement
+    "key_retirements": "SELECT",  # `keys retire` records one as the owner
 }
 
 

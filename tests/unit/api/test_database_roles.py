@@ -24,12 +24,17 @@ from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from api import key_retirement
+from api.errors import StartupError
 from api.key_check import check_keys_fit_database
+from api.key_retirement import retire_versions
+from api.key_rotation import PII
 from api.migrate import prepare, upgrade
-from api.runtime import Runtime, open_runtime
+from api.runtime import IDENTITY_SEAL_KEY, Runtime, open_runtime
 from api.settings import Settings
 from audit import AuditEvent, verify_log
 from identity.models import throttles
+from identity.resealing import reseal_all
 from tests.cli.test_cli import run
 from tests.conftest import POSTGRES_URL
 
@@ -523,15 +528,44 @@ def test_the_app_role_records_key_fingerprints_but_cannot_change_or_delete_one(
 
 
 @postgres_only
-def test_the_app_role_records_a_key_retirement_but_cannot_undo_one(app_runtime: Runtime) -> None:
-    """A retired key version's record is what refuses its key file coming back: whoever holds
-    the API's database credentials cannot delete it to let a leaked version open again."""
-    with app_runtime.engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO key_retirements (name, fingerprint, retired_at) "
-                "VALUES ('identity-seal', 'f', CURRENT_TIMESTAMP)"
-            )
-        )
+def test_a_key_retirement_is_recorded_as_the_owner_and_the_app_role_only_reads_it(
+    roles: Roles, app_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retired key version's record is what refuses its key file coming back, and what stops
+    replicas opening it: whoever holds the API's database credentials can neither write one
+    (to take a version away from every replica) nor delete one (to let a leaked version open
+    again). `keys retire` writes it through the owner's URL."""
+    monkeypatch.setattr(key_retirement, "SETTLE_SECONDS", 0.0)
+    check_keys_fit_database(app_runtime)
+    app_runtime.keys.add_version(IDENTITY_SEAL_KEY)
+    sealer = app_runtime.identity.sealer
+    reseal_all(
+        app_runtime.transaction, sealer, app_runtime.row_seal, app_runtime.audit_log, actor="cli"
+    )  # fmt: skip  (the signing keys, as the application role)
+    api_only = open_runtime(roles.settings(database_migration_url=None))
+    try:
+        with pytest.raises(StartupError, match="set SHANAKHT_DATABASE_MIGRATION_URL"):
+            retire_versions(api_only, PII, actor="cli")
+    finally:
+        api_only.close()
+    assert len(app_runtime.keys.versions(IDENTITY_SEAL_KEY)) == 2, "nothing deleted"
+    done = retire_versions(app_runtime, PII, actor="cli")
+    assert done.versions == (1,)
+    assert app_runtime.keys.versions(IDENTITY_SEAL_KEY) == [f"{IDENTITY_SEAL_KEY}.v2"]
+    with app_runtime.engine.connect() as connection:
+        assert connection.execute(text("SELECT name FROM key_retirements")).scalars().all() == [
+            IDENTITY_SEAL_KEY
+        ]
+    _refused(
+        app_runtime.engine,
+        "INSERT INTO key_retirements (name, fingerprint, retired_at) "
+        "VALUES ('identity-seal.v2', 'f', CURRENT_TIMESTAMP)",
+    )
     _refused(app_runtime.engine, "UPDATE key_retirements SET name = 'x'")
     _refused(app_runtime.engine, "DELETE FROM key_retirements")
+    size = _size(app_runtime)  # the log verifies with the entry the owner appended last
+    with app_runtime.engine.connect() as connection:
+        last = connection.execute(
+            text("SELECT entry FROM audit_entries WHERE seq = :s"), {"s": size - 1}
+        )
+        assert '"keys.pii.retired"' in bytes(last.scalar_one()).decode()
