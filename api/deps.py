@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from api.runtime import Runtime
 from audit import AuditLog
+from identity.oidc.params import Params
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -41,17 +42,18 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-async def form_params(request: Request) -> dict[str, str]:
-    """The request's parameters: the form for POST, the query otherwise. An async dependency,
-    so the handlers that use it can be plain functions, run off the event loop, since
-    their database calls block."""
+async def form_params(request: Request) -> Params:
+    """The request's parameters: the form for POST, the query otherwise, with the names sent
+    more than once (`identity.oidc.params`: the OAuth endpoints refuse them). An async
+    dependency, so the handlers that use it can be plain functions, run off the event loop,
+    since their database calls block."""
     if request.method == "POST":
         form = await request.form()
-        return {k: v for k, v in form.items() if isinstance(v, str)}
-    return dict(request.query_params)
+        return Params((k, v) for k, v in form.multi_items() if isinstance(v, str))
+    return Params(request.query_params.multi_items())
 
 
-FormParams = Annotated[dict[str, str], Depends(form_params)]
+FormParams = Annotated[Params, Depends(form_params)]
 
 URLENCODED = "application/x-www-form-urlencoded"
 MAX_FIELDS = 1000  # as Starlette's form parser
@@ -62,7 +64,7 @@ MAX_FIELDS = 1000  # as Starlette's form parser
 MAX_FORM_BYTES = 64 * 1024
 
 
-async def form_fields(request: Request) -> dict[str, str]:
+async def form_fields(request: Request) -> Params:
     """A POSTed form's text fields, for a hot route (the login). A urlencoded body is parsed
     in one call, decoded as Starlette's parser does (escapes as UTF-8, the last of repeated
     names wins); FastAPI's `Form()` parameters cost 0.1 ms more on the login form
@@ -71,19 +73,19 @@ async def form_fields(request: Request) -> dict[str, str]:
     body is read up to MAX_FORM_BYTES and refused past it, never held whole."""
     if media_type(request) != URLENCODED:
         form = await request.form()
-        return {k: v for k, v in form.items() if isinstance(v, str)}
+        return Params((k, v) for k, v in form.multi_items() if isinstance(v, str))
     raw = await capped_body(request, MAX_FORM_BYTES)
     if raw is None:
         raise HTTPException(413, f"A form is at most {MAX_FORM_BYTES} bytes.")
     body = raw.decode("latin-1")
     try:
-        return dict(parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+        return Params(parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FIELDS))
     except ValueError:
         message = f"Too many fields. Maximum number of fields is {MAX_FIELDS}."
         raise HTTPException(400, message) from None
 
 
-FormFields = Annotated[dict[str, str], Depends(form_fields)]
+FormFields = Annotated[Params, Depends(form_fields)]
 
 
 def required(form: dict[str, str], *names: str) -> list[str]:

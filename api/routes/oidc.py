@@ -58,6 +58,7 @@ from identity.oidc.errors import (
     UnsupportedGrantType,
     UntrustedRedirect,
 )
+from identity.oidc.params import refuse_repeated
 from identity.oidc.provider import Provider
 from identity.oidc.tokens import TokenResponse
 
@@ -339,7 +340,9 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
 
 
 def _authenticated(request: Request, provider: Provider, params: dict[str, str]) -> Client:
-    """The client making this request, authenticated the one way it registered."""
+    """The client making this request, authenticated the one way it registered; first of all,
+    at every client-authenticated endpoint, a request that repeats a parameter is refused."""
+    refuse_repeated(params)
     return provider.clients.authenticate(
         basic=_basic_credentials(request),
         form_client_id=params.get("client_id"),

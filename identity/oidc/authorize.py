@@ -35,6 +35,7 @@ from identity.oidc.errors import (
     UntrustedRedirect,
 )
 from identity.oidc.grants import Grants
+from identity.oidc.params import refuse_repeated, repeated
 from identity.oidc.sessions import Sessions, SsoSession
 
 ACR_RANK = {ACR_LOW: 1, ACR_SUBSTANTIAL: 2}
@@ -50,6 +51,13 @@ _PROMPTS = frozenset({"none", "login", "consent"})
 LOGIN = "login"
 STEP_UP = "step_up"
 CONSENT = "consent"
+
+
+def _untrusted_if_repeated(params: Mapping[str, str], names: set[str]) -> None:
+    """UntrustedRedirect if any of `names`, which say where the browser goes back to, came more
+    than once: neither value is trusted, so there is nowhere to send the error either."""
+    if sent_twice := repeated(params) & names:
+        raise UntrustedRedirect(f"{' and '.join(sorted(sent_twice))} sent more than once")
 
 
 class ErrorRedirect(Exception):
@@ -117,6 +125,7 @@ class Authorizer:
     # -- parsing and storing ---------------------------------------------------------------
 
     def _trusted_client(self, params: Mapping[str, str]) -> tuple[Client, str]:
+        _untrusted_if_repeated(params, {"client_id", "redirect_uri"})
         client = self._clients.get(params.get("client_id", ""))
         if client is None or client.kind != ESERVICE:
             raise UntrustedRedirect("unknown client")
@@ -138,6 +147,7 @@ class Authorizer:
     def _parse_trusted(
         self, client: Client, redirect_uri: str, params: Mapping[str, str], pushed: bool
     ) -> AuthorizationRequest:
+        refuse_repeated(params)
         if "request" in params:
             raise InvalidRequest("request objects are not supported; use PAR")
         if client.require_par and not pushed:
@@ -213,6 +223,7 @@ class Authorizer:
 
     def pushed(self, params: Mapping[str, str]) -> AuthorizationRequest:
         """Resolve `request_uri` from PAR (RFC 9126 4): only for the client that pushed it."""
+        _untrusted_if_repeated(params, {"client_id", "request_uri"})
         client, _ = self._trusted_client_only(params)
         request_uri = params.get("request_uri", "")
         request_id = request_uri.removeprefix(PAR_PREFIX)

@@ -17,6 +17,7 @@ test instead of repeating it, so the whole catalogue reads in one place.
 | redirect URI: other host, path traversal, added query | test_oidc_security.py::test_untrusted_clients_and_redirects_never_redirect |
 | redirect URI: prefix, suffix, extra path, fragment, case, port, userinfo, scheme (front and PAR) | test_attacks.py::test_a_redirect_uri_that_is_not_exactly_registered_is_never_used |
 | open redirect: authorize errors before the client is trusted | test_attacks.py::test_authorization_errors_never_redirect_anywhere_unregistered |
+| parameter pollution: a parameter sent twice (authorize, token, PAR, introspection, revocation) | test_attacks.py::test_a_parameter_sent_twice_is_refused_everywhere |
 | open redirect: logout post_logout_redirect_uri (signed in, no hint) | test_oidc_security.py::test_a_logout_link_without_a_matching_hint_asks_first |
 | open redirect: logout post_logout_redirect_uri (signed out, POST, with a hint) | test_attacks.py::test_logout_redirects_only_to_a_uri_registered_for_the_client |
 | open redirect: /lang/{code}?next= | test_attacks.py::test_the_language_switch_goes_only_to_paths_here |
@@ -437,6 +438,61 @@ def test_authorization_errors_never_redirect_anywhere_unregistered(
                       follow_redirects=False)  # fmt: skip
     assert posted.status_code == 400
     assert "location" not in posted.headers
+
+
+def test_a_parameter_sent_twice_is_refused_everywhere(
+    web: TestClient, browser: Browser, rp: RelyingParty, citizen: str
+) -> None:
+    """HTTP parameter pollution (RFC 6749 3.1, 3.2: no parameter more than once): a proxy or
+    firewall reading the first value and this server the last would judge different requests.
+    At the authorization endpoint the error goes back to the client only once the client and
+    its redirect URI are each sent once; the back-channel endpoints answer invalid_request
+    before authenticating anyone."""
+    _verifier, challenge = pkce()
+    query = [
+        ("response_type", "code"), ("client_id", rp.client_id), ("redirect_uri", rp.redirect_uri),
+        ("scope", "openid"), ("state", "st-1"), ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ]  # fmt: skip
+    wider = web.get(
+        f"/oauth/authorize?{urlencode([*query, ('scope', 'openid profile cnic')])}",
+        follow_redirects=False,
+    )
+    assert wider.status_code == 303
+    assert wider.headers["location"].startswith(rp.redirect_uri)
+    sent_back = query_of(wider.headers["location"])
+    assert sent_back["error"] == "invalid_request"
+    assert sent_back["error_description"] == "sent more than once: scope"
+    assert "code" not in sent_back
+    for name, value in (("redirect_uri", rp.redirect_uri), ("client_id", rp.client_id)):
+        twice = web.get(
+            f"/oauth/authorize?{urlencode([*query, (name, value)])}", follow_redirects=False
+        )
+        assert twice.status_code == 400, name  # the same value twice: still refused, as a page
+        assert "location" not in twice.headers, name
+        posted = web.post("/oauth/authorize", content=urlencode([*query, (name, value)]),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"},
+                          follow_redirects=False)  # fmt: skip
+        assert posted.status_code == 400, name
+    callback, verifier = browser.sign_in(rp, citizen)
+    form, headers = rp.auth()
+    exchange = [*form.items(), ("grant_type", "authorization_code"), ("code", callback["code"]),
+                ("redirect_uri", rp.redirect_uri), ("code_verifier", verifier)]  # fmt: skip
+    form_headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+    for path, pairs in (
+        ("/oauth/token", [*exchange, ("code_verifier", verifier)]),
+        ("/oauth/par", [*form.items(), *query, ("scope", "openid profile")]),
+        ("/oauth/introspect", [*form.items(), ("token", "a"), ("token", "b")]),
+        ("/oauth/revoke", [*form.items(), ("token", "a"), ("token", "b")]),
+    ):
+        refused = web.post(path, content=urlencode(pairs), headers=form_headers)
+        assert refused.status_code == 400, (path, refused.text)
+        assert refused.json()["error"] == "invalid_request", path
+        assert "sent more than once" in refused.json()["error_description"], path
+    form, headers = rp.auth()  # a fresh assertion: each is for one use
+    redeemed = web.post("/oauth/token", data={**form, **dict(exchange[len(form):])},
+                        headers=headers)  # fmt: skip
+    assert redeemed.status_code == 200, "the refusal spent neither the code nor the assertion"
 
 
 def test_logout_redirects_only_to_a_uri_registered_for_the_client(
