@@ -150,6 +150,20 @@ def set_cookie(response: Response, runtime: Runtime, base: str, value: str, **op
     )
 
 
+# What a browser is told to forget when its session ends (ASVS 8.2.3): the pages it cached and
+# anything a page stored. Not "cookies": that would also take the device cookie (which spares a
+# known browser a stranger's lockout) and the language; the session cookie is deleted by name.
+CLEAR_SITE_DATA = '"cache", "storage"'
+
+
+def signed_out(response: Response, runtime: Runtime) -> Response:
+    """`response`, which ends this browser's session: the session cookie deleted, and the
+    browser told to clear what it kept of the signed-in pages."""
+    response.delete_cookie(cookie_name(runtime, SESSION_COOKIE), path="/")
+    response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
+    return response
+
+
 def render(
     request: Request,
     runtime: Runtime,

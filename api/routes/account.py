@@ -22,7 +22,7 @@ from api.i18n import Text, too_many_attempts
 from api.routes.signin import SCOPE_TEXT, password_login, set_device_cookie
 from api.runtime import Runtime
 from api.signed_in import SignedIn, SignedInDep, SubstantialDep, menu
-from api.web import SESSION_COOKIE, check_csrf, cookie_name, render
+from api.web import check_csrf, render, signed_out
 from audit import AuditEvent
 from identity.errors import (
     BreachCorpusUnavailable,
@@ -110,8 +110,7 @@ def end_all(
     check_csrf(request, runtime, csrf)
     ended = me.provider.sessions.end_all(me.account.id, "signed_out_everywhere")
     notices = end_sessions(runtime, me.provider, ended, "signed_out_everywhere")
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(cookie_name(runtime, SESSION_COOKIE), path="/")
+    response = signed_out(RedirectResponse("/login", status_code=303), runtime)
     return deliver_after(response, runtime, notices)
 
 
@@ -162,8 +161,7 @@ def change_password(
             # cookie, or the account for unknown browsers), and its session ends. The
             # citizen's other sessions were not the ones guessing, and stay.
             gone = me.provider.sessions.end(me.sso.id, "locked")
-            response = RedirectResponse("/login", status_code=303)
-            response.delete_cookie(cookie_name(runtime, SESSION_COOKIE), path="/")
+            response = signed_out(RedirectResponse("/login", status_code=303), runtime)
             return deliver_after(
                 response,
                 runtime,

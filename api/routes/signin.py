@@ -31,6 +31,7 @@ from api.web import (
     local_path,
     render,
     set_cookie,
+    signed_out,
 )
 from audit import AuditEvent
 from identity.devices import DeviceCookies
@@ -620,5 +621,4 @@ def _sign_out(
                 "You are signed out of Shanakht and of every e-service you used in this session."
             ),
         )
-    response.delete_cookie(cookie_name(runtime, SESSION_COOKIE), path="/")
-    return deliver_after(response, runtime, notices)
+    return deliver_after(signed_out(response, runtime), runtime, notices)

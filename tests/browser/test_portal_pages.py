@@ -83,6 +83,18 @@ def test_account_page_after_signing_in(page: Page, citizen: str) -> None:
     _fits(page)
 
 
+def test_signing_out_clears_what_the_pages_stored(page: Page, citizen: str) -> None:
+    """Clear-Site-Data, as Chromium applies it: after signing out on a shared computer, what a
+    signed-in page kept in the browser is gone (ASVS 8.2.3)."""
+    sign_in(page, citizen)
+    page.evaluate("localStorage.setItem('draft', 'x'); sessionStorage.setItem('step', '2')")
+    page.goto("/logout")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Signed out")).to_be_visible()
+    page.goto("/")
+    assert page.evaluate("[localStorage.length, sessionStorage.length]") == [0, 0]
+
+
 def test_keyboard_reaches_the_form_from_the_skip_link(page: Page) -> None:
     page.goto("/login")
     page.keyboard.press("Tab")

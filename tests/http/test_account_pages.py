@@ -319,6 +319,7 @@ def test_signing_out_everywhere_ends_every_session_and_this_cookie_with_them(
         "/account/sessions/end-all", data={"csrf": csrf_of(page.text)}, follow_redirects=False
     )
     assert (out.status_code, out.headers["location"]) == (303, "/login")
+    assert out.headers["clear-site-data"] == '"cache", "storage"'
     (cleared,) = [c for c in out.headers.get_list("set-cookie") if "shanakht_session" in c]
     assert cleared.startswith('__Host-shanakht_session=""')
     assert "Max-Age=0" in cleared

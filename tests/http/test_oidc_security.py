@@ -541,6 +541,8 @@ def test_logout_ends_the_session_its_tokens_and_sso(
     response = web.get(f"/logout?{query}", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "https://etransfer.example/signed-out?state=bye"
+    # The browser forgets the signed-in pages it cached and what they stored (ASVS 8.2.3).
+    assert response.headers["clear-site-data"] == '"cache", "storage"'
     assert _userinfo(web, tokens["access_token"]) == 401
     again, _ = browser.authorize(rp)
     assert "/login" in again.headers["location"], "signed out of single sign-on too"
