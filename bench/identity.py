@@ -11,6 +11,9 @@ Shanakht runs as two `shanakht serve` processes (one per core) on one data direc
 default, PostgreSQL (a schema of its own) when SHANAKHT_DATABASE_URL is set; the load is spread
 over both. The peer is panva's oidc-provider (bench/peers/oidc_provider), also two processes,
 put through the same workloads. SHANAKHT_BENCH_SECONDS sets each measured phase (default 20).
+Between them, the login phase also runs against `bench.login_floor` (FastAPI and Shanakht's own
+hasher, the hash and nothing else): what the stack reaches, so that the gap to Shanakht is what
+Shanakht's login does besides the hash.
 
 The load comes from processes of their own: wrk (C, one per server and workload) for the
 closed-loop phases, the logins and the grants, which find the most the servers can do (a Python
@@ -892,6 +895,29 @@ def _rss_rows(column: Column, pids: list[int]) -> None:
         column.rows["peak RSS MB (all phases)", f"process {i}"] = column.peak_rss.get(pid, 0.0)
 
 
+# -- the floor: the stack doing the hash alone ---------------------------------------------------
+
+
+FLOOR = "FastAPI + the hash only"
+
+
+def _bench_floor(logs: Path, hash_s: float) -> Column:
+    """The login phase against `bench.login_floor` (two uvicorn processes): what the stack
+    reaches when a login is the hash and nothing else."""
+    column = Column(FLOOR, hash_s)
+    commands = []
+    for _ in range(_cores()):
+        port = _free_port()
+        argv = [sys.executable, "-m", "uvicorn", "bench.login_floor:app", "--host", "127.0.0.1",
+                "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+        commands.append((argv, {"PORT": str(port)}, REPO))
+    with _servers(commands, "/healthz", logs) as servers:
+        loads = [_login_load(s.base, "/login", "/login", {"password": PASSWORD}) for s in servers]
+        _login_phase(column, loads, [s.process.pid for s in servers], logs)
+        _rss_rows(column, [s.process.pid for s in servers])
+    return column
+
+
 # -- the peer: oidc-provider ---------------------------------------------------------------------
 
 
@@ -1192,6 +1218,8 @@ def main() -> None:
         logs = Path(tmp)
         print("Shanakht, SQLite", flush=True)
         columns.append(_bench_shanakht("Shanakht (SQLite)", None, logs, hash_s))
+        print(FLOOR, flush=True)
+        columns.append(_bench_floor(logs, hash_s))
         pg = os.environ.get("SHANAKHT_DATABASE_URL", "")
         if pg.startswith("postgresql"):
             print("Shanakht, PostgreSQL", flush=True)
@@ -1209,7 +1237,8 @@ def main() -> None:
         print(f"peer: not run ({reason})")
     else:
         print(PEER_NOTE)
-    for line in (t for c in columns for t in _targets(c, cores, limit, alone)):
+    targeted = [c for c in columns if c.name != FLOOR]  # the floor serves no grants
+    for line in (t for c in targeted for t in _targets(c, cores, limit, alone)):
         print(line)
     others = [
         v
