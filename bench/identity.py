@@ -914,8 +914,7 @@ def _bench_floor(logs: Path, hash_s: float) -> Column:
     with _servers(commands, "/healthz", logs) as servers:
         loads = [_login_load(s.base, "/login", "/login", {"password": PASSWORD}) for s in servers]
         _login_phase(column, loads, [s.process.pid for s in servers], logs)
-        _rss_rows(column, [s.process.pid for s in servers])
-    return column
+    return column  # no RSS rows: wrk's phases do not sample it, and this app holds nothing
 
 
 # -- the peer: oidc-provider ---------------------------------------------------------------------
